@@ -1,0 +1,60 @@
+# berth — see README.md. `make`, `make test`, `make demo`.
+CC ?= cc
+PKGS := libcurl libarchive jansson libseccomp libcap libcrypto
+VERSION := 0.1.0
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c17 -Wall -Wextra -Werror -DBERTH_VERSION='"$(VERSION)"' \
+          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -pthread -fPIC -MMD -MP \
+          $(shell pkg-config --cflags $(PKGS))
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -pthread
+BUILD := build
+
+LIB_SRC := $(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
+                      src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(BUILD)/src/cli/main.o
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/berth $(BUILD)/libberth.a $(BUILD)/libberth.so
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libberth.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/libberth.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/berth: $(CLI_OBJ) $(BUILD)/libberth.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libberth.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libberth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-field-initializers -o $@ $< $(BUILD)/libberth.a $(LDLIBS) -lcriterion
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 2; done
+
+deps:
+	scripts/install-deps.sh
+
+fixtures: all
+	scripts/fixtures.sh
+
+integration: all
+	tests/integration/run.sh
+
+test: all
+	scripts/test.sh
+
+demo:
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all unit deps fixtures integration test demo clean
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,47 @@
+/* berth — public C API.
+ *
+ * Every fallible call returns a negative value and fills a berth_error_t
+ * (errno plus a message saying what to do). Release it with berth_error_free.
+ */
+#ifndef BERTH_H
+#define BERTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct berth_error_s {
+  int status; /* errno value, or 0 when not from a system call */
+  char *msg;
+};
+typedef struct berth_error_s *berth_error_t;
+
+void berth_error_free(berth_error_t err);
+const char *berth_version(void);
+
+/* ---- images ---- */
+struct berth_pull_options {
+  const char *platform; /* "os/arch[/variant]"; NULL = host platform */
+  bool quiet;           /* no progress output */
+  bool json_progress;   /* progress suppressed, caller prints JSON */
+};
+
+/* Pull REF into the store. On success *result is a JSON text describing the
+ * image (caller frees). */
+int berth_image_pull(const char *ref, const struct berth_pull_options *opts, char **result,
+                     berth_error_t *err);
+/* Import an OCI layout (directory or tar) or a `docker save` archive. */
+int berth_image_load(const char *path, const char *name, const struct berth_pull_options *opts,
+                     char **result, berth_error_t *err);
+/* JSON array of images in the store. */
+int berth_image_list(char **result, berth_error_t *err);
+/* Remove REF; drops layers no other image uses. */
+int berth_image_remove(const char *ref, char **result, berth_error_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,242 @@
+/* berth command line. Human output by default, JSON with --json; exit
+ * codes follow Docker: 125 when berth itself fails. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "berth.h"
+#include "util.h"
+
+#define EXIT_BERTH 125
+
+static bool want_color(void) { return isatty(STDERR_FILENO) && !getenv("NO_COLOR"); }
+
+static int fail(bool json, berth_error_t err) {
+  const char *msg = err && err->msg ? err->msg : "unknown error";
+  if (json) {
+    json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", err && err->status == ENOENT ? "not_found" : "failed");
+    char *t = json_dumps(j, JSON_INDENT(2));
+    puts(t);
+    free(t);
+    json_decref(j);
+  } else if (want_color())
+    fprintf(stderr, "\033[31mberth: error:\033[0m %s\n", msg);
+  else
+    fprintf(stderr, "berth: error: %s\n", msg);
+  berth_error_free(err);
+  return EXIT_BERTH;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) {
+  fprintf(stderr, "berth %s: ", cmd);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nSee `berth %s --help`.\n", cmd);
+  return EXIT_BERTH;
+}
+
+static const char *PULL_HELP =
+    "Usage: berth pull [OPTIONS] REF\n\n"
+    "Pull an image from a registry into berth's store.\n\n"
+    "  --platform OS/ARCH[/VARIANT]  choose from a multi-platform image (default: this host)\n"
+    "  -q, --quiet                   no progress output\n"
+    "      --json                    print the result as JSON only\n";
+
+static const char *LOAD_HELP =
+    "Usage: berth load [OPTIONS] PATH\n\n"
+    "Import an OCI image layout (directory or tar) or a `docker save` archive.\n\n"
+    "  --name REF     name for the image (default: from the archive)\n"
+    "  -q, --quiet    no progress output\n"
+    "      --json     print the result as JSON only\n";
+
+static const char *IMAGES_HELP =
+    "Usage: berth images [--json]\n\nList images in berth's store.\n";
+static const char *RMI_HELP =
+    "Usage: berth rmi [--json] REF...\n\nRemove image names; layers no other image or container uses are deleted.\n";
+
+struct common {
+  bool json, quiet, help;
+  const char *platform, *name;
+};
+
+static int parse(const char *cmd, int argc, char **argv, struct common *c) {
+  static struct option opts[] = {{"json", no_argument, 0, 'j'},         {"quiet", no_argument, 0, 'q'},
+                                 {"help", no_argument, 0, 'h'},         {"platform", required_argument, 0, 'p'},
+                                 {"name", required_argument, 0, 'n'},   {0, 0, 0, 0}};
+  optind = 1;
+  opterr = 0;
+  int o;
+  while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+    switch (o) {
+    case 'j': c->json = true; break;
+    case 'q': c->quiet = true; break;
+    case 'h': c->help = true; break;
+    case 'p': c->platform = optarg; break;
+    case 'n': c->name = optarg; break;
+    default: return usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
+    }
+  }
+  return 0;
+}
+
+static void print_json_text(const char *t) {
+  fputs(t, stdout);
+  fputc('\n', stdout);
+}
+
+static void print_pull_human(const char *result) {
+  json_t *j = json_loads(result, 0, NULL);
+  json_t *arr = json_is_array(j) ? j : NULL;
+  size_t n = arr ? json_array_size(arr) : 1;
+  for (size_t i = 0; i < n; i++) {
+    json_t *o = arr ? json_array_get(arr, i) : j;
+    printf("%s\n  digest:   %s\n  platform: %s\n  layers:   %zu\n", json_string_value(json_object_get(o, "name")),
+           json_string_value(json_object_get(o, "digest")), json_string_value(json_object_get(o, "platform")),
+           json_array_size(json_object_get(o, "layers")));
+    size_t k;
+    json_t *note;
+    json_array_foreach(json_object_get(o, "notes"), k, note) fprintf(stderr, "note: %s\n", json_string_value(note));
+  }
+  json_decref(j);
+}
+
+static int cmd_pull(int argc, char **argv) {
+  struct common c = {0};
+  if (parse("pull", argc, argv, &c)) return EXIT_BERTH;
+  if (c.help) return fputs(PULL_HELP, stdout), 0;
+  if (optind != argc - 1) return usage_error("pull", "expected exactly one image reference%s", "");
+  struct berth_pull_options po = {.platform = c.platform, .quiet = c.quiet, .json_progress = c.json};
+  char *res = NULL;
+  berth_error_t err = NULL;
+  if (berth_image_pull(argv[optind], &po, &res, &err) < 0) return fail(c.json, err);
+  if (c.json) print_json_text(res);
+  else if (!c.quiet) print_pull_human(res);
+  free(res);
+  return 0;
+}
+
+static int cmd_load(int argc, char **argv) {
+  struct common c = {0};
+  if (parse("load", argc, argv, &c)) return EXIT_BERTH;
+  if (c.help) return fputs(LOAD_HELP, stdout), 0;
+  if (optind != argc - 1) return usage_error("load", "expected exactly one PATH%s", "");
+  struct berth_pull_options po = {.quiet = c.quiet, .json_progress = c.json};
+  char *res = NULL;
+  berth_error_t err = NULL;
+  if (berth_image_load(argv[optind], c.name, &po, &res, &err) < 0) return fail(c.json, err);
+  if (c.json) print_json_text(res);
+  else if (!c.quiet) print_pull_human(res);
+  free(res);
+  return 0;
+}
+
+static int cmd_images(int argc, char **argv) {
+  struct common c = {0};
+  if (parse("images", argc, argv, &c)) return EXIT_BERTH;
+  if (c.help) return fputs(IMAGES_HELP, stdout), 0;
+  char *res = NULL;
+  berth_error_t err = NULL;
+  if (berth_image_list(&res, &err) < 0) return fail(c.json, err);
+  if (c.json) {
+    print_json_text(res);
+    free(res);
+    return 0;
+  }
+  json_t *arr = json_loads(res, 0, NULL);
+  free(res);
+  printf("%-50s %-19s %-14s %10s %s\n", "NAME", "DIGEST", "PLATFORM", "SIZE", "LAYERS");
+  size_t i;
+  json_t *img;
+  json_array_foreach(arr, i, img) {
+    json_t *names = json_object_get(img, "names");
+    char sz[32];
+    human_size((uint64_t)json_integer_value(json_object_get(img, "size")), sz, sizeof sz);
+    size_t nn = json_array_size(names);
+    for (size_t k = 0; k < (nn ? nn : 1); k++)
+      printf("%-50s %-19.19s %-14s %10s %zu\n", nn ? json_string_value(json_array_get(names, k)) : "<none>",
+             json_string_value(json_object_get(img, "digest")), json_string_value(json_object_get(img, "platform")), sz,
+             json_array_size(json_object_get(img, "layers")));
+  }
+  json_decref(arr);
+  return 0;
+}
+
+static int cmd_rmi(int argc, char **argv) {
+  struct common c = {0};
+  if (parse("rmi", argc, argv, &c)) return EXIT_BERTH;
+  if (c.help) return fputs(RMI_HELP, stdout), 0;
+  if (optind >= argc) return usage_error("rmi", "expected at least one image reference%s", "");
+  int rc = 0;
+  json_t *all = json_array();
+  for (int i = optind; i < argc; i++) {
+    char *res = NULL;
+    berth_error_t err = NULL;
+    if (berth_image_remove(argv[i], &res, &err) < 0) {
+      if (c.json) json_array_append_new(all, json_pack("{s:s, s:s}", "image", argv[i], "error", err->msg));
+      else fprintf(stderr, "berth: error: %s\n", err->msg);
+      berth_error_free(err);
+      rc = EXIT_BERTH;
+      continue;
+    }
+    json_t *j = json_loads(res, 0, NULL);
+    free(res);
+    if (c.json) json_array_append(all, j);
+    else {
+      printf("Untagged: %s\n", json_string_value(json_object_get(j, "untagged")));
+      size_t k;
+      json_t *d;
+      json_array_foreach(json_object_get(j, "deleted_layers"), k, d) printf("Deleted layer: %s\n", json_string_value(d));
+    }
+    json_decref(j);
+  }
+  if (c.json) {
+    char *t = json_dumps(all, JSON_INDENT(2));
+    print_json_text(t);
+    free(t);
+  }
+  json_decref(all);
+  return rc;
+}
+
+static const char *MAIN_HELP =
+    "Usage: berth [--debug] COMMAND [OPTIONS]\n\n"
+    "Daemonless, rootless-first development containers.\n\n"
+    "Images:\n"
+    "  pull       pull an image from a registry\n"
+    "  load       import an OCI layout or docker save archive\n"
+    "  images     list images\n"
+    "  rmi        remove images\n\n"
+    "Other:\n"
+    "  version    print the version\n\n"
+    "Every command takes --help and --json.\n";
+
+int main(int argc, char **argv) {
+  int i = 1;
+  while (i < argc && argv[i][0] == '-') {
+    if (!strcmp(argv[i], "--debug")) berth_log_level = BERTH_LOG_DEBUG;
+    else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) berth_log_level = BERTH_LOG_INFO;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(MAIN_HELP, stdout), 0;
+    else if (!strcmp(argv[i], "--version")) return printf("berth %s\n", berth_version()), 0;
+    else return usage_error("", "unknown option `%s`", argv[i]);
+    i++;
+  }
+  const char *lvl = getenv("BERTH_LOG");
+  if (lvl && !strcmp(lvl, "debug")) berth_log_level = BERTH_LOG_DEBUG;
+  else if (lvl && !strcmp(lvl, "info")) berth_log_level = BERTH_LOG_INFO;
+  if (i >= argc) {
+    fputs(MAIN_HELP, stderr);
+    return EXIT_BERTH;
+  }
+  const char *cmd = argv[i];
+  int sub_argc = argc - i;
+  char **sub_argv = argv + i;
+  if (!strcmp(cmd, "pull")) return cmd_pull(sub_argc, sub_argv);
+  if (!strcmp(cmd, "load")) return cmd_load(sub_argc, sub_argv);
+  if (!strcmp(cmd, "images")) return cmd_images(sub_argc, sub_argv);
+  if (!strcmp(cmd, "rmi")) return cmd_rmi(sub_argc, sub_argv);
+  if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
+  if (!strcmp(cmd, "help")) return fputs(MAIN_HELP, stdout), 0;
+  fprintf(stderr, "berth: unknown command `%s`; see `berth --help`\n", cmd);
+  return EXIT_BERTH;
+}

@@ -1,0 +1,293 @@
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "digest.h"
+
+char *store_path(struct store *s, const char *fmt, ...) {
+  char *tail = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&tail, fmt, ap) < 0) tail = NULL;
+  va_end(ap);
+  char *p = tail ? xasprintf("%s/%s", s->root, tail) : NULL;
+  free(tail);
+  return p;
+}
+
+int store_open(struct store *s, bool exclusive, berth_error_t *err) {
+  memset(s, 0, sizeof *s);
+  s->gc_lock = -1;
+  struct berth_config *cfg = config_get(err);
+  if (!cfg) return -1;
+  s->root = xasprintf("%s/storage", cfg->data_dir);
+  s->user_xattrs = geteuid() != 0 || getenv("BERTH_IN_USERNS") != NULL;
+  const char *sub[] = {"blobs/sha256", "layers", "images", "tmp", "locks"};
+  for (size_t i = 0; i < 5; i++) {
+    cleanup_free char *p = store_path(s, "%s", sub[i]);
+    if (mkdir_p(p, 0700, err) < 0) return berth_error_wrap(err, "image store");
+  }
+  cleanup_free char *lp = store_path(s, "locks/gc.lock");
+  s->gc_lock = lock_file(lp, exclusive, err);
+  return s->gc_lock < 0 ? -1 : 0;
+}
+
+void store_close(struct store *s) {
+  if (s->gc_lock >= 0) close(s->gc_lock);
+  free(s->root);
+  memset(s, 0, sizeof *s);
+  s->gc_lock = -1;
+}
+
+int store_put_blob(struct store *s, const char *digest, const void *data, size_t len, berth_error_t *err) {
+  if (digest_check(digest, err) < 0) return -1;
+  char got[72];
+  digest_of(data, len, got);
+  if (strcmp(got, digest)) return berth_error(err, -EBADMSG, "blob %s has digest %s; discarded", digest, got);
+  cleanup_free char *p = store_path(s, "blobs/sha256/%s", digest_hex(digest));
+  if (path_exists(p)) return 0;
+  return write_file_atomic(p, data, len, 0644, err);
+}
+
+int store_get_blob(struct store *s, const char *digest, size_t max, char **data, size_t *len, berth_error_t *err) {
+  if (digest_check(digest, err) < 0) return -1;
+  cleanup_free char *p = store_path(s, "blobs/sha256/%s", digest_hex(digest));
+  return read_file(p, max, data, len, err);
+}
+
+bool store_has_layer(struct store *s, const char *digest) {
+  if (!digest_valid(digest)) return false;
+  cleanup_free char *p = store_path(s, "layers/%s/diff", digest_hex(digest));
+  return path_exists(p);
+}
+
+int store_write_image(struct store *s, const char *digest, json_t *record, berth_error_t *err) {
+  if (digest_check(digest, err) < 0) return -1;
+  cleanup_free char *p = store_path(s, "images/%s.json", digest_hex(digest));
+  cleanup_free char *txt = json_dumps(record, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!txt) return berth_error(err, -ENOMEM, "image record");
+  return write_file_atomic(p, txt, strlen(txt), 0644, err);
+}
+
+json_t *store_read_image(struct store *s, const char *digest, berth_error_t *err) {
+  if (digest_check(digest, err) < 0) return NULL;
+  cleanup_free char *p = store_path(s, "images/%s.json", digest_hex(digest));
+  json_error_t je;
+  json_t *j = json_load_file(p, 0, &je);
+  if (!j) berth_error(err, -ENOENT, "image %s is not in the store", digest);
+  return j;
+}
+
+static json_t *refs_load(struct store *s, berth_error_t *err) {
+  cleanup_free char *p = store_path(s, "refs.json");
+  if (!path_exists(p)) return json_object();
+  json_error_t je;
+  json_t *j = json_load_file(p, 0, &je);
+  if (!j || !json_is_object(j)) {
+    json_decref(j);
+    berth_error(err, -EINVAL, "image store `%s` is corrupt (%s); move it away and pull again", p, je.text);
+    return NULL;
+  }
+  return j;
+}
+
+static int refs_save(struct store *s, json_t *refs, berth_error_t *err) {
+  cleanup_free char *p = store_path(s, "refs.json");
+  cleanup_free char *txt = json_dumps(refs, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!txt) return berth_error(err, -ENOMEM, "refs");
+  return write_file_atomic(p, txt, strlen(txt), 0644, err);
+}
+
+json_t *store_refs(struct store *s, berth_error_t *err) {
+  cleanup_free char *lp = store_path(s, "locks/refs.lock");
+  cleanup_close int lk = lock_file(lp, false, err);
+  if (lk < 0) return NULL;
+  return refs_load(s, err);
+}
+
+int store_ref_set(struct store *s, const char *name, const char *digest, berth_error_t *err) {
+  cleanup_free char *lp = store_path(s, "locks/refs.lock");
+  cleanup_close int lk = lock_file(lp, true, err);
+  if (lk < 0) return -1;
+  json_t *refs = refs_load(s, err);
+  if (!refs) return -1;
+  json_object_set_new(refs, name, json_string(digest));
+  int r = refs_save(s, refs, err);
+  json_decref(refs);
+  return r;
+}
+
+static uint64_t record_size(json_t *rec) {
+  uint64_t n = 0;
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(rec, "layers"), i, l) n += (uint64_t)json_integer_value(json_object_get(l, "size"));
+  return n;
+}
+
+int store_list(struct store *s, json_t **out, berth_error_t *err) {
+  json_t *refs = store_refs(s, err);
+  if (!refs) return -1;
+  json_t *arr = json_array();
+  cleanup_free char *dir = store_path(s, "images");
+  DIR *d = opendir(dir);
+  if (!d) {
+    json_decref(refs);
+    json_decref(arr);
+    return berth_error(err, errno, "open `%s`", dir);
+  }
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!str_has_suffix(de->d_name, ".json") || strlen(de->d_name) != 69) continue;
+    char digest[72];
+    snprintf(digest, sizeof digest, "sha256:%.64s", de->d_name);
+    json_t *rec = store_read_image(s, digest, NULL);
+    if (!rec) continue;
+    json_t *names = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(refs, k, v) if (!strcmp(json_string_value(v), digest)) json_array_append_new(names, json_string(k));
+    json_t *layers = json_array();
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(rec, "layers"), i, l) {
+      const char *ld = json_string_value(json_object_get(l, "digest"));
+      json_t *o = json_deep_copy(l);
+      if (ld && digest_valid(ld)) json_object_set_new(o, "path", json_string_nocheck(store_path(s, "layers/%s/diff", digest_hex(ld))));
+      json_array_append_new(layers, o);
+    }
+    json_t *img = json_pack("{s:o, s:s, s:O, s:O, s:I, s:o}", "names", names, "digest", digest, "config",
+                            json_object_get(rec, "config"), "platform", json_object_get(rec, "platform"), "size",
+                            (json_int_t)record_size(rec), "layers", layers);
+    if (img) {
+      json_object_set(img, "created", json_object_get(rec, "created"));
+      json_array_append_new(arr, img);
+    }
+    json_decref(rec);
+  }
+  closedir(d);
+  json_decref(refs);
+  *out = arr;
+  return 0;
+}
+
+/* Is `digest` listed by an image other than `except`? */
+static bool digest_used(struct store *s, const char *digest, const char *except, const char *field) {
+  cleanup_free char *dir = store_path(s, "images");
+  DIR *d = opendir(dir);
+  if (!d) return true; /* when unsure, keep */
+  bool used = false;
+  struct dirent *de;
+  while (!used && (de = readdir(d))) {
+    if (!str_has_suffix(de->d_name, ".json") || strlen(de->d_name) != 69) continue;
+    if (!strncmp(de->d_name, digest_hex(except), 64)) continue;
+    char dg[72];
+    snprintf(dg, sizeof dg, "sha256:%.64s", de->d_name);
+    json_t *rec = store_read_image(s, dg, NULL);
+    if (!rec) continue;
+    if (!strcmp(field, "config")) used = !strcmp(json_string_value(json_object_get(rec, "config")) ?: "", digest);
+    else {
+      size_t i;
+      json_t *l;
+      json_array_foreach(json_object_get(rec, "layers"), i, l) if (!strcmp(json_string_value(json_object_get(l, "digest")) ?: "", digest)) used = true;
+    }
+    json_decref(rec);
+  }
+  closedir(d);
+  return used;
+}
+
+/* Containers (later) hold a record of the layers they run on. */
+static bool layer_used_by_container(struct store *s, const char *digest) {
+  cleanup_free char *dir = xasprintf("%s/../containers", s->root);
+  DIR *d = opendir(dir);
+  if (!d) return false;
+  bool used = false;
+  struct dirent *de;
+  while (!used && (de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    cleanup_free char *p = xasprintf("%s/%s/layers.json", dir, de->d_name);
+    json_t *j = json_load_file(p, 0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(j, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), digest)) used = true;
+    json_decref(j);
+  }
+  closedir(d);
+  return used;
+}
+
+int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err) {
+  cleanup_free char *lp = store_path(s, "locks/refs.lock");
+  cleanup_close int lk = lock_file(lp, true, err);
+  if (lk < 0) return -1;
+  json_t *refs = refs_load(s, err);
+  if (!refs) return -1;
+  const char *digest_c = json_string_value(json_object_get(refs, name));
+  if (!digest_c) {
+    json_decref(refs);
+    return berth_error(err, -ENOENT, "image `%s` is not in the store (see `berth images`)", name);
+  }
+  char digest[72];
+  snprintf(digest, sizeof digest, "%s", digest_c);
+  json_object_del(refs, name);
+  if (refs_save(s, refs, err) < 0) {
+    json_decref(refs);
+    return -1;
+  }
+  bool still_named = false;
+  const char *k;
+  json_t *v;
+  json_object_foreach(refs, k, v) if (!strcmp(json_string_value(v), digest)) still_named = true;
+  json_decref(refs);
+  json_t *removed = json_array();
+  json_t *res = json_pack("{s:s, s:s, s:o}", "untagged", name, "digest", digest, "deleted_layers", removed);
+  if (!still_named) {
+    json_t *rec = store_read_image(s, digest, NULL);
+    cleanup_free char *img = store_path(s, "images/%s.json", digest_hex(digest));
+    unlink(img);
+    if (rec) {
+      const char *cfgd = json_string_value(json_object_get(rec, "config"));
+      if (cfgd && digest_valid(cfgd) && !digest_used(s, cfgd, digest, "config")) {
+        cleanup_free char *p = store_path(s, "blobs/sha256/%s", digest_hex(cfgd));
+        unlink(p);
+      }
+      cleanup_free char *mp = store_path(s, "blobs/sha256/%s", digest_hex(digest));
+      unlink(mp);
+      const char *idx = json_string_value(json_object_get(rec, "index"));
+      if (idx && digest_valid(idx)) {
+        cleanup_free char *ip = store_path(s, "blobs/sha256/%s", digest_hex(idx));
+        unlink(ip);
+      }
+      size_t i;
+      json_t *l;
+      json_array_foreach(json_object_get(rec, "layers"), i, l) {
+        const char *ld = json_string_value(json_object_get(l, "digest"));
+        if (!ld || !digest_valid(ld) || digest_used(s, ld, digest, "layers") || layer_used_by_container(s, ld)) continue;
+        cleanup_free char *dir = store_path(s, "layers");
+        cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* rename first so a half-removed layer is never taken as present */
+        cleanup_free char *rnd = random_hex(6);
+        cleanup_free char *tmpname = xasprintf("../tmp/rm-%s-%s", digest_hex(ld), rnd);
+        if (dfd >= 0 && renameat(dfd, digest_hex(ld), dfd, tmpname) == 0) {
+          berth_error_t e2 = NULL;
+          if (rm_rf_at(dfd, tmpname, &e2) < 0) {
+            berth_warn("removing layer %s: %s", ld, e2->msg);
+            berth_error_free(e2);
+          }
+          json_array_append_new(removed, json_string(ld));
+        }
+      }
+      json_decref(rec);
+    }
+  }
+  *out = res;
+  return 0;
+}

@@ -1,0 +1,36 @@
+/* Content-addressed image store under <data>/storage:
+ *   blobs/sha256/<hex>         manifests and configs, verified
+ *   layers/<hex>/diff          one unpacked layer (overlay lower dir)
+ *   images/<hex>.json          image record, keyed by manifest digest
+ *   refs.json                  name:tag -> manifest digest
+ *   tmp/, locks/
+ * Only complete, verified things are ever renamed into place. */
+#ifndef BERTH_STORE_H
+#define BERTH_STORE_H
+#include <jansson.h>
+#include "config.h"
+#include "util.h"
+
+struct store {
+  char *root; /* <data>/storage */
+  int gc_lock;  /* shared while pulling, exclusive for removal */
+  bool user_xattrs;
+};
+
+int store_open(struct store *s, bool exclusive, berth_error_t *err);
+void store_close(struct store *s);
+
+char *store_path(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int store_put_blob(struct store *s, const char *digest, const void *data, size_t len, berth_error_t *err);
+int store_get_blob(struct store *s, const char *digest, size_t max, char **data, size_t *len, berth_error_t *err);
+bool store_has_layer(struct store *s, const char *digest);
+
+int store_write_image(struct store *s, const char *digest, json_t *record, berth_error_t *err);
+json_t *store_read_image(struct store *s, const char *digest, berth_error_t *err);
+/* refs: the lock is taken inside */
+int store_ref_set(struct store *s, const char *name, const char *digest, berth_error_t *err);
+json_t *store_refs(struct store *s, berth_error_t *err); /* new reference */
+int store_list(struct store *s, json_t **out, berth_error_t *err);
+int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err);
+
+#endif

@@ -1,0 +1,26 @@
+/* berth configuration: /etc/berth/config.json, then the user's
+ * ~/.config/berth/config.json (keys override), or $BERTH_CONFIG alone. */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+#include <jansson.h>
+#include "util.h"
+
+struct berth_config {
+  json_t *root;
+  bool rootless;     /* euid != 0 */
+  char *data_dir;    /* store and container data */
+  char *run_dir;     /* locks, sockets, pids */
+  char *home;
+};
+
+int config_load(struct berth_config *c, berth_error_t *err);
+void config_free(struct berth_config *c);
+/* Process-wide configuration, loaded once. */
+struct berth_config *config_get(berth_error_t *err);
+
+bool config_registry_insecure(struct berth_config *c, const char *hostport);
+json_t *config_mirrors(struct berth_config *c, const char *domain); /* borrowed array or NULL */
+long config_int(struct berth_config *c, const char *key, long def);
+json_t *config_array(struct berth_config *c, const char *key); /* borrowed */
+
+#endif

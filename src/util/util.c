@@ -1,0 +1,316 @@
+/* berth: shared helpers. */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+int berth_log_level = BERTH_LOG_WARN;
+
+const char *berth_version(void) { return BERTH_VERSION; }
+
+void berth_error_free(berth_error_t err) {
+  if (!err) return;
+  free(err->msg);
+  free(err);
+}
+
+void berth_error_clear(berth_error_t *err) {
+  if (err && *err) {
+    berth_error_free(*err);
+    *err = NULL;
+  }
+}
+
+static int verror(berth_error_t *err, int errno_, const char *fmt, va_list ap) {
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  if (!err) {
+    free(msg);
+    return -1;
+  }
+  berth_error_clear(err);
+  *err = calloc(1, sizeof(**err));
+  if (!*err) {
+    free(msg);
+    return -1;
+  }
+  /* errno > 0: a system call failed, say why; < 0: berth's own finding
+   * classified by that errno, the message already says everything */
+  (*err)->status = errno_ < 0 ? -errno_ : errno_;
+  if (msg && errno_ > 0) {
+    char *full = NULL;
+    if (asprintf(&full, "%s: %s", msg, strerror(errno_)) >= 0) {
+      free(msg);
+      msg = full;
+    }
+  }
+  (*err)->msg = msg ? msg : strdup("out of memory");
+  return -1;
+}
+
+int berth_error(berth_error_t *err, int errno_, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = verror(err, errno_, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+int berth_error_wrap(berth_error_t *err, const char *fmt, ...) {
+  if (!err || !*err) return -1;
+  char *prefix = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&prefix, fmt, ap) < 0) prefix = NULL;
+  va_end(ap);
+  if (prefix) {
+    char *full = NULL;
+    if (asprintf(&full, "%s: %s", prefix, (*err)->msg) >= 0) {
+      free((*err)->msg);
+      (*err)->msg = full;
+    }
+    free(prefix);
+  }
+  return -1;
+}
+
+void berth_freep(void *p) { free(*(void **)p); }
+void berth_closep(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+void berth_fclosep(FILE **f) {
+  if (*f) fclose(*f);
+  *f = NULL;
+}
+
+void berth_log(int level, const char *fmt, ...) {
+  if (level > berth_log_level) return;
+  static const char *names[] = {"error", "warning", "info", "debug"};
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "berth: %s: ", names[level]);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+char *xasprintf(const char *fmt, ...) {
+  char *s = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+  va_end(ap);
+  return s;
+}
+
+char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+void *xmalloc0(size_t n) { return calloc(1, n ? n : 1); }
+
+bool str_has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+bool str_has_suffix(const char *s, const char *p) {
+  size_t a = strlen(s), b = strlen(p);
+  return a >= b && memcmp(s + a - b, p, b) == 0;
+}
+
+int buf_append(struct buf *b, const void *data, size_t len) {
+  if (b->len + len + 1 > b->cap) {
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->len + len + 1) ncap *= 2;
+    char *n = realloc(b->data, ncap);
+    if (!n) return -1;
+    b->data = n;
+    b->cap = ncap;
+  }
+  memcpy(b->data + b->len, data, len);
+  b->len += len;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+void buf_free(struct buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+int mkdir_p(const char *path, mode_t mode, berth_error_t *err) {
+  cleanup_free char *p = strdup(path);
+  if (!p) return berth_error(err, -ENOMEM, "mkdir %s", path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    if (mkdir(p, mode) < 0 && errno != EEXIST) return berth_error(err, errno, "create directory `%s`", p);
+    *s = '/';
+  }
+  if (mkdir(p, mode) < 0 && errno != EEXIST) return berth_error(err, errno, "create directory `%s`", p);
+  return 0;
+}
+
+int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len, berth_error_t *err) {
+  /* an empty path reads dirfd itself (already opened, e.g. confined) */
+  cleanup_close int fd = *path ? openat(dirfd, path, O_RDONLY | O_CLOEXEC) : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return berth_error(err, errno, "open `%s`", path);
+  struct buf b = {0};
+  char tmp[65536];
+  for (;;) {
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      buf_free(&b);
+      return berth_error(err, errno, "read `%s`", path);
+    }
+    if (n == 0) break;
+    if (b.len + (size_t)n > max) {
+      buf_free(&b);
+      return berth_error(err, -EFBIG, "`%s` is larger than %zu bytes", path, max);
+    }
+    if (buf_append(&b, tmp, n) < 0) {
+      buf_free(&b);
+      return berth_error(err, -ENOMEM, "read `%s`", path);
+    }
+  }
+  if (!b.data) b.data = strdup("");
+  *out = b.data;
+  if (len) *len = b.len;
+  return 0;
+}
+
+int read_file(const char *path, size_t max, char **out, size_t *len, berth_error_t *err) {
+  return read_file_at(AT_FDCWD, path, max, out, len, err);
+}
+
+char *random_hex(size_t nbytes) {
+  unsigned char raw[32];
+  if (nbytes > sizeof raw) nbytes = sizeof raw;
+  if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes) {
+    for (size_t i = 0; i < nbytes; i++) raw[i] = (unsigned char)(rand() ^ getpid() ^ i);
+  }
+  char *s = malloc(nbytes * 2 + 1);
+  if (!s) return NULL;
+  for (size_t i = 0; i < nbytes; i++) sprintf(s + 2 * i, "%02x", raw[i]);
+  return s;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
+  cleanup_free char *rnd = random_hex(6);
+  cleanup_free char *tmp = xasprintf("%s.tmp-%s", path, rnd ? rnd : "x");
+  if (!tmp) return berth_error(err, -ENOMEM, "write `%s`", path);
+  cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return berth_error(err, errno, "create `%s`", tmp);
+  const char *p = data;
+  size_t left = len;
+  while (left) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      unlink(tmp);
+      return berth_error(err, e, "write `%s`", tmp);
+    }
+    p += n;
+    left -= n;
+  }
+  if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return berth_error(err, e, "write `%s`", path);
+  }
+  return 0;
+}
+
+static int rm_rf_fd(int dirfd, berth_error_t *err) {
+  DIR *d = fdopendir(dirfd);
+  if (!d) {
+    close(dirfd);
+    return berth_error(err, errno, "opendir");
+  }
+  int ret = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    if (rm_rf_at(dirfd, de->d_name, err) < 0) {
+      ret = -1;
+      break;
+    }
+  }
+  closedir(d);
+  return ret;
+}
+
+int rm_rf_at(int dirfd, const char *name, berth_error_t *err) {
+  if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
+  if (errno != EISDIR && errno != EPERM) return berth_error(err, errno, "remove `%s`", name);
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return 0;
+    return berth_error(err, errno, "open `%s` for removal", name);
+  }
+  /* A directory we cannot list (mode 000) still needs emptying. */
+  if (rm_rf_fd(fd, err) < 0) return -1;
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return berth_error(err, errno, "remove directory `%s`", name);
+  return 0;
+}
+
+int rm_rf(const char *path, berth_error_t *err) { return rm_rf_at(AT_FDCWD, path, err); }
+
+bool path_exists(const char *path) {
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+int openat_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve) {
+  struct open_how how = {
+      .flags = (uint64_t)flags | O_CLOEXEC,
+      .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+      .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
+  };
+  if (!*path) path = ".";
+  int fd;
+  do fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  return fd;
+}
+
+int lock_file(const char *path, bool exclusive, berth_error_t *err) {
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return berth_error(err, errno, "open lock `%s`", path);
+  while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    return berth_error(err, e, "lock `%s`", path);
+  }
+  return fd;
+}
+
+const char *human_size(uint64_t n, char *buf, size_t len) {
+  const char *u[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = (double)n;
+  int i = 0;
+  while (v >= 1000 && i < 4) {
+    v /= 1000;
+    i++;
+  }
+  if (i == 0)
+    snprintf(buf, len, "%llu B", (unsigned long long)n);
+  else
+    snprintf(buf, len, "%.1f %s", v, u[i]);
+  return buf;
+}
+
+double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}

@@ -1,0 +1,81 @@
+/* berth: shared helpers — errors, cleanup attributes, file and string utilities. */
+#ifndef BERTH_UTIL_H
+#define BERTH_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "berth.h"
+
+/* ---- errors (crun style): fallible calls return < 0 and fill *err ----
+ * errno_ > 0: a system call failed and strerror is appended;
+ * errno_ < 0 (e.g. -EINVAL): berth's own finding, classified by -errno_. */
+int berth_error(berth_error_t *err, int errno_, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix an existing error with more context; returns -1. */
+int berth_error_wrap(berth_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void berth_error_clear(berth_error_t *err);
+
+/* ---- cleanup helpers ---- */
+void berth_freep(void *p);
+void berth_closep(int *fd);
+void berth_fclosep(FILE **f);
+#define cleanup_free __attribute__((cleanup(berth_freep)))
+#define cleanup_close __attribute__((cleanup(berth_closep)))
+#define cleanup_fclose __attribute__((cleanup(berth_fclosep)))
+#define cleanup_error __attribute__((cleanup(berth_error_clear)))
+
+/* ---- logging ---- */
+enum { BERTH_LOG_ERROR, BERTH_LOG_WARN, BERTH_LOG_INFO, BERTH_LOG_DEBUG };
+extern int berth_log_level;
+void berth_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define berth_warn(...) berth_log(BERTH_LOG_WARN, __VA_ARGS__)
+#define berth_info(...) berth_log(BERTH_LOG_INFO, __VA_ARGS__)
+#define berth_debug(...) berth_log(BERTH_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- strings ---- */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xstrdup(const char *s);
+void *xmalloc0(size_t n);
+bool str_has_prefix(const char *s, const char *p);
+bool str_has_suffix(const char *s, const char *p);
+
+/* growable byte buffer */
+struct buf {
+  char *data;
+  size_t len, cap;
+};
+int buf_append(struct buf *b, const void *data, size_t len);
+void buf_free(struct buf *b);
+
+/* ---- files ---- */
+int mkdir_p(const char *path, mode_t mode, berth_error_t *err);
+/* Read a whole file (at most max bytes, else EFBIG). */
+int read_file(const char *path, size_t max, char **out, size_t *len, berth_error_t *err);
+int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len, berth_error_t *err);
+/* Write via temp file + fsync + rename, so readers never see a partial file. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err);
+/* Remove a tree without following symlinks; missing is fine. */
+int rm_rf_at(int dirfd, const char *name, berth_error_t *err);
+int rm_rf(const char *path, berth_error_t *err);
+bool path_exists(const char *path);
+/* Allocate a unique name like "<prefix>.<random>" (no file is created). */
+char *random_hex(size_t nbytes);
+
+/* openat2 wrapper confined to dirfd as root (RESOLVE_IN_ROOT | NO_MAGICLINKS). */
+int openat_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve);
+
+/* flock-based lock file; returns fd (>= 0) holding the lock */
+int lock_file(const char *path, bool exclusive, berth_error_t *err);
+
+/* format a byte count as "12.3 MB" into buf */
+const char *human_size(uint64_t n, char *buf, size_t len);
+double now_seconds(void);
+
+#endif
