@@ -1,0 +1,17 @@
+#!/bin/bash
+# Create the unprivileged test user with subordinate id ranges, so the
+# suites can run rootless for real. Idempotent. Needs root.
+set -euo pipefail
+user=${BERTH_TEST_USER:-berthtest}
+if ! id "$user" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$user"
+fi
+# a range that does not overlap other users' ranges in a fresh install
+grep -q "^$user:" /etc/subuid 2>/dev/null || echo "$user:200000:65536" >> /etc/subuid
+grep -q "^$user:" /etc/subgid 2>/dev/null || echo "$user:200000:65536" >> /etc/subgid
+# newuidmap/newgidmap must be setuid root (Debian's uidmap package is)
+for b in newuidmap newgidmap; do
+  p=$(command -v $b) || { echo "setup-test-user: $b missing: apt-get install uidmap" >&2; exit 1; }
+  [ -u "$p" ] || getcap "$p" | grep -q cap_set || { echo "setup-test-user: $p lacks setuid" >&2; exit 1; }
+done
+echo "test user: $user ($(id -u "$user")), subuid $(grep "^$user:" /etc/subuid)"
