@@ -1,0 +1,44 @@
+#!/bin/bash
+# `make demo`: the newcomer's tour. Installs dependencies, builds berth,
+# builds a busybox image offline, serves it from a local registry, pulls it,
+# shows what landed in the store, and cleans up after itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "dependencies"
+scripts/install-deps.sh
+step "build"
+make -s all
+demo_root=$(mktemp -d /tmp/berth-demo.XXXXXX)
+export BERTH_ROOT=$demo_root
+cleanup() {
+  build/berth rmi -q 127.0.0.1:5000/demo/busybox:latest >/dev/null 2>&1 || true
+  [ -n "${started_registry:-}" ] && scripts/registry.sh stop >/dev/null 2>&1
+  rm -rf "$demo_root"
+}
+trap cleanup EXIT
+
+step "build a busybox image offline (from Debian's busybox-static)"
+python3 tests/fixtures/mkimages.py --only busybox
+step "serve it from a local registry on 127.0.0.1:5000"
+# leave a registry that was already running (e.g. for tests) alone
+scripts/registry.sh status >/dev/null 2>&1 || started_registry=1
+scripts/registry.sh start >/dev/null
+python3 tests/fixtures/push.py -q rootfs-cache/images/busybox 127.0.0.1:5000 demo/busybox:latest
+step "berth pull 127.0.0.1:5000/demo/busybox"
+build/berth pull 127.0.0.1:5000/demo/busybox
+step "berth images"
+build/berth images
+step "the unpacked layer (shared by every image and container that uses it)"
+layer=$(build/berth images --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["layers"][0]["path"])')
+echo "$layer"
+ls "$layer"
+echo "--- etc/passwd in the image:"
+cat "$layer/etc/passwd"
+step "berth load: the same image with no registry at all"
+build/berth load --name demo/offline:1 rootfs-cache/images/busybox-oci.tar
+build/berth images
+step "clean up"
+build/berth rmi 127.0.0.1:5000/demo/busybox:latest demo/offline:1
+echo "demo done (store was $demo_root, now removed)"

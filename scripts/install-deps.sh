@@ -1,0 +1,25 @@
+#!/bin/bash
+# Install everything berth needs to build, test and demo on Debian 12.
+# Quick when all is present; needs root (or sudo) otherwise.
+set -euo pipefail
+pkgs=(
+  build-essential pkg-config ca-certificates
+  libcurl4-openssl-dev libarchive-dev libjansson-dev libseccomp-dev libcap-dev libssl-dev
+  libcriterion-dev
+  uidmap attr curl openssl python3 zstd
+  busybox-static debootstrap
+  docker-registry apache2-utils
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
