@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "berth.h"
@@ -303,6 +305,25 @@ static ssize_t plain_read(void *ctx, const void **data, berth_error_t *err) {
   return fs_read(s, data, err);
 }
 
+/* tmp/load-X belongs to a load holding locks/load-X.lock; a lock we can
+ * take means its owner died (kill -9): remove the leftovers. */
+static void sweep_stale_loads(struct store *s) {
+  cleanup_free char *dir = store_path(s, "tmp");
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!str_has_prefix(de->d_name, "load-")) continue;
+    cleanup_free char *lockp = store_path(s, "locks/%s.lock", de->d_name);
+    cleanup_close int fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) continue;
+    cleanup_free char *p = store_path(s, "tmp/%s", de->d_name);
+    rm_rf(p, NULL);
+    unlink(lockp);
+  }
+  closedir(d);
+}
+
 struct load_args {
   const char *path, *name;
   const struct berth_pull_options *opts;
@@ -317,13 +338,18 @@ static int load_in_ns(void *arg, char **result, berth_error_t *err) {
   if (store_open(&s, false, err) < 0) return -1;
   int r = -1;
   cleanup_close int dirfd = -1;
+  cleanup_close int load_lock = -1;
   cleanup_free char *unpacked = NULL;
   json_t *results = json_array();
   if (S_ISDIR(st.st_mode)) {
     dirfd = open(a->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) { berth_error(err, errno, "open `%s`", a->path); goto out; }
   } else {
+    sweep_stale_loads(&s);
     cleanup_free char *rnd = random_hex(8);
+    cleanup_free char *lockp = store_path(&s, "locks/load-%s.lock", rnd);
+    load_lock = lock_file(lockp, true, err);
+    if (load_lock < 0) goto out;
     unpacked = store_path(&s, "tmp/load-%s", rnd);
     if (mkdir(unpacked, 0700) < 0) { berth_error(err, errno, "create `%s`", unpacked); goto out; }
     dirfd = open(unpacked, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -354,7 +380,11 @@ static int load_in_ns(void *arg, char **result, berth_error_t *err) {
   if (r == 0) *result = json_dumps(results, JSON_INDENT(2));
 out:
   json_decref(results);
-  if (unpacked) rm_rf(unpacked, NULL);
+  if (unpacked) {
+    rm_rf(unpacked, NULL);
+    cleanup_free char *lockp = xasprintf("%s/locks/%s.lock", s.root, strrchr(unpacked, '/') + 1);
+    unlink(lockp);
+  }
   store_close(&s);
   return r;
 }

@@ -675,7 +675,7 @@ struct blob_stream {
   struct curl_slist *hdrs;
   struct resp rs;
   struct buf fill, out;
-  bool running, checked, bad_status;
+  bool running, checked, bad_status, range_bad;
   int attempt, redirects, auths;
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -688,6 +688,15 @@ static size_t stream_write(char *data, size_t size, size_t n, void *ud) {
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->rs.status);
     if (s->rs.status == 200 && s->received > 0) s->skip = s->received; /* full body again */
     s->bad_status = !(s->rs.status == 200 || s->rs.status == 206);
+    if (s->rs.status == 206) {
+      /* the range must start where we are, or at least not after it */
+      unsigned long long start = 0;
+      if (!s->rs.content_range || sscanf(s->rs.content_range, "bytes %llu-", &start) != 1 || start > s->received) {
+        s->range_bad = true;
+        return 0;
+      }
+      s->skip = s->received - start;
+    }
   }
   if (s->bad_status) { /* keep a little of the error body for the message */
     if (s->rs.body.len < 4096) buf_append(&s->rs.body, data, len < 4096 ? len : 4096);
@@ -711,7 +720,7 @@ static int stream_start(struct blob_stream *s, berth_error_t *err) {
   }
   resp_reset(&s->rs);
   s->rs.max = 4096;
-  s->checked = s->bad_status = false;
+  s->checked = s->bad_status = s->range_bad = false;
   s->skip = 0;
   s->easy = curl_easy_init();
   if (!s->easy) return berth_error(err, -ENOMEM, "curl");
@@ -757,6 +766,9 @@ int blob_stream_open(struct registry *r, const char *digest, uint64_t size, _Ato
 /* A transfer ended: decide between done, follow, re-auth, retry or fail. */
 static int stream_finished(struct blob_stream *s, CURLcode cc, bool *again, berth_error_t *err) {
   *again = false;
+  if (s->range_bad)
+    return berth_error(err, -EIO, "blob %s: the server answered a resume request with an unusable Content-Range `%s`",
+                       s->digest, s->rs.content_range ? s->rs.content_range : "(none)");
   long status = s->rs.status;
   if (!s->checked) curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
   char *redir = NULL;

@@ -224,7 +224,21 @@ static bool layer_used_by_container(struct store *s, const char *digest) {
   return used;
 }
 
+/* Leftovers of a removal that was killed: we hold the gc lock exclusively,
+ * so no other removal is running. */
+static void remove_stale_rm_dirs(struct store *s) {
+  cleanup_free char *dir = store_path(s, "tmp");
+  cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (str_has_prefix(de->d_name, "rm-")) rm_rf_at(dfd, de->d_name, NULL);
+  closedir(d);
+}
+
 int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err) {
+  remove_stale_rm_dirs(s);
   cleanup_free char *lp = store_path(s, "locks/refs.lock");
   cleanup_close int lk = lock_file(lp, true, err);
   if (lk < 0) return -1;
