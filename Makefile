@@ -4,15 +4,15 @@ PKGS := libcurl libarchive jansson libseccomp libcap libcrypto
 VERSION := 0.1.0
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -Wall -Wextra -Werror -DBERTH_VERSION='"$(VERSION)"' \
-          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -pthread -fPIC -MMD -MP \
+          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -pthread
 BUILD := build
 
 LIB_SRC := $(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CLI_OBJ := $(BUILD)/src/cli/main.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o
+CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -21,6 +21,11 @@ all: $(BUILD)/berth $(BUILD)/libberth.a $(BUILD)/libberth.so
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# data files linked in as-is (symbols _binary_profiles_<name>_json_start/_end)
+$(BUILD)/profiles/%.o: profiles/%.json
+	@mkdir -p $(dir $@)
+	ld -r -b binary -z noexecstack -o $@ $<
 
 $(BUILD)/libberth.a: $(LIB_OBJ)
 	ar rcs $@ $^

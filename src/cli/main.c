@@ -9,11 +9,17 @@
 #include "berth.h"
 #include "util.h"
 
-#define EXIT_BERTH 125
+#include "cli.h"
 
 static bool want_color(void) { return isatty(STDERR_FILENO) && !getenv("NO_COLOR"); }
 
-static int fail(bool json, berth_error_t err) {
+void cli_print_json(json_t *j) {
+  char *t = json_dumps(j, JSON_INDENT(2));
+  if (t) puts(t);
+  free(t);
+}
+
+int cli_fail(bool json, berth_error_t err) {
   const char *msg = err && err->msg ? err->msg : "unknown error";
   if (json) {
     json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", err && err->status == ENOENT ? "not_found" : "failed");
@@ -109,7 +115,7 @@ static int cmd_pull(int argc, char **argv) {
   struct berth_pull_options po = {.platform = c.platform, .quiet = c.quiet, .json_progress = c.json};
   char *res = NULL;
   berth_error_t err = NULL;
-  if (berth_image_pull(argv[optind], &po, &res, &err) < 0) return fail(c.json, err);
+  if (berth_image_pull(argv[optind], &po, &res, &err) < 0) return cli_fail(c.json, err);
   if (c.json) print_json_text(res);
   else if (!c.quiet) print_pull_human(res);
   free(res);
@@ -124,7 +130,7 @@ static int cmd_load(int argc, char **argv) {
   struct berth_pull_options po = {.quiet = c.quiet, .json_progress = c.json};
   char *res = NULL;
   berth_error_t err = NULL;
-  if (berth_image_load(argv[optind], c.name, &po, &res, &err) < 0) return fail(c.json, err);
+  if (berth_image_load(argv[optind], c.name, &po, &res, &err) < 0) return cli_fail(c.json, err);
   if (c.json) print_json_text(res);
   else if (!c.quiet) print_pull_human(res);
   free(res);
@@ -137,7 +143,7 @@ static int cmd_images(int argc, char **argv) {
   if (c.help) return fputs(IMAGES_HELP, stdout), 0;
   char *res = NULL;
   berth_error_t err = NULL;
-  if (berth_image_list(&res, &err) < 0) return fail(c.json, err);
+  if (berth_image_list(&res, &err) < 0) return cli_fail(c.json, err);
   if (c.json) {
     print_json_text(res);
     free(res);
@@ -207,11 +213,19 @@ static const char *MAIN_HELP =
     "  load       import an OCI layout or docker save archive\n"
     "  images     list images\n"
     "  rmi        remove images\n\n"
+    "Containers:\n"
+    "  create     create and start a container\n"
+    "  run        create, run a command, optionally remove (--rm)\n"
+    "  exec       run a command in a running container (-it for a terminal)\n"
+    "  ls         list containers\n"
+    "  status     show one container (--health checks it)\n"
+    "  rm         stop and remove containers\n\n"
     "Other:\n"
     "  version    print the version\n\n"
     "Every command takes --help and --json.\n";
 
 int main(int argc, char **argv) {
+  proc_title_init(argc, argv);
   int i = 1;
   while (i < argc && argv[i][0] == '-') {
     if (!strcmp(argv[i], "--debug")) berth_log_level = BERTH_LOG_DEBUG;
@@ -235,6 +249,12 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "load")) return cmd_load(sub_argc, sub_argv);
   if (!strcmp(cmd, "images")) return cmd_images(sub_argc, sub_argv);
   if (!strcmp(cmd, "rmi")) return cmd_rmi(sub_argc, sub_argv);
+  if (!strcmp(cmd, "create")) return cmd_create(sub_argc, sub_argv);
+  if (!strcmp(cmd, "run")) return cmd_run(sub_argc, sub_argv);
+  if (!strcmp(cmd, "exec")) return cmd_exec(sub_argc, sub_argv);
+  if (!strcmp(cmd, "ls") || !strcmp(cmd, "ps")) return cmd_ls(sub_argc, sub_argv);
+  if (!strcmp(cmd, "status")) return cmd_status(sub_argc, sub_argv);
+  if (!strcmp(cmd, "rm")) return cmd_rm(sub_argc, sub_argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "help")) return fputs(MAIN_HELP, stdout), 0;
   fprintf(stderr, "berth: unknown command `%s`; see `berth --help`\n", cmd);

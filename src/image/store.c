@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "digest.h"
+#include "ref.h"
 
 char *store_path(struct store *s, const char *fmt, ...) {
   char *tail = NULL;
@@ -160,7 +161,10 @@ int store_list(struct store *s, json_t **out, berth_error_t *err) {
     json_array_foreach(json_object_get(rec, "layers"), i, l) {
       const char *ld = json_string_value(json_object_get(l, "digest"));
       json_t *o = json_deep_copy(l);
-      if (ld && digest_valid(ld)) json_object_set_new(o, "path", json_string_nocheck(store_path(s, "layers/%s/diff", digest_hex(ld))));
+      if (ld && digest_valid(ld)) {
+        cleanup_free char *lp = store_path(s, "layers/%s/diff", digest_hex(ld));
+        json_object_set_new(o, "path", json_string(lp));
+      }
       json_array_append_new(layers, o);
     }
     json_t *img = json_pack("{s:o, s:s, s:O, s:O, s:I, s:o}", "names", names, "digest", digest, "config",
@@ -303,5 +307,38 @@ int store_remove(struct store *s, const char *name, json_t **out, berth_error_t 
     }
   }
   *out = res;
+  return 0;
+}
+
+int store_lookup(struct store *s, const char *ref, json_t **record, json_t **config, berth_error_t *err) {
+  struct image_ref r;
+  if (ref_parse(ref, &r, err) < 0) return -1;
+  cleanup_free char *name = ref_name(&r);
+  cleanup_free char *key = r.tag ? xasprintf("%s:%s", name, r.tag) : xasprintf("%s@%s", name, r.digest);
+  ref_free(&r);
+  json_t *refs = store_refs(s, err);
+  if (!refs) return -1;
+  const char *dg = json_string_value(json_object_get(refs, key));
+  char digest[72] = "";
+  if (dg) snprintf(digest, sizeof digest, "%s", dg);
+  json_decref(refs);
+  if (!*digest) return berth_error(err, -ENOENT, "image `%s` is not in the store", key);
+  json_t *rec = store_read_image(s, digest, err);
+  if (!rec) return -1;
+  const char *cd = json_string_value(json_object_get(rec, "config"));
+  cleanup_free char *cbody = NULL;
+  size_t clen;
+  if (!cd || store_get_blob(s, cd, 8 << 20, &cbody, &clen, err) < 0) {
+    json_decref(rec);
+    return berth_error_wrap(err, "image `%s`: config", key);
+  }
+  json_t *cfg = json_loadb(cbody, clen, 0, NULL);
+  if (!cfg) {
+    json_decref(rec);
+    return berth_error(err, -EINVAL, "image `%s`: config is not JSON", key);
+  }
+  json_object_set_new(rec, "name", json_string(key));
+  *record = rec;
+  *config = cfg;
   return 0;
 }

@@ -32,5 +32,7 @@ int store_ref_set(struct store *s, const char *name, const char *digest, berth_e
 json_t *store_refs(struct store *s, berth_error_t *err); /* new reference */
 int store_list(struct store *s, json_t **out, berth_error_t *err);
 int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err);
+/* Find an image by reference: its record (plus "name") and parsed config. */
+int store_lookup(struct store *s, const char *ref, json_t **record, json_t **config, berth_error_t *err);
 
 #endif

@@ -103,38 +103,10 @@ static void split(char *path, char **dir, char **base) {
 
 /* Open directory `dir` inside the root, creating missing components. */
 static int open_dir(struct ctx *c, const char *dir, bool create, berth_error_t *err) {
+  if (create) return mkdir_in_root(c->root, dir, 0755, 0, err);
   int fd = openat_in_root(c->root, dir, O_PATH | O_DIRECTORY, 0, 0);
-  if (fd >= 0 || errno != ENOENT || !create) {
-    if (fd < 0) return berth_error(err, errno, "open directory `%s` in layer", dir);
-    return fd;
-  }
-  cleanup_free char *p = strdup(dir);
-  for (char *s = p;; s++) {
-    if (*s == '/' || *s == '\0') {
-      char saved = *s;
-      *s = '\0';
-      int d = openat_in_root(c->root, p, O_PATH | O_DIRECTORY, 0, 0);
-      if (d < 0 && errno == ENOENT) {
-        char *slash = strrchr(p, '/');
-        cleanup_close int parent = -1;
-        const char *name = p;
-        if (slash) {
-          *slash = '\0';
-          parent = openat_in_root(c->root, p, O_PATH | O_DIRECTORY, 0, 0);
-          *slash = '/';
-          name = slash + 1;
-        } else
-          parent = openat_in_root(c->root, "", O_PATH | O_DIRECTORY, 0, 0);
-        if (parent < 0) return berth_error(err, errno, "open parent of `%s` in layer", p);
-        if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s` in layer", p);
-        d = openat_in_root(c->root, p, O_PATH | O_DIRECTORY, 0, 0);
-      }
-      if (d < 0) return berth_error(err, errno, "open directory `%s` in layer", p);
-      if (saved == '\0') return d;
-      close(d);
-      *s = saved;
-    }
-  }
+  if (fd < 0) return berth_error(err, errno, "open directory `%s` in layer", dir);
+  return fd;
 }
 
 /* Make room for a new entry `base` in parent: a directory stays when a

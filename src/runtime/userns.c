@@ -62,7 +62,7 @@ static int run_helper(const char *prog, pid_t pid, unsigned id, const struct id_
 
 /* Map the child: full ranges through newuidmap/newgidmap when the user has
  * them, else only the user's own ids (and say what that means). */
-static int map_child(pid_t pid, bool *single) {
+int userns_map(pid_t pid, bool *single) {
   uid_t uid = getuid();
   gid_t gid = getgid();
   struct passwd *pw = getpwuid(uid);
@@ -151,7 +151,7 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
   char ok = 0;
   if (read(sync1[0], &ok, 1) != 1) ok = 0;
   bool single = false;
-  char go = ok && map_child(pid, &single) == 0;
+  char go = ok && userns_map(pid, &single) == 0;
   if (go && single) {
     static bool said;
     if (!said && !getenv("BERTH_QUIET_SUBID"))

@@ -8,6 +8,7 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -313,4 +314,74 @@ double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int mkdir_in_root(int rootfd, const char *dir, mode_t mode, uint64_t resolve, berth_error_t *err) {
+  int fd = openat_in_root(rootfd, dir, O_PATH | O_DIRECTORY, 0, resolve);
+  if (fd >= 0 || errno != ENOENT) {
+    if (fd < 0) return berth_error(err, errno, "open directory `%s`", dir);
+    return fd;
+  }
+  /* create the missing components one by one, each resolved in the root again */
+  cleanup_free char *p = strdup(dir);
+  if (!p) return berth_error(err, -ENOMEM, "mkdir");
+  for (char *s = p;; s++) {
+    if (*s != '/' && *s != '\0') continue;
+    char saved = *s;
+    *s = '\0';
+    if (*p) {
+      int d = openat_in_root(rootfd, p, O_PATH | O_DIRECTORY, 0, resolve);
+      if (d < 0 && errno == ENOENT) {
+        char *slash = strrchr(p, '/');
+        const char *name = slash ? slash + 1 : p;
+        if (slash) *slash = '\0';
+        int parent = openat_in_root(rootfd, slash ? p : "", O_PATH | O_DIRECTORY, 0, resolve);
+        if (slash) *slash = '/';
+        if (parent < 0) return berth_error(err, errno, "open parent of `%s`", p);
+        int r = mkdirat(parent, name, mode);
+        int e = errno;
+        close(parent);
+        if (r < 0 && e != EEXIST) return berth_error(err, e, "create directory `%s`", p);
+        d = openat_in_root(rootfd, p, O_PATH | O_DIRECTORY, 0, resolve);
+      }
+      if (d < 0) return berth_error(err, errno, "open directory `%s`", p);
+      if (saved == '\0') return d;
+      close(d);
+    } else if (saved == '\0') {
+      return openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, resolve);
+    }
+    *s = saved;
+  }
+}
+
+/* The process's argv and environment block, as the kernel shows them in
+ * /proc/PID/cmdline and /proc/PID/environ. berth's monitor, init and exec
+ * helpers are forks of the CLI: without this, a container could read the
+ * host command line and environment (tokens included) of its PID 1. */
+static char *title_start;
+static size_t title_len;
+
+void proc_title_init(int argc, char **argv) {
+  if (argc < 1 || !argv[0]) return;
+  char *end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+  extern char **environ;
+  size_t n = 0;
+  for (char **e = environ; e && *e; e++) n++;
+  char **copy = calloc(n + 1, sizeof *copy);
+  if (!copy) return;
+  for (size_t i = 0; i < n; i++) {
+    if (environ[i] == end) end += strlen(environ[i]) + 1; /* contiguous with argv */
+    copy[i] = strdup(environ[i]);
+  }
+  environ = copy; /* getenv keeps working after the block is wiped */
+  title_start = argv[0];
+  title_len = (size_t)(end - argv[0]);
+  for (int i = 0; i < argc; i++) argv[i] = strdup(argv[i]); /* and so do the arguments */
+}
+
+void proc_set_title(const char *title) {
+  if (!title_start || title_len < 2) return;
+  memset(title_start, 0, title_len);
+  strncpy(title_start, title, title_len - 1);
+  prctl(PR_SET_NAME, title, 0, 0, 0);
 }

@@ -71,8 +71,16 @@ char *random_hex(size_t nbytes);
 /* openat2 wrapper confined to dirfd as root (RESOLVE_IN_ROOT | NO_MAGICLINKS). */
 int openat_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve);
 
+/* Open directory `dir` inside rootfd (O_PATH), creating missing
+ * components; every lookup is confined to the root. */
+int mkdir_in_root(int rootfd, const char *dir, mode_t mode, uint64_t resolve, berth_error_t *err);
+
 /* flock-based lock file; returns fd (>= 0) holding the lock */
 int lock_file(const char *path, bool exclusive, berth_error_t *err);
+
+/* Hide the host command line and environment of berth's helper processes. */
+void proc_title_init(int argc, char **argv);
+void proc_set_title(const char *title);
 
 /* format a byte count as "12.3 MB" into buf */
 const char *human_size(uint64_t n, char *buf, size_t len);

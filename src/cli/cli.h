@@ -1,0 +1,14 @@
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+#include <jansson.h>
+#include "berth.h"
+#define EXIT_BERTH 125
+int cli_fail(bool json, berth_error_t err);
+void cli_print_json(json_t *j);
+int cmd_create(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+#endif

@@ -1,0 +1,393 @@
+/* berth create / run / exec / ls / status / rm */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth.h"
+#include "cgroup.h"
+#include "cli.h"
+#include "container.h"
+
+static const char *CREATE_HELP =
+    "Usage: berth create [OPTIONS] IMAGE\n"
+    "       berth create [OPTIONS] --image IMAGE\n\n"
+    "Create and start a container (detached). Its PID 1 is berth's own init.\n\n"
+    "  --name NAME          container name (default: <purpose or env>-<6 hex>)\n"
+    "  --image REF          image (pulled when absent)\n"
+    "  --purpose P          recorded purpose; prefixes generated names\n"
+    "  -w, --workdir DIR    working directory (default /workspace)\n"
+    "  -v, --volume H:C[:ro] bind mount host path H at C\n"
+    "      --no-mount-cwd   do not bind the current directory at the workdir\n"
+    "  -e, --env K=V        environment variable\n"
+    "      --memory SIZE    memory limit (default 4g)\n"
+    "      --cpus N         CPU limit in cores\n"
+    "      --pids N         process limit (default 256)\n"
+    "      --network MODE   none (default) or host\n"
+    "      --persistent     record the container as persistent\n"
+    "      --platform P     platform to pull\n"
+    "  -q, --quiet          print only the name\n"
+    "      --json           JSON output\n";
+
+static const char *RUN_HELP =
+    "Usage: berth run [--rm] [-it] [create options] IMAGE [CMD [ARG...]]\n\n"
+    "Create a container, run CMD in it (default /bin/sh), and with --rm remove it.\n";
+
+static const char *EXEC_HELP =
+    "Usage: berth exec [OPTIONS] NAME CMD [ARG...]\n\n"
+    "Run a command in a running container, with the same confinement.\n\n"
+    "  -i, --interactive    keep stdin open\n"
+    "  -t, --tty            allocate a terminal (use -it together)\n"
+    "  -e, --env K=V        environment variable\n"
+    "  -w, --workdir DIR    working directory\n"
+    "  -u, --user U[:G]     user (name or id) inside the container\n"
+    "      --timeout S      kill the command and all it started after S seconds (exit 124)\n"
+    "      --json           capture output and print {returncode, stdout, stderr, timed_out}\n";
+
+static int env_arg(json_t *env, const char *kv) {
+  const char *eq = strchr(kv, '=');
+  if (!eq || eq == kv) {
+    fprintf(stderr, "berth: -e expects K=V, got `%s`\n", kv);
+    return -1;
+  }
+  cleanup_free char *k = strndup(kv, eq - kv);
+  json_object_set_new(env, k, json_string(eq + 1));
+  return 0;
+}
+
+static int volume_arg(json_t *mounts, const char *spec) {
+  cleanup_free char *s = strdup(spec);
+  char *c1 = strchr(s, ':');
+  if (!c1) {
+    fprintf(stderr, "berth: -v expects HOST:CONTAINER[:ro|rw], got `%s`\n", spec);
+    return -1;
+  }
+  *c1 = '\0';
+  char *c2 = strchr(c1 + 1, ':');
+  if (c2) *c2 = '\0';
+  char *host = realpath(s, NULL);
+  json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "host", host ? host : s, "container", c1 + 1, "mode", c2 ? c2 + 1 : "rw"));
+  free(host);
+  return 0;
+}
+
+struct create_cli {
+  struct create_opts o;
+  bool json, quiet, rm, tty, interactive;
+  json_t *env, *mounts;
+};
+
+enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT };
+
+/* parse create's flags; returns index of the first positional or -1 */
+static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
+  static struct option opts[] = {
+      {"name", required_argument, 0, O_NAME},       {"image", required_argument, 0, O_IMAGE},
+      {"purpose", required_argument, 0, O_PURPOSE}, {"workdir", required_argument, 0, 'w'},
+      {"volume", required_argument, 0, 'v'},        {"no-mount-cwd", no_argument, 0, O_NOCWD},
+      {"env", required_argument, 0, 'e'},           {"memory", required_argument, 0, O_MEMORY},
+      {"cpus", required_argument, 0, O_CPUS},       {"pids", required_argument, 0, O_PIDS},
+      {"network", required_argument, 0, O_NETWORK}, {"persistent", no_argument, 0, O_PERSIST},
+      {"platform", required_argument, 0, O_PLATFORM}, {"quiet", no_argument, 0, 'q'},
+      {"json", no_argument, 0, O_JSON},             {"help", no_argument, 0, 'h'},
+      {"rm", no_argument, 0, O_RM},                 {"tty", no_argument, 0, 't'},
+      {"interactive", no_argument, 0, 'i'},         {0, 0, 0, 0}};
+  c->env = json_object();
+  c->mounts = json_array();
+  c->o.mount_cwd = true;
+  c->o.limits = (struct limits){.memory = 4LL << 30, .pids = 256};
+  optind = 1;
+  opterr = 0;
+  int op;
+  berth_error_t err = NULL;
+  while ((op = getopt_long(argc, argv, "+w:v:e:qhit", opts, NULL)) != -1) {
+    switch (op) {
+    case O_NAME: c->o.name = optarg; break;
+    case O_IMAGE: c->o.image = optarg; break;
+    case O_PURPOSE: c->o.purpose = optarg; break;
+    case 'w': c->o.workdir = optarg; break;
+    case 'v': if (volume_arg(c->mounts, optarg) < 0) return -1; break;
+    case O_NOCWD: c->o.mount_cwd = false; break;
+    case 'e': if (env_arg(c->env, optarg) < 0) return -1; break;
+    case O_MEMORY:
+      if (parse_size(optarg, &c->o.limits.memory, &err) < 0) {
+        fprintf(stderr, "berth: --memory: %s\n", err->msg);
+        berth_error_free(err);
+        return -1;
+      }
+      break;
+    case O_CPUS: {
+      char *end;
+      c->o.limits.cpus = strtod(optarg, &end);
+      if (*end || c->o.limits.cpus <= 0 || c->o.limits.cpus > 1024) {
+        fprintf(stderr, "berth: --cpus expects a positive number of cores, got `%s`\n", optarg);
+        return -1;
+      }
+      break;
+    }
+    case O_PIDS: {
+      char *end;
+      c->o.limits.pids = strtoll(optarg, &end, 10);
+      if (*end || c->o.limits.pids < 1) {
+        fprintf(stderr, "berth: --pids expects a positive integer, got `%s`\n", optarg);
+        return -1;
+      }
+      break;
+    }
+    case O_NETWORK: c->o.network = optarg; break;
+    case O_PERSIST: c->o.persistent = true; break;
+    case O_PLATFORM: c->o.platform = optarg; break;
+    case 'q': c->quiet = true; break;
+    case O_JSON: c->json = true; break;
+    case 'h': *help = true; return optind;
+    case O_RM: if (!run) goto bad; c->rm = true; break;
+    case 't': if (!run) goto bad; c->tty = true; break;
+    case 'i': if (!run) goto bad; c->interactive = true; break;
+    default:
+    bad:
+      fprintf(stderr, "berth %s: unknown option `%s`; see `berth %s --help`\n", run ? "run" : "create", argv[optind - 1],
+              run ? "run" : "create");
+      return -1;
+    }
+  }
+  c->o.env = c->env;
+  c->o.mounts = c->mounts;
+  c->o.quiet = c->quiet || c->json;
+  return optind;
+}
+
+int cmd_create(int argc, char **argv) {
+  struct create_cli c = {0};
+  bool help = false;
+  int i = parse_create(argc, argv, &c, false, &help);
+  if (help) return fputs(CREATE_HELP, stdout), 0;
+  if (i < 0) return EXIT_BERTH;
+  if (!c.o.image && i < argc) c.o.image = argv[i++];
+  if (i < argc) {
+    fprintf(stderr, "berth create: unexpected argument `%s` (commands run with `berth exec`)\n", argv[i]);
+    return EXIT_BERTH;
+  }
+  json_t *res = NULL;
+  berth_error_t err = NULL;
+  int r = container_create(&c.o, &res, &err);
+  json_decref(c.env);
+  json_decref(c.mounts);
+  if (r < 0) return cli_fail(c.json, err);
+  if (c.json) cli_print_json(res);
+  else {
+    printf("%s\n", json_string_value(json_object_get(res, "container")));
+    json_t *cg = json_object_get(res, "cgroup");
+    if (!c.quiet && json_is_false(json_object_get(cg, "limits_applied")))
+      fprintf(stderr, "note: %s\n", json_string_value(json_object_get(cg, "note")) ?: "resource limits not applied");
+  }
+  json_decref(res);
+  return 0;
+}
+
+static int print_exec(const struct exec_result *r, bool json) {
+  if (json) {
+    json_t *o = json_pack("{s:i, s:s#, s:s#, s:b}", "returncode", r->exit_code, "stdout", r->out.data ? r->out.data : "",
+                          r->out.len, "stderr", r->err.data ? r->err.data : "", r->err.len, "timed_out", r->timed_out);
+    if (!o) o = json_pack("{s:i, s:s, s:s, s:b}", "returncode", r->exit_code, "stdout", "(not valid UTF-8)", "stderr", "", "timed_out", r->timed_out);
+    cli_print_json(o);
+    json_decref(o);
+  } else if (r->timed_out)
+    fprintf(stderr, "berth: exec: timed out; the command and everything it started were killed\n");
+  return r->exit_code;
+}
+
+int cmd_exec(int argc, char **argv) {
+  static struct option opts[] = {{"interactive", no_argument, 0, 'i'}, {"tty", no_argument, 0, 't'},
+                                 {"env", required_argument, 0, 'e'},   {"workdir", required_argument, 0, 'w'},
+                                 {"user", required_argument, 0, 'u'},  {"timeout", required_argument, 0, O_TIMEOUT},
+                                 {"json", no_argument, 0, O_JSON},     {"help", no_argument, 0, 'h'},
+                                 {0, 0, 0, 0}};
+  struct exec_opts o = {.capture_max = 10 << 20};
+  json_t *env = json_object();
+  bool json = false;
+  optind = 1;
+  opterr = 0;
+  int op;
+  while ((op = getopt_long(argc, argv, "+ite:w:u:h", opts, NULL)) != -1) {
+    switch (op) {
+    case 'i': break;
+    case 't': o.tty = true; break;
+    case 'e': if (env_arg(env, optarg) < 0) return EXIT_BERTH; break;
+    case 'w': o.workdir = optarg; break;
+    case 'u': o.user = optarg; break;
+    case O_TIMEOUT: {
+      char *end;
+      long t = strtol(optarg, &end, 10);
+      if (*end || t < 0 || t > 86400 * 7) {
+        fprintf(stderr, "berth exec: --timeout expects seconds (0-604800), got `%s`\n", optarg);
+        return EXIT_BERTH;
+      }
+      o.timeout = (int)t;
+      break;
+    }
+    case O_JSON: json = true; break;
+    case 'h': return fputs(EXEC_HELP, stdout), 0;
+    default: fprintf(stderr, "berth exec: unknown option `%s`; see `berth exec --help`\n", argv[optind - 1]); return EXIT_BERTH;
+    }
+  }
+  if (argc - optind < 2) {
+    fprintf(stderr, "berth exec: expected NAME CMD [ARG...]; see `berth exec --help`\n");
+    return EXIT_BERTH;
+  }
+  if (o.tty && !isatty(STDIN_FILENO)) o.tty = isatty(STDOUT_FILENO); /* like docker: -t without a terminal still works */
+  o.name = argv[optind];
+  o.argv = argv + optind + 1;
+  o.env = env;
+  o.capture = json;
+  struct exec_result r;
+  berth_error_t err = NULL;
+  int rc = container_exec(&o, &r, &err);
+  json_decref(env);
+  if (rc < 0) return cli_fail(json, err);
+  rc = print_exec(&r, json);
+  buf_free(&r.out);
+  buf_free(&r.err);
+  return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+  struct create_cli c = {0};
+  bool help = false;
+  int i = parse_create(argc, argv, &c, true, &help);
+  if (help) return fputs(RUN_HELP, stdout), 0;
+  if (i < 0) return EXIT_BERTH;
+  if (!c.o.image && i < argc) c.o.image = argv[i++];
+  char *defcmd[] = {"/bin/sh", NULL};
+  char **cmd = i < argc ? argv + i : defcmd;
+  c.o.quiet = true;
+  json_t *res = NULL;
+  berth_error_t err = NULL;
+  if (container_create(&c.o, &res, &err) < 0) return cli_fail(c.json, err);
+  const char *name = json_string_value(json_object_get(res, "container"));
+  struct exec_opts eo = {.name = name, .argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20};
+  struct exec_result r;
+  int rc = container_exec(&eo, &r, &err);
+  if (rc < 0) rc = cli_fail(c.json, err);
+  else rc = print_exec(&r, c.json);
+  buf_free(&r.out);
+  buf_free(&r.err);
+  if (c.rm) {
+    json_t *out = NULL;
+    berth_error_t e2 = NULL;
+    if (container_remove(name, true, &out, &e2) < 0) {
+      fprintf(stderr, "berth: removing %s: %s\n", name, e2->msg);
+      berth_error_free(e2);
+    }
+    json_decref(out);
+  } else if (!c.json)
+    fprintf(stderr, "container %s is still running (berth rm %s)\n", name, name);
+  json_decref(res);
+  json_decref(c.env);
+  json_decref(c.mounts);
+  return rc;
+}
+
+int cmd_ls(int argc, char **argv) {
+  bool json = argc > 1 && (!strcmp(argv[1], "--json"));
+  if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+    return fputs("Usage: berth ls [--json]\n\nList containers.\n", stdout), 0;
+  json_t *out = NULL;
+  berth_error_t err = NULL;
+  if (container_list(&out, &err) < 0) return cli_fail(json, err);
+  if (json) cli_print_json(out);
+  else {
+    printf("%-24s %-9s %-40s %-8s %s\n", "NAME", "STATUS", "IMAGE", "NETWORK", "PERSISTENT");
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(out, "containers"), i, c)
+      printf("%-24s %-9s %-40s %-8s %s\n", json_string_value(json_object_get(c, "name")),
+             json_string_value(json_object_get(c, "status")), json_string_value(json_object_get(c, "image")),
+             json_string_value(json_object_get(c, "network")) ?: "-", json_is_true(json_object_get(c, "persistent")) ? "yes" : "no");
+  }
+  json_decref(out);
+  return 0;
+}
+
+int cmd_status(int argc, char **argv) {
+  bool json = false, health = false;
+  const char *name = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = true;
+    else if (!strcmp(argv[i], "--health")) health = true;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+      return fputs("Usage: berth status [--health] [--json] NAME\n", stdout), 0;
+    else name = argv[i];
+  }
+  if (!name) return fprintf(stderr, "berth status: expected NAME\n"), EXIT_BERTH;
+  json_t *out = NULL;
+  berth_error_t err = NULL;
+  if (container_status(name, health, &out, &err) < 0) return cli_fail(json, err);
+  if (json) cli_print_json(out);
+  else {
+    char *t = json_dumps(out, JSON_INDENT(2));
+    puts(t);
+    free(t);
+  }
+  json_decref(out);
+  return 0;
+}
+
+int cmd_rm(int argc, char **argv) {
+  bool json = false, force = false, all = false, confirm = false;
+  json_t *results = json_array();
+  int rc = 0, names = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = true;
+    else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--force")) force = true;
+    else if (!strcmp(argv[i], "--all")) all = true;
+    else if (!strcmp(argv[i], "--confirm")) confirm = true;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+      return fputs("Usage: berth rm [-f] [--json] NAME...\n       berth rm --all --confirm [-f]\n\n"
+                   "Stop (SIGTERM, SIGKILL after 10 s; -f at once) and remove containers.\n", stdout), 0;
+  }
+  if (all && !confirm) {
+    fprintf(stderr, "berth rm: Set confirm=true to destroy all managed containers (add --confirm)\n");
+    return EXIT_BERTH;
+  }
+  json_t *list = NULL;
+  if (all) {
+    berth_error_t err = NULL;
+    if (container_list(&list, &err) < 0) return cli_fail(json, err);
+  }
+  size_t nall = all ? json_array_size(json_object_get(list, "containers")) : 0;
+  for (int i = 1; i < argc || (size_t)(i - argc) < nall; i++) {
+    const char *name;
+    if (i < argc) {
+      if (argv[i][0] == '-') continue;
+      name = argv[i];
+    } else
+      name = json_string_value(json_object_get(json_array_get(json_object_get(list, "containers"), (size_t)(i - argc)), "name"));
+    names++;
+    json_t *out = NULL;
+    berth_error_t err = NULL;
+    if (container_remove(name, force, &out, &err) < 0) {
+      rc = EXIT_BERTH;
+      if (!json) fprintf(stderr, "berth: error: %s\n", err->msg);
+      json_array_append_new(results, json_pack("{s:b, s:s, s:s}", "success", 0, "container", name, "detail", err->msg));
+      berth_error_free(err);
+      continue;
+    }
+    if (!json) printf("%s\n", name);
+    json_array_append_new(results, out);
+  }
+  if (!names && !all) {
+    fprintf(stderr, "berth rm: expected NAME...\n");
+    rc = EXIT_BERTH;
+  }
+  if (json) {
+    json_t *o = all ? json_pack("{s:I, s:O}", "destroyed", (json_int_t)json_array_size(results), "results", results)
+                    : json_incref(results);
+    cli_print_json(o);
+    json_decref(o);
+  }
+  json_decref(results);
+  json_decref(list);
+  return rc;
+}

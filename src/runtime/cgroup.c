@@ -1,0 +1,272 @@
+#define _GNU_SOURCE
+#include "cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int parse_size(const char *s, int64_t *out, berth_error_t *err) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || v <= 0) return berth_error(err, -EINVAL, "invalid size `%s`: use e.g. 512m, 4g, 1048576", s);
+  int64_t mul = 1;
+  switch (*end) {
+  case 'k': case 'K': mul = 1LL << 10; end++; break;
+  case 'm': case 'M': mul = 1LL << 20; end++; break;
+  case 'g': case 'G': mul = 1LL << 30; end++; break;
+  case 't': case 'T': mul = 1LL << 40; end++; break;
+  case 'b': case 'B': end++; break;
+  }
+  if ((*end == 'b' || *end == 'B') && mul > 1) end++;
+  if (*end) return berth_error(err, -EINVAL, "invalid size `%s`: use e.g. 512m, 4g, 1048576", s);
+  if (v * mul < 6 * (1 << 20) || v * mul > 1e15)
+    return berth_error(err, -ERANGE, "size `%s` out of range (at least 6m)", s);
+  *out = (int64_t)(v * mul);
+  return 0;
+}
+
+static int write_str(const char *dir, const char *file, const char *val) {
+  cleanup_free char *p = xasprintf("%s/%s", dir, file);
+  int fd = open(p, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, val, strlen(val));
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+/* own path for a v1 controller, or the v2 path with ctrl == "" */
+static char *own_path(const char *ctrl) {
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (!f) return NULL;
+  char line[1024];
+  char *res = NULL;
+  while (!res && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *a = strchr(line, ':');
+    char *b = a ? strchr(a + 1, ':') : NULL;
+    if (!b) continue;
+    *b = '\0';
+    const char *ctrls = a + 1;
+    if (!*ctrl) {
+      if (!strcmp(line, "0") && !*ctrls) res = strdup(b + 1);
+      continue;
+    }
+    char *save, *tok, *copy = strdup(ctrls);
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+      if (!strcmp(tok, ctrl)) res = strdup(b + 1);
+    free(copy);
+  }
+  fclose(f);
+  return res;
+}
+
+/* mount point of a v1 controller from mountinfo */
+static char *v1_mount(const char *ctrl) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return NULL;
+  char line[4096];
+  char *res = NULL;
+  while (!res && fgets(line, sizeof line, f)) {
+    char *sep = strstr(line, " - ");
+    if (!sep || strncmp(sep + 3, "cgroup ", 7)) continue;
+    char *opts = strrchr(sep, ' ');
+    if (!opts) continue;
+    opts[strcspn(opts, "\n")] = '\0';
+    bool has = false;
+    char *copy = strdup(opts + 1), *save, *tok;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+      if (!strcmp(tok, ctrl)) has = true;
+    free(copy);
+    if (!has) continue;
+    /* field 5 is the mount point */
+    char *p = line;
+    for (int i = 0; i < 4 && p; i++) p = strchr(p + 1, ' ');
+    if (!p) continue;
+    p++;
+    res = strndup(p, strcspn(p, " "));
+  }
+  fclose(f);
+  return res;
+}
+
+static bool is_pure_v2(void) {
+  struct stat st;
+  return stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+}
+
+int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err) {
+  (void)err;
+  json_t *o = json_object(), *paths = json_array();
+  json_object_set_new(o, "paths", paths);
+  struct buf note = {0};
+  bool applied = true;
+  char v[64];
+  if (is_pure_v2()) {
+    json_object_set_new(o, "version", json_integer(2));
+    cleanup_free char *own = own_path("");
+    cleanup_free char *base = xasprintf("/sys/fs/cgroup%s", own && strcmp(own, "/") ? own : "");
+    cleanup_free char *parent = xasprintf("%s/berth", base);
+    cleanup_free char *dir = xasprintf("%s/%s", parent, name);
+    /* enable controllers down the two levels berth owns */
+    bool ok = (mkdir(parent, 0755) == 0 || errno == EEXIST);
+    if (ok) {
+      write_str(base, "cgroup.subtree_control", "+memory +pids +cpu");
+      write_str(parent, "cgroup.subtree_control", "+memory +pids +cpu");
+    }
+    if (!ok || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+      applied = false;
+      cleanup_free char *m = xasprintf("cannot create a cgroup under %s (%s): running without memory, pids and cpu limits; "
+                                       "run berth in a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes berth ...`)",
+                                       base, strerror(errno));
+      buf_append(&note, m, strlen(m));
+    } else {
+      json_array_append_new(paths, json_string(dir));
+      cleanup_free char *ctl = NULL;
+      size_t n;
+      cleanup_free char *cf = xasprintf("%s/cgroup.controllers", dir);
+      read_file(cf, 4096, &ctl, &n, NULL);
+      const char *want[] = {"memory", "pids", "cpu"};
+      for (int i = 0; i < 3; i++) {
+        if (!ctl || !strstr(ctl, want[i])) {
+          applied = false;
+          cleanup_free char *m = xasprintf("%scontroller `%s` is not delegated to %s", note.len ? "; " : "", want[i], base);
+          buf_append(&note, m, strlen(m));
+        }
+      }
+      if (l->memory > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)l->memory);
+        if (write_str(dir, "memory.max", v) < 0) applied = false;
+        write_str(dir, "memory.swap.max", "0");
+      }
+      if (l->pids > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)l->pids);
+        if (write_str(dir, "pids.max", v) < 0) applied = false;
+      }
+      if (l->cpus > 0) {
+        snprintf(v, sizeof v, "%lld 100000", (long long)(l->cpus * 100000));
+        if (write_str(dir, "cpu.max", v) < 0) applied = false;
+      }
+    }
+  } else {
+    json_object_set_new(o, "version", json_integer(1));
+    const char *ctrls[] = {"memory", "pids", "cpu"};
+    for (int i = 0; i < 3; i++) {
+      cleanup_free char *mnt = v1_mount(ctrls[i]);
+      cleanup_free char *own = own_path(ctrls[i]);
+      if (!mnt || !own) {
+        applied = false;
+        cleanup_free char *m = xasprintf("%sno cgroup v1 `%s` controller mounted", note.len ? "; " : "", ctrls[i]);
+        buf_append(&note, m, strlen(m));
+        continue;
+      }
+      cleanup_free char *parent = xasprintf("%s%s/berth", mnt, strcmp(own, "/") ? own : "");
+      cleanup_free char *dir = xasprintf("%s/%s", parent, name);
+      if ((mkdir(parent, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        applied = false;
+        cleanup_free char *m = xasprintf("%scannot create cgroup v1 `%s` group (%s)", note.len ? "; " : "", ctrls[i],
+                                         strerror(errno));
+        buf_append(&note, m, strlen(m));
+        continue;
+      }
+      json_array_append_new(paths, json_string(dir));
+      int r = 0;
+      if (i == 0 && l->memory > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)l->memory);
+        r = write_str(dir, "memory.limit_in_bytes", v);
+        write_str(dir, "memory.memsw.limit_in_bytes", v); /* no swap beyond the limit, where accounted */
+      } else if (i == 1 && l->pids > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)l->pids);
+        r = write_str(dir, "pids.max", v);
+      } else if (i == 2 && l->cpus > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)(l->cpus * 100000));
+        r = write_str(dir, "cpu.cfs_period_us", "100000");
+        if (r == 0) r = write_str(dir, "cpu.cfs_quota_us", v);
+      }
+      if (r < 0) {
+        applied = false;
+        cleanup_free char *m = xasprintf("%scannot set the `%s` limit (%s)", note.len ? "; " : "", ctrls[i], strerror(errno));
+        buf_append(&note, m, strlen(m));
+      }
+    }
+    if (!applied && note.len) {
+      const char *tail = "; running without those limits (cgroup v1 needs root: rootless limits need cgroup v2 with delegation)";
+      buf_append(&note, tail, strlen(tail));
+    }
+  }
+  json_object_set_new(o, "limits_applied", json_boolean(applied));
+  if (note.len) json_object_set_new(o, "note", json_string(note.data));
+  buf_free(&note);
+  *info = o;
+  return 0;
+}
+
+int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err) {
+  size_t i;
+  json_t *p;
+  char v[32];
+  snprintf(v, sizeof v, "%d", (int)pid);
+  json_array_foreach(json_object_get(info, "paths"), i, p) {
+    if (write_str(json_string_value(p), "cgroup.procs", v) < 0)
+      return berth_error(err, errno, "move process %d into cgroup %s", (int)pid, json_string_value(p));
+  }
+  return 0;
+}
+
+static bool cgroup_empty(const char *dir) {
+  cleanup_free char *procs = NULL;
+  cleanup_free char *p = xasprintf("%s/cgroup.procs", dir);
+  size_t n = 0;
+  if (read_file(p, 1 << 20, &procs, &n, NULL) < 0) return true;
+  return n == 0;
+}
+
+void cgroup_destroy(json_t *info) {
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(info, "paths"), i, p) {
+    const char *dir = json_string_value(p);
+    if (!dir || !path_exists(dir)) continue;
+    for (int tries = 0; tries < 100; tries++) {
+      if (rmdir(dir) == 0 || errno == ENOENT) break;
+      if (errno != EBUSY) break;
+      /* processes left (e.g. the container was killed from outside): kill them */
+      if (json_integer_value(json_object_get(info, "version")) == 2) write_str(dir, "cgroup.kill", "1");
+      else if (!cgroup_empty(dir)) {
+        cleanup_free char *procs = NULL;
+        cleanup_free char *pp = xasprintf("%s/cgroup.procs", dir);
+        if (read_file(pp, 1 << 20, &procs, NULL, NULL) == 0)
+          for (char *s = strtok(procs, "\n"); s; s = strtok(NULL, "\n")) kill((pid_t)atoi(s), SIGKILL);
+      }
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
+static int64_t read_num(const char *dir, const char *file) {
+  cleanup_free char *p = xasprintf("%s/%s", dir, file);
+  cleanup_free char *s = NULL;
+  if (read_file(p, 4096, &s, NULL, NULL) < 0) return -1;
+  return strtoll(s, NULL, 10);
+}
+
+void cgroup_usage(json_t *info, int64_t *mem, int64_t *pids) {
+  *mem = *pids = -1;
+  size_t i;
+  json_t *p;
+  bool v2 = json_integer_value(json_object_get(info, "version")) == 2;
+  json_array_foreach(json_object_get(info, "paths"), i, p) {
+    const char *d = json_string_value(p);
+    if (v2) {
+      *mem = read_num(d, "memory.current");
+      *pids = read_num(d, "pids.current");
+    } else if (strstr(d, "/memory/")) *mem = read_num(d, "memory.usage_in_bytes");
+    else if (strstr(d, "/pids/")) *pids = read_num(d, "pids.current");
+  }
+}

@@ -1,0 +1,25 @@
+/* cgroups for containers: pure v2 (delegated subtree) or v1/hybrid
+ * controllers, always below the cgroup berth itself runs in. */
+#ifndef BERTH_CGROUP_H
+#define BERTH_CGROUP_H
+#include <jansson.h>
+#include "util.h"
+
+struct limits {
+  int64_t memory; /* bytes, 0 = none */
+  int64_t pids;   /* 0 = none */
+  double cpus;    /* 0 = none */
+};
+
+/* Create the container's cgroup(s) and apply limits. When limits cannot be
+ * applied (rootless without delegation) this still succeeds, returning a
+ * JSON object {version, paths:[...], limits_applied, note}. */
+int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err);
+int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err);
+/* Kill what is left and remove the directories. */
+void cgroup_destroy(json_t *info);
+/* current memory bytes and pids, -1 when unknown */
+void cgroup_usage(json_t *info, int64_t *mem, int64_t *pids);
+int parse_size(const char *s, int64_t *out, berth_error_t *err);
+
+#endif

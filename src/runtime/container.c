@@ -1,0 +1,895 @@
+/* Container lifecycle.
+ *
+ *   berth create ── fork ── setsid ── fork ──> monitor (outlives the CLI)
+ *                                               └─ clone(new namespaces) ──> berth init (PID 1)
+ *
+ * The monitor maps ids (rootless), puts init into the cgroup, lets it set up
+ * the root filesystem, reports success or the exact error back to the CLI,
+ * then waits for init and records its end. Init mounts the overlay and
+ * /proc, /dev, /sys inside its own mount namespace (so the host never sees
+ * them), pivots into the root and reaps orphans until told to stop. */
+#define _GNU_SOURCE
+#include "container.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "berth.h"
+#include "config.h"
+#include "security.h"
+#include "spec.h"
+#include "store.h"
+#include "userns.h"
+
+/* ---------- paths, state ---------- */
+static char *containers_dir(berth_error_t *err) {
+  struct berth_config *cfg = config_get(err);
+  return cfg ? xasprintf("%s/containers", cfg->data_dir) : NULL;
+}
+
+static char *cpath(const char *name, const char *file) {
+  cleanup_error berth_error_t e = NULL;
+  cleanup_free char *d = containers_dir(&e);
+  if (!d) return NULL;
+  return file ? xasprintf("%s/%s/%s", d, name, file) : xasprintf("%s/%s", d, name);
+}
+
+bool container_name_valid(const char *n) {
+  size_t l = n ? strlen(n) : 0;
+  if (l == 0 || l > 63 || n[0] == '.' || n[0] == '-') return false;
+  for (size_t i = 0; i < l; i++) {
+    char c = n[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+char *container_random_name(const char *prefix) {
+  cleanup_free char *h = random_hex(3);
+  return xasprintf("%s-%s", prefix && *prefix ? prefix : "env", h ? h : "000000");
+}
+
+static json_t *state_read(const char *name) {
+  cleanup_free char *p = cpath(name, "state.json");
+  return p ? json_load_file(p, 0, NULL) : NULL;
+}
+
+static int state_write(const char *name, json_t *st, berth_error_t *err) {
+  cleanup_free char *p = cpath(name, "state.json");
+  cleanup_free char *txt = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!p || !txt) return berth_error(err, -ENOMEM, "state");
+  return write_file_atomic(p, txt, strlen(txt), 0600, err);
+}
+
+static int container_lock(const char *name, berth_error_t *err) {
+  cleanup_free char *p = cpath(name, "lock");
+  if (!p) return berth_error(err, -ENOMEM, "lock");
+  int fd = open(p, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return berth_error(err, errno == ENOENT ? -ENOENT : errno, errno == ENOENT ? "Container not found: %s" : "lock container %s", name);
+  if (flock(fd, LOCK_EX) < 0) {
+    close(fd);
+    return berth_error(err, errno, "lock container %s", name);
+  }
+  return fd;
+}
+
+/* start time of a process (clock ticks since boot), 0 if gone */
+static unsigned long long proc_starttime(pid_t pid) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+  cleanup_free char *s = NULL;
+  if (pid <= 0 || read_file(p, 8192, &s, NULL, NULL) < 0) return 0;
+  char *e = strrchr(s, ')');
+  if (!e) return 0;
+  unsigned long long v = 0;
+  /* fields after the command: state is field 3; starttime is field 22 */
+  char *tok = e + 2;
+  for (int f = 3; f < 22 && tok; f++) tok = strchr(tok, ' '), tok = tok ? tok + 1 : NULL;
+  if (tok) v = strtoull(tok, NULL, 10);
+  return v;
+}
+
+static char *boot_id(void) {
+  char *s = NULL;
+  if (read_file("/proc/sys/kernel/random/boot_id", 64, &s, NULL, NULL) < 0) return strdup("");
+  s[strcspn(s, "\n")] = '\0';
+  return s;
+}
+
+/* Is the process recorded as `field` (pid + starttime) still that process? */
+static bool state_proc_alive(json_t *st, const char *field) {
+  json_t *p = json_object_get(st, field);
+  pid_t pid = (pid_t)json_integer_value(json_object_get(p, "pid"));
+  unsigned long long t = (unsigned long long)json_integer_value(json_object_get(p, "starttime"));
+  cleanup_free char *b = boot_id();
+  const char *sb = json_string_value(json_object_get(st, "boot_id"));
+  if (!sb || strcmp(sb, b)) return false; /* rebooted since */
+  return pid > 0 && t && proc_starttime(pid) == t;
+}
+
+static json_t *proc_ref(pid_t pid) {
+  return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid));
+}
+
+/* ---------- init: everything below runs in the new namespaces ---------- */
+struct init_args {
+  json_t *spec;
+  const char *cdir;
+  int sync_fd;   /* read: monitor says go */
+  int report_fd; /* write: "" on success or an error message */
+  bool rootless, single_map;
+};
+
+static int init_fail(struct init_args *a, berth_error_t err) {
+  const char *m = err && err->msg ? err->msg : "container setup failed";
+  if (write(a->report_fd, m, strlen(m)) < 0) {}
+  _exit(1);
+}
+
+static char *fdpath(int fd) { return xasprintf("/proc/self/fd/%d", fd); }
+
+/* Open (creating) a mount target inside the root; system targets refuse symlinks. */
+static int target_in_root(int rootfd, const char *dest, bool is_file, bool no_symlinks, berth_error_t *err) {
+  uint64_t res = no_symlinks ? RESOLVE_NO_SYMLINKS : 0;
+  const char *rel = dest;
+  while (*rel == '/') rel++;
+  if (!is_file) {
+    int fd = mkdir_in_root(rootfd, rel, 0755, res, err);
+    if (fd < 0 && err && *err && (*err)->status == ELOOP)
+      return berth_error(err, -ELOOP, "the image's `%s` is (or passes through) a symlink; refusing to mount over it", dest);
+    return fd;
+  }
+  cleanup_free char *copy = strdup(rel);
+  char *slash = strrchr(copy, '/');
+  cleanup_close int dfd = -1;
+  const char *base = copy;
+  if (slash) {
+    *slash = '\0';
+    dfd = mkdir_in_root(rootfd, copy, 0755, res, err);
+    base = slash + 1;
+  } else
+    dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+  if (dfd < 0) return -1;
+  int fd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    int c = openat(dfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (c >= 0) close(c);
+    fd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (fd < 0) return berth_error(err, errno, "mount target `%s`", dest);
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+    close(fd);
+    return berth_error(err, -ELOOP, "mount target `%s` is a symlink; refusing", dest);
+  }
+  return fd;
+}
+
+static int mount_fd(const char *src, int tfd, const char *type, unsigned long flags, const char *data, const char *what,
+                    berth_error_t *err) {
+  cleanup_free char *t = fdpath(tfd);
+  if (mount(src, t, type, flags, data) < 0) return berth_error(err, errno, "mount %s", what);
+  return 0;
+}
+
+/* Flags a remount must keep (the kernel locks them in a user namespace). */
+static unsigned long locked_flags(const char *path) {
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (statvfs(path, &sv) < 0) return 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+static int remount_ro(int rootfd, const char *rel, berth_error_t *err) {
+  int fd = openat_in_root(rootfd, rel, O_PATH, 0, RESOLVE_NO_SYMLINKS);
+  if (fd < 0) return errno == ENOENT ? 0 : berth_error(err, errno, "read-only path `/%s`", rel);
+  cleanup_free char *p = fdpath(fd);
+  int r = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
+  close(fd);
+  if (r < 0) return berth_error(err, errno, "bind `/%s`", rel);
+  fd = openat_in_root(rootfd, rel, O_PATH, 0, RESOLVE_NO_SYMLINKS);
+  if (fd < 0) return berth_error(err, errno, "reopen `/%s`", rel);
+  free(p);
+  p = fdpath(fd);
+  unsigned long keep = locked_flags(p);
+  r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+  close(fd);
+  if (r < 0) return berth_error(err, errno, "make `/%s` read-only", rel);
+  return 0;
+}
+
+static int mask_path(int rootfd, const char *rel, berth_error_t *err) {
+  int fd = openat_in_root(rootfd, rel, O_PATH, 0, RESOLVE_NO_SYMLINKS);
+  if (fd < 0) return errno == ENOENT ? 0 : berth_error(err, errno, "masked path `/%s`", rel);
+  struct stat st;
+  fstat(fd, &st);
+  int r;
+  if (S_ISDIR(st.st_mode)) r = mount_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555", rel, err);
+  else r = mount_fd("/dev/null", fd, NULL, MS_BIND, NULL, rel, err);
+  close(fd);
+  return r;
+}
+
+static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t *err) {
+  json_t *ann = json_object_get(a->spec, "annotations");
+  json_t *lowers = json_loads(json_string_value(json_object_get(ann, "berth.lowerdirs")) ?: "[]", 0, NULL);
+  const char *upper = json_string_value(json_object_get(ann, "berth.upperdir"));
+  const char *work = json_string_value(json_object_get(ann, "berth.workdir"));
+  size_t n = json_array_size(lowers);
+  int ret = -1;
+  if (!n || !upper || !work) {
+    json_decref(lowers);
+    return berth_error(err, -EINVAL, "container spec lacks overlay layers");
+  }
+  /* new mount API: one lowerdir+ per layer, no option-length limit (6.8+) */
+  int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (fsfd >= 0) {
+    bool ok = true;
+    for (size_t i = n; i-- > 0 && ok;) /* topmost layer first */
+      ok = syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "lowerdir+", json_string_value(json_array_get(lowers, i)), 0) == 0;
+    if (ok) {
+      ok = syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) == 0 &&
+           syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) == 0 &&
+           (!a->rootless || syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) == 0) &&
+           syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0;
+      if (ok) {
+        int mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+        if (mfd >= 0 && syscall(SYS_move_mount, mfd, "", AT_FDCWD, rootfs, MOVE_MOUNT_F_EMPTY_PATH) == 0) ret = 0;
+        if (mfd >= 0) close(mfd);
+      }
+    }
+    close(fsfd);
+  }
+  if (ret < 0) {
+    /* classic mount(2): short relative links (l/0, l/1, ...) keep the option string small */
+    cleanup_free char *ldir = xasprintf("%s/l", a->cdir);
+    mkdir(ldir, 0700);
+    struct buf opt = {0};
+    buf_append(&opt, "lowerdir=", 9);
+    for (size_t i = n; i-- > 0;) {
+      char name[32];
+      snprintf(name, sizeof name, "%s/l/%zu", a->cdir, i);
+      unlink(name);
+      if (symlink(json_string_value(json_array_get(lowers, i)), name) < 0) {}
+      snprintf(name, sizeof name, "l/%zu%s", i, i ? ":" : "");
+      buf_append(&opt, name, strlen(name));
+    }
+    cleanup_free char *rest = xasprintf(",upperdir=%s,workdir=%s%s", upper, work, a->rootless ? ",userxattr" : "");
+    buf_append(&opt, rest, strlen(rest));
+    int cwd = open(".", O_PATH | O_CLOEXEC);
+    if (chdir(a->cdir) == 0 && mount("overlay", rootfs, "overlay", 0, opt.data) == 0) ret = 0;
+    else
+      berth_error(err, errno, "mount the overlay root filesystem (%zu layers)%s", n,
+                  a->rootless ? "; rootless overlay needs Linux 5.11+ (see `berth preflight`)" : "");
+    if (cwd >= 0) {
+      if (fchdir(cwd) < 0) {}
+      close(cwd);
+    }
+    buf_free(&opt);
+  }
+  json_decref(lowers);
+  return ret;
+}
+
+static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
+  cleanup_close int dev = target_in_root(rootfd, "/dev", false, true, err);
+  if (dev < 0) return -1;
+  if (mount_fd("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", "/dev", err) < 0) return -1;
+  cleanup_close int dfd = openat_in_root(rootfd, "dev", O_RDONLY | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+  if (dfd < 0) return berth_error(err, errno, "open /dev");
+  /* device nodes: bind the host's (works as root and rootless alike) */
+  const char *devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  for (size_t i = 0; i < 6; i++) {
+    int c = openat(dfd, devs[i], O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (c < 0) return berth_error(err, errno, "create /dev/%s", devs[i]);
+    close(c);
+    cleanup_free char *src = xasprintf("/dev/%s", devs[i]);
+    cleanup_close int t = openat(dfd, devs[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (mount_fd(src, t, NULL, MS_BIND, NULL, src, err) < 0) return -1;
+  }
+  mkdirat(dfd, "pts", 0755);
+  mkdirat(dfd, "shm", 01777);
+  mkdirat(dfd, "mqueue", 0755);
+  cleanup_close int pts = openat(dfd, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  const char *ptsopt = a->rootless && a->single_map ? "newinstance,ptmxmode=0666,mode=0620" : "newinstance,ptmxmode=0666,mode=0620,gid=5";
+  if (mount_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, ptsopt, "/dev/pts", err) < 0) return -1;
+  cleanup_close int shm = openat(dfd, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (mount_fd("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", "/dev/shm", err) < 0) return -1;
+  cleanup_close int mq = openat(dfd, "mqueue", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  berth_error_t ignored = NULL;
+  mount_fd("mqueue", mq, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/dev/mqueue", &ignored);
+  berth_error_free(ignored);
+  const char *links[][2] = {{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
+                            {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
+  for (size_t i = 0; i < 5; i++)
+    if (symlinkat(links[i][1], dfd, links[i][0]) < 0) return berth_error(err, errno, "create /dev/%s", links[i][0]);
+  return 0;
+}
+
+static int bind_file(int rootfd, const char *host, const char *dest, berth_error_t *err) {
+  cleanup_close int t = target_in_root(rootfd, dest, true, false, err);
+  if (t < 0) return -1;
+  return mount_fd(host, t, NULL, MS_BIND, NULL, dest, err);
+}
+
+static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(a->spec, "mounts"), i, m) {
+    if (strcmp(json_string_value(json_object_get(m, "type")) ?: "", "bind")) continue;
+    const char *src = json_string_value(json_object_get(m, "source"));
+    const char *dst = json_string_value(json_object_get(m, "destination"));
+    bool ro = false;
+    size_t k;
+    json_t *o;
+    json_array_foreach(json_object_get(m, "options"), k, o) if (!strcmp(json_string_value(o), "ro")) ro = true;
+    if (!src || !dst) continue;
+    if (!strncmp(dst, "/etc/", 5) && strstr(src, a->cdir) == src) continue; /* generated files: later */
+    cleanup_close int sfd = open(src, O_PATH | O_CLOEXEC);
+    if (sfd < 0) return berth_error(err, errno, "mount source `%s`", src);
+    struct stat st;
+    fstat(sfd, &st);
+    cleanup_close int t = target_in_root(rootfd, dst, !S_ISDIR(st.st_mode), false, err);
+    if (t < 0) return berth_error_wrap(err, "mount `%s` at `%s`", src, dst);
+    cleanup_free char *sp = fdpath(sfd);
+    if (mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL, dst, err) < 0) return -1;
+    if (ro) {
+      const char *rel = dst;
+      while (*rel == '/') rel++;
+      int fd = openat_in_root(rootfd, rel, O_PATH, 0, 0);
+      cleanup_free char *p = fdpath(fd);
+      unsigned long keep = locked_flags(p);
+      int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+      close(fd);
+      if (r < 0) return berth_error(err, errno, "make mount `%s` read-only", dst);
+    }
+  }
+  return 0;
+}
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  close(s);
+}
+
+static volatile sig_atomic_t init_stop;
+static void init_on_term(int sig) { init_stop = sig; }
+
+static int init_setup(struct init_args *a, berth_error_t *err) {
+  const char *rootfs = json_string_value(json_object_get(json_object_get(a->spec, "root"), "path"));
+  if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return berth_error(err, errno, "make mounts private");
+  if (mount_overlay(a, rootfs, err) < 0) return -1;
+  cleanup_close int rootfd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return berth_error(err, errno, "open root filesystem");
+  bool own_net = false;
+  size_t i;
+  json_t *ns;
+  json_array_foreach(json_object_get(json_object_get(a->spec, "linux"), "namespaces"), i, ns)
+    if (!strcmp(json_string_value(json_object_get(ns, "type")) ?: "", "network")) own_net = true;
+
+  cleanup_close int proc = target_in_root(rootfd, "/proc", false, true, err);
+  if (proc < 0) return -1;
+  if (mount_fd("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", err) < 0) return -1;
+  if (setup_dev(rootfd, a, err) < 0) return -1;
+  cleanup_close int sys = target_in_root(rootfd, "/sys", false, true, err);
+  if (sys < 0) return -1;
+  berth_error_t e2 = NULL;
+  if (!own_net || mount_fd("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/sys", &e2) < 0) {
+    berth_error_clear(&e2);
+    /* host network namespace (or a kernel that refuses): the host's /sys, read-only */
+    if (mount_fd("/sys", sys, NULL, MS_BIND | MS_REC, NULL, "/sys", err) < 0) return -1;
+    if (remount_ro(rootfd, "sys", err) < 0) return -1;
+  }
+  if (user_mounts(rootfd, a, err) < 0) return -1;
+  const char *gen[] = {"hostname", "hosts", "resolv.conf"};
+  for (int k = 0; k < 3; k++) {
+    cleanup_free char *src = xasprintf("%s/etc/%s", a->cdir, gen[k]);
+    cleanup_free char *dst = xasprintf("/etc/%s", gen[k]);
+    if (bind_file(rootfd, src, dst, err) < 0) return -1;
+  }
+  json_t *linux_ = json_object_get(a->spec, "linux");
+  json_t *p;
+  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && mask_path(rootfd, rel, err) < 0) return -1;
+  }
+  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && remount_ro(rootfd, rel, err) < 0) return -1;
+  }
+  const char *cwd = json_string_value(json_object_get(json_object_get(a->spec, "process"), "cwd"));
+  if (cwd && *cwd) {
+    const char *rel = cwd;
+    while (*rel == '/') rel++;
+    int w = mkdir_in_root(rootfd, rel, 0755, 0, err);
+    if (w < 0) return berth_error_wrap(err, "workdir `%s`", cwd);
+    close(w);
+  }
+  if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter root filesystem");
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root");
+  if (umount2(".", MNT_DETACH) < 0) return berth_error(err, errno, "detach the old root");
+  if (chdir("/") < 0) return berth_error(err, errno, "chdir /");
+  const char *hn = json_string_value(json_object_get(a->spec, "hostname"));
+  if (hn && sethostname(hn, strlen(hn)) < 0) return berth_error(err, errno, "set hostname");
+  if (own_net) loopback_up();
+  return 0;
+}
+
+static int init_main(struct init_args *a) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  proc_set_title("berth-init");
+  char go = 0;
+  if (read(a->sync_fd, &go, 1) != 1 || go != 1) _exit(1);
+  close(a->sync_fd);
+  berth_error_t err = NULL;
+  if (a->rootless) { /* one line in uid_map: only the user's own id is mapped */
+    cleanup_free char *map = NULL;
+    if (read_file("/proc/self/uid_map", 4096, &map, NULL, NULL) == 0) {
+      char *nl = strchr(map, '\n');
+      a->single_map = !nl || !nl[1];
+    }
+  }
+  if (a->rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+    init_fail(a, (berth_error(&err, errno, "become root in the user namespace"), err));
+  if (init_setup(a, &err) < 0) init_fail(a, err);
+  /* PID 1 keeps only the right to signal; everything else goes */
+  if (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0)
+    init_fail(a, err);
+  close(a->report_fd); /* EOF without a message: ready */
+  prctl(PR_SET_PDEATHSIG, 0);
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  int nul = open("/dev/null", O_RDWR);
+  if (nul >= 0) {
+    dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+    if (nul > 2) close(nul);
+  }
+  struct sigaction sa = {.sa_handler = init_on_term};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  /* reap everything; on a stop signal pass it on, give a grace, then leave
+   * (the kernel kills what is left when PID 1 exits) */
+  double stop_at = 0;
+  for (;;) {
+    int st;
+    pid_t p = waitpid(-1, &st, 0);
+    if (p < 0 && errno == ECHILD) {
+      if (init_stop) _exit(0);
+      pause();
+    }
+    if (init_stop && stop_at == 0) {
+      kill(-1, SIGTERM);
+      stop_at = now_seconds() + 10;
+      alarm(10);
+    }
+    if (init_stop && stop_at && now_seconds() >= stop_at) _exit(0);
+  }
+}
+
+/* ---------- monitor ---------- */
+struct monitor_args {
+  const char *name, *cdir;
+  json_t *spec, *cgroup;
+  bool rootless, own_net;
+  int report_fd; /* to the CLI */
+};
+
+static void monitor_report(int fd, json_t *msg) {
+  char *t = json_dumps(msg, JSON_COMPACT);
+  if (t) {
+    if (write(fd, t, strlen(t)) < 0) {}
+    free(t);
+  }
+  json_decref(msg);
+  close(fd);
+}
+
+static void monitor_main(struct monitor_args *m) {
+  proc_set_title("berth-monitor");
+  int sync[2], rep[2];
+  if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+    monitor_report(m->report_fd, json_pack("{s:s}", "error", "pipe failed"));
+    _exit(1);
+  }
+  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (m->own_net) flags |= CLONE_NEWNET;
+  if (m->rootless) flags |= CLONE_NEWUSER;
+  struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless};
+  pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+  if (pid == 0) {
+    close(sync[1]);
+    close(rep[0]);
+    close(m->report_fd);
+    _exit(init_main(&ia));
+  }
+  close(sync[0]);
+  close(rep[1]);
+  berth_error_t err = NULL;
+  const char *fail = NULL;
+  if (pid < 0) {
+    berth_error(&err, errno, "create the container's namespaces (clone)%s", m->rootless ? "; run `berth preflight`" : "");
+    monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
+    _exit(1);
+  }
+  bool single = false;
+  if (m->rootless && userns_map(pid, &single) < 0) fail = "cannot map user ids for the container; run `berth preflight`";
+  if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
+  char go = fail ? 0 : 1;
+  if (write(sync[1], &go, 1) != 1) {}
+  close(sync[1]);
+  struct buf msg = {0};
+  char tmp[4096];
+  ssize_t n;
+  while ((n = read(rep[0], tmp, sizeof tmp)) > 0) buf_append(&msg, tmp, n);
+  close(rep[0]);
+  if (fail || msg.len) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    monitor_report(m->report_fd, json_pack("{s:s}", "error", fail ? fail : msg.data));
+    _exit(1);
+  }
+  buf_free(&msg);
+  json_t *st = state_read(m->name);
+  if (!st) st = json_object();
+  cleanup_free char *bid = boot_id();
+  json_object_set_new(st, "status", json_string("running"));
+  json_object_set_new(st, "init", proc_ref(pid));
+  json_object_set_new(st, "monitor", proc_ref(getpid()));
+  json_object_set_new(st, "boot_id", json_string(bid));
+  json_object_set_new(st, "started_at", json_integer((json_int_t)time(NULL)));
+  json_object_set_new(st, "single_id_mapping", json_boolean(single));
+  state_write(m->name, st, NULL);
+  json_decref(st);
+  monitor_report(m->report_fd, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid));
+  /* from here on nobody reads our stdio */
+  cleanup_free char *log = xasprintf("%s/monitor.log", m->cdir);
+  int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (nul >= 0) dup2(nul, 0);
+  if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  /* record the end, unless the container was removed meanwhile */
+  cleanup_free char *lockp = xasprintf("%s/lock", m->cdir);
+  int lk = open(lockp, O_RDWR | O_CLOEXEC);
+  if (lk >= 0 && flock(lk, LOCK_EX) == 0) {
+    json_t *s2 = state_read(m->name);
+    if (s2) {
+      json_object_set_new(s2, "status", json_string("exited"));
+      json_object_set_new(s2, "exit_code", json_integer(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
+      json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
+      state_write(m->name, s2, NULL);
+      json_decref(s2);
+    }
+    cgroup_destroy(m->cgroup);
+  }
+  _exit(0);
+}
+
+
+/* ---------- create ---------- */
+static int write_gen_files(const char *cdir, const char *name, bool host_net, berth_error_t *err) {
+  cleanup_free char *etc = xasprintf("%s/etc", cdir);
+  if (mkdir(etc, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", etc);
+  cleanup_free char *hn = xasprintf("%s/hostname", etc);
+  cleanup_free char *hnv = xasprintf("%s\n", name);
+  if (write_file_atomic(hn, hnv, strlen(hnv), 0644, err) < 0) return -1;
+  cleanup_free char *hosts = xasprintf("%s/hosts", etc);
+  cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", name);
+  if (write_file_atomic(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
+  cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
+  cleanup_free char *rv = NULL;
+  if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
+  } else {
+    free(rv);
+    rv = strdup("# berth: this container has no external network (network: none)\n");
+  }
+  return write_file_atomic(rc, rv, strlen(rv), 0644, err);
+}
+
+static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
+  *result = NULL;
+  return rm_rf((const char *)arg, err);
+}
+
+/* Remove a container directory; rootless it may hold subordinate-id files,
+ * so removal happens inside the mapped user namespace. */
+static int remove_container_dir(const char *cdir, berth_error_t *err) {
+  char *res = NULL;
+  int r = userns_run(remove_dir_fn, (void *)cdir, &res, err);
+  free(res);
+  return r;
+}
+
+static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cfg, berth_error_t *err) {
+  struct store s;
+  if (store_open(&s, false, err) < 0) return -1;
+  int r = store_lookup(&s, o->image, rec, cfg, err);
+  store_close(&s);
+  if (r == 0 || !err || !*err || (*err)->status != ENOENT) return r;
+  berth_error_clear(err);
+  struct berth_pull_options po = {.platform = o->platform, .quiet = o->quiet};
+  char *res = NULL;
+  if (berth_image_pull(o->image, &po, &res, err) < 0) return -1;
+  free(res);
+  if (store_open(&s, false, err) < 0) return -1;
+  r = store_lookup(&s, o->image, rec, cfg, err);
+  store_close(&s);
+  return r;
+}
+
+int container_create(const struct create_opts *o, json_t **result, berth_error_t *err) {
+  struct berth_config *cfg = config_get(err);
+  if (!cfg) return -1;
+  if (!o->image || !*o->image) return berth_error(err, -EINVAL, "create: an image is required");
+  cleanup_free char *name = o->name ? strdup(o->name) : container_random_name(o->purpose);
+  if (!container_name_valid(name))
+    return berth_error(err, -EINVAL, "invalid container name `%.80s`: use 1-63 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`", name);
+  const char *network = o->network ? o->network : "none";
+  if (strcmp(network, "none") && strcmp(network, "host"))
+    return berth_error(err, -ENOTSUP, "network `%s` is not available yet: use `none` or `host`", network);
+  json_t *img = NULL, *icfg = NULL;
+  if (pull_if_absent(o, &img, &icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
+
+  cleanup_free char *cdir_parent = containers_dir(err);
+  cleanup_free char *cdir = xasprintf("%s/%s", cdir_parent, name);
+  int ret = -1;
+  bool made_dir = false;
+  json_t *cg = NULL, *spec = NULL, *st = NULL;
+  if (mkdir_p(cdir_parent, 0700, err) < 0) goto out;
+  if (mkdir(cdir, 0700) < 0) {
+    if (errno == EEXIST) berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with `berth rm %s`)", name, name);
+    else berth_error(err, errno, "create `%s`", cdir);
+    goto out;
+  }
+  made_dir = true;
+  {
+    cleanup_free char *lockp = xasprintf("%s/lock", cdir);
+    int lk = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lk >= 0) close(lk);
+  }
+  const char *sub[] = {"upper", "work", "rootfs"};
+  for (int i = 0; i < 3; i++) {
+    cleanup_free char *p = xasprintf("%s/%s", cdir, sub[i]);
+    if (mkdir(p, 0755) < 0) {
+      berth_error(err, errno, "create `%s`", p);
+      goto out;
+    }
+  }
+  cleanup_free char *cwd = o->mount_cwd ? getcwd(NULL, 0) : NULL;
+  struct spec_input si = {.name = name, .cdir = cdir, .image_record = img, .image_config = icfg, .workdir = o->workdir,
+                          .mounts = o->mounts, .env = o->env, .cwd_mount = cwd, .network = network, .limits = o->limits,
+                          .rootless = cfg->rootless};
+  if (spec_generate(&si, &spec, err) < 0) goto out;
+  {
+    cleanup_free char *sp = xasprintf("%s/config.json", cdir);
+    cleanup_free char *txt = json_dumps(spec, JSON_INDENT(2));
+    if (write_file_atomic(sp, txt, strlen(txt), 0600, err) < 0) goto out;
+    json_t *layers = json_array();
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(img, "layers"), i, l) json_array_append(layers, json_object_get(l, "digest"));
+    cleanup_free char *lp = xasprintf("%s/layers.json", cdir);
+    cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
+    json_decref(layers);
+    if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) goto out;
+  }
+  if (write_gen_files(cdir, name, !strcmp(network, "host"), err) < 0) goto out;
+  if (cgroup_create(name, &o->limits, &cg, err) < 0) goto out;
+  cleanup_free char *id = random_hex(6);
+  st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:O}", "id", id, "name",
+                 name, "status", "creating", "image", json_string_value(json_object_get(img, "name")), "image_digest",
+                 json_string_value(json_object_get(img, "digest")), "mounts", json_object_get(spec, "mounts"), "persistent",
+                 o->persistent, "network", network, "purpose", o->purpose, "cgroup", cg, "created", (json_int_t)time(NULL),
+                 "limits", "memory", (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
+                 "workdir", json_object_get(json_object_get(spec, "process"), "cwd"));
+  if (!st) {
+    berth_error(err, -ENOMEM, "state");
+    goto out;
+  }
+  if (state_write(name, st, err) < 0) goto out;
+
+  int rp[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) {
+    berth_error(err, errno, "pipe");
+    goto out;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t mid = fork();
+  if (mid < 0) {
+    berth_error(err, errno, "fork");
+    close(rp[0]), close(rp[1]);
+    goto out;
+  }
+  if (mid == 0) {
+    close(rp[0]);
+    setsid();
+    pid_t m2 = fork();
+    if (m2 != 0) _exit(m2 < 0);
+    struct monitor_args ma = {.name = name, .cdir = cdir, .spec = spec, .cgroup = cg, .rootless = cfg->rootless,
+                              .own_net = strcmp(network, "host") != 0, .report_fd = rp[1]};
+    monitor_main(&ma);
+    _exit(0);
+  }
+  close(rp[1]);
+  waitpid(mid, NULL, 0);
+  struct buf rb = {0};
+  char tmp[4096];
+  ssize_t n;
+  while ((n = read(rp[0], tmp, sizeof tmp)) > 0) buf_append(&rb, tmp, n);
+  close(rp[0]);
+  json_t *rep = rb.data ? json_loads(rb.data, 0, NULL) : NULL;
+  buf_free(&rb);
+  if (!rep || !json_is_true(json_object_get(rep, "ok"))) {
+    berth_error(err, -EIO, "%s", rep ? json_string_value(json_object_get(rep, "error")) ?: "container failed to start" : "container monitor died during setup");
+    json_decref(rep);
+    goto out;
+  }
+  json_decref(rep);
+  json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:s}", "container", name, "container_id", id, "image",
+                          json_string_value(json_object_get(img, "name")), "workdir",
+                          json_string_value(json_object_get(json_object_get(spec, "process"), "cwd")), "network", network,
+                          "persistent", o->persistent, "cgroup", cg, "connect_command", "");
+  cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", name);
+  json_object_set_new(res, "connect_command", json_string(cc));
+  *result = res;
+  ret = 0;
+out:
+  if (ret < 0 && made_dir) {
+    /* a failed create leaves nothing: no cgroup, no directory, the name free */
+    if (cg) cgroup_destroy(cg);
+    berth_error_t e2 = NULL;
+    if (remove_container_dir(cdir, &e2) < 0) {
+      berth_warn("cleaning up `%s`: %s", cdir, e2->msg);
+      berth_error_free(e2);
+    }
+  }
+  if (ret < 0) berth_error_wrap(err, "Failed to create container");
+  json_decref(cg);
+  json_decref(spec);
+  json_decref(st);
+  json_decref(img);
+  json_decref(icfg);
+  return ret;
+}
+
+/* ---------- list / status / remove ---------- */
+static const char *live_status(json_t *st) {
+  const char *s = json_string_value(json_object_get(st, "status"));
+  if (s && !strcmp(s, "running")) return state_proc_alive(st, "init") ? "running" : "exited";
+  if (s && !strcmp(s, "creating")) return "creating";
+  return s ? s : "unknown";
+}
+
+int container_list(json_t **out, berth_error_t *err) {
+  cleanup_free char *d = containers_dir(err);
+  if (!d) return -1;
+  json_t *arr = json_array();
+  DIR *dd = opendir(d);
+  if (dd) {
+    struct dirent *de;
+    while ((de = readdir(dd))) {
+      if (de->d_name[0] == '.' || !container_name_valid(de->d_name)) continue;
+      json_t *st = state_read(de->d_name);
+      if (!st) continue;
+      json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "name", de->d_name, "status",
+                                           live_status(st), "image", json_string_value(json_object_get(st, "image")) ?: "",
+                                           "ports", json_array(), "purpose", json_object_get(st, "purpose") ?: json_null(),
+                                           "persistent", json_object_get(st, "persistent") ?: json_false(), "network",
+                                           json_object_get(st, "network") ?: json_null()));
+      json_decref(st);
+    }
+    closedir(dd);
+  }
+  *out = json_pack("{s:o, s:I}", "containers", arr, "count", (json_int_t)json_array_size(arr));
+  return 0;
+}
+
+int container_status(const char *name, bool health, json_t **out, berth_error_t *err) {
+  if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
+  json_t *st = state_read(name);
+  if (!st) return berth_error(err, -ENOENT, "Container not found: %s", name);
+  const char *s = live_status(st);
+  bool running = !strcmp(s, "running");
+  json_t *meta = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(st, "id"), "limits",
+                           json_object_get(st, "limits"), "mounts", json_object_get(st, "mounts") ?: json_array(),
+                           "network", json_object_get(st, "network") ?: json_null(), "workdir",
+                           json_object_get(st, "workdir") ?: json_null(), "cgroup", json_object_get(st, "cgroup") ?: json_null());
+  if (running) json_object_set(meta, "pid", json_object_get(json_object_get(st, "init"), "pid"));
+  if (json_object_get(st, "exit_code")) json_object_set(meta, "exit_code", json_object_get(st, "exit_code"));
+  json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
+  json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
+  json_t *o = json_pack("{s:s, s:b, s:s, s:O, s:s, s:o}", "container", name, "running", running, "status", s,
+                        "started_at", json_object_get(st, "started_at") ?: json_null(), "image",
+                        json_string_value(json_object_get(st, "image")) ?: "", "metadata", meta);
+  if (health && running) {
+    int64_t mem, pids;
+    cgroup_usage(json_object_get(st, "cgroup"), &mem, &pids);
+    char *const argv[] = {"/bin/sh", "-c", "true", NULL};
+    struct exec_opts eo = {.name = name, .argv = argv, .capture = true, .capture_max = 4096, .timeout = 10};
+    struct exec_result r = {0};
+    double t0 = now_seconds();
+    berth_error_t e2 = NULL;
+    int er = container_exec(&eo, &r, &e2);
+    double ms = (now_seconds() - t0) * 1000;
+    json_object_set_new(o, "health", json_pack("{s:b, s:f, s:I, s:I, s:s*}", "healthy", er == 0 && r.exit_code == 0,
+                                               "exec_latency_ms", ms, "memory_bytes", (json_int_t)mem, "pids",
+                                               (json_int_t)pids, "error", e2 ? e2->msg : NULL));
+    berth_error_free(e2);
+    buf_free(&r.out);
+    buf_free(&r.err);
+  }
+  json_decref(st);
+  *out = o;
+  return 0;
+}
+
+static void wait_gone(json_t *st, const char *field, double secs) {
+  double end = now_seconds() + secs;
+  while (state_proc_alive(st, field) && now_seconds() < end) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+int container_remove(const char *name, bool force, json_t **out, berth_error_t *err) {
+  if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
+  cleanup_close int lk = container_lock(name, err);
+  if (lk < 0) return -1;
+  json_t *st = state_read(name);
+  cleanup_free char *cdir = cpath(name, NULL);
+  if (st && state_proc_alive(st, "init")) {
+    pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+    if (!force) {
+      kill(pid, SIGTERM);
+      wait_gone(st, "init", 10);
+    }
+    if (state_proc_alive(st, "init")) kill(pid, SIGKILL); /* PID 1 dies: the kernel kills the rest */
+    wait_gone(st, "init", 5);
+  }
+  if (st) cgroup_destroy(json_object_get(st, "cgroup"));
+  if (st && state_proc_alive(st, "monitor")) {
+    /* it may be waiting for our lock to record the exit; it finds no state */
+    wait_gone(st, "monitor", 0.2);
+  }
+  json_decref(st);
+  if (remove_container_dir(cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
+  *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
+  return 0;
+}

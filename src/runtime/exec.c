@@ -1,0 +1,530 @@
+/* berth exec: join a running container and run a command in it.
+ *
+ *   CLI ── fork ──> joiner: enters the cgroup, then setns() into the
+ *                   container's user (rootless), ipc, uts, net, cgroup, pid
+ *                   and mount namespaces ── fork ──> supervisor (in the pid ns)
+ *                                                     └─ fork ──> command
+ * The supervisor is a child subreaper: everything the command starts stays
+ * below it, so a timeout kills the whole tree inside the container. It
+ * reports the exit code and whether the timeout fired over a pipe. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "container.h"
+#include "security.h"
+#include "spec.h"
+
+struct exec_report {
+  int exit_code;
+  int timed_out;
+  char msg[512];
+};
+
+/* ---------- user lookup inside the container (never via NSS) ---------- */
+struct user_ids {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int ngroups;
+  char home[256];
+};
+
+static bool all_digits(const char *s) {
+  if (!*s) return false;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9') return false;
+  return true;
+}
+
+static int lookup_user(const char *spec, struct user_ids *u, char *msg, size_t msglen) {
+  memset(u, 0, sizeof *u);
+  strcpy(u->home, "/root");
+  cleanup_free char *copy = strdup(spec && *spec ? spec : "0");
+  char *gpart = strchr(copy, ':');
+  if (gpart) *gpart++ = '\0';
+  bool found = false;
+  char uname[256] = "";
+  FILE *f = fopen("/etc/passwd", "re");
+  char line[1024];
+  while (f && fgets(line, sizeof line, f)) {
+    char *fields[7] = {0};
+    char *save = NULL, *p = line;
+    int n = 0;
+    line[strcspn(line, "\n")] = '\0';
+    for (; n < 7; n++) {
+      fields[n] = p;
+      char *c = strchr(p, ':');
+      if (!c) { n++; break; }
+      *c = '\0';
+      p = c + 1;
+    }
+    (void)save;
+    if (n < 6) continue;
+    bool match = all_digits(copy) ? strtoul(fields[2], NULL, 10) == strtoul(copy, NULL, 10) : !strcmp(fields[0], copy);
+    if (!match) continue;
+    u->uid = (uid_t)strtoul(fields[2], NULL, 10);
+    u->gid = (gid_t)strtoul(fields[3], NULL, 10);
+    snprintf(u->home, sizeof u->home, "%s", fields[5]);
+    snprintf(uname, sizeof uname, "%s", fields[0]);
+    found = true;
+    break;
+  }
+  if (f) fclose(f);
+  if (!found) {
+    if (!all_digits(copy)) {
+      snprintf(msg, msglen, "user `%s` not found in the container's /etc/passwd", copy);
+      return -1;
+    }
+    u->uid = (uid_t)strtoul(copy, NULL, 10);
+    u->gid = u->uid ? u->uid : 0;
+    strcpy(u->home, "/");
+  }
+  if (gpart) {
+    if (all_digits(gpart)) u->gid = (gid_t)strtoul(gpart, NULL, 10);
+    else {
+      bool g = false;
+      FILE *gf = fopen("/etc/group", "re");
+      while (gf && fgets(line, sizeof line, gf)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c1 = '\0';
+        if (!strcmp(line, gpart)) {
+          u->gid = (gid_t)strtoul(c2 + 1, NULL, 10);
+          g = true;
+          break;
+        }
+      }
+      if (gf) fclose(gf);
+      if (!g) {
+        snprintf(msg, msglen, "group `%s` not found in the container's /etc/group", gpart);
+        return -1;
+      }
+    }
+  }
+  /* supplementary groups the user is a member of */
+  u->groups[u->ngroups++] = u->gid;
+  if (*uname) {
+    FILE *gf = fopen("/etc/group", "re");
+    while (gf && fgets(line, sizeof line, gf) && u->ngroups < 64) {
+      line[strcspn(line, "\n")] = '\0';
+      char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *c3 = c2 ? strchr(c2 + 1, ':') : NULL;
+      if (!c3) continue;
+      for (char *m = strtok(c3 + 1, ","); m; m = strtok(NULL, ","))
+        if (!strcmp(m, uname)) u->groups[u->ngroups++] = (gid_t)strtoul(c2 + 1, NULL, 10);
+    }
+    if (gf) fclose(gf);
+  }
+  return 0;
+}
+
+/* ---------- the supervisor's tree killing ---------- */
+static int children_of(pid_t pid, pid_t *out, int max) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+  char *s = NULL;
+  int n = 0;
+  if (read_file(p, 1 << 20, &s, NULL, NULL) < 0) return 0;
+  for (char *t = strtok(s, " \n"); t && n < max; t = strtok(NULL, " \n")) out[n++] = (pid_t)atoi(t);
+  free(s);
+  return n;
+}
+
+static void kill_tree(pid_t root, int sig) {
+  pid_t stack[4096];
+  int top = children_of(root, stack, 4096);
+  while (top > 0) {
+    pid_t p = stack[--top];
+    kill(p, SIGSTOP); /* no new children while we look */
+    top += children_of(p, stack + top, 4096 - top);
+    kill(p, sig);
+    kill(p, SIGCONT);
+  }
+}
+
+static volatile sig_atomic_t sup_alarm, sup_term;
+static void sup_on_alarm(int s) { (void)s; sup_alarm = 1; }
+static void sup_on_term(int s) { sup_term = s; }
+
+static void send_fd(int sock, int fd) {
+  char dummy = 'p';
+  struct iovec io = {.iov_base = &dummy, .iov_len = 1};
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct msghdr mh = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  if (sendmsg(sock, &mh, 0) < 0) {}
+}
+
+static int recv_fd(int sock) {
+  char dummy;
+  struct iovec io = {.iov_base = &dummy, .iov_len = 1};
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  struct msghdr mh = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  if (recvmsg(sock, &mh, 0) <= 0) return -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
+struct exec_ctx {
+  const struct exec_opts *o;
+  json_t *spec;
+  int report_fd, pty_sock;
+  int out_fd, err_fd; /* capture pipes or -1 */
+};
+
+/* The command: become the user, drop everything, exec. Never returns. */
+static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_slave) {
+  const struct exec_opts *o = x->o;
+  setsid();
+  if (pty_slave >= 0) {
+    ioctl(pty_slave, TIOCSCTTY, 0);
+    dup2(pty_slave, 0), dup2(pty_slave, 1), dup2(pty_slave, 2);
+    if (pty_slave > 2) close(pty_slave);
+  } else {
+    if (x->out_fd >= 0) dup2(x->out_fd, 1);
+    if (x->err_fd >= 0) dup2(x->err_fd, 2);
+    if (x->out_fd >= 0) {
+      int nul = open("/dev/null", O_RDONLY);
+      if (nul >= 0) dup2(nul, 0);
+    }
+  }
+  json_t *env = json_deep_copy(json_object_get(json_object_get(x->spec, "process"), "env"));
+  if (!env_get(env, "HOME")) env_set(env, "HOME", u->home);
+  if (pty_slave >= 0 && !env_get(env, "TERM")) env_set(env, "TERM", getenv("TERM") && *getenv("TERM") ? getenv("TERM") : "xterm");
+  const char *k;
+  json_t *v;
+  json_object_foreach(o->env, k, v) if (json_is_string(v)) env_set(env, k, json_string_value(v));
+  const char *wd = o->workdir ? o->workdir : json_string_value(json_object_get(json_object_get(x->spec, "process"), "cwd"));
+  berth_error_t err = NULL;
+  if (wd && chdir(wd) < 0) {
+    fprintf(stderr, "berth: exec: workdir `%s`: %s\n", wd, strerror(errno));
+    _exit(126);
+  }
+  if (setgroups((size_t)u->ngroups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+      setresuid(u->uid, u->uid, u->uid) < 0) {
+    fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(errno));
+    _exit(126);
+  }
+  if (security_drop_caps(o->keep_caps, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0) {
+    fprintf(stderr, "berth: exec: %s\n", err->msg);
+    _exit(126);
+  }
+  size_t n = json_array_size(env);
+  char **envp = calloc(n + 1, sizeof *envp);
+  for (size_t i = 0; i < n; i++) envp[i] = (char *)json_string_value(json_array_get(env, i));
+  environ = envp;
+  execvp(o->argv[0], o->argv);
+  int e = errno;
+  if (e == ENOENT) {
+    fprintf(stderr, "berth: exec: `%s`: executable file not found in $PATH\n", o->argv[0]);
+    _exit(127);
+  }
+  fprintf(stderr, "berth: exec: `%s`: %s\n", o->argv[0], strerror(e));
+  _exit(126);
+}
+
+static void supervisor(struct exec_ctx *x) {
+  struct exec_report rep = {0};
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  struct user_ids u;
+  const char *user = x->o->user ? x->o->user : json_string_value(json_object_get(json_object_get(x->spec, "annotations"), "berth.user"));
+  if (lookup_user(user, &u, rep.msg, sizeof rep.msg) < 0) {
+    rep.exit_code = 126;
+    if (write(x->report_fd, &rep, sizeof rep) < 0) {}
+    _exit(126);
+  }
+  int master = -1, slave = -1;
+  if (x->o->tty) {
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+      snprintf(rep.msg, sizeof rep.msg, "allocate a terminal in the container: %s", strerror(errno));
+      rep.exit_code = 126;
+      if (write(x->report_fd, &rep, sizeof rep) < 0) {}
+      _exit(126);
+    }
+    char name[128];
+    ptsname_r(master, name, sizeof name);
+    slave = open(name, O_RDWR | O_NOCTTY);
+    send_fd(x->pty_sock, master);
+    close(master);
+  }
+  struct sigaction sa = {.sa_handler = sup_on_alarm};
+  sigaction(SIGALRM, &sa, NULL);
+  struct sigaction st = {.sa_handler = sup_on_term};
+  sigaction(SIGTERM, &st, NULL);
+  sigaction(SIGINT, &st, NULL);
+  sigaction(SIGHUP, &st, NULL);
+  pid_t cmd = fork();
+  if (cmd < 0) _exit(126);
+  if (cmd == 0) {
+    signal(SIGALRM, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, 0);
+    run_command(x, &u, slave);
+  }
+  if (slave >= 0) close(slave);
+  if (x->out_fd >= 0) close(x->out_fd);
+  if (x->err_fd >= 0) close(x->err_fd);
+  if (x->o->timeout > 0) alarm((unsigned)x->o->timeout);
+  int status = 0;
+  bool killed = false;
+  for (;;) {
+    pid_t r = waitpid(cmd, &status, 0);
+    if (r == cmd) break;
+    if (r < 0 && errno != EINTR) break;
+    if ((sup_alarm || sup_term) && !killed) {
+      rep.timed_out = sup_alarm ? 1 : 0;
+      kill_tree(getpid(), SIGKILL);
+      killed = true;
+    }
+  }
+  if (killed || sup_alarm) { /* leave nothing the command started */
+    rep.timed_out = sup_alarm ? 1 : rep.timed_out;
+    for (int i = 0; i < 50; i++) {
+      kill_tree(getpid(), SIGKILL);
+      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+      pid_t c[1];
+      if (children_of(getpid(), c, 1) == 0) break;
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  rep.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (rep.timed_out) rep.exit_code = 124;
+  if (write(x->report_fd, &rep, sizeof rep) < 0) {}
+  _exit(0);
+}
+
+static int open_ns(pid_t pid, const char *ns) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)pid, ns);
+  return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+static struct termios saved_tio;
+static bool tio_saved;
+static void restore_tty(void) {
+  if (tio_saved) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+}
+
+static volatile sig_atomic_t got_winch, got_sig;
+static void on_winch(int s) { (void)s; got_winch = 1; }
+static void on_fwd(int s) { got_sig = s; }
+
+static void copy_winsize(int master) {
+  struct winsize ws;
+  if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* relay between the user's terminal and the container's pty */
+static void pty_relay(int master, pid_t joiner) {
+  if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
+    tio_saved = true;
+    atexit(restore_tty);
+    struct termios raw = saved_tio;
+    cfmakeraw(&raw);
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
+  copy_winsize(master);
+  struct sigaction sa = {.sa_handler = on_winch};
+  sigaction(SIGWINCH, &sa, NULL);
+  char buf[16384];
+  bool in_open = true;
+  for (;;) {
+    if (got_winch) {
+      got_winch = 0;
+      copy_winsize(master);
+    }
+    struct pollfd p[2] = {{.fd = master, .events = POLLIN}, {.fd = in_open ? STDIN_FILENO : -1, .events = POLLIN}};
+    int r = poll(p, 2, 200);
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) {
+      if (waitpid(joiner, NULL, WNOHANG) == joiner) break;
+      continue;
+    }
+    if (p[0].revents & POLLIN) {
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
+        if (w <= 0) break;
+        off += w;
+      }
+    } else if (p[0].revents & (POLLHUP | POLLERR))
+      break;
+    if (p[1].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+      if (n <= 0) in_open = false;
+      else if (write(master, buf, (size_t)n) < 0) {}
+    }
+  }
+  restore_tty();
+  tio_saved = false;
+}
+
+static void drain_into(int fd, struct buf *b, size_t max, bool *trunc, bool *open_) {
+  char tmp[16384];
+  ssize_t n = read(fd, tmp, sizeof tmp);
+  if (n <= 0) {
+    if (n == 0 || errno != EINTR) *open_ = false;
+    return;
+  }
+  size_t room = b->len < max ? max - b->len : 0;
+  if ((size_t)n > room) *trunc = true;
+  buf_append(b, tmp, (size_t)n < room ? (size_t)n : room);
+}
+
+int container_exec(const struct exec_opts *o, struct exec_result *res, berth_error_t *err) {
+  memset(res, 0, sizeof *res);
+  if (!o->argv || !o->argv[0]) return berth_error(err, -EINVAL, "exec: a command is required");
+  if (!container_name_valid(o->name)) return berth_error(err, -ENOENT, "Container not found: %.80s", o->name);
+  struct berth_config *cfg = config_get(err);
+  if (!cfg) return -1;
+  cleanup_free char *dir = xasprintf("%s/containers/%s", cfg->data_dir, o->name);
+  cleanup_free char *sp = xasprintf("%s/state.json", dir);
+  cleanup_free char *cp = xasprintf("%s/config.json", dir);
+  json_t *st = json_load_file(sp, 0, NULL);
+  if (!st) return berth_error(err, -ENOENT, "Container not found: %s", o->name);
+  json_t *spec = json_load_file(cp, 0, NULL);
+  pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+  unsigned long long t0 = (unsigned long long)json_integer_value(json_object_get(json_object_get(st, "init"), "starttime"));
+  /* the recorded init must still be that very process (no pid reuse) */
+  char statp[64];
+  snprintf(statp, sizeof statp, "/proc/%d/stat", (int)pid);
+  cleanup_free char *sbuf = NULL;
+  bool alive = false;
+  if (pid > 0 && read_file(statp, 8192, &sbuf, NULL, NULL) == 0) {
+    char *e = strrchr(sbuf, ')');
+    char *tok = e ? e + 2 : NULL;
+    for (int f = 3; f < 22 && tok; f++) tok = strchr(tok, ' '), tok = tok ? tok + 1 : NULL;
+    alive = tok && strtoull(tok, NULL, 10) == t0;
+  }
+  if (!spec || !alive) {
+    json_decref(st);
+    json_decref(spec);
+    return berth_error(err, -ESRCH, "container %s is not running (see `berth status %s`)", o->name, o->name);
+  }
+  bool rootless = cfg->rootless;
+  int fds[7];
+  const char *names[] = {"user", "ipc", "uts", "net", "cgroup", "pid", "mnt"};
+  for (int i = 0; i < 7; i++) fds[i] = (i == 0 && !rootless) ? -1 : open_ns(pid, names[i]);
+  for (int i = 0; i < 7; i++)
+    if (fds[i] < 0 && !(i == 0 && !rootless)) {
+      int e = errno;
+      for (int j = 0; j < 7; j++) if (fds[j] >= 0) close(fds[j]);
+      json_decref(st);
+      json_decref(spec);
+      return berth_error(err, e, "open namespace `%s` of container %s", names[i], o->name);
+    }
+  int rp[2], sock[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
+  if (pipe2(rp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
+  if (o->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) return berth_error(err, errno, "socketpair");
+  if (o->capture && !o->tty && (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)) return berth_error(err, errno, "pipe");
+  fflush(stdout);
+  fflush(stderr);
+  pid_t joiner = fork();
+  if (joiner < 0) return berth_error(err, errno, "fork");
+  if (joiner == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    proc_set_title("berth-exec");
+    close(rp[0]);
+    if (sock[0] >= 0) close(sock[0]);
+    if (op[0] >= 0) close(op[0]), close(ep[0]);
+    berth_error_t e2 = NULL;
+    if (cgroup_enter(json_object_get(st, "cgroup"), getpid(), &e2) < 0) berth_error_clear(&e2);
+    for (int i = 0; i < 7; i++) {
+      if (fds[i] < 0) continue;
+      if (setns(fds[i], 0) < 0) {
+        struct exec_report rep = {.exit_code = 125};
+        snprintf(rep.msg, sizeof rep.msg, "join the container's %s namespace: %s", names[i], strerror(errno));
+        if (write(rp[1], &rep, sizeof rep) < 0) {}
+        _exit(125);
+      }
+      close(fds[i]);
+    }
+    if (rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) _exit(125);
+    struct exec_ctx x = {.o = o, .spec = spec, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1]};
+    pid_t sup = fork();
+    if (sup == 0) supervisor(&x);
+    if (op[1] >= 0) close(op[1]), close(ep[1]);
+    close(rp[1]);
+    /* pass stop requests on to the supervisor, which kills the tree */
+    struct sigaction sa = {.sa_handler = on_fwd};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    int s;
+    while (waitpid(sup, &s, 0) < 0 && errno == EINTR)
+      if (got_sig) kill(sup, SIGTERM), got_sig = 0;
+    _exit(0);
+  }
+  for (int i = 0; i < 7; i++) if (fds[i] >= 0) close(fds[i]);
+  close(rp[1]);
+  if (sock[1] >= 0) close(sock[1]);
+  if (op[1] >= 0) close(op[1]), close(ep[1]);
+  if (o->tty) {
+    int master = recv_fd(sock[0]);
+    close(sock[0]);
+    if (master >= 0) {
+      pty_relay(master, joiner);
+      close(master);
+    }
+  } else if (o->capture) {
+    bool oo = true, eo = true;
+    while (oo || eo) {
+      struct pollfd p[2] = {{.fd = oo ? op[0] : -1, .events = POLLIN}, {.fd = eo ? ep[0] : -1, .events = POLLIN}};
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (p[0].revents) drain_into(op[0], &res->out, o->capture_max, &res->out_truncated, &oo);
+      if (p[1].revents) drain_into(ep[0], &res->err, o->capture_max, &res->err_truncated, &eo);
+    }
+    close(op[0]);
+    close(ep[0]);
+  } else {
+    struct sigaction sa = {.sa_handler = on_fwd};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+  }
+  struct exec_report rep = {.exit_code = -1};
+  ssize_t n;
+  while ((n = read(rp[0], &rep, sizeof rep)) < 0 && errno == EINTR)
+    if (got_sig) kill(joiner, SIGTERM), got_sig = 0;
+  close(rp[0]);
+  int s;
+  while (waitpid(joiner, &s, 0) < 0 && errno == EINTR) {}
+  json_decref(st);
+  json_decref(spec);
+  if (n != (ssize_t)sizeof rep) return berth_error(err, -EIO, "exec in %s: the command's supervisor died", o->name);
+  if (rep.msg[0] && rep.exit_code >= 125) return berth_error(err, -EIO, "exec in %s: %s", o->name, rep.msg);
+  res->exit_code = rep.exit_code;
+  res->timed_out = rep.timed_out;
+  return 0;
+}

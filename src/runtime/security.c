@@ -1,0 +1,107 @@
+#define _GNU_SOURCE
+#include "security.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+
+/* profiles/seccomp.json, linked in with `ld -r -b binary` */
+extern const char _binary_profiles_seccomp_json_start[];
+extern const char _binary_profiles_seccomp_json_end[];
+
+static int last_cap(void) {
+  static int last = -1;
+  if (last < 0) {
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (!f || fscanf(f, "%d", &last) != 1) last = CAP_LAST_CAP;
+    if (f) fclose(f);
+  }
+  return last;
+}
+
+int security_drop_caps(uint64_t keep, berth_error_t *err) {
+  int last = last_cap();
+  for (int c = 0; c <= last; c++) {
+    if (keep & (1ULL << c)) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+      return berth_error(err, errno, "drop capability %d from the bounding set", c);
+  }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  cap_t caps = cap_init();
+  if (!caps) return berth_error(err, errno, "cap_init");
+  cap_value_t list[64];
+  int n = 0;
+  for (int c = 0; c <= last && c < 64; c++)
+    if (keep & (1ULL << c)) list[n++] = c;
+  if (n) {
+    cap_set_flag(caps, CAP_EFFECTIVE, n, list, CAP_SET);
+    cap_set_flag(caps, CAP_PERMITTED, n, list, CAP_SET);
+  }
+  int r = cap_set_proc(caps);
+  int e = errno;
+  cap_free(caps);
+  if (r < 0) return berth_error(err, e, "drop capabilities");
+  return 0;
+}
+
+int security_no_new_privs(berth_error_t *err) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return berth_error(err, errno, "set no_new_privs");
+  return 0;
+}
+
+uint64_t security_docker_default_caps(void) {
+  static const int d[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW,
+                          CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE,
+                          CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+  uint64_t m = 0;
+  for (size_t i = 0; i < sizeof d / sizeof *d; i++) m |= 1ULL << d[i];
+  return m;
+}
+
+static int errno_named(const char *s) {
+  if (s && !strcmp(s, "EPERM")) return EPERM;
+  if (s && !strcmp(s, "EACCES")) return EACCES;
+  return ENOSYS;
+}
+
+int security_seccomp(berth_error_t *err) {
+  size_t len = (size_t)(_binary_profiles_seccomp_json_end - _binary_profiles_seccomp_json_start);
+  json_error_t je;
+  json_t *p = json_loadb(_binary_profiles_seccomp_json_start, len, 0, &je);
+  if (!p) return berth_error(err, -EINVAL, "built-in seccomp profile: %s", je.text);
+  int def = errno_named(json_string_value(json_object_get(p, "default_errno")));
+  int den = errno_named(json_string_value(json_object_get(p, "denied_errno")));
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(def));
+  int ret = 0;
+  if (!ctx) {
+    json_decref(p);
+    return berth_error(err, -ENOMEM, "seccomp_init");
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(p, "allowed"), i, v) {
+    int nr = seccomp_syscall_resolve_name(json_string_value(v));
+    if (nr != __NR_SCMP_ERROR) seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+  }
+  json_array_foreach(json_object_get(p, "denied"), i, v) {
+    int nr = seccomp_syscall_resolve_name(json_string_value(v));
+    if (nr != __NR_SCMP_ERROR) seccomp_rule_add(ctx, SCMP_ACT_ERRNO(den), nr, 0);
+  }
+  /* clone: plain forks and threads only, never new namespaces */
+  const uint64_t ns = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+                      CLONE_NEWCGROUP | CLONE_NEWTIME;
+  seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, ns, 0));
+  for (int b = 0; b < 64; b++)
+    if (ns & (1ULL << b))
+      seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, 1ULL << b, 1ULL << b));
+  int r = seccomp_load(ctx);
+  if (r < 0) ret = berth_error(err, -r, "load seccomp filter");
+  seccomp_release(ctx);
+  json_decref(p);
+  return ret;
+}
