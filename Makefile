@@ -3,7 +3,8 @@ CC ?= cc
 PKGS := libcurl libarchive jansson libseccomp libcap libcrypto
 VERSION := 0.1.0
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c17 -Wall -Wextra -Werror -DBERTH_VERSION='"$(VERSION)"' \
+# -Wjump-misses-init: a goto past a cleanup variable would free garbage
+CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
           -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -pthread

@@ -499,7 +499,8 @@ static int request(struct registry *r, const char *path, const char *accept, siz
                            "%s: the registry's TLS certificate is not trusted (%s); put its CA certificate at "
                            "/etc/containers/certs.d/%s/ca.crt (or ~/.config/containers/certs.d/%s/ca.crt)",
                            url, curl_easy_strerror(cc), r->host, r->host);
-      if (attempt < r->retries) {
+      bool permanent = cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT;
+      if (attempt < r->retries && !permanent) {
         berth_debug("%s: %s; retrying", url, curl_easy_strerror(cc));
         backoff_sleep(attempt++, 0);
         continue;

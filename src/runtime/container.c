@@ -653,97 +653,32 @@ static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cf
   return r;
 }
 
-int container_create(const struct create_opts *o, json_t **result, berth_error_t *err) {
-  struct berth_config *cfg = config_get(err);
-  if (!cfg) return -1;
-  if (!o->image || !*o->image) return berth_error(err, -EINVAL, "create: an image is required");
-  cleanup_free char *name = o->name ? strdup(o->name) : container_random_name(o->purpose);
-  if (!container_name_valid(name))
-    return berth_error(err, -EINVAL, "invalid container name `%.80s`: use 1-63 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`", name);
-  const char *network = o->network ? o->network : "none";
-  if (strcmp(network, "none") && strcmp(network, "host"))
-    return berth_error(err, -ENOTSUP, "network `%s` is not available yet: use `none` or `host`", network);
-  json_t *img = NULL, *icfg = NULL;
-  if (pull_if_absent(o, &img, &icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
+struct create_ctx {
+  const struct create_opts *o;
+  struct berth_config *cfg;
+  const char *name, *cdir, *network;
+  json_t *img, *icfg;
+  json_t *cg, *spec; /* owned by the caller, filled here */
+};
 
-  cleanup_free char *cdir_parent = containers_dir(err);
-  cleanup_free char *cdir = xasprintf("%s/%s", cdir_parent, name);
-  int ret = -1;
-  bool made_dir = false;
-  json_t *cg = NULL, *spec = NULL, *st = NULL;
-  if (mkdir_p(cdir_parent, 0700, err) < 0) goto out;
-  if (mkdir(cdir, 0700) < 0) {
-    if (errno == EEXIST) berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with `berth rm %s`)", name, name);
-    else berth_error(err, errno, "create `%s`", cdir);
-    goto out;
-  }
-  made_dir = true;
-  {
-    cleanup_free char *lockp = xasprintf("%s/lock", cdir);
-    int lk = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lk >= 0) close(lk);
-  }
-  const char *sub[] = {"upper", "work", "rootfs"};
-  for (int i = 0; i < 3; i++) {
-    cleanup_free char *p = xasprintf("%s/%s", cdir, sub[i]);
-    if (mkdir(p, 0755) < 0) {
-      berth_error(err, errno, "create `%s`", p);
-      goto out;
-    }
-  }
-  cleanup_free char *cwd = o->mount_cwd ? getcwd(NULL, 0) : NULL;
-  struct spec_input si = {.name = name, .cdir = cdir, .image_record = img, .image_config = icfg, .workdir = o->workdir,
-                          .mounts = o->mounts, .env = o->env, .cwd_mount = cwd, .network = network, .limits = o->limits,
-                          .rootless = cfg->rootless};
-  if (spec_generate(&si, &spec, err) < 0) goto out;
-  {
-    cleanup_free char *sp = xasprintf("%s/config.json", cdir);
-    cleanup_free char *txt = json_dumps(spec, JSON_INDENT(2));
-    if (write_file_atomic(sp, txt, strlen(txt), 0600, err) < 0) goto out;
-    json_t *layers = json_array();
-    size_t i;
-    json_t *l;
-    json_array_foreach(json_object_get(img, "layers"), i, l) json_array_append(layers, json_object_get(l, "digest"));
-    cleanup_free char *lp = xasprintf("%s/layers.json", cdir);
-    cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
-    json_decref(layers);
-    if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) goto out;
-  }
-  if (write_gen_files(cdir, name, !strcmp(network, "host"), err) < 0) goto out;
-  if (cgroup_create(name, &o->limits, &cg, err) < 0) goto out;
-  cleanup_free char *id = random_hex(6);
-  st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:O}", "id", id, "name",
-                 name, "status", "creating", "image", json_string_value(json_object_get(img, "name")), "image_digest",
-                 json_string_value(json_object_get(img, "digest")), "mounts", json_object_get(spec, "mounts"), "persistent",
-                 o->persistent, "network", network, "purpose", o->purpose, "cgroup", cg, "created", (json_int_t)time(NULL),
-                 "limits", "memory", (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
-                 "workdir", json_object_get(json_object_get(spec, "process"), "cwd"));
-  if (!st) {
-    berth_error(err, -ENOMEM, "state");
-    goto out;
-  }
-  if (state_write(name, st, err) < 0) goto out;
-
+/* Spawn the monitor and wait for its verdict on the container's setup. */
+static int start_monitor(struct create_ctx *c, berth_error_t *err) {
   int rp[2];
-  if (pipe2(rp, O_CLOEXEC) < 0) {
-    berth_error(err, errno, "pipe");
-    goto out;
-  }
+  if (pipe2(rp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   fflush(stdout);
   fflush(stderr);
   pid_t mid = fork();
   if (mid < 0) {
-    berth_error(err, errno, "fork");
     close(rp[0]), close(rp[1]);
-    goto out;
+    return berth_error(err, errno, "fork");
   }
   if (mid == 0) {
     close(rp[0]);
     setsid();
     pid_t m2 = fork();
     if (m2 != 0) _exit(m2 < 0);
-    struct monitor_args ma = {.name = name, .cdir = cdir, .spec = spec, .cgroup = cg, .rootless = cfg->rootless,
-                              .own_net = strcmp(network, "host") != 0, .report_fd = rp[1]};
+    struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
+                              .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1]};
     monitor_main(&ma);
     _exit(0);
   }
@@ -752,40 +687,108 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   struct buf rb = {0};
   char tmp[4096];
   ssize_t n;
-  while ((n = read(rp[0], tmp, sizeof tmp)) > 0) buf_append(&rb, tmp, n);
+  while ((n = read(rp[0], tmp, sizeof tmp)) > 0) buf_append(&rb, tmp, (size_t)n);
   close(rp[0]);
   json_t *rep = rb.data ? json_loads(rb.data, 0, NULL) : NULL;
   buf_free(&rb);
-  if (!rep || !json_is_true(json_object_get(rep, "ok"))) {
-    berth_error(err, -EIO, "%s", rep ? json_string_value(json_object_get(rep, "error")) ?: "container failed to start" : "container monitor died during setup");
-    json_decref(rep);
-    goto out;
-  }
+  int r = 0;
+  if (!rep) r = berth_error(err, -EIO, "container monitor died during setup");
+  else if (!json_is_true(json_object_get(rep, "ok")))
+    r = berth_error(err, -EIO, "%s", json_string_value(json_object_get(rep, "error")) ?: "container failed to start");
   json_decref(rep);
-  json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:s}", "container", name, "container_id", id, "image",
-                          json_string_value(json_object_get(img, "name")), "workdir",
-                          json_string_value(json_object_get(json_object_get(spec, "process"), "cwd")), "network", network,
-                          "persistent", o->persistent, "cgroup", cg, "connect_command", "");
-  cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", name);
+  return r;
+}
+
+/* Everything after the container directory exists; the caller undoes it all on failure. */
+static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *err) {
+  const struct create_opts *o = c->o;
+  cleanup_free char *lockp = xasprintf("%s/lock", c->cdir);
+  int lk = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lk < 0) return berth_error(err, errno, "create `%s`", lockp);
+  close(lk);
+  const char *sub[] = {"upper", "work", "rootfs"};
+  for (int i = 0; i < 3; i++) {
+    cleanup_free char *p = xasprintf("%s/%s", c->cdir, sub[i]);
+    if (mkdir(p, 0755) < 0) return berth_error(err, errno, "create `%s`", p);
+  }
+  cleanup_free char *cwd = o->mount_cwd ? getcwd(NULL, 0) : NULL;
+  struct spec_input si = {.name = c->name, .cdir = c->cdir, .image_record = c->img, .image_config = c->icfg,
+                          .workdir = o->workdir, .mounts = o->mounts, .env = o->env, .cwd_mount = cwd,
+                          .network = c->network, .limits = o->limits, .rootless = c->cfg->rootless};
+  if (spec_generate(&si, &c->spec, err) < 0) return -1;
+  cleanup_free char *sp = xasprintf("%s/config.json", c->cdir);
+  cleanup_free char *txt = json_dumps(c->spec, JSON_INDENT(2));
+  if (write_file_atomic(sp, txt, strlen(txt), 0600, err) < 0) return -1;
+  json_t *layers = json_array();
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(c->img, "layers"), i, l) json_array_append(layers, json_object_get(l, "digest"));
+  cleanup_free char *lp = xasprintf("%s/layers.json", c->cdir);
+  cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
+  json_decref(layers);
+  if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
+  if (write_gen_files(c->cdir, c->name, !strcmp(c->network, "host"), err) < 0) return -1;
+  if (cgroup_create(c->name, &o->limits, &c->cg, err) < 0) return -1;
+  cleanup_free char *id = random_hex(6);
+  const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
+  json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
+                         "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),
+                         "image_digest", json_string_value(json_object_get(c->img, "digest")), "mounts",
+                         json_object_get(c->spec, "mounts"), "persistent", o->persistent, "network", c->network,
+                         "purpose", o->purpose, "cgroup", c->cg, "created", (json_int_t)time(NULL), "limits", "memory",
+                         (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
+                         "workdir", workdir);
+  if (!st) return berth_error(err, -ENOMEM, "state");
+  int r = state_write(c->name, st, err);
+  json_decref(st);
+  if (r < 0 || start_monitor(c, err) < 0) return -1;
+  json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O}", "container", c->name, "container_id", id, "image",
+                          json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
+                          "persistent", o->persistent, "cgroup", c->cg);
+  cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", c->name);
   json_object_set_new(res, "connect_command", json_string(cc));
   *result = res;
-  ret = 0;
-out:
-  if (ret < 0 && made_dir) {
-    /* a failed create leaves nothing: no cgroup, no directory, the name free */
-    if (cg) cgroup_destroy(cg);
-    berth_error_t e2 = NULL;
-    if (remove_container_dir(cdir, &e2) < 0) {
-      berth_warn("cleaning up `%s`: %s", cdir, e2->msg);
-      berth_error_free(e2);
+  return 0;
+}
+
+int container_create(const struct create_opts *o, json_t **result, berth_error_t *err) {
+  struct berth_config *cfg = config_get(err);
+  if (!cfg) return -1;
+  if (!o->image || !*o->image) return berth_error(err, -EINVAL, "Failed to create container: an image is required");
+  cleanup_free char *name = o->name ? strdup(o->name) : container_random_name(o->purpose);
+  if (!container_name_valid(name))
+    return berth_error(err, -EINVAL, "Failed to create container: invalid container name `%.80s`: use 1-63 letters, "
+                       "digits, `_`, `.` or `-`, not starting with `.` or `-`", name);
+  const char *network = o->network ? o->network : "none";
+  if (strcmp(network, "none") && strcmp(network, "host"))
+    return berth_error(err, -ENOTSUP, "Failed to create container: network `%s` is not available yet: use `none` or `host`", network);
+  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network};
+  if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
+  cleanup_free char *parent = containers_dir(err);
+  cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
+  c.cdir = cdir;
+  int ret = -1;
+  if (!parent || mkdir_p(parent, 0700, err) < 0) {
+  } else if (mkdir(cdir, 0700) < 0) {
+    if (errno == EEXIST) berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with `berth rm %s`)", name, name);
+    else berth_error(err, errno, "create `%s`", cdir);
+  } else {
+    ret = create_in_dir(&c, result, err);
+    if (ret < 0) {
+      /* a failed create leaves nothing: no cgroup, no directory, the name free */
+      if (c.cg) cgroup_destroy(c.cg);
+      berth_error_t e2 = NULL;
+      if (remove_container_dir(cdir, &e2) < 0) {
+        berth_warn("cleaning up `%s`: %s", cdir, e2->msg);
+        berth_error_free(e2);
+      }
     }
   }
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
-  json_decref(cg);
-  json_decref(spec);
-  json_decref(st);
-  json_decref(img);
-  json_decref(icfg);
+  json_decref(c.cg);
+  json_decref(c.spec);
+  json_decref(c.img);
+  json_decref(c.icfg);
   return ret;
 }
 
