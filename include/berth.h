@@ -22,6 +22,14 @@ typedef struct berth_error_s *berth_error_t;
 void berth_error_free(berth_error_t err);
 const char *berth_version(void);
 
+/* ---- the one core call ----
+ * request: {"operation": "create" | "exec" | ..., parameters...} as in the
+ * containers tool contract (docs/api.md). Returns a newly allocated reply
+ * JSON text (free it with berth_free); a reply with an "error" field is a
+ * failure. Never NULL except when out of memory. */
+char *berth_call(const char *request_json);
+void berth_free(void *p);
+
 /* ---- images ---- */
 struct berth_pull_options {
   const char *platform; /* "os/arch[/variant]"; NULL = host platform */

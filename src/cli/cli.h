@@ -11,4 +11,9 @@ int cmd_exec(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_tool(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
+int cmd_preflight(int argc, char **argv);
+int cmd_hint(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
 #endif

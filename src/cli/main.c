@@ -220,6 +220,12 @@ static const char *MAIN_HELP =
     "  ls         list containers\n"
     "  status     show one container (--health checks it)\n"
     "  rm         stop and remove containers\n\n"
+    "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
+    "  hint       the command that opens a shell in a container\n\n"
+    "Agents and hosts:\n"
+    "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
+    "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
+    "  preflight  check this host; prints the exact fix for each problem\n\n"
     "Other:\n"
     "  version    print the version\n\n"
     "Every command takes --help and --json.\n";
@@ -255,6 +261,11 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "ls") || !strcmp(cmd, "ps")) return cmd_ls(sub_argc, sub_argv);
   if (!strcmp(cmd, "status")) return cmd_status(sub_argc, sub_argv);
   if (!strcmp(cmd, "rm")) return cmd_rm(sub_argc, sub_argv);
+  if (!strcmp(cmd, "tool")) return cmd_tool(sub_argc, sub_argv);
+  if (!strcmp(cmd, "mcp")) return cmd_mcp(sub_argc, sub_argv);
+  if (!strcmp(cmd, "preflight")) return cmd_preflight(sub_argc, sub_argv);
+  if (!strcmp(cmd, "hint")) return cmd_hint(sub_argc, sub_argv);
+  if (!strcmp(cmd, "cp")) return cmd_cp(sub_argc, sub_argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "help")) return fputs(MAIN_HELP, stdout), 0;
   fprintf(stderr, "berth: unknown command `%s`; see `berth --help`\n", cmd);

@@ -120,11 +120,11 @@ static int import_manifest(struct store *s, int dirfd, struct file_src *fsrc, co
   size_t clen = 0;
   const char *crel = json_string_value(json_object_get(fsrc->paths, m.config_digest));
   cleanup_free char *cdef = xasprintf("blobs/sha256/%s", digest_hex(m.config_digest));
+  struct layer_source src = {.ctx = fsrc, .open = fs_open, .read = fs_read, .close = fs_close};
   r = -1;
   if (read_in(dirfd, crel ? crel : cdef, 8 << 20, &cbody, &clen, err) < 0) goto out;
   if (check_config(m.config_digest, cbody, clen, &config, err) < 0) goto out;
   if (store_put_blob(s, m.config_digest, cbody, clen, err) < 0) goto out;
-  struct layer_source src = {.ctx = fsrc, .open = fs_open, .read = fs_read, .close = fs_close};
   if (fetch_layers(s, &m, &src, quiet, notes, err) < 0) goto out;
   if (store_put_blob(s, mdigest, mbody, mlen, err) < 0) goto out;
   if (commit_image(s, name, mdigest, index_digest, &m, config, notes, &out, err) < 0) goto out;

@@ -89,6 +89,7 @@ static int parse_desc(json_t *d, const char *what, char **digest, uint64_t *size
 
 int manifest_parse(json_t *j, struct manifest *m, berth_error_t *err) {
   memset(m, 0, sizeof *m);
+  json_t *layers = json_object_get(j, "layers");
   const char *mt = json_string_value(json_object_get(j, "mediaType"));
   m->media_type = strdup(mt ? mt : MT_OCI_MANIFEST);
   json_t *cfg = json_object_get(j, "config");
@@ -105,7 +106,6 @@ int manifest_parse(json_t *j, struct manifest *m, berth_error_t *err) {
     berth_error(err, -EFBIG, "image config of %llu bytes is implausibly large; refusing", (unsigned long long)m->config_size);
     goto fail;
   }
-  json_t *layers = json_object_get(j, "layers");
   if (!json_is_array(layers)) {
     berth_error(err, -EINVAL, "manifest has no layers array");
     goto fail;

@@ -366,12 +366,13 @@ static int pull_in_ns(void *arg, char **result, berth_error_t *err) {
   cleanup_free char *name = ref_name(&ref);
   cleanup_free char *refstr = ref_string(&ref);
   cleanup_free char *tagged = NULL;
-  if (store_open(&s, false, err) < 0) goto done;
-
-  /* mirrors first, then the origin */
   json_t *mirrors = config_mirrors(cfg, ref.domain);
   size_t nm = json_array_size(mirrors);
   berth_error_t last = NULL;
+  struct layer_source src = {.ctx = &reg, .open = reg_open, .read = reg_read, .close = reg_close};
+  if (store_open(&s, false, err) < 0) goto done;
+
+  /* mirrors first, then the origin */
   for (size_t i = 0; i <= nm; i++) {
     const char *ep = i < nm ? json_string_value(json_array_get(mirrors, i)) : ref_registry_host(&ref);
     if (!ep) continue;
@@ -417,7 +418,6 @@ static int pull_in_ns(void *arg, char **result, berth_error_t *err) {
   }
   if (!quiet && !(isatty(STDERR_FILENO)))
     fprintf(stderr, "pulling %s (%s, %zu layers)\n", refstr, mdigest, m.n_layers);
-  struct layer_source src = {.ctx = &reg, .open = reg_open, .read = reg_read, .close = reg_close};
   if (fetch_layers(&s, &m, &src, quiet, notes, err) < 0) {
     berth_error_wrap(err, "pull %s", refstr);
     goto done_reg;

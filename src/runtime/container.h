@@ -38,6 +38,8 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
 int container_list(json_t **out, berth_error_t *err);
 int container_status(const char *name, bool health, json_t **out, berth_error_t *err);
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err);
+/* copy between host and a running container (into: host -> container) */
+int container_copy(const char *name, const char *host_path, const char *container_path, bool into, berth_error_t *err);
 bool container_name_valid(const char *name);
 char *container_random_name(const char *prefix);
 

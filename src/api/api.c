@@ -1,0 +1,715 @@
+/* Request validation and dispatch for the `containers` tool contract.
+ * Every bad request gets {"error", "code", "field"} and changes nothing. */
+#define _GNU_SOURCE
+#include "api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "container.h"
+#include "preflight.h"
+
+enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME };
+
+struct param {
+  const char *name;
+  enum ptype type;
+  bool required;
+  const char *desc;
+};
+
+typedef json_t *(*handler_fn)(json_t *req);
+
+struct op {
+  const char *name;
+  const struct param *params;
+  handler_fn fn;
+  const char *desc;
+};
+
+#define MAX_STRING (256 * 1024)
+
+static const struct param P_NONE[] = {{0}};
+static const struct param P_CREATE[] = {
+    {"name", T_NAME, false, "container name (default <purpose or env>-<6 hex>)"},
+    {"image", T_STR, false, "image reference; pulled when absent"},
+    {"purpose", T_STR, false, "purpose profile (python, node, rust, go, general, amplifier, clean, try-repo)"},
+    {"workdir", T_STR, false, "working directory (default /workspace)"},
+    {"mounts", T_MOUNTS, false, "bind mounts [{host, container, mode ro|rw}]"},
+    {"mount_cwd", T_BOOL, false, "bind the caller's current directory at the workdir (default true)"},
+    {"ports", T_PORTS, false, "published ports [{host, container, protocol, host_ip}]"},
+    {"env", T_STRMAP, false, "environment variables; always win"},
+    {"env_passthrough", T_PASSTHROUGH, false, "auto | all | none | [names] (default auto)"},
+    {"forward_git", T_BOOL, false, "forward the host's git config (default true)"},
+    {"forward_gh", T_BOOL, false, "forward the host's gh token (default true)"},
+    {"forward_ssh", T_BOOL, false, "forward the ssh agent or keys (default false)"},
+    {"dotfiles_repo", T_STR, false, "dotfiles repository URL"},
+    {"dotfiles_script", T_STR, false, "install script in the dotfiles repo"},
+    {"dotfiles_branch", T_STR, false, "dotfiles branch"},
+    {"dotfiles_target", T_STR, false, "clone target (default ~/.dotfiles)"},
+    {"dotfiles_inline", T_STRMAP, false, "files written into the home directory {path: content}"},
+    {"dotfiles_skip", T_BOOL, false, "skip dotfiles"},
+    {"setup_commands", T_STRLIST, false, "commands run in order after provisioning"},
+    {"memory_limit", T_STR, false, "memory limit, e.g. 4g (default 4g)"},
+    {"cpu_limit", T_NUM, false, "CPU limit in cores"},
+    {"pids_limit", T_INT, false, "process limit (default 256)"},
+    {"gpu", T_BOOL, false, "GPU access"},
+    {"network", T_STR, false, "bridge | host | none | a named network"},
+    {"persistent", T_BOOL, false, "keep across restarts"},
+    {"remove_on_failure", T_BOOL, false, "remove the container when a provisioning step fails (default false: keep and report)"},
+    {0}};
+static const struct param P_EXEC[] = {{"container", T_NAME, true, "container name"},
+                                      {"command", T_STR, true, "shell command, run with /bin/sh -c"},
+                                      {"timeout", T_INT, false, "seconds (default 300); the command and all it started are killed"},
+                                      {"workdir", T_STR, false, "working directory"},
+                                      {"user", T_STR, false, "user[:group] inside the container"},
+                                      {"env", T_STRMAP, false, "extra environment"},
+                                      {0}};
+static const struct param P_CONTAINER[] = {{"container", T_NAME, true, "container name"}, {0}};
+static const struct param P_STATUS[] = {{"container", T_NAME, true, "container name"},
+                                        {"health_check", T_BOOL, false, "run a trivial exec and report latency and usage"},
+                                        {0}};
+static const struct param P_DESTROY[] = {{"container", T_NAME, true, "container name"},
+                                         {"force", T_BOOL, false, "kill at once instead of SIGTERM + grace"},
+                                         {0}};
+static const struct param P_DESTROY_ALL[] = {{"confirm", T_BOOL, false, "must be true"}, {"force", T_BOOL, false, "kill at once"}, {0}};
+static const struct param P_COPY_IN[] = {{"container", T_NAME, true, "container name"},
+                                         {"host_path", T_STR, true, "source on the host"},
+                                         {"container_path", T_STR, true, "destination in the container"},
+                                         {0}};
+static const struct param P_COPY_OUT[] = {{"container", T_NAME, true, "container name"},
+                                          {"container_path", T_STR, true, "source in the container"},
+                                          {"host_path", T_STR, true, "destination on the host"},
+                                          {0}};
+static const struct param P_SNAPSHOT[] = {{"container", T_NAME, true, "container name"}, {"name", T_NAME, false, "snapshot name"}, {0}};
+static const struct param P_RESTORE[] = {{"snapshot", T_NAME, true, "snapshot name"}, {"name", T_NAME, false, "new container name"}, {0}};
+static const struct param P_DELETE_SNAPSHOT[] = {{"snapshot", T_NAME, true, "snapshot name"}, {0}};
+static const struct param P_NETWORK[] = {{"name", T_NAME, true, "network name"}, {0}};
+
+static json_t *h_preflight(json_t *req);
+static json_t *h_create(json_t *req);
+static json_t *h_exec(json_t *req);
+static json_t *h_hint(json_t *req);
+static json_t *h_list(json_t *req);
+static json_t *h_status(json_t *req);
+static json_t *h_destroy(json_t *req);
+static json_t *h_destroy_all(json_t *req);
+static json_t *h_copy_in(json_t *req);
+static json_t *h_copy_out(json_t *req);
+static json_t *h_not_yet(json_t *req);
+
+static const struct op OPS[] = {
+    {"preflight", P_NONE, h_preflight, "check the host and print the fix for each problem"},
+    {"create", P_CREATE, h_create, "create a provisioned container"},
+    {"exec", P_EXEC, h_exec, "run a command in a container"},
+    {"exec_interactive_hint", P_CONTAINER, h_hint, "the command a person runs to get a shell"},
+    {"list", P_NONE, h_list, "list containers"},
+    {"status", P_STATUS, h_status, "one container's status"},
+    {"destroy", P_DESTROY, h_destroy, "stop and remove a container"},
+    {"destroy_all", P_DESTROY_ALL, h_destroy_all, "remove every container (confirm=true)"},
+    {"copy_in", P_COPY_IN, h_copy_in, "copy a file or directory into a container"},
+    {"copy_out", P_COPY_OUT, h_copy_out, "copy a file or directory out of a container"},
+    {"snapshot", P_SNAPSHOT, h_not_yet, "save a container's filesystem as an image"},
+    {"restore", P_RESTORE, h_not_yet, "create a container from a snapshot"},
+    {"delete_snapshot", P_DELETE_SNAPSHOT, h_not_yet, "delete a snapshot"},
+    {"create_network", P_NETWORK, h_not_yet, "create a named network"},
+    {"destroy_network", P_NETWORK, h_not_yet, "remove a named network"},
+    {0}};
+
+static json_t *err_reply(const char *code, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static json_t *err_reply(const char *code, const char *field, const char *fmt, ...) {
+  char *msg = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  va_end(ap);
+  json_t *r = json_pack("{s:s, s:s}", "error", msg ? msg : "error", "code", code);
+  if (field) json_object_set_new(r, "field", json_string(field));
+  free(msg);
+  return r;
+}
+
+static json_t *from_error(berth_error_t e, const char *prefix) {
+  const char *code = !e ? "failed" : e->status == ENOENT ? "not_found" : e->status == EEXIST ? "conflict" :
+                     e->status == EINVAL || e->status == ERANGE ? "invalid_value" : e->status == ENOTSUP ? "not_implemented" : "failed";
+  const char *m = e && e->msg ? e->msg : "unknown error";
+  json_t *r = (prefix && !str_has_prefix(m, prefix)) ? err_reply(code, NULL, "%s%s", prefix, m) : err_reply(code, NULL, "%s", m);
+  berth_error_free(e);
+  return r;
+}
+
+static const char *type_name(enum ptype t) {
+  switch (t) {
+  case T_STR: case T_NAME: return "string";
+  case T_BOOL: return "boolean";
+  case T_INT: return "integer";
+  case T_NUM: return "number";
+  case T_STRMAP: return "object of strings";
+  case T_STRLIST: return "array of strings";
+  case T_MOUNTS: return "array of {host, container, mode}";
+  case T_PORTS: return "array of {host, container, protocol, host_ip}";
+  case T_PASSTHROUGH: return "\"auto\", \"all\", \"none\" or an array of names";
+  }
+  return "?";
+}
+
+static bool str_ok(json_t *v) { return json_is_string(v) && json_string_length(v) <= MAX_STRING; }
+
+static json_t *check_value(const struct param *p, json_t *v) {
+  const char *n = p->name;
+  switch (p->type) {
+  case T_STR:
+    if (!json_is_string(v)) break;
+    if (!str_ok(v)) return err_reply("invalid_value", n, "`%s` is longer than %d bytes", n, MAX_STRING);
+    return NULL;
+  case T_NAME:
+    if (!json_is_string(v)) break;
+    if (!container_name_valid(json_string_value(v)))
+      return err_reply("invalid_value", n, "`%s` must be 1-63 letters, digits, `_`, `.` or `-`, not starting with `.` or `-` (got `%.80s`)",
+                       n, json_string_value(v));
+    return NULL;
+  case T_BOOL:
+    if (json_is_boolean(v)) return NULL;
+    break;
+  case T_INT:
+    if (json_is_integer(v)) return NULL;
+    break;
+  case T_NUM:
+    if (json_is_number(v)) return NULL;
+    break;
+  case T_STRMAP: {
+    if (!json_is_object(v)) break;
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x) {
+      if (!str_ok(x)) return err_reply("invalid_type", n, "`%s.%.60s` must be a string of at most %d bytes", n, k, MAX_STRING);
+      if (!*k || strlen(k) > 4096) return err_reply("invalid_value", n, "`%s` has an empty or huge key", n);
+    }
+    return NULL;
+  }
+  case T_STRLIST: {
+    if (!json_is_array(v)) break;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) if (!str_ok(x)) return err_reply("invalid_type", n, "`%s[%zu]` must be a string", n, i);
+    return NULL;
+  }
+  case T_PASSTHROUGH: {
+    if (json_is_string(v)) {
+      const char *s = json_string_value(v);
+      if (!strcmp(s, "auto") || !strcmp(s, "all") || !strcmp(s, "none")) return NULL;
+      return err_reply("invalid_value", n, "`%s` must be \"auto\", \"all\", \"none\" or an array of names (got `%.40s`)", n, s);
+    }
+    if (!json_is_array(v)) break;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) if (!str_ok(x)) return err_reply("invalid_type", n, "`%s[%zu]` must be a string", n, i);
+    return NULL;
+  }
+  case T_MOUNTS: {
+    if (!json_is_array(v)) break;
+    size_t i;
+    json_t *m;
+    json_array_foreach(v, i, m) {
+      if (!json_is_object(m)) return err_reply("invalid_type", n, "`mounts[%zu]` must be an object {host, container, mode}", i);
+      const char *k;
+      json_t *x;
+      json_object_foreach(m, k, x) {
+        if (strcmp(k, "host") && strcmp(k, "container") && strcmp(k, "mode"))
+          return err_reply("unknown_parameter", n, "`mounts[%zu].%.40s` is not a mount field (host, container, mode)", i, k);
+        if (!str_ok(x)) return err_reply("invalid_type", n, "`mounts[%zu].%s` must be a string", i, k);
+      }
+      const char *h = json_string_value(json_object_get(m, "host")), *c = json_string_value(json_object_get(m, "container"));
+      const char *mode = json_string_value(json_object_get(m, "mode"));
+      if (!h || !c) return err_reply("missing_parameter", n, "`mounts[%zu]` needs `host` and `container`", i);
+      if (h[0] != '/' || c[0] != '/' || strstr(h, "/../") || strstr(c, "/../") || str_has_suffix(c, "/..") || str_has_suffix(h, "/.."))
+        return err_reply("invalid_value", n, "`mounts[%zu]`: host and container must be absolute paths without `..`", i);
+      if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
+        return err_reply("invalid_value", n, "`mounts[%zu].mode` must be \"ro\" or \"rw\"", i);
+    }
+    return NULL;
+  }
+  case T_PORTS: {
+    if (!json_is_array(v)) break;
+    size_t i;
+    json_t *m;
+    json_array_foreach(v, i, m) {
+      if (!json_is_object(m)) return err_reply("invalid_type", n, "`ports[%zu]` must be an object", i);
+      json_t *h = json_object_get(m, "host"), *c = json_object_get(m, "container");
+      if (!json_is_integer(h) || !json_is_integer(c) || json_integer_value(h) < 1 || json_integer_value(h) > 65535 ||
+          json_integer_value(c) < 1 || json_integer_value(c) > 65535)
+        return err_reply("invalid_value", n, "`ports[%zu]`: host and container must be ports 1-65535", i);
+    }
+    return NULL;
+  }
+  }
+  return err_reply("invalid_type", n, "`%s` must be %s", n, type_name(p->type));
+}
+
+static const struct op *find_op(const char *name) {
+  for (const struct op *o = OPS; o->name; o++)
+    if (!strcmp(o->name, name)) return o;
+  return NULL;
+}
+
+int api_validate(const char *text, size_t len, json_t **req, json_t **reply) {
+  *req = NULL;
+  *reply = NULL;
+  if (len > 16 * 1024 * 1024) {
+    *reply = err_reply("invalid_json", NULL, "request larger than 16 MiB");
+    return -1;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    *reply = err_reply("invalid_json", NULL, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+    return -1;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    *reply = err_reply("invalid_request", NULL, "the request must be a JSON object with an `operation`");
+    return -1;
+  }
+  json_t *opv = json_object_get(j, "operation");
+  if (!opv) {
+    json_decref(j);
+    *reply = err_reply("missing_parameter", "operation", "missing `operation`");
+    return -1;
+  }
+  if (!json_is_string(opv)) {
+    json_decref(j);
+    *reply = err_reply("invalid_type", "operation", "`operation` must be a string");
+    return -1;
+  }
+  const struct op *op = find_op(json_string_value(opv));
+  if (!op) {
+    struct buf names = {0};
+    for (const struct op *o = OPS; o->name; o++) {
+      if (names.len) buf_append(&names, ", ", 2);
+      buf_append(&names, o->name, strlen(o->name));
+    }
+    *reply = err_reply("unknown_operation", "operation", "unknown operation `%.60s`; one of: %s", json_string_value(opv), names.data);
+    buf_free(&names);
+    json_decref(j);
+    return -1;
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(j, k, v) {
+    if (!strcmp(k, "operation")) continue;
+    const struct param *p = op->params;
+    while (p->name && strcmp(p->name, k)) p++;
+    if (!p->name) {
+      *reply = err_reply("unknown_parameter", k, "unknown parameter `%.60s` for operation `%s`", k, op->name);
+      json_decref(j);
+      return -1;
+    }
+    if (json_is_null(v)) continue; /* null = default */
+    json_t *e = check_value(p, v);
+    if (e) {
+      *reply = e;
+      json_decref(j);
+      return -1;
+    }
+  }
+  for (const struct param *p = op->params; p->name; p++)
+    if (p->required && (!json_object_get(j, p->name) || json_is_null(json_object_get(j, p->name)))) {
+      *reply = err_reply("missing_parameter", p->name, "operation `%s` needs `%s`", op->name, p->name);
+      json_decref(j);
+      return -1;
+    }
+  /* values whose range is checked beyond their type */
+  json_t *mem = json_object_get(j, "memory_limit");
+  if (json_is_string(mem)) {
+    int64_t b;
+    berth_error_t e = NULL;
+    if (parse_size(json_string_value(mem), &b, &e) < 0) {
+      *reply = err_reply("invalid_value", "memory_limit", "`memory_limit`: %s", e->msg);
+      berth_error_free(e);
+      json_decref(j);
+      return -1;
+    }
+  }
+  json_t *cpu = json_object_get(j, "cpu_limit");
+  if (json_is_number(cpu) && (json_number_value(cpu) <= 0 || json_number_value(cpu) > 1024)) {
+    *reply = err_reply("invalid_value", "cpu_limit", "`cpu_limit` must be more than 0 and at most 1024 cores");
+    json_decref(j);
+    return -1;
+  }
+  json_t *pl = json_object_get(j, "pids_limit");
+  if (json_is_integer(pl) && (json_integer_value(pl) < 8 || json_integer_value(pl) > 4194304)) {
+    *reply = err_reply("invalid_value", "pids_limit", "`pids_limit` must be between 8 and 4194304");
+    json_decref(j);
+    return -1;
+  }
+  json_t *to = json_object_get(j, "timeout");
+  if (json_is_integer(to) && (json_integer_value(to) < 1 || json_integer_value(to) > 7 * 86400)) {
+    *reply = err_reply("invalid_value", "timeout", "`timeout` must be 1 to 604800 seconds");
+    json_decref(j);
+    return -1;
+  }
+  *req = j;
+  return 0;
+}
+
+static api_progress_fn progress_fn;
+static void *progress_ud;
+void api_set_progress(api_progress_fn fn, void *ud) {
+  progress_fn = fn;
+  progress_ud = ud;
+}
+void api_progress(double p, double t, const char *m) {
+  if (progress_fn) progress_fn(progress_ud, p, t, m);
+}
+
+json_t *api_call_json(json_t *request) {
+  char *t = json_dumps(request, JSON_COMPACT);
+  json_t *r = t ? api_call_text(t, strlen(t)) : err_reply("invalid_request", NULL, "unserializable request");
+  free(t);
+  return r;
+}
+
+json_t *api_call_text(const char *text, size_t len) {
+  json_t *req, *reply;
+  if (api_validate(text, len, &req, &reply) < 0) return reply;
+  const struct op *op = find_op(json_string_value(json_object_get(req, "operation")));
+  reply = op->fn(req);
+  json_decref(req);
+  return reply;
+}
+
+json_t *api_input_schema(void) {
+  json_t *props = json_object();
+  json_t *ops = json_array();
+  for (const struct op *o = OPS; o->name; o++) json_array_append_new(ops, json_string(o->name));
+  json_object_set_new(props, "operation", json_pack("{s:s, s:o, s:s}", "type", "string", "enum", ops, "description",
+                                                    "preflight, create, exec, exec_interactive_hint, list, status, destroy, destroy_all, "
+                                                    "copy_in, copy_out, snapshot, restore, delete_snapshot, create_network, destroy_network"));
+  for (const struct op *o = OPS; o->name; o++)
+    for (const struct param *p = o->params; p->name; p++) {
+      if (json_object_get(props, p->name)) continue;
+      json_t *s;
+      switch (p->type) {
+      case T_STR: case T_NAME: s = json_pack("{s:s}", "type", "string"); break;
+      case T_BOOL: s = json_pack("{s:s}", "type", "boolean"); break;
+      case T_INT: s = json_pack("{s:s}", "type", "integer"); break;
+      case T_NUM: s = json_pack("{s:s}", "type", "number"); break;
+      case T_STRMAP: s = json_pack("{s:s, s:{s:s}}", "type", "object", "additionalProperties", "type", "string"); break;
+      case T_STRLIST: s = json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"); break;
+      case T_PASSTHROUGH:
+        s = json_pack("{s:[{s:s, s:[s,s,s]}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "enum", "auto", "all", "none", "type",
+                      "array", "items", "type", "string");
+        break;
+      case T_MOUNTS:
+        s = json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:[s,s]}}, s:[s,s]}}", "type", "array", "items", "type", "object",
+                      "properties", "host", "type", "string", "container", "type", "string", "mode", "type", "string", "enum",
+                      "ro", "rw", "required", "host", "container");
+        break;
+      case T_PORTS:
+        s = json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:[s,s]}, s:{s:s}}, s:[s,s]}}", "type", "array", "items", "type",
+                      "object", "properties", "host", "type", "integer", "container", "type", "integer", "protocol", "type",
+                      "string", "enum", "tcp", "udp", "host_ip", "type", "string", "required", "host", "container");
+        break;
+      default: s = json_object();
+      }
+      json_object_set_new(s, "description", json_string(p->desc));
+      json_object_set_new(props, p->name, s);
+    }
+  return json_pack("{s:s, s:o, s:[s], s:b}", "type", "object", "properties", props, "required", "operation",
+                   "additionalProperties", 0);
+}
+
+/* ---------- handlers ---------- */
+static bool jbool(json_t *req, const char *k, bool def) {
+  json_t *v = json_object_get(req, k);
+  return json_is_boolean(v) ? json_is_true(v) : def;
+}
+static const char *jstr(json_t *req, const char *k) { return json_string_value(json_object_get(req, k)); }
+
+static json_t *h_preflight(json_t *req) {
+  (void)req;
+  return preflight_run();
+}
+
+static json_t *h_not_yet(json_t *req) {
+  const char *op = jstr(req, "operation");
+  const char *which = str_has_suffix(op, "network") ? "networking (issue #6)" : "snapshots";
+  return err_reply("not_implemented", "operation", "`%s` is not implemented yet in berth: %s is still being built", op, which);
+}
+
+static bool preflight_done;
+static const char *AUTO_PATTERNS[] = {"*_API_KEY", "*_TOKEN", "*_SECRET", "ANTHROPIC_*", "OPENAI_*", "AZURE_OPENAI_*",
+                                      "GOOGLE_*", "GEMINI_*", "OLLAMA_*", "VLLM_*", "AMPLIFIER_*", "HTTP_PROXY",
+                                      "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", NULL};
+static const char *NEVER[] = {"PATH", "HOME", "SHELL", "USER", "LOGNAME", "PWD", "OLDPWD", "TERM", "DISPLAY",
+                              "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK", "SSH_CONNECTION",
+                              "SSH_CLIENT", "SSH_TTY", "LS_COLORS", "LANG", "LC_ALL", "HOSTNAME", "SHLVL", "_", NULL};
+
+static bool in_list(const char **l, const char *s) {
+  for (; *l; l++)
+    if (!strcmp(*l, s)) return true;
+  return false;
+}
+
+/* Host environment passed in, by mode; explicit env is applied on top. */
+static void passthrough_env(json_t *mode, json_t *env) {
+  extern char **environ;
+  if (json_is_array(mode)) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(mode, i, v) {
+      const char *val = getenv(json_string_value(v));
+      if (val) json_object_set_new(env, json_string_value(v), json_string(val));
+    }
+    return;
+  }
+  const char *m = json_string_value(mode);
+  if (!m) m = "auto";
+  if (!strcmp(m, "none")) return;
+  json_t *pats = NULL;
+  struct berth_config *cfg = config_get(NULL);
+  if (cfg) pats = config_array(cfg, "env_passthrough_patterns");
+  for (char **e = environ; e && *e; e++) {
+    const char *eq = strchr(*e, '=');
+    if (!eq || eq == *e) continue;
+    cleanup_free char *k = strndup(*e, (size_t)(eq - *e));
+    if (in_list(NEVER, k) || str_has_prefix(k, "BERTH_")) continue;
+    bool pass = !strcmp(m, "all");
+    if (!pass) {
+      if (pats) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(pats, i, p) if (json_is_string(p) && fnmatch(json_string_value(p), k, 0) == 0) pass = true;
+      } else
+        for (const char **p = AUTO_PATTERNS; *p && !pass; p++) pass = fnmatch(*p, k, 0) == 0;
+    }
+    if (pass) json_object_set_new(env, k, json_string(eq + 1));
+  }
+}
+
+static json_t *step(const char *name, const char *status, double ms, const char *detail, const char *error) {
+  return json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "name", name, "status", status, "duration_ms", (int)ms, "detail", detail,
+                   "error", error);
+}
+
+static json_t *h_create(json_t *req) {
+  if (!preflight_done && !getenv("BERTH_SKIP_PREFLIGHT")) {
+    json_t *pf = preflight_run();
+    if (!json_is_true(json_object_get(pf, "ready")))
+      return json_pack("{s:s, s:s, s:o}", "error", "Container runtime not ready. See preflight results.", "code", "not_ready",
+                       "preflight", pf);
+    json_decref(pf);
+    preflight_done = true;
+  }
+  /* machinery that is not built yet: refuse rather than ignore */
+  json_t *ports = json_object_get(req, "ports");
+  if (json_array_size(ports)) return err_reply("not_implemented", "ports", "`ports` needs networking, which is not implemented yet (issue #6)");
+  const char *net = jstr(req, "network");
+  if (net && strcmp(net, "none") && strcmp(net, "host"))
+    return err_reply("not_implemented", "network", "network `%.60s` is not implemented yet (issue #6): use \"none\" or \"host\"", net);
+  if (jbool(req, "gpu", false)) return err_reply("not_implemented", "gpu", "`gpu` is not supported by berth yet");
+  if (jstr(req, "dotfiles_repo") || json_object_size(json_object_get(req, "dotfiles_inline")) || jbool(req, "forward_ssh", false))
+    return err_reply("not_implemented", "dotfiles_repo", "dotfiles and ssh forwarding are not implemented yet (issue #5)");
+  const char *purpose = jstr(req, "purpose");
+  const char *image = jstr(req, "image");
+  struct berth_config *cfg = config_get(NULL);
+  if (!image && cfg) image = json_string_value(json_object_get(cfg->root, "default_image"));
+  if (!image)
+    return err_reply("missing_parameter", "image", "`image` is required (purpose profiles that choose an image come with issue #5; "
+                     "or set `default_image` in berth's config)");
+
+  double t0 = now_seconds();
+  json_t *env = json_object();
+  passthrough_env(json_object_get(req, "env_passthrough"), env);
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(req, "env"), k, v) json_object_set(env, k, v);
+  json_t *names = json_array();
+  json_object_foreach(env, k, v) json_array_append_new(names, json_string(k));
+  struct create_opts o = {.name = jstr(req, "name"), .image = image, .workdir = jstr(req, "workdir"), .purpose = purpose,
+                          .network = net ? net : "none", .mounts = json_object_get(req, "mounts"), .env = env,
+                          .mount_cwd = jbool(req, "mount_cwd", true), .persistent = jbool(req, "persistent", false),
+                          .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
+  berth_error_t e = NULL;
+  if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &o.limits.memory, &e);
+  if (json_is_number(json_object_get(req, "cpu_limit"))) o.limits.cpus = json_number_value(json_object_get(req, "cpu_limit"));
+  if (json_is_integer(json_object_get(req, "pids_limit"))) o.limits.pids = json_integer_value(json_object_get(req, "pids_limit"));
+  api_progress(0, 3, "pulling image and starting the container");
+  json_t *res = NULL;
+  if (container_create(&o, &res, &e) < 0) {
+    json_decref(env);
+    json_decref(names);
+    return from_error(e, "Failed to create container: ");
+  }
+  const char *name = json_string_value(json_object_get(res, "container"));
+  json_t *report = json_array();
+  char detail[256];
+  snprintf(detail, sizeof detail, "%zu variable(s) injected", json_array_size(names));
+  json_array_append_new(report, step("environment", "success", (now_seconds() - t0) * 1000, detail, NULL));
+  const char *later[] = {"git", "gh", "ssh", "dotfiles", "purpose_profile"};
+  for (int i = 0; i < 5; i++) {
+    bool off = (i == 0 && !jbool(req, "forward_git", true)) || (i == 1 && !jbool(req, "forward_gh", true)) || i == 2 ||
+               (i == 3 && (jbool(req, "dotfiles_skip", false) || !jstr(req, "dotfiles_repo"))) || (i == 4 && !purpose);
+    json_array_append_new(report, step(later[i], "skipped", 0, off ? "not requested" : "not implemented yet in berth (issue #5)", NULL));
+  }
+  api_progress(1, 3, "running setup commands");
+  bool failed = false;
+  size_t i;
+  json_array_foreach(json_object_get(req, "setup_commands"), i, v) {
+    char *argv[] = {"/bin/sh", "-c", (char *)json_string_value(v), NULL};
+    struct exec_opts eo = {.name = name, .argv = argv, .capture = true, .capture_max = 1 << 20, .timeout = 1800};
+    struct exec_result r;
+    double s0 = now_seconds();
+    berth_error_t e2 = NULL;
+    int rc = container_exec(&eo, &r, &e2);
+    char sname[64];
+    snprintf(sname, sizeof sname, "setup_command[%zu]", i);
+    /* the tail of the output, never the command line (it may hold secrets) */
+    const struct buf *tailsrc = r.err.len ? &r.err : &r.out;
+    size_t tl = tailsrc->len > 2000 ? 2000 : tailsrc->len;
+    cleanup_free char *tail = tl ? strndup(tailsrc->data + tailsrc->len - tl, tl) : strdup("");
+    cleanup_free char *d = xasprintf("exit %d%s; output tail: %s", rc < 0 ? -1 : r.exit_code, rc == 0 && r.timed_out ? " (timed out)" : "", tail);
+    if (rc < 0 || r.exit_code != 0) {
+      failed = true;
+      json_array_append_new(report, step(sname, "failed", (now_seconds() - s0) * 1000, d, rc < 0 ? e2->msg : "non-zero exit"));
+    } else
+      json_array_append_new(report, step(sname, "success", (now_seconds() - s0) * 1000, d, NULL));
+    berth_error_free(e2);
+    buf_free(&r.out);
+    buf_free(&r.err);
+    if (failed) break;
+  }
+  api_progress(3, 3, "done");
+  json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s*, s:O, s:O, s:o, s:O, s:o, s:s}", "success", 1, "container",
+                            json_object_get(res, "container"), "container_id", json_object_get(res, "container_id"), "image",
+                            json_object_get(res, "image"), "purpose", purpose, "connect_command",
+                            json_object_get(res, "connect_command"), "workdir", json_object_get(res, "workdir"),
+                            "env_vars_injected", names, "persistent", json_object_get(res, "persistent"),
+                            "provisioning_report", report, "status", failed ? "partial" : "ready");
+  json_t *cg = json_object_get(res, "cgroup");
+  json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
+  if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));
+  if (failed && jbool(req, "remove_on_failure", false)) {
+    json_t *out = NULL;
+    berth_error_t e3 = NULL;
+    container_remove(name, true, &out, &e3);
+    berth_error_free(e3);
+    json_decref(out);
+    json_object_set_new(reply, "success", json_false());
+    json_object_set_new(reply, "removed", json_true());
+  }
+  json_decref(res);
+  json_decref(env);
+  return reply;
+}
+
+static json_t *h_exec(json_t *req) {
+  char *argv[] = {"/bin/sh", "-c", (char *)jstr(req, "command"), NULL};
+  json_t *to = json_object_get(req, "timeout");
+  struct exec_opts eo = {.name = jstr(req, "container"), .argv = argv, .capture = true, .capture_max = 4 << 20,
+                         .timeout = json_is_integer(to) ? (int)json_integer_value(to) : 300, .workdir = jstr(req, "workdir"),
+                         .user = jstr(req, "user"), .env = json_object_get(req, "env")};
+  struct exec_result r;
+  berth_error_t e = NULL;
+  if (container_exec(&eo, &r, &e) < 0) return from_error(e, NULL);
+  json_t *o = json_pack("{s:i, s:s%, s:s%, s:b}", "returncode", r.exit_code, "stdout", r.out.data ? r.out.data : "", r.out.len,
+                        "stderr", r.err.data ? r.err.data : "", r.err.len, "timed_out", r.timed_out);
+  if (!o) /* not UTF-8: hand back what is valid, say so */
+    o = json_pack("{s:i, s:s, s:s, s:b, s:s}", "returncode", r.exit_code, "stdout", "", "stderr", "", "timed_out", r.timed_out,
+                  "note", "output was not valid UTF-8 and was dropped; redirect it to a file and use copy_out");
+  if (r.out_truncated || r.err_truncated) json_object_set_new(o, "truncated", json_true());
+  buf_free(&r.out);
+  buf_free(&r.err);
+  return o;
+}
+
+static json_t *h_hint(json_t *req) {
+  const char *name = jstr(req, "container");
+  json_t *st = NULL;
+  berth_error_t e = NULL;
+  if (container_status(name, false, &st, &e) < 0) return from_error(e, NULL);
+  bool running = json_is_true(json_object_get(st, "running"));
+  json_int_t pid = json_integer_value(json_object_get(json_object_get(st, "metadata"), "pid"));
+  json_decref(st);
+  if (!running) return err_reply("not_running", "container", "container %s is not running", name);
+  const char *shells[] = {"/bin/bash", "/bin/zsh", "/bin/sh"};
+  const char *shell = "/bin/sh";
+  char rootp[64];
+  snprintf(rootp, sizeof rootp, "/proc/%lld/root", (long long)pid);
+  cleanup_close int rfd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  for (int i = 0; i < 3 && rfd >= 0; i++) {
+    int fd = openat_in_root(rfd, shells[i] + 1, O_PATH, 0, 0);
+    if (fd >= 0) {
+      close(fd);
+      shell = shells[i];
+      break;
+    }
+  }
+  cleanup_free char *cmd = xasprintf("berth exec -it %s %s", name, shell);
+  return json_pack("{s:s, s:s, s:s}", "command", cmd, "shell", shell, "container", name);
+}
+
+static json_t *h_list(json_t *req) {
+  (void)req;
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  if (container_list(&out, &e) < 0) return from_error(e, NULL);
+  return out;
+}
+
+static json_t *h_status(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  if (container_status(jstr(req, "container"), jbool(req, "health_check", false), &out, &e) < 0) return from_error(e, NULL);
+  return out;
+}
+
+static json_t *h_destroy(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  if (container_remove(jstr(req, "container"), jbool(req, "force", false), &out, &e) < 0) return from_error(e, NULL);
+  return out;
+}
+
+static json_t *h_destroy_all(json_t *req) {
+  if (!jbool(req, "confirm", false)) return err_reply("confirm_required", "confirm", "Set confirm=true to destroy all managed containers");
+  json_t *list = NULL;
+  berth_error_t e = NULL;
+  if (container_list(&list, &e) < 0) return from_error(e, NULL);
+  json_t *results = json_array();
+  size_t i, n = 0;
+  json_t *c;
+  json_array_foreach(json_object_get(list, "containers"), i, c) {
+    const char *name = json_string_value(json_object_get(c, "name"));
+    json_t *out = NULL;
+    berth_error_t e2 = NULL;
+    if (container_remove(name, jbool(req, "force", false), &out, &e2) < 0) {
+      json_array_append_new(results, json_pack("{s:b, s:s, s:s}", "success", 0, "container", name, "detail", e2->msg));
+      berth_error_free(e2);
+    } else {
+      json_array_append_new(results, out);
+      n++;
+    }
+  }
+  json_decref(list);
+  return json_pack("{s:I, s:o}", "destroyed", (json_int_t)n, "results", results);
+}
+
+static json_t *h_copy_in(json_t *req) {
+  berth_error_t e = NULL;
+  if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), true, &e) < 0)
+    return from_error(e, NULL);
+  return json_pack("{s:b, s:s}", "success", 1, "detail", "copied into the container");
+}
+
+static json_t *h_copy_out(json_t *req) {
+  berth_error_t e = NULL;
+  if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), false, &e) < 0)
+    return from_error(e, NULL);
+  return json_pack("{s:b, s:s}", "success", 1, "detail", "copied out of the container");
+}

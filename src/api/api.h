@@ -1,0 +1,22 @@
+/* The one core call: request JSON in, reply JSON out. The CLI's `tool`,
+ * the MCP server and library users all go through here. */
+#ifndef BERTH_API_H
+#define BERTH_API_H
+#include <jansson.h>
+#include "util.h"
+
+/* Parse and validate a request without acting on it. On success *req is
+ * the request with defaults filled in; on failure *reply is the structured
+ * error reply. Never has side effects (fuzzed). */
+int api_validate(const char *text, size_t len, json_t **req, json_t **reply);
+/* Validate and execute; always returns a reply object. */
+json_t *api_call_json(json_t *request);
+json_t *api_call_text(const char *text, size_t len);
+/* JSON Schema of the tool's parameters (for MCP tools/list). */
+json_t *api_input_schema(void);
+/* progress callback for long operations (MCP notifications) */
+typedef void (*api_progress_fn)(void *ud, double progress, double total, const char *message);
+void api_set_progress(api_progress_fn fn, void *ud);
+void api_progress(double progress, double total, const char *message);
+
+#endif

@@ -1,0 +1,16 @@
+/* Public entry points of libberth for embedding. */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "api.h"
+#include "berth.h"
+
+char *berth_call(const char *request_json) {
+  if (!request_json) request_json = "";
+  json_t *r = api_call_text(request_json, strlen(request_json));
+  char *t = json_dumps(r, JSON_COMPACT);
+  json_decref(r);
+  return t;
+}
+
+void berth_free(void *p) { free(p); }
