@@ -348,7 +348,7 @@ int cmd_rm(int argc, char **argv) {
                    "Stop (SIGTERM, SIGKILL after 10 s; -f at once) and remove containers.\n", stdout), 0;
   }
   if (all && !confirm) {
-    fprintf(stderr, "berth rm: Set confirm=true to destroy all managed containers (add --confirm)\n");
+    fprintf(stderr, "berth: error: Set confirm=true to destroy all managed containers (add --confirm)\n");
     return EXIT_BERTH;
   }
   json_t *list = NULL;

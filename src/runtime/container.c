@@ -92,22 +92,6 @@ static int container_lock(const char *name, berth_error_t *err) {
   return fd;
 }
 
-/* start time of a process (clock ticks since boot), 0 if gone */
-static unsigned long long proc_starttime(pid_t pid) {
-  char p[64];
-  snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-  cleanup_free char *s = NULL;
-  if (pid <= 0 || read_file(p, 8192, &s, NULL, NULL) < 0) return 0;
-  char *e = strrchr(s, ')');
-  if (!e) return 0;
-  unsigned long long v = 0;
-  /* fields after the command: state is field 3; starttime is field 22 */
-  char *tok = e + 2;
-  for (int f = 3; f < 22 && tok; f++) tok = strchr(tok, ' '), tok = tok ? tok + 1 : NULL;
-  if (tok) v = strtoull(tok, NULL, 10);
-  return v;
-}
-
 static char *boot_id(void) {
   char *s = NULL;
   if (read_file("/proc/sys/kernel/random/boot_id", 64, &s, NULL, NULL) < 0) return strdup("");
@@ -386,6 +370,7 @@ static void loopback_up(void) {
 
 static volatile sig_atomic_t init_stop;
 static void init_on_term(int sig) { init_stop = sig; }
+static void init_on_chld(int sig) { (void)sig; } /* so pause() wakes for orphans */
 
 static int init_setup(struct init_args *a, berth_error_t *err) {
   const char *rootfs = json_string_value(json_object_get(json_object_get(a->spec, "root"), "path"));
@@ -482,22 +467,37 @@ static int init_main(struct init_args *a) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+  struct sigaction sc = {.sa_handler = init_on_chld, .sa_flags = SA_NOCLDSTOP};
+  sigaction(SIGCHLD, &sc, NULL);
   /* reap everything; on a stop signal pass it on, give a grace, then leave
-   * (the kernel kills what is left when PID 1 exits) */
+   * (the kernel kills what is left when PID 1 exits). SIGCHLD stays blocked
+   * except inside sigsuspend, so no exit can slip between check and sleep. */
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGCHLD);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGHUP);
+  sigaddset(&block, SIGALRM);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  struct sigaction sal = {.sa_handler = init_on_chld};
+  sigaction(SIGALRM, &sal, NULL);
   double stop_at = 0;
   for (;;) {
     int st;
-    pid_t p = waitpid(-1, &st, 0);
-    if (p < 0 && errno == ECHILD) {
-      if (init_stop) _exit(0);
-      pause();
+    pid_t p;
+    bool none_left = false;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {}
+    if (p < 0 && errno == ECHILD) none_left = true;
+    if (init_stop) {
+      if (stop_at == 0) {
+        kill(-1, SIGTERM);
+        stop_at = now_seconds() + 10;
+        alarm(10);
+      }
+      if (none_left || now_seconds() >= stop_at) _exit(0);
     }
-    if (init_stop && stop_at == 0) {
-      kill(-1, SIGTERM);
-      stop_at = now_seconds() + 10;
-      alarm(10);
-    }
-    if (init_stop && stop_at && now_seconds() >= stop_at) _exit(0);
+    sigsuspend(&old);
   }
 }
 

@@ -223,6 +223,10 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     fprintf(stderr, "berth: exec: workdir `%s`: %s\n", wd, strerror(errno));
     _exit(126);
   }
+  if (security_drop_bounding(o->keep_caps, &err) < 0) {
+    fprintf(stderr, "berth: exec: %s\n", err->msg);
+    _exit(126);
+  }
   if (setgroups((size_t)u->ngroups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
       setresuid(u->uid, u->uid, u->uid) < 0) {
     fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(errno));
@@ -295,8 +299,14 @@ static void supervisor(struct exec_ctx *x) {
   int status = 0;
   bool killed = false;
   for (;;) {
-    pid_t r = waitpid(cmd, &status, 0);
-    if (r == cmd) break;
+    /* as a subreaper we also inherit the command's orphans: reap them too */
+    int st2;
+    pid_t r = waitpid(-1, &st2, 0);
+    if (r == cmd) {
+      status = st2;
+      break;
+    }
+    if (r > 0) continue;
     if (r < 0 && errno != EINTR) break;
     if ((sup_alarm || sup_term) && !killed) {
       rep.timed_out = sup_alarm ? 1 : 0;
@@ -415,16 +425,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
   unsigned long long t0 = (unsigned long long)json_integer_value(json_object_get(json_object_get(st, "init"), "starttime"));
   /* the recorded init must still be that very process (no pid reuse) */
-  char statp[64];
-  snprintf(statp, sizeof statp, "/proc/%d/stat", (int)pid);
-  cleanup_free char *sbuf = NULL;
-  bool alive = false;
-  if (pid > 0 && read_file(statp, 8192, &sbuf, NULL, NULL) == 0) {
-    char *e = strrchr(sbuf, ')');
-    char *tok = e ? e + 2 : NULL;
-    for (int f = 3; f < 22 && tok; f++) tok = strchr(tok, ' '), tok = tok ? tok + 1 : NULL;
-    alive = tok && strtoull(tok, NULL, 10) == t0;
-  }
+  bool alive = t0 && proc_starttime(pid) == t0;
   if (!spec || !alive) {
     json_decref(st);
     json_decref(spec);

@@ -24,14 +24,21 @@ static int last_cap(void) {
   return last;
 }
 
-int security_drop_caps(uint64_t keep, berth_error_t *err) {
+int security_drop_bounding(uint64_t keep, berth_error_t *err) {
   int last = last_cap();
   for (int c = 0; c <= last; c++) {
     if (keep & (1ULL << c)) continue;
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) <= 0) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
       return berth_error(err, errno, "drop capability %d from the bounding set", c);
   }
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  return 0;
+}
+
+int security_drop_caps(uint64_t keep, berth_error_t *err) {
+  int last = last_cap();
+  if (security_drop_bounding(keep, err) < 0) return -1;
   cap_t caps = cap_init();
   if (!caps) return berth_error(err, errno, "cap_init");
   cap_value_t list[64];

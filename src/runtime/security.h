@@ -7,6 +7,9 @@
  * inheritable) except those in keep (a bitmask of CAP_* numbers; 0 for
  * workloads). Call after setuid-type changes are done. */
 int security_drop_caps(uint64_t keep, berth_error_t *err);
+/* Only the bounding and ambient sets: done before switching to a non-root
+ * user, which needs CAP_SETPCAP for it. */
+int security_drop_bounding(uint64_t keep, berth_error_t *err);
 int security_no_new_privs(berth_error_t *err);
 /* Load berth's seccomp profile (profiles/seccomp.json, built in). */
 int security_seccomp(berth_error_t *err);

@@ -385,3 +385,19 @@ void proc_set_title(const char *title) {
   strncpy(title_start, title, title_len - 1);
   prctl(PR_SET_NAME, title, 0, 0, 0);
 }
+
+unsigned long long proc_starttime(pid_t pid) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+  cleanup_free char *s = NULL;
+  if (pid <= 0 || read_file(p, 8192, &s, NULL, NULL) < 0) return 0;
+  char *e = strrchr(s, ')');
+  if (!e || e[1] != ' ' || e[2] == 'Z' || e[2] == 'X') return 0; /* a zombie is gone */
+  /* fields after the command: state is field 3; starttime is field 22 */
+  char *tok = e + 2;
+  for (int f = 3; f < 22 && tok; f++) {
+    tok = strchr(tok, ' ');
+    if (tok) tok++;
+  }
+  return tok ? strtoull(tok, NULL, 10) : 0;
+}

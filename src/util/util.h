@@ -82,6 +82,10 @@ int lock_file(const char *path, bool exclusive, berth_error_t *err);
 void proc_title_init(int argc, char **argv);
 void proc_set_title(const char *title);
 
+/* start time (ticks since boot) of a live process; 0 when gone or a zombie.
+ * A pid plus its start time names one process even after pid reuse. */
+unsigned long long proc_starttime(pid_t pid);
+
 /* format a byte count as "12.3 MB" into buf */
 const char *human_size(uint64_t n, char *buf, size_t len);
 double now_seconds(void);

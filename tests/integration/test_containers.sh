@@ -1,0 +1,352 @@
+#!/bin/bash
+# Launcher and lifecycle: isolation, limits, exec, cleanup. Run as root and
+# rootless (BERTH_MODE). Each test loads the busybox fixture offline.
+. "$(dirname "$0")/lib.sh"
+
+PROBE=$SUITE_TMP/probe
+gcc -static -O2 -o "$PROBE" "$IT_DIR/probe.c" 2>"$SUITE_TMP/probe.log" && chmod 755 "$PROBE"
+CG_V2=0; [ -f /sys/fs/cgroup/cgroup.controllers ] && CG_V2=1
+
+# every container test starts from the busybox image and removes what it made
+setup_ctr() {
+  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
+  b_ok load -q "$IMAGES/busybox"
+}
+create() { b_ok create -q --no-mount-cwd "$@" localhost/busybox; }
+x() { b_run exec "$@"; } # exec, any exit code
+limits_expected() { [ "$BERTH_MODE" = root ] || [ "$CG_V2" = 1 ]; }
+
+test_confinement_status() {
+  setup_ctr; create --name c
+  b_ok exec c cat /proc/self/status
+  for f in CapEff CapPrm CapBnd CapInh CapAmb; do
+    assert_eq "$(grep "^$f:" "$B_OUTF" | awk '{print $2}')" 0000000000000000 "$f"
+  done
+  assert_eq "$(grep '^NoNewPrivs:' "$B_OUTF" | awk '{print $2}')" 1 NoNewPrivs
+  assert_eq "$(grep '^Seccomp:' "$B_OUTF" | awk '{print $2}')" 2 Seccomp
+  b_ok exec -u 65534 c cat /proc/self/status
+  assert_eq "$(grep '^CapBnd:' "$B_OUTF" | awk '{print $2}')" 0000000000000000 "CapBnd as nobody"
+  assert_contains "$(grep '^Uid:' "$B_OUTF")" 65534
+}
+
+test_dangerous_syscalls_fail() {
+  [ -x "$PROBE" ] || fail "could not build the static probe: $(cat "$SUITE_TMP/probe.log")"
+  setup_ctr; create --name c
+  cp "$PROBE" "$T_DIR/probe"; chmod 755 "$T_DIR/probe"
+  b_ok cp "$T_DIR/probe" c:/probe
+  b_ok exec c /probe
+  for s in unshare_user unshare_mount mount keyctl bpf ptrace clone_newuser reboot; do
+    assert_contains "$B_OUT" "$s errno=EPERM" "$s must fail with EPERM"
+  done
+  b_run exec c unshare -U true
+  assert_ne "$B_RC" 0 "busybox unshare -U"
+  b_run exec c mount -t tmpfs x /mnt
+  assert_ne "$B_RC" 0 "mount"
+}
+
+test_pid_namespace_hides_host() {
+  setup_ctr; create --name c
+  b_ok exec c ps -o pid,comm
+  assert_contains "$B_OUT" "berth-init" "PID 1 is berth's init"
+  assert_eq "$(awk '$1==1{print $2}' <<<"$B_OUT")" berth-init
+  n=$(grep -c . <<<"$B_OUT")
+  assert_le "$n" 5 "processes visible inside (header + init + exec helper + ps)"
+  assert_not_contains "$B_OUT" "sshd"
+  b_ok exec c cat /proc/1/cmdline
+  assert_not_contains "$B_OUT" "berth create" "PID 1 must not show the host command line"
+  b_run exec c cat /proc/1/environ
+  assert_not_contains "$B_OUT" "BERTH_ROOT" "PID 1 must not show the host environment"
+  b_ok exec c hostname
+  assert_eq "$B_OUT" c hostname
+}
+
+test_proc_masked_and_readonly() {
+  setup_ctr; create --name c
+  local seen=0
+  for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/latency_stats /proc/interrupts; do
+    b_ok exec c sh -c "if test -e $p; then wc -c < $p; else echo absent; fi"
+    [ "$B_OUT" = absent ] && continue
+    seen=$((seen + 1))
+    assert_eq "$B_OUT" 0 "$p must read as empty (masked)"
+  done
+  assert_ge "$seen" 2 "masked /proc files present on this kernel"
+  b_ok exec c sh -c 'ls -A /proc/acpi 2>/dev/null | wc -l; ls -A /sys/firmware 2>/dev/null | wc -l'
+  assert_eq "$B_OUT" $'0\n0' "masked directories are empty"
+  b_run exec c sh -c 'echo 1 > /proc/sys/kernel/hostname'
+  assert_ne "$B_RC" 0 "/proc/sys must be read-only"
+  b_run exec c sh -c 'echo c > /proc/sysrq-trigger'
+  assert_ne "$B_RC" 0 "/proc/sysrq-trigger must be read-only"
+  b_run exec c touch /sys/x
+  assert_ne "$B_RC" 0 "/sys must be read-only"
+  b_ok exec c sh -c 'ls /dev | sort | tr "\n" " "'
+  for d in null zero full random urandom tty pts shm ptmx fd stdin stdout stderr; do assert_contains "$B_OUT" "$d" "/dev/$d"; done
+  b_ok exec c sh -c 'echo ok > /dev/null && head -c 4 /dev/zero | wc -c'
+  assert_eq "$B_OUT" 4
+}
+
+test_fork_bomb_stops_at_pids_limit() {
+  setup_ctr
+  b_ok create -q --no-mount-cwd --json --pids 40 --name c localhost/busybox
+  if ! limits_expected; then
+    # this host has cgroup v1 and no delegation for the user: berth must say so
+    assert_contains "$B_OUT" '"limits_applied": false'
+    assert_contains "$B_OUT" "running without"
+    return 0
+  fi
+  assert_contains "$B_OUT" '"limits_applied": true'
+  b_run exec --timeout 30 c sh -c 'i=0; while [ $i -lt 300 ]; do sleep 20 >/dev/null 2>&1 & i=$((i+1)); done 2>/dev/null; ls -d /proc/[0-9]* | wc -l'
+  assert_ne "$B_RC" 124 "the bomb ends by itself, not by the timeout"
+  count=$(tail -n 1 <<<"$B_OUT")
+  [ -n "$count" ] || count=0
+  assert_le "$count" 40 "processes inside (pids limit 40)"
+  pids_now=$(cat "$(find /sys/fs/cgroup -path '*/berth/c' -name 'c' 2>/dev/null | grep pids | head -n1)/pids.current" 2>/dev/null || echo 0)
+  assert_le "$pids_now" 40 "pids.current of the container's cgroup"
+  # the host is fine: we can still fork here
+  assert_eq "$(sh -c 'echo host-ok')" host-ok
+}
+
+test_memory_hog_oom_killed_inside_only() {
+  setup_ctr
+  b_ok create -q --no-mount-cwd --json --memory 48m --name c localhost/busybox
+  if ! limits_expected; then
+    assert_contains "$B_OUT" '"limits_applied": false'
+    return 0
+  fi
+  b_run exec --timeout 60 c sh -c 'x=aaaaaaaa; while true; do x=$x$x; done'
+  assert_eq "$B_RC" 137 "the hog is SIGKILLed by the OOM killer"
+  b_ok exec c echo alive
+  assert_eq "$B_OUT" alive "the container survives"
+  b_ok status --json c
+  assert_contains "$B_OUT" '"running": true'
+}
+
+test_exec_timeout_kills_everything() {
+  setup_ctr; create --name c
+  b_run exec --timeout 2 c sh -c 'sleep 100 & (sleep 101 &); setsid sleep 102 >/dev/null 2>&1 & sleep 103'
+  assert_eq "$B_RC" 124 "exit code on timeout"
+  assert_le "$B_SECS" 10 "returns promptly"
+  assert_contains "$B_ERR" "timed out"
+  b_ok exec c ps
+  assert_contains "$B_OUT" berth-init "ps works"
+  assert_not_contains "$B_OUT" sleep "no process of the timed-out command survives"
+  b_run exec --json --timeout 1 c sleep 30
+  assert_eq "$B_RC" 124
+  assert_contains "$B_OUT" '"timed_out": true'
+  assert_contains "$B_OUT" '"returncode": 124'
+}
+
+test_background_survives_normal_exec() {
+  setup_ctr; create --name c
+  b_ok exec c sh -c 'sleep 300 >/dev/null 2>&1 &'
+  b_ok exec c ps
+  assert_contains "$B_OUT" sleep "a server started with & keeps running after exec returns"
+}
+
+test_orphans_reaped() {
+  setup_ctr; create --name c
+  b_ok exec c sh -c 'i=0; while [ $i -lt 60 ]; do (true &) ; sh -c "sleep 0.1 &"; i=$((i+1)); done'
+  sleep 1
+  b_ok exec c sh -c 'cat /proc/[0-9]*/stat 2>/dev/null | awk "{print \$3}" | grep -c Z || true'
+  assert_eq "$B_OUT" 0 "zombies inside"
+}
+
+test_exec_exit_codes_env_user_workdir() {
+  setup_ctr; create --name c -e FOO=bar -w /srv
+  b_run exec c sh -c 'exit 42'; assert_eq "$B_RC" 42
+  b_run exec c no-such-command; assert_eq "$B_RC" 127; assert_contains "$B_ERR" "not found"
+  b_run exec c /etc/passwd; assert_eq "$B_RC" 126
+  b_ok exec c sh -c 'echo $FOO $HOME; pwd'
+  assert_eq "$B_OUT" $'bar /root\n/srv'
+  b_ok exec -e FOO=override -w /tmp c sh -c 'echo $FOO; pwd'
+  assert_eq "$B_OUT" $'override\n/tmp'
+  b_ok exec -u nobody c id -u
+  assert_eq "$B_OUT" 65534
+  b_run exec -u nosuchuser c true
+  assert_eq "$B_RC" 125; assert_contains "$B_ERR" "not found"
+}
+
+test_exec_tty_through_tmux() {
+  command -v tmux >/dev/null || fail "tmux is not installed (scripts/install-deps.sh installs it)"
+  setup_ctr; create --name c
+  berth_cmd exec -it c sh
+  # tmux owns the terminal: run berth in the foreground process group
+  local sess=berth-$$-$RANDOM cmd i
+  for i in "${!B_CMD[@]}"; do [ "${B_CMD[$i]}" = timeout ] && B_CMD[$i]="timeout --foreground"; done
+  printf -v cmd '%s ' "${B_CMD[@]}"
+  tmux new-session -d -s "$sess" -x 120 -y 40 "$cmd; echo EXITED-\$?; sleep 30"
+  sleep 1.5
+  tmux send-keys -t "$sess" 'tty; stty size; echo MARK-$((6*7))' Enter
+  sleep 1
+  tmux send-keys -t "$sess" 'exit 5' Enter
+  sleep 1
+  local screen; screen=$(tmux capture-pane -p -t "$sess")
+  tmux kill-session -t "$sess" 2>/dev/null || true
+  echo "$screen"
+  assert_contains "$screen" "/dev/pts/" "a terminal inside"
+  assert_contains "$screen" "40 120" "the window size is forwarded"
+  assert_contains "$screen" "MARK-42" "the shell ran our input"
+  assert_contains "$screen" "EXITED-5" "the exit code comes back"
+}
+
+test_failed_creates_leave_nothing() {
+  setup_ctr
+  b_fails create --no-mount-cwd --name bad1 localhost/nosuchimage:1
+  b_fails create --no-mount-cwd --name bad2 -v /nonexistent-berth:/x localhost/busybox
+  assert_contains "$B_MSG" "/nonexistent-berth"
+  b_fails create --no-mount-cwd --name 'bad name' localhost/busybox
+  b_fails create --no-mount-cwd --name ../x localhost/busybox
+  create --name taken
+  b_fails create --no-mount-cwd --name taken localhost/busybox
+  assert_contains "$B_MSG" "already in use"
+  b_ok exec taken true
+  b_ok ls --json
+  assert_eq "$("$PY" -c 'import json,sys; print(" ".join(c["name"] for c in json.load(open(sys.argv[1]))["containers"]))' "$B_OUTF")" taken
+  assert_eq "$(ls "$BERTH_ROOT/containers")" taken "container directories"
+  b_ok rm -f taken
+  assert_dir_empty "$BERTH_ROOT/containers"
+  if [ "$BERTH_MODE" = root ]; then
+    assert_eq "$(find /sys/fs/cgroup -path '*/berth/bad*' 2>/dev/null | wc -l)" 0 "cgroups of failed creates"
+    assert_eq "$(find /sys/fs/cgroup -path '*/berth/taken' 2>/dev/null | wc -l)" 0 "cgroups after rm"
+  fi
+}
+
+test_rm_graceful_and_force() {
+  setup_ctr; create --name soft; create --name hung
+  b_ok exec hung sh -c 'trap "" TERM; setsid sh -c "trap \"\" TERM; while true; do sleep 1; done" >/dev/null 2>&1 &'
+  b_ok rm soft
+  assert_le "$B_SECS" 5 "rm of an idle container"
+  b_ok rm -f hung
+  assert_le "$B_SECS" 5 "rm -f of a container whose processes ignore SIGTERM"
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0'
+}
+
+test_monitor_killed_then_recover() {
+  setup_ctr; create --name c
+  mon=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
+  init=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["init"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
+  kill -9 "$mon"
+  sleep 0.3
+  b_ok ls --json
+  assert_contains "$B_OUT" '"status": "running"'
+  b_ok exec c echo still
+  kill -9 "$init"; sleep 0.3
+  b_ok ls --json
+  assert_contains "$B_OUT" '"status": "exited"' "init gone: ls notices"
+  b_ok rm c
+  assert_dir_empty "$BERTH_ROOT/containers"
+}
+
+test_symlinked_dev_and_workdir_do_not_escape() {
+  setup_ctr
+  "$PY" "$IT_DIR/make_evil_image.py" "$T_DIR/evil" "$IMAGES/busybox" dev
+  "$PY" "$IT_DIR/make_evil_image.py" "$T_DIR/evilwd" "$IMAGES/busybox" workspace
+  [ "$BERTH_MODE" = rootless ] && chmod -R a+rX "$T_DIR/evil" "$T_DIR/evilwd"
+  b_ok load -q --name local/evildev:1 "$T_DIR/evil"
+  b_fails create --no-mount-cwd --name e1 local/evildev:1
+  assert_contains "$B_MSG" "/dev" "the error names /dev"
+  assert_contains "$B_MSG" "symlink"
+  assert_dir_empty "$BERTH_ROOT/containers"
+  b_ok load -q --name local/evilwd:1 "$T_DIR/evilwd"
+  b_ok create -q --no-mount-cwd --name e2 local/evilwd:1
+  b_ok exec e2 sh -c 'pwd; touch marker-from-container; ls -d /marker-from-container'
+  assert_contains "$B_OUT" "/marker-from-container" "the symlinked workdir resolves inside the container"
+  assert_not_exists /marker-from-container "host root"
+}
+
+test_mounts_rw_ro() {
+  setup_ctr
+  mkdir -p "$T_DIR/rw" "$T_DIR/ro"; echo host > "$T_DIR/ro/f"
+  [ "$BERTH_MODE" = rootless ] && chown "$TEST_USER:" "$T_DIR/rw" "$T_DIR/ro" "$T_DIR/ro/f"
+  b_ok create -q --no-mount-cwd --name c -v "$T_DIR/rw:/data" -v "$T_DIR/ro:/cfg:ro" localhost/busybox
+  b_ok exec c sh -c 'echo hello > /data/out; cat /cfg/f'
+  assert_eq "$B_OUT" host
+  assert_file_content "$T_DIR/rw/out" $'hello\n'
+  assert_eq "$(stat -c %u "$T_DIR/rw/out")" "$ROOT_UID" "files written by container root belong to $ROOT_UID on the host"
+  b_run exec c sh -c 'echo x > /cfg/f'
+  assert_ne "$B_RC" 0 "a read-only mount refuses writes"
+  assert_file_content "$T_DIR/ro/f" $'host\n'
+}
+
+test_mount_cwd_default() {
+  setup_ctr
+  mkdir -p "$T_DIR/proj"; echo src > "$T_DIR/proj/main.c"
+  [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$T_DIR/proj"
+  berth_cmd create -q --name c localhost/busybox
+  (cd "$T_DIR/proj" && "${B_CMD[@]}") >/dev/null || fail "create in a project dir"
+  b_ok exec c sh -c 'pwd; cat main.c'
+  assert_eq "$B_OUT" $'/workspace\nsrc'
+}
+
+test_copy_in_out_confined() {
+  setup_ctr; create --name c
+  mkdir -p "$T_DIR/in/sub"; echo a > "$T_DIR/in/a"; echo b > "$T_DIR/in/sub/b"
+  mkdir -p "$T_DIR/out"
+  [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$T_DIR/in" "$T_DIR/out"
+  b_ok cp "$T_DIR/in" c:/root/
+  b_ok exec c sh -c 'cat /root/in/a /root/in/sub/b'
+  assert_eq "$B_OUT" $'a\nb'
+  # a symlink planted in the container resolves inside it, never on the host
+  b_ok exec c sh -c 'ln -s /etc /root/evil; ln -s / /root/top; echo container > /etc/berth-marker'
+  b_ok cp c:/root/evil/hostname "$T_DIR/out/hn"
+  assert_file_content "$T_DIR/out/hn" $'c\n' "copy_out through a symlink reads the container's /etc"
+  b_ok cp "$T_DIR/in/a" c:/root/top/etc/berth-in
+  assert_not_exists /etc/berth-in "host /etc"
+  b_ok exec c cat /etc/berth-in
+  assert_eq "$B_OUT" a
+  b_ok cp c:/root "$T_DIR/out/"
+  assert_file_content "$T_DIR/out/root/in/sub/b" $'b\n'
+  assert_eq "$(readlink "$T_DIR/out/root/evil")" /etc "symlinks are copied as symlinks"
+}
+
+test_names_and_listing() {
+  setup_ctr
+  b_ok create --no-mount-cwd localhost/busybox
+  [[ "$B_OUT" =~ ^env-[0-9a-f]{6}$ ]] || fail "generated name '$B_OUT' is not env-<6 hex>"
+  b_ok create --no-mount-cwd --purpose python localhost/busybox
+  [[ "$B_OUT" =~ ^python-[0-9a-f]{6}$ ]] || fail "generated name '$B_OUT' is not python-<6 hex>"
+  b_ok create -q --no-mount-cwd --name p1 --persistent localhost/busybox
+  b_ok ls
+  assert_contains "$B_OUT" NAME
+  b_ok status --json p1
+  for k in container running status started_at image metadata; do assert_contains "$B_OUT" "\"$k\""; done
+  assert_contains "$B_OUT" '"persistent": true'
+  b_ok status --health --json p1
+  assert_contains "$B_OUT" '"healthy": true'
+  b_fails status nope
+  assert_eq "$B_MSG" "Container not found: nope"
+  b_fails rm --all
+  b_ok rm --all --confirm -f --json
+  assert_contains "$B_OUT" '"destroyed": 3'
+}
+
+test_run_rm() {
+  setup_ctr
+  b_run run --rm --no-mount-cwd localhost/busybox sh -c 'echo inside; exit 3'
+  assert_eq "$B_RC" 3
+  assert_eq "$B_OUT" inside
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0' "--rm removed it"
+}
+
+t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
+t_run "dangerous syscalls fail (unshare, mount, keyctl, bpf, ptrace)" test_dangerous_syscalls_fail
+t_run "pid namespace hides the host" test_pid_namespace_hides_host
+t_run "/proc masked and read-only paths, /dev" test_proc_masked_and_readonly
+t_run "fork bomb stops at the pids limit" test_fork_bomb_stops_at_pids_limit
+t_run "memory hog is OOM-killed inside only" test_memory_hog_oom_killed_inside_only
+t_run "exec timeout kills the whole tree" test_exec_timeout_kills_everything
+t_run "background processes survive a normal exec" test_background_survives_normal_exec
+t_run "orphans are reaped" test_orphans_reaped
+t_run "exec exit codes, env, user, workdir" test_exec_exit_codes_env_user_workdir
+t_run "exec -it through a real terminal (tmux)" test_exec_tty_through_tmux
+t_run "failed creates leave nothing" test_failed_creates_leave_nothing
+t_run "rm: graceful and forced" test_rm_graceful_and_force
+t_run "monitor killed: ls and rm recover" test_monitor_killed_then_recover
+t_run "symlinked /dev and workdir do not escape" test_symlinked_dev_and_workdir_do_not_escape
+t_run "mounts: rw and ro" test_mounts_rw_ro
+t_run "mount_cwd binds the current directory" test_mount_cwd_default
+t_run "copy in/out confined to the container" test_copy_in_out_confined
+t_run "names, ls, status" test_names_and_listing
+t_run "run --rm" test_run_rm
+t_summary
