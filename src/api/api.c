@@ -585,7 +585,7 @@ static json_t *h_create(json_t *req) {
     if (failed) break;
   }
   api_progress(3, 3, "done");
-  json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s*, s:O, s:O, s:o, s:O, s:o, s:s}", "success", 1, "container",
+  json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s?, s:O, s:O, s:o, s:O, s:o, s:s}", "success", 1, "container",
                             json_object_get(res, "container"), "container_id", json_object_get(res, "container_id"), "image",
                             json_object_get(res, "image"), "purpose", purpose, "connect_command",
                             json_object_get(res, "connect_command"), "workdir", json_object_get(res, "workdir"),

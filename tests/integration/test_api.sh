@@ -1,0 +1,181 @@
+#!/bin/bash
+# The containers tool contract through `berth tool`, malformed requests,
+# the MCP server with the official SDK client, and the embedding example.
+. "$(dirname "$0")/lib.sh"
+
+setup_ctr() {
+  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
+  b_ok load -q "$IMAGES/busybox"
+}
+# tool JSON: run one request, reply in $B_OUTF; RC 0 when no error
+tool() { b_run tool --request "$1"; }
+field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval("d"+sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$B_OUTF" "$1"; }
+has_fields() { "$PY" -S "$HELPERS" json-check "$B_OUTF" "$@" || fail "reply lacks one of: $* -- $(cat "$B_OUTF")"; }
+store_fingerprint() { (cd "$BERTH_ROOT" 2>/dev/null && find . -path ./storage/locks -prune -o -print | sort | md5sum) || echo none; }
+
+test_contract_lifecycle() {
+  setup_ctr
+  tool '{"operation":"preflight"}'
+  has_fields ready runtime checks summary
+  assert_eq "$(field '["runtime"]')" berth
+  "$PY" - "$B_OUTF" <<'PY' || fail "every failed check needs guidance"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for c in d["checks"]:
+    assert {"name", "passed", "detail"} <= set(c), c
+    assert c["passed"] or c.get("guidance"), c
+PY
+  tool '{"operation":"create","name":"ct1","image":"localhost/busybox","mount_cwd":false,"env":{"A":"1"},"env_passthrough":"none","setup_commands":["echo one","true"]}'
+  assert_eq "$B_RC" 0 "create"
+  has_fields success container container_id image purpose connect_command workdir env_vars_injected persistent provisioning_report
+  assert_eq "$(field '["container"]')" ct1
+  assert_eq "$(field '["env_vars_injected"]')" '["A"]'
+  assert_eq "$(field '["status"]')" ready
+  "$PY" - "$B_OUTF" <<'PY' || fail "provisioning_report entries"
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = [s["name"] for s in d["provisioning_report"]]
+assert names[:6] == ["environment", "git", "gh", "ssh", "dotfiles", "purpose_profile"], names
+for s in d["provisioning_report"]:
+    assert s["status"] in ("success", "skipped", "failed", "partial"), s
+    assert "detail" in s and "duration_ms" in s, s
+assert [s["status"] for s in d["provisioning_report"][6:]] == ["success", "success"]
+PY
+  tool '{"operation":"exec","container":"ct1","command":"echo out; echo err >&2; exit 4"}'
+  assert_eq "$B_RC" 0 "an exec reply is not an error even when the command fails"
+  has_fields returncode stdout stderr timed_out
+  assert_eq "$(field '["returncode"]')" 4
+  assert_eq "$(field '["stdout"]')" out
+  assert_eq "$(field '["stderr"]')" err
+  tool '{"operation":"exec","container":"ct1","command":"sleep 20","timeout":1}'
+  assert_eq "$(field '["timed_out"]')" true
+  tool '{"operation":"exec_interactive_hint","container":"ct1"}'
+  has_fields command shell container
+  assert_eq "$(field '["shell"]')" /bin/sh "busybox has no bash or zsh"
+  assert_eq "$(field '["command"]')" "berth exec -it ct1 /bin/sh"
+  tool '{"operation":"list"}'
+  has_fields containers count
+  "$PY" - "$B_OUTF" <<'PY' || fail "list entries"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["count"] == 1 and len(d["containers"]) == 1
+c = d["containers"][0]
+assert {"name", "status", "image", "ports", "purpose", "persistent"} <= set(c), c
+assert c["name"] == "ct1" and c["status"] == "running"
+PY
+  tool '{"operation":"status","container":"ct1"}'
+  has_fields container running status started_at image metadata
+  assert_eq "$(field '["running"]')" true
+  echo data > "$T_DIR/f.txt"; chmod 644 "$T_DIR/f.txt"
+  tool "{\"operation\":\"copy_in\",\"container\":\"ct1\",\"host_path\":\"$T_DIR/f.txt\",\"container_path\":\"/tmp/f.txt\"}"
+  has_fields success detail
+  mkdir -p "$T_DIR/o"; [ "$BERTH_MODE" = rootless ] && chown "$TEST_USER:" "$T_DIR/o"
+  tool "{\"operation\":\"copy_out\",\"container\":\"ct1\",\"container_path\":\"/tmp/f.txt\",\"host_path\":\"$T_DIR/o/g.txt\"}"
+  assert_file_content "$T_DIR/o/g.txt" $'data\n'
+  tool '{"operation":"destroy","container":"ct1"}'
+  has_fields success container detail
+  assert_eq "$(field '["success"]')" true
+}
+
+test_contract_error_paths() {
+  setup_ctr
+  tool '{"operation":"status","container":"ghost"}'
+  assert_eq "$B_RC" 1
+  assert_eq "$(field '["error"]')" "Container not found: ghost"
+  tool '{"operation":"destroy_all"}'
+  assert_eq "$(field '["error"]')" "Set confirm=true to destroy all managed containers"
+  tool '{"operation":"destroy_all","confirm":true}'
+  has_fields destroyed results
+  tool '{"operation":"create","image":"localhost/nosuch:1","mount_cwd":false}'
+  [[ "$(field '["error"]')" == "Failed to create container: "* ]] || fail "create error prefix: $(cat "$B_OUTF")"
+  tool '{"operation":"exec","container":"ghost","command":"true"}'
+  assert_eq "$(field '["error"]')" "Container not found: ghost"
+  for op in snapshot restore delete_snapshot create_network destroy_network; do
+    case $op in
+      snapshot) req='{"operation":"snapshot","container":"x"}' ;;
+      restore|delete_snapshot) req="{\"operation\":\"$op\",\"snapshot\":\"s\"}" ;;
+      *) req="{\"operation\":\"$op\",\"name\":\"n\"}" ;;
+    esac
+    tool "$req"
+    assert_eq "$(field '["code"]')" not_implemented "$op answers not implemented, never a fake success"
+  done
+  tool '{"operation":"create","image":"localhost/busybox","ports":[{"host":8080,"container":80}]}'
+  assert_eq "$(field '["code"]')" not_implemented "ports are refused until networking lands, never ignored"
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0' "no container was left by the failed creates"
+}
+
+test_malformed_requests() {
+  setup_ctr
+  local before; before=$(store_fingerprint)
+  local big; big=$(head -c 300000 /dev/zero | tr '\0' a)
+  local -a bad=(
+    '' '{' '{"operation":' '[]' '"create"' 'null' '{"operation":null}' '{"operation":5}'
+    '{"operation":"nope"}' '{"operation":"create","bogus":1}' '{"operation":"create","name":"../x","image":"i"}'
+    '{"operation":"create","name":"a/b","image":"i"}' '{"operation":"create","name":"","image":"i"}'
+    '{"operation":"create","memory_limit":"4x","image":"i"}' '{"operation":"create","memory_limit":4,"image":"i"}'
+    '{"operation":"create","cpu_limit":-1,"image":"i"}' '{"operation":"create","cpu_limit":"2","image":"i"}'
+    '{"operation":"create","env":{"A":1},"image":"i"}' '{"operation":"create","env":["A=1"],"image":"i"}'
+    '{"operation":"create","mounts":[{"host":"../etc","container":"/x"}],"image":"i"}'
+    '{"operation":"create","mounts":[{"host":"/etc","container":"/x","mode":"rwx"}],"image":"i"}'
+    '{"operation":"create","mounts":[{"host":"/etc","container":"/a/../../x"}],"image":"i"}'
+    '{"operation":"create","env_passthrough":"some","image":"i"}' '{"operation":"create","setup_commands":"ls","image":"i"}'
+    '{"operation":"exec","container":"c"}' '{"operation":"exec","command":"ls"}' '{"operation":"exec","container":"c","command":"ls","timeout":0}'
+    '{"operation":"exec","container":"c","command":"ls","timeout":"5"}' '{"operation":"status"}'
+    '{"operation":"create","name":"x","name":"y","image":"i"}' '{"operation":"create","pids_limit":1,"image":"i"}'
+    '{"operation":"copy_in","container":"c","host_path":"/etc/passwd"}'
+    "{\"operation\":\"create\",\"image\":\"$big\"}"
+    '{"operation":"create","image":"i\u0000x"}'
+  )
+  local req i=0
+  for req in "${bad[@]}"; do
+    i=$((i + 1))
+    printf '%s' "$req" >"$T_DIR/req$i.json"
+    chmod 644 "$T_DIR/req$i.json"
+    berth_cmd tool
+    B_RC=0
+    "${B_CMD[@]}" <"$T_DIR/req$i.json" >"$T_DIR/rep$i.json" 2>"$T_DIR/err$i" || B_RC=$?
+    [ "$B_RC" = 1 ] || fail "request $i (${req:0:80}) exited $B_RC, want 1"
+    "$PY" -S "$HELPERS" json-check "$T_DIR/rep$i.json" error code || fail "request $i (${req:0:80}): reply is not {error, code}: $(head -c 300 "$T_DIR/rep$i.json")"
+  done
+  assert_eq "$(store_fingerprint)" "$before" "bad requests change nothing on disk"
+  # NUL bytes in the middle of the stream
+  printf '{"operation":"li\0st"}' >"$T_DIR/nul.json"; chmod 644 "$T_DIR/nul.json"
+  berth_cmd tool; B_RC=0; "${B_CMD[@]}" <"$T_DIR/nul.json" >"$T_DIR/nul.out" || B_RC=$?
+  assert_eq "$B_RC" 1 "NUL byte"
+}
+
+test_mcp_sdk_client() {
+  setup_ctr
+  [ -d "$IT_DIR/mcp/node_modules/@modelcontextprotocol/sdk" ] || fail "the MCP SDK is not installed (scripts/fixtures.sh runs npm ci in tests/integration/mcp)"
+  command -v node >/dev/null || fail "node is not installed"
+  berth_cmd mcp
+  # the SDK spawns berth itself: hand it the same user and environment
+  local wrapper=$T_DIR/berth-mcp.sh
+  printf '#!/bin/sh\nexec %s\n' "$(printf '%q ' "${B_CMD[@]}")" >"$wrapper"
+  chmod 755 "$wrapper"
+  node "$IT_DIR/mcp/client.mjs" "$wrapper" localhost/busybox:latest >"$T_DIR/mcp.log" 2>&1 || { cat "$T_DIR/mcp.log"; fail "MCP client test failed"; }
+  cat "$T_DIR/mcp.log"
+  assert_contains "$(tail -n 1 "$T_DIR/mcp.log")" ", 0 failed"
+}
+
+test_embedding_example() {
+  setup_ctr
+  cc -o "$T_DIR/embed" "$REPO/docs/examples/embed.c" -I"$REPO/include" "$REPO/build/libberth.a" \
+     $(pkg-config --libs libcurl libarchive jansson libseccomp libcap libcrypto) -pthread || fail "the embedding example does not build"
+  chmod 755 "$T_DIR/embed"
+  berth_cmd version
+  local i
+  for i in "${!B_CMD[@]}"; do [ "${B_CMD[$i]}" = "$BERTH_BIN" ] && B_CMD[$i]=$T_DIR/embed; done
+  B_CMD[-1]=localhost/busybox:latest
+  "${B_CMD[@]}" >"$T_DIR/embed.out" 2>&1 || { cat "$T_DIR/embed.out"; fail "the embedding example failed"; }
+  cat "$T_DIR/embed.out"
+  assert_contains "$(cat "$T_DIR/embed.out")" '"stdout":"hello from embed-demo\n"'
+}
+
+t_run "contract: lifecycle through berth tool" test_contract_lifecycle
+t_run "contract: error paths" test_contract_error_paths
+t_run "malformed requests get structured errors and change nothing" test_malformed_requests
+t_run "MCP: the official SDK client drives berth mcp" test_mcp_sdk_client
+t_run "embedding example (docs/examples/embed.c)" test_embedding_example
+t_summary
