@@ -9,7 +9,10 @@ pkgs=(
   uidmap attr curl openssl python3 zstd
   busybox-static debootstrap
   docker-registry apache2-utils
+  tmux clang libclang-rt-14-dev
 )
+# the MCP test drives berth with the official TypeScript SDK (Node >= 18)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
