@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make demo`: the newcomer's tour. Installs dependencies, builds berth,
 # builds a busybox image offline, serves it from a local registry, pulls it,
-# shows what landed in the store, and cleans up after itself.
+# creates a container, runs commands in it (CLI and JSON), and cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -13,6 +13,7 @@ make -s all
 demo_root=$(mktemp -d /tmp/berth-demo.XXXXXX)
 export BERTH_ROOT=$demo_root
 cleanup() {
+  build/berth rm -f demo >/dev/null 2>&1 || true
   build/berth rmi -q 127.0.0.1:5000/demo/busybox:latest >/dev/null 2>&1 || true
   [ -n "${started_registry:-}" ] && scripts/registry.sh stop >/dev/null 2>&1
   rm -rf "$demo_root"
@@ -39,6 +40,16 @@ cat "$layer/etc/passwd"
 step "berth load: the same image with no registry at all"
 build/berth load --name demo/offline:1 rootfs-cache/images/busybox-oci.tar
 build/berth images
+step "berth create: a container with berth's own init, no daemon"
+build/berth preflight
+build/berth create --name demo --no-mount-cwd -e GREETING=hello 127.0.0.1:5000/demo/busybox
+build/berth ls
+step "berth exec: a command inside it"
+build/berth exec demo sh -c 'echo "$GREETING from $(hostname)"; id; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ps'
+step "the agent interface: one JSON request, one JSON reply"
+build/berth tool --request '{"operation":"exec","container":"demo","command":"uname -sr; ls /"}'
+build/berth hint demo
 step "clean up"
+build/berth rm demo
 build/berth rmi 127.0.0.1:5000/demo/busybox:latest demo/offline:1
 echo "demo done (store was $demo_root, now removed)"
