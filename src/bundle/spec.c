@@ -56,13 +56,20 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   if (!env_get(env, "PATH")) env_set(env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   env_set(env, "HOSTNAME", in->name);
   const char *k;
+  /* values of the caller's variables (tokens, keys) never go to disk: the
+   * spec records their names; the values live in a sealed memfd held by the
+   * container's init (see container.c) */
+  json_t *env_names = json_array();
   json_object_foreach(in->env, k, v) {
     if (!env_key_valid(k) || !json_is_string(v)) {
       json_decref(env);
+      json_decref(env_names);
       return berth_error(err, -EINVAL, "env: `%.60s` needs a name without `=` and a string value", k);
     }
-    env_set(env, k, json_string_value(v));
+    json_array_append_new(env_names, json_string(k));
   }
+  cleanup_free char *env_names_txt = json_dumps(env_names, JSON_COMPACT);
+  json_decref(env_names);
   const char *wd = in->workdir && *in->workdir ? in->workdir : "/workspace";
   if (!abs_clean(wd)) {
     json_decref(env);
@@ -133,7 +140,7 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   cleanup_free char *rootfs = xasprintf("%s/rootfs", in->cdir);
   const char *user = json_string_value(json_object_get(icfg, "User"));
   *out = json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:o, s:s, s:b}, s:{s:s, s:b}, s:s, s:o,"
-                   " s:{s:o, s:o, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s}}",
+                   " s:{s:o, s:o, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
                    "ociVersion", "1.0.2",
                    "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args", "berth-init", "env", env, "cwd", wd,
                    "noNewPrivileges", 1,
@@ -141,7 +148,8 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
                    "hostname", in->name, "mounts", mounts,
                    "linux", "namespaces", ns, "resources", res, "maskedPaths", masked, "readonlyPaths", ro,
                    "annotations", "berth.lowerdirs", ltxt, "berth.upperdir", upper, "berth.workdir", work, "berth.user",
-                   user && *user ? user : "0", "berth.image", json_string_value(json_object_get(in->image_record, "name")) ?: "");
+                   user && *user ? user : "0", "berth.image", json_string_value(json_object_get(in->image_record, "name")) ?: "",
+                   "berth.env_names", env_names_txt);
   if (!*out) return berth_error(err, -ENOMEM, "spec");
   return 0;
 }

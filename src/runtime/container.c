@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -457,7 +458,7 @@ static int init_main(struct init_args *a) {
     init_fail(a, err);
   close(a->report_fd); /* EOF without a message: ready */
   prctl(PR_SET_PDEATHSIG, 0);
-  for (int fd = 3; fd < 1024; fd++) close(fd);
+  for (int fd = 4; fd < 1024; fd++) close(fd); /* fd 3: the environment memfd */
   int nul = open("/dev/null", O_RDWR);
   if (nul >= 0) {
     dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
@@ -507,6 +508,7 @@ struct monitor_args {
   json_t *spec, *cgroup;
   bool rootless, own_net;
   int report_fd; /* to the CLI */
+  int env_fd;    /* sealed memfd with the caller's variables; init keeps it as fd 3 */
 };
 
 static void monitor_report(int fd, json_t *msg) {
@@ -535,6 +537,18 @@ static void monitor_main(struct monitor_args *m) {
     close(sync[1]);
     close(rep[0]);
     close(m->report_fd);
+    /* fd 3 in init: the environment memfd, read by `berth exec` via /proc */
+    if (m->env_fd >= 0) {
+      if (m->env_fd != 3) {
+        int saved = fcntl(3, F_GETFD) >= 0 ? fcntl(3, F_DUPFD_CLOEXEC, 10) : -1;
+        if (saved >= 0) {
+          if (ia.sync_fd == 3) ia.sync_fd = saved;
+          else if (ia.report_fd == 3) ia.report_fd = saved;
+        }
+        dup2(m->env_fd, 3);
+      } else
+        fcntl(3, F_SETFD, 0);
+    }
     _exit(init_main(&ia));
   }
   close(sync[0]);
@@ -653,12 +667,40 @@ static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cf
   return r;
 }
 
+/* The caller's environment values, sealed in a memfd (never on disk). */
+static int env_memfd(json_t *env, berth_error_t *err) {
+  json_t *arr = json_array();
+  const char *k;
+  json_t *v;
+  json_object_foreach(env, k, v) if (json_is_string(v)) {
+    cleanup_free char *kv = xasprintf("%s=%s", k, json_string_value(v));
+    json_array_append_new(arr, json_string(kv));
+  }
+  char *txt = json_dumps(arr, JSON_COMPACT);
+  json_decref(arr);
+  int fd = memfd_create("berth-env", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 || !txt) {
+    free(txt);
+    return berth_error(err, errno, "memfd for the environment");
+  }
+  size_t len = strlen(txt);
+  bool ok = write(fd, txt, len) == (ssize_t)len;
+  explicit_bzero(txt, len);
+  free(txt);
+  if (!ok || fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+    close(fd);
+    return berth_error(err, errno, "seal the environment memfd");
+  }
+  return fd;
+}
+
 struct create_ctx {
   const struct create_opts *o;
   struct berth_config *cfg;
   const char *name, *cdir, *network;
   json_t *img, *icfg;
   json_t *cg, *spec; /* owned by the caller, filled here */
+  int env_fd;
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -678,7 +720,8 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     pid_t m2 = fork();
     if (m2 != 0) _exit(m2 < 0);
     struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
-                              .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1]};
+                              .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
+                              .env_fd = c->env_fd};
     monitor_main(&ma);
     _exit(0);
   }
@@ -729,6 +772,8 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
   if (write_gen_files(c->cdir, c->name, !strcmp(c->network, "host"), err) < 0) return -1;
   if (cgroup_create(c->name, &o->limits, &c->cg, err) < 0) return -1;
+  c->env_fd = env_memfd(o->env, err);
+  if (c->env_fd < 0) return -1;
   cleanup_free char *id = random_hex(6);
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
   json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
@@ -762,7 +807,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   const char *network = o->network ? o->network : "none";
   if (strcmp(network, "none") && strcmp(network, "host"))
     return berth_error(err, -ENOTSUP, "Failed to create container: network `%s` is not available yet: use `none` or `host`", network);
-  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network};
+  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1};
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
@@ -785,6 +830,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
     }
   }
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
+  if (c.env_fd >= 0) close(c.env_fd);
   json_decref(c.cg);
   json_decref(c.spec);
   json_decref(c.img);

@@ -191,6 +191,7 @@ static int recv_fd(int sock) {
 struct exec_ctx {
   const struct exec_opts *o;
   json_t *spec;
+  json_t *secret_env; /* "K=V" from the container's environment memfd */
   int report_fd, pty_sock;
   int out_fd, err_fd; /* capture pipes or -1 */
 };
@@ -212,6 +213,15 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     }
   }
   json_t *env = json_deep_copy(json_object_get(json_object_get(x->spec, "process"), "env"));
+  size_t ei;
+  json_t *ev;
+  json_array_foreach(x->secret_env, ei, ev) {
+    const char *kv = json_string_value(ev);
+    const char *eq = kv ? strchr(kv, '=') : NULL;
+    if (!eq) continue;
+    cleanup_free char *k = strndup(kv, (size_t)(eq - kv));
+    env_set(env, k, eq + 1);
+  }
   if (!env_get(env, "HOME")) env_set(env, "HOME", u->home);
   if (pty_slave >= 0 && !env_get(env, "TERM")) env_set(env, "TERM", getenv("TERM") && *getenv("TERM") ? getenv("TERM") : "xterm");
   const char *k;
@@ -331,6 +341,34 @@ static void supervisor(struct exec_ctx *x) {
   _exit(0);
 }
 
+/* The caller's variables of this container: init's fd 3, a sealed memfd. */
+static json_t *read_env_memfd(pid_t pid) {
+  char p[64], target[128];
+  snprintf(p, sizeof p, "/proc/%d/fd/3", (int)pid);
+  ssize_t n = readlink(p, target, sizeof target - 1);
+  if (n < 0) return NULL;
+  target[n] = '\0';
+  if (strncmp(target, "/memfd:berth-env", 16)) return NULL;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  int seals = fcntl(fd, F_GET_SEALS);
+  char *txt = NULL;
+  size_t len = 0;
+  json_t *j = NULL;
+  /* only trust it sealed, as berth left it */
+  if (seals >= 0 && (seals & F_SEAL_WRITE) && read_file_at(fd, "", 16 << 20, &txt, &len, NULL) == 0) {
+    j = json_loadb(txt, len, 0, NULL);
+    explicit_bzero(txt, len);
+    free(txt);
+  }
+  close(fd);
+  if (j && !json_is_array(j)) {
+    json_decref(j);
+    j = NULL;
+  }
+  return j;
+}
+
 static int open_ns(pid_t pid, const char *ns) {
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)pid, ns);
@@ -426,6 +464,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   unsigned long long t0 = (unsigned long long)json_integer_value(json_object_get(json_object_get(st, "init"), "starttime"));
   /* the recorded init must still be that very process (no pid reuse) */
   bool alive = t0 && proc_starttime(pid) == t0;
+  json_t *secret_env = alive ? read_env_memfd(pid) : NULL;
   if (!spec || !alive) {
     json_decref(st);
     json_decref(spec);
@@ -470,7 +509,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
       close(fds[i]);
     }
     if (rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) _exit(125);
-    struct exec_ctx x = {.o = o, .spec = spec, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1]};
+    struct exec_ctx x = {.o = o, .spec = spec, .secret_env = secret_env, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1]};
     pid_t sup = fork();
     if (sup == 0) supervisor(&x);
     if (op[1] >= 0) close(op[1]), close(ep[1]);
@@ -523,6 +562,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   while (waitpid(joiner, &s, 0) < 0 && errno == EINTR) {}
   json_decref(st);
   json_decref(spec);
+  json_decref(secret_env);
   if (n != (ssize_t)sizeof rep) return berth_error(err, -EIO, "exec in %s: the command's supervisor died", o->name);
   if (rep.msg[0] && rep.exit_code >= 125) return berth_error(err, -EIO, "exec in %s: %s", o->name, rep.msg);
   res->exit_code = rep.exit_code;

@@ -173,7 +173,26 @@ test_embedding_example() {
   assert_contains "$(cat "$T_DIR/embed.out")" '"stdout":"hello from embed-demo\n"'
 }
 
+test_secrets_stay_off_disk() {
+  setup_ctr
+  local secret=tok-$RANDOM$RANDOM$RANDOM
+  B_EXTRA_ENV="MY_SERVICE_TOKEN=$secret" tool '{"operation":"create","name":"sec","image":"localhost/busybox","mount_cwd":false,"env":{"EXPLICIT_SECRET":"'"$secret"'-x"},"setup_commands":["test -n \"$MY_SERVICE_TOKEN\""]}'
+  assert_eq "$B_RC" 0 "create"
+  assert_not_contains "$(cat "$B_OUTF")" "$secret" "the create reply"
+  assert_contains "$(cat "$B_OUTF")" MY_SERVICE_TOKEN "auto passthrough picked *_TOKEN"
+  tool '{"operation":"exec","container":"sec","command":"echo $MY_SERVICE_TOKEN $EXPLICIT_SECRET"}'
+  assert_eq "$(field '["stdout"]')" "$secret $secret-x" "every exec sees the variables"
+  b_run exec sec sh -c 'cat /proc/1/environ /proc/1/cmdline 2>/dev/null; cat /proc/1/fd/3 2>/dev/null; true'
+  assert_not_contains "$B_OUT" "$secret" "what the container's PID 1 exposes"
+  if grep -rqs -- "$secret" "$BERTH_ROOT" /tmp/berth-run-* /run/berth 2>/dev/null; then
+    fail "the secret is in a file: $(grep -rls -- "$secret" "$BERTH_ROOT" /tmp/berth-run-* /run/berth 2>/dev/null | head -3)"
+  fi
+  tool '{"operation":"status","container":"sec"}'
+  assert_not_contains "$(cat "$B_OUTF")" "$secret" "status"
+}
+
 t_run "contract: lifecycle through berth tool" test_contract_lifecycle
+t_run "secrets stay off disk, out of replies and out of PID 1" test_secrets_stay_off_disk
 t_run "contract: error paths" test_contract_error_paths
 t_run "malformed requests get structured errors and change nothing" test_malformed_requests
 t_run "MCP: the official SDK client drives berth mcp" test_mcp_sdk_client
