@@ -5,14 +5,14 @@ VERSION := 0.1.0
 CFLAGS ?= -O2 -g
 # -Wjump-misses-init: a goto past a cleanup variable would free garbage
 CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
-          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -pthread -fPIC -MMD -MP \
+          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -pthread
 BUILD := build
 
 LIB_SRC := $(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o $(BUILD)/profiles/purposes.o
 CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "container.h"
 #include "preflight.h"
+#include "provision.h"
 
 enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME };
 
@@ -61,6 +62,8 @@ static const struct param P_CREATE[] = {
     {"gpu", T_BOOL, false, "GPU access"},
     {"network", T_STR, false, "bridge | host | none | a named network"},
     {"persistent", T_BOOL, false, "keep across restarts"},
+    {"repo", T_STR, false, "purpose try-repo: the git URL (or path) to clone into the workspace"},
+    {"repo_branch", T_STR, false, "purpose try-repo: branch to clone"},
     {"remove_on_failure", T_BOOL, false, "remove the container when a provisioning step fails (default false: keep and report)"},
     {0}};
 static const struct param P_EXEC[] = {{"container", T_NAME, true, "container name"},
@@ -443,59 +446,6 @@ static json_t *h_not_yet(json_t *req) {
 }
 
 static bool preflight_done;
-static const char *AUTO_PATTERNS[] = {"*_API_KEY", "*_TOKEN", "*_SECRET", "ANTHROPIC_*", "OPENAI_*", "AZURE_OPENAI_*",
-                                      "GOOGLE_*", "GEMINI_*", "OLLAMA_*", "VLLM_*", "AMPLIFIER_*", "HTTP_PROXY",
-                                      "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", NULL};
-static const char *NEVER[] = {"PATH", "HOME", "SHELL", "USER", "LOGNAME", "PWD", "OLDPWD", "TERM", "DISPLAY",
-                              "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK", "SSH_CONNECTION",
-                              "SSH_CLIENT", "SSH_TTY", "LS_COLORS", "LANG", "LC_ALL", "HOSTNAME", "SHLVL", "_", NULL};
-
-static bool in_list(const char **l, const char *s) {
-  for (; *l; l++)
-    if (!strcmp(*l, s)) return true;
-  return false;
-}
-
-/* Host environment passed in, by mode; explicit env is applied on top. */
-static void passthrough_env(json_t *mode, json_t *env) {
-  extern char **environ;
-  if (json_is_array(mode)) {
-    size_t i;
-    json_t *v;
-    json_array_foreach(mode, i, v) {
-      const char *val = getenv(json_string_value(v));
-      if (val) json_object_set_new(env, json_string_value(v), json_string(val));
-    }
-    return;
-  }
-  const char *m = json_string_value(mode);
-  if (!m) m = "auto";
-  if (!strcmp(m, "none")) return;
-  json_t *pats = NULL;
-  struct berth_config *cfg = config_get(NULL);
-  if (cfg) pats = config_array(cfg, "env_passthrough_patterns");
-  for (char **e = environ; e && *e; e++) {
-    const char *eq = strchr(*e, '=');
-    if (!eq || eq == *e) continue;
-    cleanup_free char *k = strndup(*e, (size_t)(eq - *e));
-    if (in_list(NEVER, k) || str_has_prefix(k, "BERTH_")) continue;
-    bool pass = !strcmp(m, "all");
-    if (!pass) {
-      if (pats) {
-        size_t i;
-        json_t *p;
-        json_array_foreach(pats, i, p) if (json_is_string(p) && fnmatch(json_string_value(p), k, 0) == 0) pass = true;
-      } else
-        for (const char **p = AUTO_PATTERNS; *p && !pass; p++) pass = fnmatch(*p, k, 0) == 0;
-    }
-    if (pass) json_object_set_new(env, k, json_string(eq + 1));
-  }
-}
-
-static json_t *step(const char *name, const char *status, double ms, const char *detail, const char *error) {
-  return json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "name", name, "status", status, "duration_ms", (int)ms, "detail", detail,
-                   "error", error);
-}
 
 static json_t *h_create(json_t *req) {
   if (!preflight_done && !getenv("BERTH_SKIP_PREFLIGHT")) {
@@ -513,84 +463,46 @@ static json_t *h_create(json_t *req) {
   if (net && strcmp(net, "none") && strcmp(net, "host"))
     return err_reply("not_implemented", "network", "network `%.60s` is not implemented yet (issue #6): use \"none\" or \"host\"", net);
   if (jbool(req, "gpu", false)) return err_reply("not_implemented", "gpu", "`gpu` is not supported by berth yet");
-  if (jstr(req, "dotfiles_repo") || json_object_size(json_object_get(req, "dotfiles_inline")) || jbool(req, "forward_ssh", false))
-    return err_reply("not_implemented", "dotfiles_repo", "dotfiles and ssh forwarding are not implemented yet (issue #5)");
-  const char *purpose = jstr(req, "purpose");
-  const char *image = jstr(req, "image");
-  struct berth_config *cfg = config_get(NULL);
-  if (!image && cfg) image = json_string_value(json_object_get(cfg->root, "default_image"));
-  if (!image)
-    return err_reply("missing_parameter", "image", "`image` is required (purpose profiles that choose an image come with issue #5; "
-                     "or set `default_image` in berth's config)");
-
-  double t0 = now_seconds();
-  json_t *env = json_object();
-  passthrough_env(json_object_get(req, "env_passthrough"), env);
+  json_t *inl = json_object_get(req, "dotfiles_inline");
   const char *k;
   json_t *v;
-  json_object_foreach(json_object_get(req, "env"), k, v) json_object_set(env, k, v);
+  json_object_foreach(inl, k, v) if (k[0] == '/' || k[0] == '~' || strstr(k, "..") || !*k)
+    return err_reply("invalid_value", "dotfiles_inline", "dotfiles_inline path `%.80s` must be relative to the home directory, without `..`", k);
+
+  struct prov p;
+  json_t *bad = NULL;
+  if (provision_prepare(&p, req, &bad) < 0) {
+    provision_free(&p);
+    return bad;
+  }
   json_t *names = json_array();
-  json_object_foreach(env, k, v) json_array_append_new(names, json_string(k));
-  struct create_opts o = {.name = jstr(req, "name"), .image = image, .workdir = jstr(req, "workdir"), .purpose = purpose,
-                          .network = net ? net : "none", .mounts = json_object_get(req, "mounts"), .env = env,
-                          .mount_cwd = jbool(req, "mount_cwd", true), .persistent = jbool(req, "persistent", false),
-                          .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
+  json_object_foreach(p.env, k, v) json_array_append_new(names, json_string(k));
+  struct create_opts o = {.name = jstr(req, "name"), .image = p.image, .workdir = jstr(req, "workdir"), .purpose = jstr(req, "purpose"),
+                          .network = net ? net : "none", .mounts = p.mounts, .env = p.env, .mount_cwd = p.mount_cwd,
+                          .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
   berth_error_t e = NULL;
   if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &o.limits.memory, &e);
   if (json_is_number(json_object_get(req, "cpu_limit"))) o.limits.cpus = json_number_value(json_object_get(req, "cpu_limit"));
   if (json_is_integer(json_object_get(req, "pids_limit"))) o.limits.pids = json_integer_value(json_object_get(req, "pids_limit"));
-  api_progress(0, 3, "pulling image and starting the container");
+  api_progress(0, 3, "pulling the image and starting the container");
   json_t *res = NULL;
   if (container_create(&o, &res, &e) < 0) {
-    json_decref(env);
     json_decref(names);
+    provision_free(&p);
     return from_error(e, "Failed to create container: ");
   }
   const char *name = json_string_value(json_object_get(res, "container"));
-  json_t *report = json_array();
-  char detail[256];
-  snprintf(detail, sizeof detail, "%zu variable(s) injected", json_array_size(names));
-  json_array_append_new(report, step("environment", "success", (now_seconds() - t0) * 1000, detail, NULL));
-  const char *later[] = {"git", "gh", "ssh", "dotfiles", "purpose_profile"};
-  for (int i = 0; i < 5; i++) {
-    bool off = (i == 0 && !jbool(req, "forward_git", true)) || (i == 1 && !jbool(req, "forward_gh", true)) || i == 2 ||
-               (i == 3 && (jbool(req, "dotfiles_skip", false) || !jstr(req, "dotfiles_repo"))) || (i == 4 && !purpose);
-    json_array_append_new(report, step(later[i], "skipped", 0, off ? "not requested" : "not implemented yet in berth (issue #5)", NULL));
-  }
-  api_progress(1, 3, "running setup commands");
+  api_progress(1, 3, "provisioning");
   bool failed = false;
-  size_t i;
-  json_array_foreach(json_object_get(req, "setup_commands"), i, v) {
-    char *argv[] = {"/bin/sh", "-c", (char *)json_string_value(v), NULL};
-    struct exec_opts eo = {.name = name, .argv = argv, .capture = true, .capture_max = 1 << 20, .timeout = 1800};
-    struct exec_result r;
-    double s0 = now_seconds();
-    berth_error_t e2 = NULL;
-    int rc = container_exec(&eo, &r, &e2);
-    char sname[64];
-    snprintf(sname, sizeof sname, "setup_command[%zu]", i);
-    /* the tail of the output, never the command line (it may hold secrets) */
-    const struct buf *tailsrc = r.err.len ? &r.err : &r.out;
-    size_t tl = tailsrc->len > 2000 ? 2000 : tailsrc->len;
-    cleanup_free char *tail = tl ? strndup(tailsrc->data + tailsrc->len - tl, tl) : strdup("");
-    cleanup_free char *d = xasprintf("exit %d%s; output tail: %s", rc < 0 ? -1 : r.exit_code, rc == 0 && r.timed_out ? " (timed out)" : "", tail);
-    if (rc < 0 || r.exit_code != 0) {
-      failed = true;
-      json_array_append_new(report, step(sname, "failed", (now_seconds() - s0) * 1000, d, rc < 0 ? e2->msg : "non-zero exit"));
-    } else
-      json_array_append_new(report, step(sname, "success", (now_seconds() - s0) * 1000, d, NULL));
-    berth_error_free(e2);
-    buf_free(&r.out);
-    buf_free(&r.err);
-    if (failed) break;
-  }
+  provision_run(&p, name, &failed);
   api_progress(3, 3, "done");
-  json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s?, s:O, s:O, s:o, s:O, s:o, s:s}", "success", 1, "container",
+  json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s?, s:O, s:O, s:o, s:O, s:O, s:s}", "success", 1, "container",
                             json_object_get(res, "container"), "container_id", json_object_get(res, "container_id"), "image",
-                            json_object_get(res, "image"), "purpose", purpose, "connect_command",
+                            json_object_get(res, "image"), "purpose", jstr(req, "purpose"), "connect_command",
                             json_object_get(res, "connect_command"), "workdir", json_object_get(res, "workdir"),
                             "env_vars_injected", names, "persistent", json_object_get(res, "persistent"),
-                            "provisioning_report", report, "status", failed ? "partial" : "ready");
+                            "provisioning_report", p.report, "status", failed ? "partial" : "ready");
+  if (p.lang) json_object_set_new(reply, "detected_language", json_string(p.lang));
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
   if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));
@@ -604,7 +516,7 @@ static json_t *h_create(json_t *req) {
     json_object_set_new(reply, "removed", json_true());
   }
   json_decref(res);
-  json_decref(env);
+  provision_free(&p);
   return reply;
 }
 

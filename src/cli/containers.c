@@ -10,6 +10,7 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "container.h"
+#include "api.h"
 
 static const char *CREATE_HELP =
     "Usage: berth create [OPTIONS] IMAGE\n"
@@ -17,7 +18,10 @@ static const char *CREATE_HELP =
     "Create and start a container (detached). Its PID 1 is berth's own init.\n\n"
     "  --name NAME          container name (default: <purpose or env>-<6 hex>)\n"
     "  --image REF          image (pulled when absent)\n"
-    "  --purpose P          recorded purpose; prefixes generated names\n"
+    "  --purpose P          purpose profile: python, node, rust, go, general, amplifier, clean, try-repo\n"
+    "  --repo URL           try-repo: the repository to clone into the workspace\n"
+    "  --setup CMD          setup command, run after provisioning (repeatable)\n"
+    "  --env-passthrough M  host variables passed in: auto (default), all, none\n"
     "  -w, --workdir DIR    working directory (default /workspace)\n"
     "  -v, --volume H:C[:ro] bind mount host path H at C\n"
     "      --no-mount-cwd   do not bind the current directory at the workdir\n"
@@ -76,10 +80,12 @@ static int volume_arg(json_t *mounts, const char *spec) {
 struct create_cli {
   struct create_opts o;
   bool json, quiet, rm, tty, interactive;
-  json_t *env, *mounts;
+  json_t *env, *mounts, *setup;
+  const char *repo, *passthrough;
 };
 
-enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT };
+enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
+       O_REPO, O_SETUP, O_PASS };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -93,9 +99,12 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"platform", required_argument, 0, O_PLATFORM}, {"quiet", no_argument, 0, 'q'},
       {"json", no_argument, 0, O_JSON},             {"help", no_argument, 0, 'h'},
       {"rm", no_argument, 0, O_RM},                 {"tty", no_argument, 0, 't'},
-      {"interactive", no_argument, 0, 'i'},         {0, 0, 0, 0}};
+      {"interactive", no_argument, 0, 'i'},         {"repo", required_argument, 0, O_REPO},
+      {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
+      {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
+  c->setup = json_array();
   c->o.mount_cwd = true;
   c->o.limits = (struct limits){.memory = 4LL << 30, .pids = 256};
   optind = 1;
@@ -139,6 +148,9 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case O_NETWORK: c->o.network = optarg; break;
     case O_PERSIST: c->o.persistent = true; break;
     case O_PLATFORM: c->o.platform = optarg; break;
+    case O_REPO: c->repo = optarg; break;
+    case O_SETUP: json_array_append_new(c->setup, json_string(optarg)); break;
+    case O_PASS: c->passthrough = optarg; break;
     case 'q': c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case 'h': *help = true; return optind;
@@ -158,6 +170,59 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
   return optind;
 }
 
+/* the create request of the tool contract, from CLI flags */
+static json_t *create_request(struct create_cli *c) {
+  json_t *r = json_pack("{s:s, s:O, s:b, s:b}", "operation", "create", "env", c->env, "mount_cwd", c->o.mount_cwd,
+                        "persistent", c->o.persistent);
+  if (c->o.name) json_object_set_new(r, "name", json_string(c->o.name));
+  if (c->o.image) json_object_set_new(r, "image", json_string(c->o.image));
+  if (c->o.purpose) json_object_set_new(r, "purpose", json_string(c->o.purpose));
+  if (c->o.workdir) json_object_set_new(r, "workdir", json_string(c->o.workdir));
+  if (c->o.network) json_object_set_new(r, "network", json_string(c->o.network));
+  if (json_array_size(c->mounts)) json_object_set(r, "mounts", c->mounts);
+  if (c->repo) json_object_set_new(r, "repo", json_string(c->repo));
+  if (c->passthrough) json_object_set_new(r, "env_passthrough", json_string(c->passthrough));
+  for (size_t i = 0; i < json_array_size(c->setup); i++) {
+    if (!json_object_get(r, "setup_commands")) json_object_set_new(r, "setup_commands", json_array());
+    json_array_append(json_object_get(r, "setup_commands"), json_array_get(c->setup, i));
+  }
+  char v[64];
+  snprintf(v, sizeof v, "%lldb", (long long)c->o.limits.memory);
+  json_object_set_new(r, "memory_limit", json_string(v));
+  json_object_set_new(r, "pids_limit", json_integer(c->o.limits.pids));
+  if (c->o.limits.cpus > 0) json_object_set_new(r, "cpu_limit", json_real(c->o.limits.cpus));
+  return r;
+}
+
+/* print a create reply for people: the name, then what needs attention */
+static int create_reply(json_t *rep, bool json, bool quiet) {
+  if (json) cli_print_json(rep);
+  if (json_object_get(rep, "error")) {
+    if (!json) fprintf(stderr, "berth: error: %s\n", json_string_value(json_object_get(rep, "error")));
+    json_t *pf = json_object_get(rep, "preflight");
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(pf, "checks"), i, c) if (!json && !json_is_true(json_object_get(c, "passed")))
+      fprintf(stderr, "  %s: %s\n    fix: %s\n", json_string_value(json_object_get(c, "name")),
+              json_string_value(json_object_get(c, "detail")), json_string_value(json_object_get(c, "guidance")) ?: "");
+    return EXIT_BERTH;
+  }
+  if (json) return 0;
+  printf("%s\n", json_string_value(json_object_get(rep, "container")));
+  if (quiet) return 0;
+  size_t i;
+  json_t *s;
+  json_array_foreach(json_object_get(rep, "provisioning_report"), i, s) {
+    const char *st = json_string_value(json_object_get(s, "status"));
+    if (!strcmp(st, "failed"))
+      fprintf(stderr, "step %s failed: %s (%s)\n", json_string_value(json_object_get(s, "name")),
+              json_string_value(json_object_get(s, "detail")) ?: "", json_string_value(json_object_get(s, "error")) ?: "");
+  }
+  if (json_is_false(json_object_get(rep, "limits_applied")))
+    fprintf(stderr, "note: %s\n", json_string_value(json_object_get(rep, "limits_note")) ?: "resource limits not applied");
+  return 0;
+}
+
 int cmd_create(int argc, char **argv) {
   struct create_cli c = {0};
   bool help = false;
@@ -169,21 +234,15 @@ int cmd_create(int argc, char **argv) {
     fprintf(stderr, "berth create: unexpected argument `%s` (commands run with `berth exec`)\n", argv[i]);
     return EXIT_BERTH;
   }
-  json_t *res = NULL;
-  berth_error_t err = NULL;
-  int r = container_create(&c.o, &res, &err);
+  json_t *req = create_request(&c);
+  json_t *rep = api_call_json(req);
+  json_decref(req);
+  int rc = create_reply(rep, c.json, c.quiet);
+  json_decref(rep);
   json_decref(c.env);
   json_decref(c.mounts);
-  if (r < 0) return cli_fail(c.json, err);
-  if (c.json) cli_print_json(res);
-  else {
-    printf("%s\n", json_string_value(json_object_get(res, "container")));
-    json_t *cg = json_object_get(res, "cgroup");
-    if (!c.quiet && json_is_false(json_object_get(cg, "limits_applied")))
-      fprintf(stderr, "note: %s\n", json_string_value(json_object_get(cg, "note")) ?: "resource limits not applied");
-  }
-  json_decref(res);
-  return 0;
+  json_decref(c.setup);
+  return rc;
 }
 
 static int print_exec(const struct exec_result *r, bool json) {
@@ -261,10 +320,15 @@ int cmd_run(int argc, char **argv) {
   if (!c.o.image && i < argc) c.o.image = argv[i++];
   char *defcmd[] = {"/bin/sh", NULL};
   char **cmd = i < argc ? argv + i : defcmd;
-  c.o.quiet = true;
-  json_t *res = NULL;
+  json_t *req = create_request(&c);
+  json_t *res = api_call_json(req);
+  json_decref(req);
+  if (json_object_get(res, "error")) {
+    int r = create_reply(res, c.json, true);
+    json_decref(res);
+    return r;
+  }
   berth_error_t err = NULL;
-  if (container_create(&c.o, &res, &err) < 0) return cli_fail(c.json, err);
   const char *name = json_string_value(json_object_get(res, "container"));
   struct exec_opts eo = {.name = name, .argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20};
   struct exec_result r;

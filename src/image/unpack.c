@@ -372,6 +372,9 @@ int unpack_layer(int destfd, blob_read_fn rd, void *rdctx, const char *digest, u
         berth_error_clear(err);
         if (err) *err = s.err, s.err = NULL;
         berth_error_wrap(err, "layer %s", c.digest);
+      } else if (err && *err && !str_has_prefix((*err)->msg, "layer ")) {
+        const char *raw = archive_entry_pathname(e);
+        berth_error_wrap(err, "layer %s: entry `%.200s` refused (the whole layer is refused)", c.digest, raw ? raw : "?");
       }
       ret = -1;
       goto out;

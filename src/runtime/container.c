@@ -771,10 +771,12 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   json_decref(layers);
   if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
   if (write_gen_files(c->cdir, c->name, !strcmp(c->network, "host"), err) < 0) return -1;
-  if (cgroup_create(c->name, &o->limits, &c->cg, err) < 0) return -1;
+  /* the cgroup is named by instance: names repeat across users and data dirs */
+  cleanup_free char *id = random_hex(6);
+  cleanup_free char *cgname = xasprintf("%s-%s", c->name, id);
+  if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
-  cleanup_free char *id = random_hex(6);
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
   json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
                          "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),

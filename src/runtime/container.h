@@ -40,6 +40,36 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err);
 /* copy between host and a running container (into: host -> container) */
 int container_copy(const char *name, const char *host_path, const char *container_path, bool into, berth_error_t *err);
+/* copy a host tree into dirfd ddir, everything owned by uid:gid (-1 keeps) */
+int copy_tree_owned(int sdir, const char *sname, int ddir, const char *dname, uid_t uid, gid_t gid, berth_error_t *err);
+
+/* A user inside the container, from its own /etc/passwd and /etc/group
+ * (never NSS: nothing of the image is loaded into berth). Call with the
+ * container's root as "/". */
+struct user_ids {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int ngroups;
+  char home[256];
+};
+int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_t msglen);
+
+/* Filesystem changes made inside a running container by a helper that
+ * joins its user and mount namespaces: paths are resolved in its root,
+ * "~/" is the user's home, and files belong to that user. */
+enum cfs_kind { CFS_MKDIR, CFS_WRITE, CFS_SYMLINK, CFS_COPY };
+struct cfs_op {
+  enum cfs_kind kind;
+  const char *path;   /* absolute, or "~/..." */
+  const char *data;   /* CFS_WRITE: bytes; CFS_SYMLINK: link target */
+  size_t len;
+  mode_t mode;
+  int host_dirfd;     /* CFS_COPY: the source is host_name in this directory */
+  const char *host_name;
+  bool replace;       /* CFS_SYMLINK/CFS_WRITE: replace what is there */
+};
+int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
 bool container_name_valid(const char *name);
 char *container_random_name(const char *prefix);
 

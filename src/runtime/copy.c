@@ -16,9 +16,17 @@
 #include "config.h"
 #include "container.h"
 
-static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, int depth, berth_error_t *err);
+/* owner for everything created (uid -1: the creating process's) */
+struct copy_owner {
+  uid_t uid;
+  gid_t gid;
+};
+static const struct copy_owner KEEP = {(uid_t)-1, (gid_t)-1};
+static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, int depth, const struct copy_owner *ow,
+                      berth_error_t *err);
 
-static int copy_file(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st, berth_error_t *err) {
+static int copy_file(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st,
+                     const struct copy_owner *ow, berth_error_t *err) {
   cleanup_close int in = openat(sdir, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0) return berth_error(err, errno, "open `%s`", sname);
   struct stat cur;
@@ -36,34 +44,38 @@ static int copy_file(int sdir, const char *sname, int ddir, const char *dname, c
     if (n == 0) break;
     left -= n;
   }
+  if (ow->uid != (uid_t)-1 && fchown(out, ow->uid, ow->gid) < 0) return berth_error(err, errno, "chown `%s`", dname);
   if (fchmod(out, st->st_mode & 07777) < 0) {}
   return 0;
 }
 
-static int copy_dir(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st, int depth, berth_error_t *err) {
+static int copy_dir(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st, int depth,
+                    const struct copy_owner *ow, berth_error_t *err) {
   if (depth > 128) return berth_error(err, -ELOOP, "directory tree deeper than 128 levels");
   if (mkdirat(ddir, dname, st->st_mode & 07777) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", dname);
   cleanup_close int s = openat(sdir, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (s < 0) return berth_error(err, errno, "open `%s`", sname);
   cleanup_close int d = openat(ddir, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (d < 0) return berth_error(err, errno, "open `%s`", dname);
+  if (ow->uid != (uid_t)-1 && fchown(d, ow->uid, ow->gid) < 0) return berth_error(err, errno, "chown `%s`", dname);
   DIR *dd = fdopendir(dup(s));
   if (!dd) return berth_error(err, errno, "list `%s`", sname);
   struct dirent *de;
   int r = 0;
   while (r == 0 && (de = readdir(dd))) {
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    r = copy_entry(s, de->d_name, d, de->d_name, depth + 1, err);
+    r = copy_entry(s, de->d_name, d, de->d_name, depth + 1, ow, err);
   }
   closedir(dd);
   return r;
 }
 
-static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, int depth, berth_error_t *err) {
+static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, int depth, const struct copy_owner *ow,
+                      berth_error_t *err) {
   struct stat st;
   if (fstatat(sdir, sname, &st, AT_SYMLINK_NOFOLLOW) < 0) return berth_error(err, errno, "stat `%s`", sname);
-  if (S_ISREG(st.st_mode)) return copy_file(sdir, sname, ddir, dname, &st, err);
-  if (S_ISDIR(st.st_mode)) return copy_dir(sdir, sname, ddir, dname, &st, depth, err);
+  if (S_ISREG(st.st_mode)) return copy_file(sdir, sname, ddir, dname, &st, ow, err);
+  if (S_ISDIR(st.st_mode)) return copy_dir(sdir, sname, ddir, dname, &st, depth, ow, err);
   if (S_ISLNK(st.st_mode)) {
     char t[4096];
     ssize_t n = readlinkat(sdir, sname, t, sizeof t - 1);
@@ -71,6 +83,7 @@ static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, 
     t[n] = '\0';
     unlinkat(ddir, dname, 0);
     if (symlinkat(t, ddir, dname) < 0) return berth_error(err, errno, "create link `%s`", dname);
+    if (ow->uid != (uid_t)-1) fchownat(ddir, dname, ow->uid, ow->gid, AT_SYMLINK_NOFOLLOW);
     return 0;
   }
   return 0; /* devices, fifos and sockets are not copied */
@@ -117,7 +130,7 @@ int container_copy(const char *name, const char *host_path, const char *cpath_, 
     }
     cleanup_close int cdr = openat(cd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cdr < 0) return berth_error(err, errno, "open `%s` in the container", cdir);
-    return copy_entry(hd, hbase, cdr, dname, 0, err);
+    return copy_entry(hd, hbase, cdr, dname, 0, &KEEP, err);
   }
   cleanup_close int cd = openat_in_root(rootfd, *cdir == '/' ? cdir + 1 : cdir, O_RDONLY | O_DIRECTORY, 0, 0);
   if (cd < 0) return berth_error(err, errno, "container_path `%s`", cpath_);
@@ -130,5 +143,10 @@ int container_copy(const char *name, const char *host_path, const char *cpath_, 
   } else
     hd = open(hdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (hd < 0) return berth_error(err, errno, "host_path `%s`", host_path);
-  return copy_entry(cd, !strcmp(cbase, "/") ? "." : cbase, hd, dname, 0, err);
+  return copy_entry(cd, !strcmp(cbase, "/") ? "." : cbase, hd, dname, 0, &KEEP, err);
+}
+
+int copy_tree_owned(int sdir, const char *sname, int ddir, const char *dname, uid_t uid, gid_t gid, berth_error_t *err) {
+  struct copy_owner ow = {uid, gid};
+  return copy_entry(sdir, sname, ddir, dname, 0, &ow, err);
 }

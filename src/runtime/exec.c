@@ -37,14 +37,6 @@ struct exec_report {
 };
 
 /* ---------- user lookup inside the container (never via NSS) ---------- */
-struct user_ids {
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[64];
-  int ngroups;
-  char home[256];
-};
-
 static bool all_digits(const char *s) {
   if (!*s) return false;
   for (; *s; s++)
@@ -52,7 +44,7 @@ static bool all_digits(const char *s) {
   return true;
 }
 
-static int lookup_user(const char *spec, struct user_ids *u, char *msg, size_t msglen) {
+int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_t msglen) {
   memset(u, 0, sizeof *u);
   strcpy(u->home, "/root");
   cleanup_free char *copy = strdup(spec && *spec ? spec : "0");
@@ -266,7 +258,7 @@ static void supervisor(struct exec_ctx *x) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   struct user_ids u;
   const char *user = x->o->user ? x->o->user : json_string_value(json_object_get(json_object_get(x->spec, "annotations"), "berth.user"));
-  if (lookup_user(user, &u, rep.msg, sizeof rep.msg) < 0) {
+  if (container_lookup_user(user, &u, rep.msg, sizeof rep.msg) < 0) {
     rep.exit_code = 126;
     if (write(x->report_fd, &rep, sizeof rep) < 0) {}
     _exit(126);

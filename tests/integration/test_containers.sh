@@ -99,8 +99,16 @@ test_fork_bomb_stops_at_pids_limit() {
   count=$(tail -n 1 <<<"$B_OUT")
   [ -n "$count" ] || count=0
   assert_le "$count" 40 "processes inside (pids limit 40)"
-  pids_now=$(cat "$(find /sys/fs/cgroup -path '*/berth/c' -name 'c' 2>/dev/null | grep pids | head -n1)/pids.current" 2>/dev/null || echo 0)
-  assert_le "$pids_now" 40 "pids.current of the container's cgroup"
+  b_ok status --json c
+  local cgp; cgp=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(d["metadata"]["cgroup"]["paths"]))' "$B_OUTF")
+  local found=0 d
+  for d in $cgp; do
+    [ -f "$d/pids.current" ] || continue
+    found=1
+    assert_le "$(cat "$d/pids.current")" 40 "pids.current of the container's cgroup"
+    assert_eq "$(cat "$d/pids.max")" 40 "pids.max"
+  done
+  assert_eq "$found" 1 "the container has a pids cgroup"
   # the host is fine: we can still fork here
   assert_eq "$(sh -c 'echo host-ok')" host-ok
 }
@@ -196,6 +204,8 @@ test_failed_creates_leave_nothing() {
   b_fails create --no-mount-cwd --name 'bad name' localhost/busybox
   b_fails create --no-mount-cwd --name ../x localhost/busybox
   create --name taken
+  b_ok status --json taken
+  local cgp; cgp=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(d["metadata"]["cgroup"]["paths"]))' "$B_OUTF")
   b_fails create --no-mount-cwd --name taken localhost/busybox
   assert_contains "$B_MSG" "already in use"
   b_ok exec taken true
@@ -205,8 +215,10 @@ test_failed_creates_leave_nothing() {
   b_ok rm -f taken
   assert_dir_empty "$BERTH_ROOT/containers"
   if [ "$BERTH_MODE" = root ]; then
-    assert_eq "$(find /sys/fs/cgroup -path '*/berth/bad*' 2>/dev/null | wc -l)" 0 "cgroups of failed creates"
-    assert_eq "$(find /sys/fs/cgroup -path '*/berth/taken' 2>/dev/null | wc -l)" 0 "cgroups after rm"
+    local d
+    for d in $cgp; do assert_not_exists "$d" "cgroup after rm"; done
+    # failed creates made no cgroup of their own (names are <name>-<id>)
+    assert_eq "$(find /sys/fs/cgroup -maxdepth 6 -path "*/berth/bad[12]-*" 2>/dev/null | wc -l)" 0 "cgroups of failed creates"
   fi
 }
 

@@ -1,0 +1,120 @@
+#!/bin/bash
+# Run berth's integration suites (tests/integration/test_*.sh, the image
+# suite first) as root and as the unprivileged test user.
+#
+#   tests/integration/run.sh
+#
+# Environment:
+#   BERTH_SUITES="test_images.sh ..."  which suites (default: all)
+#   BERTH_SKIP_FIXTURES=1   do not run scripts/fixtures.sh first
+#   BERTH_MODES="root rootless"  which modes to run (default both)
+#   BERTH_SERIAL=1          run every suite one mode after the other (default:
+#                           suites marked parallel-modes run both modes at once)
+#   BERTH_TEST_FILTER=REGEX, BERTH_KEEP=1, BERTH_SHOW_TIMES=1: see lib.sh
+#
+# Prints each suite's TAP-like lines, one "MODE: N passed, N failed" line per
+# mode and a final "N passed, N failed" line; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+IT=$REPO/tests/integration
+# every suite in this directory, the image suite first (others build on its fixtures)
+if [ -n "${BERTH_SUITES:-}" ]; then
+  SUITES=($BERTH_SUITES)
+else
+  SUITES=(test_images.sh)
+  for f in "$IT"/test_*.sh; do
+    [ "${f##*/}" = test_images.sh ] || SUITES+=("${f##*/}")
+  done
+fi
+MODES=(${BERTH_MODES:-root rootless})
+
+if [ "$(id -u)" != 0 ]; then
+  echo "run.sh: run as root (the rootless mode switches to the test user itself)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+total_pass=0
+total_fail=0
+setup_fail=0
+t0=$EPOCHREALTIME
+
+if [ "${BERTH_SKIP_FIXTURES:-0}" != 1 ]; then
+  echo "# scripts/fixtures.sh"
+  if ! scripts/fixtures.sh; then
+    echo "not ok - scripts/fixtures.sh (images, registries, pushes)"
+    setup_fail=$((setup_fail + 1))
+  fi
+fi
+
+for m in "${MODES[@]}"; do
+  if [ "$m" = rootless ]; then
+    echo "# scripts/setup-test-user.sh"
+    if ! scripts/setup-test-user.sh; then
+      echo "not ok - scripts/setup-test-user.sh (the rootless suite will fail its preconditions)"
+      setup_fail=$((setup_fail + 1))
+    fi
+  fi
+done
+
+LOGS=$(mktemp -d /tmp/berth-it-logs.XXXXXX)
+trap 'rm -rf "$LOGS"' EXIT
+
+# A suite whose header has the line "# berth-suite: parallel-modes" runs as
+# root and rootless at the same time; the others run one mode after the other
+# (the container suite's rootless cgroups trip over the root run's).
+run_suite_mode() { # MODE SUITE
+  BERTH_MODE=$1 bash "$IT/$2" >"$LOGS/$1-$2.log" 2>&1 </dev/null
+  echo $? >"$LOGS/$1-$2.rc"
+}
+for s in "${SUITES[@]}"; do
+  if [ "${BERTH_SERIAL:-0}" != 1 ] && grep -q '^# berth-suite: parallel-modes' "$IT/$s"; then
+    pids=()
+    for m in "${MODES[@]}"; do
+      run_suite_mode "$m" "$s" &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    for m in "${MODES[@]}"; do
+      echo "# === $s as $m"
+      cat "$LOGS/$m-$s.log"
+    done
+  else
+    for m in "${MODES[@]}"; do
+      echo "# === $s as $m"
+      BERTH_MODE=$m bash "$IT/$s" 2>&1 </dev/null | tee "$LOGS/$m-$s.log"
+      echo "${PIPESTATUS[0]}" >"$LOGS/$m-$s.rc"
+    done
+  fi
+done
+
+summary_re='^([0-9]+) passed, ([0-9]+) failed$'
+for m in "${MODES[@]}"; do
+  mp=0
+  mf=0
+  for s in "${SUITES[@]}"; do
+    log=$LOGS/$m-$s.log
+    line=$(grep -E "$summary_re" "$log" | tail -n 1)
+    if [[ $line =~ $summary_re ]]; then
+      mp=$((mp + BASH_REMATCH[1]))
+      mf=$((mf + BASH_REMATCH[2]))
+      # a suite that died after its summary, or failed without counting it
+      if [ "$(cat "$LOGS/$m-$s.rc")" != 0 ] && [ "${BASH_REMATCH[2]}" = 0 ]; then
+        echo "not ok - $s ($m) exited $(cat "$LOGS/$m-$s.rc") with no failed test"
+        mf=$((mf + 1))
+      fi
+    else
+      echo "not ok - $s ($m) ended without a summary line (exit $(cat "$LOGS/$m-$s.rc" 2>/dev/null))"
+      mf=$((mf + 1))
+    fi
+  done
+  echo "$m: $mp passed, $mf failed"
+  total_pass=$((total_pass + mp))
+  total_fail=$((total_fail + mf))
+done
+
+total_fail=$((total_fail + setup_fail))
+echo "# integration suites took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}') s"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]
