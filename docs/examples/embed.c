@@ -11,7 +11,7 @@ static int step(const char *request) {
   char *reply = berth_call(request);
   if (!reply) return -1;
   printf("> %s\n< %s\n", request, reply);
-  int failed = strstr(reply, "\"error\"") != NULL;
+  int failed = strncmp(reply, "{\"error\"", 8) == 0; /* a failure reply leads with its error */
   berth_free(reply);
   return failed ? -1 : 0;
 }

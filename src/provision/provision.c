@@ -27,7 +27,7 @@ extern const char _binary_profiles_purposes_json_start[];
 extern const char _binary_profiles_purposes_json_end[];
 
 json_t *prov_step(const char *name, const char *status, double ms, const char *detail, const char *error) {
-  return json_pack("{s:s, s:s, s:i, s:s?, s:s?}", "name", name, "status", status, "duration_ms", (int)ms, "detail", detail,
+  return json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "name", name, "status", status, "duration_ms", (int)ms, "detail", detail,
                    "error", error);
 }
 

@@ -18,6 +18,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -458,7 +459,7 @@ static int init_main(struct init_args *a) {
     init_fail(a, err);
   close(a->report_fd); /* EOF without a message: ready */
   prctl(PR_SET_PDEATHSIG, 0);
-  for (int fd = 4; fd < 1024; fd++) close(fd); /* fd 3: the environment memfd */
+  syscall(SYS_close_range, 4U, ~0U, 0); /* fd 3: the environment memfd */
   int nul = open("/dev/null", O_RDWR);
   if (nul >= 0) {
     dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
@@ -911,10 +912,20 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   return 0;
 }
 
+/* Wait until the recorded process is gone: a pidfd turns readable the
+ * moment it exits (no polling loop); the start time check first makes sure
+ * the pidfd is for that very process. */
 static void wait_gone(json_t *st, const char *field, double secs) {
-  double end = now_seconds() + secs;
+  pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, field), "pid"));
+  int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+  if (pfd >= 0 && state_proc_alive(st, field)) {
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    while (poll(&p, 1, (int)(secs * 1000)) < 0 && errno == EINTR) {}
+  }
+  if (pfd >= 0) close(pfd);
+  double end = now_seconds() + 0.5; /* exited; zombie until reaped: both count as gone */
   while (state_proc_alive(st, field) && now_seconds() < end) {
-    struct timespec ts = {0, 10 * 1000 * 1000};
+    struct timespec ts = {0, 1000 * 1000};
     nanosleep(&ts, NULL);
   }
 }
@@ -935,10 +946,8 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
     wait_gone(st, "init", 5);
   }
   if (st) cgroup_destroy(json_object_get(st, "cgroup"));
-  if (st && state_proc_alive(st, "monitor")) {
-    /* it may be waiting for our lock to record the exit; it finds no state */
-    wait_gone(st, "monitor", 0.2);
-  }
+  /* no waiting for the monitor: it is blocked on our lock to record the exit,
+   * and finds no state once we are done */
   json_decref(st);
   if (remove_container_dir(cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");

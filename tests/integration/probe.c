@@ -7,7 +7,10 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,7 +19,24 @@ static void report(const char *what, long r) {
   else printf("%s errno=%s\n", what, strerrorname_np(errno));
 }
 
-int main(void) {
+/* `probe agent`: ask $SSH_AUTH_SOCK for its identities, print how many */
+static int agent(void) {
+  const char *path = getenv("SSH_AUTH_SOCK");
+  if (!path) { puts("agent no-SSH_AUTH_SOCK"); return 1; }
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) { printf("agent connect errno=%s\n", strerrorname_np(errno)); return 1; }
+  unsigned char req[5] = {0, 0, 0, 1, 11}; /* SSH_AGENTC_REQUEST_IDENTITIES */
+  if (write(s, req, 5) != 5) return 1;
+  unsigned char rep[9];
+  if (read(s, rep, 9) < 9 || rep[4] != 12) { puts("agent bad-reply"); return 1; }
+  printf("agent identities=%u\n", (unsigned)rep[5] << 24 | rep[6] << 16 | rep[7] << 8 | rep[8]);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "agent")) return agent();
   report("unshare_user", unshare(CLONE_NEWUSER));
   report("unshare_mount", unshare(CLONE_NEWNS));
   report("mount", mount("tmpfs", "/tmp", "tmpfs", 0, NULL));
