@@ -14,6 +14,7 @@
 #include "container.h"
 #include "preflight.h"
 #include "provision.h"
+#include "network.h"
 
 enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME };
 
@@ -458,10 +459,13 @@ static json_t *h_create(json_t *req) {
   }
   /* machinery that is not built yet: refuse rather than ignore */
   json_t *ports = json_object_get(req, "ports");
-  if (json_array_size(ports)) return err_reply("not_implemented", "ports", "`ports` needs networking, which is not implemented yet (issue #6)");
   const char *net = jstr(req, "network");
-  if (net && strcmp(net, "none") && strcmp(net, "host"))
-    return err_reply("not_implemented", "network", "network `%.60s` is not implemented yet (issue #6): use \"none\" or \"host\"", net);
+  /* the guide's default is the bridge network; without its helper, none */
+  if (!net) net = net_helper_available() ? "bridge" : "none";
+  if (strcmp(net, "none") && strcmp(net, "host") && strcmp(net, "bridge"))
+    return err_reply("not_implemented", "network", "named network `%.60s` is not implemented yet (issue #6): use \"bridge\", \"none\" or \"host\"", net);
+  if (json_array_size(ports) && strcmp(net, "bridge"))
+    return err_reply("invalid_value", "ports", "published ports need the bridge network");
   if (jbool(req, "gpu", false)) return err_reply("not_implemented", "gpu", "`gpu` is not supported by berth yet");
   json_t *inl = json_object_get(req, "dotfiles_inline");
   const char *k;
@@ -478,7 +482,7 @@ static json_t *h_create(json_t *req) {
   json_t *names = json_array();
   json_object_foreach(p.env, k, v) json_array_append_new(names, json_string(k));
   struct create_opts o = {.name = jstr(req, "name"), .image = p.image, .workdir = jstr(req, "workdir"), .purpose = jstr(req, "purpose"),
-                          .network = net ? net : "none", .mounts = p.mounts, .env = p.env, .mount_cwd = p.mount_cwd,
+                          .network = net, .ports = ports, .mounts = p.mounts, .env = p.env, .mount_cwd = p.mount_cwd,
                           .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
   berth_error_t e = NULL;
   if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &o.limits.memory, &e);

@@ -10,6 +10,7 @@
  * them), pivots into the root and reaps orphans until told to stop. */
 #define _GNU_SOURCE
 #include "container.h"
+#include "network.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -358,7 +359,18 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
+static void write_sysctl(const char *path, const char *val) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (write(fd, val, strlen(val)) < 0) {}
+  close(fd);
+}
+
 static void loopback_up(void) {
+  /* as Docker does in a container's own network namespace: any user may bind
+   * low ports and send pings (workloads hold no capabilities) */
+  write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return;
   struct ifreq ifr = {0};
@@ -427,13 +439,13 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
     if (w < 0) return berth_error_wrap(err, "workdir `%s`", cwd);
     close(w);
   }
+  if (own_net) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
   if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter root filesystem");
   if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root");
   if (umount2(".", MNT_DETACH) < 0) return berth_error(err, errno, "detach the old root");
   if (chdir("/") < 0) return berth_error(err, errno, "chdir /");
   const char *hn = json_string_value(json_object_get(a->spec, "hostname"));
   if (hn && sethostname(hn, strlen(hn)) < 0) return berth_error(err, errno, "set hostname");
-  if (own_net) loopback_up();
   return 0;
 }
 
@@ -459,7 +471,7 @@ static int init_main(struct init_args *a) {
     init_fail(a, err);
   close(a->report_fd); /* EOF without a message: ready */
   prctl(PR_SET_PDEATHSIG, 0);
-  syscall(SYS_close_range, 4U, ~0U, 0); /* fd 3: the environment memfd */
+  syscall(SYS_close_range, 5U, ~0U, 0); /* fd 3: environment memfd, fd 4: network helper's exit pipe */
   int nul = open("/dev/null", O_RDWR);
   if (nul >= 0) {
     dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
@@ -510,6 +522,9 @@ struct monitor_args {
   bool rootless, own_net;
   int report_fd; /* to the CLI */
   int env_fd;    /* sealed memfd with the caller's variables; init keeps it as fd 3 */
+  bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
+  const char *api_socket;
+  json_t *ports;
 };
 
 static void monitor_report(int fd, json_t *msg) {
@@ -532,28 +547,31 @@ static void monitor_main(struct monitor_args *m) {
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (m->own_net) flags |= CLONE_NEWNET;
   if (m->rootless) flags |= CLONE_NEWUSER;
+  int exitp[2] = {-1, -1};
+  if (m->bridge && pipe2(exitp, O_CLOEXEC) < 0) {
+    monitor_report(m->report_fd, json_pack("{s:s}", "error", "pipe failed"));
+    _exit(1);
+  }
   struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless};
   pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid == 0) {
     close(sync[1]);
     close(rep[0]);
     close(m->report_fd);
-    /* fd 3 in init: the environment memfd, read by `berth exec` via /proc */
-    if (m->env_fd >= 0) {
-      if (m->env_fd != 3) {
-        int saved = fcntl(3, F_GETFD) >= 0 ? fcntl(3, F_DUPFD_CLOEXEC, 10) : -1;
-        if (saved >= 0) {
-          if (ia.sync_fd == 3) ia.sync_fd = saved;
-          else if (ia.report_fd == 3) ia.report_fd = saved;
-        }
-        dup2(m->env_fd, 3);
-      } else
-        fcntl(3, F_SETFD, 0);
-    }
+    /* fd 3 in init: the environment memfd, read by `berth exec` via /proc;
+     * fd 4: the write end of slirp4netns's exit pipe (it ends with init) */
+    ia.sync_fd = fcntl(ia.sync_fd, F_DUPFD_CLOEXEC, 100);
+    ia.report_fd = fcntl(ia.report_fd, F_DUPFD_CLOEXEC, 100);
+    int envh = m->env_fd >= 0 ? fcntl(m->env_fd, F_DUPFD_CLOEXEC, 100) : -1;
+    int exith = exitp[1] >= 0 ? fcntl(exitp[1], F_DUPFD_CLOEXEC, 100) : -1;
+    if (envh >= 0) dup2(envh, 3);
+    if (exith >= 0) dup2(exith, 4);
+    if (exitp[0] >= 0) close(exitp[0]);
     _exit(init_main(&ia));
   }
   close(sync[0]);
   close(rep[1]);
+  if (exitp[1] >= 0) close(exitp[1]); /* only init holds it now */
   berth_error_t err = NULL;
   const char *fail = NULL;
   if (pid < 0) {
@@ -572,9 +590,20 @@ static void monitor_main(struct monitor_args *m) {
   ssize_t n;
   while ((n = read(rep[0], tmp, sizeof tmp)) > 0) buf_append(&msg, tmp, n);
   close(rep[0]);
+  pid_t helper = 0;
+  if (!fail && !msg.len && m->bridge) {
+    if (net_start(pid, m->rootless, m->api_socket, exitp[0], &helper, &err) < 0 ||
+        net_publish(m->api_socket, m->ports, &err) < 0)
+      fail = err->msg;
+  }
+  if (exitp[0] >= 0) close(exitp[0]);
   if (fail || msg.len) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    if (helper > 0) {
+      kill(helper, SIGKILL);
+      waitpid(helper, NULL, 0);
+    }
     monitor_report(m->report_fd, json_pack("{s:s}", "error", fail ? fail : msg.data));
     _exit(1);
   }
@@ -588,6 +617,7 @@ static void monitor_main(struct monitor_args *m) {
   json_object_set_new(st, "boot_id", json_string(bid));
   json_object_set_new(st, "started_at", json_integer((json_int_t)time(NULL)));
   json_object_set_new(st, "single_id_mapping", json_boolean(single));
+  if (helper > 0) json_object_set_new(st, "network_helper", proc_ref(helper));
   state_write(m->name, st, NULL);
   json_decref(st);
   monitor_report(m->report_fd, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid));
@@ -599,6 +629,10 @@ static void monitor_main(struct monitor_args *m) {
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (helper > 0) { /* it exits by itself when init's end of the exit pipe closes */
+    kill(helper, SIGTERM);
+    waitpid(helper, NULL, 0);
+  }
   /* record the end, unless the container was removed meanwhile */
   cleanup_free char *lockp = xasprintf("%s/lock", m->cdir);
   int lk = open(lockp, O_RDWR | O_CLOEXEC);
@@ -618,18 +652,23 @@ static void monitor_main(struct monitor_args *m) {
 
 
 /* ---------- create ---------- */
-static int write_gen_files(const char *cdir, const char *name, bool host_net, berth_error_t *err) {
+static int write_gen_files(const char *cdir, const char *name, const char *network, berth_error_t *err) {
+  bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge");
   cleanup_free char *etc = xasprintf("%s/etc", cdir);
   if (mkdir(etc, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", etc);
   cleanup_free char *hn = xasprintf("%s/hostname", etc);
   cleanup_free char *hnv = xasprintf("%s\n", name);
   if (write_file_atomic(hn, hnv, strlen(hnv), 0644, err) < 0) return -1;
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
-  cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", name);
+  cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
+                                    bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
+                                    bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
   if (write_file_atomic(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
   if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
+  } else if (bridge) {
+    rv = strdup("nameserver " NET_DNS_ADDR "\n");
   } else {
     free(rv);
     rv = strdup("# berth: this container has no external network (network: none)\n");
@@ -702,6 +741,7 @@ struct create_ctx {
   json_t *img, *icfg;
   json_t *cg, *spec; /* owned by the caller, filled here */
   int env_fd;
+  char *api_socket;
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -722,7 +762,8 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     if (m2 != 0) _exit(m2 < 0);
     struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
                               .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
-                              .env_fd = c->env_fd};
+                              .env_fd = c->env_fd, .bridge = !strcmp(c->network, "bridge"), .api_socket = c->api_socket,
+                              .ports = c->o->ports};
     monitor_main(&ma);
     _exit(0);
   }
@@ -771,13 +812,17 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
   if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
-  if (write_gen_files(c->cdir, c->name, !strcmp(c->network, "host"), err) < 0) return -1;
+  if (write_gen_files(c->cdir, c->name, c->network, err) < 0) return -1;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   cleanup_free char *id = random_hex(6);
   cleanup_free char *cgname = xasprintf("%s-%s", c->name, id);
   if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
+  if (!strcmp(c->network, "bridge")) {
+    if (mkdir_p(c->cfg->run_dir, 0700, err) < 0) return -1;
+    c->api_socket = xasprintf("%s/net-%s.sock", c->cfg->run_dir, id);
+  }
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
   json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
                          "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),
@@ -808,8 +853,14 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
     return berth_error(err, -EINVAL, "Failed to create container: invalid container name `%.80s`: use 1-63 letters, "
                        "digits, `_`, `.` or `-`, not starting with `.` or `-`", name);
   const char *network = o->network ? o->network : "none";
-  if (strcmp(network, "none") && strcmp(network, "host"))
-    return berth_error(err, -ENOTSUP, "Failed to create container: network `%s` is not available yet: use `none` or `host`", network);
+  if (strcmp(network, "none") && strcmp(network, "host") && strcmp(network, "bridge"))
+    return berth_error(err, -ENOTSUP, "Failed to create container: named network `%s` is not available yet: use `bridge`, `none` or `host`", network);
+  if (json_array_size(o->ports) && strcmp(network, "bridge"))
+    return berth_error(err, -EINVAL, "Failed to create container: published ports need the bridge network");
+  if (net_ports_check(o->ports, err) < 0) return berth_error_wrap(err, "Failed to create container");
+  if (!strcmp(network, "bridge") && !net_helper_available())
+    return berth_error(err, -ENOENT, "Failed to create container: the bridge network needs slirp4netns and a usable "
+                       "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"");
   struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1};
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
   cleanup_free char *parent = containers_dir(err);
@@ -834,6 +885,8 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   }
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
   if (c.env_fd >= 0) close(c.env_fd);
+  if (c.api_socket) unlink(c.api_socket);
+  free(c.api_socket);
   json_decref(c.cg);
   json_decref(c.spec);
   json_decref(c.img);

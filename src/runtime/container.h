@@ -10,6 +10,7 @@ struct create_opts {
   const char *name, *image, *workdir, *purpose, *network, *platform;
   json_t *mounts; /* [{"host","container","mode"}] */
   json_t *env;    /* {"K":"V"} */
+  json_t *ports;  /* [{"host","container","protocol","host_ip"}], bridge network only */
   bool mount_cwd, persistent, quiet;
   struct limits limits;
 };

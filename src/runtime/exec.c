@@ -465,9 +465,20 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   bool rootless = cfg->rootless;
   int fds[7];
   const char *names[] = {"user", "ipc", "uts", "net", "cgroup", "pid", "mnt"};
-  for (int i = 0; i < 7; i++) fds[i] = (i == 0 && !rootless) ? -1 : open_ns(pid, names[i]);
+  for (int i = 0; i < 7; i++) {
+    fds[i] = (i == 0 && !rootless) ? -1 : open_ns(pid, names[i]);
+    /* a namespace the container shares with us (network "host") is not
+     * joined: setns into the host's own would need privileges we lack */
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/ns/%s", names[i]);
+    struct stat a, b;
+    if (fds[i] >= 0 && fstat(fds[i], &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      close(fds[i]);
+      fds[i] = -2; /* shared: skip */
+    }
+  }
   for (int i = 0; i < 7; i++)
-    if (fds[i] < 0 && !(i == 0 && !rootless)) {
+    if (fds[i] == -1 && !(i == 0 && !rootless)) {
       int e = errno;
       for (int j = 0; j < 7; j++) if (fds[j] >= 0) close(fds[j]);
       json_decref(st);
@@ -491,7 +502,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     berth_error_t e2 = NULL;
     if (cgroup_enter(json_object_get(st, "cgroup"), getpid(), &e2) < 0) berth_error_clear(&e2);
     for (int i = 0; i < 7; i++) {
-      if (fds[i] < 0) continue;
+      if (fds[i] < 0) continue; /* not ours to join (-1) or shared (-2) */
       if (setns(fds[i], 0) < 0) {
         struct exec_report rep = {.exit_code = 125};
         snprintf(rep.msg, sizeof rep.msg, "join the container's %s namespace: %s", names[i], strerror(errno));

@@ -99,8 +99,10 @@ test_contract_error_paths() {
     tool "$req"
     assert_eq "$(field '["code"]')" not_implemented "$op answers not implemented, never a fake success"
   done
-  tool '{"operation":"create","image":"localhost/busybox","ports":[{"host":8080,"container":80}]}'
-  assert_eq "$(field '["code"]')" not_implemented "ports are refused until networking lands, never ignored"
+  tool '{"operation":"create","image":"localhost/busybox","network":"my-stack"}'
+  assert_eq "$(field '["code"]')" not_implemented "named networks are refused until built, never ignored"
+  tool '{"operation":"create","image":"localhost/busybox","network":"none","ports":[{"host":8080,"container":80}]}'
+  assert_eq "$(field '["code"]')" invalid_value "ports without the bridge network are refused, never ignored"
   b_ok ls --json
   assert_contains "$B_OUT" '"count": 0' "no container was left by the failed creates"
 }

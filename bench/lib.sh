@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# Shared helpers for berth's benchmark scripts (sourced, not run).
+#
+#   bench_log MSG...            progress line on stderr
+#   bench_die MSG...            error on stderr, exit 1
+#   bench_is_root               true when running as uid 0
+#   bench_need_pkgs PKG:CMD...  make sure each CMD exists; as root, apt-get
+#                               install the missing PKGs, else fail clearly
+#   bench_drop_caches           sync + drop the page cache; sets BENCH_CACHE
+#                               to "cold" or "warm" (when not permitted)
+#   bench_time OUT ERRLOG CMD...
+#                               run CMD, write "real user sys" seconds (of CMD
+#                               and all its children) to OUT; CMD's stdout and
+#                               stderr go to ERRLOG; returns CMD's status
+#   bench_median FILE COLUMN    median of a numeric column (1-based)
+#   bench_ratio A B             A/B with 2 decimals ("n/a" if B is 0/empty)
+#   bench_le A B                true when A <= B (floats)
+
+BENCH_CACHE=${BENCH_CACHE:-cold}
+
+bench_log() { echo "bench: $*" >&2; }
+bench_die() { echo "bench: error: $*" >&2; exit 1; }
+bench_is_root() { [ "$(id -u)" = 0 ]; }
+
+bench_need_pkgs() {
+    local spec pkg cmd missing_pkgs=() missing_cmds=()
+    for spec in "$@"; do
+        pkg=${spec%%:*}
+        cmd=${spec#*:}
+        command -v "$cmd" >/dev/null 2>&1 && continue
+        missing_pkgs+=("$pkg")
+        missing_cmds+=("$cmd")
+    done
+    [ ${#missing_pkgs[@]} -eq 0 ] && return 0
+    if ! bench_is_root; then
+        bench_die "missing ${missing_cmds[*]}; as root run: apt-get update && apt-get install -y ${missing_pkgs[*]}"
+    fi
+    bench_log "installing ${missing_pkgs[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+        || bench_die "apt-get update failed; cannot install ${missing_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing_pkgs[@]}" >&2 \
+        || bench_die "apt-get install ${missing_pkgs[*]} failed"
+    for cmd in "${missing_cmds[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || bench_die "'$cmd' still missing after apt-get install"
+    done
+}
+
+# Drop the page cache so every timed run starts cold: the registry has to read
+# its blobs from disk and nothing of the previous run's output is cached.
+# Falls back to warm runs (and says so once) when not permitted.
+bench_drop_caches() {
+    sync
+    if [ "$BENCH_CACHE" = cold ]; then
+        if ! { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+            BENCH_CACHE=warm
+            bench_log "cannot write /proc/sys/vm/drop_caches (not root or read-only /proc):" \
+                "continuing with WARM page cache; results are labelled 'warm'"
+        fi
+    fi
+}
+
+bench_time() {
+    local out=$1 errlog=$2 rc
+    shift 2
+    local TIMEFORMAT='%3R %3U %3S'
+    { time "$@" >>"$errlog" 2>&1; } 2>"$out.tmp"
+    rc=$?
+    # keep only the last line: time's own
+    tail -n 1 "$out.tmp" >"$out"
+    rm -f "$out.tmp"
+    return $rc
+}
+
+bench_median() {
+    awk -v c="$2" '{print $c}' "$1" | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "n/a"; exit }
+            if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
+            else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+
+bench_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+bench_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 <= b + 0) }'; }

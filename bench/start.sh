@@ -1,0 +1,508 @@
+#!/usr/bin/env bash
+# Start-up benchmark: berth vs a bare unshare+chroot floor vs crun vs podman.
+#
+#   bench/start.sh [--root | --rootless | --both]      (default --both)
+#
+# Run as root. For each mode (root, and rootless as the test user `berthtest`)
+# it measures, with hyperfine (a date +%s%N loop when hyperfine is missing),
+# BENCH_RUNS timed runs each, and prints the medians:
+#   floor          unshare --mount --pid --fork --uts --ipc --net [--user
+#                  --map-root-user] chroot ROOTFS /bin/true  (ROOTFS = the
+#                  busybox image's layer, unpacked)
+#   berth run      berth run --rm --no-mount-cwd localhost/busybox /bin/true
+#   berth exec     berth exec NAME /bin/true              (running container)
+#   berth create   berth create --no-mount-cwd localhost/busybox  (detached;
+#                  the rm happens in hyperfine's untimed --prepare)
+#   crun run       crun run of an OCI bundle (crun spec [--rootless], rootfs =
+#                  ROOTFS, args /bin/true, no terminal, no rlimits)
+#   crun exec      crun exec NAME /bin/true               (bundle running sleep)
+#   podman run     podman run --rm --network none localhost/busybox /bin/true
+#   podman exec    podman exec NAME /bin/true
+#   idle PSS       PSS (smaps_rollup) of an idle container's berth monitor +
+#                  berth init (state.json monitor.pid / init.pid)
+# then ratio lines with their targets, MISSED for each target missed.
+# Exits 0 whether targets are met or not (it is a benchmark); 1 only when it
+# cannot run at all.
+#
+# Host notes handled here:
+#  * crun (and podman, which runs crun) refuse hybrid cgroup hosts; when
+#    /sys/fs/cgroup/unified is a cgroup2 mount under a tmpfs /sys/fs/cgroup,
+#    the crun and podman measurements run inside a private mount namespace in
+#    which a tmpfs hides it (the whole hyperfine runs there, so nothing of the
+#    unshare is timed).
+#  * root may lack CAP_SYS_RESOURCE: the generated config.json has no rlimits,
+#    podman gets --ulimit nofile=20000:20000 --ulimit nproc=32768:32768.
+#  * podman: --cgroup-manager cgroupfs --events-backend file, overlay storage
+#    (a storage.conf when rootless), throwaway --root/--runroot/--tmpdir.
+#
+# Environment:
+#   BENCH_RUNS      timed runs per command (default 20)
+#   BENCH_WARMUP    untimed warm-up runs per command (default 2)
+#   BENCH_USER      rootless user (default berthtest)
+#   BENCH_DIR       scratch directory (default: mktemp -d /tmp/berth-start.XXXXXX)
+#   BENCH_KEEP=1    keep the scratch directory
+#   BENCH_RESULTS   also write "mode<TAB>name<TAB>median_ms" lines to this file
+#   BENCH_NO_FOREIGN=1  skip crun and podman
+set -uo pipefail
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
+RUNS=${BENCH_RUNS:-20}
+WARMUP=${BENCH_WARMUP:-2}
+BUSER=${BENCH_USER:-berthtest}
+IMG=localhost/busybox
+IMAGES_DIR=$ROOT/rootfs-cache/images
+
+# --------------------------------------------------------------- measuring
+# measure NAME PREPARE CMD...   (run inside a section: $RES is the result dir)
+# Writes the median wall time in ms to $RES/NAME ("n/a" when CMD failed).
+measure() {
+    local name=$1 prep=$2 rc
+    shift 2
+    bench_log "[$MODE] $name: $*"
+    if command -v hyperfine >/dev/null 2>&1; then
+        local popt=()
+        [ -n "$prep" ] && popt=(--prepare "$prep")
+        hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" "${popt[@]}" \
+            --export-json "$RES/$name.json" --command-name "$name" -- "$(quote_cmd "$@")" \
+            >"$RES/$name.log" 2>&1
+        rc=$?
+        if [ $rc = 0 ]; then
+            python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]
+print("%.2f" % (r["median"]*1000)); open(sys.argv[2], "w").write("%.2f\n" % (r["min"]*1000))' \
+                "$RES/$name.json" "$RES/$name.min" >"$RES/$name"
+        fi
+    else
+        loop_measure "$name" "$prep" "$@"
+        rc=$?
+    fi
+    if [ $rc != 0 ] || [ ! -s "$RES/$name" ]; then
+        echo n/a >"$RES/$name"
+        bench_log "[$MODE] $name FAILED (see below)"
+        tail -n 15 "$RES/$name.log" >&2
+    fi
+}
+
+# shell-words quoting for hyperfine -N (which splits its command string)
+quote_cmd() {
+    local a out=()
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
+    done
+    echo "${out[*]}"
+}
+
+# Fallback without hyperfine: warm-ups, then RUNS timed runs with date +%s%N.
+loop_measure() {
+    local name=$1 prep=$2 i t0 t1
+    shift 2
+    : >"$RES/$name.raw"
+    : >"$RES/$name.log"
+    for ((i = 0; i < WARMUP + RUNS; i++)); do
+        [ -n "$prep" ] && sh -c "$prep" >>"$RES/$name.log" 2>&1
+        t0=$(date +%s%N)
+        "$@" >>"$RES/$name.log" 2>&1 || return 1
+        t1=$(date +%s%N)
+        [ "$i" -ge "$WARMUP" ] && echo $(((t1 - t0) / 1000)) >>"$RES/$name.raw"
+    done
+    sort -n "$RES/$name.raw" | awk 'NR == 1 {printf "%.2f\n", $1 / 1000}' >"$RES/$name.min"
+    sort -n "$RES/$name.raw" | awk '{v[NR]=$1} END {
+        if (NR % 2) m = v[(NR+1)/2]; else m = (v[NR/2] + v[NR/2+1]) / 2
+        printf "%.2f\n", m / 1000 }' >"$RES/$name"
+}
+
+# unpack the busybox image's (single) layer from its OCI layout into $1
+unpack_rootfs() {
+    local dest=$1 blob
+    blob=$(python3 - "$IMAGES_DIR/busybox" <<'EOF'
+import json, os, sys
+lay = sys.argv[1]
+b = lambda d: os.path.join(lay, "blobs", *d.split(":", 1))
+doc = json.load(open(b(json.load(open(os.path.join(lay, "index.json")))["manifests"][0]["digest"])))
+if "manifests" in doc:
+    doc = json.load(open(b(doc["manifests"][0]["digest"])))
+print(b(doc["layers"][0]["digest"]))
+EOF
+    ) || return 1
+    mkdir -p "$dest" && tar -xf "$blob" -C "$dest"
+}
+
+# -------------------------------------------------------------- sections
+# Each section runs as the mode's user (and the foreign one in the hidden-
+# cgroup2 mount namespace when needed); results go to $MW/res.
+
+section_berth() {
+    export BERTH_ROOT=$MW/berth BERTH_RUNROOT=$MW/berth-run BERTH_CONFIG=$WORK/berth-config.json
+    unset XDG_RUNTIME_DIR XDG_DATA_HOME XDG_CONFIG_HOME
+    local B=$WORK/bin/berth uflags=()
+    mkdir -p "$BERTH_ROOT" "$BERTH_RUNROOT"
+    cd "$MW" || return 1
+    "$B" load -q "$IMAGES_DIR/busybox" >"$RES/load.log" 2>&1 \
+        || { bench_log "[$MODE] berth load failed"; cat "$RES/load.log" >&2; }
+
+    [ "$MODE" = rootless ] && uflags=(--user --map-root-user)
+    measure floor "" unshare --mount --pid --fork --uts --ipc --net "${uflags[@]}" chroot "$MW/rootfs" /bin/true
+
+    measure berth_run "" "$B" run --rm --no-mount-cwd "$IMG" /bin/true
+
+    if "$B" create -q --name bexec --no-mount-cwd "$IMG" >"$RES/bexec.log" 2>&1; then
+        measure berth_exec "" "$B" exec bexec /bin/true
+    else
+        echo n/a >"$RES/berth_exec"; cat "$RES/bexec.log" >&2
+    fi
+    "$B" rm -f bexec >/dev/null 2>&1
+
+    measure berth_create "sh -c '$B rm -f bcreate >/dev/null 2>&1; exit 0'" \
+        "$B" create -q --name bcreate --no-mount-cwd "$IMG"
+    "$B" rm -f bcreate >/dev/null 2>&1
+
+    # idle memory: a fresh container left alone for a second
+    echo n/a >"$RES/pss"
+    if "$B" create -q --name bidle --no-mount-cwd "$IMG" >"$RES/bidle.log" 2>&1; then
+        sleep 1
+        python3 - "$BERTH_ROOT/containers/bidle/state.json" "$RES" <<'EOF' || bench_log "[$MODE] idle PSS failed"
+import json, sys
+st = json.load(open(sys.argv[1]))
+out = {}
+for role in ("monitor", "init"):
+    pid = st[role]["pid"]
+    kv = {}
+    for line in open("/proc/%d/smaps_rollup" % pid):
+        p = line.split()
+        if len(p) >= 3 and p[-1] == "kB":
+            kv[p[0].rstrip(":")] = int(p[1])
+    out[role] = kv
+    with open("%s/pss_%s" % (sys.argv[2], role), "w") as f:
+        f.write("%d %d %d %d\n" % (kv["Pss"], kv["Rss"], kv.get("Pss_Anon", 0), kv.get("Pss_File", 0)))
+with open(sys.argv[2] + "/pss", "w") as f:
+    f.write("%d\n" % (out["monitor"]["Pss"] + out["init"]["Pss"]))
+EOF
+    else
+        cat "$RES/bidle.log" >&2
+    fi
+    "$B" rm -f bidle >/dev/null 2>&1
+    return 0
+}
+
+crun_bundle() { # DIR ARGS_JSON
+    local dir=$1 args=$2 sflags=()
+    [ "$MODE" = rootless ] && sflags=(--rootless)
+    mkdir -p "$dir" && (cd "$dir" && rm -f config.json && crun spec "${sflags[@]}") || return 1
+    python3 - "$dir/config.json" "$MW/rootfs" "$args" <<'EOF'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["root"] = {"path": sys.argv[2], "readonly": True}
+c["process"]["args"] = json.loads(sys.argv[3])
+c["process"]["terminal"] = False
+c["process"].pop("rlimits", None)   # root here cannot raise hard limits
+json.dump(c, open(p, "w"), indent=1)
+EOF
+}
+
+podman_setup_env() {
+    local P=$MW/podman
+    mkdir -p "$P/home" "$P/tmp" "$P/xdg"
+    chmod 700 "$P/xdg"
+    printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$P/root" "$P/run" >"$P/storage.conf"
+    printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$P/containers.conf"
+    export CONTAINERS_STORAGE_CONF=$P/storage.conf CONTAINERS_CONF=$P/containers.conf
+    export HOME=$P/home XDG_RUNTIME_DIR=$P/xdg XDG_CONFIG_HOME=$P/home/.config XDG_DATA_HOME=$P/home/.local/share
+    PG=(podman --root "$P/root" --runroot "$P/run" --tmpdir "$P/tmp" --storage-driver overlay
+        --cgroup-manager cgroupfs --events-backend file)
+    PRUN=(--network none)
+    [ "$MODE" = root ] && PRUN+=(--ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
+}
+
+section_foreign() {
+    cd "$MW" || return 1
+    # ---- crun
+    local CG=(crun --root "$MW/crun-state")
+    [ "$MODE" = rootless ] && CG=(crun --cgroup-manager=disabled --root "$MW/crun-state")
+    if crun_bundle "$MW/crun-true" '["/bin/true"]' && crun_bundle "$MW/crun-sleep" '["/bin/sleep","1000"]'; then
+        measure crun_run "" "${CG[@]}" run --bundle "$MW/crun-true" bench-crun-true
+        if "${CG[@]}" run -d --bundle "$MW/crun-sleep" bench-crun-sleep </dev/null >"$RES/crun-sleep.log" 2>&1; then
+            measure crun_exec "" "${CG[@]}" exec bench-crun-sleep /bin/true
+        else
+            echo n/a >"$RES/crun_exec"; cat "$RES/crun-sleep.log" >&2
+        fi
+    else
+        bench_log "[$MODE] crun spec failed"; echo n/a >"$RES/crun_run"; echo n/a >"$RES/crun_exec"
+    fi
+    foreign_cleanup_crun
+
+    # ---- podman
+    podman_setup_env
+    if "${PG[@]}" load -q -i "$IMAGES_DIR/busybox-docker-save.tar" >"$RES/podman-load.log" 2>&1; then
+        measure podman_run "" "${PG[@]}" run --rm "${PRUN[@]}" "$IMG" /bin/true
+        if "${PG[@]}" run -d --name bench-podman-exec "${PRUN[@]}" "$IMG" sleep 1000 >"$RES/podman-d.log" 2>&1; then
+            measure podman_exec "" "${PG[@]}" exec bench-podman-exec /bin/true
+        else
+            echo n/a >"$RES/podman_exec"; cat "$RES/podman-d.log" >&2
+        fi
+    else
+        bench_log "[$MODE] podman load failed"; cat "$RES/podman-load.log" >&2
+        echo n/a >"$RES/podman_run"; echo n/a >"$RES/podman_exec"
+    fi
+    foreign_cleanup_podman
+    return 0
+}
+
+foreign_cleanup_crun() {
+    local CG=(crun --root "$MW/crun-state") c
+    [ "$MODE" = rootless ] && CG=(crun --cgroup-manager=disabled --root "$MW/crun-state")
+    [ -d "$MW/crun-state" ] || return 0
+    for c in bench-crun-sleep bench-crun-true; do
+        "${CG[@]}" kill "$c" KILL >/dev/null 2>&1
+        "${CG[@]}" delete -f "$c" >/dev/null 2>&1
+    done
+    rm -rf "$MW/crun-state"
+}
+
+foreign_cleanup_podman() {
+    [ -d "$MW/podman" ] && [ ! -e "$MW/podman/cleaned" ] || return 0
+    podman_setup_env
+    "${PG[@]}" rm -af -t 0 >/dev/null 2>&1
+    "${PG[@]}" rmi -af >/dev/null 2>&1
+    # storage owned by subordinate ids: when nobody outside can remove it
+    # (not run as root), only from inside podman's user namespace
+    [ "$OUTER_UID" != 0 ] && [ "$MODE" = rootless ] && "${PG[@]}" unshare rm -rf "$MW/podman/root" >/dev/null 2>&1
+    # the rootless pause process (catatonit) that keeps podman's user namespace
+    local f pid
+    while read -r f; do
+        pid=$(cat "$f" 2>/dev/null)
+        [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = catatonit ] && kill "$pid" 2>/dev/null
+    done < <(find "$MW/podman" -name pause.pid 2>/dev/null)
+    : >"$MW/podman/cleaned"
+    return 0
+}
+
+section_main() { # NAME MODE
+    MODE=$2
+    MW=$WORK/$MODE
+    RES=$MW/res
+    mkdir -p "$RES"
+    case $1 in
+        berth) section_berth ;;
+        foreign) section_foreign ;;
+        foreign-cleanup) foreign_cleanup_crun; foreign_cleanup_podman ;;
+        berth-cleanup)
+            export BERTH_ROOT=$MW/berth BERTH_RUNROOT=$MW/berth-run BERTH_CONFIG=$WORK/berth-config.json
+            local c
+            for c in bexec bcreate bidle; do "$WORK/bin/berth" rm -f "$c" >/dev/null 2>&1; done ;;
+    esac
+}
+
+if [ "${1:-}" = __section ]; then
+    shift
+    section_main "$@"
+    exit $?
+fi
+
+# ------------------------------------------------------------------ setup
+MODES="root rootless"
+case ${1:-} in
+    "" | --both) ;;
+    --root) MODES=root ;;
+    --rootless) MODES=rootless ;;
+    -h | --help) sed -n '2,45p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) bench_die "unknown option '$1' (use --root, --rootless or --both)" ;;
+esac
+case $RUNS in '' | *[!0-9]* | 0) bench_die "BENCH_RUNS must be a positive integer (got '$RUNS')" ;; esac
+case $WARMUP in '' | *[!0-9]*) bench_die "BENCH_WARMUP must be a non-negative integer (got '$WARMUP')" ;; esac
+
+if ! bench_is_root; then
+    bench_log "not root: measuring rootless only, as $(id -un)"
+    MODES=rootless
+    BUSER=$(id -un)
+fi
+id "$BUSER" >/dev/null 2>&1 || bench_die "rootless user '$BUSER' does not exist"
+BUID=$(id -u "$BUSER")
+BGID=$(id -g "$BUSER")
+BHOME=$(getent passwd "$BUSER" | cut -d: -f6)
+
+if bench_is_root; then
+    command -v hyperfine >/dev/null 2>&1 || bench_need_pkgs hyperfine:hyperfine \
+        || bench_log "no hyperfine: falling back to a date +%s%N loop"
+fi
+if [ "${BENCH_NO_FOREIGN:-0}" != 1 ]; then
+    bench_need_pkgs crun:crun podman:podman python3:python3
+else
+    bench_need_pkgs python3:python3
+fi
+command -v hyperfine >/dev/null 2>&1 || bench_log "hyperfine missing: using a date +%s%N loop (medians)"
+
+cd "$ROOT" || exit 1
+if [ ! -x build/berth ]; then
+    bench_log "building berth (make)"
+    make -s build/berth >&2 || bench_die "make build/berth failed"
+fi
+if [ ! -f "$IMAGES_DIR/busybox/index.json" ] || [ ! -f "$IMAGES_DIR/busybox-docker-save.tar" ]; then
+    bench_log "building the busybox image (tests/fixtures/mkimages.py --only busybox)"
+    python3 tests/fixtures/mkimages.py --only busybox >&2 || bench_die "mkimages.py --only busybox failed"
+fi
+
+if [ -n "${BENCH_DIR:-}" ]; then
+    WORK=$BENCH_DIR
+    mkdir -p "$WORK" || bench_die "cannot create $WORK"
+else
+    WORK=$(mktemp -d /tmp/berth-start.XXXXXX) || bench_die "mktemp failed"
+fi
+chmod 755 "$WORK"
+OUTER_UID=$(id -u)
+export WORK RUNS WARMUP IMAGES_DIR IMG OUTER_UID
+
+# does crun need cgroup2 hidden (hybrid: tmpfs /sys/fs/cgroup + cgroup2 at unified)?
+HYBRID=0
+if [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] \
+    && [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then
+    HYBRID=1
+fi
+
+# command prefix that runs as the mode's user
+user_pfx() {
+    if [ "$1" = rootless ] && bench_is_root; then
+        echo setpriv --reuid="$BUID" --regid="$BGID" --init-groups env HOME="$BHOME" USER="$BUSER" LOGNAME="$BUSER"
+    fi
+}
+run_section() { # NAME MODE
+    local pfx
+    read -ra pfx <<<"$(user_pfx "$2")"
+    case $1 in
+        foreign*)
+            if [ $HYBRID = 1 ] && bench_is_root; then
+                # shellcheck disable=SC2016
+                unshare -m --propagation private sh -c \
+                    'mount -t tmpfs -o mode=755 none /sys/fs/cgroup/unified && mount --make-rshared / && exec "$@"' \
+                    sh "${pfx[@]}" bash "$SELF" __section "$1" "$2"
+            else
+                "${pfx[@]}" bash "$SELF" __section "$1" "$2"
+            fi ;;
+        *) "${pfx[@]}" bash "$SELF" __section "$1" "$2" ;;
+    esac
+}
+
+# podman (cgroupfs manager, root) leaves an empty libpod_parent/conmon in each
+# v1 hierarchy: remove those this run created (rmdir only takes empty ones)
+LIBPOD_CG_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent 2>/dev/null)
+# shellcheck disable=SC2317  # run from the EXIT trap
+remove_new_libpod_cgroups() {
+    local d
+    for d in /sys/fs/cgroup/*/libpod_parent; do
+        [ -d "$d" ] || continue
+        grep -qxF "$d" <<<"$LIBPOD_CG_BEFORE" && continue
+        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+}
+
+CLEANED=0
+# shellcheck disable=SC2317  # run from the EXIT trap
+cleanup() {
+    [ "$CLEANED" = 1 ] && return
+    CLEANED=1
+    local m mode
+    for mode in $MODES; do
+        [ -d "$WORK/$mode" ] || continue
+        run_section berth-cleanup "$mode" 2>/dev/null
+        [ "${BENCH_NO_FOREIGN:-0}" = 1 ] || run_section foreign-cleanup "$mode" 2>/dev/null
+    done
+    bench_is_root && remove_new_libpod_cgroups
+    while read -r m; do umount -l "$m" 2>/dev/null; done \
+        < <(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r)
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        bench_log "scratch kept in $WORK"
+    else
+        rm -rf "$WORK" 2>/dev/null || bench_log "could not remove all of $WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# a snapshot of the binary: the tree may be rebuilt while we measure
+mkdir -p "$WORK/bin"
+{ cp build/berth "$WORK/bin/berth" && chmod 755 "$WORK/bin/berth"; } || bench_die "cannot copy build/berth"
+echo '{}' >"$WORK/berth-config.json"
+chmod 644 "$WORK/berth-config.json"
+
+for mode in $MODES; do
+    MW=$WORK/$mode
+    mkdir -p "$MW/res"
+    unpack_rootfs "$MW/rootfs" || bench_die "cannot unpack the busybox layer"
+    [ "$mode" = rootless ] && bench_is_root && chown -R "$BUID:$BGID" "$MW"
+    bench_log "=== $mode (${RUNS} runs, ${WARMUP} warm-up; $(command -v hyperfine >/dev/null && echo hyperfine || echo loop))"
+    run_section berth "$mode"
+    if [ "${BENCH_NO_FOREIGN:-0}" != 1 ]; then
+        run_section foreign "$mode"
+    fi
+done
+
+# ------------------------------------------------------------------ report
+val() { local f=$WORK/$1/res/$2; if [ -s "$f" ]; then cat "$f"; else echo n/a; fi; }
+
+echo
+echo "berth start-up benchmark: wall ms, median (min) over $RUNS runs ($(command -v hyperfine >/dev/null && hyperfine --version || echo 'date loop'); $(nproc) CPUs; $(uname -r))"
+printf '%-34s' "command"
+for mode in $MODES; do printf '%20s' "$mode"; done
+echo
+for row in "floor:floor (unshare+chroot /bin/true)" "berth_run:berth run --rm" "berth_exec:berth exec" \
+    "berth_create:berth create (detached)" "crun_run:crun run" "crun_exec:crun exec" \
+    "podman_run:podman run --rm" "podman_exec:podman exec"; do
+    key=${row%%:*}
+    printf '%-34s' "${row#*:}"
+    for mode in $MODES; do
+        printf '%20s' "$(val "$mode" "$key") ($(val "$mode" "$key.min"))"
+    done
+    echo
+done
+printf '%-34s' "idle PSS monitor+init (KiB)"
+for mode in $MODES; do printf '%20s' "$(val "$mode" pss)"; done
+echo
+for r in monitor init; do
+    printf '%-34s' "  $r Pss/Rss/Anon/File (KiB)"
+    for mode in $MODES; do
+        v=$(val "$mode" "pss_$r")
+        [ "$v" = n/a ] || v=$(echo "$v" | tr ' ' /)
+        printf '%20s' "$v"
+    done
+    echo
+done
+echo
+
+MISSED_ANY=0
+ratio_line() { # MODE LABEL A B OP TARGET
+    local r st=""
+    r=$(bench_ratio "$3" "$4")
+    if [ "$r" = n/a ]; then
+        st=" MISSED (no data)"
+    elif [ "$5" = le ]; then
+        bench_le "$r" "$6" || st=" MISSED"
+    else
+        bench_le "$6" "$r" || st=" MISSED"
+    fi
+    [ -n "$st" ] && MISSED_ANY=1
+    local op='<='; [ "$5" = ge ] && op='>='
+    echo "[$1] ratio $2 = $r (target $op $6)$st"
+    [ -n "${BENCH_RESULTS:-}" ] && printf '%s\tratio %s\t%s\n' "$1" "$2" "$r" >>"$BENCH_RESULTS"
+}
+for mode in $MODES; do
+    g() { val "$mode" "$1"; }
+    if [ -n "${BENCH_RESULTS:-}" ]; then
+        for k in floor berth_run berth_exec berth_create crun_run crun_exec podman_run podman_exec pss; do
+            printf '%s\t%s\t%s\n' "$mode" "$k" "$(g $k)" >>"$BENCH_RESULTS"
+        done
+    fi
+    ratio_line "$mode" "run berth/floor" "$(g berth_run)" "$(g floor)" le 1.5
+    ratio_line "$mode" "run berth/crun" "$(g berth_run)" "$(g crun_run)" le 0.6
+    ratio_line "$mode" "exec berth/crun" "$(g berth_exec)" "$(g crun_exec)" le 1.0
+    ratio_line "$mode" "run podman/berth" "$(g podman_run)" "$(g berth_run)" ge 20
+    ratio_line "$mode" "exec podman/berth" "$(g podman_exec)" "$(g berth_exec)" ge 20
+    pss=$(g pss)
+    st=""
+    if [ "$pss" = n/a ] || ! bench_le "$pss" 200; then st=" MISSED"; MISSED_ANY=1; fi
+    echo "[$mode] idle PSS berth = $pss KiB (target <= 200)$st"
+done
+[ $MISSED_ANY = 1 ] && bench_log "some targets MISSED (benchmark: exit 0 regardless)"
+exit 0
