@@ -131,7 +131,7 @@ test_ssh_agent_and_copy() {
   ssh-keygen -q -t ed25519 -N '' -f "$BERTH_HOME/.ssh/id_ed25519" >/dev/null
   echo 'github.com ssh-ed25519 AAAA' >"$BERTH_HOME/.ssh/known_hosts"
   [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$BERTH_HOME"
-  local sock=$T_DIR/agent.sock
+  local sock=$BERTH_HOME/agent.sock # a directory the agent's user may write
   if [ "$BERTH_MODE" = rootless ]; then
     runuser -u "$TEST_USER" -- ssh-agent -a "$sock" >"$T_DIR/agent.env"
     runuser -u "$TEST_USER" -- env SSH_AUTH_SOCK="$sock" ssh-add -q "$BERTH_HOME/.ssh/id_ed25519"
@@ -199,11 +199,12 @@ test_dotfiles_inline_awkward() {
   local content='quotes '"'"'single'"'"' "double" $HOME `cmd` \\back\\slash\nline2\n\ttab\n'
   create_req '"forward_git":false,"dotfiles_inline":{".bashrc":"alias ll='"'"'ls -la'"'"'\nexport X=\"$HOME\"\n","sub/dir/f.txt":"quotes '"'"'single'"'"' \"double\" $HOME `cmd` \\back\\slash\nline2\n\ttab\n"}'
   assert_eq "$(step_of dotfiles status)" success "$(step_of dotfiles error)"
-  b_ok cp p:/root/sub/dir/f.txt "$T_DIR/f.txt"
+  mkdir -p "$T_DIR/out"; [ "$BERTH_MODE" = rootless ] && chown "$TEST_USER:" "$T_DIR/out"
+  b_ok cp p:/root/sub/dir/f.txt "$T_DIR/out/f.txt"
   printf '%b' "$content" >"$T_DIR/want.txt"
-  cmp "$T_DIR/want.txt" "$T_DIR/f.txt" || fail "inline file not byte-exact: $(od -c "$T_DIR/f.txt" | head)"
-  b_ok cp p:/root/.bashrc "$T_DIR/bashrc"
-  assert_file_content "$T_DIR/bashrc" $'alias ll=\'ls -la\'\nexport X="$HOME"\n'
+  cmp "$T_DIR/want.txt" "$T_DIR/out/f.txt" || fail "inline file not byte-exact: $(od -c "$T_DIR/out/f.txt" | head)"
+  b_ok cp p:/root/.bashrc "$T_DIR/out/bashrc"
+  assert_file_content "$T_DIR/out/bashrc" $'alias ll=\'ls -la\'\nexport X="$HOME"\n'
   tool '{"operation":"create","name":"q","image":"localhost/busybox","dotfiles_inline":{"../escape":"x"}}'
   assert_eq "$(field '["code"]')" invalid_value "inline paths may not climb out of ~"
 }
