@@ -5,14 +5,14 @@ VERSION := 0.1.0
 CFLAGS ?= -O2 -g
 # -Wjump-misses-init: a goto past a cleanup variable would free garbage
 CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
-          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -pthread -fPIC -MMD -MP \
+          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -Isrc/network -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -pthread
 BUILD := build
 
-LIB_SRC := $(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
-                      src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o $(BUILD)/profiles/purposes.o
+LIB_SRC := $(filter-out src/runtime/seccomp_gen.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
+                      src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
 CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -27,6 +27,16 @@ $(BUILD)/%.o: %.c
 $(BUILD)/profiles/%.o: profiles/%.json
 	@mkdir -p $(dir $@)
 	ld -r -b binary -z noexecstack -o $@ $<
+
+# the seccomp profile compiled to BPF at build time (loaded as is at run time)
+$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/runtime/security.c $(BUILD)/src/util/util.o $(BUILD)/profiles/seccomp.o
+	$(CC) $(CFLAGS) -DBERTH_SECCOMP_RUNTIME_ONLY -o $@ $^ $(LDLIBS)
+
+$(BUILD)/seccomp.bpf: $(BUILD)/gen-seccomp
+	$(BUILD)/gen-seccomp $@
+
+$(BUILD)/seccomp_bpf.o: $(BUILD)/seccomp.bpf
+	cd $(BUILD) && ld -r -b binary -z noexecstack -o seccomp_bpf.o seccomp.bpf
 
 $(BUILD)/libberth.a: $(LIB_OBJ)
 	ar rcs $@ $^

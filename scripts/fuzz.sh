@@ -7,11 +7,12 @@ secs=${FUZZ_SECONDS:-60}
 out=build/fuzz
 mkdir -p "$out"
 PKGS="libcurl libarchive jansson libseccomp libcap libcrypto"
-srcs=$(ls src/util/*.c src/image/*.c src/runtime/*.c src/bundle/*.c src/api/*.c src/preflight/*.c)
+srcs=$(ls src/util/*.c src/image/*.c src/runtime/*.c src/bundle/*.c src/api/*.c src/preflight/*.c src/provision/*.c src/network/*.c | grep -v seccomp_gen)
 ld -r -b binary -z noexecstack -o "$out/seccomp.o" profiles/seccomp.json
-clang -g -O1 -std=c17 -D_GNU_SOURCE -DBERTH_VERSION='"fuzz"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/api -Isrc/preflight -Isrc/cli \
-  $(pkg-config --cflags $PKGS) -o "$out/fuzz_request" tests/fuzz/fuzz_request.c $srcs "$out/seccomp.o" \
+ld -r -b binary -z noexecstack -o "$out/purposes.o" profiles/purposes.json
+clang -g -O1 -std=c17 -D_GNU_SOURCE -DBERTH_SECCOMP_RUNTIME_ONLY -DBERTH_VERSION='"fuzz"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/api -Isrc/preflight -Isrc/cli -Isrc/provision -Isrc/network \
+  $(pkg-config --cflags $PKGS) -o "$out/fuzz_request" tests/fuzz/fuzz_request.c $srcs "$out/seccomp.o" "$out/purposes.o" \
   $(pkg-config --libs $PKGS) -pthread
 work=$(mktemp -d)
 cp tests/fuzz/corpus/* "$work/"

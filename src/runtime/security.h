@@ -13,6 +13,8 @@ int security_drop_bounding(uint64_t keep, berth_error_t *err);
 int security_no_new_privs(berth_error_t *err);
 /* Load berth's seccomp profile (profiles/seccomp.json, built in). */
 int security_seccomp(berth_error_t *err);
+/* Build the filter (a scmp_filter_ctx) from the profile; for gen-seccomp. */
+int security_seccomp_build(void **out, berth_error_t *err);
 /* Capability mask of Docker's default set (for provisioning steps). */
 uint64_t security_docker_default_caps(void);
 
