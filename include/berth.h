@@ -46,6 +46,9 @@ int berth_image_load(const char *path, const char *name, const struct berth_pull
                      char **result, berth_error_t *err);
 /* JSON array of images in the store. */
 int berth_image_list(char **result, berth_error_t *err);
+/* Save a container's writable layer as image berth.local/snapshot/NAME. */
+int berth_snapshot(const char *container, const char *name, char **result, berth_error_t *err);
+char *berth_snapshot_ref(const char *name);
 /* Remove REF; drops layers no other image uses. */
 int berth_image_remove(const char *ref, char **result, berth_error_t *err);
 

@@ -15,6 +15,8 @@
 #include "preflight.h"
 #include "provision.h"
 #include "network.h"
+#include "berth.h"
+#include "store.h"
 
 enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME };
 
@@ -106,6 +108,9 @@ static json_t *h_destroy_all(json_t *req);
 static json_t *h_copy_in(json_t *req);
 static json_t *h_copy_out(json_t *req);
 static json_t *h_not_yet(json_t *req);
+static json_t *h_snapshot(json_t *req);
+static json_t *h_restore(json_t *req);
+static json_t *h_delete_snapshot(json_t *req);
 
 static const struct op OPS[] = {
     {"preflight", P_NONE, h_preflight, "check the host and print the fix for each problem"},
@@ -118,9 +123,9 @@ static const struct op OPS[] = {
     {"destroy_all", P_DESTROY_ALL, h_destroy_all, "remove every container (confirm=true)"},
     {"copy_in", P_COPY_IN, h_copy_in, "copy a file or directory into a container"},
     {"copy_out", P_COPY_OUT, h_copy_out, "copy a file or directory out of a container"},
-    {"snapshot", P_SNAPSHOT, h_not_yet, "save a container's filesystem as an image"},
-    {"restore", P_RESTORE, h_not_yet, "create a container from a snapshot"},
-    {"delete_snapshot", P_DELETE_SNAPSHOT, h_not_yet, "delete a snapshot"},
+    {"snapshot", P_SNAPSHOT, h_snapshot, "save a container's filesystem as an image"},
+    {"restore", P_RESTORE, h_restore, "create a container from a snapshot"},
+    {"delete_snapshot", P_DELETE_SNAPSHOT, h_delete_snapshot, "delete a snapshot"},
     {"create_network", P_NETWORK, h_not_yet, "create a named network"},
     {"destroy_network", P_NETWORK, h_not_yet, "remove a named network"},
     {0}};
@@ -442,7 +447,7 @@ static json_t *h_preflight(json_t *req) {
 
 static json_t *h_not_yet(json_t *req) {
   const char *op = jstr(req, "operation");
-  const char *which = str_has_suffix(op, "network") ? "networking (issue #6)" : "snapshots";
+  const char *which = "named networks (issue #6)";
   return err_reply("not_implemented", "operation", "`%s` is not implemented yet in berth: %s is still being built", op, which);
 }
 
@@ -628,4 +633,63 @@ static json_t *h_copy_out(json_t *req) {
   if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), false, &e) < 0)
     return from_error(e, NULL);
   return json_pack("{s:b, s:s}", "success", 1, "detail", "copied out of the container");
+}
+
+static json_t *h_snapshot(json_t *req) {
+  const char *c = jstr(req, "container");
+  json_t *st = NULL;
+  berth_error_t e = NULL;
+  if (container_status(c, false, &st, &e) < 0) return from_error(e, NULL);
+  json_decref(st);
+  cleanup_free char *name = NULL;
+  if (jstr(req, "name")) name = strdup(jstr(req, "name"));
+  else {
+    cleanup_free char *h = random_hex(3);
+    name = xasprintf("%s-%s", c, h);
+    for (char *p = name; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+  }
+  char *res = NULL;
+  if (berth_snapshot(c, name, &res, &e) < 0) return from_error(e, "Failed to snapshot: ");
+  json_t *o = json_loads(res, 0, NULL);
+  free(res);
+  return o;
+}
+
+static json_t *h_restore(json_t *req) {
+  cleanup_free char *ref = berth_snapshot_ref(jstr(req, "snapshot"));
+  json_t *c = json_pack("{s:s, s:s, s:b}", "operation", "create", "image", ref, "mount_cwd", 0);
+  if (jstr(req, "name")) json_object_set_new(c, "name", json_string(jstr(req, "name")));
+  /* check it exists first: a missing snapshot must not become a pull attempt */
+  struct store s;
+  berth_error_t e = NULL;
+  json_t *rec = NULL, *cfg = NULL;
+  if (store_open(&s, false, &e) < 0) {
+    json_decref(c);
+    return from_error(e, NULL);
+  }
+  int r = store_lookup(&s, ref, &rec, &cfg, &e);
+  store_close(&s);
+  json_decref(rec);
+  json_decref(cfg);
+  if (r < 0) {
+    berth_error_free(e);
+    json_decref(c);
+    return err_reply("not_found", "snapshot", "Snapshot not found: %s", jstr(req, "snapshot"));
+  }
+  json_t *reply = api_call_json(c);
+  json_decref(c);
+  if (!json_object_get(reply, "error")) json_object_set_new(reply, "snapshot", json_string(jstr(req, "snapshot")));
+  return reply;
+}
+
+static json_t *h_delete_snapshot(json_t *req) {
+  cleanup_free char *ref = berth_snapshot_ref(jstr(req, "snapshot"));
+  char *res = NULL;
+  berth_error_t e = NULL;
+  if (berth_image_remove(ref, &res, &e) < 0) {
+    berth_error_free(e);
+    return err_reply("not_found", "snapshot", "Snapshot not found: %s", jstr(req, "snapshot"));
+  }
+  free(res);
+  return json_pack("{s:b, s:s, s:s}", "success", 1, "snapshot", jstr(req, "snapshot"), "detail", "snapshot deleted");
 }

@@ -394,3 +394,9 @@ int berth_image_load(const char *path, const char *name, const struct berth_pull
   struct load_args a = {path, name, opts};
   return userns_run(load_in_ns, &a, result, err);
 }
+
+int image_import_layout(const char *dir, const char *name, char **result, berth_error_t *err) {
+  struct berth_pull_options po = {.quiet = true};
+  struct load_args a = {dir, name, &po};
+  return load_in_ns(&a, result, err); /* the caller is already in the right user namespace */
+}

@@ -90,15 +90,16 @@ test_contract_error_paths() {
   [[ "$(field '["error"]')" == "Failed to create container: "* ]] || fail "create error prefix: $(cat "$B_OUTF")"
   tool '{"operation":"exec","container":"ghost","command":"true"}'
   assert_eq "$(field '["error"]')" "Container not found: ghost"
-  for op in snapshot restore delete_snapshot create_network destroy_network; do
-    case $op in
-      snapshot) req='{"operation":"snapshot","container":"x"}' ;;
-      restore|delete_snapshot) req="{\"operation\":\"$op\",\"snapshot\":\"s\"}" ;;
-      *) req="{\"operation\":\"$op\",\"name\":\"n\"}" ;;
-    esac
-    tool "$req"
+  for op in create_network destroy_network; do
+    tool "{\"operation\":\"$op\",\"name\":\"n\"}"
     assert_eq "$(field '["code"]')" not_implemented "$op answers not implemented, never a fake success"
   done
+  tool '{"operation":"snapshot","container":"ghost"}'
+  assert_eq "$(field '["error"]')" "Container not found: ghost"
+  tool '{"operation":"restore","snapshot":"ghost"}'
+  assert_eq "$(field '["error"]')" "Snapshot not found: ghost"
+  tool '{"operation":"delete_snapshot","snapshot":"ghost"}'
+  assert_eq "$(field '["error"]')" "Snapshot not found: ghost"
   tool '{"operation":"create","image":"localhost/busybox","network":"my-stack"}'
   assert_eq "$(field '["code"]')" not_implemented "named networks are refused until built, never ignored"
   tool '{"operation":"create","image":"localhost/busybox","network":"none","ports":[{"host":8080,"container":80}]}'
@@ -193,7 +194,30 @@ test_secrets_stay_off_disk() {
   assert_not_contains "$(cat "$B_OUTF")" "$secret" "status"
 }
 
+test_snapshot_restore_delete() {
+  setup_ctr
+  tool '{"operation":"create","name":"s1","image":"localhost/busybox","mount_cwd":false,"network":"none"}'
+  b_ok exec s1 sh -c 'echo state > /root/work.txt; rm /etc/group; mkdir -p /root/.ssh /root/d; echo KEY > /root/.ssh/id_ed25519; echo pub > /root/.ssh/id_ed25519.pub; ln /root/work.txt /root/hard.txt; ln -s work.txt /root/sym'
+  tool '{"operation":"snapshot","container":"s1","name":"after-setup"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  has_fields success snapshot image detail
+  assert_eq "$(field '["image"]')" "berth.local/snapshot/after-setup:latest"
+  assert_contains "$(field '["detail"]')" "private ssh keys left out"
+  tool '{"operation":"restore","snapshot":"after-setup","name":"s2"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  assert_eq "$(field '["container"]')" s2 "restore creates a new container with the given name"
+  b_ok exec s2 sh -c 'cat /root/work.txt; test -e /etc/group && echo group || echo no-group; ls /root/.ssh; readlink /root/sym; stat -c %h /root/hard.txt'
+  assert_eq "$B_OUT" $'state\nno-group\nid_ed25519.pub\nwork.txt\n2' "files, deletions (whiteouts), links; no private key"
+  tool '{"operation":"delete_snapshot","snapshot":"after-setup"}'
+  has_fields success snapshot detail
+  b_ok exec s2 cat /root/work.txt
+  assert_eq "$B_OUT" state "a container restored from a deleted snapshot keeps running on its layers"
+  tool '{"operation":"restore","snapshot":"after-setup"}'
+  assert_eq "$(field '["code"]')" not_found
+}
+
 t_run "contract: lifecycle through berth tool" test_contract_lifecycle
+t_run "snapshot, restore, delete_snapshot" test_snapshot_restore_delete
 t_run "secrets stay off disk, out of replies and out of PID 1" test_secrets_stay_off_disk
 t_run "contract: error paths" test_contract_error_paths
 t_run "malformed requests get structured errors and change nothing" test_malformed_requests
