@@ -13,4 +13,6 @@ else
   echo "test: not root: the rootless half needs the test user; run make test as root" >&2
 fi
 tests/integration/run.sh || status=1
+# the request parser under libFuzzer (ASan/UBSan) for a bounded time
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh || status=1
 exit $status
