@@ -24,12 +24,13 @@ static const char *CREATE_HELP =
     "  --env-passthrough M  host variables passed in: auto (default), all, none\n"
     "  -w, --workdir DIR    working directory (default /workspace)\n"
     "  -v, --volume H:C[:ro] bind mount host path H at C\n"
+    "  -p, --publish [IP:]H:C[/udp]  publish container port C on host port H (127.0.0.1 unless IP)\n"
     "      --no-mount-cwd   do not bind the current directory at the workdir\n"
     "  -e, --env K=V        environment variable\n"
     "      --memory SIZE    memory limit (default 4g)\n"
     "      --cpus N         CPU limit in cores\n"
     "      --pids N         process limit (default 256)\n"
-    "      --network MODE   none (default) or host\n"
+    "      --network MODE   bridge (default: own namespace, outbound, published ports), none or host\n"
     "      --persistent     record the container as persistent\n"
     "      --platform P     platform to pull\n"
     "  -q, --quiet          print only the name\n"
@@ -61,6 +62,32 @@ static int env_arg(json_t *env, const char *kv) {
   return 0;
 }
 
+/* -p [IP:]HOST:CTR[/tcp|/udp] */
+static int publish_arg(json_t *ports, const char *spec) {
+  cleanup_free char *s = strdup(spec);
+  const char *proto = "tcp";
+  char *slash = strchr(s, '/');
+  if (slash) {
+    *slash = '\0';
+    proto = slash + 1;
+  }
+  char *parts[3] = {0};
+  int n = 0;
+  for (char *t = strtok(s, ":"); t && n < 3; t = strtok(NULL, ":")) parts[n++] = t;
+  const char *ip = n == 3 ? parts[0] : NULL;
+  const char *h = n >= 2 ? parts[n - 2] : NULL, *c = n >= 2 ? parts[n - 1] : NULL;
+  char *e1 = NULL, *e2 = NULL;
+  long hp = h ? strtol(h, &e1, 10) : 0, cp = c ? strtol(c, &e2, 10) : 0;
+  if (!h || !c || *e1 || *e2 || hp < 1 || hp > 65535 || cp < 1 || cp > 65535 || (strcmp(proto, "tcp") && strcmp(proto, "udp"))) {
+    fprintf(stderr, "berth: -p expects [IP:]HOST:CONTAINER[/tcp|/udp], got `%s`\n", spec);
+    return -1;
+  }
+  json_t *o = json_pack("{s:i, s:i, s:s}", "host", (int)hp, "container", (int)cp, "protocol", proto);
+  if (ip) json_object_set_new(o, "host_ip", json_string(ip));
+  json_array_append_new(ports, o);
+  return 0;
+}
+
 static int volume_arg(json_t *mounts, const char *spec) {
   cleanup_free char *s = strdup(spec);
   char *c1 = strchr(s, ':');
@@ -80,7 +107,7 @@ static int volume_arg(json_t *mounts, const char *spec) {
 struct create_cli {
   struct create_opts o;
   bool json, quiet, rm, tty, interactive;
-  json_t *env, *mounts, *setup;
+  json_t *env, *mounts, *setup, *ports;
   const char *repo, *passthrough;
 };
 
@@ -101,23 +128,26 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"rm", no_argument, 0, O_RM},                 {"tty", no_argument, 0, 't'},
       {"interactive", no_argument, 0, 'i'},         {"repo", required_argument, 0, O_REPO},
       {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
+      {"publish", required_argument, 0, 'p'},
       {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
   c->setup = json_array();
+  c->ports = json_array();
   c->o.mount_cwd = true;
   c->o.limits = (struct limits){.memory = 4LL << 30, .pids = 256};
   optind = 1;
   opterr = 0;
   int op;
   berth_error_t err = NULL;
-  while ((op = getopt_long(argc, argv, "+w:v:e:qhit", opts, NULL)) != -1) {
+  while ((op = getopt_long(argc, argv, "+w:v:e:p:qhit", opts, NULL)) != -1) {
     switch (op) {
     case O_NAME: c->o.name = optarg; break;
     case O_IMAGE: c->o.image = optarg; break;
     case O_PURPOSE: c->o.purpose = optarg; break;
     case 'w': c->o.workdir = optarg; break;
     case 'v': if (volume_arg(c->mounts, optarg) < 0) return -1; break;
+    case 'p': if (publish_arg(c->ports, optarg) < 0) return -1; break;
     case O_NOCWD: c->o.mount_cwd = false; break;
     case 'e': if (env_arg(c->env, optarg) < 0) return -1; break;
     case O_MEMORY:
@@ -180,6 +210,7 @@ static json_t *create_request(struct create_cli *c) {
   if (c->o.workdir) json_object_set_new(r, "workdir", json_string(c->o.workdir));
   if (c->o.network) json_object_set_new(r, "network", json_string(c->o.network));
   if (json_array_size(c->mounts)) json_object_set(r, "mounts", c->mounts);
+  if (json_array_size(c->ports)) json_object_set(r, "ports", c->ports);
   if (c->repo) json_object_set_new(r, "repo", json_string(c->repo));
   if (c->passthrough) json_object_set_new(r, "env_passthrough", json_string(c->passthrough));
   for (size_t i = 0; i < json_array_size(c->setup); i++) {
@@ -242,6 +273,7 @@ int cmd_create(int argc, char **argv) {
   json_decref(c.env);
   json_decref(c.mounts);
   json_decref(c.setup);
+  json_decref(c.ports);
   return rc;
 }
 
