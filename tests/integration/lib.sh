@@ -438,3 +438,15 @@ hub_stats() { curl -fsS --max-time 5 "http://$BERTH_TEST_REGISTRY_HUB/_stats" >"
 
 # a name unique to this run, for faultreg's per-prefix fault state
 uniq_tag() { echo "$BERTH_MODE-$$-$T_NUM-$RANDOM"; }
+
+# ---------------------------------------------------------------- container suites
+# setup_ctr: load the busybox fixture; remove every container when the test ends
+setup_ctr() {
+  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
+  b_ok load -q "$IMAGES/busybox"
+}
+# tool JSON: one request through `berth tool`; the reply is in $B_OUTF
+tool() { b_run tool --request "$1"; }
+# field '["key"]': a value of the last reply (strings raw, the rest as JSON)
+field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval("d"+sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$B_OUTF" "$1"; }
+has_fields() { "$PY" -S "$HELPERS" json-check "$B_OUTF" "$@" || fail "reply lacks one of: $* -- $(cat "$B_OUTF")"; }

@@ -3,14 +3,7 @@
 # the MCP server with the official SDK client, and the embedding example.
 . "$(dirname "$0")/lib.sh"
 
-setup_ctr() {
-  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
-  b_ok load -q "$IMAGES/busybox"
-}
 # tool JSON: run one request, reply in $B_OUTF; RC 0 when no error
-tool() { b_run tool --request "$1"; }
-field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval("d"+sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$B_OUTF" "$1"; }
-has_fields() { "$PY" -S "$HELPERS" json-check "$B_OUTF" "$@" || fail "reply lacks one of: $* -- $(cat "$B_OUTF")"; }
 store_fingerprint() { (cd "$BERTH_ROOT" 2>/dev/null && find . -path ./storage/locks -prune -o -print | sort | md5sum) || echo none; }
 
 test_contract_lifecycle() {

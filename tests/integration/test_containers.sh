@@ -7,11 +7,6 @@ PROBE=$SUITE_TMP/probe
 gcc -static -O2 -o "$PROBE" "$IT_DIR/probe.c" 2>"$SUITE_TMP/probe.log" && chmod 755 "$PROBE"
 CG_V2=0; [ -f /sys/fs/cgroup/cgroup.controllers ] && CG_V2=1
 
-# every container test starts from the busybox image and removes what it made
-setup_ctr() {
-  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
-  b_ok load -q "$IMAGES/busybox"
-}
 create() { b_ok create -q --no-mount-cwd "$@" localhost/busybox; }
 x() { b_run exec "$@"; } # exec, any exit code
 limits_expected() { [ "$BERTH_MODE" = root ] || [ "$CG_V2" = 1 ]; }

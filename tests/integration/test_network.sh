@@ -5,12 +5,6 @@
 # from apt reaching the Debian mirror.
 . "$(dirname "$0")/lib.sh"
 
-setup_ctr() {
-  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
-  b_ok load -q "$IMAGES/busybox"
-}
-tool() { b_run tool --request "$1"; }
-field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval("d"+sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$B_OUTF" "$1"; }
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 helpers_for() { pgrep -f "slirp4netns.*$1" 2>/dev/null | wc -l; }
 

@@ -37,12 +37,6 @@ mkrepo() {
 }
 REPO_URL() { echo "git://127.0.0.1:$GIT_PORT/$1.git"; }
 
-setup_ctr() {
-  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
-  b_ok load -q "$IMAGES/busybox"
-}
-tool() { b_run tool --request "$1"; }
-field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval("d"+sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$B_OUTF" "$1"; }
 step_of() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); s=[x for x in d["provisioning_report"] if x["name"]==sys.argv[2]]; print(s[0][sys.argv[3]] if s else "MISSING")' "$B_OUTF" "$1" "$2"; }
 home_file() { printf '%b' "$2" >"$BERTH_HOME/$1"; [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$BERTH_HOME"; true; }
 create_req() { # JSON fields (without braces) added to a busybox create
