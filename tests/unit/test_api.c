@@ -1,0 +1,107 @@
+/* Request validation of the containers tool contract: every bad request is
+ * a structured error naming the field; nothing here has side effects. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "api.h"
+#include "cgroup.h"
+#include "spec.h"
+
+static json_t *bad(const char *req, const char *code, const char *field) {
+  json_t *r = NULL, *reply = NULL;
+  cr_assert_lt(api_validate(req, strlen(req), &r, &reply), 0, "`%s` must be refused", req);
+  cr_assert_null(r);
+  cr_assert_str_eq(json_string_value(json_object_get(reply, "code")), code, "`%s`: %s", req,
+                   json_string_value(json_object_get(reply, "error")));
+  if (field) cr_assert_str_eq(json_string_value(json_object_get(reply, "field")), field, "`%s`", req);
+  return reply;
+}
+
+static void good(const char *req) {
+  json_t *r = NULL, *reply = NULL;
+  cr_assert_eq(api_validate(req, strlen(req), &r, &reply), 0, "`%s` must validate: %s", req,
+               reply ? json_string_value(json_object_get(reply, "error")) : "");
+  json_decref(r);
+}
+
+Test(api, valid_requests) {
+  good("{\"operation\":\"list\"}");
+  good("{\"operation\":\"create\",\"name\":\"a-1.b_c\",\"image\":\"busybox\",\"mounts\":[{\"host\":\"/a\",\"container\":\"/b\",\"mode\":\"ro\"}],"
+       "\"env\":{\"A\":\"b\"},\"env_passthrough\":[\"X\"],\"memory_limit\":\"512m\",\"cpu_limit\":1.5,\"pids_limit\":64,"
+       "\"ports\":[{\"host\":8080,\"container\":80,\"protocol\":\"udp\"}],\"setup_commands\":[\"ls\"],\"persistent\":true}");
+  good("{\"operation\":\"exec\",\"container\":\"c\",\"command\":\"ls\",\"timeout\":5}");
+  good("{\"operation\":\"destroy_all\",\"confirm\":true,\"force\":null}");
+}
+
+Test(api, structured_errors_name_the_field) {
+  json_decref(bad("", "invalid_json", NULL));
+  json_decref(bad("[1]", "invalid_request", NULL));
+  json_decref(bad("{}", "missing_parameter", "operation"));
+  json_decref(bad("{\"operation\":1}", "invalid_type", "operation"));
+  json_decref(bad("{\"operation\":\"fly\"}", "unknown_operation", "operation"));
+  json_decref(bad("{\"operation\":\"list\",\"x\":1}", "unknown_parameter", "x"));
+  json_decref(bad("{\"operation\":\"exec\",\"container\":\"c\"}", "missing_parameter", "command"));
+  json_decref(bad("{\"operation\":\"exec\",\"container\":\"../x\",\"command\":\"ls\"}", "invalid_value", "container"));
+  json_decref(bad("{\"operation\":\"exec\",\"container\":\"c\",\"command\":\"ls\",\"timeout\":0}", "invalid_value", "timeout"));
+  json_decref(bad("{\"operation\":\"create\",\"memory_limit\":\"4x\"}", "invalid_value", "memory_limit"));
+  json_decref(bad("{\"operation\":\"create\",\"memory_limit\":4}", "invalid_type", "memory_limit"));
+  json_decref(bad("{\"operation\":\"create\",\"cpu_limit\":0}", "invalid_value", "cpu_limit"));
+  json_decref(bad("{\"operation\":\"create\",\"env\":{\"A\":1}}", "invalid_type", "env"));
+  json_decref(bad("{\"operation\":\"create\",\"env_passthrough\":\"some\"}", "invalid_value", "env_passthrough"));
+  json_decref(bad("{\"operation\":\"create\",\"mounts\":[{\"host\":\"a\",\"container\":\"/b\"}]}", "invalid_value", "mounts"));
+  json_decref(bad("{\"operation\":\"create\",\"mounts\":[{\"host\":\"/a\",\"container\":\"/b\",\"x\":1}]}", "unknown_parameter", "mounts"));
+  json_decref(bad("{\"operation\":\"create\",\"ports\":[{\"host\":0,\"container\":80}]}", "invalid_value", "ports"));
+  json_decref(bad("{\"operation\":\"create\",\"name\":\"a\",\"name\":\"b\"}", "invalid_json", NULL));
+  json_decref(bad("{\"operation\":\"create\",\"image\":\"a\\u0000b\"}", "invalid_json", NULL));
+}
+
+Test(api, huge_strings_refused) {
+  size_t n = 300000;
+  char *req = malloc(n + 64);
+  strcpy(req, "{\"operation\":\"create\",\"image\":\"");
+  size_t l = strlen(req);
+  memset(req + l, 'a', n);
+  strcpy(req + l + n, "\"}");
+  json_decref(bad(req, "invalid_value", "image"));
+  free(req);
+}
+
+Test(api, schema_lists_every_parameter) {
+  json_t *s = api_input_schema();
+  json_t *props = json_object_get(s, "properties");
+  const char *names[] = {"operation", "container", "command", "timeout", "image", "mounts", "ports", "env", "env_passthrough",
+                         "dotfiles_inline", "setup_commands", "confirm", "host_path", "container_path", "snapshot", NULL};
+  for (int i = 0; names[i]; i++) cr_assert_not_null(json_object_get(props, names[i]), "schema lacks %s", names[i]);
+  cr_assert(json_is_false(json_object_get(s, "additionalProperties")));
+  json_decref(s);
+}
+
+Test(api, sizes) {
+  int64_t b;
+  berth_error_t e = NULL;
+  cr_assert_eq(parse_size("4g", &b, &e), 0);
+  cr_assert_eq(b, 4LL << 30);
+  cr_assert_eq(parse_size("512m", &b, &e), 0);
+  cr_assert_eq(b, 512LL << 20);
+  cr_assert_eq(parse_size("1.5G", &b, &e), 0);
+  cr_assert_eq(b, 3LL << 29);
+  cr_assert_eq(parse_size("67108864b", &b, &e), 0);
+  cr_assert_lt(parse_size("1k", &b, &e), 0, "below 6m");
+  berth_error_clear(&e);
+  cr_assert_lt(parse_size("-4g", &b, &e), 0);
+  berth_error_clear(&e);
+  cr_assert_lt(parse_size("4gb4", &b, &e), 0);
+  berth_error_clear(&e);
+}
+
+Test(api, env_helpers) {
+  json_t *env = json_pack("[s, s]", "A=1", "PATH=/bin");
+  env_set(env, "A", "2");
+  env_set(env, "B", "x=y");
+  cr_assert_str_eq(env_get(env, "A"), "2");
+  cr_assert_str_eq(env_get(env, "B"), "x=y");
+  cr_assert_null(env_get(env, "PAT"));
+  cr_assert_eq(json_array_size(env), 3);
+  json_decref(env);
+}
