@@ -749,6 +749,7 @@ static void step_profile(struct runner *r) {
         pkgs.data, pkgs.data, pkgs.data, pkgs.data);
     shell_step(r, "purpose_profile:packages", cmd, "/", caps, 1800);
   }
+  bool had_pkgs = pkgs.len > 0;
   buf_free(&pkgs);
   json_array_foreach(json_object_get(p->profile, "setup"), i, v) {
     char nm[64];
@@ -777,7 +778,7 @@ static void step_profile(struct runner *r) {
     json_array_append_new(p->report, prov_step("purpose_profile:repo", "success", (now_seconds() - t0) * 1000, d, NULL));
     if (setup) shell_step(r, "purpose_profile:repo_setup", setup, dst, caps, 1800);
   }
-  if (!pkgs.len && !json_array_size(json_object_get(p->profile, "setup")) && !p->repo_dir) {
+  if (!had_pkgs && !json_array_size(json_object_get(p->profile, "setup")) && !p->repo_dir) {
     char d[128];
     snprintf(d, sizeof d, "profile `%s`: nothing to install", p->lang ? p->lang : p->purpose);
     json_array_append_new(p->report, prov_step("purpose_profile", "success", 0, d, NULL));

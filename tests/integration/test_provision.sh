@@ -299,6 +299,34 @@ test_profile_packages_through_apt() {
   assert_contains "$B_OUT" "0000000000000000" "workloads still have no capabilities"
 }
 
+test_general_profile_installs_through_apt() {
+  setup_ctr
+  b_ok load -q --name local/debian:12 "$IMAGES/debian"
+  # the general profile as shipped, on the Debian fixture (its own image,
+  # ubuntu:24.04, is out of reach offline), over the default bridge network
+  BERTH_TEST_TIMEOUT=900 tool '{"operation":"create","name":"p","purpose":"general","image":"local/debian:12","mount_cwd":false,"forward_git":false}'
+  assert_eq "$(step_of purpose_profile:packages status)" success "apt: $(step_of purpose_profile:packages detail)"
+  assert_eq "$(field '["status"]')" ready
+  in_ctr 'for c in git curl gcc make jq tree vi less wget; do command -v $c || echo "missing $c"; done'
+  assert_not_contains "$B_OUT" missing "every package of the general profile is installed"
+  in_ctr 'grep CapEff /proc/self/status'
+  assert_contains "$B_OUT" 0000000000000000 "workloads still hold no capabilities"
+}
+
+test_offline_profile_setup_reports_network_error() {
+  setup_ctr
+  b_ok load -q --name local/debian:12 "$IMAGES/debian"
+  # the python profile's own setup (pip install uv) needs PyPI, which this
+  # machine cannot reach: the step must fail and say why, not pass
+  write_config '{"profiles":{"python":{"image":"local/debian:12","packages":["python3-pip"],"setup":["pip install uv","uv venv /workspace/.venv"],"env":{"PIP_BREAK_SYSTEM_PACKAGES":"1","PIP_RETRIES":"1","PIP_DEFAULT_TIMEOUT":"5"}}}}'
+  BERTH_TEST_TIMEOUT=900 tool '{"operation":"create","name":"p","purpose":"python","mount_cwd":false,"forward_git":false}'
+  assert_eq "$(step_of purpose_profile:packages status)" success "python3-pip from the Debian mirror"
+  assert_eq "$(step_of 'purpose_profile:setup[0]' status)" failed "pip install uv without PyPI"
+  assert_icontains "$(step_of 'purpose_profile:setup[0]' detail)" "connection" "the report carries pip's network error"
+  assert_eq "$(step_of 'purpose_profile:setup[1]' status)" skipped
+  assert_eq "$(field '["status"]')" partial
+}
+
 t_run "env: auto, all, none, list; explicit wins" test_env_modes_and_precedence
 t_run "env: profile env sits under explicit env" test_profile_env_under_explicit
 t_run "git: host config forwarded, secrets sections removed, no git needed" test_git_forwarding
@@ -312,4 +340,6 @@ t_run "dotfiles: private repo on an image without git" test_private_dotfiles_wit
 t_run "try-repo: every language marker, nothing in the caller's cwd" test_try_repo_languages
 t_run "setup commands: report, stop on failure, remove_on_failure" test_setup_commands_report
 t_run "purpose profile: packages install through apt (host network)" test_profile_packages_through_apt
+t_run "general profile: its packages install through apt (bridge network)" test_general_profile_installs_through_apt
+t_run "offline: a profile setup that needs PyPI fails with the network error" test_offline_profile_setup_reports_network_error
 t_summary
