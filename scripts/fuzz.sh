@@ -17,7 +17,8 @@ clang -g -O1 -std=c17 -D_GNU_SOURCE -DBERTH_SECCOMP_RUNTIME_ONLY -DBERTH_VERSION
 work=$(mktemp -d)
 cp tests/fuzz/corpus/* "$work/"
 status=0
-"$out/fuzz_request" -max_total_time="$secs" -max_len=4096 -dict=tests/fuzz/request.dict "$work" >"$out/fuzz.log" 2>&1 || status=$?
+"$out/fuzz_request" -max_total_time="$secs" -max_len=4096 -dict=tests/fuzz/request.dict -artifact_prefix="$out/" \
+  "$work" tests/fuzz/crashes >"$out/fuzz.log" 2>&1 || status=$?
 tail -n 5 "$out/fuzz.log"
 runs=$(grep -o 'Done [0-9]* runs' "$out/fuzz.log" | awk '{print $2}' | tail -n1)
 rm -rf "$work"
@@ -25,7 +26,7 @@ if [ $status = 0 ]; then
   echo "fuzz: ${runs:-?} inputs in ${secs}s, no crash"
   echo "1 passed, 0 failed"
 else
-  echo "fuzz: crash (see $out/fuzz.log and the crash-* file)"
+  echo "fuzz: crash (see $out/fuzz.log and $out/crash-*; add the input to tests/fuzz/crashes/)"
   echo "0 passed, 1 failed"
   exit 1
 fi

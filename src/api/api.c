@@ -137,8 +137,8 @@ static json_t *err_reply(const char *code, const char *field, const char *fmt, .
   va_start(ap, fmt);
   if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
   va_end(ap);
-  json_t *r = json_pack("{s:s, s:s}", "error", msg ? msg : "error", "code", code);
-  if (field) json_object_set_new(r, "field", json_string(field));
+  json_t *r = json_pack("{s:o, s:s}", "error", json_string_safe(msg ? msg : "error"), "code", code);
+  if (field) json_object_set_new(r, "field", json_string_safe(field));
   free(msg);
   return r;
 }

@@ -22,7 +22,7 @@ void cli_print_json(json_t *j) {
 int cli_fail(bool json, berth_error_t err) {
   const char *msg = err && err->msg ? err->msg : "unknown error";
   if (json) {
-    json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", err && err->status == ENOENT ? "not_found" : "failed");
+    json_t *j = json_pack("{s:o, s:s}", "error", json_string_safe(msg), "code", err && err->status == ENOENT ? "not_found" : "failed");
     char *t = json_dumps(j, JSON_INDENT(2));
     puts(t);
     free(t);

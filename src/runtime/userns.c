@@ -130,8 +130,8 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
       setenv("BERTH_IN_USERNS", "1", 1);
       r = fn(arg, &out, &cerr);
     }
-    json_t *msg = r < 0 ? json_pack("{s:b, s:i, s:s}", "ok", 0, "status", cerr ? cerr->status : 0, "msg",
-                                    cerr && cerr->msg ? cerr->msg : "unknown error")
+    json_t *msg = r < 0 ? json_pack("{s:b, s:i, s:o}", "ok", 0, "status", cerr ? cerr->status : 0, "msg",
+                                    json_string_safe(cerr && cerr->msg ? cerr->msg : "unknown error"))
                         : json_pack("{s:b, s:s}", "ok", 1, "result", out ? out : "");
     char *txt = json_dumps(msg, JSON_COMPACT);
     size_t left = txt ? strlen(txt) : 0;

@@ -401,3 +401,16 @@ unsigned long long proc_starttime(pid_t pid) {
   }
   return tok ? strtoull(tok, NULL, 10) : 0;
 }
+
+json_t *json_string_safe(const char *s) {
+  json_t *j = json_string(s ? s : "");
+  if (j) return j;
+  /* not UTF-8 (e.g. a message quoting bytes of a bad request): keep ASCII */
+  char *copy = strdup(s);
+  if (!copy) return json_string("");
+  for (char *p = copy; *p; p++)
+    if ((unsigned char)*p >= 0x80 || ((unsigned char)*p < 0x20 && *p != '\n' && *p != '\t')) *p = '?';
+  j = json_string(copy);
+  free(copy);
+  return j;
+}

@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "berth.h"
 
 /* ---- errors (crun style): fallible calls return < 0 and fill *err ----
@@ -85,6 +87,9 @@ void proc_set_title(const char *title);
 /* start time (ticks since boot) of a live process; 0 when gone or a zombie.
  * A pid plus its start time names one process even after pid reuse. */
 unsigned long long proc_starttime(pid_t pid);
+
+/* a JSON string from text that may not be valid UTF-8 (bytes become '?') */
+json_t *json_string_safe(const char *s);
 
 /* format a byte count as "12.3 MB" into buf */
 const char *human_size(uint64_t n, char *buf, size_t len);

@@ -105,3 +105,14 @@ Test(api, env_helpers) {
   cr_assert_eq(json_array_size(env), 3);
   json_decref(env);
 }
+
+/* found by the fuzzer: a bad \u escape followed by bytes that are not
+ * UTF-8 made jansson's error text invalid UTF-8, and the error reply NULL */
+Test(api, error_text_that_is_not_utf8) {
+  const char req[] = "{\"operation\":\"cre\\u000\xd0\x93\x96\x92it\"\xd4mit}";
+  json_decref(bad(req, "invalid_json", NULL));
+  const char req2[] = "{\"operation\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x\"}";
+  json_decref(bad(req2, "unknown_operation", "operation")); /* `%.60s` cuts a character in half */
+}
