@@ -512,6 +512,7 @@ static json_t *h_create(json_t *req) {
                             "env_vars_injected", names, "persistent", json_object_get(res, "persistent"),
                             "provisioning_report", p.report, "status", failed ? "partial" : "ready");
   if (p.lang) json_object_set_new(reply, "detected_language", json_string(p.lang));
+  if (json_object_get(res, "notes")) json_object_set(reply, "notes", json_object_get(res, "notes"));
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
   if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));

@@ -140,7 +140,7 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   cleanup_free char *rootfs = xasprintf("%s/rootfs", in->cdir);
   const char *user = json_string_value(json_object_get(icfg, "User"));
   *out = json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:o, s:s, s:b}, s:{s:s, s:b}, s:s, s:o,"
-                   " s:{s:o, s:o, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
+                   " s:{s:o, s:o, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
                    "ociVersion", "1.0.2",
                    "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args", "berth-init", "env", env, "cwd", wd,
                    "noNewPrivileges", 1,
@@ -149,7 +149,8 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
                    "linux", "namespaces", ns, "resources", res, "maskedPaths", masked, "readonlyPaths", ro,
                    "annotations", "berth.lowerdirs", ltxt, "berth.upperdir", upper, "berth.workdir", work, "berth.user",
                    user && *user ? user : "0", "berth.image", json_string_value(json_object_get(in->image_record, "name")) ?: "",
-                   "berth.env_names", env_names_txt);
+                   "berth.env_names", env_names_txt, "berth.rootfs",
+                   json_string_value(json_object_get(cfg->root, "rootfs")) ?: "overlay");
   if (!*out) return berth_error(err, -ENOMEM, "spec");
   return 0;
 }

@@ -249,6 +249,8 @@ static int create_reply(json_t *rep, bool json, bool quiet) {
       fprintf(stderr, "step %s failed: %s (%s)\n", json_string_value(json_object_get(s, "name")),
               json_string_value(json_object_get(s, "detail")) ?: "", json_string_value(json_object_get(s, "error")) ?: "");
   }
+  json_t *nt;
+  json_array_foreach(json_object_get(rep, "notes"), i, nt) fprintf(stderr, "note: %s\n", json_string_value(nt));
   if (json_is_false(json_object_get(rep, "limits_applied")))
     fprintf(stderr, "note: %s\n", json_string_value(json_object_get(rep, "limits_note")) ?: "resource limits not applied");
   return 0;

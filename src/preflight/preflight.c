@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "digest.h"
 #include "userns.h"
 #include "util.h"
 
@@ -184,11 +185,15 @@ static void check_cgroups(json_t *c, bool rootless) {
 static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
-  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s", cfg->run_dir, u.release);
+  /* cached per kernel and data dir (the store's filesystem decides) */
+  char dd[72];
+  digest_of(cfg->data_dir, strlen(cfg->data_dir), dd);
+  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%.12s", cfg->run_dir, u.release, dd + 7);
   cleanup_free char *cached = NULL;
   if (read_file(cache, 256, &cached, NULL, NULL) == 0 && (cached[0] == '1' || cached[0] == '0')) {
     bool ok = cached[0] == '1';
-    add(c, "overlay", ok, true, ok ? "overlayfs mounts (cached probe)" : "overlayfs cannot be mounted here (cached probe)",
+    add(c, "overlay", ok, false, ok ? "overlayfs mounts (cached probe)" :
+        "overlayfs cannot be mounted here (cached probe): containers get a copied root filesystem (slower, more disk)",
         "sudo modprobe overlay; rootless needs Linux 5.11+ and a store on a filesystem with user xattrs (ext4, xfs, btrfs, tmpfs 6.6+)");
     return;
   }
@@ -233,8 +238,9 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   mkdir_p(cfg->run_dir, 0700, NULL);
   write_file_atomic(cache, ok ? "1" : "0", 1, 0600, NULL);
   char d[512];
-  snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "", base);
-  add(c, "overlay", ok, true, d,
+  snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
+           base, ok ? "" : ": containers get a copied root filesystem (slower, more disk)");
+  add(c, "overlay", ok, false, d,
       "sudo modprobe overlay; rootless needs Linux 5.11+ and a store on a filesystem with user xattrs (ext4, xfs, btrfs, tmpfs 6.6+); "
       "set `data_dir` in ~/.config/berth/config.json to such a filesystem");
 }

@@ -26,6 +26,8 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -124,6 +126,7 @@ struct init_args {
   int sync_fd;   /* read: monitor says go */
   int report_fd; /* write: "" on success or an error message */
   bool rootless, single_map;
+  const char *note; /* success with a remark (e.g. the copied root) */
 };
 
 static int init_fail(struct init_args *a, berth_error_t err) {
@@ -222,6 +225,85 @@ static int mask_path(int rootfd, const char *rel, berth_error_t *err) {
   return r;
 }
 
+/* ---- the fallback when overlayfs cannot be mounted: a copied root ----
+ * Layers are applied bottom-up into the container's upper dir as a plain
+ * tree: whiteouts (0/0 character devices) delete, opaque directories are
+ * emptied first; owners, modes, times, links and xattrs are kept. Slower to
+ * create and bigger on disk, but the container works, and says so. */
+static bool dir_opaque(int fd) {
+  char v[4];
+  ssize_t n = fgetxattr(fd, "trusted.overlay.opaque", v, sizeof v);
+  if (n < 1) n = fgetxattr(fd, "user.overlay.opaque", v, sizeof v);
+  return n >= 1 && v[0] == 'y';
+}
+
+static int apply_layer_dir(int src, int dst, int depth, berth_error_t *err) {
+  if (depth > 256) return berth_error(err, -ELOOP, "layer tree too deep");
+  DIR *d = fdopendir(dup(src));
+  if (!d) return berth_error(err, errno, "read layer");
+  struct dirent *de;
+  int r = 0;
+  while (r == 0 && (de = readdir(d))) {
+    const char *nm = de->d_name;
+    if (!strcmp(nm, ".") || !strcmp(nm, "..")) continue;
+    struct stat st;
+    if (fstatat(src, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      r = berth_error(err, errno, "stat `%s` in a layer", nm);
+      break;
+    }
+    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) { /* whiteout */
+      r = rm_rf_at(dst, nm, err);
+      continue;
+    }
+    struct stat cur;
+    bool exists = fstatat(dst, nm, &cur, AT_SYMLINK_NOFOLLOW) == 0;
+    if (S_ISDIR(st.st_mode)) {
+      int sfd = openat(src, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sfd < 0) {
+        r = berth_error(err, errno, "open `%s` in a layer", nm);
+        break;
+      }
+      if (exists && (!S_ISDIR(cur.st_mode) || dir_opaque(sfd))) r = rm_rf_at(dst, nm, err), exists = false;
+      if (r == 0 && !exists && mkdirat(dst, nm, st.st_mode & 07777) < 0) r = berth_error(err, errno, "create `%s`", nm);
+      int dfd = r == 0 ? openat(dst, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+      if (r == 0 && dfd < 0) r = berth_error(err, errno, "open `%s`", nm);
+      if (r == 0) {
+        if (fchown(dfd, st.st_uid, st.st_gid) < 0) {}
+        fchmod(dfd, st.st_mode & 07777);
+        r = apply_layer_dir(sfd, dfd, depth + 1, err);
+        struct timespec ts[2] = {st.st_atim, st.st_mtim};
+        futimens(dfd, ts);
+      }
+      if (dfd >= 0) close(dfd);
+      close(sfd);
+      continue;
+    }
+    if (exists) r = rm_rf_at(dst, nm, err);
+    if (r == 0) r = copy_tree_owned(src, nm, dst, nm, st.st_uid, st.st_gid, err);
+    if (r == 0 && !S_ISLNK(st.st_mode)) {
+      fchmodat(dst, nm, st.st_mode & 07777, 0); /* chown clears setuid: set the mode after it */
+      struct timespec ts[2] = {st.st_atim, st.st_mtim};
+      utimensat(dst, nm, ts, AT_SYMLINK_NOFOLLOW);
+    }
+  }
+  closedir(d);
+  return r;
+}
+
+static int copy_rootfs(json_t *lowers, const char *upper, const char *rootfs, berth_error_t *err) {
+  cleanup_close int dst = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dst < 0) return berth_error(err, errno, "open `%s`", upper);
+  size_t i;
+  json_t *v;
+  json_array_foreach(lowers, i, v) { /* bottom layer first */
+    cleanup_close int src = open(json_string_value(v), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (src < 0) return berth_error(err, errno, "open layer `%s`", json_string_value(v));
+    if (apply_layer_dir(src, dst, 0, err) < 0) return -1;
+  }
+  if (mount(upper, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return berth_error(err, errno, "bind the copied root filesystem");
+  return 0;
+}
+
 static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t *err) {
   json_t *ann = json_object_get(a->spec, "annotations");
   json_t *lowers = json_loads(json_string_value(json_object_get(ann, "berth.lowerdirs")) ?: "[]", 0, NULL);
@@ -232,6 +314,13 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
   if (!n || !upper || !work) {
     json_decref(lowers);
     return berth_error(err, -EINVAL, "container spec lacks overlay layers");
+  }
+  const char *mode = json_string_value(json_object_get(ann, "berth.rootfs"));
+  if (mode && !strcmp(mode, "copy")) { /* asked for (config `rootfs: "copy"`) */
+    int r = copy_rootfs(lowers, upper, rootfs, err);
+    json_decref(lowers);
+    if (r == 0) a->note = "root filesystem copied from the layers (config `rootfs`: copy)";
+    return r;
   }
   /* new mount API: one lowerdir+ per layer, no option-length limit (6.8+) */
   int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
@@ -278,6 +367,21 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
       close(cwd);
     }
     buf_free(&opt);
+  }
+  if (ret < 0) {
+    /* overlayfs refused: copy the layers instead, and say so */
+    berth_error_t e2 = NULL;
+    if (copy_rootfs(lowers, upper, rootfs, &e2) == 0) {
+      berth_error_clear(err);
+      a->note = "overlayfs could not be mounted here: the root filesystem was copied from the layers (slower creates, "
+                "more disk; see `berth preflight`)";
+      ret = 0;
+    } else {
+      berth_error_wrap(&e2, "overlay failed (%s); copying the layers failed too", err && *err ? (*err)->msg : "?");
+      berth_error_clear(err);
+      if (err) *err = e2;
+      else berth_error_free(e2);
+    }
   }
   json_decref(lowers);
   return ret;
@@ -469,7 +573,12 @@ static int init_main(struct init_args *a) {
   /* PID 1 keeps only the right to signal; everything else goes */
   if (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0)
     init_fail(a, err);
-  close(a->report_fd); /* EOF without a message: ready */
+  if (a->note) { /* success with a remark: \x01 marks it as not an error */
+    char m[512];
+    snprintf(m, sizeof m, "\x01%s", a->note);
+    if (write(a->report_fd, m, strlen(m)) < 0) {}
+  }
+  close(a->report_fd); /* EOF without an error: ready */
   prctl(PR_SET_PDEATHSIG, 0);
   syscall(SYS_close_range, 5U, ~0U, 0); /* fd 3: environment memfd, fd 4: network helper's exit pipe */
   int nul = open("/dev/null", O_RDWR);
@@ -590,6 +699,11 @@ static void monitor_main(struct monitor_args *m) {
   ssize_t n;
   while ((n = read(rep[0], tmp, sizeof tmp)) > 0) buf_append(&msg, tmp, n);
   close(rep[0]);
+  cleanup_free char *note = NULL;
+  if (msg.len && msg.data[0] == '\x01') { /* a remark, not an error */
+    note = strdup(msg.data + 1);
+    buf_free(&msg);
+  }
   pid_t helper = 0;
   if (!fail && !msg.len && m->bridge) {
     if (net_start(pid, m->rootless, m->api_socket, exitp[0], &helper, &err) < 0 ||
@@ -617,10 +731,13 @@ static void monitor_main(struct monitor_args *m) {
   json_object_set_new(st, "boot_id", json_string(bid));
   json_object_set_new(st, "started_at", json_integer((json_int_t)time(NULL)));
   json_object_set_new(st, "single_id_mapping", json_boolean(single));
+  if (note) json_object_set_new(st, "notes", json_pack("[s]", note));
   if (helper > 0) json_object_set_new(st, "network_helper", proc_ref(helper));
   state_write(m->name, st, NULL);
   json_decref(st);
-  monitor_report(m->report_fd, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid));
+  json_t *okmsg = json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid);
+  if (note) json_object_set_new(okmsg, "note", json_string(note));
+  monitor_report(m->report_fd, okmsg);
   /* from here on nobody reads our stdio */
   cleanup_free char *log = xasprintf("%s/monitor.log", m->cdir);
   int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -742,6 +859,7 @@ struct create_ctx {
   json_t *cg, *spec; /* owned by the caller, filled here */
   int env_fd;
   char *api_socket;
+  char *note; /* a remark of the container's setup, for the result */
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -780,6 +898,8 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
   if (!rep) r = berth_error(err, -EIO, "container monitor died during setup");
   else if (!json_is_true(json_object_get(rep, "ok")))
     r = berth_error(err, -EIO, "%s", json_string_value(json_object_get(rep, "error")) ?: "container failed to start");
+  else if (json_object_get(rep, "note"))
+    c->note = strdup(json_string_value(json_object_get(rep, "note")));
   json_decref(rep);
   return r;
 }
@@ -840,6 +960,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                           "persistent", o->persistent, "cgroup", c->cg);
   cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", c->name);
   json_object_set_new(res, "connect_command", json_string(cc));
+  if (c->note) json_object_set_new(res, "notes", json_pack("[s]", c->note));
   *result = res;
   return 0;
 }
@@ -887,6 +1008,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   if (c.env_fd >= 0) close(c.env_fd);
   if (c.api_socket) unlink(c.api_socket);
   free(c.api_socket);
+  free(c.note);
   json_decref(c.cg);
   json_decref(c.spec);
   json_decref(c.img);

@@ -336,7 +336,38 @@ test_run_rm() {
   assert_contains "$B_OUT" '"count": 0' "--rm removed it"
 }
 
+test_copied_rootfs_fallback() {
+  b_ok load -q "$IMAGES/multilayer"
+  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
+  # asked for: config rootfs = copy
+  write_config '{"rootfs":"copy"}'
+  b_ok create --no-mount-cwd --network none --name c localhost/multilayer
+  assert_contains "$B_ERR" "copied from the layers" "create says so"
+  b_ok exec c sh -c 'ls /data | tr "\n" " "; ls /data/opaque; stat -c "%a %u" /data/setuid-bin /data/owned.txt'
+  assert_not_contains "$B_OUT" "gone.txt" "a whiteout deletes"
+  assert_not_contains "$B_OUT" "gonedir"
+  assert_contains "$B_OUT" "layer3.txt"
+  assert_not_contains "$B_OUT" "old.txt" "an opaque directory hides the lower layers"
+  assert_contains "$B_OUT" "new.txt"
+  assert_contains "$B_OUT" "4755 0" "setuid kept"
+  assert_contains "$B_OUT" "640 1000" "owners kept"
+  b_ok rm -f c
+  # automatic: a store on overlayfs cannot be an overlay upper layer
+  write_config '{}'
+  mkdir -p "$T_DIR/o/l" "$T_DIR/o/u" "$T_DIR/o/w" "$T_DIR/o/m"
+  mount -t overlay overlay -o lowerdir="$T_DIR/o/l",upperdir="$T_DIR/o/u",workdir="$T_DIR/o/w" "$T_DIR/o/m"
+  chmod 777 "$T_DIR/o/m"
+  BERTH_ROOT=$T_DIR/o/m/root b_ok load -q "$IMAGES/busybox"
+  BERTH_ROOT=$T_DIR/o/m/root b_ok create --no-mount-cwd --network none --name auto localhost/busybox
+  assert_contains "$B_ERR" "overlayfs could not be mounted here"
+  BERTH_ROOT=$T_DIR/o/m/root b_ok exec auto cat /etc/passwd
+  assert_contains "$B_OUT" "root:x:0:0"
+  BERTH_ROOT=$T_DIR/o/m/root b_ok rm -f auto
+  umount -l "$T_DIR/o/m"
+}
+
 t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
+t_run "overlay unavailable: a copied root filesystem, and berth says so" test_copied_rootfs_fallback
 t_run "dangerous syscalls fail (unshare, mount, keyctl, bpf, ptrace)" test_dangerous_syscalls_fail
 t_run "pid namespace hides the host" test_pid_namespace_hides_host
 t_run "/proc masked and read-only paths, /dev" test_proc_masked_and_readonly

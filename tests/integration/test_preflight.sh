@@ -128,7 +128,8 @@ test_overlay_unusable() {
   umount "$T_DIR/o/m"
   assert_eq "$(passed overlay)" False "overlay on an overlay store"
   assert_contains "$(guidance overlay)" "data_dir"
-  assert_contains "$(cat "$B_OUTF")" '"ready": false'
+  assert_contains "$(detail overlay)" "copied root filesystem"
+  assert_contains "$(cat "$B_OUTF")" '"ready": true' "containers still work there (copied root)"
 }
 
 test_first_create_refuses_when_not_ready() {
@@ -149,6 +150,6 @@ t_run "newuidmap without setuid: fails with the fix" test_newuidmap_without_setu
 t_run "no subordinate ids: fails with the usermod fix" test_no_subordinate_ids
 t_run "tun and network helper missing: optional, with the fix" test_tun_and_helper_missing
 t_run "user namespaces off: fails with the sysctl fix" test_user_namespaces_off
-t_run "overlay unusable for the store: fails" test_overlay_unusable
+t_run "overlay unusable for the store: reported, with the copy fallback" test_overlay_unusable
 t_run "the first create refuses on a host that is not ready" test_first_create_refuses_when_not_ready
 t_summary
