@@ -851,6 +851,16 @@ static int env_memfd(json_t *env, berth_error_t *err) {
   return fd;
 }
 
+static bool reap_stale_create(const char *dir, const char *name, json_t *st);
+/* the name is taken by a create that died: free it */
+static bool reap_named(const char *dir, const char *name) {
+  json_t *st = state_read(name);
+  bool r = reap_stale_create(dir, name, st);
+  json_decref(st);
+  errno = EEXIST;
+  return r;
+}
+
 struct create_ctx {
   const struct create_opts *o;
   struct berth_config *cfg;
@@ -860,6 +870,7 @@ struct create_ctx {
   int env_fd;
   char *api_socket;
   char *note; /* a remark of the container's setup, for the result */
+  int lock_fd;
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -875,6 +886,7 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
   }
   if (mid == 0) {
     close(rp[0]);
+    close(c->lock_fd); /* the monitor must not hold the create's lock */
     setsid();
     pid_t m2 = fork();
     if (m2 != 0) _exit(m2 < 0);
@@ -907,10 +919,12 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
 /* Everything after the container directory exists; the caller undoes it all on failure. */
 static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *err) {
   const struct create_opts *o = c->o;
+  /* held for the whole create: a "creating" container whose lock is free
+   * was left by a create that died (see reap_stale_create) */
   cleanup_free char *lockp = xasprintf("%s/lock", c->cdir);
-  int lk = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lk < 0) return berth_error(err, errno, "create `%s`", lockp);
-  close(lk);
+  c->lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (c->lock_fd < 0) return berth_error(err, errno, "create `%s`", lockp);
+  if (flock(c->lock_fd, LOCK_EX) < 0) return berth_error(err, errno, "lock `%s`", lockp);
   const char *sub[] = {"upper", "work", "rootfs"};
   for (int i = 0; i < 3; i++) {
     cleanup_free char *p = xasprintf("%s/%s", c->cdir, sub[i]);
@@ -982,14 +996,14 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   if (!strcmp(network, "bridge") && !net_helper_available())
     return berth_error(err, -ENOENT, "Failed to create container: the bridge network needs slirp4netns and a usable "
                        "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"");
-  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1};
+  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1};
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
   c.cdir = cdir;
   int ret = -1;
   if (!parent || mkdir_p(parent, 0700, err) < 0) {
-  } else if (mkdir(cdir, 0700) < 0) {
+  } else if (mkdir(cdir, 0700) < 0 && !(errno == EEXIST && reap_named(parent, name) && mkdir(cdir, 0700) == 0)) {
     if (errno == EEXIST) berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with `berth rm %s`)", name, name);
     else berth_error(err, errno, "create `%s`", cdir);
   } else {
@@ -1006,6 +1020,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   }
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
   if (c.env_fd >= 0) close(c.env_fd);
+  if (c.lock_fd >= 0) close(c.lock_fd);
   if (c.api_socket) unlink(c.api_socket);
   free(c.api_socket);
   free(c.note);
@@ -1024,6 +1039,28 @@ static const char *live_status(json_t *st) {
   return s ? s : "unknown";
 }
 
+/* A create killed midway (the CLI got SIGKILL) leaves a directory whose
+ * state is missing or "creating" and whose lock nobody holds: remove it, so
+ * the name is free again. */
+static bool reap_stale_create(const char *dir, const char *name, json_t *st) {
+  const char *s = json_string_value(json_object_get(st, "status"));
+  if (st && s && strcmp(s, "creating")) return false;
+  cleanup_free char *lockp = xasprintf("%s/%s/lock", dir, name);
+  cleanup_close int fd = open(lockp, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    struct stat sb;
+    cleanup_free char *p = xasprintf("%s/%s", dir, name);
+    /* no lock file yet: only old directories count (a create may be starting) */
+    if (stat(p, &sb) < 0 || time(NULL) - sb.st_mtime < 30) return false;
+  } else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+    return false; /* its create is still running */
+  if (st) cgroup_destroy(json_object_get(st, "cgroup"));
+  cleanup_free char *p = xasprintf("%s/%s", dir, name);
+  berth_error_t e = NULL;
+  if (remove_container_dir(p, &e) < 0) berth_error_free(e);
+  return true;
+}
+
 int container_list(json_t **out, berth_error_t *err) {
   cleanup_free char *d = containers_dir(err);
   if (!d) return -1;
@@ -1034,6 +1071,10 @@ int container_list(json_t **out, berth_error_t *err) {
     while ((de = readdir(dd))) {
       if (de->d_name[0] == '.' || !container_name_valid(de->d_name)) continue;
       json_t *st = state_read(de->d_name);
+      if (reap_stale_create(d, de->d_name, st)) {
+        json_decref(st);
+        continue;
+      }
       if (!st) continue;
       json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "name", de->d_name, "status",
                                            live_status(st), "image", json_string_value(json_object_get(st, "image")) ?: "",

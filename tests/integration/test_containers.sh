@@ -380,7 +380,27 @@ t_run "exec exit codes, env, user, workdir" test_exec_exit_codes_env_user_workdi
 t_run "exec -it through a real terminal (tmux)" test_exec_tty_through_tmux
 t_run "failed creates leave nothing" test_failed_creates_leave_nothing
 t_run "rm: graceful and forced" test_rm_graceful_and_force
+test_killed_create_is_cleaned() {
+  setup_ctr
+  # what a create killed after claiming its name leaves: a directory whose
+  # state says "creating" and whose lock nobody holds
+  mkdir -p "$BERTH_ROOT/containers/zombie"
+  echo '{"status":"creating","name":"zombie"}' >"$BERTH_ROOT/containers/zombie/state.json"
+  : >"$BERTH_ROOT/containers/zombie/lock"
+  [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$BERTH_ROOT/containers"
+  b_ok create -q --no-mount-cwd --network none --name zombie localhost/busybox
+  b_ok exec zombie true
+  mkdir -p "$BERTH_ROOT/containers/ghost2"
+  echo '{"status":"creating","name":"ghost2"}' >"$BERTH_ROOT/containers/ghost2/state.json"
+  : >"$BERTH_ROOT/containers/ghost2/lock"
+  [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$BERTH_ROOT/containers"
+  b_ok ls --json
+  assert_not_contains "$B_OUT" ghost2 "ls reaps a dead create"
+  assert_not_exists "$BERTH_ROOT/containers/ghost2"
+}
+
 t_run "monitor killed: ls and rm recover" test_monitor_killed_then_recover
+t_run "a create that died is cleaned up by the next command" test_killed_create_is_cleaned
 t_run "symlinked /dev and workdir do not escape" test_symlinked_dev_and_workdir_do_not_escape
 t_run "mounts: rw and ro" test_mounts_rw_ro
 t_run "mount_cwd binds the current directory" test_mount_cwd_default
