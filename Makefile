@@ -11,7 +11,7 @@ CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(
 LDLIBS := $(shell pkg-config --libs jansson libseccomp libcap libcrypto) -pthread -ldl
 BUILD := build
 
-LIB_SRC := $(filter-out src/runtime/seccomp_gen.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
+LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
 CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o
@@ -38,6 +38,19 @@ $(BUILD)/seccomp.bpf: $(BUILD)/gen-seccomp
 
 $(BUILD)/seccomp_bpf.o: $(BUILD)/seccomp.bpf
 	cd $(BUILD) && ld -r -b binary -z noexecstack -o seccomp_bpf.o seccomp.bpf
+
+# berth-tiny: the resident part of an idle container (PID 1 and monitor),
+# without a C library; x86_64 only (elsewhere berth keeps its own loops)
+ifeq ($(shell uname -m),x86_64)
+LIB_OBJ += $(BUILD)/tiny_bin.o
+CFLAGS += -DBERTH_HAVE_TINY
+endif
+$(BUILD)/berth-tiny: src/runtime/tinyinit.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -nostdlib -Os -fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -Wall -Wextra -Werror -s -o $@ $<
+
+$(BUILD)/tiny_bin.o: $(BUILD)/berth-tiny
+	cd $(BUILD) && ld -r -b binary -z noexecstack -o tiny_bin.o berth-tiny
 
 $(BUILD)/libberth.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include "cli.h"
+#include "container.h"
 
 static bool want_color(void) { return isatty(STDERR_FILENO) && !getenv("NO_COLOR"); }
 
@@ -255,6 +256,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "load")) return cmd_load(sub_argc, sub_argv);
   if (!strcmp(cmd, "images")) return cmd_images(sub_argc, sub_argv);
   if (!strcmp(cmd, "rmi")) return cmd_rmi(sub_argc, sub_argv);
+  if (!strcmp(cmd, "__monitor-exit") && sub_argc == 3) return container_monitor_exit(sub_argv[1], atoi(sub_argv[2])) < 0;
   if (!strcmp(cmd, "create")) return cmd_create(sub_argc, sub_argv);
   if (!strcmp(cmd, "run")) return cmd_run(sub_argc, sub_argv);
   if (!strcmp(cmd, "exec")) return cmd_exec(sub_argc, sub_argv);

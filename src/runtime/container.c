@@ -486,6 +486,31 @@ static void loopback_up(void) {
   close(s);
 }
 
+/* berth-tiny, linked in as bytes (x86_64; see tinyinit.c). Elsewhere init
+ * and monitor keep their own loops. */
+#ifdef BERTH_HAVE_TINY
+extern const char _binary_berth_tiny_start[];
+extern const char _binary_berth_tiny_end[];
+#else
+static const char *const _binary_berth_tiny_start = NULL, *const _binary_berth_tiny_end = NULL;
+#endif
+
+/* exec berth-tiny from a memfd; returns only on failure */
+static void exec_tiny(char *const argv[], char *const envp[]) {
+  uintptr_t b0 = (uintptr_t)_binary_berth_tiny_start, b1 = (uintptr_t)_binary_berth_tiny_end;
+  if (!b0 || b1 <= b0) return;
+  int fd = memfd_create("berth-tiny", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return;
+  size_t n = b1 - b0;
+  if (write(fd, _binary_berth_tiny_start, n) != (ssize_t)n ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+    close(fd);
+    return;
+  }
+  syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+  close(fd);
+}
+
 static volatile sig_atomic_t init_stop;
 static void init_on_term(int sig) { init_stop = sig; }
 static void init_on_chld(int sig) { (void)sig; } /* so pause() wakes for orphans */
@@ -586,6 +611,9 @@ static int init_main(struct init_args *a) {
     dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
     if (nul > 2) close(nul);
   }
+  /* what stays resident: a few KiB of berth-tiny rather than all of berth */
+  char *targv[] = {"berth-init", "init", NULL}, *tenvp[] = {NULL};
+  exec_tiny(targv, tenvp);
   struct sigaction sa = {.sa_handler = init_on_term};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
@@ -626,7 +654,7 @@ static int init_main(struct init_args *a) {
 
 /* ---------- monitor ---------- */
 struct monitor_args {
-  const char *name, *cdir;
+  const char *name, *cdir, *id;
   json_t *spec, *cgroup;
   bool rootless, own_net;
   int report_fd; /* to the CLI */
@@ -744,29 +772,82 @@ static void monitor_main(struct monitor_args *m) {
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0);
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
+  {
+    /* hand the waiting to berth-tiny; it execs `berth __monitor-exit` at the end */
+    int self = open("/proc/self/exe", O_RDONLY);
+    if (self >= 0) {
+      struct berth_config *cfg = config_get(NULL);
+      char spid[24], sfd[24];
+      snprintf(spid, sizeof spid, "%d", (int)pid);
+      snprintf(sfd, sizeof sfd, "%d", self);
+      cleanup_free char *e1 = cfg ? xasprintf("BERTH_ROOT=%s", cfg->data_dir) : NULL;
+      cleanup_free char *e2 = cfg ? xasprintf("BERTH_RUNROOT=%s", cfg->run_dir) : NULL;
+      cleanup_free char *e3 = getenv("BERTH_CONFIG") ? xasprintf("BERTH_CONFIG=%s", getenv("BERTH_CONFIG")) : NULL;
+      cleanup_free char *e4 = xasprintf("HOME=%s", cfg ? cfg->home : "/");
+      char *tenvp[] = {e1, e2, e4, e3, NULL};
+      /* NAME:ID: the name may be reused by a new container before we record */
+      cleanup_free char *who = xasprintf("%s:%s", m->name, m->id ? m->id : "");
+      char *targv[] = {"berth-monitor", "monitor", spid, sfd, who, NULL};
+      exec_tiny(targv, tenvp);
+      close(self);
+    }
+  }
+  /* no berth-tiny here (not x86_64): wait ourselves, then the same last step */
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (helper > 0) { /* it exits by itself when init's end of the exit pipe closes */
-    kill(helper, SIGTERM);
-    waitpid(helper, NULL, 0);
-  }
-  /* record the end, unless the container was removed meanwhile */
-  cleanup_free char *lockp = xasprintf("%s/lock", m->cdir);
-  int lk = open(lockp, O_RDWR | O_CLOEXEC);
-  if (lk >= 0 && flock(lk, LOCK_EX) == 0) {
-    json_t *s2 = state_read(m->name);
-    if (s2) {
-      json_object_set_new(s2, "status", json_string("exited"));
-      json_object_set_new(s2, "exit_code", json_integer(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
-      json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
-      state_write(m->name, s2, NULL);
-      json_decref(s2);
-    }
-    cgroup_destroy(m->cgroup);
-  }
+  cleanup_free char *who = xasprintf("%s:%s", m->name, m->id ? m->id : "");
+  container_monitor_exit(who, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
   _exit(0);
 }
 
+
+/* `berth __monitor-exit NAME STATUS`: berth-tiny's monitor execs this when
+ * the container's init has ended. */
+int container_monitor_exit(const char *who, int code) {
+  /* who is NAME:ID: record only into the container this monitor watched */
+  char name[72] = "";
+  const char *colon = strchr(who, ':');
+  if (!colon || (size_t)(colon - who) >= sizeof name) return -1;
+  memcpy(name, who, (size_t)(colon - who));
+  const char *id = colon + 1;
+  if (!container_name_valid(name)) return -1;
+  int st;
+  /* our other child, the network helper, ends when init's end of its exit
+   * pipe closes: reap it (briefly waiting), whether or not state remains */
+  for (int i = 0; i < 200; i++) {
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p < 0 && errno == ECHILD) break;
+    if (p == 0) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  cleanup_free char *lockp = cpath(name, "lock");
+  int lk = lockp ? open(lockp, O_RDWR | O_CLOEXEC) : -1;
+  if (lk < 0 || flock(lk, LOCK_EX) < 0) return -1; /* removed meanwhile: nothing to record */
+  json_t *s2 = state_read(name);
+  if (s2 && strcmp(json_string_value(json_object_get(s2, "id")) ?: "", id)) {
+    json_decref(s2); /* the name now belongs to another container */
+    s2 = NULL;
+  }
+  if (s2) {
+    /* the network helper is our child: end it (it usually has, with init's pipe) and reap it */
+    pid_t hp = (pid_t)json_integer_value(json_object_get(json_object_get(s2, "network_helper"), "pid"));
+    if (hp > 0) {
+      if (state_proc_alive(s2, "network_helper")) kill(hp, SIGTERM);
+      while (waitpid(hp, &st, 0) < 0 && errno == EINTR) {}
+    }
+    json_object_set_new(s2, "status", json_string("exited"));
+    json_object_set_new(s2, "exit_code", json_integer(code));
+    json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
+    state_write(name, s2, NULL);
+    cgroup_destroy(json_object_get(s2, "cgroup"));
+    json_decref(s2);
+  }
+  close(lk);
+  while (waitpid(-1, &st, WNOHANG) > 0) {}
+  return 0;
+}
 
 /* ---------- create ---------- */
 static int write_gen_files(const char *cdir, const char *name, const char *network, berth_error_t *err) {
@@ -871,6 +952,7 @@ struct create_ctx {
   char *api_socket;
   char *note; /* a remark of the container's setup, for the result */
   int lock_fd;
+  const char *id;
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -893,6 +975,7 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
                               .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
                               .env_fd = c->env_fd, .bridge = !strcmp(c->network, "bridge"), .api_socket = c->api_socket,
+                              .id = c->id,
                               .ports = c->o->ports};
     monitor_main(&ma);
     _exit(0);
@@ -949,6 +1032,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (write_gen_files(c->cdir, c->name, c->network, err) < 0) return -1;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   cleanup_free char *id = random_hex(6);
+  c->id = id;
   cleanup_free char *cgname = xasprintf("%s-%s", c->name, id);
   if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);

@@ -72,6 +72,8 @@ struct cfs_op {
 };
 int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
 bool container_name_valid(const char *name);
+/* internal: the monitor's last step (see tinyinit.c) */
+int container_monitor_exit(const char *name, int code);
 char *container_random_name(const char *prefix);
 
 /* internal: the container's init, entered in the cloned child */

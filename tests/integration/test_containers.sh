@@ -366,7 +366,24 @@ test_copied_rootfs_fallback() {
   umount -l "$T_DIR/o/m"
 }
 
+test_idle_memory() {
+  setup_ctr; create --name c
+  [ "$(uname -m)" = x86_64 ] || fail "berth-tiny is built for x86_64 only"
+  local mon init total=0 p
+  read -r mon init < <("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["monitor"]["pid"], d["init"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
+  for p in $mon $init; do
+    total=$((total + $(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup)))
+  done
+  assert_eq "$(cat /proc/$mon/comm) $(cat /proc/$init/comm)" "berth-monitor berth-init"
+  assert_le "$total" 200 "idle PSS of monitor + init in KiB"
+  # and the container still ends properly: status recorded by the monitor
+  kill -9 "$init"; sleep 0.5
+  b_ok status --json c
+  assert_contains "$B_OUT" '"exit_code": 137'
+}
+
 t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
+t_run "idle container: monitor + init under 200 KiB PSS" test_idle_memory
 t_run "overlay unavailable: a copied root filesystem, and berth says so" test_copied_rootfs_fallback
 t_run "dangerous syscalls fail (unshare, mount, keyctl, bpf, ptrace)" test_dangerous_syscalls_fail
 t_run "pid namespace hides the host" test_pid_namespace_hides_host

@@ -1,0 +1,104 @@
+/* berth-tiny: what stays resident for an idle container. Built without a C
+ * library (x86_64 system calls by hand) so that a container's PID 1 and its
+ * monitor cost a few KiB instead of a dynamically linked berth each.
+ *
+ *   berth-tiny init
+ *       PID 1 after berth's init has set the container up (and exec'd this
+ *       from a memfd): reaps every child; on SIGTERM/SIGINT/SIGHUP passes
+ *       SIGTERM to all processes and leaves when they are gone or after 10 s.
+ *   berth-tiny monitor PID BERTHFD NAME
+ *       the container's monitor: waits for its child PID (the container's
+ *       init), then execs berth (the open fd BERTHFD) as
+ *       `berth __monitor-exit NAME STATUS` to record the end and clean up.
+ *
+ * Inherited file descriptors (the environment memfd at 3, the network
+ * helper's exit pipe at 4) stay open: nothing here closes them. */
+#include <asm/unistd.h>
+#include <linux/signal.h>
+
+typedef unsigned long ulong;
+
+static long sys6(long n, long a, long b, long c, long d, long e) {
+  long r;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
+  return r;
+}
+#define SYS(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0)
+
+static void die(int code) {
+  for (;;) SYS(__NR_exit_group, code, 0, 0, 0);
+}
+
+static int streq(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+static long atol_(const char *s) {
+  long v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+  return v;
+}
+
+static void utoa(ulong v, char *out) {
+  char tmp[24];
+  int n = 0;
+  do tmp[n++] = (char)('0' + v % 10), v /= 10;
+  while (v);
+  while (n) *out++ = tmp[--n];
+  *out = 0;
+}
+
+#define BIT(s) (1UL << ((s) - 1))
+
+static void run_init(void) {
+  /* kill(-1) below means "everything in this pid namespace" only as its
+   * PID 1; anywhere else it would reach every process of the user */
+  if (SYS(__NR_getpid, 0, 0, 0, 0) != 1) die(3);
+  SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-init", 0, 0);
+  ulong set = BIT(SIGCHLD) | BIT(SIGTERM) | BIT(SIGINT) | BIT(SIGHUP) | BIT(SIGALRM);
+  SYS(__NR_rt_sigprocmask, SIG_BLOCK, &set, 0, 8);
+  int stopping = 0;
+  for (;;) {
+    int st;
+    long p;
+    while ((p = SYS(__NR_wait4, -1, &st, 1 /* WNOHANG */, 0)) > 0) {}
+    if (stopping && p == -10 /* ECHILD */) die(0);
+    long sig = SYS(__NR_rt_sigtimedwait, &set, 0, 0, 8);
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+      if (!stopping) {
+        stopping = 1;
+        SYS(__NR_kill, -1, SIGTERM, 0, 0);
+        SYS(__NR_alarm, 10, 0, 0, 0);
+      }
+    } else if (sig == SIGALRM && stopping)
+      die(0); /* the kernel kills what is left when PID 1 exits */
+  }
+}
+
+static void run_monitor(long pid, long fd, char *name, char **envp) {
+  SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-monitor", 0, 0);
+  int st = 0;
+  long r;
+  do r = SYS(__NR_wait4, pid, &st, 0, 0);
+  while (r == -4 /* EINTR */);
+  ulong code = (st & 0x7f) == 0 ? (ulong)((st >> 8) & 0xff) : 128 + (ulong)(st & 0x7f);
+  char num[24];
+  utoa(code, num);
+  char *argv[] = {"berth", "__monitor-exit", name, num, 0};
+  sys6(__NR_execveat, fd, (long)"", (long)argv, (long)envp, 0x1000 /* AT_EMPTY_PATH */);
+  die(1);
+}
+
+__attribute__((used)) void tiny_main(long *sp) {
+  long argc = sp[0];
+  char **argv = (char **)(sp + 1);
+  char **envp = argv + argc + 1;
+  if (argc >= 2 && streq(argv[1], "init")) run_init();
+  if (argc >= 5 && streq(argv[1], "monitor")) run_monitor(atol_(argv[2]), atol_(argv[3]), argv[4], envp);
+  die(2);
+}
+
+__asm__(".text\n.global _start\n_start:\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call tiny_main\n  hlt\n");
