@@ -7,10 +7,10 @@ secs=${FUZZ_SECONDS:-60}
 out=build/fuzz
 mkdir -p "$out"
 PKGS="libcurl libarchive jansson libseccomp libcap libcrypto"
-srcs=$(ls src/util/*.c src/image/*.c src/runtime/*.c src/bundle/*.c src/api/*.c src/preflight/*.c src/provision/*.c src/network/*.c | grep -v seccomp_gen)
+srcs=$(ls src/util/*.c src/image/*.c src/runtime/*.c src/bundle/*.c src/api/*.c src/preflight/*.c src/provision/*.c src/network/*.c | grep -v -e seccomp_gen -e tinyinit)
 ld -r -b binary -z noexecstack -o "$out/seccomp.o" profiles/seccomp.json
 ld -r -b binary -z noexecstack -o "$out/purposes.o" profiles/purposes.json
-clang -g -O1 -std=c17 -D_GNU_SOURCE -DBERTH_SECCOMP_RUNTIME_ONLY -DBERTH_VERSION='"fuzz"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+clang -g -O1 -std=c17 -DBERTH_SECCOMP_RUNTIME_ONLY -DBERTH_VERSION='"fuzz"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/api -Isrc/preflight -Isrc/cli -Isrc/provision -Isrc/network \
   $(pkg-config --cflags $PKGS) -o "$out/fuzz_request" tests/fuzz/fuzz_request.c $srcs "$out/seccomp.o" "$out/purposes.o" \
   $(pkg-config --libs $PKGS) -pthread
