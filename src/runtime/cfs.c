@@ -18,38 +18,6 @@
 #include "config.h"
 #include "container.h"
 
-/* mkdir -p below the root; directories it creates belong to uid:gid */
-static int mkdirs_owned(int rootfd, const char *rel, uid_t uid, gid_t gid, berth_error_t *err) {
-  cleanup_free char *p = strdup(rel);
-  for (char *s = p;; s++) {
-    if (*s != '/' && *s != '\0') continue;
-    char saved = *s;
-    *s = '\0';
-    if (*p) {
-      int fd = openat_in_root(rootfd, p, O_PATH | O_DIRECTORY, 0, 0);
-      if (fd < 0 && errno == ENOENT) {
-        char *slash = strrchr(p, '/');
-        if (slash) *slash = '\0';
-        int parent = openat_in_root(rootfd, slash ? p : "", O_PATH | O_DIRECTORY, 0, 0);
-        if (slash) *slash = '/';
-        const char *name = slash ? slash + 1 : p;
-        if (parent < 0) return berth_error(err, errno, "open parent of `/%s`", p);
-        int r = mkdirat(parent, name, 0755);
-        int e = errno;
-        if (r == 0) fchownat(parent, name, uid, gid, AT_SYMLINK_NOFOLLOW);
-        close(parent);
-        if (r < 0 && e != EEXIST) return berth_error(err, e, "create `/%s`", p);
-        fd = openat_in_root(rootfd, p, O_PATH | O_DIRECTORY, 0, 0);
-      }
-      if (fd < 0) return berth_error(err, errno, "open `/%s`", p);
-      if (saved == '\0') return fd;
-      close(fd);
-    } else if (saved == '\0')
-      return openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
-    *s = saved;
-  }
-}
-
 static char *expand(const char *path, const struct user_ids *u) {
   const char *home = u->home[0] == '/' ? u->home + 1 : u->home;
   if (!strcmp(path, "~")) return strdup(home);
@@ -66,7 +34,7 @@ static int apply_one(int rootfd, const struct cfs_op *op, const struct user_ids 
   cleanup_free char *rel = expand(op->path, u);
   if (!rel_ok(rel)) return berth_error(err, -EINVAL, "path `%.200s` must stay inside the container (no `..`)", op->path);
   if (op->kind == CFS_MKDIR) {
-    int fd = mkdirs_owned(rootfd, rel, u->uid, u->gid, err);
+    int fd = mkdir_in_root_owned(rootfd, rel, 0755, 0, u->uid, u->gid, err);
     if (fd < 0) return -1;
     /* not via /proc/self: this helper has no pid in the container's /proc */
     int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -79,7 +47,7 @@ static int apply_one(int rootfd, const struct cfs_op *op, const struct user_ids 
   char *slash = strrchr(copy, '/');
   const char *base = slash ? slash + 1 : copy;
   if (slash) *slash = '\0';
-  int ppath = slash ? mkdirs_owned(rootfd, copy, u->uid, u->gid, err) : openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+  int ppath = slash ? mkdir_in_root_owned(rootfd, copy, 0755, 0, u->uid, u->gid, err) : openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
   if (ppath < 0) return -1;
   cleanup_close int parent = openat(ppath, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   close(ppath);

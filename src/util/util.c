@@ -317,6 +317,10 @@ double now_seconds(void) {
 }
 
 int mkdir_in_root(int rootfd, const char *dir, mode_t mode, uint64_t resolve, berth_error_t *err) {
+  return mkdir_in_root_owned(rootfd, dir, mode, resolve, (uid_t)-1, (gid_t)-1, err);
+}
+
+int mkdir_in_root_owned(int rootfd, const char *dir, mode_t mode, uint64_t resolve, uid_t uid, gid_t gid, berth_error_t *err) {
   int fd = openat_in_root(rootfd, dir, O_PATH | O_DIRECTORY, 0, resolve);
   if (fd >= 0 || errno != ENOENT) {
     if (fd < 0) return berth_error(err, errno, "open directory `%s`", dir);
@@ -340,6 +344,7 @@ int mkdir_in_root(int rootfd, const char *dir, mode_t mode, uint64_t resolve, be
         if (parent < 0) return berth_error(err, errno, "open parent of `%s`", p);
         int r = mkdirat(parent, name, mode);
         int e = errno;
+        if (r == 0 && uid != (uid_t)-1) fchownat(parent, name, uid, gid, AT_SYMLINK_NOFOLLOW);
         close(parent);
         if (r < 0 && e != EEXIST) return berth_error(err, e, "create directory `%s`", p);
         d = openat_in_root(rootfd, p, O_PATH | O_DIRECTORY, 0, resolve);

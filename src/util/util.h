@@ -76,6 +76,8 @@ int openat_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_
 /* Open directory `dir` inside rootfd (O_PATH), creating missing
  * components; every lookup is confined to the root. */
 int mkdir_in_root(int rootfd, const char *dir, mode_t mode, uint64_t resolve, berth_error_t *err);
+/* the same; directories it creates belong to uid:gid */
+int mkdir_in_root_owned(int rootfd, const char *dir, mode_t mode, uint64_t resolve, uid_t uid, gid_t gid, berth_error_t *err);
 
 /* flock-based lock file; returns fd (>= 0) holding the lock */
 int lock_file(const char *path, bool exclusive, berth_error_t *err);
