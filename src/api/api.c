@@ -434,11 +434,6 @@ json_t *api_input_schema(void) {
 }
 
 /* ---------- handlers ---------- */
-static bool jbool(json_t *req, const char *k, bool def) {
-  json_t *v = json_object_get(req, k);
-  return json_is_boolean(v) ? json_is_true(v) : def;
-}
-static const char *jstr(json_t *req, const char *k) { return json_string_value(json_object_get(req, k)); }
 
 static json_t *h_preflight(json_t *req) {
   (void)req;

@@ -16,6 +16,7 @@
 #include "digest.h"
 #include "ref.h"
 #include "registry.h"
+#include "userns.h"
 
 /* ---------- progress display ---------- */
 enum { L_WAIT, L_RUN, L_DONE, L_EXISTS, L_FAIL };
@@ -440,8 +441,6 @@ done:
   ref_free(&ref);
   return ret;
 }
-
-int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err);
 
 int berth_image_pull(const char *ref, const struct berth_pull_options *opts, char **result, berth_error_t *err) {
   struct pull_args a = {ref, opts};

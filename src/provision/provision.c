@@ -31,11 +31,6 @@ json_t *prov_step(const char *name, const char *status, double ms, const char *d
                    "error", error);
 }
 
-static const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
-static bool jbool(json_t *o, const char *k, bool def) {
-  json_t *v = json_object_get(o, k);
-  return json_is_boolean(v) ? json_is_true(v) : def;
-}
 
 /* ---------- running host tools (never a shell, never secrets in argv) ---------- */
 static int host_run(char *const argv[], json_t *extra_env, int timeout, struct buf *out, int *status, berth_error_t *err) {

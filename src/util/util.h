@@ -95,6 +95,14 @@ void proc_set_title(const char *title);
  * A pid plus its start time names one process even after pid reuse. */
 unsigned long long proc_starttime(pid_t pid);
 
+/* a string member of a JSON object (NULL when absent or not a string) */
+static inline const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+/* a boolean member, def when absent or not a boolean */
+static inline bool jbool(json_t *o, const char *k, bool def) {
+  json_t *v = json_object_get(o, k);
+  return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
 /* a JSON string from text that may not be valid UTF-8 (bytes become '?') */
 json_t *json_string_safe(const char *s);
 

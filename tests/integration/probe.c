@@ -11,6 +11,8 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -35,7 +37,23 @@ static int agent(void) {
   return 0;
 }
 
+/* `probe udprecv PORT`: wait (5 s) for one UDP datagram on PORT and print it */
+static int udprecv(const char *port) {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { printf("udprecv bind errno=%s\n", strerrorname_np(errno)); return 1; }
+  struct timeval tv = {5, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[256];
+  ssize_t n = recv(s, buf, sizeof buf - 1, 0);
+  if (n < 0) { puts("udprecv timeout"); return 1; }
+  buf[n] = 0;
+  printf("udprecv %s", buf);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 2 && !strcmp(argv[1], "udprecv")) return udprecv(argv[2]);
   if (argc > 1 && !strcmp(argv[1], "agent")) return agent();
   report("unshare_user", unshare(CLONE_NEWUSER));
   report("unshare_mount", unshare(CLONE_NEWNS));
