@@ -107,7 +107,8 @@ static json_t *h_destroy(json_t *req);
 static json_t *h_destroy_all(json_t *req);
 static json_t *h_copy_in(json_t *req);
 static json_t *h_copy_out(json_t *req);
-static json_t *h_not_yet(json_t *req);
+static json_t *h_create_network(json_t *req);
+static json_t *h_destroy_network(json_t *req);
 static json_t *h_snapshot(json_t *req);
 static json_t *h_restore(json_t *req);
 static json_t *h_delete_snapshot(json_t *req);
@@ -126,8 +127,8 @@ static const struct op OPS[] = {
     {"snapshot", P_SNAPSHOT, h_snapshot, "save a container's filesystem as an image"},
     {"restore", P_RESTORE, h_restore, "create a container from a snapshot"},
     {"delete_snapshot", P_DELETE_SNAPSHOT, h_delete_snapshot, "delete a snapshot"},
-    {"create_network", P_NETWORK, h_not_yet, "create a named network"},
-    {"destroy_network", P_NETWORK, h_not_yet, "remove a named network"},
+    {"create_network", P_NETWORK, h_create_network, "create a named network"},
+    {"destroy_network", P_NETWORK, h_destroy_network, "remove a named network (refused while containers are attached)"},
     {0}};
 
 static json_t *err_reply(const char *code, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -144,7 +145,7 @@ static json_t *err_reply(const char *code, const char *field, const char *fmt, .
 }
 
 static json_t *from_error(berth_error_t e, const char *prefix) {
-  const char *code = !e ? "failed" : e->status == ENOENT ? "not_found" : e->status == EEXIST ? "conflict" :
+  const char *code = !e ? "failed" : e->status == ENOENT ? "not_found" : e->status == EEXIST || e->status == EBUSY ? "conflict" :
                      e->status == EINVAL || e->status == ERANGE ? "invalid_value" : e->status == ENOTSUP ? "not_implemented" : "failed";
   const char *m = e && e->msg ? e->msg : "unknown error";
   json_t *r = (prefix && !str_has_prefix(m, prefix)) ? err_reply(code, NULL, "%s%s", prefix, m) : err_reply(code, NULL, "%s", m);
@@ -440,10 +441,16 @@ static json_t *h_preflight(json_t *req) {
   return preflight_run();
 }
 
-static json_t *h_not_yet(json_t *req) {
-  const char *op = jstr(req, "operation");
-  const char *which = "named networks (issue #6)";
-  return err_reply("not_implemented", "operation", "`%s` is not implemented yet in berth: %s is still being built", op, which);
+static json_t *h_create_network(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  return net_named_create(jstr(req, "name"), &out, &e) < 0 ? from_error(e, NULL) : out;
+}
+
+static json_t *h_destroy_network(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  return net_named_destroy(jstr(req, "name"), &out, &e) < 0 ? from_error(e, NULL) : out;
 }
 
 static bool preflight_done;
@@ -462,10 +469,8 @@ static json_t *h_create(json_t *req) {
   const char *net = jstr(req, "network");
   /* the guide's default is the bridge network; without its helper, none */
   if (!net) net = net_helper_available() ? "bridge" : "none";
-  if (strcmp(net, "none") && strcmp(net, "host") && strcmp(net, "bridge"))
-    return err_reply("not_implemented", "network", "named network `%.60s` is not implemented yet (issue #6): use \"bridge\", \"none\" or \"host\"", net);
-  if (json_array_size(ports) && strcmp(net, "bridge"))
-    return err_reply("invalid_value", "ports", "published ports need the bridge network");
+  if (json_array_size(ports) && (!strcmp(net, "none") || !strcmp(net, "host")))
+    return err_reply("invalid_value", "ports", "published ports need the bridge network or a named network");
   if (jbool(req, "gpu", false)) return err_reply("not_implemented", "gpu", "`gpu` is not supported by berth yet");
   json_t *inl = json_object_get(req, "dotfiles_inline");
   const char *k;

@@ -16,4 +16,5 @@ int cmd_mcp(int argc, char **argv);
 int cmd_preflight(int argc, char **argv);
 int cmd_hint(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
+int cmd_network(int argc, char **argv);
 #endif

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "container.h"
 #include "api.h"
+#include "network.h"
 
 static const char *CREATE_HELP =
     "Usage: berth create [OPTIONS] IMAGE\n"
@@ -30,7 +31,8 @@ static const char *CREATE_HELP =
     "      --memory SIZE    memory limit (default 4g)\n"
     "      --cpus N         CPU limit in cores\n"
     "      --pids N         process limit (default 256)\n"
-    "      --network MODE   bridge (default: own namespace, outbound, published ports), none or host\n"
+    "      --network MODE   bridge (default: own namespace, outbound, published ports), none, host,\n"
+    "                       or a named network (berth network create NAME)\n"
     "      --persistent     record the container as persistent\n"
     "      --platform P     platform to pull\n"
     "  -q, --quiet          print only the name\n"
@@ -487,5 +489,53 @@ int cmd_rm(int argc, char **argv) {
   }
   json_decref(results);
   json_decref(list);
+  return rc;
+}
+
+/* berth network create|rm|ls */
+int cmd_network(int argc, char **argv) {
+  static const char *usage = "Usage: berth network create [--json] NAME\n       berth network rm [--json] NAME...\n"
+                             "       berth network ls [--json]\n\n"
+                             "Named networks: containers created with --network NAME reach each other by name.\n"
+                             "`rm` refuses while containers are attached.\n";
+  const char *sub = argc > 1 ? argv[1] : NULL;
+  bool json = false;
+  for (int i = 2; i < argc; i++)
+    if (!strcmp(argv[i], "--json")) json = true;
+  if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) return fputs(usage, sub ? stdout : stderr), sub ? 0 : EXIT_BERTH;
+  json_t *out = NULL;
+  berth_error_t err = NULL;
+  if (!strcmp(sub, "ls") || !strcmp(sub, "list")) {
+    if (net_named_list(&out, &err) < 0) return cli_fail(json, err);
+    if (json) cli_print_json(out);
+    else {
+      printf("%-24s %-16s %s\n", "NAME", "SUBNET", "CONTAINERS");
+      size_t i, j;
+      json_t *n, *c;
+      json_array_foreach(json_object_get(out, "networks"), i, n) {
+        printf("%-24s %-16s", jstr(n, "name"), jstr(n, "subnet") ?: "-");
+        json_array_foreach(json_object_get(n, "containers"), j, c) printf("%s%s", j ? "," : " ", json_string_value(c));
+        putchar('\n');
+      }
+    }
+    json_decref(out);
+    return 0;
+  }
+  bool create = !strcmp(sub, "create");
+  if (!create && strcmp(sub, "rm") && strcmp(sub, "remove")) return fputs(usage, stderr), EXIT_BERTH;
+  int rc = 0, names = 0;
+  for (int i = 2; i < argc; i++) {
+    if (argv[i][0] == '-') continue;
+    names++;
+    int r = create ? net_named_create(argv[i], &out, &err) : net_named_destroy(argv[i], &out, &err);
+    if (r < 0) {
+      rc = cli_fail(json, err);
+      continue;
+    }
+    if (json) cli_print_json(out);
+    else puts(jstr(out, "network"));
+    json_decref(out);
+  }
+  if (!names) return fprintf(stderr, "berth network %s: expected NAME\n", sub), EXIT_BERTH;
   return rc;
 }

@@ -222,7 +222,8 @@ static const char *MAIN_HELP =
     "  status     show one container (--health checks it)\n"
     "  rm         stop and remove containers\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
-    "  hint       the command that opens a shell in a container\n\n"
+    "  hint       the command that opens a shell in a container\n"
+    "  network    named networks: create, rm, ls\n\n"
     "Agents and hosts:\n"
     "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
     "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
@@ -268,6 +269,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "preflight")) return cmd_preflight(sub_argc, sub_argv);
   if (!strcmp(cmd, "hint")) return cmd_hint(sub_argc, sub_argv);
   if (!strcmp(cmd, "cp")) return cmd_cp(sub_argc, sub_argv);
+  if (!strcmp(cmd, "network")) return cmd_network(sub_argc, sub_argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "help")) return fputs(MAIN_HELP, stdout), 0;
   fprintf(stderr, "berth: unknown command `%s`; see `berth --help`\n", cmd);

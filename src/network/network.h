@@ -22,4 +22,32 @@ int net_publish(const char *api_socket, json_t *ports, berth_error_t *err);
 int net_ports_check(json_t *ports, berth_error_t *err);
 bool net_helper_available(void);
 
+/* ---- named networks (named.c) ---- */
+bool net_is_named(const char *network); /* not bridge, none or host */
+int net_named_create(const char *name, json_t **out, berth_error_t *err);
+/* refuses while containers are attached, naming them */
+int net_named_destroy(const char *name, json_t **out, berth_error_t *err);
+int net_named_list(json_t **out, berth_error_t *err);
+
+/* An address on the network for a new container. The network's lock is
+ * held (lock_fd) until the caller has recorded the address in the
+ * container's state; the holder process is (re)started if needed. */
+struct net_lease {
+  int lock_fd;
+  pid_t holder;
+  bool single; /* the network's user namespace has only the user's own id */
+  char ip[16];
+};
+int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err);
+/* Rootless, in the process that will clone the container: join the
+ * network's user namespace (so the container's is its child), and after the
+ * clone write the child's id maps as the identity of ours. */
+int net_named_join_userns(pid_t holder, berth_error_t *err);
+int net_named_map(pid_t pid, berth_error_t *err);
+/* Plug init_pid's network namespace into the network: eth0 with ip. Enters
+ * other network namespaces: call in a process that exits afterwards. */
+int net_named_attach(pid_t holder, pid_t init_pid, const char *ip, const char *id, berth_error_t *err);
+/* Rewrite the members' /etc/hosts (after a member came or went). */
+void net_named_refresh(const char *name);
+
 #endif

@@ -662,6 +662,11 @@ struct monitor_args {
   bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
   const char *api_socket;
   json_t *ports;
+  /* a named network: its holder process and this container's address */
+  bool named;
+  pid_t holder;
+  bool net_single;
+  const char *ip;
 };
 
 static void monitor_report(int fd, json_t *msg) {
@@ -672,6 +677,74 @@ static void monitor_report(int fd, json_t *msg) {
   }
   json_decref(msg);
   close(fd);
+}
+
+/* The monitor's pipe ends that the cloned init must not keep. */
+struct init_fds {
+  int sync_w, rep_r, exit_r, exit_w, extra;
+};
+
+static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct init_args *ia, struct init_fds *f) {
+  close(f->sync_w);
+  close(f->rep_r);
+  close(m->report_fd);
+  if (f->extra >= 0) close(f->extra);
+  /* fd 3 in init: the environment memfd, read by `berth exec` via /proc;
+   * fd 4: the write end of slirp4netns's exit pipe (it ends with init) */
+  ia->sync_fd = fcntl(ia->sync_fd, F_DUPFD_CLOEXEC, 100);
+  ia->report_fd = fcntl(ia->report_fd, F_DUPFD_CLOEXEC, 100);
+  int envh = m->env_fd >= 0 ? fcntl(m->env_fd, F_DUPFD_CLOEXEC, 100) : -1;
+  int exith = f->exit_w >= 0 ? fcntl(f->exit_w, F_DUPFD_CLOEXEC, 100) : -1;
+  if (envh >= 0) dup2(envh, 3);
+  if (exith >= 0) dup2(exith, 4);
+  if (f->exit_r >= 0) close(f->exit_r);
+  _exit(init_main(ia));
+}
+
+/* A container on a named network is cloned by a short-lived helper that
+ * (rootless) first joins the network's user namespace: the container's
+ * user namespace is then a child of the network's, and the helper holds
+ * CAP_NET_ADMIN over both ends of the veth pair it plugs in. CLONE_PARENT
+ * makes init our child all the same. Returns init's pid (in the monitor),
+ * with *err set when init exists but could not be plugged in. */
+static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struct init_args *ia, struct init_fds *f,
+                              berth_error_t *err) {
+  int pp[2];
+  if (pipe2(pp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
+  struct {
+    pid_t pid;
+    char msg[512];
+  } r = {-1, ""};
+  pid_t x = fork();
+  if (x < 0) {
+    close(pp[0]), close(pp[1]);
+    return berth_error(err, errno, "fork");
+  }
+  if (x == 0) {
+    close(pp[0]);
+    berth_error_t e = NULL;
+    if (!m->rootless || net_named_join_userns(m->holder, &e) == 0) {
+      pid_t c = (pid_t)syscall(SYS_clone, flags | CLONE_PARENT, NULL, NULL, NULL, NULL);
+      if (c == 0) {
+        f->extra = pp[1];
+        init_child(m, ia, f);
+      }
+      if (c < 0) berth_error(&e, errno, "create the container's namespaces (clone)");
+      r.pid = c;
+      if (c > 0 && (!m->rootless || net_named_map(c, &e) == 0)) net_named_attach(m->holder, c, m->ip, m->id, &e);
+    }
+    if (e) snprintf(r.msg, sizeof r.msg, "network %s: %s", m->ip, e->msg);
+    if (write(pp[1], &r, sizeof r) != sizeof r) {}
+    _exit(0);
+  }
+  close(pp[1]);
+  ssize_t n = read(pp[0], &r, sizeof r);
+  close(pp[0]);
+  while (waitpid(x, NULL, 0) < 0 && errno == EINTR) {}
+  if (n != sizeof r) return berth_error(err, -EIO, "the network setup helper died");
+  if (r.msg[0]) berth_error(err, -EIO, "%s", r.msg);
+  if (r.pid < 0 && !*err) berth_error(err, -EIO, "clone failed");
+  return r.pid;
 }
 
 static void monitor_main(struct monitor_args *m) {
@@ -690,34 +763,24 @@ static void monitor_main(struct monitor_args *m) {
     _exit(1);
   }
   struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless};
-  pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-  if (pid == 0) {
-    close(sync[1]);
-    close(rep[0]);
-    close(m->report_fd);
-    /* fd 3 in init: the environment memfd, read by `berth exec` via /proc;
-     * fd 4: the write end of slirp4netns's exit pipe (it ends with init) */
-    ia.sync_fd = fcntl(ia.sync_fd, F_DUPFD_CLOEXEC, 100);
-    ia.report_fd = fcntl(ia.report_fd, F_DUPFD_CLOEXEC, 100);
-    int envh = m->env_fd >= 0 ? fcntl(m->env_fd, F_DUPFD_CLOEXEC, 100) : -1;
-    int exith = exitp[1] >= 0 ? fcntl(exitp[1], F_DUPFD_CLOEXEC, 100) : -1;
-    if (envh >= 0) dup2(envh, 3);
-    if (exith >= 0) dup2(exith, 4);
-    if (exitp[0] >= 0) close(exitp[0]);
-    _exit(init_main(&ia));
-  }
+  struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1};
+  berth_error_t err = NULL;
+  pid_t pid = m->named ? clone_on_network(m, flags, &ia, &fds, &err) : (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+  if (pid == 0) init_child(m, &ia, &fds);
   close(sync[0]);
   close(rep[1]);
   if (exitp[1] >= 0) close(exitp[1]); /* only init holds it now */
-  berth_error_t err = NULL;
   const char *fail = NULL;
   if (pid < 0) {
-    berth_error(&err, errno, "create the container's namespaces (clone)%s", m->rootless ? "; run `berth preflight`" : "");
+    if (!err)
+      berth_error(&err, errno, "create the container's namespaces (clone)%s", m->rootless ? "; run `berth preflight`" : "");
     monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
     _exit(1);
   }
-  bool single = false;
-  if (m->rootless && userns_map(pid, &single) < 0) fail = "cannot map user ids for the container; run `berth preflight`";
+  bool single = m->net_single;
+  if (err) fail = err->msg; /* cloned, but not plugged into its network */
+  else if (m->rootless && !m->named && userns_map(pid, &single) < 0)
+    fail = "cannot map user ids for the container; run `berth preflight`";
   if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
   char go = fail ? 0 : 1;
   if (write(sync[1], &go, 1) != 1) {}
@@ -842,6 +905,8 @@ int container_monitor_exit(const char *who, int code) {
     json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
     state_write(name, s2, NULL);
     cgroup_destroy(json_object_get(s2, "cgroup"));
+    /* a stopped member loses its name on the network */
+    if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"));
     json_decref(s2);
   }
   close(lk);
@@ -850,8 +915,9 @@ int container_monitor_exit(const char *who, int code) {
 }
 
 /* ---------- create ---------- */
-static int write_gen_files(const char *cdir, const char *name, const char *network, berth_error_t *err) {
-  bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge");
+static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, berth_error_t *err) {
+  /* a named network's members also go through slirp4netns for the outside */
+  bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge") || net_is_named(network);
   cleanup_free char *etc = xasprintf("%s/etc", cdir);
   if (mkdir(etc, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", etc);
   cleanup_free char *hn = xasprintf("%s/hostname", etc);
@@ -859,7 +925,7 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
   if (write_file_atomic(hn, hnv, strlen(hnv), 0644, err) < 0) return -1;
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
   cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
-                                    bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
+                                    ip ? ip : bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
                                     bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
   if (write_file_atomic(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
@@ -953,6 +1019,7 @@ struct create_ctx {
   char *note; /* a remark of the container's setup, for the result */
   int lock_fd;
   const char *id;
+  struct net_lease lease; /* named network: address and holder */
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -974,9 +1041,10 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     if (m2 != 0) _exit(m2 < 0);
     struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
                               .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
-                              .env_fd = c->env_fd, .bridge = !strcmp(c->network, "bridge"), .api_socket = c->api_socket,
+                              .env_fd = c->env_fd, .bridge = c->api_socket != NULL, .api_socket = c->api_socket,
                               .id = c->id,
-                              .ports = c->o->ports};
+                              .ports = c->o->ports, .named = net_is_named(c->network), .holder = c->lease.holder,
+                              .net_single = c->lease.single, .ip = c->lease.ip};
     monitor_main(&ma);
     _exit(0);
   }
@@ -1029,7 +1097,10 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
   if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
-  if (write_gen_files(c->cdir, c->name, c->network, err) < 0) return -1;
+  bool named = net_is_named(c->network);
+  /* the address is recorded in the state below, under the network's lock */
+  if (named && net_named_lease(c->network, &c->lease, err) < 0) return -1;
+  if (write_gen_files(c->cdir, c->name, c->network, named ? c->lease.ip : NULL, err) < 0) return -1;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   cleanup_free char *id = random_hex(6);
   c->id = id;
@@ -1037,7 +1108,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
-  if (!strcmp(c->network, "bridge")) {
+  if (!strcmp(c->network, "bridge") || named) {
     if (mkdir_p(c->cfg->run_dir, 0700, err) < 0) return -1;
     c->api_socket = xasprintf("%s/net-%s.sock", c->cfg->run_dir, id);
   }
@@ -1050,9 +1121,13 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                          (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
                          "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
+  if (named) json_object_set_new(st, "ip", json_string(c->lease.ip));
   int r = state_write(c->name, st, err);
   json_decref(st);
+  if (c->lease.lock_fd >= 0) close(c->lease.lock_fd);
+  c->lease.lock_fd = -1;
   if (r < 0 || start_monitor(c, err) < 0) return -1;
+  if (named) net_named_refresh(c->network); /* the others learn our name, we theirs */
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O}", "container", c->name, "container_id", id, "image",
                           json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
                           "persistent", o->persistent, "cgroup", c->cg);
@@ -1072,15 +1147,16 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
     return berth_error(err, -EINVAL, "Failed to create container: invalid container name `%.80s`: use 1-63 letters, "
                        "digits, `_`, `.` or `-`, not starting with `.` or `-`", name);
   const char *network = o->network ? o->network : "none";
-  if (strcmp(network, "none") && strcmp(network, "host") && strcmp(network, "bridge"))
-    return berth_error(err, -ENOTSUP, "Failed to create container: named network `%s` is not available yet: use `bridge`, `none` or `host`", network);
-  if (json_array_size(o->ports) && strcmp(network, "bridge"))
-    return berth_error(err, -EINVAL, "Failed to create container: published ports need the bridge network");
+  if (net_is_named(network) && !container_name_valid(network))
+    return berth_error(err, -EINVAL, "Failed to create container: invalid network name `%.80s`", network);
+  if (json_array_size(o->ports) && (!strcmp(network, "none") || !strcmp(network, "host")))
+    return berth_error(err, -EINVAL, "Failed to create container: published ports need the bridge network or a named network");
   if (net_ports_check(o->ports, err) < 0) return berth_error_wrap(err, "Failed to create container");
-  if (!strcmp(network, "bridge") && !net_helper_available())
-    return berth_error(err, -ENOENT, "Failed to create container: the bridge network needs slirp4netns and a usable "
-                       "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"");
-  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1};
+  if (strcmp(network, "none") && strcmp(network, "host") && !net_helper_available())
+    return berth_error(err, -ENOENT, "Failed to create container: network `%s` needs slirp4netns and a usable "
+                       "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"", network);
+  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
+                         .lease = {.lock_fd = -1}};
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
@@ -1105,6 +1181,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
   if (c.env_fd >= 0) close(c.env_fd);
   if (c.lock_fd >= 0) close(c.lock_fd);
+  if (c.lease.lock_fd >= 0) close(c.lease.lock_fd);
   if (c.api_socket) unlink(c.api_socket);
   free(c.api_socket);
   free(c.note);
@@ -1173,6 +1250,29 @@ int container_list(json_t **out, berth_error_t *err) {
   return 0;
 }
 
+json_t *container_network_members(const char *net, bool live_only) {
+  json_t *arr = json_array();
+  cleanup_error berth_error_t e = NULL;
+  cleanup_free char *d = containers_dir(&e);
+  DIR *dd = d ? opendir(d) : NULL;
+  struct dirent *de;
+  while (dd && (de = readdir(dd))) {
+    if (de->d_name[0] == '.' || !container_name_valid(de->d_name)) continue;
+    json_t *st = state_read(de->d_name);
+    const char *s = live_status(st);
+    /* a create in progress already owns its address */
+    bool live = !strcmp(s, "running") || !strcmp(s, "creating");
+    if (st && !strcmp(jstr(st, "network") ?: "", net) && (!live_only || (live && jstr(st, "ip")))) {
+      cleanup_free char *hosts = xasprintf("%s/%s/etc/hosts", d, de->d_name);
+      json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s}", "name", de->d_name, "ip", jstr(st, "ip"), "hosts",
+                                           hosts, "status", s));
+    }
+    json_decref(st);
+  }
+  if (dd) closedir(dd);
+  return arr;
+}
+
 int container_status(const char *name, bool health, json_t **out, berth_error_t *err) {
   if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
   json_t *st = state_read(name);
@@ -1184,6 +1284,8 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
                            "network", json_object_get(st, "network") ?: json_null(), "workdir",
                            json_object_get(st, "workdir") ?: json_null(), "cgroup", json_object_get(st, "cgroup") ?: json_null());
   if (running) json_object_set(meta, "pid", json_object_get(json_object_get(st, "init"), "pid"));
+  if (json_object_get(st, "ip")) json_object_set(meta, "ip", json_object_get(st, "ip"));
+  json_object_set_new(meta, "network_isolated", json_boolean(strcmp(jstr(st, "network") ?: "", "host") != 0));
   if (json_object_get(st, "exit_code")) json_object_set(meta, "exit_code", json_object_get(st, "exit_code"));
   json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
@@ -1248,8 +1350,10 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
   if (st) cgroup_destroy(json_object_get(st, "cgroup"));
   /* no waiting for the monitor: it is blocked on our lock to record the exit,
    * and finds no state once we are done */
+  cleanup_free char *net = net_is_named(jstr(st, "network")) ? xstrdup(jstr(st, "network")) : NULL;
   json_decref(st);
   if (remove_container_dir(cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
+  if (net) net_named_refresh(net); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
   return 0;
 }

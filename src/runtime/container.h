@@ -72,6 +72,9 @@ struct cfs_op {
 };
 int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
 bool container_name_valid(const char *name);
+/* Containers whose network is `net`: [{name, ip, hosts, status}]; live_only
+ * keeps running (or being created) ones that hold an address. */
+json_t *container_network_members(const char *net, bool live_only);
 /* internal: the monitor's last step (see tinyinit.c) */
 int container_monitor_exit(const char *name, int code);
 char *container_random_name(const char *prefix);

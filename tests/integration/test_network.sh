@@ -1,7 +1,8 @@
 #!/bin/bash
 # Networking: the default bridge network (own namespace, outbound through
 # slirp4netns, host.berth.internal), published ports on 127.0.0.1 (TCP and
-# UDP), conflicts, none and host, cleanup. Traffic stays on loopback, apart
+# UDP), conflicts, none and host, named networks (by name, isolation,
+# destroy_network), cleanup. Traffic stays on loopback, apart
 # from apt reaching the Debian mirror.
 . "$(dirname "$0")/lib.sh"
 
@@ -127,6 +128,131 @@ test_cleanup_after_destroy() {
   true
 }
 
+# ---- named networks
+# the pid of a network's holder process (its namespace lives as long as it does)
+net_holder() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["holder"]["pid"])' "$BERTH_ROOT/networks/$1/network.json"; }
+# running (not zombie) processes of the test's user whose command line matches
+live_procs() {
+  local u; u=$([ "$BERTH_MODE" = root ] && echo 0 || id -u "$TEST_USER")
+  ps -u "$u" -o stat=,pid=,args= | awk -v pat="$1" '$1 !~ /^Z/ && $0 ~ pat {print $2}'
+}
+# serve WORD once on port 80 of container $1 (busybox nc)
+serve() { b_ok exec "$1" sh -c "(echo $2 | nc -l -p 80 >/dev/null 2>&1 &); sleep 0.2"; }
+
+test_named_network_by_name_both_ways() {
+  setup_ctr
+  local links_before; links_before=$(ip -o link | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
+  tool '{"operation":"create_network","name":"stack"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  has_fields success network detail
+  assert_eq "$(field '["network"]')" stack
+  tool '{"operation":"create","name":"first","image":"localhost/busybox","mount_cwd":false,"network":"stack"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  tool '{"operation":"create","name":"second","image":"localhost/busybox","mount_cwd":false,"network":"stack"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  # the later container reaches the earlier one by name, and the other way round
+  serve first from-first
+  b_ok exec second sh -c 'nc -w 3 first 80 </dev/null'
+  assert_eq "$B_OUT" from-first "second -> first by name"
+  serve second from-second
+  b_ok exec first sh -c 'nc -w 3 second 80 </dev/null'
+  assert_eq "$B_OUT" from-second "first -> second by name (it joined after first was created)"
+  b_ok status --json first
+  assert_contains "$B_OUT" '"network": "stack"'
+  assert_contains "$B_OUT" '"ip": "10.89.'
+  # the network's containers are also on the outside: a server on the
+  # host's loopback, by host.berth.internal
+  local port; port=$(free_port)
+  mkdir -p "$T_DIR/www"; echo "hello-named" >"$T_DIR/www/index.html"
+  (cd "$T_DIR/www" && exec "$PY" -m http.server --bind 127.0.0.1 "$port") >/dev/null 2>&1 &
+  local srv=$!
+  sleep 0.5
+  b_run exec first sh -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 host.berth.internal $port"
+  kill $srv 2>/dev/null || true
+  assert_contains "$B_OUT" hello-named "outbound from a named network: $B_ERR"
+  # nothing was added to the host's own interfaces
+  assert_eq "$(ip -o link | awk -F': ' '{print $2}' | sort | tr '\n' ' ')" "$links_before" "no host interface added"
+}
+
+test_named_networks_are_isolated() {
+  setup_ctr
+  b_ok network create left
+  b_ok network create right
+  b_ok create -q --no-mount-cwd --network left --name l1 localhost/busybox
+  b_ok create -q --no-mount-cwd --network right --name r1 localhost/busybox
+  serve l1 secret
+  local ip; ip=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ip"])' "$BERTH_ROOT/containers/l1/state.json")
+  b_run exec r1 sh -c 'nc -w 3 l1 80 </dev/null'
+  assert_eq "$B_RC" 1 "the name of a container on another network does not resolve"
+  assert_contains "$B_ERR" "bad address"
+  b_run exec r1 sh -c "nc -w 3 $ip 80 </dev/null"
+  assert_ne "$B_OUT" secret "another network's address is not reachable"
+  assert_contains "$B_ERR" "No route to host" "refused inside the container, not sent anywhere"
+  b_ok network ls --json
+  assert_contains "$B_OUT" '"l1"'
+  assert_contains "$B_OUT" '"r1"'
+}
+
+test_name_removed_after_destroy() {
+  setup_ctr
+  b_ok network create stack
+  b_ok create -q --no-mount-cwd --network stack --name a localhost/busybox
+  b_ok create -q --no-mount-cwd --network stack --name b localhost/busybox
+  b_ok exec b grep -c "	a$" /etc/hosts
+  b_ok rm -f a
+  b_run exec b grep -c "	a$" /etc/hosts
+  assert_eq "$B_OUT" 0 "a's name left b's /etc/hosts"
+  b_run exec b sh -c 'nc -w 2 a 80 </dev/null'
+  assert_contains "$B_ERR" "bad address"
+  # a container that stops (its init killed) loses its name too
+  b_ok create -q --no-mount-cwd --network stack --name c localhost/busybox
+  b_ok exec b grep -c "	c$" /etc/hosts
+  local init; init=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["init"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
+  kill -9 "$init"
+  local i; for i in $(seq 50); do grep -q "	c$" "$BERTH_ROOT/containers/b/etc/hosts" || break; sleep 0.1; done
+  b_run exec b grep -c "	c$" /etc/hosts
+  assert_eq "$B_OUT" 0 "a stopped container's name is gone"
+  # its address is free for the next one
+  b_ok create -q --no-mount-cwd --network stack --name d localhost/busybox
+  b_ok exec d sh -c 'grep "	d$" /etc/hosts'
+}
+
+test_destroy_network_refuses_while_attached_then_cleans_up() {
+  setup_ctr
+  tool '{"operation":"create_network","name":"stack"}'
+  assert_eq "$B_RC" 0
+  tool '{"operation":"create_network","name":"stack"}'
+  assert_eq "$B_RC" 1 "a second network of the same name"
+  assert_eq "$(field '["code"]')" conflict
+  tool '{"operation":"create_network","name":"../x"}'
+  assert_eq "$B_RC" 1
+  assert_eq "$(field '["code"]')" invalid_value
+  tool '{"operation":"create","name":"web","image":"localhost/busybox","mount_cwd":false,"network":"stack"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  local holder; holder=$(net_holder stack)
+  local helper; helper=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["network_helper"]["pid"])' "$BERTH_ROOT/containers/web/state.json")
+  tool '{"operation":"destroy_network","name":"stack"}'
+  assert_eq "$B_RC" 1 "refused while web is attached"
+  assert_eq "$(field '["code"]')" conflict
+  assert_contains "$(field '["error"]')" web "the error names the attached container"
+  kill -0 "$holder" || fail "the network still works after the refusal"
+  tool '{"operation":"destroy","container":"web"}'
+  assert_eq "$B_RC" 0
+  tool '{"operation":"destroy_network","name":"stack"}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  has_fields success network detail
+  sleep 0.3
+  assert_eq "$(live_procs "^berth-net stack" | grep -cx "$holder")" 0 "the holder (and with it the namespace, bridge and veths) is gone"
+  assert_eq "$(live_procs "slirp4netns" | grep -cx "$helper")" 0 "the container's slirp4netns is gone"
+  [ ! -e "$BERTH_ROOT/networks/stack" ] || fail "network state left behind"
+  tool '{"operation":"destroy_network","name":"stack"}'
+  assert_eq "$(field '["code"]')" not_found
+  tool '{"operation":"create","name":"x","image":"localhost/busybox","mount_cwd":false,"network":"stack"}'
+  assert_eq "$B_RC" 1 "create on a network that does not exist"
+  assert_contains "$(field '["error"]')" "berth network create stack"
+  assert_dir_empty "$BERTH_ROOT/containers"
+}
+
 t_run "bridge is the default: own namespace, DNS, host name" test_bridge_default_outbound_and_hosts
 t_run "a container reaches the host's loopback as host.berth.internal" test_reach_host_loopback_by_name
 t_run "outbound: apt-get update in a Debian container" test_apt_update_on_default_network
@@ -134,4 +260,8 @@ t_run "published ports: TCP and UDP, on 127.0.0.1 only" test_published_ports_tcp
 t_run "port conflict fails clearly and leaves nothing" test_port_conflict_leaves_nothing
 t_run "network none and host" test_none_and_host
 t_run "everything is cleaned up after destroy and after a crash" test_cleanup_after_destroy
+t_run "named network: containers reach each other by name, both ways, and the outside" test_named_network_by_name_both_ways
+t_run "named networks are isolated from each other" test_named_networks_are_isolated
+t_run "a destroyed or stopped container loses its name" test_name_removed_after_destroy
+t_run "destroy_network refuses while attached, then leaves nothing" test_destroy_network_refuses_while_attached_then_cleans_up
 t_summary

@@ -1,0 +1,23 @@
+/* A few rtnetlink requests (links, addresses, routes) in the network
+ * namespace the socket was opened in: enough to build a bridge and plug
+ * veth pairs into it, without spawning `ip` for every step. */
+#ifndef BERTH_NETLINK_H
+#define BERTH_NETLINK_H
+#include <netinet/in.h>
+#include "util.h"
+
+/* A NETLINK_ROUTE socket in the caller's current network namespace. */
+int nl_open(berth_error_t *err);
+int nl_bridge_add(int nl, const char *name, berth_error_t *err);
+/* veth pair `name` (here) and `peer` created directly in the network
+ * namespace of peer_netns_fd. */
+int nl_veth_add(int nl, const char *name, const char *peer, int peer_netns_fd, berth_error_t *err);
+/* Bring a link up; master_ifindex > 0 enslaves it to that bridge first. */
+int nl_link_up(int nl, const char *ifname, int master_ifindex, berth_error_t *err);
+int nl_addr_add(int nl, const char *ifname, struct in_addr addr, int prefix, berth_error_t *err);
+/* An `unreachable` route: traffic to dst/prefix fails at once, locally. */
+int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *err);
+/* The interface index of ifname in the socket's namespace (0 when absent). */
+int nl_ifindex(int nl, const char *ifname);
+
+#endif
