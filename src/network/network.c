@@ -29,14 +29,13 @@ bool net_helper_available(void) {
   return true;
 }
 
-int net_start(pid_t init_pid, bool rootless, const char *api_socket, int exit_fd, pid_t *helper, berth_error_t *err) {
+int net_start(pid_t init_pid, bool rootless, int exit_fd, pid_t *helper, berth_error_t *err) {
   const char *bin = helper_path();
   if (!bin || !net_helper_available())
     return berth_error(err, -ENOENT, "the bridge network needs slirp4netns and a usable /dev/net/tun (see `berth preflight`: "
                        "sudo apt-get install slirp4netns; sudo chmod 0666 /dev/net/tun), or use network \"none\" or \"host\"");
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
-  unlink(api_socket);
   pid_t p = fork();
   if (p < 0) return berth_error(err, errno, "fork");
   if (p == 0) {
@@ -48,10 +47,9 @@ int net_start(pid_t init_pid, bool rootless, const char *api_socket, int exit_fd
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2); /* it chats on stderr */
     setsid();
-    char netns[64], userns[64], sock[4200];
+    char netns[64], userns[64];
     snprintf(netns, sizeof netns, "/proc/%d/ns/net", (int)init_pid);
     snprintf(userns, sizeof userns, "--userns-path=/proc/%d/ns/user", (int)init_pid);
-    snprintf(sock, sizeof sock, "--api-socket=%s", api_socket);
     char *argv[16];
     int a = 0;
     argv[a++] = "slirp4netns";
@@ -59,7 +57,6 @@ int net_start(pid_t init_pid, bool rootless, const char *api_socket, int exit_fd
     argv[a++] = "--mtu=65520";
     argv[a++] = "--ready-fd=3";
     argv[a++] = "--exit-fd=4";
-    argv[a++] = sock;
     argv[a++] = "--netns-type=path";
     if (rootless) argv[a++] = userns;
     argv[a++] = netns;
@@ -95,60 +92,6 @@ int net_ports_check(json_t *ports, berth_error_t *err) {
     if (proto && strcmp(proto, "tcp") && strcmp(proto, "udp")) return berth_error(err, -EINVAL, "ports[%zu]: protocol must be tcp or udp", i);
     struct in_addr a;
     if (ip && inet_pton(AF_INET, ip, &a) != 1) return berth_error(err, -EINVAL, "ports[%zu]: host_ip `%.40s` is not an IPv4 address", i, ip);
-  }
-  return 0;
-}
-
-static int api_call(const char *sock, json_t *req, json_t **reply, berth_error_t *err) {
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  if (strlen(sock) >= sizeof a.sun_path) {
-    close(s);
-    return berth_error(err, -ENAMETOOLONG, "slirp4netns API socket path too long: %s", sock);
-  }
-  strcpy(a.sun_path, sock);
-  if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
-    int e = errno;
-    if (s >= 0) close(s);
-    return berth_error(err, e, "connect to slirp4netns at %s", sock);
-  }
-  char *t = json_dumps(req, JSON_COMPACT);
-  ssize_t w = write(s, t, strlen(t));
-  free(t);
-  shutdown(s, SHUT_WR);
-  struct buf b = {0};
-  char tmp[4096];
-  ssize_t n;
-  while ((n = read(s, tmp, sizeof tmp)) > 0) buf_append(&b, tmp, (size_t)n);
-  close(s);
-  *reply = w > 0 && b.data ? json_loads(b.data, 0, NULL) : NULL;
-  buf_free(&b);
-  if (!*reply) return berth_error(err, -EIO, "no answer from slirp4netns");
-  return 0;
-}
-
-int net_publish(const char *api_socket, json_t *ports, berth_error_t *err) {
-  size_t i;
-  json_t *p;
-  json_array_foreach(ports, i, p) {
-    const char *proto = json_string_value(json_object_get(p, "protocol"));
-    const char *ip = json_string_value(json_object_get(p, "host_ip"));
-    json_int_t h = json_integer_value(json_object_get(p, "host")), c = json_integer_value(json_object_get(p, "container"));
-    json_t *req = json_pack("{s:s, s:{s:s, s:s, s:I, s:s, s:I}}", "execute", "add_hostfwd", "arguments", "proto",
-                            proto ? proto : "tcp", "host_addr", ip ? ip : "127.0.0.1", "host_port", h, "guest_addr",
-                            NET_GUEST_ADDR, "guest_port", c);
-    json_t *rep = NULL;
-    int r = api_call(api_socket, req, &rep, err);
-    json_decref(req);
-    if (r < 0) return -1;
-    json_t *e = json_object_get(rep, "error");
-    if (e) {
-      const char *d = json_string_value(json_object_get(e, "desc"));
-      r = berth_error(err, -EADDRINUSE, "publish %s %s:%lld -> %lld: %s (is the port already in use?)", proto ? proto : "tcp",
-                      ip ? ip : "127.0.0.1", (long long)h, (long long)c, d ? d : "refused");
-    }
-    json_decref(rep);
-    if (r < 0) return -1;
   }
   return 0;
 }

@@ -2,7 +2,9 @@
  * own network namespace with outbound connectivity through slirp4netns (a
  * user-space TCP/IP stack, no privileges, no host interfaces or firewall
  * rules to clean up), DNS at 10.0.2.3, the host's loopback at 10.0.2.2
- * (host.berth.internal), and published ports bound on 127.0.0.1. */
+ * (host.berth.internal). Published ports are bound on 127.0.0.1 by berth
+ * and spliced into the container by a forwarder (portfwd.c). Named
+ * networks add a bridge between containers (named.c). */
 #ifndef BERTH_NETWORK_H
 #define BERTH_NETWORK_H
 #include <jansson.h>
@@ -15,9 +17,16 @@
 /* Start slirp4netns for the network namespace of init_pid. exit_fd is a
  * pipe read end: slirp4netns exits when its write end (held by the
  * container's init) closes. */
-int net_start(pid_t init_pid, bool rootless, const char *api_socket, int exit_fd, pid_t *helper, berth_error_t *err);
-/* Publish ports [{host, container, protocol, host_ip}] through the API socket. */
-int net_publish(const char *api_socket, json_t *ports, berth_error_t *err);
+int net_start(pid_t init_pid, bool rootless, int exit_fd, pid_t *helper, berth_error_t *err);
+
+/* ---- published ports (portfwd.c) ---- */
+/* Bind ports [{host, container, protocol, host_ip}] on the host: fds[i]
+ * for ports[i]. A port in use fails with EADDRINUSE and closes the rest. */
+int pf_bind(json_t *ports, int *fds, berth_error_t *err);
+void pf_close(json_t *ports, int *fds);
+/* Fork the forwarder for init_pid's network namespace; it keeps fds and
+ * ends with init. */
+pid_t pf_start(pid_t init_pid, bool rootless, json_t *ports, int *fds, berth_error_t *err);
 /* Validate ports before anything is created; fills defaults. */
 int net_ports_check(json_t *ports, berth_error_t *err);
 bool net_helper_available(void);

@@ -660,8 +660,8 @@ struct monitor_args {
   int report_fd; /* to the CLI */
   int env_fd;    /* sealed memfd with the caller's variables; init keeps it as fd 3 */
   bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
-  const char *api_socket;
   json_t *ports;
+  int *port_fds; /* bound on the host by create */
   /* a named network: its holder process and this container's address */
   bool named;
   pid_t holder;
@@ -797,10 +797,14 @@ static void monitor_main(struct monitor_args *m) {
   }
   pid_t helper = 0;
   if (!fail && !msg.len && m->bridge) {
-    if (net_start(pid, m->rootless, m->api_socket, exitp[0], &helper, &err) < 0 ||
-        net_publish(m->api_socket, m->ports, &err) < 0)
-      fail = err->msg;
+    if (net_start(pid, m->rootless, exitp[0], &helper, &err) < 0) fail = err->msg;
   }
+  pid_t fwd = 0;
+  if (!fail && !msg.len && json_array_size(m->ports)) {
+    fwd = pf_start(pid, m->rootless, m->ports, m->port_fds, &err);
+    if (fwd < 0) fail = err->msg;
+  }
+  pf_close(m->ports, m->port_fds); /* the forwarder has them */
   if (exitp[0] >= 0) close(exitp[0]);
   if (fail || msg.len) {
     kill(pid, SIGKILL);
@@ -824,6 +828,7 @@ static void monitor_main(struct monitor_args *m) {
   json_object_set_new(st, "single_id_mapping", json_boolean(single));
   if (note) json_object_set_new(st, "notes", json_pack("[s]", note));
   if (helper > 0) json_object_set_new(st, "network_helper", proc_ref(helper));
+  if (fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(fwd));
   state_write(m->name, st, NULL);
   json_decref(st);
   json_t *okmsg = json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid);
@@ -1015,7 +1020,8 @@ struct create_ctx {
   json_t *img, *icfg;
   json_t *cg, *spec; /* owned by the caller, filled here */
   int env_fd;
-  char *api_socket;
+  bool slirp;     /* outbound through slirp4netns (bridge or a named network) */
+  int *port_fds;  /* published ports, bound on the host before anything else */
   char *note; /* a remark of the container's setup, for the result */
   int lock_fd;
   const char *id;
@@ -1041,7 +1047,7 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     if (m2 != 0) _exit(m2 < 0);
     struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
                               .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
-                              .env_fd = c->env_fd, .bridge = c->api_socket != NULL, .api_socket = c->api_socket,
+                              .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds,
                               .id = c->id,
                               .ports = c->o->ports, .named = net_is_named(c->network), .holder = c->lease.holder,
                               .net_single = c->lease.single, .ip = c->lease.ip};
@@ -1070,6 +1076,9 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
 /* Everything after the container directory exists; the caller undoes it all on failure. */
 static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *err) {
   const struct create_opts *o = c->o;
+  /* published ports first: one in use fails before anything runs */
+  c->port_fds = xmalloc0(sizeof(int) * (json_array_size(o->ports) + 1));
+  if (pf_bind(o->ports, c->port_fds, err) < 0) return -1;
   /* held for the whole create: a "creating" container whose lock is free
    * was left by a create that died (see reap_stale_create) */
   cleanup_free char *lockp = xasprintf("%s/lock", c->cdir);
@@ -1108,10 +1117,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
-  if (!strcmp(c->network, "bridge") || named) {
-    if (mkdir_p(c->cfg->run_dir, 0700, err) < 0) return -1;
-    c->api_socket = xasprintf("%s/net-%s.sock", c->cfg->run_dir, id);
-  }
+  c->slirp = !strcmp(c->network, "bridge") || named;
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
   json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
                          "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),
@@ -1182,8 +1188,8 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   if (c.env_fd >= 0) close(c.env_fd);
   if (c.lock_fd >= 0) close(c.lock_fd);
   if (c.lease.lock_fd >= 0) close(c.lease.lock_fd);
-  if (c.api_socket) unlink(c.api_socket);
-  free(c.api_socket);
+  pf_close(o->ports, c.port_fds);
+  free(c.port_fds);
   free(c.note);
   json_decref(c.cg);
   json_decref(c.spec);

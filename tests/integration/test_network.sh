@@ -56,6 +56,13 @@ test_published_ports_tcp_udp_loopback_only() {
   b_ok exec n sh -c '(echo hello-over-tcp | nc -l -p 80 >/dev/null 2>&1 &); sleep 0.3'
   local got; got=$("$PY" -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),5); s.sendall(b"x\n"); print(s.recv(100).decode().strip())' "$tp")
   assert_eq "$got" hello-over-tcp "TCP port published on 127.0.0.1"
+  # and not on the host's other addresses (connecting to one's own address stays on this host)
+  local other; other=$(ip -4 -o addr show scope global | awk '{sub("/.*","",$4); print $4; exit}')
+  if [ -n "$other" ]; then
+    b_ok exec n sh -c '(echo again | nc -l -p 80 >/dev/null 2>&1 &); sleep 0.3'
+    "$PY" -c 'import socket,sys; socket.create_connection((sys.argv[1],int(sys.argv[2])),3)' "$other" "$tp" 2>/dev/null \
+      && fail "the port answered on $other"
+  fi
   # bound to loopback only, never 0.0.0.0
   local binds; binds=$(ss -Hltnu 2>/dev/null | awk '{print $5}' | grep -E ":($tp|$up)\$" | sort -u | tr '\n' ' ')
   assert_eq "$binds" "$(printf '127.0.0.1:%s\n' "$tp" "$up" | sort -u | tr '\n' ' ')" "listening addresses"
@@ -113,17 +120,24 @@ test_cleanup_after_destroy() {
   assert_eq "$B_RC" 0
   local helper; helper=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["network_helper"]["pid"])' "$BERTH_ROOT/containers/n/state.json")
   kill -0 "$helper" || fail "the network helper runs"
+  local fwd; fwd=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["port_forwarder"]["pid"])' "$BERTH_ROOT/containers/n/state.json")
+  kill -0 "$fwd" || fail "the port forwarder runs"
   b_ok rm n
   sleep 0.3
   kill -0 "$helper" 2>/dev/null && fail "the network helper $helper survived the container"
+  assert_eq "$(live_procs berth-ports | grep -cx "$fwd")" 0 "the port forwarder ended with the container"
   assert_not_contains "$(ss -Hltn | awk '{print $4}')" "127.0.0.1:$p" "the published port is closed"
   # a crashed container: init killed from outside takes the helper with it
-  tool '{"operation":"create","name":"m","image":"localhost/busybox","mount_cwd":false}'
+  local p2; p2=$(free_port)
+  tool '{"operation":"create","name":"m","image":"localhost/busybox","mount_cwd":false,"ports":[{"host":'"$p2"',"container":80}]}'
+  fwd=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["port_forwarder"]["pid"])' "$BERTH_ROOT/containers/m/state.json")
   helper=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["network_helper"]["pid"])' "$BERTH_ROOT/containers/m/state.json")
   local init; init=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["init"]["pid"])' "$BERTH_ROOT/containers/m/state.json")
   kill -9 "$init"
   sleep 0.5
   kill -0 "$helper" 2>/dev/null && fail "the network helper outlived a killed container"
+  assert_eq "$(live_procs berth-ports | grep -cx "$fwd")" 0 "the port forwarder ended with the killed container"
+  assert_not_contains "$(ss -Hltn | awk '{print $4}')" "127.0.0.1:$p2" "the killed container's port is closed"
   b_ok rm m
   true
 }
@@ -170,6 +184,13 @@ test_named_network_by_name_both_ways() {
   b_run exec first sh -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 host.berth.internal $port"
   kill $srv 2>/dev/null || true
   assert_contains "$B_OUT" hello-named "outbound from a named network: $B_ERR"
+  # a member publishes a port like any container
+  local pp; pp=$(free_port)
+  tool '{"operation":"create","name":"third","image":"localhost/busybox","mount_cwd":false,"network":"stack","ports":[{"host":'"$pp"',"container":80}]}'
+  assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+  serve third from-third
+  local got; got=$("$PY" -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),5); print(s.recv(100).decode().strip())' "$pp")
+  assert_eq "$got" from-third "published port of a named network's member"
   # nothing was added to the host's own interfaces
   assert_eq "$(ip -o link | awk -F': ' '{print $2}' | sort | tr '\n' ' ')" "$links_before" "no host interface added"
 }
