@@ -394,6 +394,28 @@ int net_named_map(pid_t pid, berth_error_t *err) {
   return 0;
 }
 
+int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
+                  bool unreachable_others, berth_error_t *err) {
+  struct in_addr a, g, all;
+  if (inet_pton(AF_INET, ip, &a) != 1 || (gw && inet_pton(AF_INET, gw, &g) != 1))
+    return berth_error(err, -EINVAL, "bad address %s", ip);
+  inet_pton(AF_INET, "10.89.0.0", &all);
+  if (hfd >= 0 && setns(hfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the network's namespace");
+  cleanup_close int nh = nl_open(err);
+  if (nh < 0) return -1;
+  if (nl_veth_add(nh, veth, "eth0", cfd, err) < 0) return -1;
+  int br = nl_ifindex(nh, bridge);
+  if (br <= 0) return berth_error(err, -ENODEV, "the network's bridge %s is gone: remove and create the network again", bridge);
+  if (nl_link_up(nh, veth, br, err) < 0) return -1;
+  if (setns(cfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the container's network namespace");
+  cleanup_close int nc = nl_open(err);
+  if (nc < 0) return -1;
+  if (nl_addr_add(nc, "eth0", a, prefix, err) < 0 || nl_link_up(nc, "eth0", 0, err) < 0) return -1;
+  if (gw && nl_route_default(nc, g, err) < 0) return -1;
+  if (unreachable_others && nl_route_unreachable(nc, all, 16, err) < 0) return -1;
+  return 0;
+}
+
 int net_named_attach(pid_t holder, pid_t init_pid, const char *ip, const char *id, berth_error_t *err) {
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/ns/net", (int)holder);
@@ -401,25 +423,9 @@ int net_named_attach(pid_t holder, pid_t init_pid, const char *ip, const char *i
   snprintf(p, sizeof p, "/proc/%d/ns/net", (int)init_pid);
   cleanup_close int cfd = open(p, O_RDONLY | O_CLOEXEC);
   if (hfd < 0 || cfd < 0) return berth_error(err, errno, "open the network namespaces");
-  struct in_addr a, all;
-  if (inet_pton(AF_INET, ip, &a) != 1) return berth_error(err, -EINVAL, "bad address %s", ip);
-  inet_pton(AF_INET, "10.89.0.0", &all);
   char veth[16];
   snprintf(veth, sizeof veth, "vb%.12s", id);
-  if (setns(hfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the network's namespace");
-  cleanup_close int nh = nl_open(err);
-  if (nh < 0) return -1;
-  if (nl_veth_add(nh, veth, "eth0", cfd, err) < 0) return -1;
-  int br = nl_ifindex(nh, NET_BRIDGE);
-  if (br <= 0) return berth_error(err, -ENODEV, "the network's bridge is gone: remove and create the network again");
-  if (nl_link_up(nh, veth, br, err) < 0) return -1;
-  if (setns(cfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the container's network namespace");
-  cleanup_close int nc = nl_open(err);
-  if (nc < 0) return -1;
-  if (nl_addr_add(nc, "eth0", a, 24, err) < 0 || nl_link_up(nc, "eth0", 0, err) < 0 ||
-      nl_route_unreachable(nc, all, 16, err) < 0)
-    return -1;
-  return 0;
+  return net_veth_plug(hfd, cfd, veth, NET_BRIDGE, ip, 24, NULL, true, err);
 }
 
 /* Rewrite every member's /etc/hosts in place (it is bind-mounted: a rename

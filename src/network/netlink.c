@@ -185,3 +185,24 @@ int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *
   int e = talk(nl, &r);
   return e < 0 ? berth_error(err, -e, "add an unreachable route") : 0;
 }
+
+int nl_route_default(int nl, struct in_addr gw, berth_error_t *err) {
+  struct nlreq r;
+  req_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  struct rtmsg rt = {.rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN, .rtm_protocol = RTPROT_BOOT,
+                     .rtm_scope = RT_SCOPE_UNIVERSE, .rtm_type = RTN_UNICAST};
+  body_put(&r, &rt, sizeof rt);
+  attr_put(&r, RTA_GATEWAY, &gw, sizeof gw);
+  int e = talk(nl, &r);
+  return e < 0 ? berth_error(err, -e, "add the default route") : 0;
+}
+
+int nl_link_del(int nl, const char *ifname) {
+  int idx = nl_ifindex(nl, ifname);
+  if (idx <= 0) return -ENODEV;
+  struct nlreq r;
+  req_init(&r, RTM_DELLINK, 0);
+  struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = idx};
+  body_put(&r, &ifi, sizeof ifi);
+  return talk(nl, &r);
+}

@@ -17,6 +17,10 @@ int nl_link_up(int nl, const char *ifname, int master_ifindex, berth_error_t *er
 int nl_addr_add(int nl, const char *ifname, struct in_addr addr, int prefix, berth_error_t *err);
 /* An `unreachable` route: traffic to dst/prefix fails at once, locally. */
 int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *err);
+/* A default route through gw. */
+int nl_route_default(int nl, struct in_addr gw, berth_error_t *err);
+/* Delete a link (-ENODEV when absent). */
+int nl_link_del(int nl, const char *ifname);
 /* The interface index of ifname in the socket's namespace (0 when absent). */
 int nl_ifindex(int nl, const char *ifname);
 

@@ -19,6 +19,20 @@
  * container's init) closes. */
 int net_start(pid_t init_pid, bool rootless, int exit_fd, pid_t *helper, berth_error_t *err);
 
+/* ---- root's default network: bridge berth0 + nftables (hostbridge.c) ---- */
+#define HB_GATEWAY "10.88.0.1"
+/* root, with nft (BERTH_ROOT_SLIRP=1 forces slirp4netns instead) */
+bool hb_usable(void);
+/* An address for container cid; held by the calling process until
+ * hb_attach hands it to the container's init. */
+int hb_lease(const char *cid, char ip[16], berth_error_t *err);
+/* Bridge and rules up if needed, then a veth pair into init_pid's namespace. */
+int hb_attach(pid_t init_pid, const char *cid, const char *ip, berth_error_t *err);
+/* Drop cid's lease; the last one takes the bridge and the rules down. */
+void hb_release(const char *cid);
+/* Drop leases of processes that are gone (a crash), likewise. */
+void hb_gc(void);
+
 /* ---- published ports (portfwd.c) ---- */
 /* Bind ports [{host, container, protocol, host_ip}] on the host: fds[i]
  * for ports[i]. A port in use fails with EADDRINUSE and closes the rest. */
@@ -56,6 +70,12 @@ int net_named_map(pid_t pid, berth_error_t *err);
 /* Plug init_pid's network namespace into the network: eth0 with ip. Enters
  * other network namespaces: call in a process that exits afterwards. */
 int net_named_attach(pid_t holder, pid_t init_pid, const char *ip, const char *id, berth_error_t *err);
+/* A veth pair: `veth` on `bridge` in the namespace of hfd (-1: ours), its
+ * peer eth0 in cfd's with ip/prefix, a default route through gw (NULL:
+ * none) and, when asked, an unreachable route to the other named networks.
+ * Enters namespaces: call in a process that exits afterwards. */
+int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
+                  bool unreachable_others, berth_error_t *err);
 /* Rewrite the members' /etc/hosts (after a member came or went). */
 void net_named_refresh(const char *name);
 

@@ -662,7 +662,9 @@ struct monitor_args {
   bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
   json_t *ports;
   int *port_fds; /* bound on the host by create */
-  /* a named network: its holder process and this container's address */
+  /* root's default network on berth0, or a named network: the address */
+  bool hostbr;
+  /* a named network: its holder process */
   bool named;
   pid_t holder;
   bool net_single;
@@ -781,6 +783,7 @@ static void monitor_main(struct monitor_args *m) {
   if (err) fail = err->msg; /* cloned, but not plugged into its network */
   else if (m->rootless && !m->named && userns_map(pid, &single) < 0)
     fail = "cannot map user ids for the container; run `berth preflight`";
+  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &err) < 0) fail = err->msg;
   if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
   char go = fail ? 0 : 1;
   if (write(sync[1], &go, 1) != 1) {}
@@ -910,6 +913,7 @@ int container_monitor_exit(const char *who, int code) {
     json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
     state_write(name, s2, NULL);
     cgroup_destroy(json_object_get(s2, "cgroup"));
+    hb_release(jstr(s2, "id"));
     /* a stopped member loses its name on the network */
     if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"));
     json_decref(s2);
@@ -920,7 +924,28 @@ int container_monitor_exit(const char *who, int code) {
 }
 
 /* ---------- create ---------- */
-static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, berth_error_t *err) {
+/* resolv.conf on berth0: the host's, with loopback resolvers (a local
+ * caching daemon) reached through the gateway address */
+static char *hostbr_resolv(void) {
+  cleanup_free char *hv = NULL;
+  struct buf b = {0};
+  if (read_file("/etc/resolv.conf", 1 << 16, &hv, NULL, NULL) == 0) {
+    char *save = NULL;
+    for (char *l = strtok_r(hv, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+      char ns[64];
+      cleanup_free char *line = (sscanf(l, "nameserver %63s", ns) == 1 && (str_has_prefix(ns, "127.") || !strcmp(ns, "::1")))
+                                    ? xstrdup("nameserver " HB_GATEWAY) : xstrdup(l);
+      buf_append(&b, line, strlen(line));
+      buf_append(&b, "\n", 1);
+    }
+  }
+  if (!b.len) buf_append(&b, "nameserver " HB_GATEWAY "\n", strlen("nameserver " HB_GATEWAY "\n"));
+  buf_append(&b, "", 1);
+  return b.data;
+}
+
+static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr,
+                           berth_error_t *err) {
   /* a named network's members also go through slirp4netns for the outside */
   bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge") || net_is_named(network);
   cleanup_free char *etc = xasprintf("%s/etc", cdir);
@@ -931,11 +956,13 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
   cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
                                     ip ? ip : bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
-                                    bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
+                                    hostbr ? HB_GATEWAY "\thost.berth.internal\n" : bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
   if (write_file_atomic(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
   if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
+  } else if (hostbr) {
+    rv = hostbr_resolv();
   } else if (bridge) {
     rv = strdup("nameserver " NET_DNS_ADDR "\n");
   } else {
@@ -1024,8 +1051,10 @@ struct create_ctx {
   int *port_fds;  /* published ports, bound on the host before anything else */
   char *note; /* a remark of the container's setup, for the result */
   int lock_fd;
-  const char *id;
+  char *id;
   struct net_lease lease; /* named network: address and holder */
+  bool hostbr;            /* root's default network on berth0 */
+  char hb_ip[16];
 };
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -1050,7 +1079,8 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
                               .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds,
                               .id = c->id,
                               .ports = c->o->ports, .named = net_is_named(c->network), .holder = c->lease.holder,
-                              .net_single = c->lease.single, .ip = c->lease.ip};
+                              .net_single = c->lease.single, .ip = c->hostbr ? c->hb_ip : c->lease.ip,
+                              .hostbr = c->hostbr};
     monitor_main(&ma);
     _exit(0);
   }
@@ -1106,18 +1136,21 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
   if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
+  /* the cgroup is named by instance: names repeat across users and data dirs */
+  c->id = random_hex(6);
+  const char *id = c->id;
   bool named = net_is_named(c->network);
   /* the address is recorded in the state below, under the network's lock */
   if (named && net_named_lease(c->network, &c->lease, err) < 0) return -1;
-  if (write_gen_files(c->cdir, c->name, c->network, named ? c->lease.ip : NULL, err) < 0) return -1;
-  /* the cgroup is named by instance: names repeat across users and data dirs */
-  cleanup_free char *id = random_hex(6);
-  c->id = id;
+  c->hostbr = !strcmp(c->network, "bridge") && hb_usable();
+  if (c->hostbr && hb_lease(id, c->hb_ip, err) < 0) return -1;
+  const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
+  if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, err) < 0) return -1;
   cleanup_free char *cgname = xasprintf("%s-%s", c->name, id);
   if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
-  c->slirp = !strcmp(c->network, "bridge") || named;
+  c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
   json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
                          "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),
@@ -1127,7 +1160,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                          (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
                          "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
-  if (named) json_object_set_new(st, "ip", json_string(c->lease.ip));
+  if (ip) json_object_set_new(st, "ip", json_string(ip));
   int r = state_write(c->name, st, err);
   json_decref(st);
   if (c->lease.lock_fd >= 0) close(c->lease.lock_fd);
@@ -1190,6 +1223,8 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   if (c.lease.lock_fd >= 0) close(c.lease.lock_fd);
   pf_close(o->ports, c.port_fds);
   free(c.port_fds);
+  if (ret < 0 && c.hostbr) hb_release(c.id);
+  free(c.id);
   free(c.note);
   json_decref(c.cg);
   json_decref(c.spec);
@@ -1232,6 +1267,7 @@ int container_list(json_t **out, berth_error_t *err) {
   cleanup_free char *d = containers_dir(err);
   if (!d) return -1;
   json_t *arr = json_array();
+  hb_gc(); /* a crashed container's address (and maybe berth0 with it) */
   DIR *dd = opendir(d);
   if (dd) {
     struct dirent *de;
@@ -1357,6 +1393,7 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
   /* no waiting for the monitor: it is blocked on our lock to record the exit,
    * and finds no state once we are done */
   cleanup_free char *net = net_is_named(jstr(st, "network")) ? xstrdup(jstr(st, "network")) : NULL;
+  hb_release(jstr(st, "id"));
   json_decref(st);
   if (remove_container_dir(cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   if (net) net_named_refresh(net); /* the others forget our name */

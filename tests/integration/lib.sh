@@ -442,8 +442,13 @@ uniq_tag() { echo "$BERTH_MODE-$$-$T_NUM-$RANDOM"; }
 # ---------------------------------------------------------------- container suites
 # setup_ctr: load the busybox fixture; remove every container when the test ends
 setup_ctr() {
-  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
+  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true; rm_networks' EXIT
   b_ok load -q "$IMAGES/busybox"
+}
+# remove every named network of this test's BERTH_ROOT (their holder processes)
+rm_networks() {
+  local n
+  for n in $(ls "$BERTH_ROOT/networks" 2>/dev/null); do b_run network rm "$n" >/dev/null 2>&1 || true; done
 }
 # tool JSON: one request through `berth tool`; the reply is in $B_OUTF
 tool() { b_run tool --request "$1"; }

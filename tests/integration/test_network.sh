@@ -18,9 +18,21 @@ test_bridge_default_outbound_and_hosts() {
   b_ok status --json n
   assert_contains "$B_OUT" '"network": "bridge"' "bridge is the default network"
   b_ok exec n sh -c 'cat /proc/net/dev | awk -F: "/:/{print \$1}" | tr -d " " | sort | tr "\n" " "; echo; cat /etc/resolv.conf; grep host.berth.internal /etc/hosts'
-  assert_contains "$B_OUT" "lo tap0" "own namespace with loopback and the tap device"
-  assert_contains "$B_OUT" "nameserver 10.0.2.3"
-  assert_contains "$B_OUT" "10.0.2.2	host.berth.internal"
+  if [ "$BERTH_MODE" = root ]; then
+    # root: a veth on the host bridge berth0, the host's resolvers
+    assert_contains "$B_OUT" "eth0 lo" "own namespace with loopback and a veth"
+    assert_contains "$B_OUT" "10.88.0.1	host.berth.internal"
+    local ns; ns=$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)
+    case $ns in 127.*) ns=10.88.0.1 ;; esac
+    assert_contains "$B_OUT" "nameserver $ns"
+    ip -o link show master berth0 | grep -q "vh$(field '["container_id"]' | cut -c1-12)" \
+      || fail "the container's veth is not on berth0: $(ip -o link show master berth0)"
+  else
+    # rootless: slirp4netns
+    assert_contains "$B_OUT" "lo tap0" "own namespace with loopback and the tap device"
+    assert_contains "$B_OUT" "nameserver 10.0.2.3"
+    assert_contains "$B_OUT" "10.0.2.2	host.berth.internal"
+  fi
 }
 
 test_reach_host_loopback_by_name() {
@@ -113,33 +125,52 @@ test_none_and_host() {
   assert_contains "$B_OUT" '"network": "host"'
 }
 
+# st_pid CONTAINER FIELD: a pid recorded in the container's state ("" if none)
+st_pid() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], {}).get("pid", ""))' "$BERTH_ROOT/containers/$1/state.json" "$2"; }
+
+# root's default network leaves nothing on the host once its last container is gone
+assert_no_host_bridge() {
+  [ "$BERTH_MODE" = root ] || return 0
+  ip link show berth0 >/dev/null 2>&1 && fail "berth0 left behind: $(ip -br link)"
+  assert_eq "$(ip -o link | grep -c ': vh')" 0 "no veth left"
+  nft list table ip berth >/dev/null 2>&1 && fail "nft table berth left behind"
+  assert_dir_empty /run/berth-net/leases "no lease left"
+}
+
 test_cleanup_after_destroy() {
   setup_ctr
   local p; p=$(free_port)
   tool '{"operation":"create","name":"n","image":"localhost/busybox","mount_cwd":false,"ports":[{"host":'"$p"',"container":80}]}'
   assert_eq "$B_RC" 0
-  local helper; helper=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["network_helper"]["pid"])' "$BERTH_ROOT/containers/n/state.json")
-  kill -0 "$helper" || fail "the network helper runs"
-  local fwd; fwd=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["port_forwarder"]["pid"])' "$BERTH_ROOT/containers/n/state.json")
+  local helper fwd; helper=$(st_pid n network_helper); fwd=$(st_pid n port_forwarder)
+  if [ "$BERTH_MODE" = root ]; then
+    assert_eq "$helper" "" "root uses berth0, not slirp4netns"
+    ip link show berth0 >/dev/null || fail "berth0 is up while a container uses it"
+  else
+    kill -0 "$helper" || fail "the network helper runs"
+  fi
   kill -0 "$fwd" || fail "the port forwarder runs"
   b_ok rm n
   sleep 0.3
-  kill -0 "$helper" 2>/dev/null && fail "the network helper $helper survived the container"
+  [ -n "$helper" ] && kill -0 "$helper" 2>/dev/null && fail "the network helper $helper survived the container"
   assert_eq "$(live_procs berth-ports | grep -cx "$fwd")" 0 "the port forwarder ended with the container"
   assert_not_contains "$(ss -Hltn | awk '{print $4}')" "127.0.0.1:$p" "the published port is closed"
-  # a crashed container: init killed from outside takes the helper with it
+  assert_no_host_bridge
+  # a crash: the monitor killed, then init; the next command cleans up
   local p2; p2=$(free_port)
   tool '{"operation":"create","name":"m","image":"localhost/busybox","mount_cwd":false,"ports":[{"host":'"$p2"',"container":80}]}'
-  fwd=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["port_forwarder"]["pid"])' "$BERTH_ROOT/containers/m/state.json")
-  helper=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["network_helper"]["pid"])' "$BERTH_ROOT/containers/m/state.json")
-  local init; init=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["init"]["pid"])' "$BERTH_ROOT/containers/m/state.json")
-  kill -9 "$init"
+  assert_eq "$B_RC" 0
+  helper=$(st_pid m network_helper); fwd=$(st_pid m port_forwarder)
+  kill -9 "$(st_pid m monitor)"
+  kill -9 "$(st_pid m init)"
   sleep 0.5
-  kill -0 "$helper" 2>/dev/null && fail "the network helper outlived a killed container"
+  # (its parent, the monitor, is gone: a zombie until PID 1 reaps it does not count)
+  [ -n "$helper" ] && assert_eq "$(live_procs slirp4netns | grep -cx "$helper")" 0 "the network helper outlived a killed container"
   assert_eq "$(live_procs berth-ports | grep -cx "$fwd")" 0 "the port forwarder ended with the killed container"
   assert_not_contains "$(ss -Hltn | awk '{print $4}')" "127.0.0.1:$p2" "the killed container's port is closed"
+  b_ok ls
+  assert_no_host_bridge
   b_ok rm m
-  true
 }
 
 # ---- named networks

@@ -1,0 +1,263 @@
+#define _GNU_SOURCE
+/* Root's default network: a Linux bridge berth0 (10.88.0.1/16) on the host,
+ * one veth pair per container, and an nftables table `ip berth` for the
+ * rest: masquerade for outbound traffic, host.berth.internal (the gateway
+ * address) translated to the host's 127.0.0.1 (route_localnet on berth0
+ * only), and no new connections into containers from outside the bridge.
+ *
+ * Addresses are leases shared by every berth data directory on the host:
+ * /run/berth-net/leases/<ip> holds "container-id pid starttime" of the
+ * process that owns it (the creating CLI, then the container's init), so a
+ * lease whose process is gone is free again. When the last lease goes, the
+ * bridge and the table go too (and ip_forward, if berth turned it on). */
+#include "network.h"
+#include "netlink.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HB_DIR "/run/berth-net"
+#define HB_BRIDGE "berth0"
+
+static const char *nft_path(void) {
+  static const char *c[] = {"/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", NULL};
+  for (int i = 0; c[i]; i++)
+    if (access(c[i], X_OK) == 0) return c[i];
+  return NULL;
+}
+
+bool hb_usable(void) { return geteuid() == 0 && nft_path() && getenv("BERTH_ROOT_SLIRP") == NULL; }
+
+static int hb_lock(berth_error_t *err) {
+  if (mkdir_p(HB_DIR "/leases", 0700, err) < 0) return -1;
+  return lock_file(HB_DIR "/lock", true, err);
+}
+
+/* Feed a script to `nft -f -`. */
+static int nft_run(const char *script, berth_error_t *err) {
+  const char *nft = nft_path();
+  if (!nft) return berth_error(err, -ENOENT, "nft not found: sudo apt-get install nftables");
+  int in[2];
+  if (pipe2(in, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
+  pid_t p = fork();
+  if (p < 0) return berth_error(err, errno, "fork");
+  if (p == 0) {
+    dup2(in[0], 0);
+    int nul = open("/dev/null", O_WRONLY);
+    if (nul >= 0) dup2(nul, 1);
+    execl(nft, "nft", "-f", "-", (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  if (write(in[1], script, strlen(script)) < 0) {}
+  close(in[1]);
+  int st = 0;
+  while (waitpid(p, &st, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(st) || WEXITSTATUS(st)) return berth_error(err, -EIO, "nft refused berth's rules (exit %d)", WEXITSTATUS(st));
+  return 0;
+}
+
+static void sysctl_set(const char *path, const char *v) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (write(fd, v, strlen(v)) < 0) {}
+    close(fd);
+  }
+}
+
+static bool lease_alive(const char *ip, char *cid, size_t cidlen) {
+  cleanup_free char *p = xasprintf(HB_DIR "/leases/%s", ip);
+  cleanup_free char *txt = NULL;
+  if (read_file(p, 256, &txt, NULL, NULL) < 0) return false;
+  char id[64] = "";
+  int pid = 0;
+  unsigned long long st = 0;
+  if (sscanf(txt, "%63s %d %llu", id, &pid, &st) != 3) return false;
+  if (cid) snprintf(cid, cidlen, "%s", id);
+  return pid > 0 && proc_starttime(pid) == st;
+}
+
+static int lease_write(const char *ip, const char *cid, pid_t pid, berth_error_t *err) {
+  cleanup_free char *p = xasprintf(HB_DIR "/leases/%s", ip);
+  cleanup_free char *v = xasprintf("%s %d %llu\n", cid, (int)pid, proc_starttime(pid));
+  return write_file_atomic(p, v, strlen(v), 0600, err);
+}
+
+/* With the lock held: drop dead leases; with none left, take everything down. */
+/* the host end of cid's pair: it goes with the container's namespace, but
+ * asynchronously (the kernel cleans namespaces up later), so take it down */
+static void veth_del(int nl, const char *cid) {
+  char veth[16];
+  snprintf(veth, sizeof veth, "vh%.12s", cid);
+  if (nl >= 0) nl_link_del(nl, veth);
+}
+
+static void gc_locked(void) {
+  berth_error_t e = NULL;
+  int nl = nl_open(&e);
+  berth_error_free(e);
+  e = NULL;
+  DIR *d = opendir(HB_DIR "/leases");
+  int live = 0;
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    char owner[64] = "";
+    if (de->d_name[0] == '.') continue;
+    if (lease_alive(de->d_name, owner, sizeof owner)) live++;
+    else {
+      cleanup_free char *p = xasprintf(HB_DIR "/leases/%s", de->d_name);
+      unlink(p);
+      if (owner[0]) veth_del(nl, owner);
+    }
+  }
+  if (d) closedir(d);
+  if (live) {
+    if (nl >= 0) close(nl);
+    return;
+  }
+  if (nl >= 0) {
+    nl_link_del(nl, HB_BRIDGE);
+    close(nl);
+  }
+  if (access(HB_DIR "/table", F_OK) == 0) {
+    if (nft_run("delete table ip berth\n", &e) < 0) berth_error_free(e);
+    unlink(HB_DIR "/table");
+  }
+  if (access(HB_DIR "/ip_forward", F_OK) == 0) {
+    sysctl_set("/proc/sys/net/ipv4/ip_forward", "0");
+    unlink(HB_DIR "/ip_forward");
+  }
+}
+
+void hb_gc(void) {
+  if (geteuid() != 0 || access(HB_DIR "/leases", F_OK) < 0) return;
+  cleanup_error berth_error_t e = NULL;
+  cleanup_close int lk = hb_lock(&e);
+  if (lk >= 0) gc_locked();
+}
+
+int hb_lease(const char *cid, char ip[16], berth_error_t *err) {
+  cleanup_close int lk = hb_lock(err);
+  if (lk < 0) return -1;
+  gc_locked();
+  /* 10.88.0.2 .. 10.88.255.254 */
+  for (unsigned h = 2; h < 65535; h++) {
+    if ((h & 0xff) == 0 || (h & 0xff) == 255) continue;
+    snprintf(ip, 16, "10.88.%u.%u", h >> 8, h & 0xff);
+    cleanup_free char *p = xasprintf(HB_DIR "/leases/%s", ip);
+    if (access(p, F_OK) == 0) continue;
+    return lease_write(ip, cid, getpid(), err);
+  }
+  return berth_error(err, -ENOSPC, "no free address left on berth0 (10.88.0.0/16)");
+}
+
+void hb_release(const char *cid) {
+  if (!cid || geteuid() != 0 || access(HB_DIR "/leases", F_OK) < 0) return;
+  cleanup_error berth_error_t e = NULL;
+  cleanup_close int lk = hb_lock(&e);
+  if (lk < 0) return;
+  DIR *d = opendir(HB_DIR "/leases");
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    char owner[64] = "";
+    if (de->d_name[0] == '.') continue;
+    lease_alive(de->d_name, owner, sizeof owner);
+    if (!strcmp(owner, cid)) {
+      cleanup_free char *p = xasprintf(HB_DIR "/leases/%s", de->d_name);
+      unlink(p);
+    }
+  }
+  if (d) closedir(d);
+  int nl = nl_open(&e);
+  veth_del(nl, cid);
+  if (nl >= 0) close(nl);
+  gc_locked();
+}
+
+/* With the lock held: berth0 and the table, when not there yet. */
+static int bridge_up(berth_error_t *err) {
+  cleanup_close int nl = nl_open(err);
+  if (nl < 0) return -1;
+  if (nl_ifindex(nl, HB_BRIDGE) <= 0) {
+    struct in_addr gw;
+    inet_pton(AF_INET, HB_GATEWAY, &gw);
+    if (nl_bridge_add(nl, HB_BRIDGE, err) < 0 || nl_addr_add(nl, HB_BRIDGE, gw, 16, err) < 0 ||
+        nl_link_up(nl, HB_BRIDGE, 0, err) < 0)
+      return -1;
+  }
+  /* host.berth.internal: the gateway address, answered by the host's loopback */
+  sysctl_set("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
+  if (access(HB_DIR "/table", F_OK) < 0) {
+    const char *rules =
+        "table ip berth\n"
+        "delete table ip berth\n"
+        "table ip berth {\n"
+        "  chain postrouting {\n"
+        "    type nat hook postrouting priority srcnat; policy accept;\n"
+        "    ip saddr 10.88.0.0/16 oifname != \"" HB_BRIDGE "\" masquerade\n"
+        "  }\n"
+        "  chain prerouting {\n"
+        "    type nat hook prerouting priority dstnat; policy accept;\n"
+        "    iifname \"" HB_BRIDGE "\" ip daddr " HB_GATEWAY " dnat to 127.0.0.1\n"
+        "  }\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority filter; policy accept;\n"
+        "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" ct state established,related accept\n"
+        "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" drop\n"
+        "  }\n"
+        "}\n";
+    if (nft_run(rules, err) < 0) return -1;
+    int fd = open(HB_DIR "/table", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  }
+  cleanup_free char *fw = NULL;
+  if (read_file("/proc/sys/net/ipv4/ip_forward", 16, &fw, NULL, NULL) == 0 && fw[0] == '0') {
+    sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
+    int fd = open(HB_DIR "/ip_forward", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  }
+  return 0;
+}
+
+int hb_attach(pid_t init_pid, const char *cid, const char *ip, berth_error_t *err) {
+  cleanup_close int lk = hb_lock(err);
+  if (lk < 0) return -1;
+  if (bridge_up(err) < 0) return -1;
+  /* the lease now lives as long as the container's init */
+  if (lease_write(ip, cid, init_pid, err) < 0) return -1;
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/net", (int)init_pid);
+  cleanup_close int cfd = open(p, O_RDONLY | O_CLOEXEC);
+  if (cfd < 0) return berth_error(err, errno, "open the container's network namespace");
+  /* the plug enters the container's namespace: do it in a child */
+  int rp[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
+  pid_t c = fork();
+  if (c == 0) {
+    close(rp[0]);
+    berth_error_t e = NULL;
+    char veth[16];
+    snprintf(veth, sizeof veth, "vh%.12s", cid);
+    char msg[400] = "";
+    if (net_veth_plug(-1, cfd, veth, HB_BRIDGE, ip, 16, HB_GATEWAY, false, &e) < 0) snprintf(msg, sizeof msg, "%s", e->msg);
+    if (write(rp[1], msg, strlen(msg) + 1) < 0) {}
+    _exit(0);
+  }
+  close(rp[1]);
+  char msg[400] = "";
+  ssize_t n = c > 0 ? read(rp[0], msg, sizeof msg - 1) : -1;
+  close(rp[0]);
+  if (c > 0) waitpid(c, NULL, 0);
+  if (n <= 0) return berth_error(err, -EIO, "the network setup helper died");
+  if (msg[0]) return berth_error(err, -EIO, "berth0: %s", msg);
+  return 0;
+}
