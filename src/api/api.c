@@ -468,7 +468,7 @@ static json_t *h_create(json_t *req) {
   json_t *ports = json_object_get(req, "ports");
   const char *net = jstr(req, "network");
   /* the guide's default is the bridge network; without its helper, none */
-  if (!net) net = net_helper_available() ? "bridge" : "none";
+  if (!net) net = net_helper_available() || hb_usable() ? "bridge" : "none";
   if (json_array_size(ports) && (!strcmp(net, "none") || !strcmp(net, "host")))
     return err_reply("invalid_value", "ports", "published ports need the bridge network or a named network");
   if (jbool(req, "gpu", false)) return err_reply("not_implemented", "gpu", "`gpu` is not supported by berth yet");
