@@ -83,10 +83,11 @@ test_contract_error_paths() {
   [[ "$(field '["error"]')" == "Failed to create container: "* ]] || fail "create error prefix: $(cat "$B_OUTF")"
   tool '{"operation":"exec","container":"ghost","command":"true"}'
   assert_eq "$(field '["error"]')" "Container not found: ghost"
-  for op in create_network destroy_network; do
-    tool "{\"operation\":\"$op\",\"name\":\"n\"}"
-    assert_eq "$(field '["code"]')" not_implemented "$op answers not implemented, never a fake success"
-  done
+  tool '{"operation":"destroy_network","name":"ghost-net"}'
+  assert_eq "$(field '["code"]')" not_found "destroy_network of a network that does not exist"
+  tool '{"operation":"create","image":"localhost/busybox","mount_cwd":false,"network":"ghost-net"}'
+  assert_eq "$B_RC" 1
+  assert_contains "$(field '["error"]')" "berth network create ghost-net" "create on a missing network says how to make it"
   tool '{"operation":"snapshot","container":"ghost"}'
   assert_eq "$(field '["error"]')" "Container not found: ghost"
   tool '{"operation":"restore","snapshot":"ghost"}'
@@ -94,7 +95,7 @@ test_contract_error_paths() {
   tool '{"operation":"delete_snapshot","snapshot":"ghost"}'
   assert_eq "$(field '["error"]')" "Snapshot not found: ghost"
   tool '{"operation":"create","image":"localhost/busybox","network":"my-stack"}'
-  assert_eq "$(field '["code"]')" not_implemented "named networks are refused until built, never ignored"
+  assert_eq "$(field '["code"]')" not_found "a network that was never created is refused, never ignored"
   tool '{"operation":"create","image":"localhost/busybox","network":"none","ports":[{"host":8080,"container":80}]}'
   assert_eq "$(field '["code"]')" invalid_value "ports without the bridge network are refused, never ignored"
   b_ok ls --json
