@@ -783,11 +783,15 @@ static void monitor_main(struct monitor_args *m) {
   if (err) fail = err->msg; /* cloned, but not plugged into its network */
   else if (m->rootless && !m->named && userns_map(pid, &single) < 0)
     fail = "cannot map user ids for the container; run `berth preflight`";
-  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &err) < 0) fail = err->msg;
   if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
   char go = fail ? 0 : 1;
   if (write(sync[1], &go, 1) != 1) {}
   close(sync[1]);
+  /* the network comes up while init builds the root: nothing runs in the
+   * container before we report, so the two need not wait for each other */
+  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &err) < 0) fail = err->msg;
+  pid_t helper = 0;
+  if (!fail && m->bridge && net_start(pid, m->rootless, exitp[0], &helper, &err) < 0) fail = err->msg;
   struct buf msg = {0};
   char tmp[4096];
   ssize_t n;
@@ -797,10 +801,6 @@ static void monitor_main(struct monitor_args *m) {
   if (msg.len && msg.data[0] == '\x01') { /* a remark, not an error */
     note = strdup(msg.data + 1);
     buf_free(&msg);
-  }
-  pid_t helper = 0;
-  if (!fail && !msg.len && m->bridge) {
-    if (net_start(pid, m->rootless, exitp[0], &helper, &err) < 0) fail = err->msg;
   }
   pid_t fwd = 0;
   if (!fail && !msg.len && json_array_size(m->ports)) {
