@@ -292,14 +292,18 @@ berth_cleanup() {
 
 podman_setup_env() {
     local P=$MW/podman
-    mkdir -p "$P/home" "$P/tmp" "$P/xdg" "$P/networks"
+    # podman's --tmpdir holds slirp4netns's API socket: its path must stay
+    # under 108 bytes, so a short directory of its own (a link from $P/tmp)
+    PT=/tmp/bnp-$MODE-$(id -u)
+    mkdir -p "$P/home" "$PT" "$P/xdg" "$P/networks"
+    [ -e "$P/tmp" ] || ln -s "$PT" "$P/tmp"
     chmod 700 "$P/xdg"
     printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$P/root" "$P/run" >"$P/storage.conf"
     printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n[network]\nnetwork_config_dir = "%s"\n' \
         "$P/networks" >"$P/containers.conf"
     export CONTAINERS_STORAGE_CONF=$P/storage.conf CONTAINERS_CONF=$P/containers.conf
     export HOME=$P/home XDG_RUNTIME_DIR=$P/xdg XDG_CONFIG_HOME=$P/home/.config XDG_DATA_HOME=$P/home/.local/share
-    PG=(podman --root "$P/root" --runroot "$P/run" --tmpdir "$P/tmp" --storage-driver overlay
+    PG=(podman --root "$P/root" --runroot "$P/run" --tmpdir "$PT" --storage-driver overlay
         --cgroup-manager cgroupfs --events-backend file)
     PRUN=()
     [ "$MODE" = root ] && PRUN+=(--ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
@@ -381,6 +385,7 @@ foreign_cleanup_podman() {
         pid=$(cat "$f" 2>/dev/null)
         [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = catatonit ] && kill "$pid" 2>/dev/null
     done < <(find "$MW/podman" -name pause.pid 2>/dev/null)
+    rm -rf "$PT" 2>/dev/null
     : >"$MW/podman/cleaned"
     return 0
 }

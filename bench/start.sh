@@ -9,9 +9,11 @@
 #   floor          unshare --mount --pid --fork --uts --ipc --net [--user
 #                  --map-root-user] chroot ROOTFS /bin/true  (ROOTFS = the
 #                  busybox image's layer, unpacked)
-#   berth run      berth run --rm --no-mount-cwd localhost/busybox /bin/true
+#   berth run      berth run --rm --no-mount-cwd --network none localhost/busybox /bin/true
+#                  (--network none everywhere: podman runs with it, crun and the
+#                  floor set up no network either; bench/net.sh measures networks)
 #   berth exec     berth exec NAME /bin/true              (running container)
-#   berth create   berth create --no-mount-cwd localhost/busybox  (detached;
+#   berth create   berth create --no-mount-cwd --network none localhost/busybox  (detached;
 #                  the rm happens in hyperfine's untimed --prepare)
 #   crun run       crun run of an OCI bundle (crun spec [--rootless], rootfs =
 #                  ROOTFS, args /bin/true, no terminal, no rlimits)
@@ -146,9 +148,9 @@ section_berth() {
     [ "$MODE" = rootless ] && uflags=(--user --map-root-user)
     measure floor "" unshare --mount --pid --fork --uts --ipc --net "${uflags[@]}" chroot "$MW/rootfs" /bin/true
 
-    measure berth_run "" "$B" run --rm --no-mount-cwd "$IMG" /bin/true
+    measure berth_run "" "$B" run --rm --no-mount-cwd --network none "$IMG" /bin/true
 
-    if "$B" create -q --name bexec --no-mount-cwd "$IMG" >"$RES/bexec.log" 2>&1; then
+    if "$B" create -q --name bexec --no-mount-cwd --network none "$IMG" >"$RES/bexec.log" 2>&1; then
         measure berth_exec "" "$B" exec bexec /bin/true
     else
         echo n/a >"$RES/berth_exec"; cat "$RES/bexec.log" >&2
@@ -156,12 +158,12 @@ section_berth() {
     "$B" rm -f bexec >/dev/null 2>&1
 
     measure berth_create "sh -c '$B rm -f bcreate >/dev/null 2>&1; exit 0'" \
-        "$B" create -q --name bcreate --no-mount-cwd "$IMG"
+        "$B" create -q --name bcreate --no-mount-cwd --network none "$IMG"
     "$B" rm -f bcreate >/dev/null 2>&1
 
     # idle memory: a fresh container left alone for a second
     echo n/a >"$RES/pss"
-    if "$B" create -q --name bidle --no-mount-cwd "$IMG" >"$RES/bidle.log" 2>&1; then
+    if "$B" create -q --name bidle --no-mount-cwd --network none "$IMG" >"$RES/bidle.log" 2>&1; then
         sleep 1
         python3 - "$BERTH_ROOT/containers/bidle/state.json" "$RES" <<'EOF' || bench_log "[$MODE] idle PSS failed"
 import json, sys

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HB_DIR "/run/berth-net"
@@ -131,11 +132,11 @@ static void veth_del(int nl, const char *cid) {
   if (nl >= 0) nl_link_del(nl, veth);
 }
 
-static void gc_locked(void) {
+/* With the lock held: drop dead leases, count live ones. */
+static int leases_scan(void) {
   berth_error_t e = NULL;
   int nl = nl_open(&e);
   berth_error_free(e);
-  e = NULL;
   DIR *d = opendir(HB_DIR "/leases");
   int live = 0;
   struct dirent *de;
@@ -150,28 +151,21 @@ static void gc_locked(void) {
     }
   }
   if (d) closedir(d);
-  if (live || access(HB_DIR "/up", F_OK) < 0) {
-    if (nl >= 0) close(nl);
-    return;
-  }
-  /* Deleting a bridge waits for an RCU grace period (tens of ms): do it in
-   * a detached child that inherits the lock (flock belongs to the open
-   * file), so `rm` returns at once and the next create waits for it. */
-  fflush(stdout);
-  fflush(stderr);
-  pid_t a = fork();
-  if (a > 0) {
-    if (nl >= 0) close(nl);
-    waitpid(a, NULL, 0);
-    return;
-  }
-  if (a == 0 && fork() != 0) _exit(0);
-  /* a < 0 (no fork): tear down here, synchronously */
+  if (nl >= 0) close(nl);
+  return live;
+}
+
+/* With the lock held: bridge, table, and ip_forward if berth turned it on. */
+static void teardown(void) {
   unlink(HB_DIR "/up");
+  berth_error_t e = NULL;
+  int nl = nl_open(&e);
   if (nl >= 0) {
     nl_link_del(nl, HB_BRIDGE);
     close(nl);
   }
+  berth_error_free(e);
+  e = NULL;
   if (access(HB_DIR "/table", F_OK) == 0) {
     if (nft_run("delete table ip berth\n", &e) < 0) berth_error_free(e);
     unlink(HB_DIR "/table");
@@ -180,20 +174,50 @@ static void gc_locked(void) {
     sysctl_set("/proc/sys/net/ipv4/ip_forward", "0");
     unlink(HB_DIR "/ip_forward");
   }
-  if (a == 0) _exit(0);
+}
+
+/* With the lock (fd lk) held: when no lease is left, take everything down
+ * after a short linger, from a detached child, so that `rm` returns at once
+ * (deleting a bridge waits for an RCU grace period) and a `run` right after
+ * a `run` finds the bridge still up. The child re-checks under the lock. */
+#define HB_LINGER_MS 1500
+static void gc_locked(int lk) {
+  if (leases_scan() || access(HB_DIR "/up", F_OK) < 0) return;
+  fflush(stdout);
+  fflush(stderr);
+  pid_t a = fork();
+  if (a > 0) {
+    waitpid(a, NULL, 0);
+    return;
+  }
+  if (a < 0) { /* cannot fork: now, here */
+    teardown();
+    return;
+  }
+  if (fork() != 0) _exit(0);
+  close(lk); /* the lock belongs to the open file: let go of it while waiting */
+  setsid();
+  int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+  struct timespec ts = {HB_LINGER_MS / 1000, (HB_LINGER_MS % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  berth_error_t e = NULL;
+  int l2 = hb_lock(&e);
+  if (l2 >= 0 && leases_scan() == 0 && access(HB_DIR "/up", F_OK) == 0) teardown();
+  _exit(0);
 }
 
 void hb_gc(void) {
   if (geteuid() != 0 || access(HB_DIR "/leases", F_OK) < 0) return;
   cleanup_error berth_error_t e = NULL;
   cleanup_close int lk = hb_lock(&e);
-  if (lk >= 0) gc_locked();
+  if (lk >= 0) gc_locked(lk);
 }
 
 int hb_lease(const char *cid, char ip[16], berth_error_t *err) {
   cleanup_close int lk = hb_lock(err);
   if (lk < 0) return -1;
-  gc_locked();
+  leases_scan();
   /* 10.88.0.2 .. 10.88.255.254 */
   for (unsigned h = 2; h < 65535; h++) {
     if ((h & 0xff) == 0 || (h & 0xff) == 255) continue;
@@ -223,7 +247,7 @@ void hb_release(const char *cid) {
   }
   if (d) closedir(d);
   /* its veth goes with its network namespace (the kernel's cleanup) */
-  gc_locked();
+  gc_locked(lk);
 }
 
 /* With the lock held: berth0 and the table, when not there yet. */

@@ -131,9 +131,9 @@ st_pid() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys
 # root's default network leaves nothing on the host once its last container is gone
 assert_no_host_bridge() {
   [ "$BERTH_MODE" = root ] || return 0
-  # the teardown runs detached (deleting a bridge waits for RCU): give it 3 s
+  # the teardown runs detached after a 1.5 s linger: give it 5 s
   local i
-  for i in $(seq 30); do
+  for i in $(seq 50); do
     ip link show berth0 >/dev/null 2>&1 || ip -o link | grep -q ': vh' || nft list table ip berth >/dev/null 2>&1 || break
     sleep 0.1
   done
