@@ -357,6 +357,12 @@ int cmd_run(int argc, char **argv) {
   char *defcmd[] = {"/bin/sh", NULL};
   char **cmd = i < argc ? argv + i : defcmd;
   json_t *req = create_request(&c);
+  /* a one-shot like `docker run`: no credentials or dotfiles carried in
+   * (create + exec is the provisioned environment); saves the host-side
+   * git and gh calls on every run */
+  json_object_set_new(req, "forward_git", json_false());
+  json_object_set_new(req, "forward_gh", json_false());
+  json_object_set_new(req, "dotfiles_skip", json_true());
   json_t *res = api_call_json(req);
   json_decref(req);
   if (json_object_get(res, "error")) {

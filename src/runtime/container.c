@@ -82,7 +82,18 @@ static int state_write(const char *name, json_t *st, berth_error_t *err) {
   cleanup_free char *p = cpath(name, "state.json");
   cleanup_free char *txt = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
   if (!p || !txt) return berth_error(err, -ENOMEM, "state");
-  return write_file_atomic(p, txt, strlen(txt), 0600, err);
+  /* no fsync on the start path: the monitor syncs the record once the
+   * container runs (state_sync), and liveness is read from /proc anyway */
+  return write_file_replace(p, txt, strlen(txt), 0600, false, err);
+}
+
+static void state_sync(const char *name) {
+  cleanup_free char *p = cpath(name, "state.json");
+  int fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd >= 0) {
+    if (fsync(fd) < 0) {}
+    close(fd);
+  }
 }
 
 static int container_lock(const char *name, berth_error_t *err) {
@@ -789,9 +800,10 @@ static void monitor_main(struct monitor_args *m) {
   close(sync[1]);
   /* the network comes up while init builds the root: nothing runs in the
    * container before we report, so the two need not wait for each other */
-  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &err) < 0) fail = err->msg;
+  const char *net_fail = NULL;
+  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &err) < 0) net_fail = err->msg;
   pid_t helper = 0;
-  if (!fail && m->bridge && net_start(pid, m->rootless, exitp[0], &helper, &err) < 0) fail = err->msg;
+  if (!fail && !net_fail && m->bridge && net_start(pid, m->rootless, exitp[0], &helper, &err) < 0) net_fail = err->msg;
   struct buf msg = {0};
   char tmp[4096];
   ssize_t n;
@@ -802,6 +814,8 @@ static void monitor_main(struct monitor_args *m) {
     note = strdup(msg.data + 1);
     buf_free(&msg);
   }
+  /* init's own failure explains a network that could not attach to it */
+  if (!fail && !msg.len && net_fail) fail = net_fail;
   pid_t fwd = 0;
   if (!fail && !msg.len && json_array_size(m->ports)) {
     fwd = pf_start(pid, m->rootless, m->ports, m->port_fds, &err);
@@ -837,6 +851,7 @@ static void monitor_main(struct monitor_args *m) {
   json_t *okmsg = json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid);
   if (note) json_object_set_new(okmsg, "note", json_string(note));
   monitor_report(m->report_fd, okmsg);
+  state_sync(m->name); /* durable now, off the create's path */
   /* from here on nobody reads our stdio */
   cleanup_free char *log = xasprintf("%s/monitor.log", m->cdir);
   int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -952,12 +967,12 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
   if (mkdir(etc, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", etc);
   cleanup_free char *hn = xasprintf("%s/hostname", etc);
   cleanup_free char *hnv = xasprintf("%s\n", name);
-  if (write_file_atomic(hn, hnv, strlen(hnv), 0644, err) < 0) return -1;
+  if (write_file_replace(hn, hnv, strlen(hnv), 0644, false, err) < 0) return -1;
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
   cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
                                     ip ? ip : bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
                                     hostbr ? HB_GATEWAY "\thost.berth.internal\n" : bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
-  if (write_file_atomic(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
+  if (write_file_replace(hosts, hv, strlen(hv), 0644, false, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
   if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
@@ -969,7 +984,7 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
     free(rv);
     rv = strdup("# berth: this container has no external network (network: none)\n");
   }
-  return write_file_atomic(rc, rv, strlen(rv), 0644, err);
+  return write_file_replace(rc, rv, strlen(rv), 0644, false, err);
 }
 
 static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
@@ -1127,7 +1142,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (spec_generate(&si, &c->spec, err) < 0) return -1;
   cleanup_free char *sp = xasprintf("%s/config.json", c->cdir);
   cleanup_free char *txt = json_dumps(c->spec, JSON_INDENT(2));
-  if (write_file_atomic(sp, txt, strlen(txt), 0600, err) < 0) return -1;
+  if (write_file_replace(sp, txt, strlen(txt), 0600, false, err) < 0) return -1;
   json_t *layers = json_array();
   size_t i;
   json_t *l;
@@ -1135,7 +1150,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lp = xasprintf("%s/layers.json", c->cdir);
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
-  if (write_file_atomic(lp, lt, strlen(lt), 0600, err) < 0) return -1;
+  if (write_file_replace(lp, lt, strlen(lt), 0600, false, err) < 0) return -1;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   c->id = random_hex(6);
   const char *id = c->id;

@@ -203,6 +203,10 @@ char *random_hex(size_t nbytes) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
+  return write_file_replace(path, data, len, mode, true, err);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err) {
   cleanup_free char *rnd = random_hex(6);
   cleanup_free char *tmp = xasprintf("%s.tmp-%s", path, rnd ? rnd : "x");
   if (!tmp) return berth_error(err, -ENOMEM, "write `%s`", path);
@@ -221,7 +225,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
     p += n;
     left -= n;
   }
-  if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+  if ((durable && fsync(fd) < 0) || rename(tmp, path) < 0) {
     int e = errno;
     unlink(tmp);
     return berth_error(err, e, "write `%s`", path);

@@ -63,6 +63,10 @@ int read_file(const char *path, size_t max, char **out, size_t *len, berth_error
 int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len, berth_error_t *err);
 /* Write via temp file + fsync + rename, so readers never see a partial file. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err);
+/* The same, without the fsync when !durable: for files that are rebuilt
+ * or worthless after a crash (a container's runtime files), where each
+ * fsync costs milliseconds on the start path. */
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err);
 /* Remove a tree without following symlinks; missing is fine. */
 int rm_rf_at(int dirfd, const char *name, berth_error_t *err);
 int rm_rf(const char *path, berth_error_t *err);
