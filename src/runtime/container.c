@@ -528,7 +528,6 @@ static void init_on_chld(int sig) { (void)sig; } /* so pause() wakes for orphans
 
 static int init_setup(struct init_args *a, berth_error_t *err) {
   const char *rootfs = json_string_value(json_object_get(json_object_get(a->spec, "root"), "path"));
-  if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return berth_error(err, errno, "make mounts private");
   if (mount_overlay(a, rootfs, err) < 0) return -1;
   cleanup_close int rootfd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -586,6 +585,13 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   if (chdir("/") < 0) return berth_error(err, errno, "chdir /");
   const char *hn = json_string_value(json_object_get(a->spec, "hostname"));
   if (hn && sethostname(hn, strlen(hn)) < 0) return berth_error(err, errno, "set hostname");
+  /* the monitor moved us into the container's cgroups meanwhile (a cgroup
+   * v1 move can wait for an RCU grace period: it overlaps the mounts);
+   * only then is the cgroup namespace rooted where it belongs */
+  char go = 0;
+  if (read(a->sync_fd, &go, 1) != 1 || go != 1) _exit(1);
+  close(a->sync_fd);
+  if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
   return 0;
 }
 
@@ -594,7 +600,6 @@ static int init_main(struct init_args *a) {
   proc_set_title("berth-init");
   char go = 0;
   if (read(a->sync_fd, &go, 1) != 1 || go != 1) _exit(1);
-  close(a->sync_fd);
   berth_error_t err = NULL;
   if (a->rootless) { /* one line in uid_map: only the user's own id is mapped */
     cleanup_free char *map = NULL;
@@ -762,6 +767,7 @@ static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struc
 
 static void monitor_main(struct monitor_args *m) {
   proc_set_title("berth-monitor");
+  signal(SIGPIPE, SIG_IGN);
   int sync[2], rep[2];
   if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
     monitor_report(m->report_fd, json_pack("{s:s}", "error", "pipe failed"));
@@ -794,9 +800,13 @@ static void monitor_main(struct monitor_args *m) {
   if (err) fail = err->msg; /* cloned, but not plugged into its network */
   else if (m->rootless && !m->named && userns_map(pid, &single) < 0)
     fail = "cannot map user ids for the container; run `berth preflight`";
-  if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
+  /* two go bytes: the first starts init's mounts, the second (after the
+   * cgroup move, which overlaps them) lets it root its cgroup namespace */
   char go = fail ? 0 : 1;
   if (write(sync[1], &go, 1) != 1) {}
+  if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
+  go = fail ? 0 : 1;
+  if (write(sync[1], &go, 1) != 1) {} /* EPIPE if init failed already: SIGPIPE is ignored */
   close(sync[1]);
   /* the network comes up while init builds the root: nothing runs in the
    * container before we report, so the two need not wait for each other */
@@ -874,6 +884,7 @@ static void monitor_main(struct monitor_args *m) {
       /* NAME:ID: the name may be reused by a new container before we record */
       cleanup_free char *who = xasprintf("%s:%s", m->name, m->id ? m->id : "");
       char *targv[] = {"berth-monitor", "monitor", spid, sfd, who, NULL};
+      signal(SIGPIPE, SIG_DFL);
       exec_tiny(targv, tenvp);
       close(self);
     }
