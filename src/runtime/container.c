@@ -1187,6 +1187,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                          "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
   if (ip) json_object_set_new(st, "ip", json_string(ip));
+  if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
   int r = state_write(c->name, st, err);
   json_decref(st);
   if (c->lease.lock_fd >= 0) close(c->lease.lock_fd);
@@ -1293,7 +1294,7 @@ static bool reap_stale_create(const char *dir, const char *name, json_t *st) {
 int container_list(json_t **out, berth_error_t *err) {
   cleanup_free char *d = containers_dir(err);
   if (!d) return -1;
-  json_t *arr = json_array();
+  json_t *arr = json_array(), *stale_nets = json_object();
   hb_gc(); /* a crashed container's address (and maybe berth0 with it) */
   DIR *dd = opendir(d);
   if (dd) {
@@ -1306,15 +1307,24 @@ int container_list(json_t **out, berth_error_t *err) {
         continue;
       }
       if (!st) continue;
+      const char *ls = live_status(st), *net = jstr(st, "network");
+      /* recorded running, found dead (a crash): its network's members forget it */
+      if (net_is_named(net) && !strcmp(ls, "exited") && !strcmp(jstr(st, "status") ?: "", "running") &&
+          !json_object_get(stale_nets, net))
+        json_object_set_new(stale_nets, net, json_true());
       json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "name", de->d_name, "status",
-                                           live_status(st), "image", json_string_value(json_object_get(st, "image")) ?: "",
-                                           "ports", json_array(), "purpose", json_object_get(st, "purpose") ?: json_null(),
+                                           ls, "image", json_string_value(json_object_get(st, "image")) ?: "",
+                                           "ports", json_object_get(st, "ports") ?: json_array(), "purpose", json_object_get(st, "purpose") ?: json_null(),
                                            "persistent", json_object_get(st, "persistent") ?: json_false(), "network",
                                            json_object_get(st, "network") ?: json_null()));
       json_decref(st);
     }
     closedir(dd);
   }
+  const char *net;
+  json_t *v;
+  json_object_foreach(stale_nets, net, v) net_named_refresh(net);
+  json_decref(stale_nets);
   *out = json_pack("{s:o, s:I}", "containers", arr, "count", (json_int_t)json_array_size(arr));
   return 0;
 }
@@ -1357,6 +1367,7 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_object_set_new(meta, "network_isolated", json_boolean(strcmp(jstr(st, "network") ?: "", "host") != 0));
   if (json_object_get(st, "exit_code")) json_object_set(meta, "exit_code", json_object_get(st, "exit_code"));
   json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
+  json_object_set(meta, "ports", json_object_get(st, "ports") ?: json_array());
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
   json_t *o = json_pack("{s:s, s:b, s:s, s:O, s:s, s:o}", "container", name, "running", running, "status", s,
                         "started_at", json_object_get(st, "started_at") ?: json_null(), "image",

@@ -68,6 +68,8 @@ test_published_ports_tcp_udp_loopback_only() {
   b_ok exec n sh -c '(echo hello-over-tcp | nc -l -p 80 >/dev/null 2>&1 &); sleep 0.3'
   local got; got=$("$PY" -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),5); s.sendall(b"x\n"); print(s.recv(100).decode().strip())' "$tp")
   assert_eq "$got" hello-over-tcp "TCP port published on 127.0.0.1"
+  b_ok ls --json
+  assert_contains "$B_OUT" "\"host\": $tp" "ls shows the published ports"
   # and not on the host's other addresses (connecting to one's own address stays on this host)
   local other; other=$(ip -4 -o addr show scope global | awk '{sub("/.*","",$4); print $4; exit}')
   if [ -n "$other" ]; then
@@ -273,6 +275,14 @@ test_name_removed_after_destroy() {
   # its address is free for the next one
   b_ok create -q --no-mount-cwd --network stack --name d localhost/busybox
   b_ok exec d sh -c 'grep "	d$" /etc/hosts'
+  # a crash (monitor, then init, killed): the next command takes the name out
+  b_ok exec b grep -c "	d$" /etc/hosts
+  kill -9 "$(st_pid d monitor)"
+  kill -9 "$(st_pid d init)"
+  sleep 0.3
+  b_ok ls
+  b_run exec b grep -c "	d$" /etc/hosts
+  assert_eq "$B_OUT" 0 "a crashed container's name is gone after the next command"
 }
 
 test_destroy_network_refuses_while_attached_then_cleans_up() {
