@@ -690,7 +690,9 @@ struct monitor_args {
 static void monitor_report(int fd, json_t *msg) {
   char *t = json_dumps(msg, JSON_COMPACT);
   if (t) {
-    if (write(fd, t, strlen(t)) < 0) {}
+    /* one line: the CLI stops reading at the newline, not at our close */
+    cleanup_free char *line = xasprintf("%s\n", t);
+    if (write(fd, line, strlen(line)) < 0) {}
     free(t);
   }
   json_decref(msg);
@@ -1115,7 +1117,10 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
   struct buf rb = {0};
   char tmp[4096];
   ssize_t n;
-  while ((n = read(rp[0], tmp, sizeof tmp)) > 0) buf_append(&rb, tmp, (size_t)n);
+  while ((n = read(rp[0], tmp, sizeof tmp)) > 0) {
+    buf_append(&rb, tmp, (size_t)n);
+    if (tmp[n - 1] == '\n') break; /* the whole verdict (JSON has no raw newline) */
+  }
   close(rp[0]);
   json_t *rep = rb.data ? json_loads(rb.data, 0, NULL) : NULL;
   buf_free(&rb);
