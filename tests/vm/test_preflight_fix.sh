@@ -38,6 +38,8 @@ fixed() {
   assert_eq "$(chk "$1" passed)" true "$1 check after the fix"
   assert_eq "$(ready)" true "ready after the fix"
   b_ok create --json --no-mount-cwd --name "after-$1" ${2:-} localhost/busybox
+  CREATED=$T_DIR/created.json
+  cp "$B_OUTF" "$CREATED"
   b_ok exec "after-$1" echo up
   assert_eq "$B_OUT" up "a container after the fix"
 }
@@ -109,7 +111,7 @@ test_cgroups_not_delegated() {
   # "log in again" has nothing to do here; then berth runs the way preflight says (run_with)
   unset VM_NO_SCOPE
   fixed cgroups "--network=none --memory 64m"
-  assert_eq "$(jq -r .limits_applied "$B_OUTF")" true "limits applied after the fix"
+  assert_eq "$(jq -r .limits_applied "$CREATED")" true "limits applied after the fix"
 }
 
 test_tun_unusable() {
