@@ -357,13 +357,15 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   }
   char d[512];
   if (!xattr_ok)
-    snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs", base);
+    snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "
+             "opaque directories: images that have them cannot be stored there", base);
   else
     snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
              base, ok ? "" : ": containers get a copied root filesystem (slower, more disk)");
   add(c, "overlay", ok, false, d,
-      "sudo modprobe overlay; rootless needs Linux 5.11+ and a store on a filesystem with user xattrs (ext4, xfs, btrfs, tmpfs 6.6+); "
-      "set `data_dir` in ~/.config/berth/config.json to such a filesystem");
+      "keep the store on a filesystem overlayfs can use as its upper layer (not overlayfs itself, not NFS; rootless also needs "
+      "user xattrs: ext4, xfs, btrfs, tmpfs 6.6+): set `data_dir` in berth's config (~/.config/berth/config.json) or BERTH_ROOT "
+      "to a directory there");
 }
 
 static void check_seccomp(json_t *c) {

@@ -164,6 +164,33 @@ test_store_nearly_full() {
   fixed disk_space --network=none
 }
 
+test_store_without_user_xattrs() {
+  # tmpfs takes user.* xattrs from Linux 6.6 on: before that a rootless store there cannot hold opaque directories
+  mkdir -p /mnt/tmpfs && mount -t tmpfs -o size=2g tmpfs /mnt/tmpfs && mkdir /mnt/tmpfs/store && chown "$TEST_USER:" /mnt/tmpfs/store
+  trap 'umount /mnt/tmpfs' EXIT
+  BERTH_ROOT=/mnt/tmpfs/store
+  pf
+  local maj min
+  IFS=. read -r maj min _ <<<"$(uname -r)"
+  if [ "$maj" -lt 6 ] || { [ "$maj" = 6 ] && [ "$min" -lt 6 ]; }; then
+    assert_eq "$(chk overlay passed)" false "overlay on a tmpfs store before 6.6"
+    assert_contains "$(chk overlay detail)" "takes no user.* extended attributes"
+    assert_contains "$(chk overlay guidance)" "data_dir"
+    # and the store refuses such images with the reason, instead of losing the opaque directory
+    cp -a "$IMAGES/multilayer" "$T_DIR/multilayer" && chmod -R a+rX "$T_DIR/multilayer"
+    b_fails load -q "$T_DIR/multilayer"
+    assert_contains "$B_MSG" "xattr support"
+  else
+    assert_eq "$(chk overlay passed)" true "overlay on a tmpfs store from 6.6 on"
+    cp -a "$IMAGES/multilayer" "$T_DIR/multilayer" && chmod -R a+rX "$T_DIR/multilayer"
+    b_ok load -q "$T_DIR/multilayer"
+    b_ok create --no-mount-cwd --network none --name c localhost/multilayer
+    b_ok exec c ls /data/opaque
+    assert_eq "$B_OUT" new.txt "an opaque directory on a tmpfs store"
+    b_ok rm -f c
+  fi
+}
+
 t_run "user namespaces off (max_user_namespaces=0): fixed by the printed command" test_userns_max_zero
 if [ -f /proc/sys/kernel/unprivileged_userns_clone ]; then
   t_run "user namespaces off (unprivileged_userns_clone=0): fixed by the printed command" test_userns_clone_zero
@@ -176,4 +203,5 @@ t_run "cgroup controllers not delegated: fixed by the printed drop-in, then syst
 t_run "/dev/net/tun not usable: fixed by the printed modprobe + chmod" test_tun_unusable
 t_run "overlay not available: fixed by the printed modprobe" test_overlay_unavailable
 t_run "store nearly full: fixed by the printed berth rm" test_store_nearly_full
+t_run "store on tmpfs: no user xattrs before 6.6 (reported), overlay from 6.6 on" test_store_without_user_xattrs
 t_summary
