@@ -214,6 +214,9 @@ static void check_cgroups(json_t *c, bool rootless) {
       own = strndup(p, strcspn(p, "\n"));
     }
   }
+  /* an earlier create of this process moved it into <base>/berth/monitor (see cgroup.c) */
+  size_t ol = own ? strlen(own) : 0, sl = strlen("/berth/monitor");
+  if (ol > sl && !strcmp(own + ol - sl, "/berth/monitor")) own[ol - sl] = '\0';
   bool top = !own || !strcmp(own, "/");
   cleanup_free char *dir = xasprintf("/sys/fs/cgroup%s", top ? "" : own);
   if (!rootless) {

@@ -161,6 +161,11 @@ static bool v2_has_others(const char *dir) {
  * reason in *why. */
 static char *v2_parent(char **why) {
   cleanup_free char *own = own_path("");
+  /* moved there by an earlier create of this process (berth mcp, berth tool,
+   * libberth): the containers' parent is the one that holds this leaf */
+  size_t ol = own ? strlen(own) : 0;
+  if (ol > strlen("/berth/monitor") && !strcmp(own + ol - strlen("/berth/monitor"), "/berth/monitor"))
+    own[ol - strlen("/berth/monitor")] = '\0';
   bool top = !own || !strcmp(own, "/");
   cleanup_free char *base = xasprintf("/sys/fs/cgroup%s", top ? "" : own);
   cleanup_free char *parent = xasprintf("%s/berth", base);

@@ -171,7 +171,38 @@ test_outside_delegation() {
   fi
 }
 
+test_two_creates_one_process() {
+  # one long-lived berth (an MCP server): the second create must find the same parent
+  # although the first moved berth into <scope>/berth/monitor
+  setup_ctr
+  local req='{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"containers","arguments":{"operation":"create","name":"%s","image":"localhost/busybox","mount_cwd":false,"network":"none","pids_limit":25}}}\n'
+  {
+    printf '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+    printf '{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    printf "$req" 2 m1
+    printf "$req" 3 m2
+    printf '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"containers","arguments":{"operation":"preflight"}}}\n'
+  } >"$T_DIR/mcp.in"
+  berth_cmd mcp
+  "${B_CMD[@]}" <"$T_DIR/mcp.in" >"$T_DIR/mcp.out" 2>"$T_DIR/mcp.err" || fail "berth mcp: $(cat "$T_DIR/mcp.err")"
+  cat "$T_DIR/mcp.out"
+  local c p1 p2
+  for c in m1 m2; do
+    cgroup_of $c
+    assert_eq "$(jq -r .metadata.cgroup.limits_applied "$B_OUTF")" true "limits of $c"
+    assert_eq "$(cat "$CGDIR/pids.max")" 25 "pids.max of $c"
+    expect_parent "$CGDIR"
+    [ $c = m1 ] && p1=$(dirname "$CGDIR") || p2=$(dirname "$CGDIR")
+  done
+  assert_eq "$p2" "$p1" "both containers under the same parent"
+  # preflight from the same process still sees the delegated scope
+  grep -q '"id": *4' "$T_DIR/mcp.out" || fail "no reply to the preflight call"
+  grep '"id": *4' "$T_DIR/mcp.out" | jq -r '.result.content[0].text' | jq -r '.checks[] | select(.name=="cgroups") | .passed' >"$T_DIR/pf"
+  assert_eq "$(cat "$T_DIR/pf")" true "preflight's cgroups check after two creates"
+}
+
 t_run "lifecycle: create, exec, rm; cgroup placed and removed" test_lifecycle_and_placement
+t_run "one berth process, two creates: both limited, same parent" test_two_creates_one_process
 t_run "confinement: CapEff 0, NoNewPrivs 1, Seccomp 2" test_confinement
 t_run "memory limit: OOM kill inside, container survives" test_memory_oom_inside_only
 t_run "pids limit: a fork bomb is stopped" test_pids_fork_bomb_stopped
