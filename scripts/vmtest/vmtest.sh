@@ -86,7 +86,7 @@ prepare_kernel() {
   if [ -f "$kd/ready" ]; then echo "$ver"; return 0; fi
   deb=$(ls "$CACHE/debs/${pkg}_"*.deb 2>/dev/null | head -n1)
   if [ -z "$deb" ]; then
-    (cd "$CACHE/debs" && apt-get download "$pkg" >&2) || return 1
+    (cd "$CACHE/debs" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2) || return 1
     deb=$(ls "$CACHE/debs/${pkg}_"*.deb | head -n1)
   fi
   rm -rf "$kd" && mkdir -p "$kd/x"
