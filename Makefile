@@ -77,6 +77,10 @@ fixtures: all
 integration: all
 	tests/integration/run.sh
 
+# the suites on pure cgroup v2 in a throwaway VM per kernel (Debian 6.1 and 6.12; qemu TCG)
+test-vm: all
+	scripts/vmtest/vmtest.sh
+
 test: all
 	scripts/test.sh
 
@@ -86,5 +90,5 @@ demo:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit deps fixtures integration test demo clean
+.PHONY: all unit deps fixtures integration test-vm test demo clean
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -10,6 +10,8 @@ pkgs=(
   busybox-static debootstrap
   docker-registry apache2-utils
   tmux clang libclang-rt-14-dev
+  # make test-vm: qemu boots Debian kernels fetched with apt-get download
+  qemu-system-x86 kmod jq e2fsprogs xz-utils slirp4netns passwd
 )
 # the MCP test drives berth with the official TypeScript SDK (Node >= 18)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)

@@ -83,6 +83,11 @@ int cmd_preflight(int argc, char **argv) {
       else printf("%s ", mark);
       printf("%-16s %s\n", json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "detail")));
       if (!ok && json_object_get(c, "guidance")) printf("     fix: %s\n", json_string_value(json_object_get(c, "guidance")));
+      /* the exact command, alone on its line for copy and paste */
+      if (!ok && json_object_get(c, "fix")) printf("     run: %s\n", json_string_value(json_object_get(c, "fix")));
+      if (!ok && json_object_get(c, "after_fix")) printf("     then: %s\n", json_string_value(json_object_get(c, "after_fix")));
+      if (!ok && json_object_get(c, "run_with"))
+        printf("     start berth as: %s berth ...\n", json_string_value(json_object_get(c, "run_with")));
     }
     printf("%s\n", json_string_value(json_object_get(r, "summary")) ?: json_string_value(json_object_get(r, "error")) ?: "");
   }

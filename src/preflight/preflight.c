@@ -21,14 +21,24 @@
 #include <time.h>
 
 #include "config.h"
+#include "container.h"
 #include "digest.h"
 #include "userns.h"
 #include "util.h"
 
-static void add(json_t *checks, const char *name, bool passed, bool required, const char *detail, const char *guidance) {
+/* guidance: what to do, for a person. fix: the exact shell command that
+ * does it, run as this user (sudo inside where root is needed), when one
+ * exists; after: what must follow it that is no command (log in again). */
+static json_t *add(json_t *checks, const char *name, bool passed, bool required, const char *detail, const char *guidance) {
   json_t *c = json_pack("{s:s, s:b, s:b, s:s}", "name", name, "passed", passed, "required", required, "detail", detail);
   if (!passed && guidance) json_object_set_new(c, "guidance", json_string(guidance));
   json_array_append_new(checks, c);
+  return c;
+}
+static void set_fix(json_t *c, const char *fix, const char *after) {
+  if (json_is_true(json_object_get(c, "passed"))) return;
+  if (fix) json_object_set_new(c, "fix", json_string(fix));
+  if (after) json_object_set_new(c, "after_fix", json_string(after));
 }
 
 static long read_long(const char *path, long def) {
@@ -73,14 +83,14 @@ static void check_userns(json_t *c, bool rootless) {
   char why[128] = "";
   bool probe = probe_userns(why, sizeof why);
   char d[512];
-  const char *g = NULL;
+  const char *g = NULL, *fix = NULL;
   bool ok = probe;
   if (max == 0) {
     ok = false;
-    g = "sudo sysctl -w user.max_user_namespaces=28633 && echo 'user.max_user_namespaces=28633' | sudo tee /etc/sysctl.d/90-berth-userns.conf";
+    g = fix = "sudo sysctl -w user.max_user_namespaces=28633 && echo 'user.max_user_namespaces=28633' | sudo tee /etc/sysctl.d/90-berth-userns.conf";
   } else if (clone == 0) {
     ok = false;
-    g = "sudo sysctl -w kernel.unprivileged_userns_clone=1 && echo 'kernel.unprivileged_userns_clone=1' | sudo tee /etc/sysctl.d/90-berth-userns.conf";
+    g = fix = "sudo sysctl -w kernel.unprivileged_userns_clone=1 && echo 'kernel.unprivileged_userns_clone=1' | sudo tee /etc/sysctl.d/90-berth-userns-clone.conf";
   } else if (aa == 1 && !probe) {
     g = "either allow unprivileged user namespaces: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 ; or give berth an "
         "AppArmor profile: printf 'abi <abi/4.0>,\\ninclude <tunables/global>\\nprofile berth /usr/local/bin/berth flags=(unconfined) {\\n  userns,\\n}\\n' "
@@ -92,7 +102,33 @@ static void check_userns(json_t *c, bool rootless) {
            clone >= 0 ? (clone ? ", unprivileged_userns_clone=1" : ", unprivileged_userns_clone=0") : "",
            aa >= 0 ? (aa ? ", apparmor_restrict_unprivileged_userns=1" : ", apparmor_restrict_unprivileged_userns=0") : "",
            probe ? "works" : "fails: ", probe ? "" : why, "");
-  add(c, "user_namespaces", ok, rootless, d, g);
+  set_fix(add(c, "user_namespaces", ok, rootless, d, g), fix, NULL);
+}
+
+/* the first 65536 ids from 100000 up that no range in /etc/subuid or
+ * /etc/subgid touches (each clash moves past that range) */
+static unsigned long free_subid_start(void) {
+  unsigned long start = 100000;
+  for (bool moved = true; moved;) {
+    moved = false;
+    const char *files[] = {"/etc/subuid", "/etc/subgid"};
+    for (int f = 0; f < 2; f++) {
+      FILE *fp = fopen(files[f], "re");
+      if (!fp) continue;
+      char line[512];
+      while (fgets(line, sizeof line, fp)) {
+        char *a = strchr(line, ':');
+        unsigned long s, n;
+        if (!a || sscanf(a + 1, "%lu:%lu", &s, &n) != 2) continue;
+        if (s < start + 65536 && start < s + n) {
+          start = s + n;
+          moved = true;
+        }
+      }
+      fclose(fp);
+    }
+  }
+  return start;
 }
 
 static void check_subids(json_t *c, bool rootless) {
@@ -104,11 +140,14 @@ static void check_subids(json_t *c, bool rootless) {
   const char *name = user_name();
   bool hu = subid_lookup("/etc/subuid", name, getuid(), &u) == 0 && u.count >= 65536;
   bool hg = subid_lookup("/etc/subgid", name, getuid(), &g) == 0 && g.count >= 65536;
-  char d[256], gd[512];
+  char d[256], gd[512], fx[256];
   snprintf(d, sizeof d, "/etc/subuid: %s; /etc/subgid: %s", hu ? "range of 65536+ ids" : "no range of 65536 ids",
            hg ? "range of 65536+ ids" : "no range of 65536 ids");
-  snprintf(gd, sizeof gd, "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s (pick a range no other user has)", name);
-  add(c, "subordinate_ids", hu && hg, true, d, gd);
+  unsigned long start = free_subid_start();
+  snprintf(fx, sizeof fx, "sudo usermod --add-subuids %lu-%lu --add-subgids %lu-%lu %s", start, start + 65535, start, start + 65535, name);
+  snprintf(gd, sizeof gd, "give %s 65536 subordinate ids that no other user has (%lu-%lu is free in /etc/subuid and /etc/subgid): %s", name,
+           start, start + 65535, fx);
+  set_fix(add(c, "subordinate_ids", hu && hg, true, d, gd), fx, NULL);
 }
 
 static bool helper_ok(const char *name, char *path, size_t pl) {
@@ -130,30 +169,40 @@ static bool helper_ok(const char *name, char *path, size_t pl) {
 static void check_idmap(json_t *c, bool rootless) {
   char pu[256], pg[256];
   bool u = helper_ok("newuidmap", pu, sizeof pu), g = helper_ok("newgidmap", pg, sizeof pg);
-  char d[600];
-  const char *gd;
+  char d[600], fx[600] = "";
+  cleanup_free char *gd = NULL;
   if (!*pu || !*pg) {
     snprintf(d, sizeof d, "newuidmap/newgidmap not installed");
-    gd = "sudo apt-get install uidmap";
+    snprintf(fx, sizeof fx, "sudo apt-get install -y uidmap");
+    gd = strdup(fx);
   } else {
     snprintf(d, sizeof d, "%s %s, %s %s", pu, u ? "setuid" : "lacks setuid/file caps", pg, g ? "setuid" : "lacks setuid/file caps");
-    gd = "sudo chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap (or: sudo setcap cap_setuid+ep /usr/bin/newuidmap; sudo setcap cap_setgid+ep /usr/bin/newgidmap)";
+    snprintf(fx, sizeof fx, "sudo chmod u+s %s %s", pu, pg);
+    gd = xasprintf("%s (or give them file capabilities: sudo setcap cap_setuid+ep %s; sudo setcap cap_setgid+ep %s)", fx, pu, pg);
   }
-  add(c, "newuidmap", u && g, rootless, d, gd);
+  set_fix(add(c, "newuidmap", u && g, rootless, d, gd), fx, NULL);
+}
+
+static bool has_word(const char *list, const char *word) {
+  size_t n = strlen(word);
+  for (const char *p = list; p && (p = strstr(p, word)); p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n')) return true;
+  return false;
 }
 
 static void check_cgroups(json_t *c, bool rootless) {
   struct stat st;
   bool v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-  char d[512];
+  char d[1024];
   if (!v2) {
     bool hybrid = stat("/sys/fs/cgroup/unified/cgroup.controllers", &st) == 0;
     bool writable = access("/sys/fs/cgroup/memory", W_OK) == 0 && access("/sys/fs/cgroup/pids", W_OK) == 0;
     snprintf(d, sizeof d, "cgroup v1%s: memory, pids and cpu limits %s", hybrid ? " (hybrid)" : "",
              !rootless && writable ? "apply" : "cannot be applied for this user (v1 has no delegation); containers run without them");
-    add(c, "cgroups", !rootless && writable, false, d,
-        "boot with cgroup v2 for rootless limits: sudo sed -i 's/GRUB_CMDLINE_LINUX=\"/GRUB_CMDLINE_LINUX=\"systemd.unified_cgroup_hierarchy=1 /' "
-        "/etc/default/grub && sudo update-grub && sudo reboot");
+    const char *fx = "sudo sed -i 's/GRUB_CMDLINE_LINUX=\"/GRUB_CMDLINE_LINUX=\"systemd.unified_cgroup_hierarchy=1 /' /etc/default/grub && "
+                     "sudo update-grub";
+    cleanup_free char *g = xasprintf("boot with cgroup v2 for rootless limits: %s && sudo reboot", fx);
+    set_fix(add(c, "cgroups", !rootless && writable, false, d, g), fx, "reboot");
     return;
   }
   cleanup_free char *own = NULL;
@@ -165,19 +214,73 @@ static void check_cgroups(json_t *c, bool rootless) {
       own = strndup(p, strcspn(p, "\n"));
     }
   }
-  cleanup_free char *dir = xasprintf("/sys/fs/cgroup%s", own && strcmp(own, "/") ? own : "");
+  /* an earlier create of this process moved it into <base>/berth/monitor (see cgroup.c) */
+  size_t ol = own ? strlen(own) : 0, sl = strlen("/berth/monitor");
+  if (ol > sl && !strcmp(own + ol - sl, "/berth/monitor")) own[ol - sl] = '\0';
+  bool top = !own || !strcmp(own, "/");
+  cleanup_free char *dir = xasprintf("/sys/fs/cgroup%s", top ? "" : own);
+  if (!rootless) {
+    /* root uses its own cgroup, or /sys/fs/cgroup/berth when that one is shared (see cgroup.c) */
+    cleanup_free char *ctl = NULL;
+    read_file("/sys/fs/cgroup/cgroup.controllers", 4096, &ctl, NULL, NULL);
+    bool has = has_word(ctl, "memory") && has_word(ctl, "pids") && has_word(ctl, "cpu");
+    snprintf(d, sizeof d, "cgroup v2: root cgroup controllers [%s]%s", ctl ? strtok(ctl, "\n") : "none",
+             has ? "; memory, pids and cpu limits apply" : "");
+    add(c, "cgroups", has, false, d, "enable the memory, pids and cpu controllers in the kernel (cgroup_enable=memory on the kernel command line)");
+    return;
+  }
   cleanup_free char *ctl = NULL;
   cleanup_free char *cf = xasprintf("%s/cgroup.controllers", dir);
   read_file(cf, 4096, &ctl, NULL, NULL);
-  bool has = ctl && strstr(ctl, "memory") && strstr(ctl, "pids") && strstr(ctl, "cpu");
-  bool w = access(dir, W_OK) == 0;
-  snprintf(d, sizeof d, "cgroup v2 at %s: controllers [%s]%s", dir, ctl ? strtok(ctl, "\n") : "none",
-           w ? "" : "; not writable by this user");
-  cleanup_free char *g = xasprintf(
-      "delegate memory, pids and cpu to the user: sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' "
-      "| sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload, then log in again; "
-      "or run berth in a delegated scope: systemd-run --user --scope -p Delegate=yes berth ...");
-  add(c, "cgroups", has && w, false, d, g);
+  if (ctl) ctl[strcspn(ctl, "\n")] = '\0';
+  bool has = has_word(ctl, "memory") && has_word(ctl, "pids") && has_word(ctl, "cpu");
+  cleanup_free char *procs = xasprintf("%s/cgroup.procs", dir);
+  cleanup_free char *sub = xasprintf("%s/cgroup.subtree_control", dir);
+  bool w = access(dir, W_OK) == 0 && access(procs, W_OK) == 0 && access(sub, W_OK) == 0;
+  /* cgroup v2 hands controllers only to cgroups without processes of their own: berth
+   * steps into a leaf itself, but cannot move the rest (a login shell) */
+  bool others = false;
+  cleanup_free char *sc = NULL;
+  read_file(sub, 4096, &sc, NULL, NULL);
+  if (!(has_word(sc, "memory") && has_word(sc, "pids") && has_word(sc, "cpu"))) {
+    cleanup_free char *pl = NULL;
+    if (read_file(procs, 1 << 20, &pl, NULL, NULL) == 0)
+      for (char *save, *t = strtok_r(pl, "\n", &save); t; t = strtok_r(NULL, "\n", &save))
+        if (atoi(t) != getpid()) others = true;
+  }
+  bool ok = has && w && !others;
+  snprintf(d, sizeof d, "cgroup v2 at %s: controllers [%s]%s%s", dir, ctl ? ctl : "none", w ? "" : "; not delegated to this user",
+           w && others ? "; shared with other processes (cgroup v2 gives controllers only to cgroups without processes)" : "");
+  bool systemd = stat("/run/systemd/system", &st) == 0;
+  uid_t uid = getuid();
+  cleanup_free char *svc = xasprintf("/sys/fs/cgroup/user.slice/user-%u.slice/user@%u.service", (unsigned)uid, (unsigned)uid);
+  cleanup_free char *svcctl = NULL;
+  cleanup_free char *svcf = xasprintf("%s/cgroup.controllers", svc);
+  read_file(svcf, 4096, &svcctl, NULL, NULL);
+  bool svc_ok = stat(svc, &st) == 0 && st.st_uid == uid && has_word(svcctl, "memory") && has_word(svcctl, "pids") && has_word(svcctl, "cpu");
+  const char *scope = "systemd-run --user --scope -p Delegate=yes";
+  const char *dropin = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' "
+                       "| sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload";
+  json_t *j;
+  if (ok) {
+    add(c, "cgroups", true, false, d, NULL);
+  } else if (systemd && !svc_ok) {
+    cleanup_free char *g = xasprintf("delegate memory, pids and cpu to your systemd user manager: %s; then log in again and run "
+                                     "berth in a delegated scope: %s berth ...", dropin, scope);
+    j = add(c, "cgroups", false, false, d, g);
+    set_fix(j, dropin, "log in again");
+    json_object_set_new(j, "run_with", json_string(scope));
+  } else if (systemd) {
+    cleanup_free char *g = xasprintf("your user manager has memory, pids and cpu delegated, but berth runs outside it (%s): run "
+                                     "berth in a delegated scope: %s berth ...", own ? own : "?", scope);
+    j = add(c, "cgroups", false, false, d, g);
+    json_object_set_new(j, "run_with", json_string(scope));
+  } else {
+    add(c, "cgroups", false, false, d,
+        "no systemd here: have whatever starts your session give it a cgroup of its own with memory, pids and cpu enabled in every "
+        "parent's cgroup.subtree_control, owned by you (the directory and its cgroup.procs, cgroup.subtree_control and "
+        "cgroup.threads), and start berth alone in it");
+  }
 }
 
 /* Probe an overlay mount the way containers use it (in a user namespace
@@ -190,11 +293,20 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   digest_of(cfg->data_dir, strlen(cfg->data_dir), dd);
   cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%.12s", cfg->run_dir, u.release, dd + 7);
   cleanup_free char *cached = NULL;
-  if (read_file(cache, 256, &cached, NULL, NULL) == 0 && (cached[0] == '1' || cached[0] == '0')) {
-    bool ok = cached[0] == '1';
-    add(c, "overlay", ok, false, ok ? "overlayfs mounts (cached probe)" :
-        "overlayfs cannot be mounted here (cached probe): containers get a copied root filesystem (slower, more disk)",
-        "sudo modprobe overlay; rootless needs Linux 5.11+ and a store on a filesystem with user xattrs (ext4, xfs, btrfs, tmpfs 6.6+)");
+  /* only a success is cached: a failure is probed again, so the check sees a fix at once */
+  if (read_file(cache, 256, &cached, NULL, NULL) == 0 && cached[0] == '1') {
+    add(c, "overlay", true, false, "overlayfs mounts (cached probe)", NULL);
+    return;
+  }
+  cleanup_free char *fs = NULL;
+  read_file("/proc/filesystems", 1 << 16, &fs, NULL, NULL);
+  if (fs && !strstr(fs, "\toverlay\n")) {
+    /* not built in, not loaded, and nothing loaded it on demand */
+    json_t *j = add(c, "overlay", false, false,
+                    "the overlay filesystem is not available (no `overlay` in /proc/filesystems; module not loaded): containers get a "
+                    "copied root filesystem (slower, more disk)",
+                    "load the module now and at every boot: sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf");
+    set_fix(j, "sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf", NULL);
     return;
   }
   cleanup_free char *base = xasprintf("%s/tmp", cfg->data_dir);
@@ -207,7 +319,14 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
     cleanup_free char *p = xasprintf("%s/%s", dir, sub[i]);
     mkdir(p, 0755);
   }
-  pid_t p = fork();
+  /* rootless overlay keeps its metadata (opaque directories) in user.* xattrs:
+   * without them it still mounts, but image contents come out wrong */
+  bool xattr_ok = true;
+  if (rootless) {
+    cleanup_free char *u = xasprintf("%s/u", dir);
+    xattr_ok = setxattr(u, "user.berth.probe", "1", 1, 0) == 0;
+  }
+  pid_t p = xattr_ok ? fork() : -1;
   if (p == 0) {
     if (rootless) {
       uid_t uid = getuid();
@@ -235,14 +354,21 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   if (p > 0) waitpid(p, &st, 0);
   bool ok = p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
   rm_rf(dir, NULL);
-  mkdir_p(cfg->run_dir, 0700, NULL);
-  write_file_atomic(cache, ok ? "1" : "0", 1, 0600, NULL);
+  if (ok) {
+    mkdir_p(cfg->run_dir, 0700, NULL);
+    write_file_atomic(cache, "1", 1, 0600, NULL);
+  }
   char d[512];
-  snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
-           base, ok ? "" : ": containers get a copied root filesystem (slower, more disk)");
+  if (!xattr_ok)
+    snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "
+             "opaque directories: images that have them cannot be stored there", base);
+  else
+    snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
+             base, ok ? "" : ": containers get a copied root filesystem (slower, more disk)");
   add(c, "overlay", ok, false, d,
-      "sudo modprobe overlay; rootless needs Linux 5.11+ and a store on a filesystem with user xattrs (ext4, xfs, btrfs, tmpfs 6.6+); "
-      "set `data_dir` in ~/.config/berth/config.json to such a filesystem");
+      "keep the store on a filesystem overlayfs can use as its upper layer (not overlayfs itself, not NFS; rootless also needs "
+      "user xattrs: ext4, xfs, btrfs, tmpfs 6.6+): set `data_dir` in berth's config (~/.config/berth/config.json) or BERTH_ROOT "
+      "to a directory there");
 }
 
 static void check_seccomp(json_t *c) {
@@ -269,8 +395,8 @@ static void check_network(json_t *c) {
   char d[256];
   snprintf(d, sizeof d, "pasta %s, slirp4netns %s, /dev/net/tun %s (needed for the bridge network, not for none/host)",
            pasta ? "found" : "missing", slirp ? "found" : "missing", tun ? "usable" : "not usable");
-  add(c, "network_helper", (pasta || slirp) && tun, false, d,
-      !tun ? "sudo modprobe tun && sudo chmod 0666 /dev/net/tun" : "sudo apt-get install passt (or slirp4netns)");
+  const char *fx = !tun ? "sudo modprobe tun && sudo chmod 0666 /dev/net/tun" : "sudo apt-get install -y slirp4netns";
+  set_fix(add(c, "network_helper", (pasta || slirp) && tun, false, d, fx), fx, NULL);
 }
 
 static void check_disk(json_t *c, struct berth_config *cfg) {
@@ -289,9 +415,32 @@ static void check_disk(json_t *c, struct berth_config *cfg) {
   double gb = (double)sv.f_bavail * (double)sv.f_frsize / 1e9;
   char d[256];
   snprintf(d, sizeof d, "%.1fGB free at %s%s", gb, p, gb < 1 ? "" : gb < 5 ? " (low, consider pruning)" : "");
-  cleanup_free char *g = xasprintf("free space under %s: `berth rm --all --confirm`, `berth rmi` unused images, or set `data_dir` "
-                                   "in berth's config to a larger filesystem", p);
-  add(c, "disk_space", gb >= 1, true, d, g);
+  if (gb >= 1) {
+    add(c, "disk_space", true, true, d, NULL);
+    return;
+  }
+  /* what berth itself can give back without touching a running container */
+  struct buf names = {0};
+  json_t *list = NULL;
+  berth_error_t e = NULL;
+  if (container_list(&list, &e) == 0) {
+    size_t i;
+    json_t *ct;
+    json_array_foreach(json_object_get(list, "containers"), i, ct) {
+      const char *st = json_string_value(json_object_get(ct, "status")), *n = json_string_value(json_object_get(ct, "name"));
+      if (!n || (st && !strcmp(st, "running"))) continue;
+      buf_append(&names, " ", 1);
+      buf_append(&names, n, strlen(n));
+    }
+  }
+  berth_error_free(e);
+  json_decref(list);
+  cleanup_free char *fx = names.len ? xasprintf("berth rm%.*s", (int)names.len, names.data) : NULL;
+  cleanup_free char *g = xasprintf("free space under %s: %s%s`berth rmi` images you no longer use, `berth rm` containers you no longer "
+                                   "need, or set `data_dir` in berth's config to a larger filesystem", p,
+                                   fx ? "remove the containers that are not running: " : "", fx ? fx : "");
+  buf_free(&names);
+  set_fix(add(c, "disk_space", false, true, d, g), fx, NULL);
 }
 
 static void check_nesting(json_t *c) {

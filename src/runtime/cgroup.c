@@ -51,7 +51,7 @@ static char *own_path(const char *ctrl) {
     char *a = strchr(line, ':');
     char *b = a ? strchr(a + 1, ':') : NULL;
     if (!b) continue;
-    *b = '\0';
+    *a = *b = '\0'; /* line is the hierarchy id ("0" for v2), a + 1 the controllers */
     const char *ctrls = a + 1;
     if (!*ctrl) {
       if (!strcmp(line, "0") && !*ctrls) res = strdup(b + 1);
@@ -100,6 +100,120 @@ static bool is_pure_v2(void) {
   return stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
 }
 
+/* does a space separated cgroup list (cgroup.controllers) hold WORD? ("cpu" is not "cpuset") */
+static bool has_word(const char *list, const char *word) {
+  size_t n = strlen(word);
+  for (const char *p = list; p && (p = strstr(p, word)); p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n')) return true;
+  return false;
+}
+
+/* enable memory, pids and cpu in DIR's subtree_control, those of them DIR
+ * has, in one write: a controller DIR lacks must not stop the others, and
+ * one at a time would let the threaded ones (pids, cpu) in while memory is
+ * refused, which turns a cgroup with processes into a thread root whose
+ * children can take no process (EOPNOTSUPP). 0 when all three are on. */
+static int v2_enable(const char *dir) {
+  static const char *const want[] = {"memory", "pids", "cpu"};
+  cleanup_free char *cur = NULL;
+  cleanup_free char *avail = NULL;
+  cleanup_free char *p = xasprintf("%s/cgroup.subtree_control", dir);
+  cleanup_free char *pc = xasprintf("%s/cgroup.controllers", dir);
+  read_file(p, 4096, &cur, NULL, NULL);
+  read_file(pc, 4096, &avail, NULL, NULL);
+  char v[64] = "";
+  bool all = true;
+  for (int i = 0; i < 3; i++) {
+    if (has_word(cur, want[i])) continue;
+    if (!has_word(avail, want[i])) {
+      all = false;
+      continue;
+    }
+    snprintf(v + strlen(v), sizeof v - strlen(v), "%s+%s", *v ? " " : "", want[i]);
+  }
+  if (*v && write_str(dir, "cgroup.subtree_control", v) < 0) return -1;
+  if (!all) {
+    errno = ENOENT;
+    return -1;
+  }
+  return 0;
+}
+
+/* pids in DIR/cgroup.procs other than this process */
+static bool v2_has_others(const char *dir) {
+  cleanup_free char *procs = NULL;
+  cleanup_free char *p = xasprintf("%s/cgroup.procs", dir);
+  if (read_file(p, 1 << 20, &procs, NULL, NULL) < 0) return true;
+  for (char *save, *s = strtok_r(procs, "\n", &save); s; s = strtok_r(NULL, "\n", &save))
+    if (atoi(s) != getpid()) return true;
+  return false;
+}
+
+/* The directory that holds the containers' cgroups: <own cgroup>/berth,
+ * with memory, pids and cpu enabled in both levels. cgroup v2 lets a
+ * non-root cgroup hand controllers to children only while it holds no
+ * process itself ("no internal processes"), and berth runs in its own
+ * cgroup: where berth is the only process there (a delegated scope made
+ * for it, `systemd-run --user --scope -p Delegate=yes`), it moves itself
+ * into the leaf <own>/berth/monitor first (the monitors it forks stay
+ * there); where other processes share it (a login shell's session scope),
+ * root uses /sys/fs/cgroup/berth instead, and others get NULL with the
+ * reason in *why. */
+static char *v2_parent(char **why) {
+  cleanup_free char *own = own_path("");
+  /* moved there by an earlier create of this process (berth mcp, berth tool,
+   * libberth): the containers' parent is the one that holds this leaf */
+  size_t ol = own ? strlen(own) : 0;
+  if (ol > strlen("/berth/monitor") && !strcmp(own + ol - strlen("/berth/monitor"), "/berth/monitor"))
+    own[ol - strlen("/berth/monitor")] = '\0';
+  bool top = !own || !strcmp(own, "/");
+  cleanup_free char *base = xasprintf("/sys/fs/cgroup%s", top ? "" : own);
+  cleanup_free char *parent = xasprintf("%s/berth", base);
+  if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
+    *why = xasprintf("cannot create a cgroup under %s (%s)", base, strerror(errno));
+    goto fallback;
+  }
+  if (v2_enable(base) < 0) {
+    if (errno != EBUSY || top) {
+      *why = xasprintf("cannot enable memory, pids and cpu in %s/cgroup.subtree_control (%s)", base, strerror(errno));
+      goto fallback;
+    }
+    /* EBUSY: processes in base. Only berth itself? then step aside. */
+    if (v2_has_others(base)) {
+      *why = xasprintf("cgroup %s holds other processes besides berth, and cgroup v2 gives controllers only to cgroups "
+                       "without processes of their own", base);
+      goto fallback;
+    }
+    cleanup_free char *leaf = xasprintf("%s/monitor", parent);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) || write_str(leaf, "cgroup.procs", pid) < 0) {
+      *why = xasprintf("cannot move berth into %s (%s)", leaf, strerror(errno));
+      goto fallback;
+    }
+    if (v2_enable(base) < 0) {
+      *why = xasprintf("cannot enable memory, pids and cpu in %s/cgroup.subtree_control (%s)", base, strerror(errno));
+      goto fallback;
+    }
+  }
+  if (v2_enable(parent) < 0) {
+    *why = xasprintf("cannot enable memory, pids and cpu in %s/cgroup.subtree_control (%s)", parent, strerror(errno));
+    goto fallback;
+  }
+  return strdup(parent);
+fallback:
+  if (!top && geteuid() == 0) {
+    /* root: the root cgroup is exempt from the rule (like Docker's cgroupfs driver) */
+    if ((mkdir("/sys/fs/cgroup/berth", 0755) == 0 || errno == EEXIST) && v2_enable("/sys/fs/cgroup") == 0 &&
+        v2_enable("/sys/fs/cgroup/berth") == 0) {
+      free(*why);
+      *why = NULL;
+      return strdup("/sys/fs/cgroup/berth");
+    }
+  }
+  return NULL;
+}
+
 int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err) {
   (void)err;
   json_t *o = json_object(), *paths = json_array();
@@ -109,33 +223,26 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
   char v[64];
   if (is_pure_v2()) {
     json_object_set_new(o, "version", json_integer(2));
-    cleanup_free char *own = own_path("");
-    cleanup_free char *base = xasprintf("/sys/fs/cgroup%s", own && strcmp(own, "/") ? own : "");
-    cleanup_free char *parent = xasprintf("%s/berth", base);
-    cleanup_free char *dir = xasprintf("%s/%s", parent, name);
-    /* enable controllers down the two levels berth owns */
-    bool ok = (mkdir(parent, 0755) == 0 || errno == EEXIST);
-    if (ok) {
-      write_str(base, "cgroup.subtree_control", "+memory +pids +cpu");
-      write_str(parent, "cgroup.subtree_control", "+memory +pids +cpu");
-    }
-    if (!ok || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+    cleanup_free char *why = NULL;
+    cleanup_free char *parent = v2_parent(&why);
+    cleanup_free char *dir = parent ? xasprintf("%s/%s", parent, name) : NULL;
+    if (!parent || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
       applied = false;
-      cleanup_free char *m = xasprintf("cannot create a cgroup under %s (%s): running without memory, pids and cpu limits; "
-                                       "run berth in a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes berth ...`)",
-                                       base, strerror(errno));
-      buf_append(&note, m, strlen(m));
+      cleanup_free char *m = parent ? xasprintf("cannot create the cgroup %s (%s)", dir, strerror(errno)) : NULL;
+      cleanup_free char *m2 = xasprintf("%s: running without memory, pids and cpu limits; run berth in a delegated cgroup "
+                                        "(`systemd-run --user --scope -p Delegate=yes berth ...`; `berth preflight` says what is missing)",
+                                        m ? m : why);
+      buf_append(&note, m2, strlen(m2));
     } else {
       json_array_append_new(paths, json_string(dir));
       cleanup_free char *ctl = NULL;
-      size_t n;
       cleanup_free char *cf = xasprintf("%s/cgroup.controllers", dir);
-      read_file(cf, 4096, &ctl, &n, NULL);
+      read_file(cf, 4096, &ctl, NULL, NULL);
       const char *want[] = {"memory", "pids", "cpu"};
       for (int i = 0; i < 3; i++) {
-        if (!ctl || !strstr(ctl, want[i])) {
+        if (!has_word(ctl, want[i])) {
           applied = false;
-          cleanup_free char *m = xasprintf("%scontroller `%s` is not delegated to %s", note.len ? "; " : "", want[i], base);
+          cleanup_free char *m = xasprintf("%scontroller `%s` is not delegated to %s", note.len ? "; " : "", want[i], parent);
           buf_append(&note, m, strlen(m));
         }
       }

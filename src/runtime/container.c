@@ -359,10 +359,12 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     struct buf opt = {0};
     buf_append(&opt, "lowerdir=", 9);
     for (size_t i = n; i-- > 0;) {
+      /* the link's full path is as long as the container dir (it was cut to 31 bytes here, so
+       * every data dir longer than ~20 characters lost overlayfs before 6.8) */
+      cleanup_free char *link = xasprintf("%s/l/%zu", a->cdir, i);
+      unlink(link);
+      if (symlink(json_string_value(json_array_get(lowers, i)), link) < 0) {}
       char name[32];
-      snprintf(name, sizeof name, "%s/l/%zu", a->cdir, i);
-      unlink(name);
-      if (symlink(json_string_value(json_array_get(lowers, i)), name) < 0) {}
       snprintf(name, sizeof name, "l/%zu%s", i, i ? ":" : "");
       buf_append(&opt, name, strlen(name));
     }
@@ -383,9 +385,10 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     /* overlayfs refused: copy the layers instead, and say so */
     berth_error_t e2 = NULL;
     if (copy_rootfs(lowers, upper, rootfs, &e2) == 0) {
+      /* the init's note lives until it sends it: a one-off allocation */
+      a->note = xasprintf("overlayfs could not be mounted here (%s): the root filesystem was copied from the layers (slower "
+                          "creates, more disk; see `berth preflight`)", err && *err ? (*err)->msg : "?");
       berth_error_clear(err);
-      a->note = "overlayfs could not be mounted here: the root filesystem was copied from the layers (slower creates, "
-                "more disk; see `berth preflight`)";
       ret = 0;
     } else {
       berth_error_wrap(&e2, "overlay failed (%s); copying the layers failed too", err && *err ? (*err)->msg : "?");

@@ -13,10 +13,11 @@ d = json.load(open(sys.argv[1]))
 c = [x for x in d["checks"] if x["name"] == sys.argv[2]]
 if not c: print("MISSING"); sys.exit()
 c = c[0]
-print("\x1f".join([str(c["passed"]), str(c.get("required")), c.get("guidance", ""), c["detail"]]))' "$B_OUTF" "$1"; }
+print("\x1f".join([str(c["passed"]), str(c.get("required")), c.get("guidance", ""), c["detail"], c.get("fix", "")]))' "$B_OUTF" "$1"; }
 passed() { check "$1" | cut -d$'\x1f' -f1; }
 guidance() { check "$1" | cut -d$'\x1f' -f3; }
 detail() { check "$1" | cut -d$'\x1f' -f4; }
+fixcmd() { check "$1" | cut -d$'\x1f' -f5; }
 # preflight with a fresh run dir (the overlay probe is cached there)
 pf() { B_EXTRA_ENV="BERTH_RUNROOT=$T_DIR/run-$RANDOM" b_run preflight --json; }
 # run preflight as this mode's user inside a wrapper command (e.g. unshare -m sh -c '...; exec "$@"')
@@ -68,7 +69,9 @@ test_disk_space_low_and_full() {
   umount "$T_DIR/small" "$T_DIR/low"
   B_OUTF=$s
   assert_eq "$(passed disk_space)" False "under 1 GB free fails"
-  assert_contains "$(guidance disk_space)" "berth rm --all --confirm"
+  assert_contains "$(guidance disk_space)" "berth rmi"
+  assert_contains "$(guidance disk_space)" "data_dir"
+  assert_eq "$(fixcmd disk_space)" "" "no container to remove: no fix command"
   assert_contains "$(cat "$s")" '"ready": false'
   B_OUTF=$l
   assert_eq "$(passed disk_space)" True "under 5 GB passes"
@@ -81,6 +84,7 @@ test_newuidmap_without_setuid() {
   pf_in "mount --bind $T_DIR/newuidmap /usr/bin/newuidmap"
   assert_eq "$(passed newuidmap)" False "newuidmap without setuid"
   assert_contains "$(guidance newuidmap)" "sudo chmod u+s /usr/bin/newuidmap"
+  assert_eq "$(fixcmd newuidmap)" "sudo chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap" "the exact fix"
   assert_contains "$(cat "$B_OUTF")" '"ready": false'
 }
 
@@ -92,7 +96,16 @@ test_no_subordinate_ids() {
   chmod 644 "$T_DIR/subuid" "$T_DIR/subgid"
   pf_in "mount --bind $T_DIR/subuid /etc/subuid && mount --bind $T_DIR/subgid /etc/subgid"
   assert_eq "$(passed subordinate_ids)" False
-  assert_contains "$(guidance subordinate_ids)" "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $TEST_USER"
+  # the exact command, with 65536 ids that no other user's range touches
+  local fx re='^sudo usermod --add-subuids ([0-9]+)-([0-9]+) --add-subgids ([0-9]+)-([0-9]+) '"$TEST_USER"'$'
+  fx=$(fixcmd subordinate_ids)
+  [[ $fx =~ $re ]] || fail "fix is not one usermod command: $fx"
+  local a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+  assert_eq "$((b - a + 1))" 65536 "ids in the range"
+  assert_eq "${BASH_REMATCH[3]}-${BASH_REMATCH[4]}" "$a-$b" "the same range for gids"
+  cat "$T_DIR/subuid" "$T_DIR/subgid" | awk -F: -v a="$a" -v b="$b" 'NF>=3 && $2<=b && a<$2+$3 {print "overlaps " $0; bad=1} END{exit bad}' ||
+    fail "the proposed range $a-$b overlaps another user's"
+  assert_contains "$(guidance subordinate_ids)" "$(fixcmd subordinate_ids)"
   assert_contains "$(cat "$B_OUTF")" '"ready": false'
 }
 
@@ -100,6 +113,7 @@ test_tun_and_helper_missing() {
   pf_in "mount -t tmpfs tmpfs /dev/net && mount -t tmpfs tmpfs /usr/bin/slirp4netns 2>/dev/null; true"
   assert_eq "$(passed network_helper)" False
   assert_contains "$(guidance network_helper)" "sudo modprobe tun && sudo chmod 0666 /dev/net/tun"
+  assert_eq "$(fixcmd network_helper)" "sudo modprobe tun && sudo chmod 0666 /dev/net/tun" "the exact fix"
   assert_contains "$(cat "$B_OUTF")" '"ready": true' "the network helper is not required (none and host work)"
 }
 
