@@ -4,6 +4,7 @@
  * and do not make the host "not ready". */
 #define _GNU_SOURCE
 #include "preflight.h"
+#include "network.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -380,23 +381,32 @@ static void check_seccomp(json_t *c) {
 }
 
 static void check_network(json_t *c) {
-  char p1[256], p2[256];
-  bool pasta = false, slirp = false;
+  char p2[256];
+  bool slirp = false;
   const char *dirs[] = {"/usr/bin", "/usr/local/bin", "/bin"};
   for (int i = 0; i < 3; i++) {
-    snprintf(p1, sizeof p1, "%s/pasta", dirs[i]);
     snprintf(p2, sizeof p2, "%s/slirp4netns", dirs[i]);
-    pasta |= access(p1, X_OK) == 0;
     slirp |= access(p2, X_OK) == 0;
   }
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   bool tun = fd >= 0;
   if (fd >= 0) close(fd);
-  char d[256];
-  snprintf(d, sizeof d, "pasta %s, slirp4netns %s, /dev/net/tun %s (needed for the bridge network, not for none/host)",
-           pasta ? "found" : "missing", slirp ? "found" : "missing", tun ? "usable" : "not usable");
+  char d[320];
+  snprintf(d, sizeof d, "slirp4netns %s, /dev/net/tun %s (needed for %s and for named networks' outside access; not for none/host)",
+           slirp ? "found" : "missing", tun ? "usable" : "not usable",
+           geteuid() == 0 ? "the bridge network when nft is missing" : "the bridge network");
   const char *fx = !tun ? "sudo modprobe tun && sudo chmod 0666 /dev/net/tun" : "sudo apt-get install -y slirp4netns";
-  set_fix(add(c, "network_helper", (pasta || slirp) && tun, false, d, fx), fx, NULL);
+  set_fix(add(c, "network_helper", slirp && tun, false, d, fx), fx, NULL);
+  if (geteuid() == 0) {
+    /* root's default network: berth0 with an nftables table */
+    bool nft = hb_usable();
+    const char *nfx = "sudo apt-get install -y nftables";
+    set_fix(add(c, "nftables", nft, false,
+                nft ? "nft found: the bridge network is berth0 with NAT"
+                    : "nft missing: the bridge network falls back to slirp4netns (slower outbound)",
+                nfx),
+            nfx, NULL);
+  }
 }
 
 static void check_disk(json_t *c, struct berth_config *cfg) {
