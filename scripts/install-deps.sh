@@ -7,6 +7,8 @@ pkgs=(
   libcurl4-openssl-dev libarchive-dev libjansson-dev libseccomp-dev libcap-dev libssl-dev
   libcriterion-dev
   uidmap attr curl openssl python3 zstd
+  # networking: berth0 (root) and slirp4netns (rootless, named networks); ip for tests
+  nftables iproute2
   busybox-static debootstrap
   docker-registry apache2-utils
   tmux clang libclang-rt-14-dev
