@@ -16,6 +16,10 @@ struct limits {
  * JSON object {version, paths:[...], limits_applied, note}. */
 int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err);
 int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err);
+/* fork(), with the child born in the container's cgroup: clone3 with
+ * CLONE_INTO_CGROUP on cgroup v2 (no migration), else the child moves
+ * itself (a failure to move is not fatal: the child runs on). */
+pid_t cgroup_fork_into(json_t *info);
 /* Kill what is left and remove the directories. */
 void cgroup_destroy(json_t *info);
 /* current memory bytes and pids, -1 when unknown */

@@ -491,7 +491,8 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   if (o->capture && !o->tty && (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)) return berth_error(err, errno, "pipe");
   fflush(stdout);
   fflush(stderr);
-  pid_t joiner = fork();
+  /* born in the container's cgroup (clone3 CLONE_INTO_CGROUP on v2) */
+  pid_t joiner = cgroup_fork_into(json_object_get(st, "cgroup"));
   if (joiner < 0) return berth_error(err, errno, "fork");
   if (joiner == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -499,8 +500,6 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     close(rp[0]);
     if (sock[0] >= 0) close(sock[0]);
     if (op[0] >= 0) close(op[0]), close(ep[0]);
-    berth_error_t e2 = NULL;
-    if (cgroup_enter(json_object_get(st, "cgroup"), getpid(), &e2) < 0) berth_error_clear(&e2);
     for (int i = 0; i < 7; i++) {
       if (fds[i] < 0) continue; /* not ours to join (-1) or shared (-2) */
       if (setns(fds[i], 0) < 0) {
