@@ -73,63 +73,7 @@ IMAGES_DIR=$ROOT/rootfs-cache/images
 XFER_TIMEOUT=180
 
 # --------------------------------------------------------------- measuring
-# measure NAME PREPARE CMD...   (run inside a section: $RES is the result dir)
-# Writes the median wall time in ms to $RES/NAME ("n/a" when CMD failed).
-measure() {
-    local name=$1 prep=$2 rc
-    shift 2
-    bench_log "[$MODE] $name: $*"
-    if command -v hyperfine >/dev/null 2>&1; then
-        local popt=()
-        [ -n "$prep" ] && popt=(--prepare "$prep")
-        hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" "${popt[@]}" \
-            --export-json "$RES/$name.json" --command-name "$name" -- "$(quote_cmd "$@")" \
-            >"$RES/$name.log" 2>&1
-        rc=$?
-        if [ $rc = 0 ]; then
-            python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]
-print("%.2f" % (r["median"]*1000)); open(sys.argv[2], "w").write("%.2f\n" % (r["min"]*1000))' \
-                "$RES/$name.json" "$RES/$name.min" >"$RES/$name"
-        fi
-    else
-        loop_measure "$name" "$prep" "$@"
-        rc=$?
-    fi
-    if [ $rc != 0 ] || [ ! -s "$RES/$name" ]; then
-        echo n/a >"$RES/$name"
-        bench_log "[$MODE] $name FAILED (see below)"
-        tail -n 15 "$RES/$name.log" >&2
-    fi
-}
-
-# shell-words quoting for hyperfine -N (which splits its command string)
-quote_cmd() {
-    local a out=()
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-    done
-    echo "${out[*]}"
-}
-
-# Fallback without hyperfine: warm-ups, then RUNS timed runs with date +%s%N.
-loop_measure() {
-    local name=$1 prep=$2 i t0 t1
-    shift 2
-    : >"$RES/$name.raw"
-    : >"$RES/$name.log"
-    for ((i = 0; i < WARMUP + RUNS; i++)); do
-        [ -n "$prep" ] && sh -c "$prep" >>"$RES/$name.log" 2>&1
-        t0=$(date +%s%N)
-        "$@" >>"$RES/$name.log" 2>&1 || return 1
-        t1=$(date +%s%N)
-        [ "$i" -ge "$WARMUP" ] && echo $(((t1 - t0) / 1000)) >>"$RES/$name.raw"
-    done
-    sort -n "$RES/$name.raw" | awk 'NR == 1 {printf "%.2f\n", $1 / 1000}' >"$RES/$name.min"
-    sort -n "$RES/$name.raw" | awk '{v[NR]=$1} END {
-        if (NR % 2) m = v[(NR+1)/2]; else m = (v[NR/2] + v[NR/2+1]) / 2
-        printf "%.2f\n", m / 1000 }' >"$RES/$name"
-}
-
+# measure, quote_cmd, loop_measure: bench/lib.sh
 # TCP ports listening in the caller's network namespace (decimal, one a line)
 listening_ports() {
     awk 'FNR > 1 && $4 == "0A" { split($2, a, ":"); print strtonum("0x" a[2]) }' \
@@ -309,6 +253,23 @@ podman_setup_env() {
     [ "$MODE" = root ] && PRUN+=(--ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
 }
 
+# podman_pub_xfer KEY NAME PORTBASE [NETWORK ARGS...]: bulk TCP through a
+# port podman publishes on 127.0.0.1
+podman_pub_xfer() {
+    local key=$1 name=$2 port
+    port=$(free_port "$3")
+    shift 3
+    if "${PG[@]}" run -d --name "$name" "${PRUN[@]}" "$@" -p "127.0.0.1:$port:5000" \
+        -v "$WORK/netpipe:/netpipe:ro" "$IMG" sleep 100000 >"$RES/$name.log" 2>&1; then
+        SINK=("${PG[@]}" exec "$name" /netpipe sink 5000) SEND=("$WORK/netpipe" send 127.0.0.1 "$port" "$NMB")
+        LISTEN=("${PG[@]}" exec "$name")
+        xfer "$key" 5000
+    else
+        na "$key" "podman run -p $* failed: $(tail -n 3 "$RES/$name.log" | tr '\n' ' ')"
+    fi
+    "${PG[@]}" rm -f -t 0 "$name" >/dev/null 2>&1
+}
+
 section_foreign() {
     cd "$MW" || return 1
     podman_setup_env
@@ -322,32 +283,13 @@ section_foreign() {
         return 0
     fi
 
-    # ---- podman published port
-    net=(); [ "$MODE" = rootless ] && net=(--network slirp4netns)
-    port=$(free_port 26000)
-    if "${PG[@]}" run -d --name bnp-pp "${PRUN[@]}" "${net[@]}" -p "127.0.0.1:$port:5000" \
-        -v "$NP:/netpipe:ro" "$IMG" sleep 100000 >"$RES/podman-pp.log" 2>&1; then
-        SINK=("${PG[@]}" exec bnp-pp /netpipe sink 5000) SEND=("$NP" send 127.0.0.1 "$port" "$NMB")
-        LISTEN=("${PG[@]}" exec bnp-pp)
-        xfer podman_pub 5000
-    else
-        na podman_pub "podman run -p failed: $(tail -n 3 "$RES/podman-pp.log" | tr '\n' ' ')"
-    fi
-    "${PG[@]}" rm -f -t 0 bnp-pp >/dev/null 2>&1
-
-    # ---- rootless: podman with slirp4netns's own port handler (bulk traffic
-    # through slirp's user-space stack, as berth's ports went before)
+    # ---- podman published port; rootless also with slirp4netns's own port
+    # handler (bulk traffic through slirp's user-space stack, as berth's
+    # ports went before)
+    local net=(); [ "$MODE" = rootless ] && net=(--network slirp4netns)
+    podman_pub_xfer podman_pub bnp-pp 26000 "${net[@]}"
     if [ "$MODE" = rootless ]; then
-        port=$(free_port 27000)
-        if "${PG[@]}" run -d --name bnp-ps "${PRUN[@]}" --network slirp4netns:port_handler=slirp4netns \
-            -p "127.0.0.1:$port:5000" -v "$NP:/netpipe:ro" "$IMG" sleep 100000 >"$RES/podman-ps.log" 2>&1; then
-            SINK=("${PG[@]}" exec bnp-ps /netpipe sink 5000) SEND=("$NP" send 127.0.0.1 "$port" "$NMB")
-            LISTEN=("${PG[@]}" exec bnp-ps)
-            xfer podman_pub_slirp 5000
-        else
-            na podman_pub_slirp "podman run -p (slirp4netns port handler) failed: $(tail -n 3 "$RES/podman-ps.log" | tr '\n' ' ')"
-        fi
-        "${PG[@]}" rm -f -t 0 bnp-ps >/dev/null 2>&1
+        podman_pub_xfer podman_pub_slirp bnp-ps 27000 --network slirp4netns:port_handler=slirp4netns
     else
         na podman_pub_slirp "rootless only"
     fi
@@ -473,12 +415,6 @@ if [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] \
     HYBRID=1
 fi
 
-# command prefix that runs as the mode's user
-user_pfx() {
-    if [ "$1" = rootless ] && bench_is_root; then
-        echo setpriv --reuid="$BUID" --regid="$BGID" --init-groups env HOME="$BHOME" USER="$BUSER" LOGNAME="$BUSER"
-    fi
-}
 run_section() { # NAME MODE
     local pfx
     read -ra pfx <<<"$(user_pfx "$2")"
@@ -508,15 +444,6 @@ run_section() { # NAME MODE
 # podman (cgroupfs manager, root) leaves an empty libpod_parent/conmon in each
 # v1 hierarchy: remove those this run created (rmdir only takes empty ones)
 LIBPOD_CG_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent 2>/dev/null)
-# shellcheck disable=SC2317  # run from the EXIT trap
-remove_new_libpod_cgroups() {
-    local d
-    for d in /sys/fs/cgroup/*/libpod_parent; do
-        [ -d "$d" ] || continue
-        grep -qxF "$d" <<<"$LIBPOD_CG_BEFORE" && continue
-        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-}
 
 # netpipe processes of this run (host ones: exe under $WORK; in containers:
 # root under $WORK), by pid

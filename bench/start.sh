@@ -59,63 +59,7 @@ IMG=localhost/busybox
 IMAGES_DIR=$ROOT/rootfs-cache/images
 
 # --------------------------------------------------------------- measuring
-# measure NAME PREPARE CMD...   (run inside a section: $RES is the result dir)
-# Writes the median wall time in ms to $RES/NAME ("n/a" when CMD failed).
-measure() {
-    local name=$1 prep=$2 rc
-    shift 2
-    bench_log "[$MODE] $name: $*"
-    if command -v hyperfine >/dev/null 2>&1; then
-        local popt=()
-        [ -n "$prep" ] && popt=(--prepare "$prep")
-        hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" "${popt[@]}" \
-            --export-json "$RES/$name.json" --command-name "$name" -- "$(quote_cmd "$@")" \
-            >"$RES/$name.log" 2>&1
-        rc=$?
-        if [ $rc = 0 ]; then
-            python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]
-print("%.2f" % (r["median"]*1000)); open(sys.argv[2], "w").write("%.2f\n" % (r["min"]*1000))' \
-                "$RES/$name.json" "$RES/$name.min" >"$RES/$name"
-        fi
-    else
-        loop_measure "$name" "$prep" "$@"
-        rc=$?
-    fi
-    if [ $rc != 0 ] || [ ! -s "$RES/$name" ]; then
-        echo n/a >"$RES/$name"
-        bench_log "[$MODE] $name FAILED (see below)"
-        tail -n 15 "$RES/$name.log" >&2
-    fi
-}
-
-# shell-words quoting for hyperfine -N (which splits its command string)
-quote_cmd() {
-    local a out=()
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-    done
-    echo "${out[*]}"
-}
-
-# Fallback without hyperfine: warm-ups, then RUNS timed runs with date +%s%N.
-loop_measure() {
-    local name=$1 prep=$2 i t0 t1
-    shift 2
-    : >"$RES/$name.raw"
-    : >"$RES/$name.log"
-    for ((i = 0; i < WARMUP + RUNS; i++)); do
-        [ -n "$prep" ] && sh -c "$prep" >>"$RES/$name.log" 2>&1
-        t0=$(date +%s%N)
-        "$@" >>"$RES/$name.log" 2>&1 || return 1
-        t1=$(date +%s%N)
-        [ "$i" -ge "$WARMUP" ] && echo $(((t1 - t0) / 1000)) >>"$RES/$name.raw"
-    done
-    sort -n "$RES/$name.raw" | awk 'NR == 1 {printf "%.2f\n", $1 / 1000}' >"$RES/$name.min"
-    sort -n "$RES/$name.raw" | awk '{v[NR]=$1} END {
-        if (NR % 2) m = v[(NR+1)/2]; else m = (v[NR/2] + v[NR/2+1]) / 2
-        printf "%.2f\n", m / 1000 }' >"$RES/$name"
-}
-
+# measure, quote_cmd, loop_measure: bench/lib.sh
 # unpack the busybox image's (single) layer from its OCI layout into $1
 unpack_rootfs() {
     local dest=$1 blob
@@ -364,12 +308,6 @@ if [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] \
     HYBRID=1
 fi
 
-# command prefix that runs as the mode's user
-user_pfx() {
-    if [ "$1" = rootless ] && bench_is_root; then
-        echo setpriv --reuid="$BUID" --regid="$BGID" --init-groups env HOME="$BHOME" USER="$BUSER" LOGNAME="$BUSER"
-    fi
-}
 run_section() { # NAME MODE
     local pfx
     read -ra pfx <<<"$(user_pfx "$2")"
@@ -390,15 +328,6 @@ run_section() { # NAME MODE
 # podman (cgroupfs manager, root) leaves an empty libpod_parent/conmon in each
 # v1 hierarchy: remove those this run created (rmdir only takes empty ones)
 LIBPOD_CG_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent 2>/dev/null)
-# shellcheck disable=SC2317  # run from the EXIT trap
-remove_new_libpod_cgroups() {
-    local d
-    for d in /sys/fs/cgroup/*/libpod_parent; do
-        [ -d "$d" ] || continue
-        grep -qxF "$d" <<<"$LIBPOD_CG_BEFORE" && continue
-        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-}
 
 CLEANED=0
 # shellcheck disable=SC2317  # run from the EXIT trap
