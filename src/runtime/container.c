@@ -1010,9 +1010,12 @@ static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
 
 /* Remove a container directory; rootless it may hold subordinate-id files,
  * so removal happens inside the mapped user namespace. */
-static int remove_container_dir(const char *cdir, berth_error_t *err) {
+static int remove_container_dir_at(int userns_fd, const char *cdir, berth_error_t *err);
+static int remove_container_dir(const char *cdir, berth_error_t *err) { return remove_container_dir_at(-1, cdir, err); }
+
+static int remove_container_dir_at(int userns_fd, const char *cdir, berth_error_t *err) {
   char *res = NULL;
-  int r = userns_run(remove_dir_fn, (void *)cdir, &res, err);
+  int r = userns_run_at(userns_fd, remove_dir_fn, (void *)cdir, &res, err);
   free(res);
   return r;
 }
@@ -1426,8 +1429,20 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
   if (lk < 0) return -1;
   json_t *st = state_read(name);
   cleanup_free char *cdir = cpath(name, NULL);
+  cleanup_close int userns_fd = -1;
   if (st && state_proc_alive(st, "init")) {
     pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+    /* rootless: the container's own user namespace outlives init through
+     * this fd, and removes its files without a fresh newuidmap round */
+    if (geteuid() != 0) {
+      char p[64];
+      snprintf(p, sizeof p, "/proc/%d/ns/user", (int)pid);
+      userns_fd = open(p, O_RDONLY | O_CLOEXEC);
+      if (userns_fd >= 0 && !state_proc_alive(st, "init")) { /* pid reused meanwhile */
+        close(userns_fd);
+        userns_fd = -1;
+      }
+    }
     if (!force) {
       kill(pid, SIGTERM);
       wait_gone(st, "init", 10);
@@ -1441,7 +1456,7 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
   cleanup_free char *net = net_is_named(jstr(st, "network")) ? xstrdup(jstr(st, "network")) : NULL;
   hb_release(jstr(st, "id"));
   json_decref(st);
-  if (remove_container_dir(cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
+  if (remove_container_dir_at(userns_fd, cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   if (net) net_named_refresh(net); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
   return 0;

@@ -97,6 +97,11 @@ static void forward_signal(int sig) {
 }
 
 int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err) {
+  return userns_run_at(-1, fn, arg, result, err);
+}
+
+int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
+                  berth_error_t *err) {
   if (geteuid() == 0) return fn(arg, result, err);
   int sync1[2], sync2[2], res[2];
   if (pipe2(sync1, O_CLOEXEC) < 0 || pipe2(sync2, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
@@ -111,7 +116,8 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
     close(res[0]);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     char ok = 1;
-    if (unshare(CLONE_NEWUSER) < 0) ok = 0;
+    /* an existing namespace (already mapped), or a new one we map */
+    if (userns_fd >= 0 ? setns(userns_fd, CLONE_NEWUSER) < 0 : unshare(CLONE_NEWUSER) < 0) ok = 0;
     int e = errno;
     if (write(sync1[1], &ok, 1) != 1) _exit(125);
     char go = 0;
@@ -151,7 +157,7 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
   char ok = 0;
   if (read(sync1[0], &ok, 1) != 1) ok = 0;
   bool single = false;
-  char go = ok && userns_map(pid, &single) == 0;
+  char go = ok && (userns_fd >= 0 || userns_map(pid, &single) == 0);
   if (go && single) {
     static bool said;
     if (!said && !getenv("BERTH_QUIET_SUBID"))

@@ -17,5 +17,9 @@ int userns_map(pid_t pid, bool *single);
 /* Run fn in a mapped user namespace when not root; directly when root.
  * The result string and error travel back over a pipe. */
 int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err);
+/* The same in an existing, mapped user namespace (an nsfs fd), which saves
+ * the newuidmap/newgidmap round; userns_fd < 0 is userns_run. */
+int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
+                  berth_error_t *err);
 
 #endif
