@@ -70,11 +70,21 @@ struct flow {
   int from, to;
 };
 
+/* open TCP connections: capped, so a flood of connections to a published
+ * port cannot make the forwarder (which lives outside the container's
+ * cgroup) start threads without end */
+#define PF_MAX_CONNS 512
+static int open_conns;
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void conn_unref(struct conn *c) {
   pthread_mutex_lock(&c->mu);
   bool last = --c->refs == 0;
   pthread_mutex_unlock(&c->mu);
   if (last) {
+    pthread_mutex_lock(&conns_mu);
+    open_conns--;
+    pthread_mutex_unlock(&conns_mu);
     close(c->a);
     close(c->b);
     pthread_mutex_destroy(&c->mu);
@@ -111,12 +121,23 @@ static void *pump(void *arg) {
 static void tcp_accept(int lfd, int cport) {
   int a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
   if (a < 0) return;
+  pthread_mutex_lock(&conns_mu);
+  bool full = open_conns >= PF_MAX_CONNS;
+  if (!full) open_conns++;
+  pthread_mutex_unlock(&conns_mu);
+  if (full) {
+    close(a);
+    return;
+  }
   /* created after setns: this socket is in the container's namespace */
   int b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((unsigned short)cport), .sin_addr = {htonl(INADDR_LOOPBACK)}};
   if (b < 0 || connect(b, (struct sockaddr *)&to, sizeof to) < 0) {
     close(a);
     if (b >= 0) close(b);
+    pthread_mutex_lock(&conns_mu);
+    open_conns--;
+    pthread_mutex_unlock(&conns_mu);
     return;
   }
   struct conn *c = xmalloc0(sizeof *c);
