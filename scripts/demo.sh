@@ -13,7 +13,8 @@ make -s all
 demo_root=$(mktemp -d /tmp/berth-demo.XXXXXX)
 export BERTH_ROOT=$demo_root
 cleanup() {
-  build/berth rm -f demo >/dev/null 2>&1 || true
+  build/berth rm -f demo demo-web demo-client >/dev/null 2>&1 || true
+  build/berth network rm demo-net >/dev/null 2>&1 || true
   build/berth rmi -q 127.0.0.1:5000/demo/busybox:latest >/dev/null 2>&1 || true
   [ -n "${started_registry:-}" ] && scripts/registry.sh stop >/dev/null 2>&1
   rm -rf "$demo_root"
@@ -46,6 +47,19 @@ build/berth create --name demo --no-mount-cwd -e GREETING=hello 127.0.0.1:5000/d
 build/berth ls
 step "berth exec: a command inside it"
 build/berth exec demo sh -c 'echo "$GREETING from $(hostname)"; id; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ps'
+step "networking: a published port and a named network (names between members)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+build/berth network create demo-net
+build/berth create -q --name demo-web --network demo-net --no-mount-cwd -p "$port:80" 127.0.0.1:5000/demo/busybox
+build/berth exec demo-web sh -c 'mkdir -p /www && echo "hello from demo-web" >/www/index.html && httpd -p 80 -h /www'
+build/berth create -q --name demo-client --network demo-net --no-mount-cwd 127.0.0.1:5000/demo/busybox
+echo "--- demo-client -> http://demo-web/ (by name, on demo-net):"
+build/berth exec demo-client sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc demo-web 80 | tail -n 1'
+echo "--- host -> http://127.0.0.1:$port/ (published on loopback only):"
+curl -s "http://127.0.0.1:$port/"
+build/berth network ls
+build/berth rm -f demo-web demo-client
+build/berth network rm demo-net
 step "the agent interface: one JSON request, one JSON reply"
 build/berth tool --request '{"operation":"exec","container":"demo","command":"uname -sr; ls /"}'
 build/berth hint demo
