@@ -97,14 +97,6 @@ static int nft_run(const char *script, berth_error_t *err) {
   return 0;
 }
 
-static void sysctl_set(const char *path, const char *v) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    if (write(fd, v, strlen(v)) < 0) {}
-    close(fd);
-  }
-}
-
 static bool lease_alive(const char *ip, char *cid, size_t cidlen) {
   cleanup_free char *p = xasprintf(HB_DIR "/leases/%s", ip);
   cleanup_free char *txt = NULL;
@@ -171,7 +163,7 @@ static void teardown(void) {
     unlink(HB_DIR "/table");
   }
   if (access(HB_DIR "/ip_forward", F_OK) == 0) {
-    sysctl_set("/proc/sys/net/ipv4/ip_forward", "0");
+    write_value("/proc/sys/net/ipv4/ip_forward", "0");
     unlink(HB_DIR "/ip_forward");
   }
 }
@@ -264,7 +256,7 @@ static int bridge_up(berth_error_t *err) {
   int up = open(HB_DIR "/up", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (up >= 0) close(up);
   /* host.berth.internal: the gateway address, answered by the host's loopback */
-  sysctl_set("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
+  write_value("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
   if (access(HB_DIR "/table", F_OK) < 0) {
     const char *rules =
         "table ip berth\n"
@@ -290,7 +282,7 @@ static int bridge_up(berth_error_t *err) {
   }
   cleanup_free char *fw = NULL;
   if (read_file("/proc/sys/net/ipv4/ip_forward", 16, &fw, NULL, NULL) == 0 && fw[0] == '0') {
-    sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
+    write_value("/proc/sys/net/ipv4/ip_forward", "1");
     int fd = open(HB_DIR "/ip_forward", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) close(fd);
   }

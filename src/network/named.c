@@ -85,18 +85,11 @@ static int net_lock(const char *name, berth_error_t *err) {
   return fd;
 }
 
-static char *boot_id_str(void) {
-  char *s = NULL;
-  if (read_file("/proc/sys/kernel/random/boot_id", 64, &s, NULL, NULL) < 0) return xstrdup("");
-  s[strcspn(s, "\n")] = '\0';
-  return s;
-}
-
 static bool holder_alive(json_t *st) {
   json_t *h = json_object_get(st, "holder");
   pid_t pid = (pid_t)json_integer_value(json_object_get(h, "pid"));
   unsigned long long t = (unsigned long long)json_integer_value(json_object_get(h, "starttime"));
-  cleanup_free char *b = boot_id_str();
+  cleanup_free char *b = boot_id_read();
   if (strcmp(jstr(st, "boot_id") ?: "", b)) return false;
   return pid > 0 && t && proc_starttime(pid) == t;
 }
@@ -189,7 +182,7 @@ static int holder_ensure(const char *name, json_t *st, berth_error_t *err) {
   bool single = false;
   pid_t h = holder_start(name, (int)json_integer_value(json_object_get(st, "index")), cfg->rootless, &single, err);
   if (h < 0) return -1;
-  cleanup_free char *bid = boot_id_str();
+  cleanup_free char *bid = boot_id_read();
   json_object_set_new(st, "holder", json_pack("{s:i, s:I}", "pid", (int)h, "starttime", (json_int_t)proc_starttime(h)));
   json_object_set_new(st, "boot_id", json_string(bid));
   json_object_set_new(st, "single_id_mapping", json_boolean(single));

@@ -33,13 +33,7 @@ int parse_size(const char *s, int64_t *out, berth_error_t *err) {
 
 static int write_str(const char *dir, const char *file, const char *val) {
   cleanup_free char *p = xasprintf("%s/%s", dir, file);
-  int fd = open(p, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = write(fd, val, strlen(val));
-  int e = errno;
-  close(fd);
-  errno = e;
-  return n == (ssize_t)strlen(val) ? 0 : -1;
+  return write_value(p, val);
 }
 
 /* own path for a v1 controller, or the v2 path with ctrl == "" */

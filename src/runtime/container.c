@@ -108,19 +108,12 @@ static int container_lock(const char *name, berth_error_t *err) {
   return fd;
 }
 
-static char *boot_id(void) {
-  char *s = NULL;
-  if (read_file("/proc/sys/kernel/random/boot_id", 64, &s, NULL, NULL) < 0) return strdup("");
-  s[strcspn(s, "\n")] = '\0';
-  return s;
-}
-
 /* Is the process recorded as `field` (pid + starttime) still that process? */
 static bool state_proc_alive(json_t *st, const char *field) {
   json_t *p = json_object_get(st, field);
   pid_t pid = (pid_t)json_integer_value(json_object_get(p, "pid"));
   unsigned long long t = (unsigned long long)json_integer_value(json_object_get(p, "starttime"));
-  cleanup_free char *b = boot_id();
+  cleanup_free char *b = boot_id_read();
   const char *sb = json_string_value(json_object_get(st, "boot_id"));
   if (!sb || strcmp(sb, b)) return false; /* rebooted since */
   return pid > 0 && t && proc_starttime(pid) == t;
@@ -477,18 +470,11 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
-static void write_sysctl(const char *path, const char *val) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  if (write(fd, val, strlen(val)) < 0) {}
-  close(fd);
-}
-
 static void loopback_up(void) {
   /* as Docker does in a container's own network namespace: any user may bind
    * low ports and send pings (workloads hold no capabilities) */
-  write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-  write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
+  write_value("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  write_value("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return;
   struct ifreq ifr = {0};
@@ -851,7 +837,7 @@ static void monitor_main(struct monitor_args *m) {
   buf_free(&msg);
   json_t *st = state_read(m->name);
   if (!st) st = json_object();
-  cleanup_free char *bid = boot_id();
+  cleanup_free char *bid = boot_id_read();
   json_object_set_new(st, "status", json_string("running"));
   json_object_set_new(st, "init", proc_ref(pid));
   json_object_set_new(st, "monitor", proc_ref(getpid()));

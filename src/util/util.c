@@ -423,3 +423,20 @@ json_t *json_string_safe(const char *s) {
   free(copy);
   return j;
 }
+
+char *boot_id_read(void) {
+  char *s = NULL;
+  if (read_file("/proc/sys/kernel/random/boot_id", 64, &s, NULL, NULL) < 0) return xstrdup("");
+  s[strcspn(s, "\n")] = '\0';
+  return s;
+}
+
+int write_value(const char *path, const char *val) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, val, strlen(val));
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n == (ssize_t)strlen(val) ? 0 : -1;
+}

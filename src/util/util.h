@@ -98,6 +98,10 @@ void proc_set_title(const char *title);
 /* start time (ticks since boot) of a live process; 0 when gone or a zombie.
  * A pid plus its start time names one process even after pid reuse. */
 unsigned long long proc_starttime(pid_t pid);
+/* this boot's id ("" when unknown): state recorded in an earlier boot is stale */
+char *boot_id_read(void);
+/* write a short value (a sysctl, a cgroup file): 0 or -1 with errno */
+int write_value(const char *path, const char *val);
 
 /* a string member of a JSON object (NULL when absent or not a string) */
 static inline const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
