@@ -9,7 +9,9 @@
  * /run/berth-net/leases/<ip> holds "container-id pid starttime" of the
  * process that owns it (the creating CLI, then the container's init), so a
  * lease whose process is gone is free again. When the last lease goes, the
- * bridge and the table go too (and ip_forward, if berth turned it on). */
+ * bridge and the table go too, after a linger of 1.5 s in which a new
+ * container finds them up. ip_forward is turned on if it was off and left
+ * on, as Docker does (docs/security.md). */
 #include "network.h"
 #include "netlink.h"
 
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -147,7 +150,7 @@ static int leases_scan(void) {
   return live;
 }
 
-/* With the lock held: bridge, table, and ip_forward if berth turned it on. */
+/* With the lock held: the bridge and the table. */
 static void teardown(void) {
   unlink(HB_DIR "/up");
   berth_error_t e = NULL;
@@ -161,10 +164,6 @@ static void teardown(void) {
   if (access(HB_DIR "/table", F_OK) == 0) {
     if (nft_run("delete table ip berth\n", &e) < 0) berth_error_free(e);
     unlink(HB_DIR "/table");
-  }
-  if (access(HB_DIR "/ip_forward", F_OK) == 0) {
-    write_value("/proc/sys/net/ipv4/ip_forward", "0");
-    unlink(HB_DIR "/ip_forward");
   }
 }
 
@@ -187,7 +186,11 @@ static void gc_locked(int lk) {
     return;
   }
   if (fork() != 0) _exit(0);
-  close(lk); /* the lock belongs to the open file: let go of it while waiting */
+  /* nothing of the caller's: not the hb lock (it belongs to the open file:
+   * let go of it while waiting), not a container's lock, not an embedding
+   * application's sockets */
+  (void)lk;
+  syscall(SYS_close_range, 3U, ~0U, 0);
   setsid();
   int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
@@ -257,7 +260,9 @@ static int bridge_up(berth_error_t *err) {
   if (up >= 0) close(up);
   /* host.berth.internal: the gateway address, answered by the host's loopback */
   write_value("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
-  if (access(HB_DIR "/table", F_OK) < 0) {
+  /* every time, not only the first: a `flush ruleset` (an nftables or
+   * firewalld reload) may have removed it; the script replaces it whole */
+  {
     const char *rules =
         "table ip berth\n"
         "delete table ip berth\n"
@@ -280,12 +285,11 @@ static int bridge_up(berth_error_t *err) {
     int fd = open(HB_DIR "/table", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) close(fd);
   }
+  /* forwarding on (as Docker does), and left on: turning it off later could
+   * break whatever else came to rely on it meanwhile (docs/security.md) */
   cleanup_free char *fw = NULL;
-  if (read_file("/proc/sys/net/ipv4/ip_forward", 16, &fw, NULL, NULL) == 0 && fw[0] == '0') {
+  if (read_file("/proc/sys/net/ipv4/ip_forward", 16, &fw, NULL, NULL) == 0 && fw[0] == '0')
     write_value("/proc/sys/net/ipv4/ip_forward", "1");
-    int fd = open(HB_DIR "/ip_forward", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
-  }
   return 0;
 }
 

@@ -4,8 +4,9 @@
  * 10.89.K.1/24. A container on the network gets a veth pair: one end
  * plugged into br0, the other inside the container as eth0 with its own
  * address; its /etc/hosts lists the other members by name. Outbound
- * traffic and published ports go through the container's own slirp4netns,
- * as on the default network, so no firewall rule is ever added anywhere.
+ * traffic goes through the container's own slirp4netns and published ports
+ * through berth's forwarder, as on the default network, so a named network
+ * adds nothing to the host: no interface, no firewall rule.
  *
  * Rootless, the namespace belongs to a user namespace of its own, mapped
  * with the user's subordinate ids. Containers on the network are cloned
@@ -314,7 +315,7 @@ int net_named_list(json_t **out, berth_error_t *err) {
 }
 
 int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
-  l->lock_fd = -1;
+  l->lock_fd = l->userns_fd = l->netns_fd = -1;
   int lk = net_lock(name, err);
   if (lk < 0) return -1;
   json_t *st = net_state(name);
@@ -327,7 +328,20 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
   int k = (int)json_integer_value(json_object_get(st, "index"));
   l->holder = (pid_t)json_integer_value(json_object_get(json_object_get(st, "holder"), "pid"));
   l->single = json_is_true(json_object_get(st, "single_id_mapping"));
+  /* the namespaces themselves, taken now and checked against the holder's
+   * start time after: a pid reused later cannot redirect the attach */
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/user", (int)l->holder);
+  l->userns_fd = open(p, O_RDONLY | O_CLOEXEC);
+  snprintf(p, sizeof p, "/proc/%d/ns/net", (int)l->holder);
+  l->netns_fd = open(p, O_RDONLY | O_CLOEXEC);
+  bool same = holder_alive(st);
   json_decref(st);
+  if (l->userns_fd < 0 || l->netns_fd < 0 || !same) {
+    close(lk);
+    net_lease_close(l);
+    return berth_error(err, -ESRCH, "network `%s`: its holder process went away; try again", name);
+  }
   bool used[256] = {false};
   json_t *members = container_network_members(name, true);
   size_t i;
@@ -342,6 +356,7 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
     if (!used[h]) host = h;
   if (host < 0) {
     close(lk);
+    net_lease_close(l);
     return berth_error(err, -ENOSPC, "network `%s` is full (253 containers)", name);
   }
   snprintf(l->ip, sizeof l->ip, "10.89.%d.%d", k, host);
@@ -373,11 +388,9 @@ static int identity_map(pid_t pid, const char *which) {
   return ok ? 0 : -1;
 }
 
-int net_named_join_userns(pid_t holder, berth_error_t *err) {
-  char p[64];
-  snprintf(p, sizeof p, "/proc/%d/ns/user", (int)holder);
-  cleanup_close int fd = open(p, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || setns(fd, CLONE_NEWUSER) < 0) return berth_error(err, errno, "join the network's user namespace");
+int net_named_join_userns(const struct net_lease *l, berth_error_t *err) {
+  if (l->userns_fd < 0 || setns(l->userns_fd, CLONE_NEWUSER) < 0)
+    return berth_error(err, errno, "join the network's user namespace");
   return 0;
 }
 
@@ -409,16 +422,21 @@ int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const 
   return 0;
 }
 
-int net_named_attach(pid_t holder, pid_t init_pid, const char *ip, const char *id, berth_error_t *err) {
+int net_named_attach(const struct net_lease *l, pid_t init_pid, const char *id, berth_error_t *err) {
   char p[64];
-  snprintf(p, sizeof p, "/proc/%d/ns/net", (int)holder);
-  cleanup_close int hfd = open(p, O_RDONLY | O_CLOEXEC);
   snprintf(p, sizeof p, "/proc/%d/ns/net", (int)init_pid);
   cleanup_close int cfd = open(p, O_RDONLY | O_CLOEXEC);
-  if (hfd < 0 || cfd < 0) return berth_error(err, errno, "open the network namespaces");
+  if (l->netns_fd < 0 || cfd < 0) return berth_error(err, errno, "open the network namespaces");
   char veth[16];
   snprintf(veth, sizeof veth, "vb%.12s", id);
-  return net_veth_plug(hfd, cfd, veth, NET_BRIDGE, ip, 24, NULL, true, err);
+  return net_veth_plug(l->netns_fd, cfd, veth, NET_BRIDGE, l->ip, 24, NULL, true, err);
+}
+
+void net_lease_close(struct net_lease *l) {
+  if (l->lock_fd >= 0) close(l->lock_fd);
+  if (l->userns_fd >= 0) close(l->userns_fd);
+  if (l->netns_fd >= 0) close(l->netns_fd);
+  l->lock_fd = l->userns_fd = l->netns_fd = -1;
 }
 
 /* Rewrite every member's /etc/hosts in place (it is bind-mounted: a rename

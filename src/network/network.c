@@ -84,6 +84,8 @@ int net_start(pid_t init_pid, bool rootless, int exit_fd, pid_t *helper, berth_e
 int net_ports_check(json_t *ports, berth_error_t *err) {
   size_t i;
   json_t *p;
+  if (json_array_size(ports) > PF_MAX_PORTS)
+    return berth_error(err, -EINVAL, "at most %d published ports per container", PF_MAX_PORTS);
   json_array_foreach(ports, i, p) {
     json_int_t h = json_integer_value(json_object_get(p, "host")), c = json_integer_value(json_object_get(p, "container"));
     const char *proto = json_string_value(json_object_get(p, "protocol"));

@@ -1,10 +1,11 @@
-/* Container networking: the default "bridge" network gives a container its
- * own network namespace with outbound connectivity through slirp4netns (a
- * user-space TCP/IP stack, no privileges, no host interfaces or firewall
- * rules to clean up), DNS at 10.0.2.3, the host's loopback at 10.0.2.2
- * (host.berth.internal). Published ports are bound on 127.0.0.1 by berth
- * and spliced into the container by a forwarder (portfwd.c). Named
- * networks add a bridge between containers (named.c). */
+/* Container networking. The default "bridge" network gives a container its
+ * own network namespace: as root a veth on the host bridge berth0 with NAT
+ * (hostbridge.c), rootless (or root without nft) slirp4netns, a user-space
+ * TCP/IP stack with DNS at 10.0.2.3 and the host's loopback at 10.0.2.2.
+ * Either way the host's loopback is host.berth.internal. Published ports
+ * are bound on 127.0.0.1 by berth and spliced into the container by a
+ * forwarder (portfwd.c). Named networks add a bridge between containers
+ * in a namespace berth owns (named.c). */
 #ifndef BERTH_NETWORK_H
 #define BERTH_NETWORK_H
 #include <jansson.h>
@@ -34,6 +35,7 @@ void hb_release(const char *cid);
 void hb_gc(void);
 
 /* ---- published ports (portfwd.c) ---- */
+#define PF_MAX_PORTS 16
 /* Bind ports [{host, container, protocol, host_ip}] on the host: fds[i]
  * for ports[i]. A port in use fails with EADDRINUSE and closes the rest. */
 int pf_bind(json_t *ports, int *fds, berth_error_t *err);
@@ -57,6 +59,7 @@ int net_named_list(json_t **out, berth_error_t *err);
  * container's state; the holder process is (re)started if needed. */
 struct net_lease {
   int lock_fd;
+  int userns_fd, netns_fd; /* the holder's namespaces, opened under the lock */
   pid_t holder;
   bool single; /* the network's user namespace has only the user's own id */
   char ip[16];
@@ -65,11 +68,13 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err);
 /* Rootless, in the process that will clone the container: join the
  * network's user namespace (so the container's is its child), and after the
  * clone write the child's id maps as the identity of ours. */
-int net_named_join_userns(pid_t holder, berth_error_t *err);
+int net_named_join_userns(const struct net_lease *l, berth_error_t *err);
 int net_named_map(pid_t pid, berth_error_t *err);
 /* Plug init_pid's network namespace into the network: eth0 with ip. Enters
  * other network namespaces: call in a process that exits afterwards. */
-int net_named_attach(pid_t holder, pid_t init_pid, const char *ip, const char *id, berth_error_t *err);
+int net_named_attach(const struct net_lease *l, pid_t init_pid, const char *id, berth_error_t *err);
+/* Close what a lease holds (lock and namespace fds). */
+void net_lease_close(struct net_lease *l);
 /* A veth pair: `veth` on `bridge` in the namespace of hfd (-1: ours), its
  * peer eth0 in cfd's with ip/prefix, a default route through gw (NULL:
  * none) and, when asked, an unreachable route to the other named networks.

@@ -20,9 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static bool is_udp(json_t *p) { return !strcmp(jstr(p, "protocol") ?: "tcp", "udp"); }
@@ -74,7 +76,7 @@ struct flow {
  * port cannot make the forwarder (which lives outside the container's
  * cgroup) start threads without end */
 #define PF_MAX_CONNS 512
-static int open_conns;
+static int open_conns, max_conns = PF_MAX_CONNS;
 static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void conn_unref(struct conn *c) {
@@ -120,9 +122,15 @@ static void *pump(void *arg) {
 
 static void tcp_accept(int lfd, int cport) {
   int a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-  if (a < 0) return;
+  if (a < 0) {
+    if (errno == EMFILE || errno == ENFILE) { /* the listener stays readable: do not spin */
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    return;
+  }
   pthread_mutex_lock(&conns_mu);
-  bool full = open_conns >= PF_MAX_CONNS;
+  bool full = open_conns >= max_conns;
   if (!full) open_conns++;
   pthread_mutex_unlock(&conns_mu);
   if (full) {
@@ -207,11 +215,11 @@ static __attribute__((noreturn)) void serve(json_t *ports, int *fds, int pidfd) 
   size_t np = json_array_size(ports);
   struct udp_peer peers[UDP_PEERS];
   for (int i = 0; i < UDP_PEERS; i++) peers[i].fd = -1;
-  struct pollfd pf[1 + 16 + UDP_PEERS];
+  struct pollfd pf[1 + PF_MAX_PORTS + UDP_PEERS];
   for (;;) {
     size_t n = 0;
     pf[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-    for (size_t i = 0; i < np && i < 16; i++) pf[n++] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    for (size_t i = 0; i < np && i < PF_MAX_PORTS; i++) pf[n++] = (struct pollfd){.fd = fds[i], .events = POLLIN};
     size_t pbase = n;
     for (int i = 0; i < UDP_PEERS; i++) pf[n++] = (struct pollfd){.fd = peers[i].fd, .events = POLLIN};
     if (poll(pf, n, -1) < 0) {
@@ -219,7 +227,7 @@ static __attribute__((noreturn)) void serve(json_t *ports, int *fds, int pidfd) 
       _exit(1);
     }
     if (pf[0].revents) _exit(0); /* the container's init is gone */
-    for (size_t i = 0; i < np && i < 16; i++) {
+    for (size_t i = 0; i < np && i < PF_MAX_PORTS; i++) {
       if (!pf[1 + i].revents) continue;
       json_t *p = json_array_get(ports, i);
       int cport = (int)json_integer_value(json_object_get(p, "container"));
@@ -238,7 +246,7 @@ static __attribute__((noreturn)) void serve(json_t *ports, int *fds, int pidfd) 
 }
 
 pid_t pf_start(pid_t init_pid, bool rootless, json_t *ports, int *fds, berth_error_t *err) {
-  if (json_array_size(ports) > 16) return berth_error(err, -EINVAL, "at most 16 published ports per container");
+  if (json_array_size(ports) > PF_MAX_PORTS) return berth_error(err, -EINVAL, "at most %d published ports per container", PF_MAX_PORTS);
   int pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0);
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/ns/user", (int)init_pid);
@@ -270,6 +278,16 @@ pid_t pf_start(pid_t init_pid, bool rootless, json_t *ports, int *fds, berth_err
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
     signal(SIGPIPE, SIG_IGN);
+    /* six descriptors per connection (two sockets, two pipes): as many as
+     * the hard limit allows, and no more connections than fit */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+      getrlimit(RLIMIT_NOFILE, &rl);
+      long fit = ((long)rl.rlim_cur - 64 - PF_MAX_PORTS - UDP_PEERS) / 6;
+      if (fit < max_conns) max_conns = fit > 1 ? (int)fit : 1;
+    }
     prctl(PR_SET_NAME, "berth-ports");
     proc_set_title("berth-ports");
     serve(ports, fds, pidfd);

@@ -336,7 +336,7 @@ pid_t cgroup_fork_into(json_t *info) {
       struct clone_args a = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cfd};
       long r = syscall(SYS_clone3, &a, sizeof a);
       int e = errno;
-      if (r != 0) close(cfd);
+      close(cfd); /* in the child too: no handle on the host's cgroupfs */
       if (r >= 0) return (pid_t)r;
       /* old kernel or refused: fall back to fork and a move */
       if (e != ENOSYS && e != EINVAL && e != E2BIG && e != EOPNOTSUPP && e != EPERM && e != EACCES) {

@@ -669,9 +669,9 @@ struct monitor_args {
   int *port_fds; /* bound on the host by create */
   /* root's default network on berth0, or a named network: the address */
   bool hostbr;
-  /* a named network: its holder process */
+  /* a named network: its holder's namespaces (opened under its lock) */
   bool named;
-  pid_t holder;
+  const struct net_lease *lease;
   bool net_single;
   const char *ip;
 };
@@ -732,7 +732,7 @@ static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struc
   if (x == 0) {
     close(pp[0]);
     berth_error_t e = NULL;
-    if (!m->rootless || net_named_join_userns(m->holder, &e) == 0) {
+    if (!m->rootless || net_named_join_userns(m->lease, &e) == 0) {
       pid_t c = (pid_t)syscall(SYS_clone, flags | CLONE_PARENT, NULL, NULL, NULL, NULL);
       if (c == 0) {
         f->extra = pp[1];
@@ -740,7 +740,7 @@ static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struc
       }
       if (c < 0) berth_error(&e, errno, "create the container's namespaces (clone)");
       r.pid = c;
-      if (c > 0 && (!m->rootless || net_named_map(c, &e) == 0)) net_named_attach(m->holder, c, m->ip, m->id, &e);
+      if (c > 0 && (!m->rootless || net_named_map(c, &e) == 0)) net_named_attach(m->lease, c, m->id, &e);
     }
     if (e) snprintf(r.msg, sizeof r.msg, "network %s: %s", m->ip, e->msg);
     if (write(pp[1], &r, sizeof r) != sizeof r) {}
@@ -941,12 +941,22 @@ int container_monitor_exit(const char *who, int code) {
 }
 
 /* ---------- create ---------- */
-/* resolv.conf on berth0: the host's, with loopback resolvers (a local
- * caching daemon) reached through the gateway address */
+/* resolv.conf on berth0: the host's, with a loopback resolver on
+ * 127.0.0.1 (a local caching daemon) reached through the gateway address */
 static char *hostbr_resolv(void) {
   cleanup_free char *hv = NULL;
   struct buf b = {0};
-  if (read_file("/etc/resolv.conf", 1 << 16, &hv, NULL, NULL) == 0) {
+  /* systemd-resolved's stub listens on 127.0.0.53 only, which the gateway
+   * does not reach: take the upstream servers it uses (as Docker does) */
+  if (read_file("/etc/resolv.conf", 1 << 16, &hv, NULL, NULL) == 0 && strstr(hv, "nameserver 127.0.0.53")) {
+    cleanup_free char *up = NULL;
+    if (read_file("/run/systemd/resolve/resolv.conf", 1 << 16, &up, NULL, NULL) == 0 && strstr(up, "nameserver")) {
+      free(hv);
+      hv = up;
+      up = NULL;
+    }
+  }
+  if (hv) {
     char *save = NULL;
     for (char *l = strtok_r(hv, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
       char ns[64];
@@ -1098,7 +1108,7 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
                               .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
                               .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds,
                               .id = c->id,
-                              .ports = c->o->ports, .named = net_is_named(c->network), .holder = c->lease.holder,
+                              .ports = c->o->ports, .named = net_is_named(c->network), .lease = &c->lease,
                               .net_single = c->lease.single, .ip = c->hostbr ? c->hb_ip : c->lease.ip,
                               .hostbr = c->hostbr};
     monitor_main(&ma);
@@ -1187,7 +1197,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
   int r = state_write(c->name, st, err);
   json_decref(st);
-  if (c->lease.lock_fd >= 0) close(c->lease.lock_fd);
+  if (c->lease.lock_fd >= 0) close(c->lease.lock_fd); /* the namespace fds stay for the monitor */
   c->lease.lock_fd = -1;
   if (r < 0 || start_monitor(c, err) < 0) return -1;
   if (named) net_named_refresh(c->network); /* the others learn our name, we theirs */
@@ -1220,7 +1230,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
     return berth_error(err, -ENOENT, "Failed to create container: network `%s` needs slirp4netns and a usable "
                        "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"", network);
   struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
-                         .lease = {.lock_fd = -1}};
+                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}};
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
@@ -1245,7 +1255,7 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
   if (c.env_fd >= 0) close(c.env_fd);
   if (c.lock_fd >= 0) close(c.lock_fd);
-  if (c.lease.lock_fd >= 0) close(c.lease.lock_fd);
+  net_lease_close(&c.lease);
   pf_close(o->ports, c.port_fds);
   free(c.port_fds);
   if (ret < 0 && c.hostbr) hb_release(c.id);

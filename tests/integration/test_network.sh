@@ -27,6 +27,11 @@ test_bridge_default_outbound_and_hosts() {
     assert_contains "$B_OUT" "nameserver $ns"
     ip -o link show master berth0 | grep -q "vh$(field '["container_id"]' | cut -c1-12)" \
       || fail "the container's veth is not on berth0: $(ip -o link show master berth0)"
+    # a ruleset flush (an nftables or firewalld reload) heals with the next container
+    nft delete table ip berth
+    tool '{"operation":"create","name":"n2","image":"localhost/busybox","mount_cwd":false}'
+    assert_eq "$B_RC" 0 "$(cat "$B_OUTF")"
+    nft list table ip berth >/dev/null 2>&1 || fail "berth's table was not written again"
   else
     # rootless: slirp4netns
     assert_contains "$B_OUT" "lo tap0" "own namespace with loopback and the tap device"

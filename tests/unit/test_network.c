@@ -150,6 +150,13 @@ Test(portfwd, ports_are_validated_before_anything_is_bound) {
   cr_assert(e && strstr(e->msg, "1-65535"));
   berth_error_free(e);
   e = NULL;
+  json_t *many = json_array();
+  for (int i = 0; i < PF_MAX_PORTS + 1; i++) json_array_append_new(many, json_pack("{s:i, s:i}", "host", 9000 + i, "container", 80));
+  cr_assert_lt(net_ports_check(many, &e), 0, "more ports than the forwarder serves must fail before anything is built");
+  cr_assert(e && strstr(e->msg, "at most"));
+  berth_error_free(e);
+  e = NULL;
+  json_decref(many);
   json_t *ip = json_pack("[{s:i, s:i, s:s}]", "host", 8080, "container", 80, "host_ip", "localhost; rm -rf /");
   cr_assert_lt(net_ports_check(ip, &e), 0);
   cr_assert(e && strstr(e->msg, "not an IPv4 address"));
