@@ -260,9 +260,9 @@ static int bridge_up(berth_error_t *err) {
   if (up >= 0) close(up);
   /* host.berth.internal: the gateway address, answered by the host's loopback */
   write_value("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
-  /* every time, not only the first: a `flush ruleset` (an nftables or
-   * firewalld reload) may have removed it; the script replaces it whole */
-  {
+  /* checked every time, not only the first: a `flush ruleset` (an nftables
+   * or firewalld reload) may have removed it; the script replaces it whole */
+  if (access(HB_DIR "/table", F_OK) < 0 || nl_nft_table_exists(AF_INET, "berth") != 1) {
     const char *rules =
         "table ip berth\n"
         "delete table ip berth\n"

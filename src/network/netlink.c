@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <string.h>
@@ -205,4 +207,17 @@ int nl_link_del(int nl, const char *ifname) {
   struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = idx};
   body_put(&r, &ifi, sizeof ifi);
   return talk(nl, &r);
+}
+
+int nl_nft_table_exists(int family, const char *table) {
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (s < 0) return -errno;
+  struct nlreq r;
+  req_init(&r, (unsigned short)((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE), 0);
+  struct nfgenmsg g = {.nfgen_family = (unsigned char)family, .version = NFNETLINK_V0};
+  body_put(&r, &g, sizeof g);
+  attr_put(&r, NFTA_TABLE_NAME, table, strlen(table) + 1);
+  int e = talk(s, &r);
+  close(s);
+  return e == 0 ? 1 : e == -ENOENT ? 0 : e;
 }

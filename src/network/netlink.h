@@ -21,6 +21,9 @@ int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *
 int nl_route_default(int nl, struct in_addr gw, berth_error_t *err);
 /* Delete a link (-ENODEV when absent). */
 int nl_link_del(int nl, const char *ifname);
+/* Does nftables table `table` of `family` (AF_INET: ip) exist? 1, 0, or
+ * -errno: one netlink round trip, no libnftables. */
+int nl_nft_table_exists(int family, const char *table);
 /* The interface index of ifname in the socket's namespace (0 when absent). */
 int nl_ifindex(int nl, const char *ifname);
 
