@@ -98,6 +98,18 @@ static int bridge_and_veth(void) {
   return 0;
 }
 
+static int nft_probe(void) {
+  /* a fresh namespace has no tables: a well-formed GETTABLE says ENOENT (0
+   * here), a malformed one EINVAL */
+  int r = nl_nft_table_exists(AF_INET, "berth");
+  return r == 0 ? 0 : r == 1 ? 1 : 2;
+}
+
+Test(netlink, nft_table_probe_is_well_formed) {
+  int r = in_netns(nft_probe);
+  cr_assert_eq(r, 0, "nft GETTABLE probe: %d (1: a table in a fresh namespace?, 2: an error reply)", r);
+}
+
 Test(netlink, bridge_veth_addresses_routes_in_private_namespaces) {
   int r = in_netns(bridge_and_veth);
   cr_assert_eq(r, 0, "netlink step %d failed (100: cannot unshare a network namespace here)", r);
