@@ -165,3 +165,37 @@ remove_new_libpod_cgroups() {
         find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
     done
 }
+
+
+# The EXIT trap of start.sh and net.sh (once): each mode's berth-cleanup
+# and foreign-cleanup sections, the script's bench_extra_cleanup when it
+# defines one, podman's new libpod cgroups, mounts under $WORK, then $WORK.
+BENCH_CLEANED=0
+bench_cleanup() {
+    [ "$BENCH_CLEANED" = 1 ] && return
+    BENCH_CLEANED=1
+    local m mode
+    for mode in $MODES; do
+        [ -d "$WORK/$mode" ] || continue
+        run_section berth-cleanup "$mode" 2>/dev/null
+        [ "${BENCH_NO_FOREIGN:-0}" = 1 ] || run_section foreign-cleanup "$mode" 2>/dev/null
+    done
+    declare -F bench_extra_cleanup >/dev/null && bench_extra_cleanup
+    bench_is_root && remove_new_libpod_cgroups
+    while read -r m; do umount -l "$m" 2>/dev/null; done \
+        < <(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r)
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        bench_log "scratch kept in $WORK"
+    else
+        rm -rf "$WORK" 2>/dev/null || bench_log "could not remove all of $WORK"
+    fi
+}
+
+# a snapshot of the binary (the tree may be rebuilt while we measure) and
+# an empty config, in $WORK
+bench_snapshot_berth() {
+    mkdir -p "$WORK/bin"
+    { cp build/berth "$WORK/bin/berth" && chmod 755 "$WORK/bin/berth"; } || bench_die "cannot copy build/berth"
+    echo '{}' >"$WORK/berth-config.json"
+    chmod 644 "$WORK/berth-config.json"
+}

@@ -329,34 +329,10 @@ run_section() { # NAME MODE
 # v1 hierarchy: remove those this run created (rmdir only takes empty ones)
 LIBPOD_CG_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent 2>/dev/null)
 
-CLEANED=0
-# shellcheck disable=SC2317  # run from the EXIT trap
-cleanup() {
-    [ "$CLEANED" = 1 ] && return
-    CLEANED=1
-    local m mode
-    for mode in $MODES; do
-        [ -d "$WORK/$mode" ] || continue
-        run_section berth-cleanup "$mode" 2>/dev/null
-        [ "${BENCH_NO_FOREIGN:-0}" = 1 ] || run_section foreign-cleanup "$mode" 2>/dev/null
-    done
-    bench_is_root && remove_new_libpod_cgroups
-    while read -r m; do umount -l "$m" 2>/dev/null; done \
-        < <(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r)
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        bench_log "scratch kept in $WORK"
-    else
-        rm -rf "$WORK" 2>/dev/null || bench_log "could not remove all of $WORK"
-    fi
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# a snapshot of the binary: the tree may be rebuilt while we measure
-mkdir -p "$WORK/bin"
-{ cp build/berth "$WORK/bin/berth" && chmod 755 "$WORK/bin/berth"; } || bench_die "cannot copy build/berth"
-echo '{}' >"$WORK/berth-config.json"
-chmod 644 "$WORK/berth-config.json"
+bench_snapshot_berth
 
 for mode in $MODES; do
     MW=$WORK/$mode
