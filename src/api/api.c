@@ -455,7 +455,17 @@ static json_t *h_destroy_network(json_t *req) {
 
 static bool preflight_done;
 
-static json_t *h_create(json_t *req) {
+/* A create request's checks and options, shared by create and berth run's
+ * one-shot. Returns an error reply, or NULL with *cp filled (free it with
+ * provision_free(&cp->p) and json_decref(cp->names)). */
+struct create_prep {
+  struct prov p;
+  struct create_opts o;
+  json_t *names; /* the variables' names, for the reply */
+};
+
+static json_t *create_prepare(json_t *req, struct create_prep *cp) {
+  memset(cp, 0, sizeof *cp);
   if (!preflight_done && !getenv("BERTH_SKIP_PREFLIGHT")) {
     json_t *pf = preflight_run();
     if (!json_is_true(json_object_get(pf, "ready")))
@@ -478,21 +488,69 @@ static json_t *h_create(json_t *req) {
   json_object_foreach(inl, k, v) if (k[0] == '/' || k[0] == '~' || strstr(k, "..") || !*k)
     return err_reply("invalid_value", "dotfiles_inline", "dotfiles_inline path `%.80s` must be relative to the home directory, without `..`", k);
 
-  struct prov p;
+  struct prov *p = &cp->p;
   json_t *bad = NULL;
-  if (provision_prepare(&p, req, &bad) < 0) {
-    provision_free(&p);
+  if (provision_prepare(p, req, &bad) < 0) {
+    provision_free(p);
     return bad;
   }
-  json_t *names = json_array();
-  json_object_foreach(p.env, k, v) json_array_append_new(names, json_string(k));
-  struct create_opts o = {.name = jstr(req, "name"), .image = p.image, .workdir = jstr(req, "workdir"), .purpose = jstr(req, "purpose"),
-                          .network = net, .ports = ports, .mounts = p.mounts, .env = p.env, .mount_cwd = p.mount_cwd,
-                          .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
+  cp->names = json_array();
+  json_object_foreach(p->env, k, v) json_array_append_new(cp->names, json_string(k));
+  cp->o = (struct create_opts){.name = jstr(req, "name"), .image = p->image, .workdir = jstr(req, "workdir"), .purpose = jstr(req, "purpose"),
+                               .network = net, .ports = ports, .mounts = p->mounts, .env = p->env, .mount_cwd = p->mount_cwd,
+                               .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
   berth_error_t e = NULL;
-  if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &o.limits.memory, &e);
-  if (json_is_number(json_object_get(req, "cpu_limit"))) o.limits.cpus = json_number_value(json_object_get(req, "cpu_limit"));
-  if (json_is_integer(json_object_get(req, "pids_limit"))) o.limits.pids = json_integer_value(json_object_get(req, "pids_limit"));
+  if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &cp->o.limits.memory, &e);
+  berth_error_free(e);
+  if (json_is_number(json_object_get(req, "cpu_limit"))) cp->o.limits.cpus = json_number_value(json_object_get(req, "cpu_limit"));
+  if (json_is_integer(json_object_get(req, "pids_limit"))) cp->o.limits.pids = json_integer_value(json_object_get(req, "pids_limit"));
+  return NULL;
+}
+
+json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exec_result *res, bool *long_way) {
+  *long_way = false;
+  memset(res, 0, sizeof *res);
+  char *t = json_dumps(request, JSON_COMPACT);
+  json_t *req = NULL, *reply = NULL;
+  if (!t) return err_reply("invalid_request", NULL, "unserializable request");
+  int v = api_validate(t, strlen(t), &req, &reply);
+  free(t);
+  if (v < 0) return reply;
+  struct create_prep cp;
+  if ((reply = create_prepare(req, &cp))) {
+    json_decref(req);
+    return reply;
+  }
+  if (provision_needs_container(&cp.p)) {
+    *long_way = true;
+  } else {
+    cp.o.run = eo;
+    cp.o.remove_on_exit = rm;
+    json_t *out = NULL;
+    berth_error_t e = NULL;
+    if (container_run(&cp.o, res, &out, &e) < 0) reply = from_error(e, "Failed to create container: ");
+    else {
+      reply = json_pack("{s:b, s:O, s:O, s:O, s:i, s:b}", "success", 1, "container", json_object_get(out, "container"),
+                        "container_id", json_object_get(out, "container_id"), "image", json_object_get(out, "image"),
+                        "exit_code", res->exit_code, "removed", rm);
+      if (json_object_get(out, "notes")) json_object_set(reply, "notes", json_object_get(out, "notes"));
+      json_decref(out);
+    }
+  }
+  json_decref(cp.names);
+  provision_free(&cp.p);
+  json_decref(req);
+  return reply;
+}
+
+static json_t *h_create(json_t *req) {
+  struct create_prep cp;
+  json_t *bad = create_prepare(req, &cp);
+  if (bad) return bad;
+  struct prov p = cp.p;
+  json_t *names = cp.names;
+  struct create_opts o = cp.o;
+  berth_error_t e = NULL;
   api_progress(0, 3, "pulling the image and starting the container");
   json_t *res = NULL;
   if (container_create(&o, &res, &e) < 0) {

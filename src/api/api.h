@@ -12,6 +12,16 @@ int api_validate(const char *text, size_t len, json_t **req, json_t **reply);
 /* Validate and execute; always returns a reply object. */
 json_t *api_call_json(json_t *request);
 json_t *api_call_text(const char *text, size_t len);
+/* berth run's one-shot: a create request whose container's main process is
+ * the command eo (argv, tty, capture), waited for; with rm the container is
+ * removed afterwards, else left exited. Returns create's error reply, or
+ * {"success": true, "container", "exit_code", ...}; the output went to the
+ * caller's stdio, or into res (eo->capture). *long_way: nothing was done,
+ * because the request needs the provisioning pipeline (a purpose, setup
+ * commands, a repo, credentials): create, then exec. */
+struct exec_opts;
+struct exec_result;
+json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exec_result *res, bool *long_way);
 /* JSON Schema of the tool's parameters (for MCP tools/list). */
 json_t *api_input_schema(void);
 /* progress callback for long operations (MCP notifications) */

@@ -363,7 +363,30 @@ int cmd_run(int argc, char **argv) {
   json_object_set_new(req, "forward_git", json_false());
   json_object_set_new(req, "forward_gh", json_false());
   json_object_set_new(req, "dotfiles_skip", json_true());
-  json_t *res = api_call_json(req);
+  /* the command as the container's main process: one launch, no exec */
+  struct exec_opts eo = {.argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20};
+  struct exec_result r;
+  bool long_way = false;
+  json_t *res = api_run(req, &eo, c.rm, &r, &long_way);
+  if (!long_way) {
+    json_decref(req);
+    int rc;
+    if (json_object_get(res, "error")) rc = create_reply(res, c.json, true);
+    else {
+      rc = print_exec(&r, c.json);
+      const char *name = json_string_value(json_object_get(res, "container"));
+      if (!c.rm && !c.json)
+        fprintf(stderr, "berth: container %s exited (%d); it stays until `berth rm %s`\n", name, rc, name);
+    }
+    buf_free(&r.out);
+    buf_free(&r.err);
+    json_decref(res);
+    json_decref(c.env);
+    json_decref(c.mounts);
+    return rc;
+  }
+  /* a purpose, setup commands, a repo: provision first, then exec */
+  res = api_call_json(req);
   json_decref(req);
   if (json_object_get(res, "error")) {
     int r = create_reply(res, c.json, true);
@@ -372,8 +395,7 @@ int cmd_run(int argc, char **argv) {
   }
   berth_error_t err = NULL;
   const char *name = json_string_value(json_object_get(res, "container"));
-  struct exec_opts eo = {.name = name, .argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20};
-  struct exec_result r;
+  eo.name = name;
   int rc = container_exec(&eo, &r, &err);
   if (rc < 0) rc = cli_fail(c.json, err);
   else rc = print_exec(&r, c.json);

@@ -798,6 +798,14 @@ void provision_run(struct prov *p, const char *container, bool *failed) {
   *failed = r.failed;
 }
 
+bool provision_needs_container(const struct prov *p) {
+  json_t *req = p->req;
+  if (p->profile || p->repo_dir || json_array_size(json_object_get(req, "setup_commands"))) return true;
+  if (p->credentials && (jbool(req, "forward_git", true) || jbool(req, "forward_ssh", false))) return true;
+  return p->dotfiles && !jbool(req, "dotfiles_skip", false) &&
+         (jstr(req, "dotfiles_repo") || json_object_size(json_object_get(req, "dotfiles_inline")));
+}
+
 void provision_free(struct prov *p) {
   if (p->repo_dir) rm_rf(p->repo_dir, NULL);
   free(p->repo_dir);

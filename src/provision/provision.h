@@ -32,6 +32,10 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply);
  * failed step (later steps still report, as skipped). */
 void provision_run(struct prov *p, const char *container, bool *failed);
 void provision_free(struct prov *p);
+/* Whether provision_run would do anything inside the container (a purpose,
+ * setup commands, a repo, credentials or dotfiles to carry in): `berth run`
+ * then takes the long way (create, provision, exec). */
+bool provision_needs_container(const struct prov *p);
 /* the JSON step entry */
 json_t *prov_step(const char *name, const char *status, double ms, const char *detail, const char *error);
 

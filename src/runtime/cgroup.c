@@ -349,6 +349,7 @@ pid_t cgroup_fork_into(json_t *info) {
   if (p == 0) {
     berth_error_t e = NULL;
     if (cgroup_enter(info, getpid(), &e) < 0) berth_error_free(e);
+    berth_trace("cgroup: entered (moved)");
   }
   return p;
 }

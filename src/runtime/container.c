@@ -131,6 +131,15 @@ struct init_args {
   int report_fd; /* write: "" on success or an error message */
   bool rootless, single_map;
   const char *note; /* success with a remark (e.g. the copied root) */
+  /* berth run: the command, started by init once set up; it waits for a
+   * go byte on run_go (the launcher sends it when the network is up) */
+  const struct exec_opts *run;
+  json_t *run_env; /* ["K=V"]: the caller's variables */
+  int run_go, pty_sock, out_fd, err_fd;
+  /* the upper layer is thrown away with the container (run --rm): overlay
+   * may skip syncing it (`volatile`), which spares the unmount a flush of
+   * the store's filesystem */
+  bool volatile_upper;
 };
 
 static int init_fail(struct init_args *a, berth_error_t err) {
@@ -335,8 +344,10 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     if (ok) {
       ok = syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) == 0 &&
            syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) == 0 &&
-           (!a->rootless || syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) == 0) &&
-           syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0;
+           (!a->rootless || syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) == 0);
+      /* best effort: kernels before 5.10 lack it and sync as always */
+      if (ok && a->volatile_upper) syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0);
+      ok = ok && syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0;
       if (ok) {
         int mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
         if (mfd >= 0 && syscall(SYS_move_mount, mfd, "", AT_FDCWD, rootfs, MOVE_MOUNT_F_EMPTY_PATH) == 0) ret = 0;
@@ -363,8 +374,14 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     }
     cleanup_free char *rest = xasprintf(",upperdir=%s,workdir=%s%s", upper, work, a->rootless ? ",userxattr" : "");
     buf_append(&opt, rest, strlen(rest));
+    size_t plain = opt.len;
+    if (a->volatile_upper) buf_append(&opt, ",volatile", 10); /* with its NUL */
+    else buf_append(&opt, "", 1);
     int cwd = open(".", O_PATH | O_CLOEXEC);
-    if (chdir(a->cdir) == 0 && mount("overlay", rootfs, "overlay", 0, opt.data) == 0) ret = 0;
+    bool in = chdir(a->cdir) == 0;
+    if (in && mount("overlay", rootfs, "overlay", 0, opt.data) == 0) ret = 0;
+    else if (in && a->volatile_upper && errno == EINVAL && (opt.data[plain] = '\0', mount("overlay", rootfs, "overlay", 0, opt.data) == 0))
+      ret = 0; /* a kernel before 5.10: no `volatile` */
     else
       berth_error(err, errno, "mount the overlay root filesystem (%zu layers)%s", n,
                   a->rootless ? "; rootless overlay needs Linux 5.11+ (see `berth preflight`)" : "");
@@ -518,7 +535,9 @@ static void init_on_chld(int sig) { (void)sig; } /* so pause() wakes for orphans
 static int init_setup(struct init_args *a, berth_error_t *err) {
   const char *rootfs = json_string_value(json_object_get(json_object_get(a->spec, "root"), "path"));
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return berth_error(err, errno, "make mounts private");
+  berth_trace("init: go");
   if (mount_overlay(a, rootfs, err) < 0) return -1;
+  berth_trace("init: overlay mounted");
   cleanup_close int rootfd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return berth_error(err, errno, "open root filesystem");
   bool own_net = false;
@@ -568,6 +587,7 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
     close(w);
   }
   if (own_net) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
+  berth_trace("init: mounts done");
   if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter root filesystem");
   if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root");
   if (umount2(".", MNT_DETACH) < 0) return berth_error(err, errno, "detach the old root");
@@ -577,8 +597,10 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   /* the monitor moved us into the container's cgroups meanwhile (a cgroup
    * v1 move can wait for an RCU grace period: it overlaps the mounts);
    * only then is the cgroup namespace rooted where it belongs */
+  berth_trace("init: pivoted");
   char go = 0;
   if (read(a->sync_fd, &go, 1) != 1 || go != 1) _exit(1);
+  berth_trace("init: second go");
   close(a->sync_fd);
   if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
   return 0;
@@ -600,16 +622,34 @@ static int init_main(struct init_args *a) {
   if (a->rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
     init_fail(a, (berth_error(&err, errno, "become root in the user namespace"), err));
   if (init_setup(a, &err) < 0) init_fail(a, err);
-  /* PID 1 keeps only the right to signal; everything else goes */
-  if (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0)
+  pid_t cmd = 0;
+  if (a->run) {
+    setsid(); /* the terminal's signals reach the launcher, which passes them on once */
+    cmd = container_spawn_command(a->run, a->spec, a->run_env, a->run_go, a->pty_sock, a->out_fd, a->err_fd, &err);
+    if (cmd < 0) init_fail(a, err);
+    close(a->run_go);
+    if (a->pty_sock >= 0) close(a->pty_sock);
+    if (a->out_fd >= 0) close(a->out_fd), close(a->err_fd);
+  }
+  /* PID 1 keeps only the right to signal; everything else goes. A one-shot
+   * reports first: its command confines itself meanwhile, on another CPU. */
+  if (!a->run && (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0))
     init_fail(a, err);
+  berth_trace("init: confined");
   if (a->note) { /* success with a remark: \x01 marks it as not an error */
     char m[512];
     snprintf(m, sizeof m, "\x01%s", a->note);
     if (write(a->report_fd, m, strlen(m)) < 0) {}
   }
+  berth_trace("init: report");
   close(a->report_fd); /* EOF without an error: ready */
-  prctl(PR_SET_PDEATHSIG, 0);
+  if (a->run && (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0)) {
+    kill(cmd, SIGKILL);
+    fprintf(stderr, "berth: container init: %s\n", err->msg);
+    _exit(125);
+  }
+  /* a one-shot ends with its launcher; a container outlives its monitor's exec */
+  if (!a->run) prctl(PR_SET_PDEATHSIG, 0);
   syscall(SYS_close_range, 5U, ~0U, 0); /* fd 3: environment memfd, fd 4: network helper's exit pipe */
   int nul = open("/dev/null", O_RDWR);
   if (nul >= 0) {
@@ -617,8 +657,26 @@ static int init_main(struct init_args *a) {
     if (nul > 2) close(nul);
   }
   /* what stays resident: a few KiB of berth-tiny rather than all of berth */
-  char *targv[] = {"berth-init", "init", NULL}, *tenvp[] = {NULL};
+  char scmd[24];
+  snprintf(scmd, sizeof scmd, "%d", (int)cmd);
+  char *targv[] = {"berth-init", cmd ? "run" : "init", scmd, NULL}, *tenvp[] = {NULL};
   exec_tiny(targv, tenvp);
+  if (cmd) { /* no berth-tiny (not x86_64): the same loop here */
+    sigset_t all;
+    sigemptyset(&all);
+    int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD};
+    for (size_t k = 0; k < sizeof fwd / sizeof *fwd; k++) sigaddset(&all, fwd[k]);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+      int st;
+      pid_t p;
+      while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+        if (p == cmd) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+      if (p < 0 && errno == ECHILD) _exit(125);
+      int sig = sigwaitinfo(&all, NULL);
+      if (sig > 0 && sig != SIGCHLD) kill(cmd, sig);
+    }
+  }
   struct sigaction sa = {.sa_handler = init_on_term};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
@@ -662,7 +720,8 @@ struct monitor_args {
   const char *name, *cdir, *id;
   json_t *spec, *cgroup;
   bool rootless, own_net;
-  int report_fd; /* to the CLI */
+  int report_fd; /* to the CLI (-1: `berth run`, the launcher is the CLI) */
+  int lock_fd;   /* the create's lock: init must not hold it */
   int env_fd;    /* sealed memfd with the caller's variables; init keeps it as fd 3 */
   bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
   json_t *ports;
@@ -674,6 +733,18 @@ struct monitor_args {
   const struct net_lease *lease;
   bool net_single;
   const char *ip;
+  /* berth run: init starts this command (see struct init_args) */
+  const struct exec_opts *run;
+  json_t *run_env;
+  int run_go, pty_sock, out_fd, err_fd;
+  bool volatile_upper;
+};
+
+/* what launch() started */
+struct launched {
+  pid_t pid, helper, fwd; /* init, slirp4netns, the ports forwarder (0: none) */
+  bool single;            /* one id mapped */
+  char *note;             /* a remark of init's setup */
 };
 
 static void monitor_report(int fd, json_t *msg) {
@@ -696,12 +767,18 @@ struct init_fds {
 static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct init_args *ia, struct init_fds *f) {
   close(f->sync_w);
   close(f->rep_r);
-  close(m->report_fd);
+  if (m->report_fd >= 0) close(m->report_fd);
+  if (m->lock_fd >= 0) close(m->lock_fd); /* flock: a copy would hold the container's lock */
   if (f->extra >= 0) close(f->extra);
   /* fd 3 in init: the environment memfd, read by `berth exec` via /proc;
    * fd 4: the write end of slirp4netns's exit pipe (it ends with init) */
   ia->sync_fd = fcntl(ia->sync_fd, F_DUPFD_CLOEXEC, 100);
   ia->report_fd = fcntl(ia->report_fd, F_DUPFD_CLOEXEC, 100);
+  if (ia->run) {
+    ia->run_go = fcntl(ia->run_go, F_DUPFD_CLOEXEC, 100);
+    if (ia->pty_sock >= 0) ia->pty_sock = fcntl(ia->pty_sock, F_DUPFD_CLOEXEC, 100);
+    if (ia->out_fd >= 0) ia->out_fd = fcntl(ia->out_fd, F_DUPFD_CLOEXEC, 100), ia->err_fd = fcntl(ia->err_fd, F_DUPFD_CLOEXEC, 100);
+  }
   int envh = m->env_fd >= 0 ? fcntl(m->env_fd, F_DUPFD_CLOEXEC, 100) : -1;
   int exith = f->exit_w >= 0 ? fcntl(f->exit_w, F_DUPFD_CLOEXEC, 100) : -1;
   if (envh >= 0) dup2(envh, 3);
@@ -756,102 +833,151 @@ static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struc
   return r.pid;
 }
 
-static void monitor_main(struct monitor_args *m) {
-  proc_set_title("berth-monitor");
-  signal(SIGPIPE, SIG_IGN);
+/* Start the container: clone init into its namespaces, map its ids, move it
+ * into its cgroups and plug in its network while it builds its root, wait
+ * for its verdict, start the ports forwarder. Runs in the monitor, or in
+ * the CLI for `berth run`. On failure whatever was started is killed and
+ * reaped, and *err says why. */
+static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
+  memset(L, 0, sizeof *L);
   int sync[2], rep[2];
-  if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
-    monitor_report(m->report_fd, json_pack("{s:s}", "error", "pipe failed"));
-    _exit(1);
+  if (pipe2(sync, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
+  if (pipe2(rep, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(sync[0]), close(sync[1]);
+    return berth_error(err, e, "pipe");
   }
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (m->own_net) flags |= CLONE_NEWNET;
   if (m->rootless) flags |= CLONE_NEWUSER;
   int exitp[2] = {-1, -1};
   if (m->bridge && pipe2(exitp, O_CLOEXEC) < 0) {
-    monitor_report(m->report_fd, json_pack("{s:s}", "error", "pipe failed"));
-    _exit(1);
+    int e = errno;
+    close(sync[0]), close(sync[1]), close(rep[0]), close(rep[1]);
+    return berth_error(err, e, "pipe");
   }
-  struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless};
+  struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless,
+                         .run = m->run, .run_env = m->run_env, .run_go = m->run_go, .pty_sock = m->pty_sock,
+                         .out_fd = m->out_fd, .err_fd = m->err_fd, .volatile_upper = m->volatile_upper};
   struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1};
-  berth_error_t err = NULL;
-  pid_t pid = m->named ? clone_on_network(m, flags, &ia, &fds, &err) : (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+  berth_error_t e1 = NULL;
+  pid_t pid = m->named ? clone_on_network(m, flags, &ia, &fds, &e1) : (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid == 0) init_child(m, &ia, &fds);
+  int clone_errno = errno;
+  berth_trace("launch: cloned init %d", (int)pid);
   close(sync[0]);
   close(rep[1]);
   if (exitp[1] >= 0) close(exitp[1]); /* only init holds it now */
-  const char *fail = NULL;
   if (pid < 0) {
-    if (!err)
-      berth_error(&err, errno, "create the container's namespaces (clone)%s", m->rootless ? "; run `berth preflight`" : "");
-    monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
-    _exit(1);
+    close(sync[1]), close(rep[0]);
+    if (exitp[0] >= 0) close(exitp[0]);
+    if (e1) {
+      *err = e1;
+      return -1;
+    }
+    return berth_error(err, clone_errno, "create the container's namespaces (clone)%s",
+                       m->rootless ? "; run `berth preflight`" : "");
   }
-  bool single = m->net_single;
-  if (err) fail = err->msg; /* cloned, but not plugged into its network */
-  else if (m->rootless && !m->named && userns_map(pid, &single) < 0)
+  L->pid = pid;
+  L->single = m->net_single;
+  const char *fail = NULL;
+  if (e1) fail = e1->msg; /* cloned, but not plugged into its network */
+  else if (m->rootless && !m->named && userns_map(pid, &L->single) < 0)
     fail = "cannot map user ids for the container; run `berth preflight`";
+  berth_trace("launch: mapped");
   /* two go bytes: the first starts init's mounts, the second (after the
    * cgroup move, which overlaps them) lets it root its cgroup namespace */
   char go = fail ? 0 : 1;
   if (write(sync[1], &go, 1) != 1) {}
-  if (!fail && cgroup_enter(m->cgroup, pid, &err) < 0) fail = err->msg;
+  berth_error_t e2 = NULL;
+  if (!fail && cgroup_enter(m->cgroup, pid, &e2) < 0) fail = e2->msg;
+  berth_trace("launch: cgroup entered");
   go = fail ? 0 : 1;
   if (write(sync[1], &go, 1) != 1) {} /* EPIPE if init failed already: SIGPIPE is ignored */
   close(sync[1]);
   /* the network comes up while init builds the root: nothing runs in the
    * container before we report, so the two need not wait for each other */
   const char *net_fail = NULL;
-  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &err) < 0) net_fail = err->msg;
-  pid_t helper = 0;
-  if (!fail && !net_fail && m->bridge && net_start(pid, m->rootless, exitp[0], &helper, &err) < 0) net_fail = err->msg;
+  berth_error_t e3 = NULL;
+  if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &e3) < 0) net_fail = e3->msg;
+  if (!fail && !net_fail && m->bridge && net_start(pid, m->rootless, exitp[0], &L->helper, &e3) < 0) net_fail = e3->msg;
   struct buf msg = {0};
   char tmp[4096];
   ssize_t n;
-  while ((n = read(rep[0], tmp, sizeof tmp)) > 0) buf_append(&msg, tmp, n);
+  while ((n = read(rep[0], tmp, sizeof tmp)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) buf_append(&msg, tmp, n);
   close(rep[0]);
-  cleanup_free char *note = NULL;
+  berth_trace("launch: init reported");
   if (msg.len && msg.data[0] == '\x01') { /* a remark, not an error */
-    note = strdup(msg.data + 1);
+    L->note = strdup(msg.data + 1);
     buf_free(&msg);
   }
   /* init's own failure explains a network that could not attach to it */
   if (!fail && !msg.len && net_fail) fail = net_fail;
-  pid_t fwd = 0;
+  berth_error_t e4 = NULL;
   if (!fail && !msg.len && json_array_size(m->ports)) {
-    fwd = pf_start(pid, m->rootless, m->ports, m->port_fds, &err);
-    if (fwd < 0) fail = err->msg;
+    L->fwd = pf_start(pid, m->rootless, m->ports, m->port_fds, &e4);
+    if (L->fwd < 0) {
+      L->fwd = 0;
+      fail = e4->msg;
+    }
   }
   pf_close(m->ports, m->port_fds); /* the forwarder has them */
   if (exitp[0] >= 0) close(exitp[0]);
+  int r = 0;
   if (fail || msg.len) {
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    if (helper > 0) {
-      kill(helper, SIGKILL);
-      waitpid(helper, NULL, 0);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    if (L->helper > 0) {
+      kill(L->helper, SIGKILL);
+      while (waitpid(L->helper, NULL, 0) < 0 && errno == EINTR) {}
     }
-    monitor_report(m->report_fd, json_pack("{s:s}", "error", fail ? fail : msg.data));
-    _exit(1);
+    berth_error(err, -EIO, "%s", fail ? fail : msg.data);
+    free(L->note);
+    memset(L, 0, sizeof *L);
+    r = -1;
   }
   buf_free(&msg);
-  json_t *st = state_read(m->name);
+  berth_error_free(e1);
+  berth_error_free(e2);
+  berth_error_free(e3);
+  berth_error_free(e4);
+  return r;
+}
+
+/* The state of a started container: running, with its processes. */
+static void record_running(const char *name, const struct launched *L, pid_t monitor) {
+  json_t *st = state_read(name);
   if (!st) st = json_object();
   cleanup_free char *bid = boot_id_read();
   json_object_set_new(st, "status", json_string("running"));
-  json_object_set_new(st, "init", proc_ref(pid));
-  json_object_set_new(st, "monitor", proc_ref(getpid()));
+  json_object_set_new(st, "init", proc_ref(L->pid));
+  json_object_set_new(st, "monitor", proc_ref(monitor));
   json_object_set_new(st, "boot_id", json_string(bid));
   json_object_set_new(st, "started_at", json_integer((json_int_t)time(NULL)));
-  json_object_set_new(st, "single_id_mapping", json_boolean(single));
-  if (note) json_object_set_new(st, "notes", json_pack("[s]", note));
-  if (helper > 0) json_object_set_new(st, "network_helper", proc_ref(helper));
-  if (fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(fwd));
-  state_write(m->name, st, NULL);
+  json_object_set_new(st, "single_id_mapping", json_boolean(L->single));
+  if (L->note) json_object_set_new(st, "notes", json_pack("[s]", L->note));
+  if (L->helper > 0) json_object_set_new(st, "network_helper", proc_ref(L->helper));
+  if (L->fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(L->fwd));
+  state_write(name, st, NULL);
   json_decref(st);
+}
+
+static void monitor_main(struct monitor_args *m) {
+  proc_set_title("berth-monitor");
+  signal(SIGPIPE, SIG_IGN);
+  struct launched L;
+  berth_error_t err = NULL;
+  if (launch(m, &L, &err) < 0) {
+    monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
+    _exit(1);
+  }
+  pid_t pid = L.pid;
+  record_running(m->name, &L, getpid());
   json_t *okmsg = json_pack("{s:b, s:i}", "ok", 1, "pid", (int)pid);
-  if (note) json_object_set_new(okmsg, "note", json_string(note));
+  if (L.note) json_object_set_new(okmsg, "note", json_string(L.note));
   monitor_report(m->report_fd, okmsg);
+  berth_trace("monitor: reported ok");
   state_sync(m->name); /* durable now, off the create's path */
   /* from here on nobody reads our stdio */
   cleanup_free char *log = xasprintf("%s/monitor.log", m->cdir);
@@ -1034,7 +1160,7 @@ static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cf
 }
 
 /* The caller's environment values, sealed in a memfd (never on disk). */
-static int env_memfd(json_t *env, berth_error_t *err) {
+static json_t *env_array(json_t *env) {
   json_t *arr = json_array();
   const char *k;
   json_t *v;
@@ -1042,6 +1168,11 @@ static int env_memfd(json_t *env, berth_error_t *err) {
     cleanup_free char *kv = xasprintf("%s=%s", k, json_string_value(v));
     json_array_append_new(arr, json_string(kv));
   }
+  return arr;
+}
+
+static int env_memfd(json_t *env, berth_error_t *err) {
+  json_t *arr = env_array(env);
   char *txt = json_dumps(arr, JSON_COMPACT);
   json_decref(arr);
   int fd = memfd_create("berth-env", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -1085,7 +1216,21 @@ struct create_ctx {
   struct net_lease lease; /* named network: address and holder */
   bool hostbr;            /* root's default network on berth0 */
   char hb_ip[16];
+  /* container_run: what launch() started, and the launcher's ends */
+  struct launched L;
+  int userns_fd; /* rootless: the container's user namespace, for the removal */
+  int run_go_w, pty_sock, out_r, err_r;
 };
+
+/* the monitor's arguments for this create */
+static struct monitor_args monitor_args_of(struct create_ctx *c) {
+  return (struct monitor_args){.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg, .rootless = c->cfg->rootless,
+                               .own_net = strcmp(c->network, "host") != 0, .report_fd = -1, .lock_fd = -1,
+                               .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds, .id = c->id,
+                               .ports = c->o->ports, .named = net_is_named(c->network), .lease = &c->lease,
+                               .net_single = c->lease.single, .ip = c->hostbr ? c->hb_ip : c->lease.ip, .hostbr = c->hostbr,
+                               .run_go = -1, .pty_sock = -1, .out_fd = -1, .err_fd = -1};
+}
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
 static int start_monitor(struct create_ctx *c, berth_error_t *err) {
@@ -1104,13 +1249,8 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     setsid();
     pid_t m2 = fork();
     if (m2 != 0) _exit(m2 < 0);
-    struct monitor_args ma = {.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgroup = c->cg,
-                              .rootless = c->cfg->rootless, .own_net = strcmp(c->network, "host") != 0, .report_fd = rp[1],
-                              .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds,
-                              .id = c->id,
-                              .ports = c->o->ports, .named = net_is_named(c->network), .lease = &c->lease,
-                              .net_single = c->lease.single, .ip = c->hostbr ? c->hb_ip : c->lease.ip,
-                              .hostbr = c->hostbr};
+    struct monitor_args ma = monitor_args_of(c);
+    ma.report_fd = rp[1];
     monitor_main(&ma);
     _exit(0);
   }
@@ -1136,12 +1276,61 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
   return r;
 }
 
+/* berth run: launch from here; this process is the container's monitor
+ * until its command ends (run_finish). */
+static int run_start(struct create_ctx *c, berth_error_t *err) {
+  const struct exec_opts *eo = c->o->run;
+  int go[2] = {-1, -1}, sock[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
+  int r = 0;
+  if (pipe2(go, O_CLOEXEC) < 0 || (eo->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) ||
+      (eo->capture && !eo->tty && (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)))
+    r = berth_error(err, errno, "pipe");
+  json_t *envkv = env_array(c->o->env);
+  if (r == 0) {
+    struct monitor_args ma = monitor_args_of(c);
+    ma.lock_fd = c->lock_fd;
+    ma.run = eo;
+    ma.run_env = envkv;
+    ma.run_go = go[0], ma.pty_sock = sock[1], ma.out_fd = op[1], ma.err_fd = ep[1];
+    ma.volatile_upper = c->o->remove_on_exit;
+    fflush(stdout);
+    fflush(stderr);
+    /* a pipe to an init that failed must not kill us */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGPIPE, &ign, &old);
+    r = launch(&ma, &c->L, err);
+    sigaction(SIGPIPE, &old, NULL);
+  }
+  json_decref(envkv);
+  int *theirs[] = {&go[0], &sock[1], &op[1], &ep[1]}, *ours[] = {&go[1], &sock[0], &op[0], &ep[0]};
+  for (int i = 0; i < 4; i++) {
+    if (*theirs[i] >= 0) close(*theirs[i]);
+    if (r < 0 && *ours[i] >= 0) close(*ours[i]), *ours[i] = -1;
+  }
+  c->run_go_w = go[1], c->pty_sock = sock[0], c->out_r = op[0], c->err_r = ep[0];
+  if (r < 0) return -1;
+  /* the command may start: the bookkeeping below overlaps it */
+  char g = 1;
+  if (write(c->run_go_w, &g, 1) != 1) {}
+  close(c->run_go_w);
+  c->run_go_w = -1;
+  berth_trace("run: go");
+  if (c->cfg->rootless) { /* outlives init: the removal runs in it, no newuidmap round */
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/user", (int)c->L.pid);
+    c->userns_fd = open(p, O_RDONLY | O_CLOEXEC);
+  }
+  record_running(c->name, &c->L, getpid());
+  return 0;
+}
+
 /* Everything after the container directory exists; the caller undoes it all on failure. */
 static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *err) {
   const struct create_opts *o = c->o;
   /* published ports first: one in use fails before anything runs */
   c->port_fds = xmalloc0(sizeof(int) * (json_array_size(o->ports) + 1));
   if (pf_bind(o->ports, c->port_fds, err) < 0) return -1;
+  berth_trace("create: in dir");
   /* held for the whole create: a "creating" container whose lock is free
    * was left by a create that died (see reap_stale_create) */
   cleanup_free char *lockp = xasprintf("%s/lock", c->cdir);
@@ -1181,6 +1370,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, err) < 0) return -1;
   cleanup_free char *cgname = xasprintf("%s-%s", c->name, id);
   if (cgroup_create(cgname, &o->limits, &c->cg, err) < 0) return -1;
+  berth_trace("create: cgroup made");
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
@@ -1195,11 +1385,16 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (!st) return berth_error(err, -ENOMEM, "state");
   if (ip) json_object_set_new(st, "ip", json_string(ip));
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
+  /* a `berth run` one-shot: gone when its command ends (even if its launcher is killed) */
+  if (o->run) json_object_set_new(st, "one_shot", json_true());
+  if (o->run && o->remove_on_exit) json_object_set_new(st, "remove_on_exit", json_true());
   int r = state_write(c->name, st, err);
   json_decref(st);
   if (c->lease.lock_fd >= 0) close(c->lease.lock_fd); /* the namespace fds stay for the monitor */
   c->lease.lock_fd = -1;
-  if (r < 0 || start_monitor(c, err) < 0) return -1;
+  berth_trace("create: state written");
+  if (r < 0 || (o->run ? run_start(c, err) : start_monitor(c, err)) < 0) return -1;
+  berth_trace("create: monitor verdict");
   if (named) net_named_refresh(c->network); /* the others learn our name, we theirs */
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O}", "container", c->name, "container_id", id, "image",
                           json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
@@ -1211,7 +1406,73 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   return 0;
 }
 
+static int remove_container(const char *name, const char *want_id, int userns_fd, bool force, json_t **out, berth_error_t *err);
+
+static volatile sig_atomic_t run_sig;
+static void run_on_sig(int s) { run_sig = s; }
+
+/* berth run: let the command go, pass its stdio and signals, wait for the
+ * container's end (init exits with the command's status), then remove or
+ * record it. */
+static void run_finish(struct create_ctx *c, struct exec_result *res) {
+  const struct exec_opts *eo = c->o->run;
+  pid_t pid = c->L.pid;
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  struct sigaction old[6], sa = {.sa_handler = run_on_sig};
+  /* a terminal's ^C reaches the command as a byte (raw mode); captured
+   * output is for programs: a signal ends us, and init with us */
+  bool fwd = !eo->tty && !eo->capture;
+  for (int i = 0; fwd && i < 6; i++) sigaction(sigs[i], &sa, &old[i]);
+  if (eo->tty) {
+    int master = exec_recv_fd(c->pty_sock);
+    if (master >= 0) {
+      exec_relay_pty(master, pid);
+      close(master);
+    }
+  } else if (eo->capture) {
+    exec_collect(c->out_r, c->err_r, res, eo->capture_max);
+    c->out_r = c->err_r = -1;
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) {
+      st = 125 << 8;
+      break;
+    }
+    if (run_sig) kill(pid, run_sig), run_sig = 0;
+  }
+  for (int i = 0; fwd && i < 6; i++) sigaction(sigs[i], &old[i], NULL);
+  res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  berth_trace("run: exited %d", res->exit_code);
+  if (c->o->remove_on_exit) {
+    json_t *out = NULL;
+    berth_error_t e = NULL;
+    if (remove_container(c->name, c->id, c->userns_fd, true, &out, &e) < 0) {
+      berth_warn("removing %s: %s", c->name, e->msg);
+      berth_error_free(e);
+    }
+    json_decref(out);
+  } else {
+    cleanup_free char *who = xasprintf("%s:%s", c->name, c->id);
+    container_monitor_exit(who, res->exit_code);
+  }
+  berth_trace("run: cleaned up");
+}
+
+static int create_or_run(const struct create_opts *o, struct exec_result *res, json_t **result, berth_error_t *err);
+
 int container_create(const struct create_opts *o, json_t **result, berth_error_t *err) {
+  if (o->run) return berth_error(err, -EINVAL, "Failed to create container: a command to run needs container_run");
+  return create_or_run(o, NULL, result, err);
+}
+
+int container_run(const struct create_opts *o, struct exec_result *res, json_t **result, berth_error_t *err) {
+  memset(res, 0, sizeof *res);
+  if (!o->run || !o->run->argv || !o->run->argv[0]) return berth_error(err, -EINVAL, "Failed to create container: a command is required");
+  return create_or_run(o, res, result, err);
+}
+
+static int create_or_run(const struct create_opts *o, struct exec_result *res, json_t **result, berth_error_t *err) {
   struct berth_config *cfg = config_get(err);
   if (!cfg) return -1;
   if (!o->image || !*o->image) return berth_error(err, -EINVAL, "Failed to create container: an image is required");
@@ -1230,8 +1491,11 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
     return berth_error(err, -ENOENT, "Failed to create container: network `%s` needs slirp4netns and a usable "
                        "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"", network);
   struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
-                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}};
+                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
+                         .pty_sock = -1, .out_r = -1, .err_r = -1};
+  berth_trace("create: start");
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
+  berth_trace("create: image found");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
   c.cdir = cdir;
@@ -1259,6 +1523,11 @@ int container_create(const struct create_opts *o, json_t **result, berth_error_t
   pf_close(o->ports, c.port_fds);
   free(c.port_fds);
   if (ret < 0 && c.hostbr) hb_release(c.id);
+  if (ret == 0 && o->run) run_finish(&c, res);
+  int *fds[] = {&c.userns_fd, &c.run_go_w, &c.pty_sock, &c.out_r, &c.err_r};
+  for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+    if (*fds[i] >= 0) close(*fds[i]);
+  free(c.L.note);
   free(c.id);
   free(c.note);
   json_decref(c.cg);
@@ -1298,6 +1567,25 @@ static bool reap_stale_create(const char *dir, const char *name, json_t *st) {
   return true;
 }
 
+/* A `berth run` whose launcher was killed: its container died with it
+ * (init's parent-death signal). Finish what the launcher would have done:
+ * remove it (--rm), or record it exited. */
+static bool reap_one_shot(const char *name, json_t *st) {
+  if (!json_is_true(json_object_get(st, "one_shot")) || strcmp(live_status(st), "exited") ||
+      strcmp(jstr(st, "status") ?: "", "running") || state_proc_alive(st, "monitor"))
+    return false;
+  if (!json_is_true(json_object_get(st, "remove_on_exit"))) {
+    cleanup_free char *who = xasprintf("%s:%s", name, jstr(st, "id") ?: "");
+    container_monitor_exit(who, 137);
+    return false; /* still listed, now exited */
+  }
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  if (remove_container(name, jstr(st, "id"), -1, true, &out, &e) < 0) berth_error_free(e);
+  json_decref(out);
+  return true;
+}
+
 int container_list(json_t **out, berth_error_t *err) {
   cleanup_free char *d = containers_dir(err);
   if (!d) return -1;
@@ -1309,7 +1597,7 @@ int container_list(json_t **out, berth_error_t *err) {
     while ((de = readdir(dd))) {
       if (de->d_name[0] == '.' || !container_name_valid(de->d_name)) continue;
       json_t *st = state_read(de->d_name);
-      if (reap_stale_create(d, de->d_name, st)) {
+      if (reap_stale_create(d, de->d_name, st) || (st && reap_one_shot(de->d_name, st))) {
         json_decref(st);
         continue;
       }
@@ -1420,17 +1708,30 @@ static void wait_gone(json_t *st, const char *field, double secs) {
 }
 
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err) {
+  return remove_container(name, NULL, -1, force, out, err);
+}
+
+/* want_id: remove only that instance (a one-shot's launcher: the name may
+ * have been removed and taken again meanwhile); userns_fd: the container's
+ * user namespace, held by the caller (rootless), or -1 */
+static int remove_container(const char *name, const char *want_id, int userns_hint, bool force, json_t **out, berth_error_t *err) {
   if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
   cleanup_close int lk = container_lock(name, err);
   if (lk < 0) return -1;
+  berth_trace("rm: locked");
   json_t *st = state_read(name);
+  if (want_id && (!st || strcmp(jstr(st, "id") ?: "", want_id))) {
+    json_decref(st);
+    *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container already removed");
+    return 0;
+  }
   cleanup_free char *cdir = cpath(name, NULL);
-  cleanup_close int userns_fd = -1;
+  cleanup_close int userns_fd = userns_hint >= 0 ? fcntl(userns_hint, F_DUPFD_CLOEXEC, 3) : -1;
   if (st && state_proc_alive(st, "init")) {
     pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
     /* rootless: the container's own user namespace outlives init through
      * this fd, and removes its files without a fresh newuidmap round */
-    if (geteuid() != 0) {
+    if (geteuid() != 0 && userns_fd < 0) {
       char p[64];
       snprintf(p, sizeof p, "/proc/%d/ns/user", (int)pid);
       userns_fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -1446,13 +1747,16 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
     if (state_proc_alive(st, "init")) kill(pid, SIGKILL); /* PID 1 dies: the kernel kills the rest */
     wait_gone(st, "init", 5);
   }
+  berth_trace("rm: init gone");
   if (st) cgroup_destroy(json_object_get(st, "cgroup"));
+  berth_trace("rm: cgroup removed");
   /* no waiting for the monitor: it is blocked on our lock to record the exit,
    * and finds no state once we are done */
   cleanup_free char *net = net_is_named(jstr(st, "network")) ? xstrdup(jstr(st, "network")) : NULL;
   hb_release(jstr(st, "id"));
   json_decref(st);
   if (remove_container_dir_at(userns_fd, cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
+  berth_trace("rm: dir removed");
   if (net) net_named_refresh(net); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
   return 0;

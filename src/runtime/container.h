@@ -6,6 +6,7 @@
 #include "cgroup.h"
 #include "util.h"
 
+struct exec_opts;
 struct create_opts {
   const char *name, *image, *workdir, *purpose, *network, *platform;
   json_t *mounts; /* [{"host","container","mode"}] */
@@ -13,6 +14,10 @@ struct create_opts {
   json_t *ports;  /* [{"host","container","protocol","host_ip"}], bridge network only */
   bool mount_cwd, persistent, quiet;
   struct limits limits;
+  /* container_run: the container's main process, and whether the
+   * container goes when it ends */
+  const struct exec_opts *run;
+  bool remove_on_exit;
 };
 
 struct exec_opts {
@@ -36,6 +41,13 @@ struct exec_result {
 
 int container_create(const struct create_opts *o, json_t **result, berth_error_t *err);
 int container_exec(const struct exec_opts *o, struct exec_result *res, berth_error_t *err);
+/* berth run: create a container whose main process is o->run (started by
+ * its init once the container is up, in place of a separate exec), wait
+ * for it here (this process is the container's monitor meanwhile: stdio,
+ * terminal and signals pass straight through), then remove the container
+ * (o->remove_on_exit) or record it exited. res->exit_code is the
+ * command's; *result as create's. */
+int container_run(const struct create_opts *o, struct exec_result *res, json_t **result, berth_error_t *err);
 int container_list(json_t **out, berth_error_t *err);
 int container_status(const char *name, bool health, json_t **out, berth_error_t *err);
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err);
@@ -81,5 +93,16 @@ char *container_random_name(const char *prefix);
 
 /* internal: the container's init, entered in the cloned child */
 struct init_args;
+/* internal (exec.c), for container_run: in the container's init (set up,
+ * still privileged), start the command as exec would (user, terminal,
+ * environment ["K=V"], confinement); it waits for a go byte on go_fd
+ * before anything of it runs. A terminal's master goes to pty_sock. */
+pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
+                              int err_fd, berth_error_t *err);
+/* the caller's side of a command's stdio: a terminal relayed until the
+ * master closes or child ends (not reaped), or captured output */
+void exec_relay_pty(int master, pid_t child);
+void exec_collect(int out_r, int err_r, struct exec_result *res, size_t max);
+int exec_recv_fd(int sock);
 
 #endif

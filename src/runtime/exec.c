@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -167,7 +168,7 @@ static void send_fd(int sock, int fd) {
   if (sendmsg(sock, &mh, 0) < 0) {}
 }
 
-static int recv_fd(int sock) {
+int exec_recv_fd(int sock) {
   char dummy;
   struct iovec io = {.iov_base = &dummy, .iov_len = 1};
   char cbuf[CMSG_SPACE(sizeof(int))];
@@ -238,10 +239,13 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
   }
+  berth_trace("exec: confined, exec");
   size_t n = json_array_size(env);
   char **envp = calloc(n + 1, sizeof *envp);
   for (size_t i = 0; i < n; i++) envp[i] = (char *)json_string_value(json_array_get(env, i));
   environ = envp;
+  /* nothing of berth's reaches the command (CVE-2024-21626 class) */
+  syscall(SYS_close_range, 3U, ~0U, 0U);
   execvp(o->argv[0], o->argv);
   int e = errno;
   if (e == ENOENT) {
@@ -250,6 +254,27 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   }
   fprintf(stderr, "berth: exec: `%s`: %s\n", o->argv[0], strerror(e));
   _exit(126);
+}
+
+/* A terminal inside the container (its own devpts): the master goes to
+ * sock, the slave stays for the command. */
+static int open_pty(int sock, char *msg, size_t ml) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+    snprintf(msg, ml, "allocate a terminal in the container: %s", strerror(errno));
+    if (master >= 0) close(master);
+    return -1;
+  }
+  char name[128];
+  int slave = ptsname_r(master, name, sizeof name) == 0 ? open(name, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+  if (slave < 0) {
+    snprintf(msg, ml, "open the container's terminal: %s", strerror(errno));
+    close(master);
+    return -1;
+  }
+  send_fd(sock, master);
+  close(master);
+  return slave;
 }
 
 static void supervisor(struct exec_ctx *x) {
@@ -263,20 +288,11 @@ static void supervisor(struct exec_ctx *x) {
     if (write(x->report_fd, &rep, sizeof rep) < 0) {}
     _exit(126);
   }
-  int master = -1, slave = -1;
-  if (x->o->tty) {
-    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
-      snprintf(rep.msg, sizeof rep.msg, "allocate a terminal in the container: %s", strerror(errno));
-      rep.exit_code = 126;
-      if (write(x->report_fd, &rep, sizeof rep) < 0) {}
-      _exit(126);
-    }
-    char name[128];
-    ptsname_r(master, name, sizeof name);
-    slave = open(name, O_RDWR | O_NOCTTY);
-    send_fd(x->pty_sock, master);
-    close(master);
+  int slave = -1;
+  if (x->o->tty && (slave = open_pty(x->pty_sock, rep.msg, sizeof rep.msg)) < 0) {
+    rep.exit_code = 126;
+    if (write(x->report_fd, &rep, sizeof rep) < 0) {}
+    _exit(126);
   }
   struct sigaction sa = {.sa_handler = sup_on_alarm};
   sigaction(SIGALRM, &sa, NULL);
@@ -333,6 +349,53 @@ static void supervisor(struct exec_ctx *x) {
   _exit(0);
 }
 
+/* close every descriptor above 2 but those in keep (-1 entries ignored) */
+static void close_fds_except(const int *keep, int n) {
+  int lo = 3;
+  for (;;) {
+    int next = -1; /* the smallest kept fd >= lo */
+    for (int i = 0; i < n; i++)
+      if (keep[i] >= lo && (next < 0 || keep[i] < next)) next = keep[i];
+    if (next < 0) {
+      syscall(SYS_close_range, (unsigned)lo, ~0U, 0U);
+      return;
+    }
+    if (next > lo) syscall(SYS_close_range, (unsigned)lo, (unsigned)next - 1, 0U);
+    lo = next + 1;
+  }
+}
+
+pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
+                              int err_fd, berth_error_t *err) {
+  struct exec_ctx x = {.o = o, .spec = spec, .secret_env = env_kv, .report_fd = -1, .pty_sock = pty_sock,
+                       .out_fd = o->tty ? -1 : out_fd, .err_fd = o->tty ? -1 : err_fd};
+  struct user_ids u;
+  char msg[512];
+  const char *user = o->user ? o->user : json_string_value(json_object_get(json_object_get(spec, "annotations"), "berth.user"));
+  if (container_lookup_user(user, &u, msg, sizeof msg) < 0) return berth_error(err, -EINVAL, "%s", msg);
+  int slave = -1;
+  if (o->tty && (slave = open_pty(pty_sock, msg, sizeof msg)) < 0) return berth_error(err, -EIO, "%s", msg);
+  pid_t c = fork();
+  if (c < 0) {
+    int e = errno;
+    if (slave >= 0) close(slave);
+    return berth_error(err, e, "fork the command");
+  }
+  if (c == 0) {
+    /* init's pipes to the launcher must close with init, not with us */
+    int keep[] = {go_fd, slave, x.out_fd, x.err_fd};
+    close_fds_except(keep, 4);
+    berth_trace("command: forked");
+    char go = 0;
+    while (read(go_fd, &go, 1) < 0 && errno == EINTR) {}
+    if (go != 1) _exit(125); /* the launcher gave up */
+    berth_trace("command: go");
+    run_command(&x, &u, slave);
+  }
+  if (slave >= 0) close(slave);
+  return c;
+}
+
 /* The caller's variables of this container: init's fd 3, a sealed memfd. */
 static json_t *read_env_memfd(pid_t pid) {
   char p[64], target[128];
@@ -383,7 +446,7 @@ static void copy_winsize(int master) {
 }
 
 /* relay between the user's terminal and the container's pty */
-static void pty_relay(int master, pid_t joiner) {
+void exec_relay_pty(int master, pid_t joiner) {
   if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
     tio_saved = true;
     atexit(restore_tty);
@@ -405,7 +468,8 @@ static void pty_relay(int master, pid_t joiner) {
     int r = poll(p, 2, 200);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0) {
-      if (waitpid(joiner, NULL, WNOHANG) == joiner) break;
+      siginfo_t si = {0};
+      if (waitid(P_PID, (id_t)joiner, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == joiner) break;
       continue;
     }
     if (p[0].revents & POLLIN) {
@@ -438,6 +502,21 @@ static void drain_into(int fd, struct buf *b, size_t max, bool *trunc, bool *ope
   size_t room = b->len < max ? max - b->len : 0;
   if ((size_t)n > room) *trunc = true;
   buf_append(b, tmp, (size_t)n < room ? (size_t)n : room);
+}
+
+void exec_collect(int out_r, int err_r, struct exec_result *res, size_t max) {
+  bool oo = true, eo = true;
+  while (oo || eo) {
+    struct pollfd p[2] = {{.fd = oo ? out_r : -1, .events = POLLIN}, {.fd = eo ? err_r : -1, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents) drain_into(out_r, &res->out, max, &res->out_truncated, &oo);
+    if (p[1].revents) drain_into(err_r, &res->err, max, &res->err_truncated, &eo);
+  }
+  close(out_r);
+  close(err_r);
 }
 
 int container_exec(const struct exec_opts *o, struct exec_result *res, berth_error_t *err) {
@@ -492,6 +571,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   fflush(stdout);
   fflush(stderr);
   /* born in the container's cgroup (clone3 CLONE_INTO_CGROUP on v2) */
+  berth_trace("exec: fork joiner");
   pid_t joiner = cgroup_fork_into(json_object_get(st, "cgroup"));
   if (joiner < 0) return berth_error(err, errno, "fork");
   if (joiner == 0) {
@@ -510,6 +590,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
       }
       close(fds[i]);
     }
+    berth_trace("exec: joined");
     if (rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) _exit(125);
     struct exec_ctx x = {.o = o, .spec = spec, .secret_env = secret_env, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1]};
     pid_t sup = fork();
@@ -531,25 +612,14 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   if (sock[1] >= 0) close(sock[1]);
   if (op[1] >= 0) close(op[1]), close(ep[1]);
   if (o->tty) {
-    int master = recv_fd(sock[0]);
+    int master = exec_recv_fd(sock[0]);
     close(sock[0]);
     if (master >= 0) {
-      pty_relay(master, joiner);
+      exec_relay_pty(master, joiner);
       close(master);
     }
   } else if (o->capture) {
-    bool oo = true, eo = true;
-    while (oo || eo) {
-      struct pollfd p[2] = {{.fd = oo ? op[0] : -1, .events = POLLIN}, {.fd = eo ? ep[0] : -1, .events = POLLIN}};
-      if (poll(p, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if (p[0].revents) drain_into(op[0], &res->out, o->capture_max, &res->out_truncated, &oo);
-      if (p[1].revents) drain_into(ep[0], &res->err, o->capture_max, &res->err_truncated, &eo);
-    }
-    close(op[0]);
-    close(ep[0]);
+    exec_collect(op[0], ep[0], res, o->capture_max);
   } else {
     struct sigaction sa = {.sa_handler = on_fwd};
     sigaction(SIGTERM, &sa, NULL);
@@ -560,6 +630,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   while ((n = read(rp[0], &rep, sizeof rep)) < 0 && errno == EINTR)
     if (got_sig) kill(joiner, SIGTERM), got_sig = 0;
   close(rp[0]);
+  berth_trace("exec: reported %d", rep.exit_code);
   int s;
   while (waitpid(joiner, &s, 0) < 0 && errno == EINTR) {}
   json_decref(st);

@@ -6,6 +6,12 @@
  *       PID 1 after berth's init has set the container up (and exec'd this
  *       from a memfd): reaps every child; on SIGTERM/SIGINT/SIGHUP passes
  *       SIGTERM to all processes and leaves when they are gone or after 10 s.
+ *   berth-tiny run PID
+ *       PID 1 of a one-shot `berth run`: PID is the command, its child.
+ *       Reaps every child, passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1
+ *       and SIGUSR2 on to the command, and exits with the command's status
+ *       (128+N when a signal N ended it) as soon as the command ends; the
+ *       kernel then ends whatever it left behind.
  *   berth-tiny monitor PID BERTHFD NAME
  *       the container's monitor: waits for its child PID (the container's
  *       init), then execs berth (the open fd BERTHFD) as
@@ -78,13 +84,31 @@ static void run_init(void) {
   }
 }
 
+static ulong wait_code(int st) { return (st & 0x7f) == 0 ? (ulong)((st >> 8) & 0xff) : 128 + (ulong)(st & 0x7f); }
+
+static void run_cmd(long cmd) {
+  if (SYS(__NR_getpid, 0, 0, 0, 0) != 1) die(3);
+  SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-init", 0, 0);
+  ulong set = BIT(SIGCHLD) | BIT(SIGTERM) | BIT(SIGINT) | BIT(SIGHUP) | BIT(SIGQUIT) | BIT(SIGUSR1) | BIT(SIGUSR2);
+  SYS(__NR_rt_sigprocmask, SIG_BLOCK, &set, 0, 8);
+  for (;;) {
+    int st;
+    long p;
+    while ((p = SYS(__NR_wait4, -1, &st, 1 /* WNOHANG */, 0)) > 0)
+      if (p == cmd) die((int)wait_code(st));
+    if (p == -10 /* ECHILD: the command is gone, unseen */) die(125);
+    long sig = SYS(__NR_rt_sigtimedwait, &set, 0, 0, 8);
+    if (sig > 0 && sig != SIGCHLD) SYS(__NR_kill, cmd, sig, 0, 0);
+  }
+}
+
 static void run_monitor(long pid, long fd, char *name, char **envp) {
   SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-monitor", 0, 0);
   int st = 0;
   long r;
   do r = SYS(__NR_wait4, pid, &st, 0, 0);
   while (r == -4 /* EINTR */);
-  ulong code = (st & 0x7f) == 0 ? (ulong)((st >> 8) & 0xff) : 128 + (ulong)(st & 0x7f);
+  ulong code = wait_code(st);
   char num[24];
   utoa(code, num);
   char *argv[] = {"berth", "__monitor-exit", name, num, 0};
@@ -97,6 +121,7 @@ __attribute__((used)) void tiny_main(long *sp) {
   char **argv = (char **)(sp + 1);
   char **envp = argv + argc + 1;
   if (argc >= 2 && streq(argv[1], "init")) run_init();
+  if (argc >= 3 && streq(argv[1], "run")) run_cmd(atol_(argv[2]));
   if (argc >= 5 && streq(argv[1], "monitor")) run_monitor(atol_(argv[2]), atol_(argv[3]), argv[4], envp);
   die(2);
 }

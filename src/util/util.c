@@ -105,6 +105,23 @@ void berth_log(int level, const char *fmt, ...) {
   va_end(ap);
 }
 
+void berth_trace(const char *fmt, ...) {
+  static int on = -1;
+  if (on < 0) on = getenv("BERTH_TRACE") && *getenv("BERTH_TRACE") && strcmp(getenv("BERTH_TRACE"), "0");
+  if (!on) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  char line[256];
+  int n = snprintf(line, sizeof line, "berth-trace %d %.3f ", (int)getpid(), ts.tv_sec * 1e3 + ts.tv_nsec / 1e6);
+  va_list ap;
+  va_start(ap, fmt);
+  if (n > 0 && n < (int)sizeof line - 2) n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+  line[n++] = '\n';
+  if (write(STDERR_FILENO, line, (size_t)n) < 0) {}
+}
+
 char *xasprintf(const char *fmt, ...) {
   char *s = NULL;
   va_list ap;

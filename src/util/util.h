@@ -40,6 +40,10 @@ void berth_log(int level, const char *fmt, ...) __attribute__((format(printf, 2,
 #define berth_warn(...) berth_log(BERTH_LOG_WARN, __VA_ARGS__)
 #define berth_info(...) berth_log(BERTH_LOG_INFO, __VA_ARGS__)
 #define berth_debug(...) berth_log(BERTH_LOG_DEBUG, __VA_ARGS__)
+/* BERTH_TRACE=1: "berth-trace PID MONOTONIC_MS what" lines on stderr, so the
+ * steps of one start-up can be lined up across its processes (one write
+ * each; a getenv the first time, nothing after when unset) */
+void berth_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- strings ---- */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
