@@ -7,8 +7,8 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
           -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -Isrc/network -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS))
-# libcurl and libarchive are loaded on first use (src/util/lazylib.c): not linked
-LDLIBS := $(shell pkg-config --libs jansson libseccomp libcap libcrypto) -pthread -ldl
+# libcurl, libarchive and libcrypto are loaded on first use (src/util/lazylib.c): not linked
+LDLIBS := $(shell pkg-config --libs jansson libseccomp libcap) -pthread -ldl
 BUILD := build
 
 LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
