@@ -23,7 +23,6 @@
 
 #include "config.h"
 #include "container.h"
-#include "digest.h"
 #include "userns.h"
 #include "util.h"
 
@@ -289,10 +288,11 @@ static void check_cgroups(json_t *c, bool rootless) {
 static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
-  /* cached per kernel and data dir (the store's filesystem decides) */
-  char dd[72];
-  digest_of(cfg->data_dir, strlen(cfg->data_dir), dd);
-  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%.12s", cfg->run_dir, u.release, dd + 7);
+  /* cached per kernel and data dir (the store's filesystem decides); the
+   * data dir's hash only names the file: FNV-1a, not SHA-256, so that no
+   * create loads libcrypto */
+  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%016llx", cfg->run_dir, u.release,
+                                       (unsigned long long)fnv1a64(cfg->data_dir, strlen(cfg->data_dir)));
   cleanup_free char *cached = NULL;
   /* only a success is cached: a failure is probed again, so the check sees a fix at once */
   if (read_file(cache, 256, &cached, NULL, NULL) == 0 && cached[0] == '1') {
