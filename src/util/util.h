@@ -89,12 +89,13 @@ int mkdir_in_root_owned(int rootfd, const char *dir, mode_t mode, uint64_t resol
 /* flock-based lock file; returns fd (>= 0) holding the lock */
 int lock_file(const char *path, bool exclusive, berth_error_t *err);
 
-/* libcurl / libarchive / libcrypto are loaded on first use; call these
+/* libcurl / libarchive / libcrypto / libseccomp are loaded on first use; call these
  * before an operation that needs them, to fail with a clear message if
  * missing */
 int lazylib_require_curl(berth_error_t *err);
 int lazylib_require_archive(berth_error_t *err);
 int lazylib_require_crypto(berth_error_t *err);
+int lazylib_require_seccomp(berth_error_t *err);
 
 /* Hide the host command line and environment of berth's helper processes. */
 void proc_title_init(int argc, char **argv);
