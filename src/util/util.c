@@ -145,6 +145,9 @@ void buf_free(struct buf *b) {
 }
 
 int mkdir_p(const char *path, mode_t mode, berth_error_t *err) {
+  /* the common case first: the parents exist (one system call, not one
+   * per component); anything else takes the walk below */
+  if (mkdir(path, mode) == 0 || errno == EEXIST) return 0;
   cleanup_free char *p = strdup(path);
   if (!p) return berth_error(err, -ENOMEM, "mkdir %s", path);
   for (char *s = p + 1; *s; s++) {
