@@ -1,14 +1,15 @@
 # berth — see README.md. `make`, `make test`, `make demo`.
 CC ?= cc
-PKGS := libcurl libarchive jansson libseccomp libcap libcrypto
+PKGS := libcurl libarchive jansson libseccomp libcrypto
 VERSION := 0.1.0
 CFLAGS ?= -O2 -g
 # -Wjump-misses-init: a goto past a cleanup variable would free garbage
 CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
           -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -Isrc/network -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS))
-# libcurl and libarchive are loaded on first use (src/util/lazylib.c): not linked
-LDLIBS := $(shell pkg-config --libs jansson libseccomp libcap libcrypto) -pthread -ldl
+# libcurl, libarchive, libcrypto and libseccomp are loaded on first use (src/util/lazylib.c): not
+# linked; capabilities are set with capset(2), without libcap
+LDLIBS := $(shell pkg-config --libs jansson) -pthread -ldl
 BUILD := build
 
 LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
@@ -29,8 +30,10 @@ $(BUILD)/profiles/%.o: profiles/%.json
 	@mkdir -p $(dir $@)
 	ld -r -b binary -z noexecstack -o $@ $<
 
-# the seccomp profile compiled to BPF at build time (loaded as is at run time)
-$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/runtime/security.c $(BUILD)/src/util/util.o $(BUILD)/profiles/seccomp.o
+# the seccomp profile compiled to BPF at build time (loaded as is at run time);
+# through lazylib's libseccomp shims, as berth's own run-time fallback
+$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/runtime/security.c $(BUILD)/src/util/util.o $(BUILD)/src/util/lazylib.o \
+                      $(BUILD)/profiles/seccomp.o
 	$(CC) $(CFLAGS) -DBERTH_SECCOMP_RUNTIME_ONLY -o $@ $^ $(LDLIBS)
 
 $(BUILD)/seccomp.bpf: $(BUILD)/gen-seccomp

@@ -1,6 +1,7 @@
 /* Embedding berth: one call, request JSON in, reply JSON out.
  * Build: cc -o embed docs/examples/embed.c -Iinclude build/libberth.a \
- *          $(pkg-config --libs libcurl libarchive jansson libseccomp libcap libcrypto) -pthread
+ *          $(pkg-config --libs jansson) -pthread -ldl
+ *        (libcurl, libarchive, libcrypto and libseccomp are dlopen()ed on first use)
  * Run:   ./embed IMAGE        (creates a sandbox, runs a command, removes it) */
 #include <stdio.h>
 #include <string.h>

@@ -467,11 +467,10 @@ struct create_prep {
 static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   memset(cp, 0, sizeof *cp);
   if (!preflight_done && !getenv("BERTH_SKIP_PREFLIGHT")) {
-    json_t *pf = preflight_run();
-    if (!json_is_true(json_object_get(pf, "ready")))
+    json_t *pf = NULL;
+    if (!preflight_ready(&pf))
       return json_pack("{s:s, s:s, s:o}", "error", "Container runtime not ready. See preflight results.", "code", "not_ready",
                        "preflight", pf);
-    json_decref(pf);
     preflight_done = true;
   }
   /* machinery that is not built yet: refuse rather than ignore */

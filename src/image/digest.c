@@ -23,7 +23,11 @@ int digest_check(const char *d, berth_error_t *err) {
 
 const char *digest_hex(const char *d) { return d + 7; }
 
+/* libcrypto is loaded on first use (lazylib.c): operations that hash call
+ * lazylib_require_crypto() first; without it this fails instead of exiting */
 int hasher_init(struct hasher *h) {
+  h->ctx = NULL;
+  if (lazylib_require_crypto(NULL) < 0) return -1;
   h->ctx = EVP_MD_CTX_new();
   if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) return -1;
   return 0;

@@ -334,6 +334,7 @@ static int load_in_ns(void *arg, char **result, berth_error_t *err) {
   bool quiet = a->opts && (a->opts->quiet || a->opts->json_progress);
   struct stat st;
   if (stat(a->path, &st) < 0) return berth_error(err, errno, "load `%s`", a->path);
+  if (lazylib_require_crypto(err) < 0) return -1;
   struct store s;
   if (store_open(&s, false, err) < 0) return -1;
   int r = -1;

@@ -548,7 +548,7 @@ static int status_error(struct registry *r, const char *what, struct resp *rs, b
 int registry_open(struct registry *r, const char *endpoint, const char *auth_domain, const char *repo,
                   berth_error_t *err) {
   memset(r, 0, sizeof *r);
-  if (lazylib_require_curl(err) < 0) return -1;
+  if (lazylib_require_curl(err) < 0 || lazylib_require_crypto(err) < 0) return -1;
   pthread_once(&curl_once, curl_init_once);
   pthread_mutex_init(&r->lock, NULL);
   r->cfg = config_get(err);

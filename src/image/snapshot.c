@@ -193,7 +193,7 @@ static void tarw_free(struct tarw *t) {
 
 /* the writable layer as an uncompressed tar in blobs/ (its digest is its diff_id) */
 static int write_layer(int ufd, const char *work, const char *container, struct snap_out *so, berth_error_t *err) {
-  if (lazylib_require_archive(err) < 0) return -1;
+  if (lazylib_require_archive(err) < 0 || lazylib_require_crypto(err) < 0) return -1;
   cleanup_free char *tarp = xasprintf("%s/layer.tar", work);
   struct tarw t = {.fd = -1, .inodes = json_object()};
   t.fd = open(tarp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,7 +24,6 @@
 
 #include "config.h"
 #include "container.h"
-#include "digest.h"
 #include "userns.h"
 #include "util.h"
 
@@ -151,8 +151,10 @@ static void check_subids(json_t *c, bool rootless) {
   set_fix(add(c, "subordinate_ids", hu && hg, true, d, gd), fx, NULL);
 }
 
+static const char *const helper_dirs[] = {"/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"};
+
 static bool helper_ok(const char *name, char *path, size_t pl) {
-  const char *dirs[] = {"/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"};
+  const char *const *dirs = helper_dirs;
   for (int i = 0; i < 4; i++) {
     snprintf(path, pl, "%s/%s", dirs[i], name);
     struct stat st;
@@ -289,10 +291,11 @@ static void check_cgroups(json_t *c, bool rootless) {
 static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
-  /* cached per kernel and data dir (the store's filesystem decides) */
-  char dd[72];
-  digest_of(cfg->data_dir, strlen(cfg->data_dir), dd);
-  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%.12s", cfg->run_dir, u.release, dd + 7);
+  /* cached per kernel and data dir (the store's filesystem decides); the
+   * data dir's hash only names the file: FNV-1a, not SHA-256, so that no
+   * create loads libcrypto */
+  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%016llx", cfg->run_dir, u.release,
+                                       (unsigned long long)fnv1a64(cfg->data_dir, strlen(cfg->data_dir)));
   cleanup_free char *cached = NULL;
   /* only a success is cached: a failure is probed again, so the check sees a fix at once */
   if (read_file(cache, 256, &cached, NULL, NULL) == 0 && cached[0] == '1') {
@@ -409,10 +412,10 @@ static void check_network(json_t *c) {
   }
 }
 
-static void check_disk(json_t *c, struct berth_config *cfg) {
-  const char *p = cfg->data_dir;
+/* GB free where the data dir is (or would be created) */
+static double free_gb(const char *p) {
   cleanup_free char *probe = strdup(p);
-  struct statvfs sv;
+  struct statvfs sv = {0};
   while (statvfs(probe, &sv) < 0) {
     char *s = strrchr(probe, '/');
     if (!s || s == probe) {
@@ -422,7 +425,12 @@ static void check_disk(json_t *c, struct berth_config *cfg) {
     }
     *s = '\0';
   }
-  double gb = (double)sv.f_bavail * (double)sv.f_frsize / 1e9;
+  return (double)sv.f_bavail * (double)sv.f_frsize / 1e9;
+}
+
+static void check_disk(json_t *c, struct berth_config *cfg) {
+  const char *p = cfg->data_dir;
+  double gb = free_gb(p);
   char d[256];
   snprintf(d, sizeof d, "%.1fGB free at %s%s", gb, p, gb < 1 ? "" : gb < 5 ? " (low, consider pruning)" : "");
   if (gb >= 1) {
@@ -501,4 +509,95 @@ json_t *preflight_run(void) {
   snprintf(sum, sizeof sum, "%s: %zu checks, %d required failed, %d optional not met (%s)", ready ? "ready" : "not ready",
            json_array_size(checks), failed, warn, rootless ? "rootless" : "root");
   return json_pack("{s:b, s:s, s:o, s:s}", "ready", ready, "runtime", "berth", "checks", checks, "summary", sum);
+}
+
+/* ---------- the verdict cache of creates ----------
+ * The checks cost a create ~1 ms (a fork for the user namespace probe, NSS
+ * for the user name, ~60 system calls) and their answer seldom changes, so
+ * a passing verdict is kept in the run dir, keyed by what it rests on: the
+ * boot, the uids, the kernel, this berth build, the data and run dirs, the
+ * user namespace sysctls, /etc/subuid and /etc/subgid, newuidmap and
+ * newgidmap (rootless) and the config files (each file by inode, size,
+ * mtime and ctime). A create whose key matches skips the checks; free disk
+ * space, which changes by itself, is looked at every time (one statvfs). A
+ * failing verdict is never kept (and drops a kept one), and `berth
+ * preflight` always runs every check. */
+
+static void key_printf(struct buf *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void key_printf(struct buf *k, const char *fmt, ...) {
+  char *s = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vasprintf(&s, fmt, ap);
+  va_end(ap);
+  if (n >= 0) buf_append(k, s, (size_t)n);
+  free(s);
+}
+
+/* a file's identity; false when it does not exist */
+static bool key_file(struct buf *k, const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    key_printf(k, "%s -\n", path);
+    return false;
+  }
+  key_printf(k, "%s %llu:%llu %lld %lld.%09ld %lld.%09ld\n", path, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+             st.st_ctim.tv_nsec);
+  return true;
+}
+
+char *preflight_cache_key(struct berth_config *cfg) {
+  cleanup_free char *boot = NULL;
+  if (read_file("/proc/sys/kernel/random/boot_id", 64, &boot, NULL, NULL) < 0 || !*boot) return NULL;
+  boot[strcspn(boot, "\n")] = '\0';
+  struct utsname u;
+  uname(&u);
+  struct buf k = {0};
+  key_printf(&k, "berth preflight verdict 1\nboot %s\nuid %u euid %u\nkernel %s\nberth %s\n", boot, (unsigned)getuid(),
+             (unsigned)geteuid(), u.release, berth_version());
+  key_file(&k, "/proc/self/exe");
+  key_printf(&k, "data_dir %s\nrun_dir %s\n", cfg->data_dir, cfg->run_dir);
+  key_printf(&k, "userns %ld %ld %ld\n", read_long("/proc/sys/user/max_user_namespaces", -1),
+             read_long("/proc/sys/kernel/unprivileged_userns_clone", -1),
+             read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", -1));
+  key_file(&k, "/etc/subuid");
+  key_file(&k, "/etc/subgid");
+  if (cfg->rootless)
+    for (int h = 0; h < 2; h++)
+      for (int i = 0; i < 4; i++) {
+        cleanup_free char *p = xasprintf("%s/%s", helper_dirs[i], h ? "newgidmap" : "newuidmap");
+        if (key_file(&k, p)) break;
+      }
+  for (int i = 0; i < 2 && cfg->files[i]; i++) key_file(&k, cfg->files[i]);
+  buf_append(&k, "", 1);
+  return k.data;
+}
+
+bool preflight_ready(json_t **report) {
+  *report = NULL;
+  berth_error_t e = NULL;
+  struct berth_config *cfg = config_get(&e);
+  berth_error_free(e);
+  cleanup_free char *key = cfg ? preflight_cache_key(cfg) : NULL;
+  cleanup_free char *path = cfg ? xasprintf("%s/preflight-verdict", cfg->run_dir) : NULL;
+  if (key) {
+    cleanup_free char *have = NULL;
+    if (read_file(path, 1 << 16, &have, NULL, NULL) == 0 && !strcmp(have, key) && free_gb(cfg->data_dir) >= 1) {
+      berth_debug("preflight: the checks passed before (%s), not run again", path);
+      return true;
+    }
+  }
+  json_t *pf = preflight_run();
+  if (!json_is_true(json_object_get(pf, "ready"))) {
+    if (path) unlink(path);
+    *report = pf;
+    return false;
+  }
+  json_decref(pf);
+  if (key) {
+    mkdir_p(cfg->run_dir, 0700, NULL);
+    if (write_file_atomic(path, key, strlen(key), 0600, NULL) == 0) berth_debug("preflight: the checks passed; verdict kept in %s", path);
+  }
+  return true;
 }

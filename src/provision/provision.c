@@ -214,10 +214,16 @@ static int host_clone(const char *url, const char *branch, const char *token, co
   argv[a++] = (char *)url;
   argv[a++] = (char *)dest;
   argv[a] = NULL;
+  berth_error_t e = NULL;
+  /* the token goes to git base64-encoded (libcrypto, loaded on first use) */
+  if (token && str_has_prefix(url, "https://github.com/") && lazylib_require_crypto(&e) < 0) {
+    *detail = xasprintf("git clone with a token: %s", e->msg);
+    berth_error_free(e);
+    return -1;
+  }
   json_t *env = git_auth_env(url, token);
   struct buf out = {0};
   int st = -1;
-  berth_error_t e = NULL;
   host_run(argv, env, 300, &out, &st, &e);
   json_decref(env);
   if (st != 0) {

@@ -34,6 +34,7 @@ int config_load(struct berth_config *c, berth_error_t *err) {
   const char *explicit = getenv("BERTH_CONFIG");
   if (explicit && *explicit) {
     json_t *j = NULL;
+    c->files[0] = strdup(explicit);
     if (!path_exists(explicit)) return berth_error(err, -ENOENT, "BERTH_CONFIG `%s`", explicit);
     if (load_json_file(explicit, &j, err) < 0) return -1;
     json_object_update(c->root, j);
@@ -44,6 +45,7 @@ int config_load(struct berth_config *c, berth_error_t *err) {
     user = (xdg && *xdg) ? xasprintf("%s/berth/config.json", xdg) : xasprintf("%s/.config/berth/config.json", c->home);
     const char *files[] = {"/etc/berth/config.json", user};
     for (size_t i = 0; i < 2; i++) {
+      c->files[i] = strdup(files[i]);
       json_t *j = NULL;
       if (load_json_file(files[i], &j, err) < 0) return -1;
       if (j) json_object_update(c->root, j);
@@ -81,6 +83,8 @@ void config_free(struct berth_config *c) {
   free(c->data_dir);
   free(c->run_dir);
   free(c->home);
+  free(c->files[0]);
+  free(c->files[1]);
   memset(c, 0, sizeof *c);
 }
 

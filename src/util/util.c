@@ -162,6 +162,9 @@ void buf_free(struct buf *b) {
 }
 
 int mkdir_p(const char *path, mode_t mode, berth_error_t *err) {
+  /* the common case first: the parents exist (one system call, not one
+   * per component); anything else takes the walk below */
+  if (mkdir(path, mode) == 0 || errno == EEXIST) return 0;
   cleanup_free char *p = strdup(path);
   if (!p) return berth_error(err, -ENOMEM, "mkdir %s", path);
   for (char *s = p + 1; *s; s++) {
@@ -217,6 +220,13 @@ char *random_hex(size_t nbytes) {
   if (!s) return NULL;
   for (size_t i = 0; i < nbytes; i++) sprintf(s + 2 * i, "%02x", raw[i]);
   return s;
+}
+
+uint64_t fnv1a64(const void *data, size_t len) {
+  const unsigned char *p = data;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {

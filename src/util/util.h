@@ -77,6 +77,9 @@ int rm_rf(const char *path, berth_error_t *err);
 bool path_exists(const char *path);
 /* Allocate a unique name like "<prefix>.<random>" (no file is created). */
 char *random_hex(size_t nbytes);
+/* 64-bit FNV-1a: a cheap non-cryptographic hash for cache file names and
+ * keys (content is addressed by SHA-256: digest.c) */
+uint64_t fnv1a64(const void *data, size_t len);
 
 /* openat2 wrapper confined to dirfd as root (RESOLVE_IN_ROOT | NO_MAGICLINKS). */
 int openat_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve);
@@ -90,10 +93,13 @@ int mkdir_in_root_owned(int rootfd, const char *dir, mode_t mode, uint64_t resol
 /* flock-based lock file; returns fd (>= 0) holding the lock */
 int lock_file(const char *path, bool exclusive, berth_error_t *err);
 
-/* libcurl / libarchive are loaded on first use; call these before an
- * operation that needs them, to fail with a clear message if missing */
+/* libcurl / libarchive / libcrypto / libseccomp are loaded on first use; call these
+ * before an operation that needs them, to fail with a clear message if
+ * missing */
 int lazylib_require_curl(berth_error_t *err);
 int lazylib_require_archive(berth_error_t *err);
+int lazylib_require_crypto(berth_error_t *err);
+int lazylib_require_seccomp(berth_error_t *err);
 
 /* Hide the host command line and environment of berth's helper processes. */
 void proc_title_init(int argc, char **argv);

@@ -159,7 +159,7 @@ test_mcp_sdk_client() {
 test_embedding_example() {
   setup_ctr
   cc -o "$T_DIR/embed" "$REPO/docs/examples/embed.c" -I"$REPO/include" "$REPO/build/libberth.a" \
-     $(pkg-config --libs libcurl libarchive jansson libseccomp libcap libcrypto) -pthread || fail "the embedding example does not build"
+     $(pkg-config --libs jansson) -pthread -ldl || fail "the embedding example does not build"
   chmod 755 "$T_DIR/embed"
   berth_cmd version
   local i

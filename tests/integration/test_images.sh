@@ -651,6 +651,52 @@ test_load_corrupt_blob() {
   assert_store_empty
 }
 
+# hidelib_run LIB ARGS: berth ARGS (B_RC, B_OUT, B_ERR as b_run) in a mount
+# namespace where the shared library LIB is an empty file
+hidelib_run() {
+  local lib=$1; shift
+  B_N=$((B_N + 1))
+  B_OUTF=$T_DIR/b$B_N.out
+  B_ERRF=$T_DIR/b$B_N.err
+  berth_cmd "$@"
+  echo "\$ berth $* (with $lib hidden)"
+  B_RC=0
+  unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$lib" "${B_CMD[@]}" >"$B_OUTF" 2>"$B_ERRF" || B_RC=$?
+  B_OUT=$(cat "$B_OUTF")
+  B_ERR=$(cat "$B_ERRF")
+  echo "# exit $B_RC"
+  [ -s "$B_OUTF" ] && head -c 3000 "$B_OUTF" | sed 's/^/# stdout: /'
+  [ -s "$B_ERRF" ] && head -c 3000 "$B_ERRF" | sed 's/^/# stderr: /'
+  return 0
+}
+
+# libcrypto is loaded on first use (src/util/lazylib.c): without it, what
+# hashes (load) fails naming the library and its package; what does not
+# (version, images, run) works, so no create touches libcrypto
+test_without_libcrypto() {
+  need_image busybox
+  need_image multilayer
+  need_cmd unshare
+  local lib
+  lib=$(ldconfig -p | awk '$1 == "libcrypto.so.3" && /x86-64|aarch64/ {print $NF; exit}')
+  [ -n "$lib" ] || fail "precondition: no libcrypto.so.3 in ldconfig -p"
+  lib=$(readlink -f "$lib")
+  b_ok load -q "$IMAGES/busybox"
+  hidelib_run "$lib" --version
+  assert_eq "$B_RC" 0 "exit of berth --version without libcrypto"
+  hidelib_run "$lib" images
+  assert_eq "$B_RC" 0 "exit of berth images without libcrypto"
+  assert_contains "$B_OUT" localhost/busybox "berth images"
+  hidelib_run "$lib" run --rm --no-mount-cwd --network none localhost/busybox echo no-libcrypto-needed
+  assert_eq "$B_RC" 0 "exit of berth run without libcrypto: $B_ERR"
+  assert_contains "$B_OUT" no-libcrypto-needed "berth run's output"
+  hidelib_run "$lib" load -q "$IMAGES/multilayer"
+  assert_eq "$B_RC" 125 "exit of berth load without libcrypto"
+  assert_contains "$B_ERR" "berth: error: cannot load libcrypto.so.3" "error message"
+  assert_contains "$B_ERR" "apt-get install libssl3" "error message"
+  assert_eq "$(image_count)" 1 "images after the failed load"
+}
+
 # ====================================================================== rmi
 
 test_rmi_shared_layers() {
@@ -986,6 +1032,7 @@ t_run "load: multi-platform layout" test_load_multiplatform
 t_run "load: a dir that is neither fails" test_load_neither
 t_run "load: missing path fails" test_load_missing_path
 t_run "load: corrupt layer blob fails" test_load_corrupt_blob
+t_run "without libcrypto: load fails naming it, run works" test_without_libcrypto
 
 t_run "rmi: shared layers stay, unshared go" test_rmi_shared_layers
 t_run "rmi: removing one of two names keeps the image" test_rmi_name_only

@@ -157,6 +157,123 @@ test_first_create_refuses_when_not_ready() {
   assert_contains "$out" '"preflight"'
 }
 
+# ---------------------------------------------------------------- the kept verdict
+# A create keeps a passing verdict in the run dir and later creates reuse it
+# while its key holds (preflight.c). These run `berth run --rm` with a run
+# dir of the test's own and BERTH_LOG=debug, which says what preflight did.
+
+# vrun [SETUP]: berth run --rm ... true, inside `unshare -m` after the shell
+# commands SETUP when given; prints kept|reused|refused|failed
+vrun() {
+  local setup=${1:-}
+  B_EXTRA_ENV="BERTH_RUNROOT=$VRUN BERTH_LOG=debug" berth_cmd run --rm --no-mount-cwd --network none localhost/busybox true
+  local -a cmd=("${B_CMD[@]}")
+  local rc=0
+  if [ -n "$setup" ]; then
+    unshare -m sh -c "$setup"' && exec "$@"' sh "${cmd[@]}" >"$T_DIR/vrun.out" 2>"$T_DIR/vrun.err" || rc=$?
+  else
+    "${cmd[@]}" >"$T_DIR/vrun.out" 2>"$T_DIR/vrun.err" || rc=$?
+  fi
+  sed 's/^/# vrun: /' "$T_DIR/vrun.err" >&2
+  if grep -q "Container runtime not ready" "$T_DIR/vrun.err" "$T_DIR/vrun.out"; then echo refused
+  elif [ "$rc" != 0 ]; then echo "failed($rc)"
+  elif grep -q "preflight: the checks passed before" "$T_DIR/vrun.err"; then echo reused
+  elif grep -q "preflight: the checks passed; verdict kept" "$T_DIR/vrun.err"; then echo kept
+  else echo "failed(no preflight line)"; fi
+}
+vrun_setup() {
+  b_ok load -q "$IMAGES/busybox"
+  VRUN=$T_DIR/run
+  mkdir -p "$VRUN"
+  [ "$BERTH_MODE" = rootless ] && chown "$TEST_USER:" "$VRUN"
+  VERDICT=$VRUN/preflight-verdict
+}
+
+test_verdict_kept_and_reused() {
+  vrun_setup
+  assert_eq "$(vrun)" kept "first create: checks run, verdict kept"
+  assert_exists "$VERDICT" "kept verdict"
+  assert_contains "$(cat "$VERDICT")" "boot $(cat /proc/sys/kernel/random/boot_id)" "the verdict's key"
+  assert_eq "$(stat -c %a "$VERDICT")" 600 "mode of the verdict"
+  assert_eq "$(vrun)" reused "second create: verdict reused"
+  assert_eq "$(vrun)" reused "third create: verdict reused"
+}
+
+test_verdict_subuid_mtime() {
+  vrun_setup
+  # a copy of /etc/subuid in place of the real one (same content), then only its mtime changes
+  cp -p /etc/subuid "$T_DIR/subuid"
+  chmod 644 "$T_DIR/subuid"
+  local bind="mount --bind $T_DIR/subuid /etc/subuid"
+  assert_eq "$(vrun "$bind")" kept "first create"
+  assert_eq "$(vrun "$bind")" reused "same /etc/subuid"
+  touch -m -d '@1000000000' "$T_DIR/subuid"
+  assert_eq "$(vrun "$bind")" kept "after /etc/subuid's mtime changed: checks run again"
+  assert_eq "$(vrun "$bind")" reused "and kept again"
+}
+
+test_verdict_boot_id() {
+  vrun_setup
+  # a verdict kept in another boot
+  assert_eq "$(vrun)" kept "first create"
+  sed -i "s/^boot .*/boot 00000000-0000-4000-8000-00000000000c/" "$VERDICT"
+  assert_eq "$(vrun)" kept "the kept verdict is of another boot: checks run again"
+  assert_eq "$(vrun)" reused "and kept for this boot"
+  # the boot id itself changed (root only: with a file bound over a /proc
+  # file, no user namespace may mount a proc of its own, rootless containers fail)
+  [ "$BERTH_MODE" = root ] || return 0
+  echo 00000000-0000-4000-8000-00000000000a >"$T_DIR/boot-a"
+  echo 00000000-0000-4000-8000-00000000000b >"$T_DIR/boot-b"
+  chmod 644 "$T_DIR/boot-a" "$T_DIR/boot-b"
+  assert_eq "$(vrun "mount --bind $T_DIR/boot-a /proc/sys/kernel/random/boot_id")" kept "boot a: first create"
+  assert_eq "$(vrun "mount --bind $T_DIR/boot-a /proc/sys/kernel/random/boot_id")" reused "boot a again"
+  assert_eq "$(vrun "mount --bind $T_DIR/boot-b /proc/sys/kernel/random/boot_id")" kept "another boot: checks run again"
+  assert_eq "$(vrun)" kept "the real boot: checks run again"
+}
+
+test_verdict_failing_not_kept() {
+  vrun_setup
+  # a store with 1.5 GB free passes; filled below 1 GB it must be refused at once,
+  # though a passing verdict is kept (free space is looked at every time)
+  mkdir -p "$T_DIR/small"
+  mount -t tmpfs -o size=1500m tmpfs "$T_DIR/small"
+  chmod 777 "$T_DIR/small"
+  cp -a "$BERTH_ROOT/." "$T_DIR/small/" 2>/dev/null || true
+  local r1 r2 r3 r4 kept_after_fail=no
+  r1=$(BERTH_ROOT=$T_DIR/small vrun)
+  fallocate -l 700m "$T_DIR/small/fill"
+  r2=$(BERTH_ROOT=$T_DIR/small vrun)
+  [ -e "$VERDICT" ] && kept_after_fail=yes
+  r3=$(BERTH_ROOT=$T_DIR/small vrun)
+  rm -f "$T_DIR/small/fill"
+  r4=$(BERTH_ROOT=$T_DIR/small vrun)
+  umount -l "$T_DIR/small"
+  assert_eq "$r1" kept "1.5 GB free: checks pass, verdict kept"
+  assert_eq "$r2" refused "filled under 1 GB: refused despite the kept verdict"
+  assert_eq "$kept_after_fail" no "a failing verdict drops the kept one"
+  assert_eq "$r3" refused "still full: refused again (nothing kept)"
+  assert_eq "$r4" kept "space freed: checks run again, verdict kept"
+}
+
+test_preflight_command_always_checks() {
+  vrun_setup
+  assert_eq "$(vrun)" kept "a create keeps a verdict"
+  B_EXTRA_ENV="BERTH_RUNROOT=$VRUN BERTH_LOG=debug" b_run preflight --json
+  assert_eq "$B_RC" 0 "berth preflight"
+  assert_not_contains "$B_ERR" "checks passed before" "berth preflight never reuses a kept verdict"
+  for c in kernel user_namespaces subordinate_ids newuidmap overlay seccomp disk_space; do
+    assert_eq "$(passed $c)" True "$c checked and passed"
+  done
+  # a kept verdict that says ready on a host that is not: preflight still reports the truth
+  mkdir -p "$T_DIR/tiny"
+  mount -t tmpfs -o size=64m tmpfs "$T_DIR/tiny"
+  chmod 777 "$T_DIR/tiny"
+  BERTH_ROOT=$T_DIR/tiny B_EXTRA_ENV="BERTH_RUNROOT=$VRUN" b_run preflight --json
+  umount -l "$T_DIR/tiny"
+  assert_eq "$(passed disk_space)" False "preflight checks the disk afresh"
+  assert_contains "$(cat "$B_OUTF")" '"ready": false'
+}
+
 t_run "every check passes on this host" test_all_pass_here
 t_run "cgroups: reported by mode, never silently" test_cgroup_check_by_mode
 t_run "disk: fail under 1 GB, low under 5 GB" test_disk_space_low_and_full
@@ -166,4 +283,9 @@ t_run "tun and network helper missing: optional, with the fix" test_tun_and_help
 t_run "user namespaces off: fails with the sysctl fix" test_user_namespaces_off
 t_run "overlay unusable for the store: reported, with the copy fallback" test_overlay_unusable
 t_run "the first create refuses on a host that is not ready" test_first_create_refuses_when_not_ready
+t_run "verdict: a create keeps a passing verdict, later creates reuse it" test_verdict_kept_and_reused
+t_run "verdict: /etc/subuid's mtime changed: checks run again" test_verdict_subuid_mtime
+t_run "verdict: another boot id: checks run again" test_verdict_boot_id
+t_run "verdict: a failing verdict is never kept (disk full)" test_verdict_failing_not_kept
+t_run "verdict: berth preflight always runs every check" test_preflight_command_always_checks
 t_summary

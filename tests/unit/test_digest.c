@@ -33,3 +33,20 @@ Test(digest, streaming_equals_one_shot) {
   digest_of("abc", 3, b);
   cr_assert_str_eq(a, b);
 }
+
+/* libcrypto is loaded on first use (lazylib.c): base64 goes through the shims too */
+Test(digest, base64_through_lazy_libcrypto) {
+  cr_assert_eq(lazylib_require_crypto(NULL), 0);
+  unsigned char enc[16] = {0}, dec[16] = {0};
+  cr_assert_eq(EVP_EncodeBlock(enc, (const unsigned char *)"user:pw", 7), 12);
+  cr_assert_str_eq((char *)enc, "dXNlcjpwdw==");
+  cr_assert_eq(EVP_DecodeBlock(dec, enc, 12), 9); /* counts the padding */
+  cr_assert_eq(memcmp(dec, "user:pw", 7), 0);
+}
+
+/* the cheap hash that names cache files (preflight's overlay probe) */
+Test(digest, fnv1a64_known_vectors) {
+  cr_assert_eq(fnv1a64("", 0), 0xcbf29ce484222325ULL);
+  cr_assert_eq(fnv1a64("a", 1), 0xaf63dc4c8601ec8cULL);
+  cr_assert_eq(fnv1a64("foobar", 6), 0x85944171f73967e8ULL);
+}
