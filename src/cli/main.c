@@ -235,6 +235,7 @@ static const char *MAIN_HELP =
 int main(int argc, char **argv) {
   proc_title_init(argc, argv);
   berth_trace("main %s", argc > 1 ? argv[1] : "");
+  berth_is_cli = true;
   int i = 1;
   while (i < argc && argv[i][0] == '-') {
     if (!strcmp(argv[i], "--debug")) berth_log_level = BERTH_LOG_DEBUG;

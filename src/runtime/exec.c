@@ -366,7 +366,7 @@ static void close_fds_except(const int *keep, int n) {
 }
 
 pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
-                              int err_fd, berth_error_t *err) {
+                              int err_fd, int *started_fd, berth_error_t *err) {
   struct exec_ctx x = {.o = o, .spec = spec, .secret_env = env_kv, .report_fd = -1, .pty_sock = pty_sock,
                        .out_fd = o->tty ? -1 : out_fd, .err_fd = o->tty ? -1 : err_fd};
   struct user_ids u;
@@ -375,16 +375,23 @@ pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *e
   if (container_lookup_user(user, &u, msg, sizeof msg) < 0) return berth_error(err, -EINVAL, "%s", msg);
   int slave = -1;
   if (o->tty && (slave = open_pty(pty_sock, msg, sizeof msg)) < 0) return berth_error(err, -EIO, "%s", msg);
+  int sp[2];
+  if (pipe2(sp, O_CLOEXEC) < 0) {
+    int e = errno;
+    if (slave >= 0) close(slave);
+    return berth_error(err, e, "pipe");
+  }
   pid_t c = fork();
   if (c < 0) {
     int e = errno;
     if (slave >= 0) close(slave);
+    close(sp[0]), close(sp[1]);
     return berth_error(err, e, "fork the command");
   }
   if (c == 0) {
     /* init's pipes to the launcher must close with init, not with us */
-    int keep[] = {go_fd, slave, x.out_fd, x.err_fd};
-    close_fds_except(keep, 4);
+    int keep[] = {go_fd, slave, x.out_fd, x.err_fd, sp[1]}; /* sp[1]: closes at exec */
+    close_fds_except(keep, 5);
     berth_trace("command: forked");
     char go = 0;
     while (read(go_fd, &go, 1) < 0 && errno == EINTR) {}
@@ -393,6 +400,8 @@ pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *e
     run_command(&x, &u, slave);
   }
   if (slave >= 0) close(slave);
+  close(sp[1]);
+  *started_fd = sp[0];
   return c;
 }
 

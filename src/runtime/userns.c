@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <pwd.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -41,23 +42,30 @@ static int write_proc(pid_t pid, const char *what, const char *data) {
   return n == (ssize_t)strlen(data) ? 0 : -1;
 }
 
-static int run_helper(const char *prog, pid_t pid, unsigned id, const struct id_range *r) {
+/* newuidmap/newgidmap PID 0 ID 1 1 START COUNT, started with posix_spawn
+ * (no copy of our page tables); returns its pid or -1 */
+static pid_t spawn_helper(const char *prog, pid_t pid, unsigned id, const struct id_range *r) {
   char spid[16], sid[16], sstart[32], scount[32];
   snprintf(spid, sizeof spid, "%d", (int)pid);
   snprintf(sid, sizeof sid, "%u", id);
   snprintf(sstart, sizeof sstart, "%lu", r->start);
   snprintf(scount, sizeof scount, "%lu", r->count);
-  pid_t c = fork();
-  if (c < 0) return -1;
-  if (c == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0) dup2(devnull, 2);
-    execlp(prog, prog, spid, "0", sid, "1", "1", sstart, scount, (char *)NULL);
-    _exit(127);
-  }
-  int st;
-  while (waitpid(c, &st, 0) < 0 && errno == EINTR) {}
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+  char *argv[] = {(char *)prog, spid, "0", sid, "1", "1", sstart, scount, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t c = -1;
+  if (posix_spawnp(&c, prog, &fa, NULL, argv, environ) != 0) c = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return c;
+}
+
+static bool helper_ok(pid_t c) {
+  int st = 0;
+  if (c < 0) return false;
+  while (waitpid(c, &st, 0) < 0)
+    if (errno != EINTR) return false;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 /* Map the child: full ranges through newuidmap/newgidmap when the user has
@@ -69,9 +77,13 @@ int userns_map(pid_t pid, bool *single) {
   const char *name = pw ? pw->pw_name : NULL;
   struct id_range ur, gr;
   *single = false;
-  if (subid_lookup("/etc/subuid", name, uid, &ur) == 0 && subid_lookup("/etc/subgid", name, uid, &gr) == 0 &&
-      run_helper("newuidmap", pid, uid, &ur) == 0 && run_helper("newgidmap", pid, gid, &gr) == 0)
-    return 0;
+  if (subid_lookup("/etc/subuid", name, uid, &ur) == 0 && subid_lookup("/etc/subgid", name, uid, &gr) == 0) {
+    /* both at once: each is a set-user-ID exec of a few ms */
+    pid_t u = spawn_helper("newuidmap", pid, uid, &ur), g = spawn_helper("newgidmap", pid, gid, &gr);
+    bool uok = helper_ok(u), gok = helper_ok(g);
+    if (uok && gok) return 0;
+    if (uok || gok) return -1; /* half mapped: the namespace cannot be mapped again */
+  }
   *single = true;
   char m[64];
   snprintf(m, sizeof m, "0 %u 1\n", (unsigned)uid);

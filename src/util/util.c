@@ -15,6 +15,7 @@
 #include <time.h>
 
 int berth_log_level = BERTH_LOG_WARN;
+bool berth_is_cli;
 
 const char *berth_version(void) { return BERTH_VERSION; }
 

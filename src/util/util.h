@@ -33,6 +33,10 @@ void berth_fclosep(FILE **f);
 #define cleanup_fclose __attribute__((cleanup(berth_fclosep)))
 #define cleanup_error __attribute__((cleanup(berth_error_clear)))
 
+/* set by the berth command's main(): this process exits when its command
+ * is done (a library caller may live on) */
+extern bool berth_is_cli;
+
 /* ---- logging ---- */
 enum { BERTH_LOG_ERROR, BERTH_LOG_WARN, BERTH_LOG_INFO, BERTH_LOG_DEBUG };
 extern int berth_log_level;
