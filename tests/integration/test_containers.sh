@@ -337,6 +337,127 @@ test_run_rm() {
   assert_contains "$B_OUT" '"count": 0' "--rm removed it"
 }
 
+# the state file's PID of ROLE (monitor, init) for container NAME, once it is running
+state_pid() { # NAME ROLE
+  local i
+  for i in $(seq 100); do
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["status"]=="running"; print(d[sys.argv[2]]["pid"])' \
+      "$BERTH_ROOT/containers/$1/state.json" "$2" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+test_run_is_the_main_process() {
+  setup_ctr
+  # confined like exec, with only stdio open, as PID 2 under berth's init
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'cat /proc/self/status; ls /proc/self/fd | tr "\n" " "; echo; echo ppid=$PPID; cat /proc/1/comm'
+  for f in CapEff CapPrm CapBnd CapInh CapAmb; do
+    assert_eq "$(grep "^$f:" "$B_OUTF" | awk '{print $2}')" 0000000000000000 "$f"
+  done
+  assert_eq "$(grep '^NoNewPrivs:' "$B_OUTF" | awk '{print $2}')" 1 NoNewPrivs
+  assert_eq "$(grep '^Seccomp:' "$B_OUTF" | awk '{print $2}')" 2 Seccomp
+  assert_contains "$B_OUT" "ppid=1" "the command is init's child"
+  assert_contains "$B_OUT" "berth-init" "PID 1 is berth's init"
+  assert_eq "$(grep -E '^[0-9 ]+$' "$B_OUTF" | tr -s ' ' | sed 's/ $//')" "0 1 2 3" "no fd of berth's reaches the command (3 is ls's own)"
+  # stdin passes through, -e reaches it, the exit code comes back
+  b_run_stdin() { local in=$1; shift; berth_cmd "$@"; B_RC=0; B_OUT=$(printf '%s' "$in" | "${B_CMD[@]}" 2>"$T_DIR/stdin.err") || B_RC=$?; }
+  b_run_stdin "piped-in" run --rm -i --no-mount-cwd --network none -e K=vee localhost/busybox sh -c 'read l; echo "$l $K"; exit 9'
+  assert_eq "$B_RC" 9
+  assert_eq "$B_OUT" "piped-in vee"
+  b_run run --rm --no-mount-cwd --network none localhost/busybox /no/such/program
+  assert_eq "$B_RC" 127 "a missing command"
+  assert_contains "$B_ERR" "/no/such/program"
+  # --json captures
+  b_run run --rm --json --no-mount-cwd --network none localhost/busybox sh -c 'echo out; echo err >&2; exit 4'
+  assert_eq "$B_RC" 4
+  "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["stdout"]=="out\n" and d["stderr"]=="err\n" and d["returncode"]==4, d' "$B_OUTF" \
+    || fail "run --json: $B_OUT"
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0'
+  assert_dir_empty "$BERTH_ROOT/containers"
+}
+
+test_run_without_rm_leaves_it_exited() {
+  setup_ctr
+  b_run run --no-mount-cwd --network none --name kept localhost/busybox sh -c 'echo data > /keep; exit 3'
+  assert_eq "$B_RC" 3
+  assert_contains "$B_ERR" "berth rm kept"
+  b_ok status --json kept
+  assert_contains "$B_OUT" '"status": "exited"'
+  assert_contains "$B_OUT" '"exit_code": 3'
+  b_fails exec kept true
+  assert_contains "$B_MSG" "not running"
+  b_ok rm kept
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0'
+}
+
+test_run_forwards_signals() {
+  setup_ctr
+  berth_cmd run --rm --no-mount-cwd --network none --name sig localhost/busybox sh -c 'trap "exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+  "${B_CMD[@]}" >"$T_DIR/sig.out" 2>"$T_DIR/sig.err" &
+  local job=$! mon
+  mon=$(state_pid sig monitor) || fail "run never got going: $(cat "$T_DIR/sig.err")"
+  for _ in $(seq 50); do grep -q ready "$T_DIR/sig.out" && break; sleep 0.1; done
+  kill -TERM "$mon"
+  local rc=0
+  wait "$job" || rc=$?
+  assert_eq "$rc" 7 "SIGTERM reached the command's trap"
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0'
+}
+
+test_run_launcher_killed_then_collected() {
+  setup_ctr
+  berth_cmd run --rm --no-mount-cwd --network none --name orphan localhost/busybox sleep 100
+  "${B_CMD[@]}" >/dev/null 2>&1 &
+  local job=$! mon init
+  mon=$(state_pid orphan monitor) || fail "run never got going"
+  init=$(state_pid orphan init)
+  kill -9 "$mon"
+  wait "$job" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$init" 2>/dev/null || break; sleep 0.1; done
+  ! kill -0 "$init" 2>/dev/null || fail "the container outlived its killed launcher"
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0' "ls finishes the --rm"
+  assert_dir_empty "$BERTH_ROOT/containers"
+  # and the trash is emptied in the background
+  for _ in $(seq 50); do [ -z "$(ls -A "$BERTH_ROOT/trash" 2>/dev/null)" ] && break; sleep 0.1; done
+  assert_dir_empty "$BERTH_ROOT/trash" "removed containers' files"
+}
+
+test_run_tty_through_tmux() {
+  command -v tmux >/dev/null || fail "tmux is not installed (scripts/install-deps.sh installs it)"
+  setup_ctr
+  berth_cmd run --rm -it --no-mount-cwd --network none localhost/busybox sh
+  local sess=berth-$$-$RANDOM cmd i
+  for i in "${!B_CMD[@]}"; do [ "${B_CMD[$i]}" = timeout ] && B_CMD[$i]="timeout --foreground"; done
+  printf -v cmd '%s ' "${B_CMD[@]}"
+  tmux new-session -d -s "$sess" -x 100 -y 30 "$cmd; echo EXITED-\$?; sleep 30"
+  sleep 1.5
+  tmux send-keys -t "$sess" 'tty; stty size; echo MARK-$((6*7))' Enter
+  sleep 1
+  tmux send-keys -t "$sess" 'exit 6' Enter
+  sleep 1
+  local screen; screen=$(tmux capture-pane -p -t "$sess")
+  tmux kill-session -t "$sess" 2>/dev/null || true
+  echo "$screen"
+  assert_contains "$screen" "/dev/pts/" "a terminal inside"
+  assert_contains "$screen" "30 100" "the window size is forwarded"
+  assert_contains "$screen" "MARK-42" "the shell ran our input"
+  assert_contains "$screen" "EXITED-6" "the exit code comes back"
+}
+
+test_run_with_setup_goes_the_long_way() {
+  setup_ctr
+  b_run run --rm --no-mount-cwd --network none --setup 'echo provisioned > /tmp/p' localhost/busybox cat /tmp/p
+  assert_eq "$B_RC" 0 "$B_ERR"
+  assert_eq "$B_OUT" provisioned
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0'
+}
+
 test_copied_rootfs_fallback() {
   b_ok load -q "$IMAGES/multilayer"
   trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
@@ -425,4 +546,10 @@ t_run "mount_cwd binds the current directory" test_mount_cwd_default
 t_run "copy in/out confined to the container" test_copy_in_out_confined
 t_run "names, ls, status" test_names_and_listing
 t_run "run --rm" test_run_rm
+t_run "run: the command is the container's main process, confined, stdio straight through" test_run_is_the_main_process
+t_run "run without --rm leaves the container exited" test_run_without_rm_leaves_it_exited
+t_run "run passes signals on to the command" test_run_forwards_signals
+t_run "run: a killed launcher takes its container along; ls collects it" test_run_launcher_killed_then_collected
+t_run "run -it through a real terminal (tmux)" test_run_tty_through_tmux
+t_run "run with --setup provisions first (create + exec)" test_run_with_setup_goes_the_long_way
 t_summary
