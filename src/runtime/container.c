@@ -1308,6 +1308,7 @@ struct create_ctx {
   /* container_run: what launch() started, and the launcher's ends */
   struct launched L;
   int userns_fd; /* rootless: the container's user namespace, for the removal */
+  int mnt_fd;
   int run_go_w, pty_sock, out_r, err_r;
 };
 
@@ -1407,6 +1408,11 @@ static int run_start(struct create_ctx *c, berth_error_t *err) {
   close(c->run_go_w);
   c->run_go_w = -1;
   berth_trace("run: go");
+  {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/mnt", (int)c->L.pid);
+    c->mnt_fd = open(p, O_RDONLY | O_CLOEXEC);
+  }
   if (c->cfg->rootless) { /* outlives init: the removal runs in it, no newuidmap round */
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/ns/user", (int)c->L.pid);
@@ -1535,6 +1541,9 @@ static void run_finish(struct create_ctx *c, struct exec_result *res) {
   for (int i = 0; fwd && i < 6; i++) sigaction(sigs[i], &old[i], NULL);
   res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   berth_trace("run: exited %d", res->exit_code);
+  if (c->mnt_fd >= 0) close(c->mnt_fd);
+  c->mnt_fd = -1;
+  berth_trace("run: mnt ns released");
   if (c->o->remove_on_exit) {
     json_t *out = NULL;
     berth_error_t e = NULL;
@@ -1583,7 +1592,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
                        "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"", network);
   struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
                          .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
-                         .pty_sock = -1, .out_r = -1, .err_r = -1};
+                         .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
   berth_trace("create: start");
   if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
   berth_trace("create: image found");
@@ -1615,7 +1624,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   free(c.port_fds);
   if (ret < 0 && c.hostbr) hb_release(c.id);
   if (ret == 0 && o->run) run_finish(&c, res);
-  int *fds[] = {&c.userns_fd, &c.run_go_w, &c.pty_sock, &c.out_r, &c.err_r};
+  int *fds[] = {&c.userns_fd, &c.run_go_w, &c.pty_sock, &c.out_r, &c.err_r, &c.mnt_fd};
   for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
     if (*fds[i] >= 0) close(*fds[i]);
   free(c.L.note);
