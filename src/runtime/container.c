@@ -727,7 +727,9 @@ static int init_main(struct init_args *a) {
 struct monitor_args {
   const char *name, *cdir, *id;
   json_t *spec;
-  const char *cgname; /* made by launch(), while init mounts */
+  const char *cgname; /* made by launch(), while init mounts (berth run) */
+  json_t *cg_made;    /* or made already (create: before the monitor's fork, which
+                       * cgroup v2 placement needs: berth alone in its cgroup) */
   const struct limits *limits;
   bool rootless, own_net;
   int report_fd; /* to the CLI (-1: `berth run`, the launcher is the CLI) */
@@ -905,8 +907,9 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   berth_error_t e2 = NULL;
   /* the cgroup is made now, while init mounts, and recorded at once (a
    * crash leaves it named in the state, for whoever collects it) */
-  if (!fail && cgroup_create(m->cgname, m->limits, &L->cg, &e2) < 0) fail = e2->msg;
-  if (!fail) {
+  if (m->cg_made) L->cg = json_incref(m->cg_made);
+  else if (!fail && cgroup_create(m->cgname, m->limits, &L->cg, &e2) < 0) fail = e2->msg;
+  if (!fail && !m->cg_made) {
     json_t *st = state_read(m->name);
     if (st) {
       json_object_set(st, "cgroup", L->cg);
@@ -957,7 +960,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
       while (waitpid(L->helper, NULL, 0) < 0 && errno == EINTR) {}
     }
     berth_error(err, -EIO, "%s", fail ? fail : msg.data);
-    if (L->cg) cgroup_destroy(L->cg);
+    if (L->cg && !m->cg_made) cgroup_destroy(L->cg);
     json_decref(L->cg);
     free(L->note);
     memset(L, 0, sizeof *L);
@@ -1043,7 +1046,14 @@ static void monitor_main(struct monitor_args *m) {
 
 /* `berth __monitor-exit NAME STATUS`: berth-tiny's monitor execs this when
  * the container's init has ended. */
-int container_monitor_exit(const char *who, int code) {
+static int record_exit(const char *who, int code, bool reap_children);
+
+int container_monitor_exit(const char *who, int code) { return record_exit(who, code, true); }
+
+/* reap_children: only in a process whose children are all the container's
+ * (the monitor, or berth run's CLI): never in `ls`, which an embedding
+ * program may call */
+static int record_exit(const char *who, int code, bool reap_children) {
   /* who is NAME:ID: record only into the container this monitor watched */
   char name[72] = "";
   const char *colon = strchr(who, ':');
@@ -1054,7 +1064,7 @@ int container_monitor_exit(const char *who, int code) {
   int st;
   /* our other child, the network helper, ends when init's end of its exit
    * pipe closes: reap it (briefly waiting), whether or not state remains */
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; reap_children && i < 200; i++) {
     pid_t p = waitpid(-1, &st, WNOHANG);
     if (p < 0 && errno == ECHILD) break;
     if (p == 0) {
@@ -1088,7 +1098,7 @@ int container_monitor_exit(const char *who, int code) {
     json_decref(s2);
   }
   close(lk);
-  while (waitpid(-1, &st, WNOHANG) > 0) {}
+  while (reap_children && waitpid(-1, &st, WNOHANG) > 0) {}
   return 0;
 }
 
@@ -1158,8 +1168,8 @@ static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
 
 /* Remove a container directory; rootless it may hold subordinate-id files,
  * so removal happens inside the mapped user namespace. */
-static int remove_container_dir_at(int userns_fd, const char *cdir, berth_error_t *err);
-static int remove_container_dir(const char *cdir, berth_error_t *err) { return remove_container_dir_at(-1, cdir, err); }
+static int remove_container_dir_at(int userns_fd, const char *cdir, bool background, berth_error_t *err);
+static int remove_container_dir(const char *cdir, berth_error_t *err) { return remove_container_dir_at(-1, cdir, false, err); }
 
 /* <data>/trash: removed containers' directories, being deleted */
 struct trash_job {
@@ -1189,8 +1199,9 @@ static int empty_trash_fn(void *arg, char **result, berth_error_t *err) {
  * the container's user namespace (userns_fd), where the subordinate ids
  * its files belong to are mapped. Whatever is left in trash (a child
  * killed, a crash) goes with the next removal. */
-static int remove_container_dir_at(int userns_fd, const char *cdir, berth_error_t *err) {
+static int remove_container_dir_at(int userns_fd, const char *cdir, bool background, berth_error_t *err) {
   struct berth_config *cfg = config_get(NULL);
+  if (!background) cfg = NULL; /* `berth rm`: the space is free when it returns */
   cleanup_free char *trash = cfg ? xasprintf("%s/trash", cfg->data_dir) : NULL;
   cleanup_free char *rnd = random_hex(6);
   const char *base = strrchr(cdir, '/') ? strrchr(cdir, '/') + 1 : cdir;
@@ -1342,6 +1353,7 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     if (m2 != 0) _exit(m2 < 0);
     struct monitor_args ma = monitor_args_of(c);
     ma.report_fd = rp[1];
+    ma.cg_made = c->cg;
     monitor_main(&ma);
     _exit(0);
   }
@@ -1362,7 +1374,6 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
   else if (!json_is_true(json_object_get(rep, "ok")))
     r = berth_error(err, -EIO, "%s", json_string_value(json_object_get(rep, "error")) ?: "container failed to start");
   else {
-    c->cg = json_incref(json_object_get(rep, "cgroup"));
     if (json_object_get(rep, "note")) c->note = strdup(json_string_value(json_object_get(rep, "note")));
   }
   json_decref(rep);
@@ -1468,6 +1479,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
   if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, err) < 0) return -1;
   c->cgname = xasprintf("%s-%s", c->name, id);
+  if (!o->run && cgroup_create(c->cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
@@ -1476,7 +1488,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                          "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),
                          "image_digest", json_string_value(json_object_get(c->img, "digest")), "mounts",
                          json_object_get(c->spec, "mounts"), "persistent", o->persistent, "network", c->network,
-                         "purpose", o->purpose, "cgroup", json_null(), "created", (json_int_t)time(NULL), "limits", "memory",
+                         "purpose", o->purpose, "cgroup", c->cg ? c->cg : json_null(), "created", (json_int_t)time(NULL), "limits", "memory",
                          (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
                          "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
@@ -1503,7 +1515,8 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   return 0;
 }
 
-static int remove_container(const char *name, const char *want_id, int userns_fd, bool force, json_t **out, berth_error_t *err);
+static int remove_container(const char *name, const char *want_id, int userns_fd, bool force, bool background, json_t **out,
+                            berth_error_t *err);
 
 static volatile sig_atomic_t run_sig;
 static void run_on_sig(int s) { run_sig = s; }
@@ -1547,7 +1560,7 @@ static void run_finish(struct create_ctx *c, struct exec_result *res) {
   if (c->o->remove_on_exit) {
     json_t *out = NULL;
     berth_error_t e = NULL;
-    if (remove_container(c->name, c->id, c->userns_fd, true, &out, &e) < 0) {
+    if (remove_container(c->name, c->id, c->userns_fd, true, true, &out, &e) < 0) {
       berth_warn("removing %s: %s", c->name, e->msg);
       berth_error_free(e);
     }
@@ -1678,12 +1691,12 @@ static bool reap_one_shot(const char *name, json_t *st) {
     return false;
   if (!json_is_true(json_object_get(st, "remove_on_exit"))) {
     cleanup_free char *who = xasprintf("%s:%s", name, jstr(st, "id") ?: "");
-    container_monitor_exit(who, 137);
+    record_exit(who, 137, false);
     return false; /* still listed, now exited */
   }
   json_t *out = NULL;
   berth_error_t e = NULL;
-  if (remove_container(name, jstr(st, "id"), -1, true, &out, &e) < 0) berth_error_free(e);
+  if (remove_container(name, jstr(st, "id"), -1, true, false, &out, &e) < 0) berth_error_free(e);
   json_decref(out);
   return true;
 }
@@ -1810,13 +1823,14 @@ static void wait_gone(json_t *st, const char *field, double secs) {
 }
 
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err) {
-  return remove_container(name, NULL, -1, force, out, err);
+  return remove_container(name, NULL, -1, force, false, out, err);
 }
 
 /* want_id: remove only that instance (a one-shot's launcher: the name may
  * have been removed and taken again meanwhile); userns_fd: the container's
  * user namespace, held by the caller (rootless), or -1 */
-static int remove_container(const char *name, const char *want_id, int userns_hint, bool force, json_t **out, berth_error_t *err) {
+static int remove_container(const char *name, const char *want_id, int userns_hint, bool force, bool background, json_t **out,
+                            berth_error_t *err) {
   if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
   cleanup_close int lk = container_lock(name, err);
   if (lk < 0) return -1;
@@ -1857,7 +1871,7 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   cleanup_free char *net = net_is_named(jstr(st, "network")) ? xstrdup(jstr(st, "network")) : NULL;
   hb_release(jstr(st, "id"));
   json_decref(st);
-  if (remove_container_dir_at(userns_fd, cdir, err) < 0) return berth_error_wrap(err, "remove container %s", name);
+  if (remove_container_dir_at(userns_fd, cdir, background, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   berth_trace("rm: dir removed");
   if (net) net_named_refresh(net); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
