@@ -169,27 +169,34 @@ test_exec_exit_codes_env_user_workdir() {
   assert_eq "$B_RC" 125; assert_contains "$B_ERR" "not found"
 }
 
-test_exec_tty_through_tmux() {
+# tty_in_tmux ROWS COLS EXIT BERTH_ARGS...: drive berth in a real terminal
+# (tmux), type a few commands into the shell it starts, check what came back
+tty_in_tmux() {
   command -v tmux >/dev/null || fail "tmux is not installed (scripts/install-deps.sh installs it)"
-  setup_ctr; create --name c
-  berth_cmd exec -it c sh
+  local rows=$1 cols=$2 code=$3; shift 3
+  berth_cmd "$@"
   # tmux owns the terminal: run berth in the foreground process group
   local sess=berth-$$-$RANDOM cmd i
   for i in "${!B_CMD[@]}"; do [ "${B_CMD[$i]}" = timeout ] && B_CMD[$i]="timeout --foreground"; done
   printf -v cmd '%s ' "${B_CMD[@]}"
-  tmux new-session -d -s "$sess" -x 120 -y 40 "$cmd; echo EXITED-\$?; sleep 30"
+  tmux new-session -d -s "$sess" -x "$cols" -y "$rows" "$cmd; echo EXITED-\$?; sleep 30"
   sleep 1.5
   tmux send-keys -t "$sess" 'tty; stty size; echo MARK-$((6*7))' Enter
   sleep 1
-  tmux send-keys -t "$sess" 'exit 5' Enter
+  tmux send-keys -t "$sess" "exit $code" Enter
   sleep 1
   local screen; screen=$(tmux capture-pane -p -t "$sess")
   tmux kill-session -t "$sess" 2>/dev/null || true
   echo "$screen"
   assert_contains "$screen" "/dev/pts/" "a terminal inside"
-  assert_contains "$screen" "40 120" "the window size is forwarded"
+  assert_contains "$screen" "$rows $cols" "the window size is forwarded"
   assert_contains "$screen" "MARK-42" "the shell ran our input"
-  assert_contains "$screen" "EXITED-5" "the exit code comes back"
+  assert_contains "$screen" "EXITED-$code" "the exit code comes back"
+}
+
+test_exec_tty_through_tmux() {
+  setup_ctr; create --name c
+  tty_in_tmux 40 120 5 exec -it c sh
 }
 
 test_failed_creates_leave_nothing() {
@@ -429,25 +436,8 @@ test_run_launcher_killed_then_collected() {
 }
 
 test_run_tty_through_tmux() {
-  command -v tmux >/dev/null || fail "tmux is not installed (scripts/install-deps.sh installs it)"
   setup_ctr
-  berth_cmd run --rm -it --no-mount-cwd --network none localhost/busybox sh
-  local sess=berth-$$-$RANDOM cmd i
-  for i in "${!B_CMD[@]}"; do [ "${B_CMD[$i]}" = timeout ] && B_CMD[$i]="timeout --foreground"; done
-  printf -v cmd '%s ' "${B_CMD[@]}"
-  tmux new-session -d -s "$sess" -x 100 -y 30 "$cmd; echo EXITED-\$?; sleep 30"
-  sleep 1.5
-  tmux send-keys -t "$sess" 'tty; stty size; echo MARK-$((6*7))' Enter
-  sleep 1
-  tmux send-keys -t "$sess" 'exit 6' Enter
-  sleep 1
-  local screen; screen=$(tmux capture-pane -p -t "$sess")
-  tmux kill-session -t "$sess" 2>/dev/null || true
-  echo "$screen"
-  assert_contains "$screen" "/dev/pts/" "a terminal inside"
-  assert_contains "$screen" "30 100" "the window size is forwarded"
-  assert_contains "$screen" "MARK-42" "the shell ran our input"
-  assert_contains "$screen" "EXITED-6" "the exit code comes back"
+  tty_in_tmux 30 100 6 run --rm -it --no-mount-cwd --network none localhost/busybox sh
 }
 
 test_run_with_setup_goes_the_long_way() {
