@@ -309,6 +309,8 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
   return 0;
 }
 
+bool cgroup_is_v2(void) { return is_pure_v2(); }
+
 int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err) {
   size_t i;
   json_t *p;
@@ -321,6 +323,23 @@ int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err) {
   return 0;
 }
 
+/* Moving another process (or a whole thread group) takes the kernel's
+ * global threadgroup lock for writing, and the first writer after a quiet
+ * spell waits out an RCU grace period: 10-20 ms on this VM, on every
+ * start a person makes. A thread that moves itself through v1's `tasks`
+ * ("0") skips that lock. v2 has no such way (a thread cannot leave its
+ * domain): there cgroup.procs, or better be born inside (cgroup_clone_into). */
+int cgroup_enter_self(json_t *info, berth_error_t *err) {
+  bool v1 = json_integer_value(json_object_get(info, "version")) == 1;
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(info, "paths"), i, p) {
+    if (write_str(json_string_value(p), v1 ? "tasks" : "cgroup.procs", "0") < 0)
+      return berth_error(err, errno, "move into cgroup %s", json_string_value(p));
+  }
+  return 0;
+}
+
 /* A raw clone3 child skips glibc's fork handlers (malloc's locks among
  * them): only safe while this process has a single thread. */
 static bool single_threaded(void) {
@@ -328,27 +347,37 @@ static bool single_threaded(void) {
   return stat("/proc/self/task", &sb) == 0 && sb.st_nlink == 3;
 }
 
-pid_t cgroup_fork_into(json_t *info) {
+pid_t cgroup_clone_into(json_t *info, uint64_t flags, bool *placed) {
+  *placed = false;
   json_t *paths = json_object_get(info, "paths");
-  if (json_integer_value(json_object_get(info, "version")) == 2 && json_array_size(paths) == 1 && single_threaded()) {
-    int cfd = open(json_string_value(json_array_get(paths, 0)), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cfd >= 0) {
-      struct clone_args a = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cfd};
-      long r = syscall(SYS_clone3, &a, sizeof a);
-      int e = errno;
-      close(cfd); /* in the child too: no handle on the host's cgroupfs */
-      if (r >= 0) return (pid_t)r;
-      /* old kernel or refused: fall back to fork and a move */
-      if (e != ENOSYS && e != EINVAL && e != E2BIG && e != EOPNOTSUPP && e != EPERM && e != EACCES) {
-        errno = e;
-        return -1;
-      }
-    }
+  if (json_integer_value(json_object_get(info, "version")) != 2 || json_array_size(paths) != 1 || !single_threaded()) {
+    errno = EOPNOTSUPP;
+    return -1;
   }
+  int cfd = open(json_string_value(json_array_get(paths, 0)), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cfd < 0) return -1;
+  struct clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cfd};
+  long r = syscall(SYS_clone3, &a, sizeof a);
+  int e = errno;
+  close(cfd); /* in the child too: no handle on the host's cgroupfs */
+  if (r >= 0) *placed = true;
+  errno = e;
+  return (pid_t)r;
+}
+
+bool cgroup_clone_refused(int e) {
+  /* old kernel, or a cgroup the kernel will not clone into: fork and move */
+  return e == ENOSYS || e == EINVAL || e == E2BIG || e == EOPNOTSUPP || e == EPERM || e == EACCES;
+}
+
+pid_t cgroup_fork_into(json_t *info) {
+  bool placed;
+  pid_t r = cgroup_clone_into(info, 0, &placed);
+  if (r >= 0 || !cgroup_clone_refused(errno)) return r;
   pid_t p = fork();
   if (p == 0) {
     berth_error_t e = NULL;
-    if (cgroup_enter(info, getpid(), &e) < 0) berth_error_free(e);
+    if (cgroup_enter_self(info, &e) < 0) berth_error_free(e);
     berth_trace("cgroup: entered (moved)");
   }
   return p;

@@ -15,7 +15,18 @@ struct limits {
  * applied (rootless without delegation) this still succeeds, returning a
  * JSON object {version, paths:[...], limits_applied, note}. */
 int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err);
+bool cgroup_is_v2(void);
+/* Move process pid (all its threads) into the cgroup(s). */
 int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err);
+/* Move the calling process, which must be single-threaded, without the
+ * kernel's global lock where the hierarchy allows it (v1). */
+int cgroup_enter_self(json_t *info, berth_error_t *err);
+/* clone3(flags | CLONE_INTO_CGROUP) into a v2 cgroup: the child is born
+ * there (*placed). -1 with errno EOPNOTSUPP where that does not apply (v1,
+ * several paths, threads); cgroup_clone_refused(errno) says when a plain
+ * clone and a move should be used instead. */
+pid_t cgroup_clone_into(json_t *info, uint64_t flags, bool *placed);
+bool cgroup_clone_refused(int e);
 /* fork(), with the child born in the container's cgroup: clone3 with
  * CLONE_INTO_CGROUP on cgroup v2 (no migration), else the child moves
  * itself (a failure to move is not fatal: the child runs on). */

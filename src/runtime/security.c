@@ -121,6 +121,11 @@ int security_seccomp_build(void **out, berth_error_t *err) {
     json_decref(p);
     return berth_error(err, -ENOMEM, "seccomp_init");
   }
+  /* a binary tree over the syscall numbers rather than a list: the kernel
+   * runs the filter once per syscall number when it is loaded (to build
+   * its allow cache), which for a ~400-instruction list cost 0.5 ms per
+   * load; with the tree it is a few dozen instructions per number */
+  seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   size_t i;
   json_t *v;
   json_array_foreach(json_object_get(p, "allowed"), i, v) {

@@ -208,6 +208,7 @@ VSHIM(S, seccomp_release, (scmp_filter_ctx c), (c))
 SHIM(S, int, seccomp_syscall_resolve_name, (const char *n), (n))
 SHIM(S, int, seccomp_rule_add_array, (scmp_filter_ctx c, uint32_t a, int s, unsigned int n, const struct scmp_arg_cmp *v),
      (c, a, s, n, v))
+SHIM(S, int, seccomp_attr_set, (scmp_filter_ctx c, enum scmp_filter_attr a, uint32_t v), (c, a, v))
 SHIM(S, int, seccomp_load, (const scmp_filter_ctx c), (c))
 SHIM(S, int, seccomp_export_bpf, (const scmp_filter_ctx c, int fd), (c, fd))
 
