@@ -632,6 +632,19 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
+/* set up: tell the launcher (EOF without an error message) */
+static void init_ready(void *arg) {
+  struct init_args *a = arg;
+  if (a->note) { /* success with a remark: \x01 marks it as not an error */
+    char m[512];
+    snprintf(m, sizeof m, "\x01%s", a->note);
+    if (write(a->report_fd, m, strlen(m)) < 0) {}
+  }
+  berth_trace("init: report");
+  close(a->report_fd);
+  a->report_fd = -1;
+}
+
 static int init_main(struct init_args *a) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   proc_set_title("berth-init");
@@ -649,34 +662,26 @@ static int init_main(struct init_args *a) {
     init_fail(a, (berth_error(&err, errno, "become root in the user namespace"), err));
   if (init_setup(a, &err) < 0) init_fail(a, err);
   pid_t cmd = 0;
-  int started = -1;
   if (a->run) {
     setsid(); /* the terminal's signals reach the launcher, which passes them on once */
-    cmd = container_spawn_command(a->run, a->spec, a->run_env, a->run_go, a->pty_sock, a->out_fd, a->err_fd, &started, &err);
-    if (cmd < 0) init_fail(a, err);
+    /* we report as soon as only the start itself can fail (the launcher
+     * then sends the go the command waits for); we are back once it has
+     * exec'd */
+    cmd = container_spawn_command(a->run, a->spec, a->run_env, a->run_go, a->pty_sock, a->out_fd, a->err_fd, init_ready, a, &err);
+    if (cmd < 0 && a->report_fd >= 0) init_fail(a, err);
+    if (cmd < 0) {
+      fprintf(stderr, "berth: container init: %s\n", err->msg);
+      _exit(125);
+    }
     close(a->run_go);
     if (a->pty_sock >= 0) close(a->pty_sock);
     if (a->out_fd >= 0) close(a->out_fd), close(a->err_fd);
   }
-  /* PID 1 keeps only the right to signal; everything else goes. A one-shot
-   * reports first: its command confines itself meanwhile, on another CPU. */
+  /* PID 1 keeps only the right to signal; everything else goes */
   if (!a->run && (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0))
     init_fail(a, err);
   berth_trace("init: confined");
-  if (a->note) { /* success with a remark: \x01 marks it as not an error */
-    char m[512];
-    snprintf(m, sizeof m, "\x01%s", a->note);
-    if (write(a->report_fd, m, strlen(m)) < 0) {}
-  }
-  berth_trace("init: report");
-  close(a->report_fd); /* EOF without an error: ready */
-  if (a->run) {
-    /* out of the command's way until it has exec'd: a forked child tends
-     * to queue behind its parent on the same CPU */
-    char b;
-    while (read(started, &b, 1) < 0 && errno == EINTR) {}
-    close(started);
-  }
+  if (!a->run) init_ready(a);
   if (a->run && (security_drop_caps(1ULL << CAP_KILL, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0)) {
     kill(cmd, SIGKILL);
     fprintf(stderr, "berth: container init: %s\n", err->msg);
@@ -1190,6 +1195,7 @@ static char *hostbr_resolv(void) {
   return b.data;
 }
 
+/* into a new container directory (written in place: nothing reads them yet) */
 static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr,
                            berth_error_t *err) {
   /* a named network's members also go through slirp4netns for the outside */
@@ -1198,12 +1204,12 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
   if (mkdir(etc, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", etc);
   cleanup_free char *hn = xasprintf("%s/hostname", etc);
   cleanup_free char *hnv = xasprintf("%s\n", name);
-  if (write_file_replace(hn, hnv, strlen(hnv), 0644, false, err) < 0) return -1;
+  if (write_file_new(hn, hnv, strlen(hnv), 0644, err) < 0) return -1;
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
   cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
                                     ip ? ip : bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
                                     hostbr ? HB_GATEWAY "\thost.berth.internal\n" : bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
-  if (write_file_replace(hosts, hv, strlen(hv), 0644, false, err) < 0) return -1;
+  if (write_file_new(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
   if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
@@ -1215,7 +1221,7 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
     free(rv);
     rv = strdup("# berth: this container has no external network (network: none)\n");
   }
-  return write_file_replace(rc, rv, strlen(rv), 0644, false, err);
+  return write_file_new(rc, rv, strlen(rv), 0644, err);
 }
 
 static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
@@ -1542,7 +1548,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (spec_generate(&si, &c->spec, err) < 0) return -1;
   cleanup_free char *sp = xasprintf("%s/config.json", c->cdir);
   cleanup_free char *txt = json_dumps(c->spec, JSON_INDENT(2));
-  if (write_file_replace(sp, txt, strlen(txt), 0600, false, err) < 0) return -1;
+  if (write_file_new(sp, txt, strlen(txt), 0600, err) < 0) return -1;
   json_t *layers = json_array();
   size_t i;
   json_t *l;
@@ -1550,7 +1556,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lp = xasprintf("%s/layers.json", c->cdir);
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
-  if (write_file_replace(lp, lt, strlen(lt), 0600, false, err) < 0) return -1;
+  if (write_file_new(lp, lt, strlen(lt), 0600, err) < 0) return -1;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   c->id = random_hex(6);
   const char *id = c->id;
@@ -1957,7 +1963,7 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   /* no waiting for the monitor: it is blocked on our lock to record the exit,
    * and finds no state once we are done */
   cleanup_free char *net = net_is_named(jstr(st, "network")) ? xstrdup(jstr(st, "network")) : NULL;
-  hb_release(jstr(st, "id"));
+  if (!strcmp(jstr(st, "network") ?: "", "bridge")) hb_release(jstr(st, "id")); /* the only network with a lease */
   json_decref(st);
   if (remove_container_dir_at(userns_fd, cdir, later, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   berth_trace("rm: dir removed");

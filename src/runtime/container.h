@@ -97,9 +97,10 @@ struct init_args;
  * still privileged), start the command as exec would (user, terminal,
  * environment ["K=V"], confinement); it waits for a go byte on go_fd
  * before anything of it runs. A terminal's master goes to pty_sock.
- * *started_fd reads EOF once the command has exec'd (or ended). */
+ * ready(ready_arg) runs once nothing is left that could fail but the
+ * start itself; the call returns once the command has exec'd (or ended). */
 pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
-                              int err_fd, int *started_fd, berth_error_t *err);
+                              int err_fd, void (*ready)(void *), void *ready_arg, berth_error_t *err);
 /* the caller's side of a command's stdio: a terminal relayed until the
  * master closes or child ends (not reaped), or captured output */
 void exec_relay_pty(int master, pid_t child);

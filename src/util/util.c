@@ -234,10 +234,23 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
   return write_file_replace(path, data, len, mode, true, err);
 }
 
+static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, bool durable,
+                         berth_error_t *err);
+
 int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err) {
   cleanup_free char *rnd = random_hex(6);
   cleanup_free char *tmp = xasprintf("%s.tmp-%s", path, rnd ? rnd : "x");
   if (!tmp) return berth_error(err, -ENOMEM, "write `%s`", path);
+  return write_file_as(tmp, path, data, len, mode, durable, err);
+}
+
+int write_file_new(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
+  return write_file_as(path, NULL, data, len, mode, false, err);
+}
+
+/* write tmp (created, never there before), then rename it to path (NULL: none) */
+static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, bool durable,
+                         berth_error_t *err) {
   cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return berth_error(err, errno, "create `%s`", tmp);
   const char *p = data;
@@ -253,10 +266,10 @@ int write_file_replace(const char *path, const void *data, size_t len, mode_t mo
     p += n;
     left -= n;
   }
-  if ((durable && fsync(fd) < 0) || rename(tmp, path) < 0) {
+  if ((durable && fsync(fd) < 0) || (path && rename(tmp, path) < 0)) {
     int e = errno;
     unlink(tmp);
-    return berth_error(err, e, "write `%s`", path);
+    return berth_error(err, e, "write `%s`", path ? path : tmp);
   }
   return 0;
 }

@@ -75,6 +75,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
  * or worthless after a crash (a container's runtime files), where each
  * fsync costs milliseconds on the start path. */
 int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err);
+/* A file that must not exist yet, written in place: for a directory no
+ * one reads before it is complete (a container being created). */
+int write_file_new(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err);
 /* Remove a tree without following symlinks; missing is fine. */
 int rm_rf_at(int dirfd, const char *name, berth_error_t *err);
 int rm_rf(const char *path, berth_error_t *err);
