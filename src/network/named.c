@@ -364,42 +364,6 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
   return 0;
 }
 
-/* Write /proc/PID/{uid,gid}_map as the identity of our own user
- * namespace's ranges: the container's ids are the network's. */
-static int identity_map(pid_t pid, const char *which) {
-  char src[32], dst[64], *txt = NULL;
-  snprintf(src, sizeof src, "/proc/self/%s", which);
-  snprintf(dst, sizeof dst, "/proc/%d/%s", (int)pid, which);
-  if (read_file(src, 8192, &txt, NULL, NULL) < 0) return -1;
-  struct buf b = {0};
-  char *save = NULL;
-  for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    unsigned long in, out, count;
-    if (sscanf(line, "%lu %lu %lu", &in, &out, &count) != 3) continue;
-    char l[80];
-    int n = snprintf(l, sizeof l, "%lu %lu %lu\n", in, in, count);
-    buf_append(&b, l, (size_t)n);
-  }
-  free(txt);
-  int fd = open(dst, O_WRONLY | O_CLOEXEC);
-  bool ok = fd >= 0 && b.len && write(fd, b.data, b.len) == (ssize_t)b.len;
-  if (fd >= 0) close(fd);
-  buf_free(&b);
-  return ok ? 0 : -1;
-}
-
-int net_named_join_userns(const struct net_lease *l, berth_error_t *err) {
-  if (l->userns_fd < 0 || setns(l->userns_fd, CLONE_NEWUSER) < 0)
-    return berth_error(err, errno, "join the network's user namespace");
-  return 0;
-}
-
-int net_named_map(pid_t pid, berth_error_t *err) {
-  if (identity_map(pid, "uid_map") < 0 || identity_map(pid, "gid_map") < 0)
-    return berth_error(err, errno ? errno : -EIO, "map the container's ids on the network's user namespace");
-  return 0;
-}
-
 int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
                   bool unreachable_others, berth_error_t *err) {
   struct in_addr a, g, all;

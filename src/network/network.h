@@ -65,11 +65,6 @@ struct net_lease {
   char ip[16];
 };
 int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err);
-/* Rootless, in the process that will clone the container: join the
- * network's user namespace (so the container's is its child), and after the
- * clone write the child's id maps as the identity of ours. */
-int net_named_join_userns(const struct net_lease *l, berth_error_t *err);
-int net_named_map(pid_t pid, berth_error_t *err);
 /* Plug init_pid's network namespace into the network: eth0 with ip. Enters
  * other network namespaces: call in a process that exits afterwards. */
 int net_named_attach(const struct net_lease *l, pid_t init_pid, const char *id, berth_error_t *err);

@@ -356,7 +356,9 @@ pid_t cgroup_clone_into(json_t *info, uint64_t flags, bool *placed) {
   }
   int cfd = open(json_string_value(json_array_get(paths, 0)), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cfd < 0) return -1;
-  struct clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cfd};
+  /* CLONE_PARENT: the child's exit signal is ours to our parent (clone3 wants 0 here) */
+  struct clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
+                         .cgroup = (uint64_t)cfd};
   long r = syscall(SYS_clone3, &a, sizeof a);
   int e = errno;
   close(cfd); /* in the child too: no handle on the host's cgroupfs */

@@ -833,20 +833,23 @@ static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct 
   _exit(init_main(ia));
 }
 
-/* A container on a named network is cloned by a short-lived helper that
- * (rootless) first joins the network's user namespace: the container's
- * user namespace is then a child of the network's, and the helper holds
- * CAP_NET_ADMIN over both ends of the veth pair it plugs in. CLONE_PARENT
- * makes init our child all the same. Returns init's pid (in the monitor),
- * with *err set when init exists but could not be plugged in. */
-static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struct init_args *ia, struct init_fds *f,
-                              berth_error_t *err) {
+/* A container on a named network, or a rootless one made in the user
+ * namespace keeper's (userns.h), is cloned by a short-lived helper that
+ * first joins that user namespace (userns_fd): the container's user
+ * namespace is then a child of it, which the helper maps 1:1 itself, and
+ * on a named network it holds CAP_NET_ADMIN over both ends of the veth
+ * pair it plugs in. CLONE_PARENT makes init our child all the same.
+ * Returns init's pid (in the monitor), with *err set when init exists but
+ * could not be mapped or plugged in. */
+static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, json_t *cg, bool *placed,
+                              struct init_args *ia, struct init_fds *f, berth_error_t *err) {
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   struct {
     pid_t pid;
+    bool placed;
     char msg[512];
-  } r = {-1, ""};
+  } r = {-1, false, ""};
   pid_t x = fork();
   if (x < 0) {
     close(pp[0]), close(pp[1]);
@@ -855,17 +858,25 @@ static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struc
   if (x == 0) {
     close(pp[0]);
     berth_error_t e = NULL;
-    if (!m->rootless || net_named_join_userns(m->lease, &e) == 0) {
-      pid_t c = (pid_t)syscall(SYS_clone, flags | CLONE_PARENT, NULL, NULL, NULL, NULL);
+    if (userns_fd < 0 || setns(userns_fd, CLONE_NEWUSER) == 0) {
+      pid_t c = -1;
+      errno = EOPNOTSUPP;
+      if (cg) c = cgroup_clone_into(cg, (flags & ~(unsigned long)CSIGNAL) | CLONE_PARENT, &r.placed);
+      if (c < 0 && cgroup_clone_refused(errno)) c = (pid_t)syscall(SYS_clone, flags | CLONE_PARENT, NULL, NULL, NULL, NULL);
       if (c == 0) {
         f->extra = pp[1];
         init_child(m, ia, f);
       }
       if (c < 0) berth_error(&e, errno, "create the container's namespaces (clone)");
       r.pid = c;
-      if (c > 0 && (!m->rootless || net_named_map(c, &e) == 0)) net_named_attach(m->lease, c, m->id, &e);
+      if (c > 0 && userns_fd >= 0 && userns_map_identity(c) < 0)
+        berth_error(&e, errno ? errno : -EIO, "map the container's ids onto its parent user namespace");
+      if (c > 0 && !e && m->named) net_named_attach(m->lease, c, m->id, &e);
+    } else {
+      berth_error(&e, errno, "join the %s user namespace", m->named ? "network's" : "keeper's");
     }
-    if (e) snprintf(r.msg, sizeof r.msg, "network %s: %s", m->ip, e->msg);
+    if (e && m->named) snprintf(r.msg, sizeof r.msg, "network %s: %s", m->ip, e->msg);
+    else if (e) snprintf(r.msg, sizeof r.msg, "%s", e->msg);
     if (write(pp[1], &r, sizeof r) != sizeof r) {}
     _exit(0);
   }
@@ -873,10 +884,17 @@ static pid_t clone_on_network(struct monitor_args *m, unsigned long flags, struc
   ssize_t n = read(pp[0], &r, sizeof r);
   close(pp[0]);
   while (waitpid(x, NULL, 0) < 0 && errno == EINTR) {}
-  if (n != sizeof r) return berth_error(err, -EIO, "the network setup helper died");
+  if (n != sizeof r) return berth_error(err, -EIO, "the namespace setup helper died");
   if (r.msg[0]) berth_error(err, -EIO, "%s", r.msg);
   if (r.pid < 0 && !*err) berth_error(err, -EIO, "clone failed");
+  *placed = r.placed;
   return r.pid;
+}
+
+/* the keeper's body: berth-tiny (argv[0] berth-userns), a few KiB */
+static void keeper_hold(void) {
+  char *argv[] = {"berth-userns", "hold", NULL}, *envp[] = {NULL};
+  exec_tiny(argv, envp);
 }
 
 /* Start the container: clone init into its namespaces, map its ids, move it
@@ -919,10 +937,17 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   }
   bool placed = false;
   pid_t pid = -1;
+  /* rootless: inside the keeper's user namespace, no newuidmap round */
+  cleanup_close int keeper = -1;
+  struct berth_config *kcfg = m->rootless && !m->named && (uintptr_t)_binary_berth_tiny_start ? config_get(NULL) : NULL;
+  if (kcfg) keeper = userns_keeper_open(kcfg->run_dir, keeper_hold);
+  berth_trace("launch: keeper %d", keeper);
   errno = EOPNOTSUPP;
-  if (m->named) pid = clone_on_network(m, flags, &ia, &fds, &e1);
+  if (m->named || keeper >= 0)
+    pid = clone_via_helper(m, flags, m->named ? (m->rootless ? m->lease->userns_fd : -1) : keeper, cg, &placed, &ia, &fds, &e1);
   else if (cg) pid = cgroup_clone_into(cg, flags & ~(unsigned long)CSIGNAL, &placed);
-  if (!m->named && pid < 0 && cgroup_clone_refused(errno)) pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+  if (!m->named && keeper < 0 && pid < 0 && cgroup_clone_refused(errno))
+    pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid == 0) init_child(m, &ia, &fds);
   int clone_errno = errno;
   berth_trace("launch: cloned init %d", (int)pid);
@@ -945,7 +970,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   L->single = m->net_single;
   const char *fail = NULL;
   if (e1) fail = e1->msg; /* cloned, but not plugged into its network */
-  else if (m->rootless && !m->named && userns_map(pid, &L->single) < 0)
+  else if (m->rootless && !m->named && keeper < 0 && userns_map(pid, &L->single) < 0)
     fail = "cannot map user ids for the container; run `berth preflight`";
   berth_trace("launch: mapped");
   /* two go bytes: the first starts init's mounts, the second (after the

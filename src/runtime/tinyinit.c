@@ -12,6 +12,9 @@
  *       and SIGUSR2 on to the command, and exits with the command's status
  *       (128+N when a signal N ended it) as soon as the command ends; the
  *       kernel then ends whatever it left behind.
+ *   berth-tiny hold
+ *       rootless: the user namespace keeper (argv[0] berth-userns), which
+ *       only exists to hold its mapped user namespace (see userns.h).
  *   berth-tiny monitor PID BERTHFD NAME
  *       the container's monitor: waits for its child PID (the container's
  *       init), then execs berth (the open fd BERTHFD) as
@@ -116,6 +119,13 @@ static void run_monitor(long pid, long fd, char *name, char **envp) {
   die(1);
 }
 
+static void run_hold(void) {
+  SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-userns", 0, 0);
+  ulong none = 0;
+  SYS(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, 8);
+  for (;;) SYS(__NR_pause, 0, 0, 0, 0); /* SIGTERM or SIGKILL ends it */
+}
+
 __attribute__((used)) void tiny_main(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
@@ -123,6 +133,7 @@ __attribute__((used)) void tiny_main(long *sp) {
   if (argc >= 2 && streq(argv[1], "init")) run_init();
   if (argc >= 3 && streq(argv[1], "run")) run_cmd(atol_(argv[2]));
   if (argc >= 5 && streq(argv[1], "monitor")) run_monitor(atol_(argv[2]), atol_(argv[3]), argv[4], envp);
+  if (argc >= 2 && streq(argv[1], "hold")) run_hold();
   die(2);
 }
 

@@ -10,7 +10,9 @@
 #include <spawn.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 int subid_lookup(const char *file, const char *user, uid_t uid, struct id_range *out) {
@@ -91,6 +93,142 @@ int userns_map(pid_t pid, bool *single) {
   write_proc(pid, "setgroups", "deny");
   snprintf(m, sizeof m, "0 %u 1\n", (unsigned)gid);
   return write_proc(pid, "gid_map", m);
+}
+
+/* ---- the user namespace keeper ---- */
+
+/* the maps a rootless container gets: 0 -> the user, 1.. -> subordinate ids */
+static bool expected_ranges(struct id_range *ur, struct id_range *gr) {
+  struct passwd *pw = getpwuid(getuid());
+  const char *name = pw ? pw->pw_name : NULL;
+  return subid_lookup("/etc/subuid", name, getuid(), ur) == 0 && subid_lookup("/etc/subgid", name, getuid(), gr) == 0;
+}
+
+static bool map_is(pid_t pid, const char *which, unsigned long own, const struct id_range *r) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, which);
+  cleanup_free char *txt = NULL;
+  if (read_file(p, 4096, &txt, NULL, NULL) < 0) return false;
+  unsigned long a[6];
+  int n = sscanf(txt, "%lu %lu %lu %lu %lu %lu", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5]);
+  return n == 6 && a[0] == 0 && a[1] == own && a[2] == 1 && a[3] == 1 && a[4] == r->start && a[5] == r->count;
+}
+
+/* the keeper recorded in path, if it is still that process with those maps
+ * (one with other maps, from before /etc/subuid changed, is told to go:
+ * the containers made in it keep their namespaces) */
+static pid_t keeper_alive(const char *path, const struct id_range *ur, const struct id_range *gr) {
+  cleanup_free char *rec = NULL;
+  if (read_file(path, 256, &rec, NULL, NULL) < 0) return -1;
+  int pid = 0;
+  unsigned long long start = 0;
+  if (sscanf(rec, "%d %llu", &pid, &start) != 2 || pid <= 0 || !start || proc_starttime(pid) != start) return -1;
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+  cleanup_free char *cmd = NULL;
+  if (read_file(p, 256, &cmd, NULL, NULL) < 0 || strcmp(cmd, "berth-userns")) return -1;
+  if (!map_is(pid, "uid_map", getuid(), ur) || !map_is(pid, "gid_map", getgid(), gr)) {
+    kill(pid, SIGTERM);
+    return -1;
+  }
+  return pid;
+}
+
+/* Start a keeper: a process of its own session (reparented, no zombie for
+ * an embedding caller) in a new user namespace, mapped by newuidmap and
+ * newgidmap once; then it becomes `hold` (berth-tiny, a few KiB). */
+static pid_t keeper_start(void (*hold)(void)) {
+  int rp[2], gp[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) return -1;
+  if (pipe2(gp, O_CLOEXEC) < 0) {
+    close(rp[0]), close(rp[1]);
+    return -1;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t a = fork();
+  if (a == 0) {
+    setsid();
+    if (fork() != 0) _exit(0);
+    close(rp[0]), close(gp[1]);
+    pid_t me = getpid();
+    if (unshare(CLONE_NEWUSER) < 0 || write(rp[1], &me, sizeof me) != sizeof me) _exit(1);
+    close(rp[1]);
+    char b = 0;
+    if (read(gp[0], &b, 1) != 1 || b != 1) _exit(1); /* not mapped: gone */
+    if (chdir("/") < 0) {}
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+    syscall(SYS_close_range, 3U, ~0U, 0U);
+    hold();
+    _exit(1);
+  }
+  close(rp[1]), close(gp[0]);
+  pid_t k = -1;
+  if (a > 0) {
+    while (waitpid(a, NULL, 0) < 0 && errno == EINTR) {}
+    if (read(rp[0], &k, sizeof k) != sizeof k) k = -1;
+  }
+  close(rp[0]);
+  bool single = true;
+  char go = k > 0 && userns_map(k, &single) == 0 && !single;
+  if (write(gp[1], &go, 1) != 1) go = 0;
+  close(gp[1]);
+  return go ? k : -1;
+}
+
+int userns_keeper_open(const char *run_dir, void (*hold)(void)) {
+  struct id_range ur, gr;
+  if (geteuid() == 0 || !run_dir || !expected_ranges(&ur, &gr)) return -1;
+  cleanup_free char *rec = xasprintf("%s/userns-keeper", run_dir);
+  pid_t k = keeper_alive(rec, &ur, &gr);
+  if (k < 0) {
+    cleanup_free char *lp = xasprintf("%s/userns-keeper.lock", run_dir);
+    cleanup_close int lk = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lk < 0 || flock(lk, LOCK_EX) < 0) return -1;
+    k = keeper_alive(rec, &ur, &gr); /* another berth may have started one meanwhile */
+    if (k < 0 && (k = keeper_start(hold)) > 0) {
+      char line[64];
+      snprintf(line, sizeof line, "%d %llu\n", (int)k, proc_starttime(k));
+      if (write_file_replace(rec, line, strlen(line), 0600, false, NULL) < 0) {}
+    }
+    if (k < 0) return -1;
+  }
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/user", (int)k);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  /* the same process still (not a pid reused between the check and the open) */
+  if (fd >= 0 && keeper_alive(rec, &ur, &gr) != k) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+int userns_map_identity(pid_t pid) {
+  const char *which[] = {"uid_map", "gid_map"};
+  for (int w = 0; w < 2; w++) {
+    char src[32], dst[64];
+    cleanup_free char *txt = NULL;
+    snprintf(src, sizeof src, "/proc/self/%s", which[w]);
+    snprintf(dst, sizeof dst, "/proc/%d/%s", (int)pid, which[w]);
+    if (read_file(src, 8192, &txt, NULL, NULL) < 0) return -1;
+    struct buf b = {0};
+    char *save = NULL;
+    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+      unsigned long in, out, count;
+      if (sscanf(line, "%lu %lu %lu", &in, &out, &count) != 3) continue;
+      char l[80];
+      int n = snprintf(l, sizeof l, "%lu %lu %lu\n", in, in, count);
+      buf_append(&b, l, (size_t)n);
+    }
+    int fd = open(dst, O_WRONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && b.len && write(fd, b.data, b.len) == (ssize_t)b.len;
+    if (fd >= 0) close(fd);
+    buf_free(&b);
+    if (!ok) return -1;
+  }
+  return 0;
 }
 
 static int read_all(int fd, struct buf *b) {
