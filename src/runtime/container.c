@@ -417,9 +417,15 @@ static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
   if (mount_fd("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", "/dev", err) < 0) return -1;
   cleanup_close int dfd = openat_in_root(rootfd, "dev", O_RDONLY | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
   if (dfd < 0) return berth_error(err, errno, "open /dev");
-  /* device nodes: bind the host's (works as root and rootless alike) */
+  /* device nodes: root makes them (one mknod each instead of a file and a
+   * bind mount); rootless may not, and binds the host's */
   const char *devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
-  for (size_t i = 0; i < 6; i++) {
+  const dev_t nums[] = {makedev(1, 3), makedev(1, 5), makedev(1, 7), makedev(1, 8), makedev(1, 9), makedev(5, 0)};
+  bool made = !a->rootless;
+  for (size_t i = 0; i < 6 && made; i++)
+    made = mknodat(dfd, devs[i], S_IFCHR | 0666, nums[i]) == 0 && fchmodat(dfd, devs[i], 0666, 0) == 0;
+  for (size_t i = 0; i < 6 && !made; i++) {
+    unlinkat(dfd, devs[i], 0); /* a half-made set: bind all six */
     int c = openat(dfd, devs[i], O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
     if (c < 0) return berth_error(err, errno, "create /dev/%s", devs[i]);
     close(c);

@@ -364,6 +364,9 @@ test_run_is_the_main_process() {
   done
   assert_eq "$(grep '^NoNewPrivs:' "$B_OUTF" | awk '{print $2}')" 1 NoNewPrivs
   assert_eq "$(grep '^Seccomp:' "$B_OUTF" | awk '{print $2}')" 2 Seccomp
+  # every signal as a fresh process has it (berth ignores SIGPIPE while it launches)
+  assert_eq "$(grep '^SigIgn:' "$B_OUTF" | awk '{print $2}')" 0000000000000000 "no signal ignored"
+  assert_eq "$(grep '^SigBlk:' "$B_OUTF" | awk '{print $2}')" 0000000000000000 "no signal blocked"
   assert_contains "$B_OUT" "ppid=1" "the command is init's child"
   assert_contains "$B_OUT" "berth-init" "PID 1 is berth's init"
   assert_eq "$(grep -E '^[0-9 ]+$' "$B_OUTF" | tr -s ' ' | sed 's/ $//')" "0 1 2 3" "no fd of berth's reaches the command (3 is ls's own)"
@@ -433,6 +436,63 @@ test_run_launcher_killed_then_collected() {
   b_ok run --rm --no-mount-cwd --network none localhost/busybox true
   for _ in $(seq 50); do [ -z "$(ls -A "$BERTH_ROOT/trash" 2>/dev/null)" ] && break; sleep 0.1; done
   assert_dir_empty "$BERTH_ROOT/trash" "removed containers' files"
+}
+
+# a run's cgroup: the command is in it while it runs, and it is gone soon
+# after (the trash child removes it)
+test_run_cgroup_made_and_removed() {
+  setup_ctr
+  berth_cmd run --rm --no-mount-cwd --network none --name cgr localhost/busybox sleep 2
+  "${B_CMD[@]}" >/dev/null 2>"$T_DIR/cgr.err" &
+  local job=$! dirs="" d
+  state_pid cgr init >/dev/null || fail "run never got going: $(cat "$T_DIR/cgr.err")"
+  for _ in $(seq 50); do
+    dirs=$(find /sys/fs/cgroup -maxdepth 7 -type d -name 'cgr-*' 2>/dev/null)
+    [ -n "$dirs" ] && break
+    sleep 0.1
+  done
+  [ -n "$dirs" ] || fail "no cgroup for the container"
+  for d in $dirs; do
+    [ -n "$(cat "$d/cgroup.procs")" ] || fail "nothing in $d while the command runs"
+  done
+  wait "$job" || fail "run failed: $(cat "$T_DIR/cgr.err")"
+  for _ in $(seq 50); do
+    [ -z "$(find /sys/fs/cgroup -maxdepth 7 -type d -name 'cgr-*' 2>/dev/null)" ] && break
+    sleep 0.1
+  done
+  assert_eq "$(find /sys/fs/cgroup -maxdepth 7 -type d -name 'cgr-*' 2>/dev/null)" "" "the cgroup is gone"
+}
+
+# rootless: containers are made in the keeper's user namespace; a killed
+# keeper is replaced by the next start
+test_rootless_userns_keeper() {
+  setup_ctr
+  # a run dir of its own: its own keeper, found through its record
+  local run=$T_DIR/run
+  mkdir -p "$run" && chown "$TEST_USER:" "$run"
+  B_EXTRA_ENV="BERTH_RUNROOT=$run"
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox cat /proc/self/uid_map
+  # relative to its parent, the keeper's: 0 -> 0 (not the host's $TEST_UID)
+  assert_eq "$(head -n 1 "$B_OUTF" | tr -s ' ' | sed 's/^ //')" "0 0 1" "the container's map, seen from inside"
+  local k
+  k=$(awk '{print $1}' "$run/userns-keeper")
+  assert_eq "$(cat "/proc/$k/comm")" berth-userns "the recorded keeper"
+  assert_contains "$(tr -s ' ' <"/proc/$k/uid_map")" " 0 $TEST_UID 1" "the keeper maps the user"
+  assert_contains "$(tr -s ' ' <"/proc/$k/uid_map")" " 1 $SUBUID_START " "and the subordinate range"
+  # an exec joins the nested user namespace
+  b_ok create --no-mount-cwd --network none --name kc localhost/busybox
+  b_ok exec kc id -u
+  assert_eq "$B_OUT" 0
+  b_ok rm -f kc
+  kill -9 "$k"
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox echo again
+  assert_eq "$B_OUT" again
+  local k2
+  k2=$(awk '{print $1}' "$run/userns-keeper")
+  [ -n "$k2" ] && [ "$k2" != "$k" ] && [ "$(cat "/proc/$k2/comm")" = berth-userns ] \
+    || fail "no new keeper after the old one was killed: '$k2'"
+  kill "$k2"
+  unset B_EXTRA_ENV
 }
 
 test_run_tty_through_tmux() {
@@ -541,6 +601,12 @@ t_run "run: the command is the container's main process, confined, stdio straigh
 t_run "run without --rm leaves the container exited" test_run_without_rm_leaves_it_exited
 t_run "run passes signals on to the command" test_run_forwards_signals
 t_run "run: a killed launcher takes its container along; ls collects it" test_run_launcher_killed_then_collected
+# rootless on this host's cgroup v1 has no cgroup to look for (see cgroups in architecture.md)
+if [ "$BERTH_MODE" = root ]; then
+  t_run "run: the command runs in the container's cgroup, removed after" test_run_cgroup_made_and_removed
+else
+  t_run "rootless: containers are made in the user namespace keeper's; a killed keeper is replaced" test_rootless_userns_keeper
+fi
 t_run "run -it through a real terminal (tmux)" test_run_tty_through_tmux
 t_run "run with --setup provisions first (create + exec)" test_run_with_setup_goes_the_long_way
 t_summary
