@@ -198,9 +198,16 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, NULL);
-  struct sigaction dfl = {.sa_handler = SIG_DFL};
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+  /* the raw call: glibc's sigaction refuses its own signals (32 and 33),
+   * which a caller may have left ignored too */
+  struct {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+  } dfl = {.handler = SIG_DFL};
+  for (int sig = 1; sig <= 64; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
   sigemptyset(&all);
   sigprocmask(SIG_SETMASK, &all, NULL);
   setsid();
