@@ -45,6 +45,11 @@
 #   BENCH_KEEP=1    keep the scratch directory
 #   BENCH_RESULTS   also write "mode<TAB>name<TAB>median_ms" lines to this file
 #   BENCH_NO_FOREIGN=1  skip crun and podman
+#   BENCH_FS        where every tool's files go: "host" (default: BENCH_DIR's
+#                   filesystem) or "loop" (root only: a fresh journaled ext4
+#                   image, loop-mounted; this VM's own ext4 has no journal,
+#                   which makes a loop that deletes files slow its own creates,
+#                   see docs/performance.md)
 set -uo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -298,6 +303,19 @@ else
     WORK=$(mktemp -d /tmp/berth-start.XXXXXX) || bench_die "mktemp failed"
 fi
 chmod 755 "$WORK"
+if [ "${BENCH_FS:-host}" = loop ]; then
+    bench_is_root || bench_die "BENCH_FS=loop needs root (mount)"
+    command -v mkfs.ext4 >/dev/null 2>&1 || bench_die "BENCH_FS=loop needs mkfs.ext4 (e2fsprogs)"
+    { truncate -s "${BENCH_FS_SIZE:-4G}" "$WORK/fs.img" && mkfs.ext4 -q -F "$WORK/fs.img" && mkdir -p "$WORK/fs" \
+        && mount -o loop "$WORK/fs.img" "$WORK/fs" && chmod 755 "$WORK/fs"; } \
+        || bench_die "cannot create and mount an ext4 image in $WORK"
+    # each mode's directory is on it (bench_cleanup unmounts whatever is below $WORK)
+    for m in root rootless; do
+        mkdir -p "$WORK/fs/$m" "$WORK/$m" && mount --bind "$WORK/fs/$m" "$WORK/$m" || bench_die "cannot bind $WORK/$m"
+    done
+elif [ "${BENCH_FS:-host}" != host ]; then
+    bench_die "BENCH_FS must be host or loop (got '$BENCH_FS')"
+fi
 OUTER_UID=$(id -u)
 export WORK RUNS WARMUP IMAGES_DIR IMG OUTER_UID
 
@@ -350,7 +368,7 @@ done
 val() { local f=$WORK/$1/res/$2; if [ -s "$f" ]; then cat "$f"; else echo n/a; fi; }
 
 echo
-echo "berth start-up benchmark: wall ms, median (min) over $RUNS runs ($(command -v hyperfine >/dev/null && hyperfine --version || echo 'date loop'); $(nproc) CPUs; $(uname -r))"
+echo "berth start-up benchmark: wall ms, median (min) over $RUNS runs ($(command -v hyperfine >/dev/null && hyperfine --version || echo 'date loop'); $(nproc) CPUs; $(uname -r); files on ${BENCH_FS:-host})"
 printf '%-34s' "command"
 for mode in $MODES; do printf '%20s' "$mode"; done
 echo
