@@ -153,13 +153,15 @@ static pid_t keeper_start(void (*hold)(void)) {
     close(rp[0]), close(gp[1]);
     pid_t me = getpid();
     if (unshare(CLONE_NEWUSER) < 0 || write(rp[1], &me, sizeof me) != sizeof me) _exit(1);
-    close(rp[1]);
     char b = 0;
     if (read(gp[0], &b, 1) != 1 || b != 1) _exit(1); /* not mapped: gone */
     if (chdir("/") < 0) {}
     int nul = open("/dev/null", O_RDWR);
     if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-    syscall(SYS_close_range, 3U, ~0U, 0U);
+    /* rp[1] stays until the exec closes it: the caller waits for that EOF,
+     * so it never sees us before we are `berth-userns` */
+    if (dup3(rp[1], 3, O_CLOEXEC) < 0) _exit(1);
+    syscall(SYS_close_range, 4U, ~0U, 0U);
     hold();
     _exit(1);
   }
@@ -169,11 +171,17 @@ static pid_t keeper_start(void (*hold)(void)) {
     while (waitpid(a, NULL, 0) < 0 && errno == EINTR) {}
     if (read(rp[0], &k, sizeof k) != sizeof k) k = -1;
   }
-  close(rp[0]);
   bool single = true;
   char go = k > 0 && userns_map(k, &single) == 0 && !single;
   if (write(gp[1], &go, 1) != 1) go = 0;
   close(gp[1]);
+  /* EOF: it exec'd (or died, which the caller's check sees) */
+  for (ssize_t n = 1; go && n != 0;) {
+    char b;
+    n = read(rp[0], &b, 1);
+    if (n < 0 && errno != EINTR) break;
+  }
+  close(rp[0]);
   return go ? k : -1;
 }
 
