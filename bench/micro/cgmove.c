@@ -21,11 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
+#include "micro.h"
 
 static int put(const char *dir, const char *file, const char *v) {
   char p[4096];
@@ -35,11 +31,6 @@ static int put(const char *dir, const char *file, const char *v) {
   int r = write(fd, v, strlen(v)) == (ssize_t)strlen(v) ? 0 : -1;
   close(fd);
   return r;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -101,7 +92,7 @@ int main(int argc, char **argv) {
     }
     s[i] = dt;
   }
-  qsort(s, (size_t)n, sizeof *s, cmp);
+  sort_ms(s, n);
   printf("%s %s: median %.3f ms, min %.3f, max %.3f (%d moves, %d ms apart)\n", argv[2],
          self ? (v2 ? "born inside (clone3 CLONE_INTO_CGROUP)" : "child moves itself (tasks \"0\")")
               : "parent moves child (cgroup.procs)",

@@ -11,16 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "micro.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -57,7 +48,7 @@ int main(int argc, char **argv) {
     waitpid(c, NULL, 0);
     close(p[0]), close(p[1]);
   }
-  qsort(s, (size_t)n, sizeof *s, cmp);
+  sort_ms(s, n);
   printf("%-28s %4zu instructions: load median %.3f ms, min %.3f (%d loads)\n", argv[1], len, s[n / 2], s[0], n);
   return 0;
 }
