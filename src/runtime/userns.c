@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "userns.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -190,6 +192,7 @@ int userns_keeper_open(const char *run_dir, void (*hold)(void)) {
   if (geteuid() == 0 || !run_dir || !expected_ranges(&ur, &gr)) return -1;
   cleanup_free char *rec = xasprintf("%s/userns-keeper", run_dir);
   pid_t k = keeper_alive(rec, &ur, &gr);
+  if (k < 0 && !hold) return -1; /* only an existing one */
   if (k < 0) {
     cleanup_free char *lp = xasprintf("%s/userns-keeper.lock", run_dir);
     cleanup_close int lk = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -261,6 +264,13 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
 int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
                   berth_error_t *err) {
   if (geteuid() == 0) return fn(arg, result, err);
+  /* none given: the keeper's when there is one, the same maps without a
+   * newuidmap/newgidmap round (~2 ms); none is started for this */
+  cleanup_close int kfd = -1;
+  if (userns_fd < 0) {
+    struct berth_config *c = config_get(NULL);
+    userns_fd = kfd = c ? userns_keeper_open(c->run_dir, NULL) : -1;
+  }
   int sync1[2], sync2[2], res[2];
   if (pipe2(sync1, O_CLOEXEC) < 0 || pipe2(sync2, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
     return berth_error(err, errno, "pipe");

@@ -17,7 +17,8 @@ int userns_map(pid_t pid, bool *single);
 /* Rootless with subordinate ids: an fd of the keeper's user namespace,
  * mapped once with the user's ranges and held by a tiny process (like
  * Podman's pause process), started (calling hold, which must not return)
- * when there is none; -1 when there is no keeper to be had (root, no
+ * when there is none (hold NULL: only an existing one); -1 when there is
+ * no keeper to be had (root, no
  * subordinate ids, a failure): map each container on its own then. A
  * container's user namespace made inside it is mapped 1:1 by berth
  * itself (userns_map_identity) instead of by newuidmap/newgidmap. */
@@ -25,7 +26,8 @@ int userns_keeper_open(const char *run_dir, void (*hold)(void));
 /* Map a child user namespace 1:1 onto ours (we are in its parent). */
 int userns_map_identity(pid_t pid);
 
-/* Run fn in a mapped user namespace when not root; directly when root.
+/* Run fn in a mapped user namespace when not root (the keeper's, when one
+ * is running); directly when root.
  * The result string and error travel back over a pipe. */
 int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err);
 /* The same in an existing, mapped user namespace (an nsfs fd), which saves
