@@ -1260,8 +1260,6 @@ static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
   return rm_rf((const char *)arg, err);
 }
 
-/* Remove a container directory; rootless it may hold subordinate-id files,
- * so removal happens inside the mapped user namespace. */
 /* what a background removal (run --rm) leaves to its detached child: the
  * container's mount namespace (hold_fd; the unmounts take ~0.3 ms of
  * expedited RCU) and its cgroup */
@@ -1269,6 +1267,8 @@ struct rm_later {
   int hold_fd;
   json_t *cg;
 };
+/* Remove a container directory; rootless it may hold subordinate-id files,
+ * so removal happens inside the mapped user namespace. */
 static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_later *later, berth_error_t *err);
 static int remove_container_dir(const char *cdir, berth_error_t *err) { return remove_container_dir_at(-1, cdir, NULL, err); }
 

@@ -250,19 +250,20 @@ berth() {
 }
 
 # b_run ARGS: run berth and keep its exit code in B_RC, stdout in B_OUT,
-# stderr in B_ERR (and the files $B_OUTF/$B_ERRF); never fails itself
+# stderr in B_ERR (and the files $B_OUTF/$B_ERRF); never fails itself.
+# A caller may set a local array B_WRAP: the command line berth runs under.
 b_run() {
   B_N=$((B_N + 1))
   B_OUTF=$T_DIR/b$B_N.out
   B_ERRF=$T_DIR/b$B_N.err
   berth_cmd "$@"
-  echo "\$ berth $*"
+  echo "\$ berth $*${B_WRAP:+ (under ${B_WRAP[*]})}"
   local t0=$EPOCHREALTIME
   if [ -n "${B_GUARD_KB:-}" ]; then
     b_run_guarded
   else
     B_RC=0
-    "${B_CMD[@]}" >"$B_OUTF" 2>"$B_ERRF" || B_RC=$?
+    "${B_WRAP[@]}" "${B_CMD[@]}" >"$B_OUTF" 2>"$B_ERRF" || B_RC=$?
   fi
   B_SECS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}')
   B_OUT=$(cat "$B_OUTF")

@@ -655,19 +655,8 @@ test_load_corrupt_blob() {
 # namespace where the shared library LIB is an empty file
 hidelib_run() {
   local lib=$1; shift
-  B_N=$((B_N + 1))
-  B_OUTF=$T_DIR/b$B_N.out
-  B_ERRF=$T_DIR/b$B_N.err
-  berth_cmd "$@"
-  echo "\$ berth $* (with $lib hidden)"
-  B_RC=0
-  unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$lib" "${B_CMD[@]}" >"$B_OUTF" 2>"$B_ERRF" || B_RC=$?
-  B_OUT=$(cat "$B_OUTF")
-  B_ERR=$(cat "$B_ERRF")
-  echo "# exit $B_RC"
-  [ -s "$B_OUTF" ] && head -c 3000 "$B_OUTF" | sed 's/^/# stdout: /'
-  [ -s "$B_ERRF" ] && head -c 3000 "$B_ERRF" | sed 's/^/# stderr: /'
-  return 0
+  local B_WRAP=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$lib")
+  b_run "$@"
 }
 
 # libcrypto is loaded on first use (src/util/lazylib.c): without it, what
