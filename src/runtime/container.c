@@ -974,6 +974,9 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   }
   L->pid = pid;
   L->single = m->net_single;
+  /* init mounts while we make its cgroup: on another CPU, or it waits for us */
+  cpu_set_t init_cpus;
+  bool aside = cpu_aside(pid, &init_cpus);
   const char *fail = NULL;
   if (e1) fail = e1->msg; /* cloned, but not plugged into its network */
   else if (m->rootless && !m->named && keeper < 0 && userns_map(pid, &L->single) < 0)
@@ -993,6 +996,8 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     else if (cgroup_enter(L->cg, pid, &e2) < 0) fail = e2->msg;
   }
   berth_trace("launch: cgroup made");
+  /* before the second go: nothing init starts may inherit the narrowed mask */
+  if (aside) cpu_restore(pid, &init_cpus);
   {
     uint32_t len = self_move ? (uint32_t)strlen(self_move) : 0;
     struct buf g2 = {0};

@@ -429,6 +429,18 @@ void proc_title_init(int argc, char **argv) {
   for (int i = 0; i < argc; i++) argv[i] = strdup(argv[i]); /* and so do the arguments */
 }
 
+bool cpu_aside(pid_t child, cpu_set_t *saved) {
+  int here = sched_getcpu();
+  if (here < 0 || here >= CPU_SETSIZE || sched_getaffinity(child, sizeof *saved, saved) < 0) return false;
+  cpu_set_t away = *saved;
+  CPU_CLR(here, &away);
+  return CPU_COUNT(&away) > 0 && sched_setaffinity(child, sizeof away, &away) == 0;
+}
+
+void cpu_restore(pid_t child, const cpu_set_t *saved) {
+  if (sched_setaffinity(child, sizeof *saved, saved) < 0) berth_debug("restore cpu affinity of %d: %s", (int)child, strerror(errno));
+}
+
 void proc_set_title(const char *title) {
   if (!title_start || title_len < 2) return;
   memset(title_start, 0, title_len);

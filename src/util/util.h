@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -117,6 +118,14 @@ void proc_set_title(const char *title);
 unsigned long long proc_starttime(pid_t pid);
 /* this boot's id ("" when unknown): state recorded in an earlier boot is stale */
 char *boot_id_read(void);
+/* Keep a just-started child off the caller's CPU while the caller works on
+ * in parallel: a new task is queued where its parent runs, and this
+ * kernel's balancer leaves it waiting there (about 1 ms, bench/micro.sh)
+ * while another CPU idles. Returns true and the child's old mask in *saved
+ * when it moved it; cpu_restore gives it back. Best effort: false when
+ * there is no other CPU to use or the kernel refuses. */
+bool cpu_aside(pid_t child, cpu_set_t *saved);
+void cpu_restore(pid_t child, const cpu_set_t *saved);
 /* write a short value (a sysctl, a cgroup file): 0 or -1 with errno */
 int write_value(const char *path, const char *val);
 

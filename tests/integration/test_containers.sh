@@ -240,6 +240,8 @@ test_monitor_killed_then_recover() {
   setup_ctr; create --name c
   mon=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
   init=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["init"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
+  # init was kept off the monitor's CPU while it mounted; it has the whole mask back
+  assert_eq "$(grep '^Cpus_allowed_list:' "/proc/$init/status" | awk '{print $2}')" "$(grep '^Cpus_allowed_list:' /proc/self/status | awk '{print $2}')" "init has berth's CPU mask"
   kill -9 "$mon"
   sleep 0.3
   b_ok ls --json
@@ -371,6 +373,8 @@ test_run_is_the_main_process() {
   assert_eq "$(grep '^SigIgn:' "$B_OUTF" | awk '{print $2}')" 0000000000000000 "no signal ignored"
   assert_eq "$(grep '^SigBlk:' "$B_OUTF" | awk '{print $2}')" 0000000000000000 "no signal blocked"
   assert_contains "$B_OUT" "ppid=1" "the command is init's child"
+  # init starts off the launcher's CPU (cpu_aside); its command has berth's whole mask
+  assert_eq "$(grep '^Cpus_allowed_list:' "$B_OUTF" | awk '{print $2}')" "$(grep '^Cpus_allowed_list:' /proc/self/status | awk '{print $2}')" "the command has berth's CPU mask"
   assert_contains "$B_OUT" "berth-init" "PID 1 is berth's init"
   assert_eq "$(grep -E '^[0-9 ]+$' "$B_OUTF" | tr -s ' ' | sed 's/ $//')" "0 1 2 3" "no fd of berth's reaches the command (3 is ls's own)"
   # stdin passes through, -e reaches it, the exit code comes back

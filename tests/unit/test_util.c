@@ -1,0 +1,66 @@
+/* util: cpu_aside / cpu_restore */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static pid_t sleeper(void) {
+  pid_t p = fork();
+  cr_assert(p >= 0);
+  if (p == 0) {
+    pause();
+    _exit(0);
+  }
+  return p;
+}
+
+static void reap(pid_t p) {
+  kill(p, SIGKILL);
+  waitpid(p, NULL, 0);
+}
+
+Test(util, cpu_aside_moves_the_child_off_this_cpu_and_restores_it) {
+  cpu_set_t mine, saved, now;
+  cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+  pid_t p = sleeper();
+  int here = sched_getcpu();
+  bool moved = cpu_aside(p, &saved);
+  cr_assert(CPU_EQUAL(&saved, &mine), "saved mask is the child's own (inherited) one");
+  cr_assert_eq(sched_getaffinity(p, sizeof now, &now), 0);
+  if (CPU_COUNT(&mine) > 1) {
+    cr_assert(moved);
+    cr_assert_not(CPU_ISSET(here, &now), "the child may not run on CPU %d", here);
+    cr_assert_eq(CPU_COUNT(&now), CPU_COUNT(&mine) - (CPU_ISSET(here, &mine) ? 1 : 0));
+  } else {
+    cr_assert_not(moved, "one CPU: nowhere else to go");
+    cr_assert(CPU_EQUAL(&now, &mine));
+  }
+  cpu_restore(p, &saved);
+  cr_assert_eq(sched_getaffinity(p, sizeof now, &now), 0);
+  cr_assert(CPU_EQUAL(&now, &mine), "restored");
+  reap(p);
+}
+
+Test(util, cpu_aside_of_a_gone_process_is_false) {
+  pid_t p = sleeper();
+  reap(p);
+  cpu_set_t saved;
+  cr_assert_not(cpu_aside(p, &saved));
+}
+
+Test(util, cpu_aside_with_a_single_allowed_cpu_is_false) {
+  pid_t p = sleeper();
+  cpu_set_t one, saved, now;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  cr_assert_eq(sched_setaffinity(p, sizeof one, &one), 0);
+  /* the child may only run here: moving it off would leave it no CPU */
+  cr_assert_not(cpu_aside(p, &saved));
+  cr_assert_eq(sched_getaffinity(p, sizeof now, &now), 0);
+  cr_assert(CPU_EQUAL(&now, &one), "left as it was");
+  reap(p);
+}
