@@ -78,12 +78,16 @@ static int read_in(int dirfd, const char *rel, size_t max, char **out, size_t *l
 static int hash_file(int dirfd, const char *rel, char out[72], uint64_t *size, bool *gz, bool *zst, berth_error_t *err) {
   cleanup_close int fd = openat_in_root(dirfd, rel, O_RDONLY, 0, 0);
   if (fd < 0) return berth_error(err, errno, "open `%s` in the archive", rel);
+  /* on the heap: as static TLS it was zeroed at every berth start and in
+   * every thread */
+  enum { BUFSZ = 256 * 1024 };
+  cleanup_free char *b = malloc(BUFSZ);
+  if (!b) return berth_error(err, -ENOMEM, "hash `%s`", rel);
   struct hasher h;
   if (hasher_init(&h) < 0) return berth_error(err, -ENOMEM, "sha256");
-  static __thread char b[256 * 1024];
   uint64_t n = 0;
   ssize_t r;
-  while ((r = read(fd, b, sizeof b)) > 0) {
+  while ((r = read(fd, b, BUFSZ)) > 0) {
     if (n == 0 && r >= 4) {
       *gz = (unsigned char)b[0] == 0x1f && (unsigned char)b[1] == 0x8b;
       *zst = (unsigned char)b[0] == 0x28 && (unsigned char)b[1] == 0xb5 && (unsigned char)b[2] == 0x2f && (unsigned char)b[3] == 0xfd;
