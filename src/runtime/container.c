@@ -493,11 +493,26 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
+/* the highest group id this user namespace maps (ping_group_range takes
+ * ids as the writer sees them and refuses unmapped ones) */
+static unsigned long gid_max_mapped(void) {
+  cleanup_free char *map = NULL;
+  unsigned long max = 0;
+  if (read_file("/proc/self/gid_map", 4096, &map, NULL, NULL) < 0) return 0;
+  for (char *l = map; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    unsigned long in, out, n;
+    if (sscanf(l, "%lu %lu %lu", &in, &out, &n) == 3 && n && in + n - 1 > max) max = in + n - 1;
+  }
+  return max > 2147483647UL ? 2147483647UL : max;
+}
+
 static void loopback_up(void) {
   /* as Docker does in a container's own network namespace: any user may bind
    * low ports and send pings (workloads hold no capabilities) */
   write_value("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-  write_value("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
+  char range[32];
+  snprintf(range, sizeof range, "0 %lu", gid_max_mapped());
+  write_value("/proc/sys/net/ipv4/ping_group_range", range);
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return;
   struct ifreq ifr = {0};
@@ -507,6 +522,24 @@ static void loopback_up(void) {
     ioctl(s, SIOCSIFFLAGS, &ifr);
   }
   close(s);
+}
+
+/* Root: the launcher brings the container's loopback up from outside,
+ * while init mounts (0.2 ms that init would spend in line); rootless, the
+ * namespace belongs to the container's user namespace and init does it.
+ * Returns false when it could not enter the namespace (init does it then).
+ * The launcher always returns to its own namespace, or fails the launch. */
+static int loopback_up_from_outside(pid_t pid, bool *done, berth_error_t *err) {
+  *done = false;
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/net", (int)pid);
+  cleanup_close int theirs = open(p, O_RDONLY | O_CLOEXEC);
+  cleanup_close int ours = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (theirs < 0 || ours < 0 || setns(theirs, CLONE_NEWNET) < 0) return 0;
+  loopback_up();
+  if (setns(ours, CLONE_NEWNET) < 0) return berth_error(err, errno, "return to berth's own network namespace");
+  *done = true;
+  return 0;
 }
 
 /* berth-tiny, linked in as bytes (x86_64; see tinyinit.c). Elsewhere init
@@ -546,10 +579,13 @@ static bool read_full(int fd, void *p, size_t n) {
 
 /* The launcher's second go: a byte, then the length and JSON of a cgroup
  * to move ourselves into (length 0: the launcher placed us). */
-static int init_second_go(struct init_args *a, berth_error_t *err) {
+/* the second go byte: 1, or 2 when the launcher has brought the loopback
+ * up (*lo_done); then the cgroup to enter (uint32 length + JSON) */
+static int init_second_go(struct init_args *a, bool *lo_done, berth_error_t *err) {
   char go = 0;
   uint32_t len = 0;
-  if (!read_full(a->sync_fd, &go, 1) || go != 1 || !read_full(a->sync_fd, &len, sizeof len)) _exit(1);
+  if (!read_full(a->sync_fd, &go, 1) || (go != 1 && go != 2) || !read_full(a->sync_fd, &len, sizeof len)) _exit(1);
+  *lo_done = go == 2;
   if (len) {
     cleanup_free char *txt = len < (1U << 20) ? xmalloc0(len + 1) : NULL;
     if (!txt || !read_full(a->sync_fd, txt, len)) _exit(1);
@@ -620,13 +656,14 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
     if (w < 0) return berth_error_wrap(err, "workdir `%s`", cwd);
     close(w);
   }
-  if (own_net) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
   berth_trace("init: mounts done");
   /* the launcher made the cgroup meanwhile; on v1 we move ourselves (see
    * cgroup_enter_self), while the host's cgroupfs is still in view; only
    * then is the cgroup namespace rooted where it belongs */
-  if (init_second_go(a, err) < 0) return -1;
+  bool lo_done = false;
+  if (init_second_go(a, &lo_done, err) < 0) return -1;
   berth_trace("init: second go");
+  if (own_net && !lo_done) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
   if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
   if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter root filesystem");
   if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root");
@@ -996,12 +1033,14 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     else if (cgroup_enter(L->cg, pid, &e2) < 0) fail = e2->msg;
   }
   berth_trace("launch: cgroup made");
+  bool lo_done = false;
+  if (!fail && m->own_net && !m->rootless && !m->named && loopback_up_from_outside(pid, &lo_done, &e2) < 0) fail = e2->msg;
   /* before the second go: nothing init starts may inherit the narrowed mask */
   if (aside) cpu_restore(pid, &init_cpus);
   {
     uint32_t len = self_move ? (uint32_t)strlen(self_move) : 0;
     struct buf g2 = {0};
-    char one = 1;
+    char one = lo_done ? 2 : 1;
     buf_append(&g2, &one, 1);
     buf_append(&g2, &len, sizeof len);
     if (len) buf_append(&g2, self_move, len);

@@ -121,9 +121,18 @@ test_port_conflict_leaves_nothing() {
 
 test_none_and_host() {
   setup_ctr
+  HOST_UNPRIV_PORT=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
   b_ok create -q --no-mount-cwd --network none --name a localhost/busybox
   b_ok exec a sh -c 'cat /proc/net/dev | awk -F: "/:/{print \$1}" | tr -d " " | tr "\n" " "'
   assert_eq "$B_OUT" "lo " "none: loopback only"
+  # up (root: brought up by the launcher from outside, rootless: by init),
+  # with the container's own sysctls set and the host's left alone
+  b_ok exec a sh -c 'echo $(( $(cat /sys/class/net/lo/flags) & 1 )) $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start) $(cat /proc/sys/net/ipv4/ping_group_range)'
+  # every group the container has may ping: rootless, the mapped ones (ids outside the map are refused)
+  local gmax=2147483647
+  [ "$BERTH_MODE" = rootless ] && gmax=$(( $(grep "^$TEST_USER:" /etc/subgid | cut -d: -f3 | head -1) ))
+  assert_eq "$(echo $B_OUT | tr -s ' \t' '  ')" "1 0 0 $gmax" "none: loopback up, low ports and ping for all"
+  assert_eq "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" "$HOST_UNPRIV_PORT" "the host's sysctl is untouched"
   b_ok create -q --no-mount-cwd --network host --name h localhost/busybox
   b_ok exec h sh -c 'cat /proc/net/dev | awk -F: "/:/{print \$1}" | tr -d " " | sort | tr "\n" " "'
   assert_eq "$B_OUT" "$(awk -F: '/:/{print $1}' /proc/net/dev | tr -d ' ' | sort | tr '\n' ' ')" "host: the host's interfaces"
