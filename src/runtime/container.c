@@ -1661,7 +1661,12 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   /* a `berth run` one-shot: gone when its command ends (even if its launcher is killed) */
   if (o->run) json_object_set_new(st, "one_shot", json_true());
   if (o->run && o->remove_on_exit) json_object_set_new(st, "remove_on_exit", json_true());
-  int r = state_write(c->name, st, err);
+  /* the first record in place (no temporary file and rename): a reader
+   * that sees it half-written finds "creating" or nothing, and our lock
+   * held (see reap_stale_create) */
+  cleanup_free char *stp = xasprintf("%s/state.json", c->cdir);
+  cleanup_free char *stt = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
+  int r = stt ? write_file_new(stp, stt, strlen(stt), 0600, err) : berth_error(err, -ENOMEM, "state");
   json_decref(st);
   if (c->lease.lock_fd >= 0) close(c->lease.lock_fd); /* the namespace fds stay for the monitor */
   c->lease.lock_fd = -1;
