@@ -14,7 +14,7 @@ BUILD := build
 
 LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp/default.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
 CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -33,7 +33,7 @@ $(BUILD)/profiles/%.o: profiles/%.json
 # the seccomp profile compiled to BPF at build time (loaded as is at run time);
 # through lazylib's libseccomp shims, as berth's own run-time fallback
 $(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/runtime/security.c $(BUILD)/src/util/util.o $(BUILD)/src/util/lazylib.o \
-                      $(BUILD)/profiles/seccomp.o
+                      $(BUILD)/profiles/seccomp/default.o
 	$(CC) $(CFLAGS) -DBERTH_SECCOMP_RUNTIME_ONLY -o $@ $^ $(LDLIBS)
 
 $(BUILD)/seccomp.bpf: $(BUILD)/gen-seccomp

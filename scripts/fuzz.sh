@@ -8,7 +8,7 @@ out=build/fuzz
 mkdir -p "$out"
 PKGS="libcurl libarchive jansson libseccomp libcrypto"
 srcs=$(ls src/util/*.c src/image/*.c src/runtime/*.c src/bundle/*.c src/api/*.c src/preflight/*.c src/provision/*.c src/network/*.c | grep -v -e seccomp_gen -e tinyinit)
-ld -r -b binary -z noexecstack -o "$out/seccomp.o" profiles/seccomp.json
+ld -r -b binary -z noexecstack -o "$out/seccomp.o" profiles/seccomp/default.json
 ld -r -b binary -z noexecstack -o "$out/purposes.o" profiles/purposes.json
 clang -g -O1 -std=c17 -DBERTH_SECCOMP_RUNTIME_ONLY -DBERTH_VERSION='"fuzz"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/api -Isrc/preflight -Isrc/cli -Isrc/provision -Isrc/network \

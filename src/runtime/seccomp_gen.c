@@ -1,4 +1,4 @@
-/* Build-time tool: compile profiles/seccomp.json into the BPF program that
+/* Build-time tool: compile profiles/seccomp/default.json into the BPF program that
  * berth loads at run time (build/seccomp.bpf). */
 #define _GNU_SOURCE
 #include <fcntl.h>

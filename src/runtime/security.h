@@ -11,10 +11,21 @@ int security_drop_caps(uint64_t keep, berth_error_t *err);
  * user, which needs CAP_SETPCAP for it. */
 int security_drop_bounding(uint64_t keep, berth_error_t *err);
 int security_no_new_privs(berth_error_t *err);
-/* Load berth's seccomp profile (profiles/seccomp.json, built in). */
+/* Load the seccomp filter: the container's own (security_seccomp_use) or
+ * berth's default (profiles/seccomp/default.json, compiled at build time). */
 int security_seccomp(berth_error_t *err);
-/* Build the filter (a scmp_filter_ctx) from the profile; for gen-seccomp. */
+/* This process (and what it forks) loads bpf (a compiled profile,
+ * security_seccomp_bpf) instead of the default; the memory must stay. */
+void security_seccomp_use(const char *bpf, size_t len);
+/* Compile a profile in the OCI runtime-spec linux.seccomp format (what
+ * Docker's profiles use, with their archMap and includes/excludes) into a
+ * libseccomp filter (scmp_filter_ctx). Bad input: -1 and *err saying which
+ * entry and field. Call lazylib_require_seccomp first. */
+int security_seccomp_compile(json_t *profile, void **out, berth_error_t *err);
+/* The default profile compiled; for gen-seccomp and the run-time fallback. */
 int security_seccomp_build(void **out, berth_error_t *err);
+/* A profile compiled to the BPF program berth loads (malloc'd *bpf). */
+int security_seccomp_bpf(json_t *profile, char **bpf, size_t *len, berth_error_t *err);
 /* Capability mask of Docker's default set (for provisioning steps). */
 uint64_t security_docker_default_caps(void);
 

@@ -211,6 +211,8 @@ SHIM(S, int, seccomp_rule_add_array, (scmp_filter_ctx c, uint32_t a, int s, unsi
 SHIM(S, int, seccomp_attr_set, (scmp_filter_ctx c, enum scmp_filter_attr a, uint32_t v), (c, a, v))
 SHIM(S, int, seccomp_load, (const scmp_filter_ctx c), (c))
 SHIM(S, int, seccomp_export_bpf, (const scmp_filter_ctx c, int fd), (c, fd))
+SHIM(S, int, seccomp_arch_add, (scmp_filter_ctx c, uint32_t a), (c, a))
+SHIM(S, uint32_t, seccomp_arch_resolve_name, (const char *n), (n))
 
 /* the variadic one: gather the comparisons as libseccomp's own does */
 int seccomp_rule_add(scmp_filter_ctx c, uint32_t a, int s, unsigned int n, ...) {

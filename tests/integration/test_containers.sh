@@ -30,9 +30,15 @@ test_dangerous_syscalls_fail() {
   cp "$PROBE" "$T_DIR/probe"; chmod 755 "$T_DIR/probe"
   b_ok cp "$T_DIR/probe" c:/probe
   b_ok exec c /probe
-  for s in unshare_user unshare_mount mount keyctl bpf ptrace clone_newuser reboot; do
+  for s in unshare_user unshare_mount mount keyctl bpf ptrace clone_newuser reboot kexec_load init_module finit_module \
+    delete_module perf_event_open userfaultfd open_by_handle_at pivot_root umount2 move_mount fsopen open_tree setns \
+    swapon swapoff acct clock_settime iopl ioperm add_key request_key io_uring_setup personality_other; do
     assert_contains "$B_OUT" "$s errno=EPERM" "$s must fail with EPERM"
   done
+  assert_contains "$B_OUT" "personality_query ok" "personality(0xffffffff) queries"
+  assert_contains "$B_OUT" "personality_default ok" "personality(PER_LINUX) stays allowed"
+  assert_contains "$B_OUT" "unlisted errno=ENOSYS" "an unlisted syscall gets ENOSYS"
+  assert_contains "$B_OUT" "clone3 errno=ENOSYS" "clone3 gets ENOSYS (libc falls back to clone)"
   b_run exec c unshare -U true
   assert_ne "$B_RC" 0 "busybox unshare -U"
   b_run exec c mount -t tmpfs x /mnt
@@ -565,7 +571,7 @@ test_idle_memory() {
 t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
 t_run "idle container: monitor + init under 200 KiB PSS" test_idle_memory
 t_run "overlay unavailable: a copied root filesystem, and berth says so" test_copied_rootfs_fallback
-t_run "dangerous syscalls fail (unshare, mount, keyctl, bpf, ptrace)" test_dangerous_syscalls_fail
+t_run "dangerous syscalls fail with EPERM, unlisted ones with ENOSYS, personality only the default" test_dangerous_syscalls_fail
 t_run "pid namespace hides the host" test_pid_namespace_hides_host
 t_run "/proc masked and read-only paths, /dev" test_proc_masked_and_readonly
 t_run "fork bomb stops at the pids limit" test_fork_bomb_stops_at_pids_limit
