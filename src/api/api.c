@@ -65,6 +65,7 @@ static const struct param P_CREATE[] = {
     {"gpu", T_BOOL, false, "GPU access"},
     {"network", T_STR, false, "bridge | host | none | a named network"},
     {"persistent", T_BOOL, false, "keep across restarts"},
+    {"seccomp_profile", T_STR, false, "path of a seccomp profile (OCI or Docker JSON) for the workloads (default berth's)"},
     {"repo", T_STR, false, "purpose try-repo: the git URL (or path) to clone into the workspace"},
     {"repo_branch", T_STR, false, "purpose try-repo: branch to clone"},
     {"remove_on_failure", T_BOOL, false, "remove the container when a provisioning step fails (default false: keep and report)"},
@@ -497,7 +498,8 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   json_object_foreach(p->env, k, v) json_array_append_new(cp->names, json_string(k));
   cp->o = (struct create_opts){.name = jstr(req, "name"), .image = p->image, .workdir = jstr(req, "workdir"), .purpose = jstr(req, "purpose"),
                                .network = net, .ports = ports, .mounts = p->mounts, .env = p->env, .mount_cwd = p->mount_cwd,
-                               .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256}};
+                               .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256},
+                               .seccomp_profile = jstr(req, "seccomp_profile")};
   berth_error_t e = NULL;
   if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &cp->o.limits.memory, &e);
   berth_error_free(e);

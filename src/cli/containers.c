@@ -34,6 +34,8 @@ static const char *CREATE_HELP =
     "      --network MODE   bridge (default: own namespace, outbound, published ports), none, host,\n"
     "                       or a named network (berth network create NAME)\n"
     "      --persistent     record the container as persistent\n"
+    "      --seccomp-profile FILE  seccomp profile (OCI or Docker JSON) for its processes\n"
+    "                       instead of berth's (see docs/security.md)\n"
     "      --platform P     platform to pull\n"
     "  -q, --quiet          print only the name\n"
     "      --json           JSON output\n";
@@ -114,7 +116,7 @@ struct create_cli {
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS };
+       O_REPO, O_SETUP, O_PASS, O_SECCOMP };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -130,7 +132,7 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"rm", no_argument, 0, O_RM},                 {"tty", no_argument, 0, 't'},
       {"interactive", no_argument, 0, 'i'},         {"repo", required_argument, 0, O_REPO},
       {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
-      {"publish", required_argument, 0, 'p'},
+      {"publish", required_argument, 0, 'p'},        {"seccomp-profile", required_argument, 0, O_SECCOMP},
       {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
@@ -183,6 +185,7 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case O_REPO: c->repo = optarg; break;
     case O_SETUP: json_array_append_new(c->setup, json_string(optarg)); break;
     case O_PASS: c->passthrough = optarg; break;
+    case O_SECCOMP: c->o.seccomp_profile = optarg; break;
     case 'q': c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case 'h': *help = true; return optind;
@@ -215,6 +218,11 @@ static json_t *create_request(struct create_cli *c) {
   if (json_array_size(c->ports)) json_object_set(r, "ports", c->ports);
   if (c->repo) json_object_set_new(r, "repo", json_string(c->repo));
   if (c->passthrough) json_object_set_new(r, "env_passthrough", json_string(c->passthrough));
+  if (c->o.seccomp_profile) { /* the path as the caller meant it, whatever the reader's directory */
+    char *abs = realpath(c->o.seccomp_profile, NULL);
+    json_object_set_new(r, "seccomp_profile", json_string(abs ? abs : c->o.seccomp_profile));
+    free(abs);
+  }
   for (size_t i = 0; i < json_array_size(c->setup); i++) {
     if (!json_object_get(r, "setup_commands")) json_object_set_new(r, "setup_commands", json_array());
     json_array_append(json_object_get(r, "setup_commands"), json_array_get(c->setup, i));

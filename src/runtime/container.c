@@ -703,6 +703,11 @@ static int init_main(struct init_args *a) {
   }
   if (a->rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
     init_fail(a, (berth_error(&err, errno, "become root in the user namespace"), err));
+  /* the workload's own seccomp program, if any: read while the host's files are in view */
+  struct exec_opts run_opts = a->run ? *a->run : (struct exec_opts){0};
+  char *bpf = NULL;
+  if (a->run && security_seccomp_read(a->spec, &bpf, &run_opts.seccomp_len, &err) < 0) init_fail(a, err);
+  run_opts.seccomp_bpf = bpf;
   if (init_setup(a, &err) < 0) init_fail(a, err);
   pid_t cmd = 0;
   if (a->run) {
@@ -710,7 +715,7 @@ static int init_main(struct init_args *a) {
     /* we report as soon as only the start itself can fail (the launcher
      * then sends the go the command waits for); we are back once it has
      * exec'd */
-    cmd = container_spawn_command(a->run, a->spec, a->run_env, a->run_go, a->pty_sock, a->out_fd, a->err_fd, init_ready, a, &err);
+    cmd = container_spawn_command(&run_opts, a->spec, a->run_env, a->run_go, a->pty_sock, a->out_fd, a->err_fd, init_ready, a, &err);
     if (cmd < 0 && a->report_fd >= 0) init_fail(a, err);
     if (cmd < 0) {
       fprintf(stderr, "berth: container init: %s\n", err->msg);
@@ -1599,6 +1604,35 @@ static int run_start(struct create_ctx *c, berth_error_t *err) {
 }
 
 /* Everything after the container directory exists; the caller undoes it all on failure. */
+/* A seccomp profile of the user's own for the workloads: compiled now (a
+ * bad one fails the create before anything runs), kept as
+ * <cdir>/seccomp.bpf, and written into the spec (linux.seccomp) with the
+ * program's path (annotation berth.seccomp) for init and exec to load.
+ * Init itself keeps berth's filter. */
+static int seccomp_for_container(struct create_ctx *c, const char *path, berth_error_t *err) {
+  cleanup_free char *txt = NULL;
+  size_t len = 0;
+  if (read_file(path, 1 << 20, &txt, &len, err) < 0) return berth_error_wrap(err, "seccomp profile `%s`", path);
+  json_error_t je;
+  json_t *p = json_loadb(txt, len, JSON_REJECT_DUPLICATES, &je);
+  if (!p) return berth_error(err, -EINVAL, "seccomp profile `%s`: line %d: %s", path, je.line, je.text);
+  cleanup_free char *bpf = NULL;
+  size_t n = 0;
+  cleanup_free char *bp = xasprintf("%s/seccomp.bpf", c->cdir);
+  if (security_seccomp_bpf(p, &bpf, &n, err) < 0 || write_file_new(bp, bpf, n, 0600, err) < 0) {
+    json_decref(p);
+    return berth_error_wrap(err, "`%s`", path);
+  }
+  json_t *linux_ = json_object_get(c->spec, "linux"), *ann = json_object_get(c->spec, "annotations");
+  if (!json_is_object(linux_) || !json_is_object(ann)) {
+    json_decref(p);
+    return berth_error(err, -EINVAL, "container spec lacks linux or annotations");
+  }
+  json_object_set_new(linux_, "seccomp", p);
+  json_object_set_new(ann, "berth.seccomp", json_string(bp));
+  return 0;
+}
+
 static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *err) {
   const struct create_opts *o = c->o;
   /* published ports first: one in use fails before anything runs */
@@ -1621,6 +1655,8 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                           .workdir = o->workdir, .mounts = o->mounts, .env = o->env, .cwd_mount = cwd,
                           .network = c->network, .limits = o->limits, .rootless = c->cfg->rootless};
   if (spec_generate(&si, &c->spec, err) < 0) return -1;
+  const char *prof = o->seccomp_profile ? o->seccomp_profile : jstr(c->cfg->root, "seccomp_profile");
+  if (prof && *prof && seccomp_for_container(c, prof, err) < 0) return -1;
   cleanup_free char *sp = xasprintf("%s/config.json", c->cdir);
   cleanup_free char *txt = json_dumps(c->spec, JSON_INDENT(2));
   if (write_file_new(sp, txt, strlen(txt), 0600, err) < 0) return -1;

@@ -18,6 +18,9 @@ struct create_opts {
    * container goes when it ends */
   const struct exec_opts *run;
   bool remove_on_exit;
+  /* a seccomp profile (OCI or Docker JSON) for the workloads instead of
+   * berth's; NULL: config `seccomp_profile`, else berth's */
+  const char *seccomp_profile;
 };
 
 struct exec_opts {
@@ -30,6 +33,10 @@ struct exec_opts {
   bool capture;      /* collect stdout/stderr instead of passing them through */
   size_t capture_max; /* per stream */
   uint64_t keep_caps; /* capabilities kept (0 = none, the default) */
+  /* the container's own seccomp program (security_seccomp_read); NULL:
+   * berth's, or (exec) the one its spec names */
+  const char *seccomp_bpf;
+  size_t seccomp_len;
 };
 
 struct exec_result {

@@ -253,7 +253,8 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(errno));
     _exit(126);
   }
-  if (security_drop_caps(o->keep_caps, &err) < 0 || security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0) {
+  if (security_drop_caps(o->keep_caps, &err) < 0 || security_no_new_privs(&err) < 0 ||
+      security_seccomp_program(o->seccomp_bpf, o->seccomp_len, &err) < 0) {
     fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
   }
@@ -585,6 +586,19 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     json_decref(spec);
     return berth_error(err, -ESRCH, "container %s is not running (see `berth status %s`)", o->name, o->name);
   }
+  /* the container's own seccomp profile, if it has one: read here, on the host */
+  struct exec_opts eo = *o;
+  cleanup_free char *bpf = NULL;
+  if (!eo.seccomp_bpf) {
+    if (security_seccomp_read(spec, &bpf, &eo.seccomp_len, err) < 0) {
+      json_decref(st);
+      json_decref(spec);
+      json_decref(secret_env);
+      return -1;
+    }
+    eo.seccomp_bpf = bpf;
+  }
+  o = &eo;
   bool rootless = cfg->rootless;
   int fds[7];
   const char *names[] = {"user", "ipc", "uts", "net", "cgroup", "pid", "mnt"};

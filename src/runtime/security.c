@@ -85,15 +85,6 @@ uint64_t security_docker_default_caps(void) {
 extern const char _binary_seccomp_bpf_start[] BPF_WEAK;
 extern const char _binary_seccomp_bpf_end[] BPF_WEAK;
 
-/* a container's own profile, compiled (security_seccomp_use) */
-static const char *custom_bpf;
-static size_t custom_len;
-
-void security_seccomp_use(const char *bpf, size_t len) {
-  custom_bpf = bpf;
-  custom_len = len;
-}
-
 static int load_bpf(const char *bpf, size_t n, berth_error_t *err) {
   if (n == 0 || n % sizeof(struct sock_filter) || n / sizeof(struct sock_filter) > BPF_MAXINSNS)
     return berth_error(err, -EINVAL, "the seccomp program is not a BPF program (%zu bytes)", n);
@@ -102,8 +93,21 @@ static int load_bpf(const char *bpf, size_t n, berth_error_t *err) {
   return berth_error(err, errno, "load the seccomp filter");
 }
 
+int security_seccomp_program(const char *bpf, size_t len, berth_error_t *err) {
+  return bpf ? load_bpf(bpf, len, err) : security_seccomp(err);
+}
+
+int security_seccomp_read(json_t *spec, char **bpf, size_t *len, berth_error_t *err) {
+  *bpf = NULL;
+  *len = 0;
+  const char *path = json_string_value(json_object_get(json_object_get(spec, "annotations"), "berth.seccomp"));
+  if (!path) return 0;
+  if (read_file(path, BPF_MAXINSNS * sizeof(struct sock_filter), bpf, len, err) < 0)
+    return berth_error_wrap(err, "the container's seccomp program");
+  return 0;
+}
+
 int security_seccomp(berth_error_t *err) {
-  if (custom_bpf) return load_bpf(custom_bpf, custom_len, err);
   uintptr_t b0 = (uintptr_t)_binary_seccomp_bpf_start, b1 = (uintptr_t)_binary_seccomp_bpf_end;
   if (b0 && b1 > b0) return load_bpf(_binary_seccomp_bpf_start, b1 - b0, err);
   scmp_filter_ctx ctx = NULL;

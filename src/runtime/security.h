@@ -11,12 +11,16 @@ int security_drop_caps(uint64_t keep, berth_error_t *err);
  * user, which needs CAP_SETPCAP for it. */
 int security_drop_bounding(uint64_t keep, berth_error_t *err);
 int security_no_new_privs(berth_error_t *err);
-/* Load the seccomp filter: the container's own (security_seccomp_use) or
- * berth's default (profiles/seccomp/default.json, compiled at build time). */
+/* Load berth's seccomp filter (profiles/seccomp/default.json, compiled at
+ * build time): init's own, and every workload's unless its container has
+ * a profile of its own. */
 int security_seccomp(berth_error_t *err);
-/* This process (and what it forks) loads bpf (a compiled profile,
- * security_seccomp_bpf) instead of the default; the memory must stay. */
-void security_seccomp_use(const char *bpf, size_t len);
+/* Load a compiled profile (security_seccomp_bpf), or berth's when NULL. */
+int security_seccomp_program(const char *bpf, size_t len, berth_error_t *err);
+/* A container's own compiled profile, named in its spec (annotation
+ * berth.seccomp); *bpf NULL when it has none. Read it while the host's
+ * files are in view. */
+int security_seccomp_read(json_t *spec, char **bpf, size_t *len, berth_error_t *err);
 /* Compile a profile in the OCI runtime-spec linux.seccomp format (what
  * Docker's profiles use, with their archMap and includes/excludes) into a
  * libseccomp filter (scmp_filter_ctx). Bad input: -1 and *err saying which

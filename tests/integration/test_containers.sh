@@ -45,6 +45,53 @@ test_dangerous_syscalls_fail() {
   assert_ne "$B_RC" 0 "mount"
 }
 
+test_own_seccomp_profile() {
+  setup_ctr
+  # Docker's shape: default allow, mkdir refused with EACCES; a rule for a
+  # capability workloads never hold is left out (chmod stays allowed)
+  cat >"$T_DIR/prof.json" <<'JSON'
+{"defaultAction": "SCMP_ACT_ALLOW",
+ "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+ "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+              {"names": ["chmod", "fchmodat"], "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}
+JSON
+  chmod 644 "$T_DIR/prof.json"
+  b_ok create -q --no-mount-cwd --network none --name c --seccomp-profile "$T_DIR/prof.json" localhost/busybox
+  b_run exec c sh -c 'mkdir /tmp/d; echo rc=$?; touch /tmp/f && chmod 600 /tmp/f && echo chmod-ok; grep ^Seccomp: /proc/self/status'
+  assert_contains "$B_OUT$B_ERR" "Permission denied" "mkdir gets the profile's EACCES"
+  assert_contains "$B_OUT" "rc=1"
+  assert_contains "$B_OUT" "chmod-ok" "a rule for a capability does not apply"
+  assert_contains "$B_OUT" "Seccomp:	2"
+  # init keeps berth's own filter; the spec carries the profile (OCI linux.seccomp)
+  b_ok exec c cat /proc/1/status
+  assert_contains "$B_OUT" "Seccomp_filters:	1"
+  assert_eq "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["linux"]["seccomp"]["syscalls"][0]["errnoRet"])' "$BERTH_ROOT/containers/c/config.json")" 13
+  # a one-shot's command gets it too, and berth's profile is back without it
+  b_run run --rm --no-mount-cwd --network none --seccomp-profile "$T_DIR/prof.json" localhost/busybox sh -c 'mkdir /tmp/e && echo made'
+  assert_not_contains "$B_OUT" "made"
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'mkdir /tmp/e && echo made'
+  assert_contains "$B_OUT" "made"
+  # the config's default applies when the create names none
+  write_config "{\"seccomp_profile\": \"$T_DIR/prof.json\"}"
+  b_run run --rm --no-mount-cwd --network none localhost/busybox sh -c 'mkdir /tmp/e && echo made'
+  assert_not_contains "$B_OUT" "made" "config seccomp_profile"
+  write_config '{}'
+  # a bad profile fails the create before anything starts, and leaves nothing
+  echo '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOPE"}]}' >"$T_DIR/bad.json"
+  chmod 644 "$T_DIR/bad.json"
+  b_run create -q --no-mount-cwd --network none --name bad --seccomp-profile "$T_DIR/bad.json" localhost/busybox
+  assert_ne "$B_RC" 0
+  assert_contains "$B_ERR" "syscalls[0]: unknown action"
+  assert_not_exists "$BERTH_ROOT/containers/bad"
+  printf '{"defaultAction": ' >"$T_DIR/trunc.json"
+  chmod 644 "$T_DIR/trunc.json"
+  b_run run --rm --no-mount-cwd --network none --seccomp-profile "$T_DIR/trunc.json" localhost/busybox true
+  assert_ne "$B_RC" 0
+  assert_contains "$B_ERR" "trunc.json"
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 1' "only c is left"
+}
+
 test_pid_namespace_hides_host() {
   setup_ctr; create --name c
   b_ok exec c ps -o pid,comm
@@ -572,6 +619,7 @@ t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
 t_run "idle container: monitor + init under 200 KiB PSS" test_idle_memory
 t_run "overlay unavailable: a copied root filesystem, and berth says so" test_copied_rootfs_fallback
 t_run "dangerous syscalls fail with EPERM, unlisted ones with ENOSYS, personality only the default" test_dangerous_syscalls_fail
+t_run "a seccomp profile of the user's own (Docker JSON): workloads get it, init keeps berth's, a bad one leaves nothing" test_own_seccomp_profile
 t_run "pid namespace hides the host" test_pid_namespace_hides_host
 t_run "/proc masked and read-only paths, /dev" test_proc_masked_and_readonly
 t_run "fork bomb stops at the pids limit" test_fork_bomb_stops_at_pids_limit

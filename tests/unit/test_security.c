@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,4 +90,132 @@ Test(security, drop_caps_keeps_exactly_keep) {
   check_drop(1ULL << CAP_KILL);
   check_drop((1ULL << CAP_KILL) | (1ULL << CAP_AUDIT_READ));
   check_drop(0);
+}
+
+/* ---- profiles of the user's own (OCI runtime-spec / Docker JSON) ---- */
+
+/* compile PROFILE, load it in a child, call each syscall of probe() there
+ * and return what it saw: one char per call, '0' success or the errno as
+ * a letter ('A' + errno) */
+static void run_profile(const char *profile, char *out, size_t outn) {
+  json_error_t je;
+  json_t *p = json_loads(profile, 0, &je);
+  cr_assert(p, "test profile: %s", je.text);
+  char *bpf = NULL;
+  size_t len = 0;
+  berth_error_t err = NULL;
+  cr_assert_eq(security_seccomp_bpf(p, &bpf, &len, &err), 0, "%s", err ? err->msg : "");
+  json_decref(p);
+  int pfd[2];
+  cr_assert_eq(pipe(pfd), 0);
+  pid_t c = fork();
+  if (c == 0) {
+    close(pfd[0]);
+    berth_error_t e = NULL;
+    if (security_no_new_privs(&e) < 0 || security_seccomp_program(bpf, len, &e) < 0) _exit(3);
+    char res[8] = "";
+    for (int i = 0; i < 5; i++) {
+      errno = 0;
+      long v = i == 0 ? syscall(SYS_getppid) : i == 1 ? syscall(SYS_getpgid, 0) : i == 2 ? syscall(SYS_personality, 0xffffffffUL)
+               : i == 3 ? syscall(SYS_personality, 0x0040000UL) : syscall(SYS_getpriority, 0, 0);
+      res[i] = v >= 0 || errno == 0 ? '0' : (char)('A' + errno);
+    }
+    if (write(pfd[1], res, 5) != 5) _exit(2);
+    _exit(0);
+  }
+  close(pfd[1]);
+  ssize_t n = read(pfd[0], out, outn - 1);
+  close(pfd[0]);
+  int st;
+  waitpid(c, &st, 0);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (status %d)", st);
+  out[n > 0 ? n : 0] = '\0';
+  free(bpf);
+}
+
+#define EP ('A' + EPERM)
+#define EA ('A' + EACCES)
+
+Test(security, oci_profile_actions_errno_and_args) {
+  cr_assert_eq(lazylib_require_seccomp(NULL), 0);
+  char got[16];
+  /* getppid: EACCES; getpgid: EPERM (errnoRet defaults to EPERM);
+   * personality: only the query; getpriority: allowed */
+  run_profile("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": ["
+              "{\"names\": [\"getppid\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 13},"
+              "{\"names\": [\"getpgid\"], \"action\": \"SCMP_ACT_ERRNO\"},"
+              "{\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+              " \"args\": [{\"index\": 0, \"value\": 4294967295, \"op\": \"SCMP_CMP_NE\"}]},"
+              "{\"names\": [\"no_such_syscall_anywhere\"], \"action\": \"SCMP_ACT_ERRNO\"}]}",
+              got, sizeof got);
+  char want[] = {EA, EP, '0', EP, '0', 0};
+  cr_assert_str_eq(got, want);
+}
+
+Test(security, docker_profile_archmap_includes_excludes_and_name) {
+  cr_assert_eq(lazylib_require_seccomp(NULL), 0);
+  char got[16];
+  /* Docker's shapes: archMap, a single "name", rules for capabilities
+   * (workloads hold none: skipped), excluded for them (kept), for another
+   * architecture (skipped), for a kernel from the future (skipped) */
+  run_profile("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 1,"
+              " \"archMap\": [{\"architecture\": \"SCMP_ARCH_X86_64\", \"subArchitectures\": [\"SCMP_ARCH_X86\", \"SCMP_ARCH_X32\"]},"
+              "              {\"architecture\": \"SCMP_ARCH_AARCH64\", \"subArchitectures\": [\"SCMP_ARCH_ARM\"]}],"
+              " \"syscalls\": ["
+              "{\"names\": [\"write\", \"exit_group\", \"exit\", \"rt_sigreturn\", \"getpriority\"], \"action\": \"SCMP_ACT_ALLOW\"},"
+              "{\"name\": \"getppid\", \"action\": \"SCMP_ACT_ALLOW\"},"
+              "{\"names\": [\"getpgid\"], \"action\": \"SCMP_ACT_ALLOW\", \"includes\": {\"caps\": [\"CAP_SYS_ADMIN\"]}},"
+              "{\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ALLOW\", \"excludes\": {\"caps\": [\"CAP_SYS_ADMIN\"]},"
+              " \"includes\": {\"arches\": [\"amd64\", \"arm64\"], \"minKernel\": \"4.0\"}},"
+              "{\"names\": [\"getpriority\"], \"action\": \"SCMP_ACT_ERRNO\", \"includes\": {\"minKernel\": \"99.0\"}},"
+              "{\"names\": [\"getppid\"], \"action\": \"SCMP_ACT_ERRNO\", \"includes\": {\"arches\": [\"s390x\"]}}]}",
+              got, sizeof got);
+  char want[] = {'0', EP, '0', '0', '0', 0};
+  cr_assert_str_eq(got, want);
+}
+
+/* bad profiles fail with a message naming the entry and field; none crashes */
+Test(security, bad_profiles_are_refused_clearly) {
+  cr_assert_eq(lazylib_require_seccomp(NULL), 0);
+  static const struct {
+    const char *json, *says;
+  } bad[] = {
+      {"[]", "not a JSON object"},
+      {"{}", "defaultAction"},
+      {"{\"defaultAction\": \"SCMP_ACT_BOGUS\"}", "unknown action"},
+      {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": \"x\"}", "errnoRet"},
+      {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 99999}", "errnoRet"},
+      {"{\"defaultAction\": \"SCMP_ACT_NOTIFY\"}", "seccomp agent"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/run/agent.sock\"}", "listenerPath"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"]}", "not supported"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [7]}", "syscalls[0]: not an object"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"]}]}", "syscalls[0]: `action`"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [1], \"action\": \"SCMP_ACT_ERRNO\"}]}", "strings"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"write\"], \"action\": \"SCMP_ACT_LOG\"}, {\"names\": [\"read\"], \"action\": \"SCMP_ACT_ERRNO\","
+       " \"args\": [{\"index\": 9, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+       "syscalls[1]"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ERRNO\","
+       " \"args\": [{\"index\": 0, \"value\": \"1\", \"op\": \"SCMP_CMP_EQ\"}]}]}",
+       "integers"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ERRNO\","
+       " \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_SOMETIMES\"}]}]}",
+       "unknown `op`"},
+      {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ERRNO\", \"args\": ["
+       "{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}, {\"index\": 1, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"},"
+       "{\"index\": 2, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}, {\"index\": 3, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"},"
+       "{\"index\": 4, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}, {\"index\": 5, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"},"
+       "{\"index\": 0, \"value\": 2, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+       "at most 6"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    json_t *p = json_loads(bad[i].json, 0, NULL);
+    cr_assert(p, "case %zu is not JSON", i);
+    void *ctx = NULL;
+    berth_error_t err = NULL;
+    cr_assert_eq(security_seccomp_compile(p, &ctx, &err), -1, "case %zu accepted: %s", i, bad[i].json);
+    cr_assert_null(ctx);
+    cr_assert(err && strstr(err->msg, bad[i].says), "case %zu: `%s` does not say `%s`", i, err ? err->msg : "", bad[i].says);
+    berth_error_free(err);
+    json_decref(p);
+  }
 }
