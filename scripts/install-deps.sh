@@ -9,6 +9,8 @@ pkgs=(
   uidmap attr curl openssl python3 zstd
   # networking: berth0 (root) and slirp4netns (rootless, named networks); ip for tests
   nftables iproute2
+  # the root filesystem where overlayfs cannot be mounted (else a copy)
+  fuse-overlayfs
   busybox-static debootstrap
   docker-registry apache2-utils
   tmux clang libclang-rt-14-dev

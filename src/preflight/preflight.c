@@ -288,6 +288,20 @@ static void check_cgroups(json_t *c, bool rootless) {
 
 /* Probe an overlay mount the way containers use it (in a user namespace
  * when rootless); cached per kernel in the run dir. */
+/* what containers get when overlayfs cannot be mounted (container.c:
+ * fuse-overlayfs where it can run, else a copied root filesystem) */
+static const char *overlay_fallback(void) {
+  static const char *const fo[] = {"/usr/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs", "/bin/fuse-overlayfs"};
+  bool have = false;
+  for (size_t i = 0; i < sizeof fo / sizeof *fo && !have; i++) have = access(fo[i], X_OK) == 0;
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) close(fd);
+  if (have && fd >= 0) return "containers get fuse-overlayfs instead (slower file access)";
+  if (have) return "containers get a copied root filesystem (slower, more disk): fuse-overlayfs is installed but /dev/fuse is not open to you";
+  return "containers get a copied root filesystem (slower, more disk), or fuse-overlayfs where it is installed "
+         "(sudo apt-get install fuse-overlayfs)";
+}
+
 static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
@@ -306,9 +320,10 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   read_file("/proc/filesystems", 1 << 16, &fs, NULL, NULL);
   if (fs && !strstr(fs, "\toverlay\n")) {
     /* not built in, not loaded, and nothing loaded it on demand */
-    json_t *j = add(c, "overlay", false, false,
-                    "the overlay filesystem is not available (no `overlay` in /proc/filesystems; module not loaded): containers get a "
-                    "copied root filesystem (slower, more disk)",
+    char d0[400];
+    snprintf(d0, sizeof d0, "the overlay filesystem is not available (no `overlay` in /proc/filesystems; module not loaded): %s",
+             overlay_fallback());
+    json_t *j = add(c, "overlay", false, false, d0,
                     "load the module now and at every boot: sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf");
     set_fix(j, "sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf", NULL);
     return;
@@ -367,8 +382,8 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
     snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "
              "opaque directories: images that have them cannot be stored there", base);
   else
-    snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
-             base, ok ? "" : ": containers get a copied root filesystem (slower, more disk)");
+    snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
+             base, ok ? "" : ": ", ok ? "" : overlay_fallback());
   add(c, "overlay", ok, false, d,
       "keep the store on a filesystem overlayfs can use as its upper layer (not overlayfs itself, not NFS; rootless also needs "
       "user xattrs: ext4, xfs, btrfs, tmpfs 6.6+): set `data_dir` in berth's config (~/.config/berth/config.json) or BERTH_ROOT "

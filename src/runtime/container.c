@@ -140,6 +140,8 @@ struct init_args {
    * may skip syncing it (`volatile`), which spares the unmount a flush of
    * the store's filesystem */
   bool volatile_upper;
+  /* the second go byte was read early (to ask for fuse-overlayfs) */
+  bool second_go_done, lo_done;
 };
 
 static int init_fail(struct init_args *a, berth_error_t err) {
@@ -317,6 +319,33 @@ static int copy_rootfs(json_t *lowers, const char *upper, const char *rootfs, be
   return 0;
 }
 
+static int init_second_go(struct init_args *a, berth_error_t *err);
+static bool read_full(int fd, void *buf, size_t n);
+
+/* fuse-overlayfs, where installed */
+static const char *fuse_overlayfs_path(void) {
+  static const char *const dirs[] = {"/usr/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs", "/bin/fuse-overlayfs"};
+  for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+    if (access(dirs[i], X_OK) == 0) return dirs[i];
+  return NULL;
+}
+
+/* Ask the launcher to serve our root with fuse-overlayfs. It runs it in
+ * our mount (and user) namespace but outside our pid namespace: a daemon
+ * among the container's processes would hand them its descriptors of the
+ * host's layer directories through /proc/PID/fd. True once it is mounted. */
+static bool init_fuse_root(struct init_args *a) {
+  if (!fuse_overlayfs_path()) return false;
+  berth_error_t e = NULL;
+  if (!a->second_go_done && init_second_go(a, &e) < 0) { /* the request channel opens with it */
+    berth_error_free(e);
+    return false;
+  }
+  char req = '\x02', ack = 0;
+  if (write(a->report_fd, &req, 1) != 1 || !read_full(a->sync_fd, &ack, 1)) return false;
+  return ack == 1;
+}
+
 static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t *err) {
   json_t *ann = json_object_get(a->spec, "annotations");
   json_t *lowers = json_loads(json_string_value(json_object_get(ann, "berth.lowerdirs")) ?: "[]", 0, NULL);
@@ -334,6 +363,15 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     json_decref(lowers);
     if (r == 0) a->note = "root filesystem copied from the layers (config `rootfs`: copy)";
     return r;
+  }
+  if (mode && !strcmp(mode, "fuse")) { /* asked for (config `rootfs: "fuse"`) */
+    json_decref(lowers);
+    if (init_fuse_root(a)) {
+      a->note = "root filesystem served by fuse-overlayfs (config `rootfs`: fuse)";
+      return 0;
+    }
+    return berth_error(err, -ENOTSUP, "config `rootfs` is fuse, but fuse-overlayfs could not serve the root filesystem "
+                                      "(is it installed, and /dev/fuse open to you? see `berth preflight`)");
   }
   /* new mount API: one lowerdir+ per layer, no option-length limit (6.8+) */
   int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
@@ -391,8 +429,14 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     }
     buf_free(&opt);
   }
+  if (ret < 0 && init_fuse_root(a)) { /* overlayfs refused: fuse-overlayfs next, and say so */
+    a->note = xasprintf("overlayfs could not be mounted here (%s): fuse-overlayfs serves the root filesystem (slower "
+                        "file access; see `berth preflight`)", err && *err ? (*err)->msg : "?");
+    berth_error_clear(err);
+    ret = 0;
+  }
   if (ret < 0) {
-    /* overlayfs refused: copy the layers instead, and say so */
+    /* and where that cannot run either: copy the layers, and say so */
     berth_error_t e2 = NULL;
     if (copy_rootfs(lowers, upper, rootfs, &e2) == 0) {
       /* the init's note lives until it sends it: a one-off allocation */
@@ -581,11 +625,12 @@ static bool read_full(int fd, void *p, size_t n) {
  * to move ourselves into (length 0: the launcher placed us). */
 /* the second go byte: 1, or 2 when the launcher has brought the loopback
  * up (*lo_done); then the cgroup to enter (uint32 length + JSON) */
-static int init_second_go(struct init_args *a, bool *lo_done, berth_error_t *err) {
+static int init_second_go(struct init_args *a, berth_error_t *err) {
   char go = 0;
   uint32_t len = 0;
   if (!read_full(a->sync_fd, &go, 1) || (go != 1 && go != 2) || !read_full(a->sync_fd, &len, sizeof len)) _exit(1);
-  *lo_done = go == 2;
+  a->second_go_done = true;
+  a->lo_done = go == 2;
   if (len) {
     cleanup_free char *txt = len < (1U << 20) ? xmalloc0(len + 1) : NULL;
     if (!txt || !read_full(a->sync_fd, txt, len)) _exit(1);
@@ -594,7 +639,6 @@ static int init_second_go(struct init_args *a, bool *lo_done, berth_error_t *err
     json_decref(cg);
     if (r < 0) return -1;
   }
-  close(a->sync_fd);
   return 0;
 }
 
@@ -660,10 +704,11 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   /* the launcher made the cgroup meanwhile; on v1 we move ourselves (see
    * cgroup_enter_self), while the host's cgroupfs is still in view; only
    * then is the cgroup namespace rooted where it belongs */
-  bool lo_done = false;
-  if (init_second_go(a, &lo_done, err) < 0) return -1;
+  if (!a->second_go_done && init_second_go(a, err) < 0) return -1;
+  close(a->sync_fd); /* the launcher's requests channel: done */
+  a->sync_fd = -1;
   berth_trace("init: second go");
-  if (own_net && !lo_done) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
+  if (own_net && !a->lo_done) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
   if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
   if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter root filesystem");
   if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root");
@@ -945,6 +990,111 @@ static void keeper_hold(void) {
   exec_tiny(argv, envp);
 }
 
+/* a helper in init's user (rootless) and mount namespaces: -1 fork failed, else its pid */
+static pid_t in_init_ns(int usr, int mnt, int (*fn)(void *), void *arg) {
+  pid_t c = fork();
+  if (c == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if ((usr >= 0 && setns(usr, CLONE_NEWUSER) < 0) || setns(mnt, CLONE_NEWNS) < 0) _exit(126);
+    _exit(fn(arg));
+  }
+  return c;
+}
+
+struct fuse_mnt {
+  const char *rootfs;
+  int fd;
+};
+
+static int fuse_mount_fn(void *arg) {
+  const struct fuse_mnt *f = arg;
+  char o[128];
+  snprintf(o, sizeof o, "fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions", f->fd);
+  return mount("fuse-overlayfs", f->rootfs, "fuse.fuse-overlayfs", MS_NOSUID | MS_NODEV, o) == 0 ? 0 : 1;
+}
+
+static int fuse_check_fn(void *arg) {
+  const struct fuse_mnt *f = arg;
+  struct stat st;
+  alarm(5); /* a daemon that never answers */
+  return stat(f->rootfs, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1;
+}
+
+static bool wait_ok(pid_t c) {
+  int st = 0;
+  if (c < 0) return false;
+  while (waitpid(c, &st, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Serve init's root with fuse-overlayfs (init_fuse_root). The FUSE mount
+ * is made in init's mount namespace with a /dev/fuse descriptor of ours;
+ * the daemon gets that descriptor (mount point /dev/fd/N) and stays in our
+ * mount and pid namespaces (rootless: in init's user namespace, for its
+ * ids): no container process can see it or reach its descriptors of the
+ * host's layer directories, and init's pivot_root cannot move its root. It
+ * ends when the mount goes with the container (or with us). */
+static int fuse_serve(struct monitor_args *m, pid_t pid, berth_error_t *err) {
+  const char *fo = fuse_overlayfs_path();
+  json_t *ann = json_object_get(m->spec, "annotations");
+  const char *rootfs = json_string_value(json_object_get(json_object_get(m->spec, "root"), "path"));
+  const char *upper = json_string_value(json_object_get(ann, "berth.upperdir"));
+  const char *work = json_string_value(json_object_get(ann, "berth.workdir"));
+  json_t *lowers = json_loads(json_string_value(json_object_get(ann, "berth.lowerdirs")) ?: "[]", 0, NULL);
+  if (!fo || !rootfs || !upper || !work || !json_array_size(lowers)) {
+    json_decref(lowers);
+    return berth_error(err, -EINVAL, "fuse-overlayfs: nothing to serve");
+  }
+  struct buf o = {0};
+  buf_append(&o, "lowerdir=", 9);
+  for (size_t i = json_array_size(lowers); i-- > 0;) { /* topmost first */
+    const char *l = json_string_value(json_array_get(lowers, i));
+    buf_append(&o, l, strlen(l));
+    if (i) buf_append(&o, ":", 1);
+  }
+  json_decref(lowers);
+  cleanup_free char *rest = xasprintf(",upperdir=%s,workdir=%s", upper, work);
+  buf_append(&o, rest, strlen(rest) + 1);
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/mnt", (int)pid);
+  cleanup_close int mnt = open(p, O_RDONLY | O_CLOEXEC);
+  snprintf(p, sizeof p, "/proc/%d/ns/user", (int)pid);
+  cleanup_close int usr = m->rootless ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+  cleanup_close int dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (mnt < 0 || (m->rootless && usr < 0) || dev < 0) {
+    int e = errno;
+    buf_free(&o);
+    return berth_error(err, e, "fuse-overlayfs: %s", dev < 0 ? "open /dev/fuse" : "open init's namespaces");
+  }
+  struct fuse_mnt f = {.rootfs = rootfs, .fd = dev};
+  if (!wait_ok(in_init_ns(usr, mnt, fuse_mount_fn, &f))) {
+    buf_free(&o);
+    return berth_error(err, -EIO, "fuse-overlayfs: the FUSE mount was refused");
+  }
+  pid_t d = fork();
+  if (d == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (usr >= 0 && setns(usr, CLONE_NEWUSER) < 0) _exit(126);
+    int nul = open("/dev/null", O_RDWR);
+    dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+    int fd = dup2(dev, 3); /* without O_CLOEXEC */
+    syscall(SYS_close_range, 4U, ~0U, 0U);
+    proc_set_title("berth-fuse");
+    execl(fo, "fuse-overlayfs", "-f", "-o", o.data, fd == 3 ? "/dev/fd/3" : "/dev/null", (char *)NULL);
+    _exit(127);
+  }
+  buf_free(&o);
+  /* serving once init's side sees the root directory through it */
+  if (d < 0 || !wait_ok(in_init_ns(usr, mnt, fuse_check_fn, &f))) {
+    if (d > 0) {
+      kill(d, SIGKILL); /* the connection aborts: init's accesses fail rather than hang */
+      while (waitpid(d, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    return berth_error(err, -EIO, "fuse-overlayfs did not serve the root filesystem");
+  }
+  return 0;
+}
+
 /* Start the container: clone init into its namespaces, map its ids, move it
  * into its cgroups and plug in its network while it builds its root, wait
  * for its verdict, start the ports forwarder. Runs in the monitor, or in
@@ -1053,7 +1203,9 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     if (fail || write(sync[1], g2.data, g2.len) != (ssize_t)g2.len) {}
     buf_free(&g2);
   }
-  close(sync[1]);
+  /* open until init reports, for its requests (fuse_serve); at once when
+   * we gave up, so that init's read ends */
+  if (fail) close(sync[1]), sync[1] = -1;
   /* recorded at once (a crash leaves it named in the state, for whoever
    * collects it), though after init's go: the rename may flush */
   if (!fail && !m->cg_made) {
@@ -1073,9 +1225,19 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   struct buf msg = {0};
   char tmp[4096];
   ssize_t n;
-  while ((n = read(rep[0], tmp, sizeof tmp)) > 0 || (n < 0 && errno == EINTR))
+  while ((n = read(rep[0], tmp, sizeof tmp)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n == 1 && !msg.len && tmp[0] == '\x02' && sync[1] >= 0) { /* init asks for fuse-overlayfs, and waits */
+      berth_error_t ef = NULL;
+      char ack = fuse_serve(m, pid, &ef) == 0 ? 1 : 0;
+      if (ef) berth_warn("%s", ef->msg);
+      berth_error_free(ef);
+      if (write(sync[1], &ack, 1) != 1) {}
+      continue;
+    }
     if (n > 0) buf_append(&msg, tmp, n);
+  }
   close(rep[0]);
+  if (sync[1] >= 0) close(sync[1]);
   berth_trace("launch: init reported");
   if (msg.len && msg.data[0] == '\x01') { /* a remark, not an error */
     L->note = strdup(msg.data + 1);

@@ -569,6 +569,13 @@ test_run_with_setup_goes_the_long_way() {
   assert_contains "$B_OUT" '"count": 0'
 }
 
+# fuse-overlayfs installed, and /dev/fuse open to the mode's user
+fuse_usable() {
+  [ -x /usr/bin/fuse-overlayfs ] || return 1
+  if [ "$BERTH_MODE" = rootless ]; then runuser -u "$TEST_USER" -- sh -c 'test -r /dev/fuse && test -w /dev/fuse'
+  else test -r /dev/fuse && test -w /dev/fuse; fi
+}
+
 test_copied_rootfs_fallback() {
   b_ok load -q "$IMAGES/multilayer"
   trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
@@ -593,10 +600,49 @@ test_copied_rootfs_fallback() {
   BERTH_ROOT=$T_DIR/o/m/root b_ok load -q "$IMAGES/busybox"
   BERTH_ROOT=$T_DIR/o/m/root b_ok create --no-mount-cwd --network none --name auto localhost/busybox
   assert_contains "$B_ERR" "overlayfs could not be mounted here"
+  # next in line: fuse-overlayfs where it can run, else the copy
+  if fuse_usable; then assert_contains "$B_ERR" "fuse-overlayfs serves the root filesystem"
+  else assert_contains "$B_ERR" "copied from the layers"; fi
   BERTH_ROOT=$T_DIR/o/m/root b_ok exec auto cat /etc/passwd
   assert_contains "$B_OUT" "root:x:0:0"
   BERTH_ROOT=$T_DIR/o/m/root b_ok rm -f auto
   umount -l "$T_DIR/o/m"
+}
+
+test_fuse_overlayfs_root() {
+  setup_ctr
+  write_config '{"rootfs":"fuse"}'
+  if ! fuse_usable; then
+    # it cannot run here (rootless on this VM: /dev/fuse is 0600): the
+    # create says so and leaves nothing (overlayfs itself is used unless asked)
+    b_run create -q --no-mount-cwd --network none --name c localhost/busybox
+    assert_ne "$B_RC" 0
+    assert_contains "$B_ERR" "fuse-overlayfs could not serve the root filesystem"
+    assert_not_exists "$BERTH_ROOT/containers/c"
+    write_config '{}'
+    return 0
+  fi
+  b_ok create --no-mount-cwd --network none --name c localhost/busybox
+  assert_contains "$B_ERR" "served by fuse-overlayfs" "create says so"
+  b_ok exec c sh -c 'grep " / " /proc/self/mountinfo; echo data >/root/f; cat /root/f; ps -o comm | grep -c fuse; true'
+  assert_contains "$B_OUT" "fuse.fuse-overlayfs" "the root is the FUSE mount"
+  assert_contains "$B_OUT" "data"
+  assert_eq "$(tail -n1 <<<"$B_OUT")" 0 "the daemon is not among the container's processes"
+  assert_exists "$BERTH_ROOT/containers/c/upper/root/f"
+  # the daemon runs in our pid and mount namespaces, not the container's
+  local d init
+  d=$(pgrep -f "fuse-overlayfs .*upperdir=$BERTH_ROOT/containers/c/upper" | head -n1)
+  [ -n "$d" ] || fail "no fuse-overlayfs daemon for c"
+  init=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["init"]["pid"])' "$BERTH_ROOT/containers/c/state.json")
+  assert_eq "$(readlink /proc/$d/ns/pid)" "$(readlink /proc/self/ns/pid)" "daemon in the host's pid namespace"
+  assert_ne "$(readlink /proc/$d/ns/mnt)" "$(readlink /proc/$init/ns/mnt)" "daemon outside the container's mount namespace"
+  b_ok rm -f c
+  sleep 0.5
+  assert_eq "$(pgrep -fc "fuse-overlayfs .*upperdir=$BERTH_ROOT/containers/c/upper" || true)" 0 "the daemon ends with the container"
+  # a one-shot too
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'grep -c "fuse.fuse-overlayfs" /proc/self/mountinfo'
+  assert_ge "$B_OUT" 1
+  write_config '{}'
 }
 
 test_idle_memory() {
@@ -617,7 +663,8 @@ test_idle_memory() {
 
 t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
 t_run "idle container: monitor + init under 200 KiB PSS" test_idle_memory
-t_run "overlay unavailable: a copied root filesystem, and berth says so" test_copied_rootfs_fallback
+t_run "overlay unavailable: fuse-overlayfs or a copied root filesystem, and berth says so" test_copied_rootfs_fallback
+t_run "fuse-overlayfs serves the root (config rootfs fuse), its daemon outside the container" test_fuse_overlayfs_root
 t_run "dangerous syscalls fail with EPERM, unlisted ones with ENOSYS, personality only the default" test_dangerous_syscalls_fail
 t_run "a seccomp profile of the user's own (Docker JSON): workloads get it, init keeps berth's, a bad one leaves nothing" test_own_seccomp_profile
 t_run "pid namespace hides the host" test_pid_namespace_hides_host
