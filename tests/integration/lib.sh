@@ -330,6 +330,13 @@ b_fails() {
 
 # berth's config for this test (JSON text)
 write_config() { printf '%s\n' "$1" >"$BERTH_CONFIG"; }
+
+# fuse-overlayfs installed, and /dev/fuse open to the mode's user
+fuse_usable() {
+  [ -x /usr/bin/fuse-overlayfs ] || return 1
+  if [ "$BERTH_MODE" = rootless ]; then runuser -u "$TEST_USER" -- sh -c 'test -r /dev/fuse && test -w /dev/fuse'
+  else test -r /dev/fuse && test -w /dev/fuse; fi
+}
 # credentials file: write_auth HOST:PORT USER:PASS [HOST:PORT USER:PASS...]
 write_auth() {
   local j='{"auths": {' sep=''

@@ -569,13 +569,6 @@ test_run_with_setup_goes_the_long_way() {
   assert_contains "$B_OUT" '"count": 0'
 }
 
-# fuse-overlayfs installed, and /dev/fuse open to the mode's user
-fuse_usable() {
-  [ -x /usr/bin/fuse-overlayfs ] || return 1
-  if [ "$BERTH_MODE" = rootless ]; then runuser -u "$TEST_USER" -- sh -c 'test -r /dev/fuse && test -w /dev/fuse'
-  else test -r /dev/fuse && test -w /dev/fuse; fi
-}
-
 test_copied_rootfs_fallback() {
   b_ok load -q "$IMAGES/multilayer"
   trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
