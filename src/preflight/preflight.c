@@ -291,9 +291,7 @@ static void check_cgroups(json_t *c, bool rootless) {
 /* what containers get when overlayfs cannot be mounted (container.c:
  * fuse-overlayfs where it can run, else a copied root filesystem) */
 static const char *overlay_fallback(void) {
-  static const char *const fo[] = {"/usr/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs", "/bin/fuse-overlayfs"};
-  bool have = false;
-  for (size_t i = 0; i < sizeof fo / sizeof *fo && !have; i++) have = access(fo[i], X_OK) == 0;
+  bool have = fuse_overlayfs_path() != NULL;
   int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fd >= 0) close(fd);
   if (have && fd >= 0) return "containers get fuse-overlayfs instead (slower file access)";

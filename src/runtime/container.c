@@ -322,14 +322,6 @@ static int copy_rootfs(json_t *lowers, const char *upper, const char *rootfs, be
 static int init_second_go(struct init_args *a, berth_error_t *err);
 static bool read_full(int fd, void *buf, size_t n);
 
-/* fuse-overlayfs, where installed */
-static const char *fuse_overlayfs_path(void) {
-  static const char *const dirs[] = {"/usr/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs", "/bin/fuse-overlayfs"};
-  for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
-    if (access(dirs[i], X_OK) == 0) return dirs[i];
-  return NULL;
-}
-
 /* Ask the launcher to serve our root with fuse-overlayfs. It runs it in
  * our mount (and user) namespace but outside our pid namespace: a daemon
  * among the container's processes would hand them its descriptors of the

@@ -429,6 +429,13 @@ void proc_title_init(int argc, char **argv) {
   for (int i = 0; i < argc; i++) argv[i] = strdup(argv[i]); /* and so do the arguments */
 }
 
+const char *fuse_overlayfs_path(void) {
+  static const char *const paths[] = {"/usr/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs", "/bin/fuse-overlayfs"};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+    if (access(paths[i], X_OK) == 0) return paths[i];
+  return NULL;
+}
+
 bool cpu_aside(pid_t child, cpu_set_t *saved) {
   int here = sched_getcpu();
   if (here < 0 || here >= CPU_SETSIZE || sched_getaffinity(child, sizeof *saved, saved) < 0) return false;

@@ -118,6 +118,9 @@ void proc_set_title(const char *title);
 unsigned long long proc_starttime(pid_t pid);
 /* this boot's id ("" when unknown): state recorded in an earlier boot is stale */
 char *boot_id_read(void);
+/* fuse-overlayfs, where installed (the root filesystem where overlayfs
+ * cannot be mounted), or NULL */
+const char *fuse_overlayfs_path(void);
 /* Keep a just-started child off the caller's CPU while the caller works on
  * in parallel: a new task is queued where its parent runs, and this
  * kernel's balancer leaves it waiting there (about 1 ms, bench/micro.sh)
