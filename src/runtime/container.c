@@ -563,8 +563,9 @@ static void loopback_up(void) {
 /* Root: the launcher brings the container's loopback up from outside,
  * while init mounts (0.2 ms that init would spend in line); rootless, the
  * namespace belongs to the container's user namespace and init does it.
- * Returns false when it could not enter the namespace (init does it then).
- * The launcher always returns to its own namespace, or fails the launch. */
+ * *done stays false when it could not enter the namespace (init does it
+ * then). The launcher always returns to its own namespace, or fails the
+ * launch (-1). */
 static int loopback_up_from_outside(pid_t pid, bool *done, berth_error_t *err) {
   *done = false;
   char p[64];
@@ -613,10 +614,9 @@ static bool read_full(int fd, void *p, size_t n) {
   return true;
 }
 
-/* The launcher's second go: a byte, then the length and JSON of a cgroup
- * to move ourselves into (length 0: the launcher placed us). */
-/* the second go byte: 1, or 2 when the launcher has brought the loopback
- * up (*lo_done); then the cgroup to enter (uint32 length + JSON) */
+/* The launcher's second go: a byte (1, or 2 when it has brought our
+ * loopback up: a->lo_done), then the length and JSON of a cgroup to move
+ * ourselves into (length 0: the launcher placed us). */
 static int init_second_go(struct init_args *a, berth_error_t *err) {
   char go = 0;
   uint32_t len = 0;
