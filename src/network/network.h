@@ -34,6 +34,17 @@ void hb_release(const char *cid);
 /* Drop leases of processes that are gone (a crash), likewise. */
 void hb_gc(void);
 
+/* ---- a spare network namespace, root only (spare.c) ---- */
+/* The spare the last removal made, now ours (an fd; marked taken, so no
+ * one else gets it), or -1: none, rootless, or config netns_spare false. */
+int netns_spare_take(void);
+/* Unpin a taken spare (the taker, once init is in it; not on the start path). */
+void netns_spare_release(void);
+/* Make one if none is there (a removal's background child). */
+void netns_spare_fill(void);
+/* Remove it (rm --all). */
+void netns_spare_drop(void);
+
 /* ---- published ports (portfwd.c) ---- */
 #define PF_MAX_PORTS 16
 /* Bind ports [{host, container, protocol, host_ip}] on the host: fds[i]

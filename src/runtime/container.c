@@ -891,6 +891,7 @@ static void monitor_report(int fd, json_t *msg) {
 /* The monitor's pipe ends that the cloned init must not keep. */
 struct init_fds {
   int sync_w, rep_r, exit_r, exit_w, extra;
+  int net_spare, net_home; /* the launcher's, for the clone: the host's namespace must not reach init */
 };
 
 static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct init_args *ia, struct init_fds *f) {
@@ -899,6 +900,8 @@ static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct 
   if (m->report_fd >= 0) close(m->report_fd);
   if (m->lock_fd >= 0) close(m->lock_fd); /* flock: a copy would hold the container's lock */
   if (f->extra >= 0) close(f->extra);
+  if (f->net_spare >= 0) close(f->net_spare);
+  if (f->net_home >= 0) close(f->net_home);
   /* fd 3 in init: the environment memfd, read by `berth exec` via /proc;
    * fd 4: the write end of slirp4netns's exit pipe (it ends with init) */
   /* moved up, out of the way of fds 3 and 4 (the originals closed: the
@@ -1113,7 +1116,8 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless,
                          .run = m->run, .run_env = m->run_env, .run_go = m->run_go, .pty_sock = m->pty_sock,
                          .out_fd = m->out_fd, .err_fd = m->err_fd, .volatile_upper = m->volatile_upper};
-  struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1};
+  struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1,
+                         .net_spare = -1, .net_home = -1};
   berth_error_t e1 = NULL, e2 = NULL;
   /* cgroup v2: made first, so that init is born in it (clone3 with
    * CLONE_INTO_CGROUP: no migration, which would take the kernel's global
@@ -1131,7 +1135,13 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   cleanup_close int keeper = -1;
   struct berth_config *kcfg = m->rootless && !m->named && (uintptr_t)_binary_berth_tiny_start ? config_get(NULL) : NULL;
   if (kcfg) keeper = userns_keeper_open(kcfg->run_dir, keeper_hold);
-  berth_trace("launch: keeper %d", keeper);
+  /* root: init is born in the spare network namespace a removal made
+   * (spare.c); we enter it just for the clone */
+  cleanup_close int spare = m->own_net && !m->rootless && !m->named ? netns_spare_take() : -1;
+  cleanup_close int home_net = spare >= 0 ? open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) : -1;
+  if (home_net >= 0 && setns(spare, CLONE_NEWNET) == 0) flags &= ~(unsigned long)CLONE_NEWNET;
+  fds.net_spare = spare, fds.net_home = home_net;
+  berth_trace("launch: keeper %d spare %d", keeper, spare);
   errno = EOPNOTSUPP;
   if (m->named || keeper >= 0)
     pid = clone_via_helper(m, flags, m->named ? (m->rootless ? m->lease->userns_fd : -1) : keeper, cg, &placed, &ia, &fds, &e1);
@@ -1140,6 +1150,11 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid == 0) init_child(m, &ia, &fds);
   int clone_errno = errno;
+  if (!(flags & CLONE_NEWNET) && m->own_net && setns(home_net, CLONE_NEWNET) < 0) {
+    /* we were in it a moment ago: cannot fail; going on in the container's would be worse */
+    berth_warn("return to the host's network namespace: %s", strerror(errno));
+    _exit(125);
+  }
   berth_trace("launch: cloned init %d", (int)pid);
   close(sync[0]);
   close(rep[1]);
@@ -1195,6 +1210,8 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     if (fail || write(sync[1], g2.data, g2.len) != (ssize_t)g2.len) {}
     buf_free(&g2);
   }
+  /* init is in the spare: unpinned now, while init mounts */
+  if (spare >= 0) netns_spare_release();
   /* open until init reports, for its requests (fuse_serve); at once when
    * we gave up, so that init's read ends */
   if (fail) close(sync[1]), sync[1] = -1;
@@ -1532,6 +1549,9 @@ static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_la
         while (read(held[0], &b, 1) < 0 && errno == EINTR) {}
       }
       setsid();
+      /* the next container's network namespace, before we step aside (a
+       * task holding the kernel's network locks must not be starved) */
+      if (userns_fd < 0) netns_spare_fill();
       int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
       if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
       /* nothing of the caller's: not its pipes (a shell's $(...) would wait), not its locks */
