@@ -7,8 +7,12 @@ and print each build's median and quartiles in ms.
 
 The default command is `run --rm --no-mount-cwd --network none
 localhost/busybox /bin/true` (load the image first: `berth load
-rootfs-cache/images/busybox`). BERTH_ROOT, BERTH_RUNROOT and the user are
-the caller's. A failed run stops the comparison (exit 1)."""
+rootfs-cache/images/busybox`). BERTH_ROOT and the user are the caller's.
+Each build gets its own run directory (BERTH_RUNROOT/ab-a and ab-b; set
+BERTH_RUNROOT): the preflight verdict kept there is keyed by the binary, so
+a shared one would be rewritten, with an fsync, by every run. A failed run
+stops the comparison (exit 1)."""
+import os
 import statistics
 import subprocess
 import sys
@@ -21,10 +25,14 @@ def main():
     runs, bins = int(sys.argv[1]), sys.argv[2:4]
     args = sys.argv[4:] or ["run", "--rm", "--no-mount-cwd", "--network", "none", "localhost/busybox", "/bin/true"]
     res = {b: [] for b in bins}
+    base = os.environ.get("BERTH_RUNROOT")
+    if not base:
+        sys.exit("ab.py: set BERTH_RUNROOT (each build gets a directory below it)")
+    envs = {b: dict(os.environ, BERTH_RUNROOT=os.path.join(base, "ab-" + "ab"[k])) for k, b in enumerate(bins)}
     for i in range(runs):
         for b in bins if i % 2 == 0 else bins[::-1]:
             t0 = time.perf_counter()
-            p = subprocess.run([b] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = subprocess.run([b] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envs[b])
             dt = (time.perf_counter() - t0) * 1e3
             if p.returncode != 0:
                 sys.stderr.write(p.stderr.decode(errors="replace"))
