@@ -34,16 +34,26 @@ void hb_release(const char *cid);
 /* Drop leases of processes that are gone (a crash), likewise. */
 void hb_gc(void);
 
-/* ---- a spare network namespace, root only (spare.c) ---- */
-/* The spare the last removal made, now ours (an fd; marked taken, so no
- * one else gets it), or -1: none, rootless, or config netns_spare false. */
-int netns_spare_take(void);
-/* Unpin a taken spare (the taker, once init is in it; not on the start path). */
+/* ---- the next container's network namespace, made ahead (spare.c) ---- */
+struct netns_spare {
+  int user; /* rootless: the user namespace that owns net; -1 as root */
+  int net;
+};
+/* The spare a removal made, now ours: loopback up, sysctls set; false when
+ * there is none, or what was offered is refused. */
+bool netns_spare_take(bool rootless, struct netns_spare *s);
+void netns_spare_close(struct netns_spare *s);
+/* Root: unpin a spare we took (once init is in it; off the start path). */
 void netns_spare_release(void);
-/* Make one if none is there (a removal's background child). */
-void netns_spare_fill(void);
-/* Remove it (rm --all). */
+/* In a removal's background child: make one (root), or start a holder that
+ * makes one (rootless: keeper_open gives the user namespace keeper's, the
+ * spare's parent) and hands it to the first taker within a while. */
+void netns_spare_offer(int (*keeper_open)(void));
+/* Remove it, or send its holder away (rm --all). */
 void netns_spare_drop(void);
+/* In a container's own network namespace: loopback up, low ports and ping
+ * open to every mapped group (workloads hold no capabilities) */
+void net_loopback_up(void);
 
 /* ---- published ports (portfwd.c) ---- */
 #define PF_MAX_PORTS 16
