@@ -678,7 +678,6 @@ static json_t *h_destroy_all(json_t *req) {
     }
   }
   json_decref(list);
-  netns_spare_drop(); /* nothing of berth's is left running */
   return json_pack("{s:I, s:o}", "destroyed", (json_int_t)n, "results", results);
 }
 

@@ -12,7 +12,6 @@
 #include "container.h"
 #include "api.h"
 #include "network.h"
-#include "network.h"
 
 static const char *CREATE_HELP =
     "Usage: berth create [OPTIONS] IMAGE\n"
@@ -518,7 +517,6 @@ int cmd_rm(int argc, char **argv) {
     fprintf(stderr, "berth rm: expected NAME...\n");
     rc = EXIT_BERTH;
   }
-  if (all) netns_spare_drop(); /* nothing of berth's is left running */
   if (json) {
     json_t *o = all ? json_pack("{s:I, s:O}", "destroyed", (json_int_t)json_array_size(results), "results", results)
                     : json_incref(results);

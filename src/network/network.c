@@ -4,11 +4,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -98,35 +96,4 @@ int net_ports_check(json_t *ports, berth_error_t *err) {
     if (ip && inet_pton(AF_INET, ip, &a) != 1) return berth_error(err, -EINVAL, "ports[%zu]: host_ip `%.40s` is not an IPv4 address", i, ip);
   }
   return 0;
-}
-
-/* the highest group id this user namespace maps (ping_group_range takes
- * ids as the writer sees them and refuses unmapped ones) */
-static unsigned long gid_max_mapped(void) {
-  cleanup_free char *map = NULL;
-  unsigned long max = 0;
-  if (read_file("/proc/self/gid_map", 4096, &map, NULL, NULL) < 0) return 0;
-  for (char *l = map; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-    unsigned long in, out, n;
-    if (sscanf(l, "%lu %lu %lu", &in, &out, &n) == 3 && n && in + n - 1 > max) max = in + n - 1;
-  }
-  return max > 2147483647UL ? 2147483647UL : max;
-}
-
-void net_loopback_up(void) {
-  /* as Docker does in a container's own network namespace: any user may bind
-   * low ports and send pings (workloads hold no capabilities) */
-  write_value("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-  char range[32];
-  snprintf(range, sizeof range, "0 %lu", gid_max_mapped());
-  write_value("/proc/sys/net/ipv4/ping_group_range", range);
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return;
-  struct ifreq ifr = {0};
-  strcpy(ifr.ifr_name, "lo");
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    ioctl(s, SIOCSIFFLAGS, &ifr);
-  }
-  close(s);
 }

@@ -34,27 +34,6 @@ void hb_release(const char *cid);
 /* Drop leases of processes that are gone (a crash), likewise. */
 void hb_gc(void);
 
-/* ---- the next container's network namespace, made ahead (spare.c) ---- */
-struct netns_spare {
-  int user; /* rootless: the user namespace that owns net; -1 as root */
-  int net;
-};
-/* The spare a removal made, now ours: loopback up, sysctls set; false when
- * there is none, or what was offered is refused. */
-bool netns_spare_take(bool rootless, struct netns_spare *s);
-void netns_spare_close(struct netns_spare *s);
-/* Root: unpin a spare we took (once init is in it; off the start path). */
-void netns_spare_release(void);
-/* In a removal's background child: make one (root), or start a holder that
- * makes one (rootless: keeper_open gives the user namespace keeper's, the
- * spare's parent) and hands it to the first taker within a while. */
-void netns_spare_offer(int (*keeper_open)(void));
-/* Remove it, or send its holder away (rm --all). */
-void netns_spare_drop(void);
-/* In a container's own network namespace: loopback up, low ports and ping
- * open to every mapped group (workloads hold no capabilities) */
-void net_loopback_up(void);
-
 /* ---- published ports (portfwd.c) ---- */
 #define PF_MAX_PORTS 16
 /* Bind ports [{host, container, protocol, host_ip}] on the host: fds[i]

@@ -529,6 +529,37 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
+/* the highest group id this user namespace maps (ping_group_range takes
+ * ids as the writer sees them and refuses unmapped ones) */
+static unsigned long gid_max_mapped(void) {
+  cleanup_free char *map = NULL;
+  unsigned long max = 0;
+  if (read_file("/proc/self/gid_map", 4096, &map, NULL, NULL) < 0) return 0;
+  for (char *l = map; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    unsigned long in, out, n;
+    if (sscanf(l, "%lu %lu %lu", &in, &out, &n) == 3 && n && in + n - 1 > max) max = in + n - 1;
+  }
+  return max > 2147483647UL ? 2147483647UL : max;
+}
+
+static void loopback_up(void) {
+  /* as Docker does in a container's own network namespace: any user may bind
+   * low ports and send pings (workloads hold no capabilities) */
+  write_value("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  char range[32];
+  snprintf(range, sizeof range, "0 %lu", gid_max_mapped());
+  write_value("/proc/sys/net/ipv4/ping_group_range", range);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  close(s);
+}
+
 /* Root: the launcher brings the container's loopback up from outside,
  * while init mounts (0.2 ms that init would spend in line); rootless, the
  * namespace belongs to the container's user namespace and init does it.
@@ -542,7 +573,7 @@ static int loopback_up_from_outside(pid_t pid, bool *done, berth_error_t *err) {
   cleanup_close int theirs = open(p, O_RDONLY | O_CLOEXEC);
   cleanup_close int ours = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (theirs < 0 || ours < 0 || setns(theirs, CLONE_NEWNET) < 0) return 0;
-  net_loopback_up();
+  loopback_up();
   if (setns(ours, CLONE_NEWNET) < 0) return berth_error(err, errno, "return to berth's own network namespace");
   *done = true;
   return 0;
@@ -669,7 +700,7 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   close(a->sync_fd); /* the launcher's requests channel: done */
   a->sync_fd = -1;
   berth_trace("init: second go");
-  if (own_net && !a->lo_done) net_loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
+  if (own_net && !a->lo_done) loopback_up(); /* through the host's /proc: the container's /proc/sys is read-only already */
   if (unshare(CLONE_NEWCGROUP) < 0) berth_debug("cgroup namespace: %s", strerror(errno));
   if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter root filesystem");
   if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root");
@@ -860,7 +891,6 @@ static void monitor_report(int fd, json_t *msg) {
 /* The monitor's pipe ends that the cloned init must not keep. */
 struct init_fds {
   int sync_w, rep_r, exit_r, exit_w, extra;
-  int net_user, net_spare, net_home; /* the launcher's, for the clone: the host's namespace must not reach init */
 };
 
 static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct init_args *ia, struct init_fds *f) {
@@ -869,9 +899,6 @@ static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct 
   if (m->report_fd >= 0) close(m->report_fd);
   if (m->lock_fd >= 0) close(m->lock_fd); /* flock: a copy would hold the container's lock */
   if (f->extra >= 0) close(f->extra);
-  if (f->net_user >= 0) close(f->net_user);
-  if (f->net_spare >= 0) close(f->net_spare);
-  if (f->net_home >= 0) close(f->net_home);
   /* fd 3 in init: the environment memfd, read by `berth exec` via /proc;
    * fd 4: the write end of slirp4netns's exit pipe (it ends with init) */
   /* moved up, out of the way of fds 3 and 4 (the originals closed: the
@@ -899,9 +926,8 @@ static __attribute__((noreturn)) void init_child(struct monitor_args *m, struct 
  * pair it plugs in. CLONE_PARENT makes init our child all the same.
  * Returns init's pid (in the monitor), with *err set when init exists but
  * could not be mapped or plugged in. */
-static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, int netns_fd, json_t *cg,
-                              bool *placed, pid_t *helper, struct init_args *ia, struct init_fds *f, berth_error_t *err) {
-  *helper = -1;
+static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, json_t *cg, bool *placed,
+                              struct init_args *ia, struct init_fds *f, berth_error_t *err) {
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   struct {
@@ -917,8 +943,7 @@ static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int u
   if (x == 0) {
     close(pp[0]);
     berth_error_t e = NULL;
-    /* a spare's network namespace (netns_fd) is entered too: its user namespace is mapped already */
-    if ((userns_fd < 0 || setns(userns_fd, CLONE_NEWUSER) == 0) && (netns_fd < 0 || setns(netns_fd, CLONE_NEWNET) == 0)) {
+    if (userns_fd < 0 || setns(userns_fd, CLONE_NEWUSER) == 0) {
       pid_t c = -1;
       errno = EOPNOTSUPP;
       if (cg) c = cgroup_clone_into(cg, (flags & ~(unsigned long)CSIGNAL) | CLONE_PARENT, &r.placed);
@@ -929,11 +954,11 @@ static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int u
       }
       if (c < 0) berth_error(&e, errno, "create the container's namespaces (clone)");
       r.pid = c;
-      if (c > 0 && userns_fd >= 0 && netns_fd < 0 && userns_map_identity(c) < 0)
+      if (c > 0 && userns_fd >= 0 && userns_map_identity(c) < 0)
         berth_error(&e, errno ? errno : -EIO, "map the container's ids onto its parent user namespace");
       if (c > 0 && !e && m->named) net_named_attach(m->lease, c, m->id, &e);
     } else {
-      berth_error(&e, errno, "join the %s namespaces", m->named ? "network's" : netns_fd >= 0 ? "spare" : "keeper's");
+      berth_error(&e, errno, "join the %s user namespace", m->named ? "network's" : "keeper's");
     }
     if (e && m->named) snprintf(r.msg, sizeof r.msg, "network %s: %s", m->ip, e->msg);
     else if (e) snprintf(r.msg, sizeof r.msg, "%s", e->msg);
@@ -943,8 +968,7 @@ static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int u
   close(pp[1]);
   ssize_t n = read(pp[0], &r, sizeof r);
   close(pp[0]);
-  /* its exit (0.1 ms) is the caller's to wait for, once init mounts */
-  *helper = x;
+  while (waitpid(x, NULL, 0) < 0 && errno == EINTR) {}
   if (n != sizeof r) return berth_error(err, -EIO, "the namespace setup helper died");
   if (r.msg[0]) berth_error(err, -EIO, "%s", r.msg);
   if (r.pid < 0 && !*err) berth_error(err, -EIO, "clone failed");
@@ -952,20 +976,10 @@ static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int u
   return r.pid;
 }
 
-static void reap(pid_t p) {
-  while (p > 0 && waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
-}
-
 /* the keeper's body: berth-tiny (argv[0] berth-userns), a few KiB */
 static void keeper_hold(void) {
   char *argv[] = {"berth-userns", "hold", NULL}, *envp[] = {NULL};
   exec_tiny(argv, envp);
-}
-
-/* the keeper's user namespace, for a rootless spare (netns_spare_offer) */
-static int spare_keeper(void) {
-  struct berth_config *c = config_get(NULL);
-  return c && (uintptr_t)_binary_berth_tiny_start ? userns_keeper_open(c->run_dir, keeper_hold) : -1;
 }
 
 /* a helper in init's user (rootless) and mount namespaces: -1 fork failed, else its pid */
@@ -1099,8 +1113,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless,
                          .run = m->run, .run_env = m->run_env, .run_go = m->run_go, .pty_sock = m->pty_sock,
                          .out_fd = m->out_fd, .err_fd = m->err_fd, .volatile_upper = m->volatile_upper};
-  struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1,
-                         .net_user = -1, .net_spare = -1, .net_home = -1};
+  struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1};
   berth_error_t e1 = NULL, e2 = NULL;
   /* cgroup v2: made first, so that init is born in it (clone3 with
    * CLONE_INTO_CGROUP: no migration, which would take the kernel's global
@@ -1114,45 +1127,24 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   }
   bool placed = false;
   pid_t pid = -1;
-  /* the namespaces a removal made ahead (spare.c): init is born in them */
-  struct netns_spare spare = {-1, -1};
-  bool have_spare = m->own_net && !m->named && netns_spare_take(m->rootless, &spare);
-  bool spare_helper = have_spare && m->rootless; /* a helper enters both; root enters the network one */
   /* rootless: inside the keeper's user namespace, no newuidmap round */
   cleanup_close int keeper = -1;
-  struct berth_config *kcfg =
-      m->rootless && !m->named && !have_spare && (uintptr_t)_binary_berth_tiny_start ? config_get(NULL) : NULL;
+  struct berth_config *kcfg = m->rootless && !m->named && (uintptr_t)_binary_berth_tiny_start ? config_get(NULL) : NULL;
   if (kcfg) keeper = userns_keeper_open(kcfg->run_dir, keeper_hold);
-  cleanup_close int home_net = -1;
-  if (have_spare && !m->rootless && (home_net = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) >= 0 &&
-      setns(spare.net, CLONE_NEWNET) == 0)
-    flags &= ~(unsigned long)CLONE_NEWNET;
-  if (spare_helper) flags &= ~(unsigned long)(CLONE_NEWUSER | CLONE_NEWNET);
-  bool in_spare = have_spare && !(flags & CLONE_NEWNET); /* init is born there */
-  fds.net_user = spare.user, fds.net_spare = spare.net, fds.net_home = home_net;
-  berth_trace("launch: keeper %d spare %d", keeper, (int)have_spare);
-  pid_t clone_helper = -1;
+  berth_trace("launch: keeper %d", keeper);
   errno = EOPNOTSUPP;
-  if (m->named || keeper >= 0 || spare_helper)
-    pid = clone_via_helper(m, flags, m->named ? (m->rootless ? m->lease->userns_fd : -1) : spare_helper ? spare.user : keeper,
-                           spare_helper ? spare.net : -1, cg, &placed, &clone_helper, &ia, &fds, &e1);
+  if (m->named || keeper >= 0)
+    pid = clone_via_helper(m, flags, m->named ? (m->rootless ? m->lease->userns_fd : -1) : keeper, cg, &placed, &ia, &fds, &e1);
   else if (cg) pid = cgroup_clone_into(cg, flags & ~(unsigned long)CSIGNAL, &placed);
-  if (!m->named && keeper < 0 && !spare_helper && pid < 0 && cgroup_clone_refused(errno))
+  if (!m->named && keeper < 0 && pid < 0 && cgroup_clone_refused(errno))
     pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid == 0) init_child(m, &ia, &fds);
   int clone_errno = errno;
-  if (in_spare && !m->rootless && setns(home_net, CLONE_NEWNET) < 0) {
-    /* we were in it a moment ago: cannot fail; going on in the container's would be worse */
-    berth_warn("return to the host's network namespace: %s", strerror(errno));
-    _exit(125);
-  }
-  netns_spare_close(&spare);
   berth_trace("launch: cloned init %d", (int)pid);
   close(sync[0]);
   close(rep[1]);
   if (exitp[1] >= 0) close(exitp[1]); /* only init holds it now */
   if (pid < 0) {
-    reap(clone_helper);
     close(sync[1]), close(rep[0]);
     if (exitp[0] >= 0) close(exitp[0]);
     if (cg && !m->cg_made) cgroup_destroy(cg);
@@ -1171,7 +1163,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   bool aside = cpu_aside(pid, &init_cpus);
   const char *fail = NULL;
   if (e1) fail = e1->msg; /* cloned, but not plugged into its network */
-  else if (m->rootless && !m->named && keeper < 0 && !spare_helper && userns_map(pid, &L->single) < 0)
+  else if (m->rootless && !m->named && keeper < 0 && userns_map(pid, &L->single) < 0)
     fail = "cannot map user ids for the container; run `berth preflight`";
   berth_trace("launch: mapped");
   /* two go bytes: the first starts init's mounts, the second (after the
@@ -1188,9 +1180,8 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     else if (cgroup_enter(L->cg, pid, &e2) < 0) fail = e2->msg;
   }
   berth_trace("launch: cgroup made");
-  bool lo_done = in_spare; /* a spare comes with it */
-  if (!lo_done && !fail && m->own_net && !m->rootless && !m->named && loopback_up_from_outside(pid, &lo_done, &e2) < 0)
-    fail = e2->msg;
+  bool lo_done = false;
+  if (!fail && m->own_net && !m->rootless && !m->named && loopback_up_from_outside(pid, &lo_done, &e2) < 0) fail = e2->msg;
   /* before the second go: nothing init starts may inherit the narrowed mask */
   if (aside) cpu_restore(pid, &init_cpus);
   {
@@ -1204,9 +1195,6 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     if (fail || write(sync[1], g2.data, g2.len) != (ssize_t)g2.len) {}
     buf_free(&g2);
   }
-  /* while init mounts: the clone's helper gone, root's spare unpinned */
-  reap(clone_helper);
-  if (have_spare && !m->rootless) netns_spare_release();
   /* open until init reports, for its requests (fuse_serve); at once when
    * we gave up, so that init's read ends */
   if (fail) close(sync[1]), sync[1] = -1;
@@ -1538,22 +1526,18 @@ static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_la
     pid_t p = fork();
     if (p == 0) {
       if (!cli && fork() != 0) _exit(0);
-      int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-      /* the next container's network namespace, at once (and before we step
-       * aside: what holds the kernel's network locks must not be starved) */
-      netns_spare_offer(spare_keeper);
       if (held[0] >= 0) {
         char b;
         close(held[1]);
         while (read(held[0], &b, 1) < 0 && errno == EINTR) {}
       }
       setsid();
+      int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
       /* nothing of the caller's: not its pipes (a shell's $(...) would wait), not its locks */
       int ufd = userns_fd >= 0 ? dup2(userns_fd, 3) : -1;
       syscall(SYS_close_range, ufd >= 0 ? 4U : 3U, ~0U, 0U); /* the held mount namespace goes: unmounted */
       proc_set_title("berth-trash");
-
       /* out of the way of whatever starts next (a loop of runs) */
       struct sched_param sp = {0};
       sched_setscheduler(0, SCHED_IDLE, &sp);

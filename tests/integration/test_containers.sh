@@ -527,8 +527,6 @@ test_run_cgroup_made_and_removed() {
 # keeper is replaced by the next start
 test_rootless_userns_keeper() {
   setup_ctr
-  # the keeper's own path: no spare namespaces (a container born in one needs no keeper)
-  echo '{"netns_spare": false}' >"$BERTH_CONFIG"
   # a run dir of its own: its own keeper, found through its record
   local run=$T_DIR/run
   mkdir -p "$run" && chown "$TEST_USER:" "$run"

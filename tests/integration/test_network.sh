@@ -140,100 +140,6 @@ test_none_and_host() {
   assert_contains "$B_OUT" '"network": "host"'
 }
 
-# The next container's network namespace, made ahead (src/network/spare.c).
-# spare_ino RUN: the inode of the spare waiting in RUN, "" when there is none:
-# root pins it at RUN/netns/spare; rootless a holder keeps it (its fds)
-spare_ino() {
-  if [ "$BERTH_MODE" = root ]; then
-    [ "$(stat -f -c %T "$1/netns/spare" 2>/dev/null)" = nsfs ] && stat -L -c %i "$1/netns/spare" || true
-  else
-    local pid
-    pid=$(spare_holder "$1")
-    [ -n "$pid" ] || return 0
-    ls -l /proc/"$pid"/fd 2>/dev/null | sed -n 's/.*net:\[\([0-9]*\)\].*/\1/p' | head -1
-  fi
-}
-spare_holder() { ss -xlpn 2>/dev/null | grep -F " $1/netns/spare.sock " | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
-wait_spare() { # RUN: up to 5 s for the removal's background child to make one
-  local i
-  for i in $(seq 50); do [ -n "$(spare_ino "$1")" ] && return 0; sleep 0.1; done
-  fail "no spare network namespace in $1/netns after 5 s"
-}
-run_netns() { b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'readlink /proc/self/ns/net; cat /proc/net/dev | awk -F: "/:/{print \$1}" | tr -d " " | tr "\n" " "; echo; cat /sys/class/net/lo/operstate /proc/sys/net/ipv4/ip_unprivileged_port_start'; }
-line() { sed -n "${1}p" <<<"$B_OUT"; }
-
-test_spare_network_namespace() {
-  setup_ctr
-  local run=$T_DIR/run
-  mkdir -p "$run" && chown "$ROOT_UID" "$run"
-  local B_EXTRA_ENV="BERTH_RUNROOT=$run"
-  run_netns
-  local first
-  first=$(line 1)
-  wait_spare "$run"
-  local ino
-  ino=$(spare_ino "$run")
-  assert_ne "net:[$ino]" "$first" "the spare is not the first run's namespace"
-  assert_eq "$(stat -c %a "$run/netns")" 700 "the spares' directory is the user's alone"
-  # the next container is born in it: fresh (loopback only, up, low ports open)
-  run_netns
-  assert_eq "$(line 1)" "net:[$ino]" "the second run's namespace is the spare"
-  assert_eq "$(line 2)" "lo " "a spare holds nothing but loopback"
-  assert_eq "$(line 3) $(line 4)" "unknown 0" "loopback up (operstate unknown, as lo reports), low ports open"
-  if [ "$BERTH_MODE" = root ]; then
-    grep -q "net:\[$ino\]" /proc/self/mountinfo && fail "the spare taken is still pinned"
-  fi
-  # each spare serves once: the next run gets the next one, never the same
-  wait_spare "$run"
-  local ino2
-  ino2=$(spare_ino "$run")
-  assert_ne "$ino2" "$ino" "a new spare"
-  run_netns
-  assert_eq "$(line 1)" "net:[$ino2]" "the third run's namespace is the new spare"
-  local host
-  host=$(readlink /proc/self/ns/net)
-  wait_spare "$run"
-  if [ "$BERTH_MODE" = root ]; then
-    # the host's own namespace passed off as the spare: refused (and removed)
-    umount "$run/netns/spare"
-    mount --bind /proc/self/ns/net "$run/netns/spare"
-  else
-    # a holder that is not the user's, handing out the host's namespaces: refused
-    kill "$(spare_holder "$run")"
-    for _ in $(seq 20); do [ -z "$(spare_holder "$run")" ] && break; sleep 0.1; done
-    rm -f "$run/netns/spare.sock"
-    "$PY" - "$run/netns/spare.sock" <<'PY' &
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.listen(1); s.settimeout(30)
-c, _ = s.accept()
-socket.send_fds(c, [b"s"], [os.open("/proc/self/ns/user", os.O_RDONLY), os.open("/proc/self/ns/net", os.O_RDONLY)])
-c.close()
-PY
-    local fake=$!
-    for _ in $(seq 50); do [ -S "$run/netns/spare.sock" ] && break; sleep 0.1; done
-  fi
-  run_netns
-  assert_ne "$(line 1)" "$host" "the host's namespace passed off as a spare"
-  assert_eq "$(line 2)" "lo " "its own namespace instead"
-  if [ "$BERTH_MODE" = root ]; then
-    grep -q " $run/netns/spare " /proc/self/mountinfo && [ "$(spare_ino "$run")" = "$(stat -L -c %i /proc/self/ns/net)" ] \
-      && fail "the host's namespace is still pinned as the spare"
-  else
-    wait "$fake" || fail "the fake holder was not asked"
-  fi
-  # rm --all takes the spare away; netns_spare false makes none
-  wait_spare "$run"
-  b_ok rm --all --confirm
-  for _ in $(seq 20); do [ -z "$(spare_ino "$run")" ] && break; sleep 0.1; done
-  [ -z "$(spare_ino "$run")" ] || fail "rm --all left the spare"
-  echo '{"netns_spare": false}' >"$BERTH_CONFIG"
-  run_netns
-  sleep 0.5
-  [ -z "$(spare_ino "$run")" ] || fail "netns_spare false made a spare"
-  return 0
-}
-
 # st_pid CONTAINER FIELD: a pid recorded in the container's state ("" if none)
 st_pid() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], {}).get("pid", ""))' "$BERTH_ROOT/containers/$1/state.json" "$2"; }
 
@@ -434,7 +340,6 @@ t_run "outbound: apt-get update in a Debian container" test_apt_update_on_defaul
 t_run "published ports: TCP and UDP, on 127.0.0.1 only" test_published_ports_tcp_udp_loopback_only
 t_run "port conflict fails clearly and leaves nothing" test_port_conflict_leaves_nothing
 t_run "network none and host" test_none_and_host
-t_run "the next container's network namespace is made ahead, used once, checked" test_spare_network_namespace
 t_run "everything is cleaned up after destroy and after a crash" test_cleanup_after_destroy
 t_run "named network: containers reach each other by name, both ways, and the outside" test_named_network_by_name_both_ways
 t_run "named networks are isolated from each other" test_named_networks_are_isolated
