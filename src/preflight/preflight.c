@@ -303,14 +303,17 @@ static const char *overlay_fallback(void) {
 static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
-  /* cached per kernel and data dir (the store's filesystem decides); the
-   * data dir's hash only names the file: FNV-1a, not SHA-256, so that no
-   * create loads libcrypto */
-  cleanup_free char *cache = xasprintf("%s/overlay-probe-%s-%016llx", cfg->run_dir, u.release,
-                                       (unsigned long long)fnv1a64(cfg->data_dir, strlen(cfg->data_dir)));
+  /* cached in the data dir (the store's filesystem decides), per kernel and
+   * boot, so that it goes with the store (it was one file per data dir in
+   * the run dir, which test suites filled by the thousand) */
+  cleanup_free char *boot = NULL;
+  if (read_file("/proc/sys/kernel/random/boot_id", 64, &boot, NULL, NULL) < 0) boot = strdup("-");
+  boot[strcspn(boot, "\n")] = '\0';
+  cleanup_free char *cache = xasprintf("%s/tmp/overlay-ok-%s", cfg->data_dir, u.release);
+  cleanup_free char *want = xasprintf("1 %s", boot);
   cleanup_free char *cached = NULL;
   /* only a success is cached: a failure is probed again, so the check sees a fix at once */
-  if (read_file(cache, 256, &cached, NULL, NULL) == 0 && cached[0] == '1') {
+  if (read_file(cache, 256, &cached, NULL, NULL) == 0 && !strcmp(cached, want)) {
     add(c, "overlay", true, false, "overlayfs mounts (cached probe)", NULL);
     return;
   }
@@ -371,10 +374,7 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   if (p > 0) waitpid(p, &st, 0);
   bool ok = p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
   rm_rf(dir, NULL);
-  if (ok) {
-    mkdir_p(cfg->run_dir, 0700, NULL);
-    write_file_atomic(cache, "1", 1, 0600, NULL);
-  }
+  if (ok) write_file_atomic(cache, want, strlen(want), 0600, NULL); /* base exists */
   char d[512];
   if (!xattr_ok)
     snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "

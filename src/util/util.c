@@ -223,13 +223,6 @@ char *random_hex(size_t nbytes) {
   return s;
 }
 
-uint64_t fnv1a64(const void *data, size_t len) {
-  const unsigned char *p = data;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h;
-}
-
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
   return write_file_replace(path, data, len, mode, true, err);
 }

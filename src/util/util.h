@@ -85,9 +85,6 @@ int rm_rf(const char *path, berth_error_t *err);
 bool path_exists(const char *path);
 /* Allocate a unique name like "<prefix>.<random>" (no file is created). */
 char *random_hex(size_t nbytes);
-/* 64-bit FNV-1a: a cheap non-cryptographic hash for cache file names and
- * keys (content is addressed by SHA-256: digest.c) */
-uint64_t fnv1a64(const void *data, size_t len);
 
 /* openat2 wrapper confined to dirfd as root (RESOLVE_IN_ROOT | NO_MAGICLINKS). */
 int openat_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve);

@@ -199,6 +199,10 @@ test_verdict_kept_and_reused() {
   assert_eq "$(stat -c %a "$VERDICT")" 600 "mode of the verdict"
   assert_eq "$(vrun)" reused "second create: verdict reused"
   assert_eq "$(vrun)" reused "third create: verdict reused"
+  # the overlay probe's success is kept with the store it was made for, not
+  # in the run dir (one file per data dir there, which test suites piled up)
+  assert_eq "$(ls "$VRUN" | grep -c overlay)" 0 "overlay probe files in the run dir"
+  assert_file_content "$BERTH_ROOT/tmp/overlay-ok-$(uname -r)" "1 $(cat /proc/sys/kernel/random/boot_id)"
 }
 
 test_verdict_subuid_mtime() {

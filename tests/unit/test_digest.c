@@ -44,9 +44,3 @@ Test(digest, base64_through_lazy_libcrypto) {
   cr_assert_eq(memcmp(dec, "user:pw", 7), 0);
 }
 
-/* the cheap hash that names cache files (preflight's overlay probe) */
-Test(digest, fnv1a64_known_vectors) {
-  cr_assert_eq(fnv1a64("", 0), 0xcbf29ce484222325ULL);
-  cr_assert_eq(fnv1a64("a", 1), 0xaf63dc4c8601ec8cULL);
-  cr_assert_eq(fnv1a64("foobar", 6), 0x85944171f73967e8ULL);
-}
