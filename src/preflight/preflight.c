@@ -374,7 +374,7 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   if (p > 0) waitpid(p, &st, 0);
   bool ok = p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
   rm_rf(dir, NULL);
-  if (ok) write_file_atomic(cache, want, strlen(want), 0600, NULL); /* base exists */
+  if (ok) write_file_replace(cache, want, strlen(want), 0600, false, NULL); /* a cache: no fsync (base exists) */
   char d[512];
   if (!xattr_ok)
     snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "
