@@ -300,17 +300,27 @@ static const char *overlay_fallback(void) {
          "(sudo apt-get install fuse-overlayfs)";
 }
 
+/* this boot's id (one line, no newline), or NULL */
+static char *boot_id(void) {
+  char *b = NULL;
+  if (read_file("/proc/sys/kernel/random/boot_id", 64, &b, NULL, NULL) < 0) return NULL;
+  b[strcspn(b, "\n")] = '\0';
+  if (!*b) {
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
 static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
   /* cached in the data dir (the store's filesystem decides), per kernel and
    * boot, so that it goes with the store (it was one file per data dir in
    * the run dir, which test suites filled by the thousand) */
-  cleanup_free char *boot = NULL;
-  if (read_file("/proc/sys/kernel/random/boot_id", 64, &boot, NULL, NULL) < 0) boot = strdup("-");
-  boot[strcspn(boot, "\n")] = '\0';
+  cleanup_free char *boot = boot_id();
   cleanup_free char *cache = xasprintf("%s/tmp/overlay-ok-%s", cfg->data_dir, u.release);
-  cleanup_free char *want = xasprintf("1 %s", boot);
+  cleanup_free char *want = xasprintf("1 %s", boot ? boot : "-");
   cleanup_free char *cached = NULL;
   /* only a success is cached: a failure is probed again, so the check sees a fix at once */
   if (read_file(cache, 256, &cached, NULL, NULL) == 0 && !strcmp(cached, want)) {
@@ -561,9 +571,8 @@ static bool key_file(struct buf *k, const char *path) {
 }
 
 char *preflight_cache_key(struct berth_config *cfg) {
-  cleanup_free char *boot = NULL;
-  if (read_file("/proc/sys/kernel/random/boot_id", 64, &boot, NULL, NULL) < 0 || !*boot) return NULL;
-  boot[strcspn(boot, "\n")] = '\0';
+  cleanup_free char *boot = boot_id();
+  if (!boot) return NULL;
   struct utsname u;
   uname(&u);
   struct buf k = {0};
