@@ -37,6 +37,9 @@ struct exec_opts {
    * berth's, or (exec) the one its spec names */
   const char *seccomp_bpf;
   size_t seccomp_len;
+  /* already under berth's filter (a run's command inherits its init's):
+   * loading it again would only stack a second copy */
+  bool seccomp_inherited;
 };
 
 struct exec_result {

@@ -254,7 +254,7 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     _exit(126);
   }
   if (security_drop_caps(o->keep_caps, &err) < 0 || security_no_new_privs(&err) < 0 ||
-      security_seccomp_program(o->seccomp_bpf, o->seccomp_len, &err) < 0) {
+      (!o->seccomp_inherited && security_seccomp_program(o->seccomp_bpf, o->seccomp_len, &err) < 0)) {
     fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
   }

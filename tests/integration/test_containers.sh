@@ -67,8 +67,10 @@ JSON
   assert_contains "$B_OUT" "Seccomp_filters:	1"
   assert_eq "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["linux"]["seccomp"]["syscalls"][0]["errnoRet"])' "$BERTH_ROOT/containers/c/config.json")" 13
   # a one-shot's command gets it too, and berth's profile is back without it
-  b_run run --rm --no-mount-cwd --network none --seccomp-profile "$T_DIR/prof.json" localhost/busybox sh -c 'mkdir /tmp/e && echo made'
+  b_run run --rm --no-mount-cwd --network none --seccomp-profile "$T_DIR/prof.json" localhost/busybox sh -c 'grep ^Seccomp_filters: /proc/self/status; mkdir /tmp/e && echo made'
   assert_not_contains "$B_OUT" "made"
+  # the profile alone: berth's own (init's) is not stacked under it
+  assert_contains "$B_OUT" "Seccomp_filters:	1" "the one-shot's command has only the profile's filter"
   b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'mkdir /tmp/e && echo made'
   assert_contains "$B_OUT" "made"
   # the config's default applies when the create names none
@@ -415,8 +417,12 @@ test_run_is_the_main_process() {
   # confined like exec, with only stdio open, as PID 2 under berth's init;
   # berth itself started with SIGPIPE ignored: the command must not inherit that
   trap '' PIPE
-  b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'cat /proc/self/status; ls /proc/self/fd | tr "\n" " "; echo; echo ppid=$PPID; cat /proc/1/comm'
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'cat /proc/self/status; ls /proc/self/fd | tr "\n" " "; echo; echo ppid=$PPID; cat /proc/1/comm; grep "^Seccomp" /proc/1/status | sed "s/^/init-/"'
   trap - PIPE
+  # the command inherits init's filter (berth's): one filter each, none stacked
+  assert_eq "$(grep '^Seccomp_filters:' "$B_OUTF" | awk '{print $2}')" 1 "the command's filters"
+  assert_eq "$(grep '^init-Seccomp:' "$B_OUTF" | awk '{print $2}')" 2 "init's seccomp mode"
+  assert_eq "$(grep '^init-Seccomp_filters:' "$B_OUTF" | awk '{print $2}')" 1 "init's filters"
   for f in CapEff CapPrm CapBnd CapInh CapAmb; do
     assert_eq "$(grep "^$f:" "$B_OUTF" | awk '{print $2}')" 0000000000000000 "$f"
   done
