@@ -83,7 +83,10 @@ static int state_write(const char *name, json_t *st, berth_error_t *err) {
   cleanup_free char *txt = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
   if (!p || !txt) return berth_error(err, -ENOMEM, "state");
   /* no fsync on the start path: the monitor syncs the record once the
-   * container runs (state_sync), and liveness is read from /proc anyway */
+   * container runs (state_sync), and liveness is read from /proc anyway.
+   * A `run --rm` container's record goes with it: it need never reach the
+   * disk (write_file_swap) */
+  if (json_is_true(json_object_get(st, "remove_on_exit"))) return write_file_swap(p, txt, strlen(txt), 0600, err);
   return write_file_replace(p, txt, strlen(txt), 0600, false, err);
 }
 

@@ -223,26 +223,35 @@ char *random_hex(size_t nbytes) {
   return s;
 }
 
+enum { WF_DURABLE = 1, WF_SWAP = 2 };
+static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, int flags,
+                         berth_error_t *err);
+
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
   return write_file_replace(path, data, len, mode, true, err);
 }
 
-static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, bool durable,
-                         berth_error_t *err);
-
-int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err) {
+static int write_file_tmp(const char *path, const void *data, size_t len, mode_t mode, int flags, berth_error_t *err) {
   cleanup_free char *rnd = random_hex(6);
   cleanup_free char *tmp = xasprintf("%s.tmp-%s", path, rnd ? rnd : "x");
   if (!tmp) return berth_error(err, -ENOMEM, "write `%s`", path);
-  return write_file_as(tmp, path, data, len, mode, durable, err);
+  return write_file_as(tmp, path, data, len, mode, flags, err);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err) {
+  return write_file_tmp(path, data, len, mode, durable ? WF_DURABLE : 0, err);
+}
+
+int write_file_swap(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
+  return write_file_tmp(path, data, len, mode, WF_SWAP, err);
 }
 
 int write_file_new(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
-  return write_file_as(path, NULL, data, len, mode, false, err);
+  return write_file_as(path, NULL, data, len, mode, 0, err);
 }
 
 /* write tmp (created, never there before), then rename it to path (NULL: none) */
-static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, bool durable,
+static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, int flags,
                          berth_error_t *err) {
   cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return berth_error(err, errno, "create `%s`", tmp);
@@ -259,10 +268,22 @@ static int write_file_as(const char *tmp, const char *path, const void *data, si
     p += n;
     left -= n;
   }
-  if ((durable && fsync(fd) < 0) || (path && rename(tmp, path) < 0)) {
+  if ((flags & WF_DURABLE) && fsync(fd) < 0) {
     int e = errno;
     unlink(tmp);
-    return berth_error(err, e, "write `%s`", path ? path : tmp);
+    return berth_error(err, e, "write `%s`", tmp);
+  }
+  if (!path) return 0;
+  /* exchanged, the old file is left at tmp's name and unlinked (gone, it is
+   * never written back); EINVAL: no RENAME_EXCHANGE here, ENOENT: no old file */
+  if ((flags & WF_SWAP) && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+    unlink(tmp);
+    return 0;
+  }
+  if (rename(tmp, path) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return berth_error(err, e, "write `%s`", path);
   }
   return 0;
 }

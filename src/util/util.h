@@ -76,6 +76,12 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
  * or worthless after a crash (a container's runtime files), where each
  * fsync costs milliseconds on the start path. */
 int write_file_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable, berth_error_t *err);
+/* The same, not durable either, for a file that matters only while its
+ * process runs (a one-shot container's state): the new file is swapped in
+ * with RENAME_EXCHANGE and the old one unlinked. Renamed over an existing
+ * file, ext4 (auto_da_alloc) writes the new one back at once; swapped, a
+ * file removed a few milliseconds later never reaches the disk. */
+int write_file_swap(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err);
 /* A file that must not exist yet, written in place: for a directory no
  * one reads before it is complete (a container being created). */
 int write_file_new(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err);

@@ -1,6 +1,10 @@
-/* util: cpu_aside / cpu_restore */
+/* util: cpu_aside / cpu_restore, write_file_swap */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -63,4 +67,50 @@ Test(util, cpu_aside_with_a_single_allowed_cpu_is_false) {
   cr_assert_eq(sched_getaffinity(p, sizeof now, &now), 0);
   cr_assert(CPU_EQUAL(&now, &one), "left as it was");
   reap(p);
+}
+
+/* entries in DIR besides . and .. */
+static int entries(const char *dir) {
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d);
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+Test(util, write_file_swap_replaces_creates_and_leaves_no_temporary) {
+  char dir[] = "/tmp/berth-swap-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char *p = NULL, *have = NULL;
+  size_t n = 0;
+  cr_assert(asprintf(&p, "%s/state.json", dir) > 0);
+  /* absent: created (RENAME_EXCHANGE needs both, so a plain rename) */
+  cr_assert_eq(write_file_swap(p, "{\"a\": 1}", 8, 0600, NULL), 0);
+  cr_assert_eq(read_file(p, 4096, &have, &n, NULL), 0);
+  cr_assert_str_eq(have, "{\"a\": 1}");
+  free(have);
+  /* present: the new content, shorter than the old, and the mode asked for */
+  cr_assert_eq(write_file_swap(p, "{}", 2, 0640, NULL), 0);
+  cr_assert_eq(read_file(p, 4096, &have, &n, NULL), 0);
+  cr_assert_eq(n, 2);
+  cr_assert_str_eq(have, "{}");
+  free(have);
+  struct stat st;
+  cr_assert_eq(stat(p, &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0640);
+  cr_assert_eq(entries(dir), 1, "the old file and the temporary are gone");
+  /* a directory that is not there: an error, nothing made */
+  char *q = NULL;
+  cr_assert(asprintf(&q, "%s/none/state.json", dir) > 0);
+  berth_error_t err = NULL;
+  cr_assert_lt(write_file_swap(q, "{}", 2, 0600, &err), 0);
+  cr_assert_not_null(err);
+  berth_error_free(err);
+  unlink(p);
+  rmdir(dir);
+  free(p);
+  free(q);
 }
