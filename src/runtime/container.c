@@ -1557,7 +1557,10 @@ static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_la
       cgroup_destroy(later->cg); /* empty: init was reaped */
       char *res = NULL;
       berth_error_t e = NULL;
-      userns_run_at(ufd, empty_trash_fn, &t, &res, &e);
+      /* rootless, this child moves into the container's user namespace
+       * itself rather than fork a helper there */
+      if (ufd >= 0 && userns_enter(ufd, &e) == 0) empty_trash_fn(&t, &res, &e);
+      else userns_run_at(-1, empty_trash_fn, &t, &res, &e);
       _exit(0);
     }
     if (held[0] >= 0) close(held[0]);

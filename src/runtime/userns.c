@@ -261,6 +261,21 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
   return userns_run_at(-1, fn, arg, result, err);
 }
 
+/* root of the user namespace just entered: it maps us there */
+static int become_root(void) {
+  if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) return -1;
+  setgroups(0, NULL);
+  setenv("BERTH_IN_USERNS", "1", 1);
+  return 0;
+}
+
+int userns_enter(int userns_fd, berth_error_t *err) {
+  if (geteuid() == 0) return 0;
+  if (setns(userns_fd, CLONE_NEWUSER) < 0) return berth_error(err, errno, "enter the container's user namespace");
+  if (become_root() < 0) return berth_error(err, errno, "become root in the container's user namespace");
+  return 0;
+}
+
 int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
                   berth_error_t *err) {
   if (geteuid() == 0) return fn(arg, result, err);
@@ -299,9 +314,7 @@ int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error
     else if (!go)
       r = berth_error(&cerr, -EPERM, "cannot map ids into the user namespace; run `berth preflight` for the fix");
     else {
-      if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) _exit(125);
-      setgroups(0, NULL);
-      setenv("BERTH_IN_USERNS", "1", 1);
+      if (become_root() < 0) _exit(125);
       r = fn(arg, &out, &cerr);
     }
     json_t *msg = r < 0 ? json_pack("{s:b, s:i, s:o}", "ok", 0, "status", cerr ? cerr->status : 0, "msg",

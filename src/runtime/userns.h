@@ -34,5 +34,9 @@ int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *ar
  * the newuidmap/newgidmap round; userns_fd < 0 is userns_run. */
 int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
                   berth_error_t *err);
+/* Move this process for good into an existing, mapped user namespace and
+ * become its root (a dedicated child with nothing left to do outside it,
+ * where userns_run_at would fork once more). Root: nothing to do. */
+int userns_enter(int userns_fd, berth_error_t *err);
 
 #endif
