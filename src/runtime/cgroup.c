@@ -36,15 +36,17 @@ static int write_str(const char *dir, const char *file, const char *val) {
   return write_value(p, val);
 }
 
-/* own path for a v1 controller, or the v2 path with ctrl == "" */
-static char *own_path(const char *ctrl) {
-  FILE *f = fopen("/proc/self/cgroup", "re");
-  if (!f) return NULL;
-  char line[1024];
+/* own path for a v1 controller, or the v2 path with ctrl == "", in the
+ * text of /proc/self/cgroup (NULL: read it) */
+static char *own_path_in(const char *text, const char *ctrl) {
+  cleanup_free char *own = NULL;
+  if (!text && read_file("/proc/self/cgroup", 1 << 16, &own, NULL, NULL) < 0) return NULL;
   char *res = NULL;
-  while (!res && fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = '\0';
-    char *a = strchr(line, ':');
+  for (const char *l = text ? text : own; !res && l && *l;) {
+    const char *e = strchrnul(l, '\n');
+    cleanup_free char *line = strndup(l, (size_t)(e - l));
+    l = *e ? e + 1 : e;
+    char *a = line ? strchr(line, ':') : NULL;
     char *b = a ? strchr(a + 1, ':') : NULL;
     if (!b) continue;
     *a = *b = '\0'; /* line is the hierarchy id ("0" for v2), a + 1 the controllers */
@@ -54,29 +56,27 @@ static char *own_path(const char *ctrl) {
       continue;
     }
     char *save, *tok, *copy = strdup(ctrls);
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save))
       if (!strcmp(tok, ctrl)) res = strdup(b + 1);
     free(copy);
   }
-  fclose(f);
   return res;
 }
 
-/* mount point of a v1 controller from mountinfo */
-static char *v1_mount(const char *ctrl) {
-  FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f) return NULL;
-  char line[4096];
+/* mount point of a v1 controller in the text of /proc/self/mountinfo */
+static char *v1_mount_in(const char *text, const char *ctrl) {
   char *res = NULL;
-  while (!res && fgets(line, sizeof line, f)) {
-    char *sep = strstr(line, " - ");
+  for (const char *l = text; !res && l && *l;) {
+    const char *e = strchrnul(l, '\n');
+    cleanup_free char *line = strndup(l, (size_t)(e - l));
+    l = *e ? e + 1 : e;
+    char *sep = line ? strstr(line, " - ") : NULL;
     if (!sep || strncmp(sep + 3, "cgroup ", 7)) continue;
     char *opts = strrchr(sep, ' ');
     if (!opts) continue;
-    opts[strcspn(opts, "\n")] = '\0';
     bool has = false;
     char *copy = strdup(opts + 1), *save, *tok;
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save))
       if (!strcmp(tok, ctrl)) has = true;
     free(copy);
     if (!has) continue;
@@ -87,7 +87,6 @@ static char *v1_mount(const char *ctrl) {
     p++;
     res = strndup(p, strcspn(p, " "));
   }
-  fclose(f);
   return res;
 }
 
@@ -156,7 +155,7 @@ static bool v2_has_others(const char *dir) {
  * root uses /sys/fs/cgroup/berth instead, and others get NULL with the
  * reason in *why. */
 static char *v2_parent(char **why) {
-  cleanup_free char *own = own_path("");
+  cleanup_free char *own = own_path_in(NULL, "");
   /* moved there by an earlier create of this process (berth mcp, berth tool,
    * libberth): the containers' parent is the one that holds this leaf */
   size_t ol = own ? strlen(own) : 0;
@@ -259,9 +258,14 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
   } else {
     json_object_set_new(o, "version", json_integer(1));
     const char *ctrls[] = {"memory", "pids", "cpu"};
+    /* each read once for the three (mountinfo is the costly one) */
+    cleanup_free char *minfo = NULL, *cgs = NULL;
+    if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 ||
+        read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
+      minfo = cgs = NULL;
     for (int i = 0; i < 3; i++) {
-      cleanup_free char *mnt = v1_mount(ctrls[i]);
-      cleanup_free char *own = own_path(ctrls[i]);
+      cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
+      cleanup_free char *own = own_path_in(cgs, ctrls[i]);
       if (!mnt || !own) {
         applied = false;
         cleanup_free char *m = xasprintf("%sno cgroup v1 `%s` controller mounted", note.len ? "; " : "", ctrls[i]);

@@ -1978,8 +1978,9 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   if (json_array_size(o->ports) && (!strcmp(network, "none") || !strcmp(network, "host")))
     return berth_error(err, -EINVAL, "Failed to create container: published ports need the bridge network or a named network");
   if (net_ports_check(o->ports, err) < 0) return berth_error_wrap(err, "Failed to create container");
-  bool avail = !strcmp(network, "bridge") ? hb_usable() || net_helper_available() : net_helper_available();
-  if (strcmp(network, "none") && strcmp(network, "host") && !avail)
+  /* probed only for a network that needs it (it opens /dev/net/tun) */
+  if (strcmp(network, "none") && strcmp(network, "host") &&
+      !(!strcmp(network, "bridge") ? hb_usable() || net_helper_available() : net_helper_available()))
     return berth_error(err, -ENOENT, "Failed to create container: network `%s` needs slirp4netns and a usable "
                        "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"", network);
   struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
