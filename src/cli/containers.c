@@ -383,6 +383,11 @@ int cmd_run(int argc, char **argv) {
     else {
       rc = print_exec(&r, c.json);
       const char *name = json_string_value(json_object_get(res, "container"));
+      /* what create would have said (a single-id mapping, a root filesystem
+       * copied for want of overlayfs): after the command, on stderr */
+      size_t k;
+      json_t *nt;
+      if (!c.json) json_array_foreach(json_object_get(res, "notes"), k, nt) fprintf(stderr, "note: %s\n", json_string_value(nt));
       if (!c.rm && !c.json)
         fprintf(stderr, "berth: container %s exited (%d); it stays until `berth rm %s`\n", name, rc, name);
     }

@@ -1,6 +1,7 @@
 /* Host checks. Each failed check carries `guidance`: the exact command or
  * file change that fixes it, with `sudo` where root is needed. Checks that
- * only limit features (cgroup limits, network helpers) are `required:false`
+ * only limit features (cgroup limits, network helpers, the subordinate ids
+ * that give containers more than one user) are `required:false`
  * and do not make the host "not ready". */
 #define _GNU_SOURCE
 #include "preflight.h"
@@ -132,6 +133,11 @@ static unsigned long free_subid_start(void) {
   return start;
 }
 
+/* what a rootless container gets without subordinate ids or newuidmap */
+#define SINGLE_ID_NOTE                                                                                                 \
+  "; until fixed, containers run with a single-id mapping: only root (you) exists inside, image files of other "    \
+  "owners become root's, and switching to another user fails"
+
 static void check_subids(json_t *c, bool rootless) {
   if (!rootless) {
     add(c, "subordinate_ids", true, false, "running as root: not needed", NULL);
@@ -141,14 +147,14 @@ static void check_subids(json_t *c, bool rootless) {
   const char *name = user_name();
   bool hu = subid_lookup("/etc/subuid", name, getuid(), &u) == 0 && u.count >= 65536;
   bool hg = subid_lookup("/etc/subgid", name, getuid(), &g) == 0 && g.count >= 65536;
-  char d[256], gd[512], fx[256];
-  snprintf(d, sizeof d, "/etc/subuid: %s; /etc/subgid: %s", hu ? "range of 65536+ ids" : "no range of 65536 ids",
-           hg ? "range of 65536+ ids" : "no range of 65536 ids");
+  char d[512], gd[512], fx[256];
+  snprintf(d, sizeof d, "/etc/subuid: %s; /etc/subgid: %s%s", hu ? "range of 65536+ ids" : "no range of 65536 ids",
+           hg ? "range of 65536+ ids" : "no range of 65536 ids", hu && hg ? "" : SINGLE_ID_NOTE);
   unsigned long start = free_subid_start();
   snprintf(fx, sizeof fx, "sudo usermod --add-subuids %lu-%lu --add-subgids %lu-%lu %s", start, start + 65535, start, start + 65535, name);
   snprintf(gd, sizeof gd, "give %s 65536 subordinate ids that no other user has (%lu-%lu is free in /etc/subuid and /etc/subgid): %s", name,
            start, start + 65535, fx);
-  set_fix(add(c, "subordinate_ids", hu && hg, true, d, gd), fx, NULL);
+  set_fix(add(c, "subordinate_ids", hu && hg, false, d, gd), fx, NULL);
 }
 
 static const char *const helper_dirs[] = {"/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"};
@@ -183,7 +189,9 @@ static void check_idmap(json_t *c, bool rootless) {
     snprintf(fx, sizeof fx, "sudo chmod u+s %s %s", pu, pg);
     gd = xasprintf("%s (or give them file capabilities: sudo setcap cap_setuid+ep %s; sudo setcap cap_setgid+ep %s)", fx, pu, pg);
   }
-  set_fix(add(c, "newuidmap", u && g, rootless, d, gd), fx, NULL);
+  /* without them a rootless container still runs, with a single-id mapping */
+  if (rootless && !(u && g)) strncat(d, SINGLE_ID_NOTE, sizeof d - strlen(d) - 1);
+  set_fix(add(c, "newuidmap", u && g, false, d, gd), fx, NULL);
 }
 
 static bool has_word(const char *list, const char *word) {

@@ -1248,6 +1248,13 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     L->note = strdup(msg.data + 1);
     buf_free(&msg);
   }
+  if (L->single) { /* said with the create's result, and kept in its state */
+    char *n = xasprintf("%s%sa single-id mapping: only root (you) exists in this container, and image files of other "
+                        "owners are root's (this user has no subordinate ids, or no working newuidmap); `berth "
+                        "preflight` shows the fix", L->note ? L->note : "", L->note ? "; " : "");
+    free(L->note);
+    L->note = n;
+  }
   /* init's own failure explains a network that could not attach to it */
   if (!fail && !msg.len && net_fail) fail = net_fail;
   berth_error_t e4 = NULL;
@@ -1770,6 +1777,7 @@ static int run_start(struct create_ctx *c, berth_error_t *err) {
   }
   record_running(c->name, &c->L, getpid());
   c->cg = json_incref(c->L.cg);
+  if (c->L.note) c->note = strdup(c->L.note);
   return 0;
 }
 

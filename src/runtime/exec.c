@@ -127,6 +127,12 @@ int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_
   return 0;
 }
 
+/* this user namespace forbids setgroups (its /proc/self/setgroups says deny) */
+static bool setgroups_denied(void) {
+  cleanup_free char *v = NULL;
+  return read_file("/proc/self/setgroups", 64, &v, NULL, NULL) == 0 && !strncmp(v, "deny", 4);
+}
+
 /* ---------- the supervisor's tree killing ---------- */
 static int children_of(pid_t pid, pid_t *out, int max) {
   char p[64];
@@ -248,9 +254,17 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
   }
-  if (setgroups((size_t)u->ngroups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
-      setresuid(u->uid, u->uid, u->uid) < 0) {
-    fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(errno));
+  /* a single-id mapping (rootless without subordinate ids) denies
+   * setgroups and maps only root: the groups stay as they are */
+  int gr = setgroups((size_t)u->ngroups, u->groups), ge = errno;
+  bool groups_fixed = gr < 0 && ge == EPERM && setgroups_denied();
+  errno = ge;
+  if ((gr < 0 && !groups_fixed) || setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0) {
+    int e = errno;
+    if (e == EINVAL && groups_fixed)
+      fprintf(stderr, "berth: exec: become %u:%u: only root exists in this container (a single-id mapping: the user has no "
+              "subordinate ids); `berth preflight` shows the fix\n", (unsigned)u->uid, (unsigned)u->gid);
+    else fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));
     _exit(126);
   }
   if (security_drop_caps(o->keep_caps, &err) < 0 || security_no_new_privs(&err) < 0 ||

@@ -660,6 +660,34 @@ test_idle_memory() {
   assert_contains "$B_OUT" '"exit_code": 137'
 }
 
+# rootless without subordinate ids (hidden in a private mount namespace):
+# containers get a single-id mapping, with a note that says so
+test_single_id_mapping() {
+  grep -v "^$TEST_USER:" /etc/subuid >"$T_DIR/subuid" || true
+  grep -v "^$TEST_USER:" /etc/subgid >"$T_DIR/subgid" || true
+  chmod 644 "$T_DIR/subuid" "$T_DIR/subgid"
+  local B_WRAP=(unshare -m sh -c 'mount --bind "$0" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@"'
+                "$T_DIR/subuid" "$T_DIR/subgid")
+  trap 'b_run rm --all --confirm -f >/dev/null 2>&1 || true' EXIT
+  b_ok load -q "$IMAGES/multilayer"
+  b_ok create --no-mount-cwd --network none --name s localhost/multilayer
+  assert_contains "$B_ERR" "note: a single-id mapping: only root (you) exists in this container" "create says so"
+  b_ok exec s sh -c 'id -u; stat -c "%u:%g" /data/owned.txt; cat /proc/self/uid_map'
+  assert_eq "$(sed -n 1p "$B_OUTF")" 0 "root inside"
+  assert_eq "$(sed -n 2p "$B_OUTF")" 0:0 "a file of uid 1000 in the image is root's"
+  assert_eq "$(sed -n 3p "$B_OUTF" | awk '{print $1, $2, $3}')" "0 $TEST_UID 1" "only the user is mapped"
+  b_run exec -u 1000 s true
+  assert_eq "$B_RC" 126 "no user 1000 to become"
+  assert_contains "$B_ERR" "only root exists in this container" "and berth says why"
+  b_ok run --rm --no-mount-cwd --network none localhost/multilayer id -u
+  assert_eq "$B_OUT" 0
+  assert_contains "$B_ERR" "single-id mapping" "run says so too"
+  b_ok rm -f s
+  b_ok ls --json
+  assert_contains "$B_OUT" '"count": 0'
+  assert_dir_empty "$BERTH_ROOT/containers"
+}
+
 t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
 t_run "idle container: monitor + init under 200 KiB PSS" test_idle_memory
 t_run "overlay unavailable: fuse-overlayfs or a copied root filesystem, and berth says so" test_copied_rootfs_fallback
@@ -713,6 +741,7 @@ if [ "$BERTH_MODE" = root ]; then
   t_run "run: the command runs in the container's cgroup, removed after" test_run_cgroup_made_and_removed
 else
   t_run "rootless: containers are made in the user namespace keeper's; a killed keeper is replaced" test_rootless_userns_keeper
+  t_run "rootless without subordinate ids: a single-id mapping, and berth says so" test_single_id_mapping
 fi
 t_run "run -it through a real terminal (tmux)" test_run_tty_through_tmux
 t_run "run with --setup provisions first (create + exec)" test_run_with_setup_goes_the_long_way

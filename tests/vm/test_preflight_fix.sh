@@ -12,7 +12,8 @@ U=$(id -u "$TEST_USER")
 pf() { b_run preflight --json; [ -s "$B_OUTF" ] || fail "preflight printed nothing: $B_ERR"; }
 chk() { jq -r --arg n "$1" ".checks[] | select(.name == \$n) | .$2 | if . == null then empty else tostring end" "$B_OUTF"; }
 ready() { jq -r .ready "$B_OUTF"; }
-# broken CHECK: preflight says CHECK fails, and whether the host is still ready
+# broken CHECK READY: preflight says CHECK fails, and whether the host is still ready
+# (without subordinate ids or newuidmap it is: containers get a single-id mapping)
 broken() {
   pf
   assert_eq "$(chk "$1" passed)" false "$1 check on the broken host"
@@ -73,7 +74,7 @@ test_no_subids() {
   # another user holds 100000-165535: the fix must pick a free range
   printf 'other:100000:65536\n' >/etc/subuid
   printf 'other:100000:65536\n' >/etc/subgid
-  broken subordinate_ids false
+  broken subordinate_ids true
   apply_fix subordinate_ids
   assert_eq "$(grep "^$TEST_USER:" /etc/subuid)" "$TEST_USER:165536:65536" "the new subuid range"
   assert_eq "$(grep "^$TEST_USER:" /etc/subgid)" "$TEST_USER:165536:65536" "the new subgid range"
@@ -88,7 +89,7 @@ test_no_subids() {
 test_newuidmap_not_setuid() {
   trap 'chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap; cleanup_ctrs' EXIT
   chmod u-s /usr/bin/newuidmap /usr/bin/newgidmap
-  broken newuidmap false
+  broken newuidmap true
   apply_fix newuidmap
   assert_eq "$(stat -c %A /usr/bin/newuidmap | cut -c4)" s "newuidmap setuid again"
   b_ok load -q "$IMAGES/busybox"
