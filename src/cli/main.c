@@ -253,6 +253,9 @@ int main(int argc, char **argv) {
     return EXIT_BERTH;
   }
   const char *cmd = argv[i];
+  /* a one-shot command, which exits when done; the MCP server lives on,
+   * as a program embedding the library does */
+  berth_is_cli = strcmp(cmd, "mcp") != 0;
   int sub_argc = argc - i;
   char **sub_argv = argv + i;
   if (!strcmp(cmd, "pull")) return cmd_pull(sub_argc, sub_argv);
