@@ -759,6 +759,10 @@ static int init_main(struct init_args *a) {
   bool shared_filter = a->run && !bpf;
   if (shared_filter && (security_no_new_privs(&err) < 0 || security_seccomp(&err) < 0)) init_fail(a, err);
   run_opts.seccomp_inherited = shared_filter;
+  /* the bounding set too (one prctl, a new set of credentials, per
+   * capability): the command inherits it and has only what it keeps left
+   * to drop; init's own capabilities stay until the command is started */
+  if (a->run && security_drop_bounding((1ULL << CAP_KILL) | run_opts.keep_caps, &err) < 0) init_fail(a, err);
   if (a->run) {
     setsid(); /* the terminal's signals reach the launcher, which passes them on once */
     /* we report as soon as only the start itself can fail (the launcher
