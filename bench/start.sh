@@ -22,6 +22,9 @@
 #   podman exec    podman exec NAME /bin/true
 #   idle PSS       PSS (smaps_rollup) of an idle container's berth monitor +
 #                  berth init (state.json monitor.pid / init.pid)
+#   CPU per run    of the floor and of berth run (perf stat task-clock over
+#                  the whole process tree, 3 alternating loops of BENCH_RUNS),
+#                  when perf works: informational, without a target
 # then ratio lines with their targets, MISSED for each target missed.
 # Exits 0 whether targets are met or not (it is a benchmark); 1 only when it
 # cannot run at all.
@@ -133,6 +136,26 @@ section_berth() {
     RUNS=$total
     pool_rounds floor
     pool_rounds berth_run
+
+    # CPU per run of the two (perf's task-clock over the whole process tree,
+    # 3 alternating loops of RUNS each, median), where perf works: a loop
+    # of runs is bound by CPU here (docs/performance.md), and CPU time moves
+    # less with the machine than wall time. Informational, no target.
+    echo n/a >"$RES/floor_cpu"; echo n/a >"$RES/berth_run_cpu"
+    if command -v perf >/dev/null 2>&1 && perf stat -x, -e task-clock true >/dev/null 2>&1; then
+        local fq bq
+        fq=$(quote_cmd unshare --mount --pid --fork --uts --ipc --net "${uflags[@]}" chroot "$MW/rootfs" /bin/true)
+        bq=$(quote_cmd "$B" run --rm --no-mount-cwd --network none "$IMG" /bin/true)
+        rm -f "$RES/floor.cpu" "$RES/berth_run.cpu"
+        for r in 1 2 3; do
+            for k in floor:"$fq" berth_run:"$bq"; do
+                perf stat -x, -e task-clock -- bash -c "for i in \$(seq $RUNS); do ${k#*:} >/dev/null 2>&1 || exit 1; done" 2>&1 >/dev/null \
+                    | awk -F, -v n="$RUNS" '/task-clock/ {printf "%.3f\n", $1 / n}' >>"$RES/${k%%:*}.cpu"
+            done
+        done
+        bench_median "$RES/floor.cpu" 1 | awk '{printf "%.2f\n", $1}' >"$RES/floor_cpu"
+        bench_median "$RES/berth_run.cpu" 1 | awk '{printf "%.2f\n", $1}' >"$RES/berth_run_cpu"
+    fi
 
     if "$B" create -q --name bexec --no-mount-cwd --network none "$IMG" >"$RES/bexec.log" 2>&1; then
         measure berth_exec "" "$B" exec bexec /bin/true
@@ -417,6 +440,11 @@ for row in "floor:floor (unshare+chroot /bin/true)" "berth_run:berth run --rm" "
     done
     echo
 done
+for row in "floor_cpu:floor, CPU ms per run" "berth_run_cpu:berth run --rm, CPU ms per run"; do
+    printf '%-34s' "${row#*:}"
+    for mode in $MODES; do printf '%20s' "$(val "$mode" "${row%%:*}")"; done
+    echo
+done
 printf '%-34s' "idle PSS monitor+init (KiB)"
 for mode in $MODES; do printf '%20s' "$(val "$mode" pss)"; done
 echo
@@ -455,6 +483,7 @@ for mode in $MODES; do
         done
     fi
     ratio_line "$mode" "run berth/floor" "$(g berth_run)" "$(g floor)" le 1.5
+    echo "[$mode] ratio CPU per run berth/floor = $(bench_ratio "$(g berth_run_cpu)" "$(g floor_cpu)") (no target; see performance.md)"
     ratio_line "$mode" "run berth/crun" "$(g berth_run)" "$(g crun_run)" le 0.6
     ratio_line "$mode" "exec berth/crun" "$(g berth_exec)" "$(g crun_exec)" le 1.0
     ratio_line "$mode" "run podman/berth" "$(g podman_run)" "$(g berth_run)" ge 20
