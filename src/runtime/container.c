@@ -997,23 +997,12 @@ static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int u
                               struct init_args *ia, struct init_fds *f, berth_error_t *err) {
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
-  size_t stack_len = 512 << 10;
-  void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) {
-    int e = errno;
-    close(pp[0]), close(pp[1]);
-    return berth_error(err, e, "map a stack for the namespace setup helper");
-  }
-  /* no handler of ours may run on the borrowed memory: all blocked, init
-   * gets the mask back */
-  sigset_t all, old;
-  sigfillset(&all);
-  sigprocmask(SIG_SETMASK, &all, &old);
+  /* the helper runs with every signal blocked; init gets our mask back */
+  sigset_t old;
+  sigprocmask(SIG_SETMASK, NULL, &old);
   struct helper_args h = {.m = m, .flags = flags, .userns_fd = userns_fd, .rfd = pp[0], .wfd = pp[1], .cg = cg, .ia = ia, .f = f, .mask = &old};
-  pid_t x = clone(helper_main, (char *)stack + stack_len, CLONE_VM | CLONE_VFORK | SIGCHLD, &h);
+  pid_t x = clone_vm(helper_main, &h, CLONE_VFORK, 512 << 10);
   int ce = errno;
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  munmap(stack, stack_len);
   close(pp[1]);
   if (x < 0) {
     close(pp[0]);
@@ -1628,11 +1617,8 @@ static pid_t trash_spawn_embedded(struct trash_child *tc, struct rm_later *later
  * tables for a process that touches almost nothing of them (~0.15 ms of
  * CPU here). What it needs is copied for it, and never freed by us. */
 static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
-  size_t stack_len = 8 << 20; /* untouched pages cost nothing; deep trees recurse */
-  void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   struct trash_child *c = malloc(sizeof *c);
-  if (stack == MAP_FAILED || !c || pipe2(tc->gone, O_CLOEXEC) < 0) {
-    if (stack != MAP_FAILED) munmap(stack, stack_len);
+  if (!c || pipe2(tc->gone, O_CLOEXEC) < 0) {
     free(c);
     return trash_spawn_embedded(tc, later);
   }
@@ -1640,15 +1626,11 @@ static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
   c->job.dir = xstrdup(tc->job.dir);
   c->job.own = xstrdup(tc->job.own);
   c->cg = tc->cg ? json_deep_copy(tc->cg) : NULL;
-  sigset_t all, old;
-  sigfillset(&all);
-  sigprocmask(SIG_SETMASK, &all, &old);
-  pid_t p = clone(trash_main, (char *)stack + stack_len, CLONE_VM | SIGCHLD, c);
-  sigprocmask(SIG_SETMASK, &old, NULL);
+  /* 8 MiB: untouched pages cost nothing, and deep trees recurse */
+  pid_t p = clone_vm(trash_main, c, 0, 8 << 20);
   close(tc->gone[0]);
   if (p < 0) {
     close(tc->gone[1]);
-    munmap(stack, stack_len);
     json_decref(c->cg);
     free((char *)c->job.dir), free((char *)c->job.own), free(c);
     tc->gone[0] = tc->gone[1] = -1;

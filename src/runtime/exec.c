@@ -17,7 +17,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -432,24 +431,11 @@ pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *e
    * we sleep until it has exec'd, which spares a copy of berth's page
    * tables and every copy-on-write fault of a fork (0.2-0.3 ms), and the
    * exec a teardown of them. Nothing else of ours runs meanwhile. */
-  size_t stack_len = 512 << 10;
-  void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) {
-    int e = errno;
-    if (slave >= 0) close(slave);
-    return berth_error(err, e, "map a stack for the command");
-  }
   if (ready) ready(ready_arg); /* the launcher sends the go byte once it hears from us */
   struct spawn_args sa = {.x = &x, .u = &u, .go_fd = go_fd, .slave = slave};
-  /* no handler of ours may run on the borrowed memory: all blocked here,
-   * reset to the defaults in the child before it unblocks (run_command) */
-  sigset_t all, old;
-  sigfillset(&all);
-  sigprocmask(SIG_SETMASK, &all, &old);
-  pid_t c = clone(spawn_child, (char *)stack + stack_len, CLONE_VM | CLONE_VFORK | SIGCHLD, &sa);
+  /* the child resets every signal to its default before it unblocks them (run_command) */
+  pid_t c = clone_vm(spawn_child, &sa, CLONE_VFORK, 512 << 10);
   int e = errno;
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  munmap(stack, stack_len);
   if (slave >= 0) close(slave);
   if (c < 0) return berth_error(err, e, "start the command");
   return c;

@@ -6,8 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -513,4 +516,18 @@ int write_value(const char *path, const char *val) {
   close(fd);
   errno = e;
   return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+pid_t clone_vm(int (*fn)(void *), void *arg, unsigned long flags, size_t stack_len) {
+  void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
+  pid_t p = clone(fn, (char *)stack + stack_len, CLONE_VM | flags | SIGCHLD, arg);
+  int e = errno;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (p < 0 || (flags & CLONE_VFORK)) munmap(stack, stack_len);
+  errno = e;
+  return p;
 }

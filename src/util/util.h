@@ -131,6 +131,14 @@ const char *fuse_overlayfs_path(void);
  * when it moved it; cpu_restore gives it back. Best effort: false when
  * there is no other CPU to use or the kernel refuses. */
 bool cpu_aside(pid_t child, cpu_set_t *saved);
+
+/* Start fn(arg) in a child that shares our memory (CLONE_VM | flags, the
+ * exit signal SIGCHLD) on a stack of its own: no copy of our page tables.
+ * All signals are blocked around the clone, so no handler of ours runs on
+ * that memory in the child (it starts with them blocked). With
+ * CLONE_VFORK we sleep until it has exec'd or exited, and its stack is
+ * unmapped; without, the stack stays for the child. -1 with errno set. */
+pid_t clone_vm(int (*fn)(void *), void *arg, unsigned long flags, size_t stack_len);
 void cpu_restore(pid_t child, const cpu_set_t *saved);
 /* write a short value (a sysctl, a cgroup file): 0 or -1 with errno */
 int write_value(const char *path, const char *val);
