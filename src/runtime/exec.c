@@ -255,12 +255,18 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   }
   /* a single-id mapping (rootless without subordinate ids) denies
    * setgroups and maps only root: the groups stay as they are */
-  int gr = setgroups((size_t)u->ngroups, u->groups), ge = errno;
-  bool groups_fixed = gr < 0 && ge == EPERM && setgroups_denied();
-  errno = ge;
-  if ((gr < 0 && !groups_fixed) || setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0) {
+  bool single = false;
+  if (setgroups((size_t)u->ngroups, u->groups) < 0) {
     int e = errno;
-    if (e == EINVAL && groups_fixed)
+    if (e != EPERM || !setgroups_denied()) {
+      fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));
+      _exit(126);
+    }
+    single = true;
+  }
+  if (setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0) {
+    int e = errno;
+    if (e == EINVAL && single)
       fprintf(stderr, "berth: exec: become %u:%u: only root exists in this container (a single-id mapping: the user has no "
               "subordinate ids); `berth preflight` shows the fix\n", (unsigned)u->uid, (unsigned)u->gid);
     else fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));
