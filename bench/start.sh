@@ -25,6 +25,12 @@
 #   CPU per run    of the floor and of berth run (perf stat task-clock over
 #                  the whole process tree, 3 alternating loops of BENCH_RUNS),
 #                  when perf works: informational, without a target
+#   ladder         bench/micro/ladder.c: the isolation berth run sets up, done
+#                  with bare system calls and no runtime, one part at a time
+#                  (namespaces, overlay, mounts, pivot_root, init, seccomp
+#                  and capabilities, cgroup), in turns with the floor and
+#                  berth run: what any runtime pays over the floor, and how
+#                  much berth adds to that. Informational, without a target
 # then ratio lines with their targets, MISSED for each target missed.
 # Exits 0 whether targets are met or not (it is a benchmark); 1 only when it
 # cannot run at all.
@@ -50,6 +56,7 @@
 #   BENCH_KEEP=1    keep the scratch directory
 #   BENCH_RESULTS   also write "mode<TAB>name<TAB>median_ms" lines to this file
 #   BENCH_NO_FOREIGN=1  skip crun and podman
+#   BENCH_LADDER=0  skip the ladder
 #   BENCH_FS        where every tool's files go: "host" (default: BENCH_DIR's
 #                   filesystem) or "loop" (root only: a fresh journaled ext4
 #                   image, loop-mounted; this VM's own ext4 has no journal,
@@ -155,6 +162,14 @@ section_berth() {
         done
         bench_median "$RES/floor.cpu" 1 | awk '{printf "%.2f\n", $1}' >"$RES/floor_cpu"
         bench_median "$RES/berth_run.cpu" 1 | awk '{printf "%.2f\n", $1}' >"$RES/berth_run_cpu"
+    fi
+
+    if [ "${BENCH_LADDER:-1}" != 0 ]; then
+        mkdir -p "$MW/ladder"
+        "$WORK/bin/ladder" bench "$MW/rootfs" "$MW/ladder" "$WORK/bin/seccomp.bpf" "$RUNS" "$ROUNDS" \
+            -- "$(command -v unshare)" --mount --pid --fork --uts --ipc --net "${uflags[@]}" chroot "$MW/rootfs" /bin/true \
+            -- "$B" run --rm --no-mount-cwd --network none "$IMG" /bin/true >"$RES/ladder" 2>"$RES/ladder.log" \
+            || { bench_log "[$MODE] ladder failed"; cat "$RES/ladder.log" >&2; rm -f "$RES/ladder"; }
     fi
 
     if "$B" create -q --name bexec --no-mount-cwd --network none "$IMG" >"$RES/bexec.log" 2>&1; then
@@ -409,6 +424,11 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 bench_snapshot_berth
+if [ "${BENCH_LADDER:-1}" != 0 ]; then
+    { make -s build/seccomp.bpf && cp build/seccomp.bpf "$WORK/bin/seccomp.bpf" \
+        && cc -O2 -Wall -Wno-format-truncation -o "$WORK/bin/ladder" bench/micro/ladder.c \
+        && chmod 755 "$WORK/bin/ladder" && chmod 644 "$WORK/bin/seccomp.bpf"; } || bench_die "cannot build bench/micro/ladder.c"
+fi
 
 for mode in $MODES; do
     MW=$WORK/$mode
@@ -493,5 +513,12 @@ for mode in $MODES; do
     if [ "$pss" = n/a ] || ! bench_le "$pss" 200; then st=" MISSED"; MISSED_ANY=1; fi
     echo "[$mode] idle PSS berth = $pss KiB (target <= 200)$st"
 done
+if [ "${BENCH_LADDER:-1}" != 0 ]; then
+    echo
+    echo "ladder: the isolation of berth run, with bare system calls (bench/micro/ladder.c; medians, $RUNS x $ROUNDS starts each, in turns)"
+    for mode in $MODES; do
+        if [ -s "$WORK/$mode/res/ladder" ]; then sed "s/^/[$mode] /" "$WORK/$mode/res/ladder"; else echo "[$mode] ladder: n/a"; fi
+    done
+fi
 [ $MISSED_ANY = 1 ] && bench_log "some targets MISSED (benchmark: exit 0 regardless)"
 exit 0
