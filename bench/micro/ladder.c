@@ -59,8 +59,11 @@
 #define LEVELS 7
 static const char *NAMES[LEVELS] = {"ns", "+overlay", "+mounts", "+pivot_root", "+init", "+confine", "+cgroup"};
 
+static void cgroups_remove(void);
+
 static void die(const char *what) {
   fprintf(stderr, "ladder: %s: %s\n", what, strerror(errno));
+  cgroups_remove(); /* a failed start leaves no cgroup behind */
   _exit(1);
 }
 
@@ -82,8 +85,8 @@ static void rm_tree(int dirfd, const char *name) {
   DIR *d = fd < 0 ? NULL : fdopendir(fd);
   for (struct dirent *e; d && (e = readdir(d));) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (e->d_type == DT_DIR) rm_tree(fd, e->d_name);
-    else unlinkat(fd, e->d_name, 0);
+    /* d_type may be DT_UNKNOWN: a directory then fails unlink with EISDIR */
+    if (e->d_type == DT_DIR || (unlinkat(fd, e->d_name, 0) < 0 && errno == EISDIR)) rm_tree(fd, e->d_name);
   }
   if (d) closedir(d);
   unlinkat(dirfd, name, AT_REMOVEDIR);
@@ -207,6 +210,22 @@ static int child(void *arg) {
   _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
 }
 
+/* the cgroups this process made (their tasks/cgroup.procs paths), removed
+ * by the process that made them, after the start or on a failure */
+static struct start *cg_owner_start;
+static pid_t cg_owner;
+
+static void cgroups_remove(void) {
+  struct start *s = cg_owner_start;
+  if (!s || getpid() != cg_owner) return;
+  for (int i = 0; i < s->ncg; i++) {
+    char *slash = strrchr(s->cg[i], '/');
+    *slash = 0;
+    if (rmdir(s->cg[i]) < 0) fprintf(stderr, "ladder: remove %s: %s\n", s->cg[i], strerror(errno));
+  }
+  s->ncg = 0;
+}
+
 /* the cgroup below our own in each controller (v1) or in the v2 tree */
 static int cgroups_make(struct start *s) {
   FILE *f = fopen("/proc/self/cgroup", "re");
@@ -214,6 +233,7 @@ static int cgroups_make(struct start *s) {
   const char *ctrls[] = {"memory", "pids", "cpu"};
   const char *limits[][2] = {{"memory.limit_in_bytes", "4294967296"}, {"pids.max", "256"}, {"cpu.cfs_quota_us", "200000"}};
   bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+  cg_owner_start = s, cg_owner = getpid();
   while (f && fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = 0;
     char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -228,21 +248,21 @@ static int cgroups_make(struct start *s) {
       if (!tok) continue;
       snprintf(dir, sizeof dir, "/sys/fs/cgroup/%s%s/ladder-%d", list, strcmp(path, "/") ? path : "", getpid());
       if (mkdir(dir, 0755) < 0) die(dir);
+      snprintf(s->cg[s->ncg++], sizeof s->cg[0], "%s/tasks", dir);
       char lim[600];
       snprintf(lim, sizeof lim, "%s/%s", dir, limits[i][0]);
       put(lim, limits[i][1]);
-      snprintf(s->cg[s->ncg++], sizeof s->cg[0], "%s/tasks", dir);
     }
     if (v2 && !*list) {
       snprintf(dir, sizeof dir, "/sys/fs/cgroup%s/ladder-%d", strcmp(path, "/") ? path : "", getpid());
       if (mkdir(dir, 0755) < 0) die(dir);
+      snprintf(s->cg[s->ncg++], sizeof s->cg[0], "%s/cgroup.procs", dir);
       const char *v2lim[][2] = {{"memory.max", "4294967296"}, {"pids.max", "256"}, {"cpu.max", "200000 100000"}};
       for (int i = 0; i < 3; i++) {
         char lim[600];
         snprintf(lim, sizeof lim, "%s/%s", dir, v2lim[i][0]);
         if (access(lim, F_OK) == 0) put(lim, v2lim[i][1]);
       }
-      snprintf(s->cg[s->ncg++], sizeof s->cg[0], "%s/cgroup.procs", dir);
     }
   }
   if (f) fclose(f);
@@ -299,11 +319,7 @@ static int run_one(int level, const char *rootfs, const char *scratch, const cha
   if (write(s.sync[1], "g", 1) != 1) die("go");
   int st;
   if (waitpid(pid, &st, 0) < 0) die("waitpid");
-  for (int i = 0; i < s.ncg; i++) {
-    char *slash = strrchr(s.cg[i], '/');
-    *slash = 0;
-    if (rmdir(s.cg[i]) < 0) die(s.cg[i]);
-  }
+  cgroups_remove();
   /* the directories go in the background, as berth's trash child does */
   if (level >= 1 && fork() == 0) {
     rm_tree(AT_FDCWD, dir);
