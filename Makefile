@@ -50,7 +50,7 @@ CFLAGS += -DBERTH_HAVE_TINY
 endif
 $(BUILD)/berth-tiny: src/runtime/tinyinit.c
 	@mkdir -p $(dir $@)
-	$(CC) -static -nostdlib -Os -fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -Wall -Wextra -Werror -s -o $@ $<
+	$(CC) -static -nostdlib -fno-builtin -fno-tree-loop-distribute-patterns -Os -fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -Wall -Wextra -Werror -s -o $@ $<
 
 $(BUILD)/tiny_bin.o: $(BUILD)/berth-tiny
 	cd $(BUILD) && ld -r -b binary -z noexecstack -o tiny_bin.o berth-tiny

@@ -115,6 +115,7 @@ int container_fs_apply(const char *name, const char *user, const struct cfs_op *
   if (c == 0) {
     close(ep[0]);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* in the container's mount namespace, as berth */
     proc_set_title("berth-fs");
     berth_error_t e = NULL;
     if ((userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) || setns(mntns, CLONE_NEWNS) < 0 ||

@@ -591,18 +591,29 @@ extern const char _binary_berth_tiny_end[];
 static const char *const _binary_berth_tiny_start = NULL, *const _binary_berth_tiny_end = NULL;
 #endif
 
-/* exec berth-tiny from a memfd; returns only on failure */
-static void exec_tiny(char *const argv[], char *const envp[]) {
+int tiny_memfd(void) {
   uintptr_t b0 = (uintptr_t)_binary_berth_tiny_start, b1 = (uintptr_t)_binary_berth_tiny_end;
-  if (!b0 || b1 <= b0) return;
+  if (!b0 || b1 <= b0) {
+    errno = ENOSYS;
+    return -1;
+  }
   int fd = memfd_create("berth-tiny", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return;
+  if (fd < 0) return -1;
   size_t n = b1 - b0;
   if (write(fd, _binary_berth_tiny_start, n) != (ssize_t)n ||
       fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+    int e = errno;
     close(fd);
-    return;
+    errno = e ? e : EIO;
+    return -1;
   }
+  return fd;
+}
+
+/* exec berth-tiny from a memfd; returns only on failure */
+static void exec_tiny(char *const argv[], char *const envp[]) {
+  int fd = tiny_memfd();
+  if (fd < 0) return;
   syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
   close(fd);
 }

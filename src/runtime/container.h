@@ -101,6 +101,9 @@ json_t *container_network_members(const char *net, bool live_only);
 int container_monitor_exit(const char *name, int code);
 char *container_random_name(const char *prefix);
 
+/* internal: a sealed memfd (close-on-exec) holding berth-tiny, or -1 with
+ * errno (ENOSYS: this build has none, not x86_64) */
+int tiny_memfd(void);
 /* internal: the container's init, entered in the cloned child */
 struct init_args;
 /* internal (exec.c), for container_run: in the container's init (set up,

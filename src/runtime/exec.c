@@ -195,9 +195,25 @@ struct exec_ctx {
   int out_fd, err_fd; /* capture pipes or -1 */
 };
 
+static void close_fds_except(const int *keep, int n);
+
 /* The command: become the user, drop everything, exec. Never returns. */
 static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_slave) {
   const struct exec_opts *o = x->o;
+  /* The container's path is exec'd by berth-tiny from a sealed memfd, never
+   * by this process: its /proc/self/exe is the host's berth (or, embedded,
+   * the caller's program), and a path that resolves to /proc/self/exe (a
+   * symlink, a `#!` line) would run that binary inside the container,
+   * where another process could reopen it for writing (CVE-2019-5736).
+   * Made before the confinement: a profile of the user's own may refuse
+   * memfd_create. */
+  int tfd = tiny_memfd();
+  if (tfd < 0) {
+    fprintf(stderr, "berth: exec: cannot start `%s` safely: %s\n", o->argv[0],
+            errno == ENOSYS ? "this build of berth has no berth-tiny (x86_64 only), which starts every command in a container"
+                            : strerror(errno));
+    _exit(126);
+  }
   /* every signal as a fresh process has it: what berth ignores (SIGPIPE
    * while it launches) would stay ignored across the exec */
   sigset_t all;
@@ -282,15 +298,22 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   char **envp = calloc(n + 1, sizeof *envp);
   for (size_t i = 0; i < n; i++) envp[i] = (char *)json_string_value(json_array_get(env, i));
   environ = envp;
-  /* nothing of berth's reaches the command (CVE-2024-21626 class) */
-  syscall(SYS_close_range, 3U, ~0U, 0U);
-  execvp(o->argv[0], o->argv);
-  int e = errno;
-  if (e == ENOENT) {
-    fprintf(stderr, "berth: exec: `%s`: executable file not found in $PATH\n", o->argv[0]);
-    _exit(127);
-  }
-  fprintf(stderr, "berth: exec: `%s`: %s\n", o->argv[0], strerror(e));
+  /* nothing of berth's reaches the command (CVE-2024-21626 class); the
+   * memfd is close-on-exec */
+  close_fds_except(&tfd, 1);
+  size_t argc = 0;
+  while (o->argv[argc]) argc++;
+  char **targv = calloc(argc + 3, sizeof *targv);
+  if (!targv) _exit(126);
+  targv[0] = "berth-tiny";
+  targv[1] = "exec";
+  memcpy(targv + 2, o->argv, argc * sizeof *targv);
+  syscall(SYS_execveat, tfd, "", targv, envp, AT_EMPTY_PATH);
+  /* a profile of the user's own may refuse execveat: the same memfd by path */
+  char fdpath[64];
+  snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
+  if (errno == EPERM || errno == ENOSYS) execve(fdpath, targv, envp);
+  fprintf(stderr, "berth: exec: `%s`: start berth-tiny: %s\n", o->argv[0], strerror(errno));
   _exit(126);
 }
 
@@ -640,6 +663,10 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   if (joiner < 0) return berth_error(err, errno, "fork");
   if (joiner == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* we (and the supervisor we fork) run berth's binary inside the
+     * container's pid namespace: not dumpable, so no process in there can
+     * open our /proc exe, maps, environ, fds or memory, whatever its ids */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     proc_set_title("berth-exec");
     close(rp[0]);
     if (sock[0] >= 0) close(sock[0]);

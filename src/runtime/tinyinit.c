@@ -19,6 +19,16 @@
  *       the container's monitor: waits for its child PID (the container's
  *       init), then execs berth (the open fd BERTHFD) as
  *       `berth __monitor-exit NAME STATUS` to record the end and clean up.
+ *   berth-tiny exec FILE [ARG...]
+ *       the last step of every command berth starts in a container: berth,
+ *       confined already, execs this from a sealed memfd, and this execs
+ *       FILE (searched in $PATH as execvp does) with argv FILE ARG...
+ *       The exec of a path the container controls must never be made by a
+ *       process whose /proc/self/exe is the host's berth binary: a path
+ *       that resolves to /proc/self/exe (a symlink, a `#!` line) would run
+ *       the host binary inside the container, where it could be opened for
+ *       writing (CVE-2019-5736). From here /proc/self/exe is this sealed
+ *       memfd, which nothing can write.
  *
  * Inherited file descriptors (the environment memfd at 3, the network
  * helper's exit pipe at 4) stay open: nothing here closes them. */
@@ -119,6 +129,87 @@ static void run_monitor(long pid, long fd, char *name, char **envp) {
   die(1);
 }
 
+static ulong slen(const char *s) {
+  ulong n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static void put2(const char *s) { SYS(__NR_write, 2, s, slen(s), 0); }
+
+/* execve; on ENOEXEC (no #! line) the file is a shell script, as execvp has it */
+static long try_exec(const char *path, char **argv, char **envp) {
+  long r = SYS(__NR_execve, path, argv, envp, 0);
+  if (r != -8 /* ENOEXEC */) return r;
+  /* argv[-1] is ours to reuse ("exec"): sh PATH ARG... */
+  argv[-1] = "/bin/sh";
+  argv[0] = (char *)path;
+  SYS(__NR_execve, "/bin/sh", argv - 1, envp, 0);
+  return r;
+}
+
+static void run_exec(char **argv, char **envp) {
+  char *file = argv[0];
+  long err = -2 /* ENOENT */;
+  int has_slash = 0;
+  for (char *c = file; *c; c++) has_slash |= *c == '/';
+  if (!*file) {
+  } else if (has_slash) {
+    err = try_exec(file, argv, envp);
+  } else {
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (char **e = envp; *e; e++)
+      if ((*e)[0] == 'P' && (*e)[1] == 'A' && (*e)[2] == 'T' && (*e)[3] == 'H' && (*e)[4] == '=') path = *e + 5;
+    ulong flen = slen(file);
+    int eacces = 0;
+    char buf[4096];
+    for (const char *p = path;;) {
+      const char *q = p;
+      while (*q && *q != ':') q++;
+      ulong dlen = (ulong)(q - p);
+      if (dlen + flen + 2 <= sizeof buf) {
+        ulong n = 0;
+        for (ulong i = 0; i < dlen; i++) buf[n++] = p[i];
+        if (dlen) buf[n++] = '/';
+        for (ulong i = 0; i <= flen; i++) buf[n++] = file[i];
+        char *keep = argv[0];
+        long r = try_exec(buf, argv, envp);
+        argv[0] = keep;
+        if (r == -13 /* EACCES */) eacces = 1;
+        else if (r != -2 && r != -20 /* ENOTDIR */ && r != -116 /* ESTALE */ && r != -19 /* ENODEV */ && r != -110) {
+          err = r;
+          break;
+        }
+      }
+      if (!*q) {
+        if (eacces) err = -13;
+        break;
+      }
+      p = q + 1;
+    }
+  }
+  /* the messages berth's own execvp path gave */
+  put2("berth: exec: `");
+  put2(file);
+  if (err == -2 && !has_slash) {
+    put2("`: executable file not found in $PATH\n");
+    die(127);
+  }
+  static const struct { long e; const char *m; } msgs[] = {
+      {-2, "No such file or directory"}, {-13, "Permission denied"},     {-8, "Exec format error"},
+      {-20, "Not a directory"},          {-21, "Is a directory"},        {-7, "Argument list too long"},
+      {-12, "Cannot allocate memory"},   {-26, "Text file busy"},        {-40, "Too many levels of symbolic links"},
+      {-36, "File name too long"},       {-1, "Operation not permitted"}, {-11, "Resource temporarily unavailable"},
+  };
+  const char *m = "cannot execute";
+  for (ulong i = 0; i < sizeof msgs / sizeof msgs[0]; i++)
+    if (msgs[i].e == err) m = msgs[i].m;
+  put2("`: ");
+  put2(m);
+  put2("\n");
+  die(err == -2 ? 127 : 126);
+}
+
 static void run_hold(void) {
   SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-userns", 0, 0);
   ulong none = 0;
@@ -134,6 +225,7 @@ __attribute__((used)) void tiny_main(long *sp) {
   if (argc >= 3 && streq(argv[1], "run")) run_cmd(atol_(argv[2]));
   if (argc >= 5 && streq(argv[1], "monitor")) run_monitor(atol_(argv[2]), atol_(argv[3]), argv[4], envp);
   if (argc >= 2 && streq(argv[1], "hold")) run_hold();
+  if (argc >= 3 && streq(argv[1], "exec")) run_exec(argv + 2, envp);
   die(2);
 }
 

@@ -26,6 +26,10 @@ else
   for f in "$IT"/test_*.sh; do
     [ "${f##*/}" = test_images.sh ] || SUITES+=("${f##*/}")
   done
+  # the standing breakout suite (tests/security), by its path from here
+  for f in "$REPO"/tests/security/test_*.sh; do
+    SUITES+=("../security/${f##*/}")
+  done
 fi
 MODES=(${BERTH_MODES:-root rootless})
 
@@ -64,9 +68,13 @@ trap 'rm -rf "$LOGS"' EXIT
 # A suite whose header has the line "# berth-suite: parallel-modes" runs as
 # root and rootless at the same time; the others run one mode after the other
 # (the container suite's rootless cgroups trip over the root run's).
+# a suite's log name: its path with / as _
+logname() { echo "$1-${2//\//_}"; }
 run_suite_mode() { # MODE SUITE
-  BERTH_MODE=$1 bash "$IT/$2" >"$LOGS/$1-$2.log" 2>&1 </dev/null
-  echo $? >"$LOGS/$1-$2.rc"
+  local l
+  l=$(logname "$1" "$2")
+  BERTH_MODE=$1 bash "$IT/$2" >"$LOGS/$l.log" 2>&1 </dev/null
+  echo $? >"$LOGS/$l.rc"
 }
 for s in "${SUITES[@]}"; do
   if [ "${BERTH_SERIAL:-0}" != 1 ] && grep -q '^# berth-suite: parallel-modes' "$IT/$s"; then
@@ -78,13 +86,14 @@ for s in "${SUITES[@]}"; do
     for p in "${pids[@]}"; do wait "$p"; done
     for m in "${MODES[@]}"; do
       echo "# === $s as $m"
-      cat "$LOGS/$m-$s.log"
+      cat "$LOGS/$(logname "$m" "$s").log"
     done
   else
     for m in "${MODES[@]}"; do
       echo "# === $s as $m"
-      BERTH_MODE=$m bash "$IT/$s" 2>&1 </dev/null | tee "$LOGS/$m-$s.log"
-      echo "${PIPESTATUS[0]}" >"$LOGS/$m-$s.rc"
+      l=$(logname "$m" "$s")
+      BERTH_MODE=$m bash "$IT/$s" 2>&1 </dev/null | tee "$LOGS/$l.log"
+      echo "${PIPESTATUS[0]}" >"$LOGS/$l.rc"
     done
   fi
 done
@@ -94,18 +103,19 @@ for m in "${MODES[@]}"; do
   mp=0
   mf=0
   for s in "${SUITES[@]}"; do
-    log=$LOGS/$m-$s.log
+    l=$(logname "$m" "$s")
+    log=$LOGS/$l.log
     line=$(grep -E "$summary_re" "$log" | tail -n 1)
     if [[ $line =~ $summary_re ]]; then
       mp=$((mp + BASH_REMATCH[1]))
       mf=$((mf + BASH_REMATCH[2]))
       # a suite that died after its summary, or failed without counting it
-      if [ "$(cat "$LOGS/$m-$s.rc")" != 0 ] && [ "${BASH_REMATCH[2]}" = 0 ]; then
-        echo "not ok - $s ($m) exited $(cat "$LOGS/$m-$s.rc") with no failed test"
+      if [ "$(cat "$LOGS/$l.rc")" != 0 ] && [ "${BASH_REMATCH[2]}" = 0 ]; then
+        echo "not ok - $s ($m) exited $(cat "$LOGS/$l.rc") with no failed test"
         mf=$((mf + 1))
       fi
     else
-      echo "not ok - $s ($m) ended without a summary line (exit $(cat "$LOGS/$m-$s.rc" 2>/dev/null))"
+      echo "not ok - $s ($m) ended without a summary line (exit $(cat "$LOGS/$l.rc" 2>/dev/null))"
       mf=$((mf + 1))
     fi
   done

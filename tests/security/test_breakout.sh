@@ -1,0 +1,136 @@
+#!/bin/bash
+# berth-suite: parallel-modes
+# The standing breakout suite: one test per attack class, each written so
+# that it fails on the code that had the hole. Run as root and rootless
+# (BERTH_MODE) by tests/integration/run.sh. docs/security.md names each
+# class, its defence and its test here.
+. "$(dirname "$0")/../integration/lib.sh"
+
+SEC_DIR=$REPO/tests/security
+ATTACK=$SUITE_TMP/exe_attack
+gcc -static -O2 -o "$ATTACK" "$SEC_DIR/exe_attack.c" 2>"$SUITE_TMP/attack.log" && chmod 755 "$ATTACK"
+
+create() { b_ok create -q --no-mount-cwd "$@" localhost/busybox; }
+
+# a berth binary of this test's own that the container's root could write if
+# it ever reached it: as root a root-owned file (container root is host root
+# without capabilities, and owns it), rootless one owned by the test user (a
+# per-user install); every berth command of the test runs it
+own_berth() {
+  mkdir -p "$T_DIR/bin"
+  cp "$BERTH_BIN" "$T_DIR/bin/berth"
+  chmod 755 "$T_DIR/bin" "$T_DIR/bin/berth"
+  [ "$BERTH_MODE" = rootless ] && chown "$TEST_USER:" "$T_DIR/bin" "$T_DIR/bin/berth"
+  BERTH_BIN=$T_DIR/bin/berth
+  BIN_HASH=$(sha256sum "$BERTH_BIN" | cut -d' ' -f1)
+}
+assert_bin_intact() {
+  assert_eq "$(sha256sum "$BERTH_BIN" | cut -d' ' -f1)" "$BIN_HASH" "sha256 of the host's berth binary"
+  ! grep -q PWNED-BY-CONTAINER "$BERTH_BIN" || fail "the container wrote into the host's berth binary"
+}
+# start the attacker in container $1 for $2 seconds (output in the container's /tmp/attack.log)
+start_attacker() {
+  [ -x "$ATTACK" ] || fail "could not build the attacker: $(cat "$SUITE_TMP/attack.log")"
+  cp "$ATTACK" "$T_DIR/exe_attack"
+  chmod 755 "$T_DIR/exe_attack"
+  b_ok cp "$T_DIR/exe_attack" "$1:/exe_attack"
+  b_ok exec "$1" sh -c "(/exe_attack $2 >/tmp/attack.log 2>&1 &); sleep 0.2; head -n1 /tmp/attack.log"
+  assert_contains "$B_OUT" "attacker ready"
+}
+# wait for the attacker in $1 to finish; its summary must show no write
+# (busybox by its own name: the tests turn /bin/sh into a trap)
+attacker_result() {
+  local i
+  for i in $(seq 1 100); do
+    b_ok exec "$1" /bin/busybox cat /tmp/attack.log
+    [[ $B_OUT == *summary* ]] && break
+    sleep 0.2
+  done
+  assert_contains "$B_OUT" "summary" "the attacker's summary"
+  assert_contains "$B_OUT" "wrote=0" "the attacker wrote nothing into a foreign executable"
+  ATTACK_LOG=$B_OUT
+}
+
+# CVE-2019-5736, trigger 1: the command is /proc/self/exe itself
+test_exe_direct() {
+  own_berth; setup_ctr; create --name c
+  start_attacker c 4
+  local i
+  for i in $(seq 1 25); do
+    b_run exec c /proc/self/exe exec c true
+    # berth would answer its own usage or errors; what runs is berth-tiny, which knows no such mode
+    assert_not_contains "$B_OUT$B_ERR" "Usage: berth" "the host's berth ran inside the container"
+    assert_not_contains "$B_OUT$B_ERR" "berth: error" "the host's berth ran inside the container"
+  done
+  attacker_result c
+  assert_bin_intact
+  # the one-shot path: run's command
+  b_run run --rm --no-mount-cwd --network none localhost/busybox /proc/self/exe ls
+  assert_not_contains "$B_OUT$B_ERR" "Usage: berth"
+  assert_bin_intact
+}
+
+# trigger 2: the image's /bin/sh is a symlink to /proc/self/exe, and the
+# tool's exec goes through /bin/sh -c
+test_exe_symlinked_sh() {
+  own_berth; setup_ctr; create --name c
+  start_attacker c 4
+  b_ok exec c sh -c 'ln -sf /proc/self/exe /bin/evil && ln -sf /proc/self/exe /bin/sh'
+  local i
+  for i in $(seq 1 15); do
+    tool '{"operation":"exec","container":"c","command":"ls /"}'
+    assert_not_contains "$B_OUT" "Usage: berth"
+    b_run exec c evil
+    assert_not_contains "$B_OUT$B_ERR" "Usage: berth"
+  done
+  attacker_result c
+  assert_bin_intact
+  # an image made of it: run's command path meets the same link
+  b_ok exec c /bin/busybox rm /exe_attack /tmp/attack.log
+  tool '{"operation":"snapshot","container":"c","name":"evil"}'
+  assert_eq "$(field '["success"]')" true "snapshot"
+  b_run run --rm --no-mount-cwd --network none berth.local/snapshot/evil sh -c 'echo hi'
+  assert_not_contains "$B_OUT$B_ERR" "Usage: berth"
+  assert_ne "$B_RC" 0 "/bin/sh -> /proc/self/exe runs nothing useful"
+  assert_bin_intact
+}
+
+# trigger 3: a script whose interpreter is /proc/self/exe
+test_exe_shebang() {
+  own_berth; setup_ctr; create --name c
+  start_attacker c 4
+  b_ok exec c sh -c 'printf "#!/proc/self/exe\n" >/bin/evil && chmod 755 /bin/evil && printf "#!/proc/self/exe exec\n" >/bin/evil2 && chmod 755 /bin/evil2'
+  local i
+  for i in $(seq 1 25); do
+    b_run exec c /bin/evil exec c true
+    assert_not_contains "$B_OUT$B_ERR" "Usage: berth"
+  done
+  # the interpreter names berth-tiny's own mode: it execs the script again,
+  # in a loop inside the container that the timeout ends
+  b_run exec --timeout 1 c /bin/evil2
+  assert_eq "$B_RC" 124 "a self-exec loop ends at the timeout"
+  attacker_result c
+  assert_bin_intact
+}
+
+# the helpers berth runs inside a container's pid namespace are not
+# dumpable: their exe, maps, environ, memory and fds stay closed
+test_helper_proc_closed() {
+  setup_ctr; create --name c
+  b_ok exec c sh -c 'p=$PPID; grep -q berth /proc/$p/comm && echo helper=$(cat /proc/$p/comm);
+    for f in exe cwd root; do readlink /proc/$p/$f >/dev/null 2>&1 && echo open:$f; done;
+    for f in maps environ mem auxv; do cat /proc/$p/$f >/dev/null 2>&1 && echo open:$f; done;
+    for f in /proc/$p/fd/*; do readlink $f >/dev/null 2>&1 && echo open:fd; done; echo end'
+  assert_contains "$B_OUT" "helper=berth-exec" "the command's parent is berth's exec supervisor"
+  assert_not_contains "$B_OUT" "open:" "a part of the supervisor's /proc entry was readable"
+  assert_contains "$B_OUT" "end"
+  # ptrace is refused (seccomp and, behind it, the dumpable flag)
+  b_run exec c sh -c 'cat /proc/$PPID/status | grep -i ^TracerPid'
+  assert_eq "$B_RC" 0
+}
+
+t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
+t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
+t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
+t_run "berth's helpers in the container are not dumpable (exe, maps, environ, fds)" test_helper_proc_closed
+t_summary
