@@ -72,11 +72,15 @@ int copy_tree_owned(int sdir, const char *sname, int ddir, const char *dname, ui
 struct user_ids {
   uid_t uid;
   gid_t gid;
-  gid_t groups[64];
+  gid_t *groups; /* the primary group first, then the memberships (no repeats) */
   int ngroups;
   char home[256];
 };
+/* The files are read bounded and without waiting: a FIFO, a device, a link
+ * into /proc, a file over 4 MiB or with NUL bytes gets a clear error.
+ * Free with user_ids_free. */
 int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_t msglen);
+void user_ids_free(struct user_ids *u);
 
 /* Filesystem changes made inside a running container by a helper that
  * joins its user and mount namespaces: paths are resolved in its root,

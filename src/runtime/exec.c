@@ -20,6 +20,9 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <limits.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -45,30 +48,87 @@ static bool all_digits(const char *s) {
   return true;
 }
 
+/* The container's /etc files are the image's (or the workload's) to make:
+ * read by a process that runs berth's code with privileges, so only a
+ * regular file of a real filesystem, at most ETC_MAX bytes, opened without
+ * waiting (a FIFO or a device would hang us; a link into /proc could show
+ * us our own environment). *out NULL: the file does not exist. */
+#define ETC_MAX (4u << 20)
+static int read_etc(const char *path, char **out, char *msg, size_t ml) {
+  *out = NULL;
+  cleanup_close int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return 0;
+  struct stat st;
+  struct statfs sf;
+  const char *why = NULL;
+  if (fd < 0 || fstat(fd, &st) < 0) why = strerror(errno);
+  else if (!S_ISREG(st.st_mode)) why = "it is not a regular file (a FIFO, a device or a directory)";
+  else if (fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC))
+    why = "it leads into /proc or /sys";
+  else if ((uint64_t)st.st_size > ETC_MAX) why = "it is larger than 4 MiB";
+  size_t len = 0;
+  if (!why && read_file_at(fd, "", ETC_MAX, out, &len, NULL) < 0) why = "it could not be read whole";
+  if (why) {
+    snprintf(msg, ml, "the container's %s cannot be used: %s; make it a plain file of users and groups", path, why);
+    return -1;
+  }
+  if (memchr(*out, '\0', len)) { /* nothing past a NUL is a line of it */
+    free(*out);
+    *out = NULL;
+    snprintf(msg, ml, "the container's %s cannot be used: it holds NUL bytes", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* split a line of FIELDS ':'-separated fields in place; the count found */
+static int split_fields(char *line, char **f, int max) {
+  int n = 0;
+  for (char *p = line; n < max;) {
+    f[n++] = p;
+    char *c = strchr(p, ':');
+    if (!c) break;
+    *c = '\0';
+    p = c + 1;
+  }
+  return n;
+}
+
+void user_ids_free(struct user_ids *u) {
+  free(u->groups);
+  u->groups = NULL;
+  u->ngroups = 0;
+}
+
+static int add_group(struct user_ids *u, gid_t g, size_t *cap) {
+  for (int i = 0; i < u->ngroups; i++)
+    if (u->groups[i] == g) return 0;
+  if (u->ngroups >= NGROUPS_MAX) return 0; /* the kernel takes no more */
+  if ((size_t)u->ngroups == *cap) {
+    size_t nc = *cap ? *cap * 2 : 16;
+    gid_t *ng = realloc(u->groups, nc * sizeof *ng);
+    if (!ng) return -1;
+    u->groups = ng;
+    *cap = nc;
+  }
+  u->groups[u->ngroups++] = g;
+  return 0;
+}
+
 int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_t msglen) {
   memset(u, 0, sizeof *u);
   strcpy(u->home, "/root");
   cleanup_free char *copy = strdup(spec && *spec ? spec : "0");
+  if (!copy) return snprintf(msg, msglen, "out of memory"), -1;
   char *gpart = strchr(copy, ':');
   if (gpart) *gpart++ = '\0';
   bool found = false;
   char uname[256] = "";
-  FILE *f = fopen("/etc/passwd", "re");
-  char line[1024];
-  while (f && fgets(line, sizeof line, f)) {
-    char *fields[7] = {0};
-    char *save = NULL, *p = line;
-    int n = 0;
-    line[strcspn(line, "\n")] = '\0';
-    for (; n < 7; n++) {
-      fields[n] = p;
-      char *c = strchr(p, ':');
-      if (!c) { n++; break; }
-      *c = '\0';
-      p = c + 1;
-    }
-    (void)save;
-    if (n < 6) continue;
+  cleanup_free char *passwd = NULL, *group = NULL;
+  if (read_etc("/etc/passwd", &passwd, msg, msglen) < 0) return -1;
+  for (char *save = NULL, *line = passwd ? strtok_r(passwd, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+    char *fields[7];
+    if (split_fields(line, fields, 7) < 6) continue;
     bool match = all_digits(copy) ? strtoul(fields[2], NULL, 10) == strtoul(copy, NULL, 10) : !strcmp(fields[0], copy);
     if (!match) continue;
     u->uid = (uid_t)strtoul(fields[2], NULL, 10);
@@ -78,51 +138,44 @@ int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_
     found = true;
     break;
   }
-  if (f) fclose(f);
   if (!found) {
     if (!all_digits(copy)) {
-      snprintf(msg, msglen, "user `%s` not found in the container's /etc/passwd", copy);
+      snprintf(msg, msglen, "user `%.200s` not found in the container's /etc/passwd", copy);
       return -1;
     }
     u->uid = (uid_t)strtoul(copy, NULL, 10);
     u->gid = u->uid ? u->uid : 0;
     strcpy(u->home, "/");
   }
-  if (gpart) {
-    if (all_digits(gpart)) u->gid = (gid_t)strtoul(gpart, NULL, 10);
-    else {
-      bool g = false;
-      FILE *gf = fopen("/etc/group", "re");
-      while (gf && fgets(line, sizeof line, gf)) {
-        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2) continue;
-        *c1 = '\0';
-        if (!strcmp(line, gpart)) {
-          u->gid = (gid_t)strtoul(c2 + 1, NULL, 10);
-          g = true;
-          break;
-        }
-      }
-      if (gf) fclose(gf);
-      if (!g) {
-        snprintf(msg, msglen, "group `%s` not found in the container's /etc/group", gpart);
-        return -1;
-      }
+  bool need_group = (gpart && !all_digits(gpart)) || *uname;
+  if (need_group && read_etc("/etc/group", &group, msg, msglen) < 0) return -1;
+  if (gpart && all_digits(gpart)) u->gid = (gid_t)strtoul(gpart, NULL, 10);
+  /* one pass over /etc/group: the named group, and the user's memberships */
+  size_t cap = 0;
+  bool gfound = false;
+  if (add_group(u, u->gid, &cap) < 0) return snprintf(msg, msglen, "out of memory"), -1;
+  gid_t first = u->gid;
+  for (char *save = NULL, *line = group ? strtok_r(group, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+    char *f[4];
+    if (split_fields(line, f, 4) < 3) continue;
+    gid_t g = (gid_t)strtoul(f[2], NULL, 10);
+    if (gpart && !all_digits(gpart) && !gfound && !strcmp(f[0], gpart)) {
+      gfound = true;
+      u->gid = g;
     }
+    if (!*uname || !f[3]) continue;
+    for (char *s2 = NULL, *m = strtok_r(f[3], ",", &s2); m; m = strtok_r(NULL, ",", &s2))
+      if (!strcmp(m, uname) && add_group(u, g, &cap) < 0) {
+        user_ids_free(u);
+        return snprintf(msg, msglen, "out of memory"), -1;
+      }
   }
-  /* supplementary groups the user is a member of */
-  u->groups[u->ngroups++] = u->gid;
-  if (*uname) {
-    FILE *gf = fopen("/etc/group", "re");
-    while (gf && fgets(line, sizeof line, gf) && u->ngroups < 64) {
-      line[strcspn(line, "\n")] = '\0';
-      char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *c3 = c2 ? strchr(c2 + 1, ':') : NULL;
-      if (!c3) continue;
-      for (char *m = strtok(c3 + 1, ","); m; m = strtok(NULL, ","))
-        if (!strcmp(m, uname)) u->groups[u->ngroups++] = (gid_t)strtoul(c2 + 1, NULL, 10);
-    }
-    if (gf) fclose(gf);
+  if (gpart && !all_digits(gpart) && !gfound) {
+    user_ids_free(u);
+    snprintf(msg, msglen, "group `%.200s` not found in the container's /etc/group", gpart);
+    return -1;
   }
+  if (u->gid != first) u->groups[0] = u->gid; /* the primary group leads */
   return 0;
 }
 
@@ -342,6 +395,11 @@ static void supervisor(struct exec_ctx *x) {
   struct exec_report rep = {0};
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
+  /* the timeout covers every step, the user lookup in the container's
+   * files included */
+  struct sigaction sa = {.sa_handler = sup_on_alarm};
+  sigaction(SIGALRM, &sa, NULL);
+  if (x->o->timeout > 0) alarm((unsigned)x->o->timeout);
   struct user_ids u;
   const char *user = x->o->user ? x->o->user : json_string_value(json_object_get(json_object_get(x->spec, "annotations"), "berth.user"));
   if (container_lookup_user(user, &u, rep.msg, sizeof rep.msg) < 0) {
@@ -355,8 +413,12 @@ static void supervisor(struct exec_ctx *x) {
     if (write(x->report_fd, &rep, sizeof rep) < 0) {}
     _exit(126);
   }
-  struct sigaction sa = {.sa_handler = sup_on_alarm};
-  sigaction(SIGALRM, &sa, NULL);
+  if (sup_alarm) { /* the lookup took the whole time */
+    rep.exit_code = 124;
+    rep.timed_out = 1;
+    if (write(x->report_fd, &rep, sizeof rep) < 0) {}
+    _exit(0);
+  }
   struct sigaction st = {.sa_handler = sup_on_term};
   sigaction(SIGTERM, &st, NULL);
   sigaction(SIGINT, &st, NULL);
@@ -374,7 +436,6 @@ static void supervisor(struct exec_ctx *x) {
   if (slave >= 0) close(slave);
   if (x->out_fd >= 0) close(x->out_fd);
   if (x->err_fd >= 0) close(x->err_fd);
-  if (x->o->timeout > 0) alarm((unsigned)x->o->timeout);
   int status = 0;
   bool killed = false;
   for (;;) {

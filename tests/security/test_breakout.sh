@@ -129,8 +129,62 @@ test_helper_proc_closed() {
   assert_eq "$B_RC" 0
 }
 
+# /etc/group with hundreds of memberships: the lookup had a fixed array of
+# 64 and wrote past it (chosen values at chosen stack offsets)
+test_hostile_group() {
+  setup_ctr; create --name c
+  b_ok exec c sh -c 'i=0; while [ $i -lt 400 ]; do echo "g$i:x:$((2000 + i)):root,nobody"; i=$((i + 1)); done >>/etc/group; wc -l /etc/group'
+  b_ok exec c id
+  assert_contains "$B_OUT" "uid=0(root)"
+  b_ok exec c cat /proc/self/status
+  local groups
+  groups=$(grep '^Groups:' "$B_OUTF" | wc -w)
+  assert_ge "$groups" 300 "supplementary groups set from /etc/group (words on the Groups: line)"
+  b_ok exec -u nobody c id -u
+  # the one-shot path: init looks the user up while it holds every capability
+  tool '{"operation":"snapshot","container":"c","name":"groups"}'
+  assert_eq "$(field '["success"]')" true "snapshot"
+  b_ok run --rm --no-mount-cwd --network none berth.local/snapshot/groups id -u
+  assert_eq "$B_OUT" 0
+}
+
+# /etc/passwd replaced by a FIFO (or a device, or a link into /proc): a clear
+# error at once, never a hang past the timeout
+test_hostile_passwd() {
+  setup_ctr; create --name c
+  b_ok exec c sh -c 'rm /etc/passwd && mkfifo /etc/passwd'
+  b_run exec --timeout 5 c true
+  assert_eq "$B_RC" 125 "exec with a FIFO /etc/passwd"
+  assert_contains "$B_ERR" "/etc/passwd cannot be used: it is not a regular file"
+  assert_le "$B_SECS" 3 "seconds the exec took"
+  tool '{"operation":"exec","container":"c","command":"true","timeout":5}'
+  assert_contains "$(cat "$B_OUTF")" "not a regular file"
+  # an image with it: run fails at once with the same words
+  tool '{"operation":"snapshot","container":"c","name":"fifo"}'
+  assert_eq "$(field '["success"]')" true "snapshot of a container with a FIFO"
+  b_run run --rm --no-mount-cwd --network none berth.local/snapshot/fifo true
+  assert_ne "$B_RC" 0
+  assert_contains "$B_ERR" "not a regular file"
+  assert_le "$B_SECS" 5 "seconds the run took"
+  # a link into /proc would show berth its own environment
+  create --name d
+  b_ok exec d sh -c 'rm /etc/passwd && ln -s /proc/self/environ /etc/passwd'
+  b_run exec d true
+  assert_eq "$B_RC" 125
+  # refused as /proc (rootless, the open itself is refused: we are not dumpable)
+  assert_contains "$B_ERR" "/etc/passwd cannot be used"
+  [ "$BERTH_MODE" = rootless ] || assert_contains "$B_ERR" "leads into /proc or /sys"
+  create --name e
+  b_ok exec e sh -c 'mv /etc/group /etc/group.old && mkfifo /etc/group'
+  b_run exec e true
+  assert_eq "$B_RC" 125
+  assert_contains "$B_ERR" "/etc/group cannot be used"
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
 t_run "berth's helpers in the container are not dumpable (exe, maps, environ, fds)" test_helper_proc_closed
+t_run "a hostile /etc/group with 400 memberships (exec, run)" test_hostile_group
+t_run "a hostile /etc/passwd or /etc/group (FIFO, /proc link) fails at once (exec, tool, run)" test_hostile_passwd
 t_summary
