@@ -47,6 +47,28 @@ static bool env_key_valid(const char *k) {
 
 static bool abs_clean(const char *p) { return p && p[0] == '/' && !strstr(p, "/../") && !str_has_suffix(p, "/..") && strlen(p) < 4096; }
 
+bool spec_mount_target_forbidden(const char *p) {
+  /* as the kernel walks it: repeated slashes and `.` go, `..` is refused elsewhere */
+  char norm[4096];
+  size_t n = 0;
+  for (const char *c = p; *c && n < sizeof norm - 2;) {
+    while (*c == '/') c++;
+    const char *e = strchrnul(c, '/');
+    size_t len = (size_t)(e - c);
+    if (len && !(len == 1 && *c == '.')) {
+      if (n + 1 + len >= sizeof norm) return true; /* longer than a path: nothing to mount at */
+      norm[n++] = '/';
+      memcpy(norm + n, c, len);
+      n += len;
+    }
+    c = e;
+  }
+  norm[n] = '\0';
+  if (!n || !strcmp(norm, "/dev")) return true;
+  return str_has_prefix(norm, "/proc") && (!norm[5] || norm[5] == '/') ? true
+       : str_has_prefix(norm, "/sys") && (!norm[4] || norm[4] == '/');
+}
+
 int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err) {
   json_t *icfg = json_object_get(in->image_config, "config");
   json_t *env = json_array();
@@ -76,6 +98,11 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
     return berth_error(err, -EINVAL, "workdir `%.100s` must be an absolute path without `..`", wd);
   }
 
+  if (in->cwd_mount && spec_mount_target_forbidden(wd)) {
+    json_decref(env);
+    return berth_error(err, -EINVAL, "workdir `%.100s` cannot take the current directory's mount: choose another workdir, or "
+                       "no mount of the current directory", wd);
+  }
   json_t *mounts = json_array();
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/proc", "type", "proc", "source", "proc", "options", "nosuid", "noexec", "nodev"));
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755"));
@@ -94,6 +121,14 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
       json_decref(env);
       json_decref(mounts);
       return berth_error(err, -EINVAL, "mount %zu: host and container must be absolute paths without `..`, mode `ro` or `rw`", i);
+    }
+    if (spec_mount_target_forbidden(c)) {
+      json_decref(env);
+      json_decref(mounts);
+      return berth_error(err, -EINVAL,
+                         "mount %zu: `%s` cannot be a mount target: `/`, `/proc`, `/sys`, `/dev` and anything below `/proc` "
+                         "and `/sys` belong to the container's own setup; mount at another path such as /mnt/%s",
+                         i, c, strrchr(h, '/') && strrchr(h, '/')[1] ? strrchr(h, '/') + 1 : "host");
     }
     if (stat(h, &st) < 0) {
       int e = errno;

@@ -19,6 +19,9 @@ struct spec_input {
 };
 
 int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err);
+/* `/`, `/proc`, `/sys`, `/dev` and anything below `/proc` and `/sys`: the
+ * container's own setup, never a mount target of the caller's */
+bool spec_mount_target_forbidden(const char *path);
 /* "K=V" array helpers */
 const char *env_get(json_t *env_array, const char *key);
 void env_set(json_t *env_array, const char *key, const char *value);

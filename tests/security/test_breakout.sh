@@ -181,10 +181,47 @@ test_hostile_passwd() {
   assert_contains "$B_ERR" "/etc/group cannot be used"
 }
 
+# mount targets that would cover the container's own /proc, /sys, /dev or
+# root: refused as written, and when the image's symlinks lead there
+test_mount_targets() {
+  setup_ctr
+  mkdir -p "$T_DIR/src"; chmod 755 "$T_DIR/src"
+  local t
+  for t in / /proc /proc/sys /proc/self/fd //proc/ /sys /sys/fs/cgroup /dev /./sys; do
+    b_fails create -q --no-mount-cwd -v "$T_DIR/src:$t" --name m localhost/busybox
+    assert_contains "$B_MSG" "cannot be a mount target"
+    assert_not_exists "$BERTH_ROOT/containers/m" "a refused create's directory"
+  done
+  b_fails create -q --no-mount-cwd -v "$T_DIR/src:/:ro" --name m localhost/busybox
+  assert_contains "$B_MSG" "cannot be a mount target"
+  tool "{\"operation\":\"create\",\"name\":\"m\",\"image\":\"localhost/busybox\",\"mount_cwd\":false,\"mounts\":[{\"host\":\"$T_DIR/src\",\"container\":\"/proc\"}]}"
+  assert_contains "$(cat "$B_OUTF")" "cannot be a mount target"
+  assert_not_exists "$BERTH_ROOT/containers/m"
+  # a workdir that takes the current directory's mount
+  b_fails create -q -w /proc --name m localhost/busybox
+  assert_contains "$B_MSG" "workdir"
+  # through the image's symlinks
+  create --name c
+  b_ok exec c sh -c 'ln -s /proc /data && ln -s / /top && ln -s /dev /d && ln -s /sys/fs /s'
+  tool '{"operation":"snapshot","container":"c","name":"links"}'
+  assert_eq "$(field '["success"]')" true "snapshot"
+  for t in /data /data/sys /top /d /s; do
+    b_fails create -q --no-mount-cwd -v "$T_DIR/src:$t" --name m berth.local/snapshot/links
+    assert_contains "$B_MSG" "leads (through the image's symlinks)"
+    assert_not_exists "$BERTH_ROOT/containers/m" "a refused create's directory"
+  done
+  # an ordinary target still mounts
+  echo hello >"$T_DIR/src/f"; chmod 644 "$T_DIR/src/f"
+  b_ok create -q --no-mount-cwd -v "$T_DIR/src:/mnt/src:ro" --name ok localhost/busybox
+  b_ok exec ok cat /mnt/src/f
+  assert_eq "$B_OUT" hello
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
 t_run "berth's helpers in the container are not dumpable (exe, maps, environ, fds)" test_helper_proc_closed
 t_run "a hostile /etc/group with 400 memberships (exec, run)" test_hostile_group
 t_run "a hostile /etc/passwd or /etc/group (FIFO, /proc link) fails at once (exec, tool, run)" test_hostile_passwd
+t_run "mount targets /, /proc, /sys, /dev (as written and through image symlinks) are refused, nothing left" test_mount_targets
 t_summary

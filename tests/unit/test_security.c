@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "security.h"
+#include "spec.h"
 #include "util.h"
 
 /* the filter compiled at build time (build/seccomp.bpf, linked into libberth.a) */
@@ -218,4 +219,13 @@ Test(security, bad_profiles_are_refused_clearly) {
     berth_error_free(err);
     json_decref(p);
   }
+}
+
+/* the container's own setup is never a caller's mount target, however written */
+Test(mount_targets, forbidden_as_the_kernel_walks_them) {
+  const char *bad[] = {"/", "//", "/.", "/proc", "/proc/", "//proc", "/./proc", "/proc/sys", "/proc/self/fd", "/sys", "/sys/fs/cgroup",
+                       "/dev", "/dev/", "/./dev/."};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) cr_expect(spec_mount_target_forbidden(bad[i]), "%s must be refused", bad[i]);
+  const char *ok[] = {"/workspace", "/procfs", "/sysroot", "/devx", "/dev/fuse", "/mnt/proc", "/home/sys"};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) cr_expect(!spec_mount_target_forbidden(ok[i]), "%s must be allowed", ok[i]);
 }
