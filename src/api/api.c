@@ -92,6 +92,8 @@ static const struct param P_COPY_IN[] = {{"container", T_NAME, true, "container 
 static const struct param P_COPY_OUT[] = {{"container", T_NAME, true, "container name"},
                                           {"container_path", T_STR, true, "source in the container"},
                                           {"host_path", T_STR, true, "destination on the host"},
+                                          {"follow_symlinks", T_BOOL, false, "follow a link at container_path inside the container (default: copy the link)"},
+                                          {"keep_setid", T_BOOL, false, "keep set-user-ID and set-group-ID bits (default: stripped)"},
                                           {0}};
 static const struct param P_SNAPSHOT[] = {{"container", T_NAME, true, "container name"}, {"name", T_NAME, false, "snapshot name"}, {0}};
 static const struct param P_RESTORE[] = {{"snapshot", T_NAME, true, "snapshot name"}, {"name", T_NAME, false, "new container name"}, {0}};
@@ -683,14 +685,15 @@ static json_t *h_destroy_all(json_t *req) {
 
 static json_t *h_copy_in(json_t *req) {
   berth_error_t e = NULL;
-  if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), true, &e) < 0)
+  if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), true, 0, &e) < 0)
     return from_error(e, NULL);
   return json_pack("{s:b, s:s}", "success", 1, "detail", "copied into the container");
 }
 
 static json_t *h_copy_out(json_t *req) {
   berth_error_t e = NULL;
-  if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), false, &e) < 0)
+  unsigned flags = (jbool(req, "follow_symlinks", false) ? COPY_FOLLOW_LINKS : 0) | (jbool(req, "keep_setid", false) ? COPY_KEEP_SETID : 0);
+  if (container_copy(jstr(req, "container"), jstr(req, "host_path"), jstr(req, "container_path"), false, flags, &e) < 0)
     return from_error(e, NULL);
   return json_pack("{s:b, s:s}", "success", 1, "detail", "copied out of the container");
 }

@@ -119,14 +119,24 @@ int cmd_hint(int argc, char **argv) {
 
 /* berth cp [--json] SRC DST, one side NAME:PATH (like docker cp) */
 int cmd_cp(int argc, char **argv) {
-  bool json = false;
+  bool json = false, follow = false, archive = false;
   const char *a = NULL, *b = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json")) json = true;
+    else if (!strcmp(argv[i], "-L") || !strcmp(argv[i], "--follow-link")) follow = true;
+    else if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--archive")) archive = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-      return fputs("Usage: berth cp [--json] HOSTPATH NAME:PATH\n       berth cp [--json] NAME:PATH HOSTPATH\n", stdout), 0;
+      return fputs("Usage: berth cp [OPTIONS] HOSTPATH NAME:PATH\n       berth cp [OPTIONS] NAME:PATH HOSTPATH\n\n"
+                   "Links are copied as links; devices, FIFOs and sockets are not copied.\n\n"
+                   "  -L, --follow-link  copy out what a link at NAME:PATH leads to, resolved inside the container\n"
+                   "  -a, --archive      copy out keeping set-user-ID and set-group-ID bits (stripped by default)\n"
+                   "      --json         print the result as JSON\n",
+                   stdout), 0;
+    else if (argv[i][0] == '-' && argv[i][1])
+      return fprintf(stderr, "berth cp: unknown option `%s`; see `berth cp --help`\n", argv[i]), EXIT_BERTH;
     else if (!a) a = argv[i];
-    else b = argv[i];
+    else if (!b) b = argv[i];
+    else return fprintf(stderr, "berth cp: expected SRC and DST, got a third argument `%s`\n", argv[i]), EXIT_BERTH;
   }
   if (!a || !b) return fprintf(stderr, "berth cp: expected SRC and DST\n"), EXIT_BERTH;
   const char *ca = strchr(a, ':'), *cb = strchr(b, ':');
@@ -139,6 +149,8 @@ int cmd_cp(int argc, char **argv) {
   cleanup_free char *hostabs = abs ? abs : (host[0] == '/' ? strdup(host) : xasprintf("%s/%s", getcwd((char[4096]){0}, 4096), host));
   json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "operation", into ? "copy_in" : "copy_out", "container", name, "host_path",
                           hostabs, "container_path", colon + 1);
+  if (!into && follow) json_object_set_new(req, "follow_symlinks", json_true());
+  if (!into && archive) json_object_set_new(req, "keep_setid", json_true());
   json_t *r = api_call_json(req);
   json_decref(req);
   int rc = json_object_get(r, "error") ? EXIT_BERTH : 0;

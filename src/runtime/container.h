@@ -62,7 +62,13 @@ int container_list(json_t **out, berth_error_t *err);
 int container_status(const char *name, bool health, json_t **out, berth_error_t *err);
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err);
 /* copy between host and a running container (into: host -> container) */
-int container_copy(const char *name, const char *host_path, const char *container_path, bool into, berth_error_t *err);
+/* copy out: keep set-user-ID and set-group-ID bits (stripped by default) */
+#define COPY_KEEP_SETID 1u
+/* copy out: follow links at container_path inside the container's root
+ * (by default a link is copied as a link) */
+#define COPY_FOLLOW_LINKS 2u
+int container_copy(const char *name, const char *host_path, const char *container_path, bool into, unsigned flags,
+                   berth_error_t *err);
 /* copy a host tree into dirfd ddir, everything owned by uid:gid (-1 keeps) */
 int copy_tree_owned(int sdir, const char *sname, int ddir, const char *dname, uid_t uid, gid_t gid, berth_error_t *err);
 

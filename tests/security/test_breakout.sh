@@ -217,6 +217,37 @@ test_mount_targets() {
   assert_eq "$B_OUT" hello
 }
 
+# cp out: a set-user-ID file made in the container is no set-user-ID file on
+# the host (unless --archive); links are copied as links, -L follows them
+# inside the container; a FIFO swapped in never hangs the copy
+test_cp_out() {
+  setup_ctr; create --name c
+  b_ok exec c sh -c 'cp /bin/busybox /suid && chmod 6755 /suid && ln -s /etc/shadow-of-host /lnk && ln -s ../../../etc/hostname /rel'
+  mkdir -p "$T_DIR/out"; chmod 777 "$T_DIR/out"
+  b_ok cp c:/suid "$T_DIR/out/suid"
+  assert_eq "$(mode_of "$T_DIR/out/suid")" 755 "mode of a set-user-ID file copied out"
+  tool "{\"operation\":\"copy_out\",\"container\":\"c\",\"container_path\":\"/suid\",\"host_path\":\"$T_DIR/out/t\"}"
+  assert_eq "$(mode_of "$T_DIR/out/t")" 755 "mode through the tool"
+  b_ok cp -a c:/suid "$T_DIR/out/kept"
+  assert_eq "$(mode_of "$T_DIR/out/kept")" 6755 "--archive keeps the bits"
+  b_ok cp c:/lnk "$T_DIR/out/lnk"
+  assert_eq "$(readlink "$T_DIR/out/lnk")" /etc/shadow-of-host "a link is copied as a link"
+  b_ok cp -L c:/rel "$T_DIR/out/rel"
+  [ -f "$T_DIR/out/rel" ] && [ ! -L "$T_DIR/out/rel" ] || fail "-L gives the file"
+  assert_eq "$(cat "$T_DIR/out/rel")" c "-L resolves ../ inside the container's root (its /etc/hostname)"
+  # a regular file swapped for a FIFO while copies run: each copy ends at once
+  b_ok exec c sh -c 'dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; (i=0; while [ $i -lt 400 ]; do rm -f /big; mkfifo /big; rm -f /big; dd if=/dev/zero of=/big bs=64k count=1 2>/dev/null; i=$((i+1)); done) >/dev/null 2>&1 &'
+  local i
+  for i in $(seq 1 20); do
+    b_run cp c:/big "$T_DIR/out/big"
+    assert_le "$B_SECS" 5 "seconds a copy of a racing file took"
+  done
+  b_run cp c:/nonexist "$T_DIR/out/x"
+  assert_contains "$B_ERR" "(in the container)"
+  b_run cp "$T_DIR/nonexist" c:/x
+  assert_contains "$B_ERR" "(on the host)"
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
@@ -224,4 +255,5 @@ t_run "berth's helpers in the container are not dumpable (exe, maps, environ, fd
 t_run "a hostile /etc/group with 400 memberships (exec, run)" test_hostile_group
 t_run "a hostile /etc/passwd or /etc/group (FIFO, /proc link) fails at once (exec, tool, run)" test_hostile_passwd
 t_run "mount targets /, /proc, /sys, /dev (as written and through image symlinks) are refused, nothing left" test_mount_targets
+t_run "cp out strips set-id bits (-a keeps), copies links as links (-L follows inside), never hangs on a FIFO" test_cp_out
 t_summary
