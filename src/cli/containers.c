@@ -315,7 +315,7 @@ int cmd_exec(int argc, char **argv) {
   int op;
   while ((op = getopt_long(argc, argv, "+ite:w:u:h", opts, NULL)) != -1) {
     switch (op) {
-    case 'i': break;
+    case 'i': o.interactive = true; break;
     case 't': o.tty = true; break;
     case 'e': if (env_arg(env, optarg) < 0) return EXIT_BERTH; break;
     case 'w': o.workdir = optarg; break;

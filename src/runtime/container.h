@@ -30,6 +30,7 @@ struct exec_opts {
   const char *workdir, *user;
   int timeout; /* seconds, 0 = none */
   bool tty;
+  bool interactive;  /* without tty: the caller's stdin is relayed (else the command reads /dev/null) */
   bool capture;      /* collect stdout/stderr instead of passing them through */
   size_t capture_max; /* per stream */
   uint64_t keep_caps; /* capabilities kept (0 = none, the default) */

@@ -246,6 +246,7 @@ struct exec_ctx {
   json_t *secret_env; /* "K=V" from the container's environment memfd */
   int report_fd, pty_sock;
   int out_fd, err_fd; /* capture pipes or -1 */
+  int in_fd;          /* exec -i without a terminal: the relayed stdin, else -1 (/dev/null) */
 };
 
 static void close_fds_except(const int *keep, int n);
@@ -292,7 +293,8 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   } else {
     if (x->out_fd >= 0) dup2(x->out_fd, 1);
     if (x->err_fd >= 0) dup2(x->err_fd, 2);
-    if (x->out_fd >= 0) {
+    if (x->in_fd >= 0) dup2(x->in_fd, 0);
+    else if (x->out_fd >= 0) {
       int nul = open("/dev/null", O_RDONLY);
       if (nul >= 0) dup2(nul, 0);
     }
@@ -436,6 +438,7 @@ static void supervisor(struct exec_ctx *x) {
   if (slave >= 0) close(slave);
   if (x->out_fd >= 0) close(x->out_fd);
   if (x->err_fd >= 0) close(x->err_fd);
+  if (x->in_fd >= 0) close(x->in_fd);
   int status = 0;
   bool killed = false;
   for (;;) {
@@ -496,8 +499,8 @@ struct spawn_args {
 static int spawn_child(void *arg) {
   struct spawn_args *a = arg;
   /* init's pipes to the launcher must close with init, not with us */
-  int keep[] = {a->go_fd, a->slave, a->x->out_fd, a->x->err_fd};
-  close_fds_except(keep, 4);
+  int keep[] = {a->go_fd, a->slave, a->x->out_fd, a->x->err_fd, a->x->in_fd};
+  close_fds_except(keep, 5);
   berth_trace("command: forked");
   char go = 0;
   while (read(a->go_fd, &go, 1) < 0 && errno == EINTR) {}
@@ -510,7 +513,7 @@ static int spawn_child(void *arg) {
 pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
                               int err_fd, void (*ready)(void *), void *ready_arg, berth_error_t *err) {
   struct exec_ctx x = {.o = o, .spec = spec, .secret_env = env_kv, .report_fd = -1, .pty_sock = pty_sock,
-                       .out_fd = o->tty ? -1 : out_fd, .err_fd = o->tty ? -1 : err_fd};
+                       .out_fd = o->tty ? -1 : out_fd, .err_fd = o->tty ? -1 : err_fd, .in_fd = -1};
   struct user_ids u;
   char msg[512];
   const char *user = o->user ? o->user : json_string_value(json_object_get(json_object_get(spec, "annotations"), "berth.user"));
@@ -654,6 +657,92 @@ void exec_collect(int out_r, int err_r, struct exec_result *res, size_t max) {
   close(err_r);
 }
 
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return; /* the caller's end is gone: the output is dropped */
+    p += w, n -= (size_t)w;
+  }
+}
+
+/* one read of a command's output pipe into res (capture) or our own fd;
+ * false at its end (or, with drain, once it would block) */
+static bool pump_out(int fd, int to, struct exec_result *res, bool is_err, size_t max) {
+  char tmp[16384];
+  ssize_t n = read(fd, tmp, sizeof tmp);
+  if (n < 0 && errno == EINTR) return true;
+  if (n <= 0) return false;
+  if (!res) write_all(to, tmp, (size_t)n);
+  else {
+    struct buf *b = is_err ? &res->err : &res->out;
+    size_t room = b->len < max ? max - b->len : 0;
+    if ((size_t)n > room) *(is_err ? &res->err_truncated : &res->out_truncated) = true;
+    buf_append(b, tmp, (size_t)n < room ? (size_t)n : room);
+  }
+  return true;
+}
+
+/* Relay a command's stdio (no terminal) until its supervisor reports: the
+ * output to res (capture) or to our stdout and stderr, our stdin to in_w
+ * (-1: none). What background children still hold open after that is
+ * not waited for: what is in the pipes is taken, then they are closed.
+ * Returns the bytes of the report read (sizeof *rep when complete). */
+static ssize_t exec_pump(int out_r, int err_r, int in_w, int rp, struct exec_report *rep, struct exec_result *res, size_t max,
+                         pid_t joiner) {
+  fcntl(out_r, F_SETFL, O_NONBLOCK);
+  fcntl(err_r, F_SETFL, O_NONBLOCK);
+  if (in_w >= 0) fcntl(in_w, F_SETFL, O_NONBLOCK);
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  bool oo = true, eo = true, in_open = in_w >= 0;
+  char ibuf[16384];
+  size_t ilen = 0, ioff = 0;
+  ssize_t got = 0;
+  for (;;) {
+    struct pollfd p[5] = {{.fd = oo ? out_r : -1, .events = POLLIN},
+                          {.fd = eo ? err_r : -1, .events = POLLIN},
+                          {.fd = rp, .events = POLLIN},
+                          {.fd = in_open && !ilen ? STDIN_FILENO : -1, .events = POLLIN},
+                          {.fd = in_open && ilen ? in_w : -1, .events = POLLOUT}};
+    if (poll(p, 5, -1) < 0) {
+      if (errno != EINTR) break;
+      if (got_sig) kill(joiner, SIGTERM), got_sig = 0;
+      continue;
+    }
+    if (p[0].revents && !pump_out(out_r, STDOUT_FILENO, res, false, max)) oo = false;
+    if (p[1].revents && !pump_out(err_r, STDERR_FILENO, res, true, max)) eo = false;
+    if (p[3].revents) {
+      ssize_t r = read(STDIN_FILENO, ibuf, sizeof ibuf);
+      if (r > 0) ilen = (size_t)r, ioff = 0;
+      else if (r == 0 || errno != EINTR) in_open = false;
+    }
+    if (p[4].revents) {
+      ssize_t w = write(in_w, ibuf + ioff, ilen - ioff);
+      if (w > 0 && (ioff += (size_t)w) == ilen) ilen = 0;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR) in_open = false;
+    }
+    if (in_w >= 0 && !in_open) { /* the end of our stdin is the command's */
+      close(in_w);
+      in_w = -1;
+    }
+    if (p[2].revents) {
+      ssize_t r = read(rp, (char *)rep + got, sizeof *rep - (size_t)got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r > 0) got += r;
+      if (r <= 0 || got == (ssize_t)sizeof *rep) break; /* reported, or the supervisor is gone */
+    }
+  }
+  /* the command has ended: what it wrote is in the pipes */
+  while (oo && pump_out(out_r, STDOUT_FILENO, res, false, max)) {}
+  while (eo && pump_out(err_r, STDERR_FILENO, res, true, max)) {}
+  close(out_r);
+  close(err_r);
+  if (in_w >= 0) close(in_w);
+  sigaction(SIGPIPE, &old_pipe, NULL);
+  return got;
+}
+
 int container_exec(const struct exec_opts *o, struct exec_result *res, berth_error_t *err) {
   memset(res, 0, sizeof *res);
   if (!o->argv || !o->argv[0]) return berth_error(err, -EINVAL, "exec: a command is required");
@@ -712,10 +801,16 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
       json_decref(spec);
       return berth_error(err, e, "open namespace `%s` of container %s", names[i], o->name);
     }
-  int rp[2], sock[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
+  /* Without a terminal the command gets pipes, never the caller's own
+   * descriptors: a terminal would stay readable (and open to TIOCSTI) for
+   * whatever the command leaves in the background, and a pipe of the
+   * caller's would keep it waiting for an end of file that such a child
+   * holds back. The relay ends when the command does. */
+  int rp[2], sock[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1}, ip[2] = {-1, -1};
   if (pipe2(rp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   if (o->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) return berth_error(err, errno, "socketpair");
-  if (o->capture && !o->tty && (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)) return berth_error(err, errno, "pipe");
+  if (!o->tty && (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)) return berth_error(err, errno, "pipe");
+  if (!o->tty && o->interactive && !o->capture && pipe2(ip, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   fflush(stdout);
   fflush(stderr);
   /* born in the container's cgroup (clone3 CLONE_INTO_CGROUP on v2) */
@@ -732,6 +827,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     close(rp[0]);
     if (sock[0] >= 0) close(sock[0]);
     if (op[0] >= 0) close(op[0]), close(ep[0]);
+    if (ip[1] >= 0) close(ip[1]);
     for (int i = 0; i < 7; i++) {
       if (fds[i] < 0) continue; /* not ours to join (-1) or shared (-2) */
       if (setns(fds[i], 0) < 0) {
@@ -744,10 +840,11 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     }
     berth_trace("exec: joined");
     if (rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) _exit(125);
-    struct exec_ctx x = {.o = o, .spec = spec, .secret_env = secret_env, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1]};
+    struct exec_ctx x = {.o = o, .spec = spec, .secret_env = secret_env, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1], .in_fd = ip[0]};
     pid_t sup = fork();
     if (sup == 0) supervisor(&x);
     if (op[1] >= 0) close(op[1]), close(ep[1]);
+    if (ip[0] >= 0) close(ip[0]);
     close(rp[1]);
     /* pass stop requests on to the supervisor, which kills the tree */
     struct sigaction sa = {.sa_handler = on_fwd};
@@ -763,6 +860,9 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   close(rp[1]);
   if (sock[1] >= 0) close(sock[1]);
   if (op[1] >= 0) close(op[1]), close(ep[1]);
+  if (ip[0] >= 0) close(ip[0]);
+  struct exec_report rep = {.exit_code = -1};
+  ssize_t n = -1;
   if (o->tty) {
     int master = exec_recv_fd(sock[0]);
     close(sock[0]);
@@ -770,17 +870,15 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
       exec_relay_pty(master, joiner);
       close(master);
     }
-  } else if (o->capture) {
-    exec_collect(op[0], ep[0], res, o->capture_max);
   } else {
     struct sigaction sa = {.sa_handler = on_fwd};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    n = exec_pump(op[0], ep[0], ip[1], rp[0], &rep, o->capture ? res : NULL, o->capture_max, joiner);
   }
-  struct exec_report rep = {.exit_code = -1};
-  ssize_t n;
-  while ((n = read(rp[0], &rep, sizeof rep)) < 0 && errno == EINTR)
-    if (got_sig) kill(joiner, SIGTERM), got_sig = 0;
+  if (n < 0)
+    while ((n = read(rp[0], &rep, sizeof rep)) < 0 && errno == EINTR)
+      if (got_sig) kill(joiner, SIGTERM), got_sig = 0;
   close(rp[0]);
   berth_trace("exec: reported %d", rep.exit_code);
   int s;

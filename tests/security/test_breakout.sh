@@ -248,6 +248,51 @@ test_cp_out() {
   assert_contains "$B_ERR" "(on the host)"
 }
 
+# exec without -t: the caller's terminal is never the command's; what the
+# command leaves in the background reads nothing typed at the host later,
+# and the exec returns when the command ends
+test_exec_no_terminal() {
+  setup_ctr; create --name c
+  # (fd 3: a shell gives a background list /dev/null as its stdin)
+  berth_cmd exec c sh -c 'exec 3<&0; (sleep 0.5; cat <&3 >/tmp/stolen 2>/dev/null; echo done >/tmp/ended) >/dev/null 2>&1 &
+    (sleep 30 &); echo started'
+  # berth runs on a pseudo-terminal of ours; after it returns, a "password"
+  # is typed at that terminal
+  "$PY" - "${B_CMD[@]}" >"$T_DIR/pty.log" 2>&1 <<'PY'
+import os, pty, subprocess, sys, time
+m, s = pty.openpty()
+t0 = time.time()
+p = subprocess.Popen(sys.argv[1:], stdin=s, stdout=s, stderr=s, start_new_session=True)
+rc = p.wait()
+took = time.time() - t0
+os.close(s)
+out = b""
+try:
+    while True:
+        d = os.read(m, 4096)
+        if not d: break
+        out += d
+        if b"started" in out: break
+except OSError:
+    pass
+os.write(m, b"hunter2-typed-at-the-host\n\x04")
+time.sleep(1.5)
+print("rc=%d took=%.2f out=%r" % (rc, took, out))
+PY
+  cat "$T_DIR/pty.log"
+  assert_contains "$(cat "$T_DIR/pty.log")" "rc=0"
+  local took
+  took=$(sed -n 's/.*took=\([0-9.]*\).*/\1/p' "$T_DIR/pty.log")
+  assert_le "$took" 5 "seconds exec took with a background child holding its output"
+  b_run exec c sh -c 'cat /tmp/ended; cat /tmp/stolen'
+  assert_contains "$B_OUT" "done" "the background command ran to its end"
+  assert_not_contains "$B_OUT" "hunter2" "what the background command read from the host's terminal"
+  # the tool and --json return at once too
+  tool '{"operation":"exec","container":"c","command":"(sleep 20 &); echo hi","timeout":2}'
+  assert_le "$B_SECS" 3 "seconds the tool's exec took"
+  assert_eq "$(field '["stdout"]')" "hi"
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
@@ -256,4 +301,5 @@ t_run "a hostile /etc/group with 400 memberships (exec, run)" test_hostile_group
 t_run "a hostile /etc/passwd or /etc/group (FIFO, /proc link) fails at once (exec, tool, run)" test_hostile_passwd
 t_run "mount targets /, /proc, /sys, /dev (as written and through image symlinks) are refused, nothing left" test_mount_targets
 t_run "cp out strips set-id bits (-a keeps), copies links as links (-L follows inside), never hangs on a FIFO" test_cp_out
+t_run "exec without -t never hands the container the caller's terminal; returns when the command ends" test_exec_no_terminal
 t_summary
