@@ -492,6 +492,22 @@ static void check_disk(json_t *c, struct berth_config *cfg) {
   set_fix(add(c, "disk_space", false, true, d, g), fx, NULL);
 }
 
+/* not required: without it berth keeps no records there (no user namespace
+ * keeper, no kept verdict) and is only slower */
+static void check_run_dir(json_t *c, struct berth_config *cfg) {
+  berth_error_t e = NULL;
+  if (config_run_dir_check(cfg, &e) == 0) {
+    cleanup_free char *d = xasprintf("%s: this user's alone", cfg->run_dir);
+    add(c, "run_dir", true, false, d, NULL);
+    return;
+  }
+  json_t *r = add(c, "run_dir", false, false, e->msg, "berth keeps no records there (slower starts, no rootless user namespace keeper)");
+  cleanup_free char *fx = xasprintf("mkdir -m 0700 -p %s/.cache/berth-run && export BERTH_RUNROOT=%s/.cache/berth-run", cfg->home,
+                                    cfg->home);
+  set_fix(r, fx, NULL);
+  berth_error_free(e);
+}
+
 static void check_nesting(json_t *c) {
   struct stat st;
   bool in_ctr = stat("/.dockerenv", &st) == 0 || stat("/run/.containerenv", &st) == 0;
@@ -526,6 +542,7 @@ json_t *preflight_run(void) {
   check_seccomp(checks);
   check_network(checks);
   check_disk(checks, cfg);
+  check_run_dir(checks, cfg);
   check_nesting(checks);
   bool ready = true;
   int failed = 0, warn = 0;
@@ -609,8 +626,10 @@ bool preflight_ready(json_t **report) {
   berth_error_t e = NULL;
   struct berth_config *cfg = config_get(&e);
   berth_error_free(e);
-  cleanup_free char *key = cfg ? preflight_cache_key(cfg) : NULL;
-  cleanup_free char *path = cfg ? xasprintf("%s/preflight-verdict", cfg->run_dir) : NULL;
+  /* a verdict is kept only in a run dir that is ours alone */
+  bool safe_run = cfg && config_run_dir_check(cfg, NULL) == 0;
+  cleanup_free char *key = safe_run ? preflight_cache_key(cfg) : NULL;
+  cleanup_free char *path = safe_run ? xasprintf("%s/preflight-verdict", cfg->run_dir) : NULL;
   if (key) {
     cleanup_free char *have = NULL;
     if (read_file(path, 1 << 16, &have, NULL, NULL) == 0 && !strcmp(have, key) && free_gb(cfg->data_dir) >= 1) {
@@ -626,7 +645,6 @@ bool preflight_ready(json_t **report) {
   }
   json_decref(pf);
   if (key) {
-    mkdir_p(cfg->run_dir, 0700, NULL);
     if (write_file_atomic(path, key, strlen(key), 0600, NULL) == 0) berth_debug("preflight: the checks passed; verdict kept in %s", path);
   }
   return true;

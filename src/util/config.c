@@ -78,6 +78,20 @@ int config_load(struct berth_config *c, berth_error_t *err) {
   return 0;
 }
 
+int config_run_dir_check(const struct berth_config *c, berth_error_t *err) {
+  if (mkdir_p(c->run_dir, 0700, err) < 0) return -1;
+  struct stat st;
+  if (lstat(c->run_dir, &st) < 0) return berth_error(err, errno, "run dir `%s`", c->run_dir);
+  const char *why = !S_ISDIR(st.st_mode) ? "is not a directory"
+                    : st.st_uid != geteuid() ? "belongs to another user"
+                    : (st.st_mode & 022) ? "can be written by other users" : NULL;
+  if (!why) return 0;
+  return berth_error(err, -EPERM,
+                     "berth's run dir `%s` %s (owner uid %u, mode %04o): another user could plant berth's records there; remove it, or "
+                     "set XDG_RUNTIME_DIR (or BERTH_RUNROOT) to a directory of your own with mode 0700",
+                     c->run_dir, why, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+}
+
 void config_free(struct berth_config *c) {
   json_decref(c->root);
   free(c->data_dir);

@@ -15,6 +15,11 @@ struct berth_config {
 };
 
 int config_load(struct berth_config *c, berth_error_t *err);
+/* The run dir, made (0700) if missing, and fit to hold berth's records:
+ * a directory of this user's that no other user may write. Otherwise a
+ * negative value and an error that names the fix (the /tmp fallback is a
+ * name anyone could have taken first). */
+int config_run_dir_check(const struct berth_config *c, berth_error_t *err);
 void config_free(struct berth_config *c);
 /* Process-wide configuration, loaded once. */
 struct berth_config *config_get(berth_error_t *err);
