@@ -627,7 +627,7 @@ bool preflight_ready(json_t **report) {
   struct berth_config *cfg = config_get(&e);
   berth_error_free(e);
   /* a verdict is kept only in a run dir that is ours alone */
-  bool safe_run = cfg && config_run_dir_check(cfg, NULL) == 0;
+  bool safe_run = cfg && config_run_dir_usable(cfg);
   cleanup_free char *key = safe_run ? preflight_cache_key(cfg) : NULL;
   cleanup_free char *path = safe_run ? xasprintf("%s/preflight-verdict", cfg->run_dir) : NULL;
   if (key) {

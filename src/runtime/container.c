@@ -1196,12 +1196,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   /* rootless: inside the keeper's user namespace, no newuidmap round */
   cleanup_close int keeper = -1;
   struct berth_config *kcfg = m->rootless && !m->named && (uintptr_t)_binary_berth_tiny_start ? config_get(NULL) : NULL;
-  berth_error_t rde = NULL;
-  if (kcfg && config_run_dir_check(kcfg, &rde) < 0) { /* no keeper: each container maps its own namespace */
-    berth_warn("%s", rde->msg);
-    berth_error_free(rde);
-    kcfg = NULL;
-  }
+  if (kcfg && !config_run_dir_usable(kcfg)) kcfg = NULL; /* no keeper: each container maps its own namespace */
   if (kcfg) keeper = userns_keeper_open(kcfg->run_dir, keeper_hold);
   berth_trace("launch: keeper %d", keeper);
   errno = EOPNOTSUPP;

@@ -284,7 +284,7 @@ int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error
   cleanup_close int kfd = -1;
   if (userns_fd < 0) {
     struct berth_config *c = config_get(NULL);
-    userns_fd = kfd = c && config_run_dir_check(c, NULL) == 0 ? userns_keeper_open(c->run_dir, NULL) : -1;
+    userns_fd = kfd = c && config_run_dir_usable(c) ? userns_keeper_open(c->run_dir, NULL) : -1;
   }
   int sync1[2], sync2[2], res[2];
   if (pipe2(sync1, O_CLOEXEC) < 0 || pipe2(sync2, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)

@@ -92,6 +92,16 @@ int config_run_dir_check(const struct berth_config *c, berth_error_t *err) {
                      c->run_dir, why, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 }
 
+bool config_run_dir_usable(const struct berth_config *c) {
+  static bool warned;
+  berth_error_t e = NULL;
+  if (config_run_dir_check(c, &e) == 0) return true;
+  if (!warned) berth_warn("%s", e->msg);
+  warned = true;
+  berth_error_free(e);
+  return false;
+}
+
 void config_free(struct berth_config *c) {
   json_decref(c->root);
   free(c->data_dir);

@@ -20,6 +20,8 @@ int config_load(struct berth_config *c, berth_error_t *err);
  * negative value and an error that names the fix (the /tmp fallback is a
  * name anyone could have taken first). */
 int config_run_dir_check(const struct berth_config *c, berth_error_t *err);
+/* the same as a yes or no; a no is said once per process as a warning */
+bool config_run_dir_usable(const struct berth_config *c);
 void config_free(struct berth_config *c);
 /* Process-wide configuration, loaded once. */
 struct berth_config *config_get(berth_error_t *err);

@@ -293,6 +293,25 @@ PY
   assert_eq "$(field '["stdout"]')" "hi"
 }
 
+# a run dir another user owns, or may write (the /tmp fallback's name can be
+# taken first): berth keeps nothing of its own there
+test_run_dir_not_ours() {
+  setup_ctr
+  local rd=$T_DIR/run-open
+  mkdir -p "$rd"; chmod 1777 "$rd"
+  if [ "$BERTH_MODE" = root ]; then chown "$TEST_USER:" "$rd"; chmod 0700 "$rd"; fi
+  B_EXTRA_ENV="BERTH_RUNROOT=$rd" b_run run --rm --no-mount-cwd --network none localhost/busybox echo fine
+  assert_eq "$B_RC" 0 "a run with an unsafe run dir still works"
+  assert_eq "$B_OUT" fine
+  assert_contains "$B_ERR" "another user could plant berth's records there"
+  assert_dir_empty "$rd" "the unsafe run dir"
+  B_EXTRA_ENV="BERTH_RUNROOT=$rd" b_run preflight --json
+  assert_contains "$B_OUT" '"name": "run_dir"'
+  "$PY" -c 'import json,sys; c=[c for c in json.load(open(sys.argv[1]))["checks"] if c["name"]=="run_dir"][0]; sys.exit(0 if not c["passed"] and "fix" in c else 1)' "$B_OUTF" ||
+    fail "preflight's run_dir check does not fail with a fix"
+  assert_dir_empty "$rd" "the unsafe run dir after preflight"
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
@@ -302,4 +321,5 @@ t_run "a hostile /etc/passwd or /etc/group (FIFO, /proc link) fails at once (exe
 t_run "mount targets /, /proc, /sys, /dev (as written and through image symlinks) are refused, nothing left" test_mount_targets
 t_run "cp out strips set-id bits (-a keeps), copies links as links (-L follows inside), never hangs on a FIFO" test_cp_out
 t_run "exec without -t never hands the container the caller's terminal; returns when the command ends" test_exec_no_terminal
+t_run "a run dir another user owns or may write is not used" test_run_dir_not_ours
 t_summary
