@@ -739,7 +739,7 @@ static void step_profile(struct runner *r) {
   }
   /* package installs hold Docker's default capability set (inside the
    * container's user namespace when rootless); workloads do not */
-  uint64_t caps = security_docker_default_caps();
+  uint64_t caps = security_setup_caps();
   if (pkgs.len) {
     cleanup_free char *cmd = xasprintf(
         "if command -v apt-get >/dev/null; then export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --no-install-recommends%s; "

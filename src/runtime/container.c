@@ -321,6 +321,9 @@ static int copy_rootfs(json_t *lowers, const char *upper, const char *rootfs, be
     if (apply_layer_dir(src, dst, 0, err) < 0) return -1;
   }
   if (mount(upper, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return berth_error(err, errno, "bind the copied root filesystem");
+  /* nodev, as the overlay root (a bind takes its flags on a remount) */
+  if (mount(NULL, rootfs, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | locked_flags(rootfs), NULL) < 0)
+    return berth_error(err, errno, "make the copied root filesystem nodev");
   return 0;
 }
 
@@ -384,7 +387,8 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
       if (ok && a->volatile_upper) syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0);
       ok = ok && syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0;
       if (ok) {
-        int mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+        /* nodev: no device node in the root can be opened, whatever made it */
+        int mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
         if (mfd >= 0 && syscall(SYS_move_mount, mfd, "", AT_FDCWD, rootfs, MOVE_MOUNT_F_EMPTY_PATH) == 0) ret = 0;
         if (mfd >= 0) close(mfd);
       }
@@ -414,8 +418,8 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     else buf_append(&opt, "", 1);
     int cwd = open(".", O_PATH | O_CLOEXEC);
     bool in = chdir(a->cdir) == 0;
-    if (in && mount("overlay", rootfs, "overlay", 0, opt.data) == 0) ret = 0;
-    else if (in && a->volatile_upper && errno == EINVAL && (opt.data[plain] = '\0', mount("overlay", rootfs, "overlay", 0, opt.data) == 0))
+    if (in && mount("overlay", rootfs, "overlay", MS_NODEV, opt.data) == 0) ret = 0;
+    else if (in && a->volatile_upper && errno == EINVAL && (opt.data[plain] = '\0', mount("overlay", rootfs, "overlay", MS_NODEV, opt.data) == 0))
       ret = 0; /* a kernel before 5.10: no `volatile` */
     else
       berth_error(err, errno, "mount the overlay root filesystem (%zu layers)%s", n,
@@ -530,15 +534,17 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
                          "`/sys`; refusing: mount at another path", dst);
     cleanup_free char *sp = fdpath(sfd);
     if (mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL, dst, err) < 0) return -1;
-    if (ro) {
+    {
+      /* nodev always (a host directory's device nodes stay closed to the
+       * container), read-only when asked */
       const char *rel = dst;
       while (*rel == '/') rel++;
       int fd = openat_in_root(rootfd, rel, O_PATH, 0, 0);
       cleanup_free char *p = fdpath(fd);
       unsigned long keep = locked_flags(p);
-      int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+      int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | (ro ? MS_RDONLY : 0) | keep, NULL);
       close(fd);
-      if (r < 0) return berth_error(err, errno, "make mount `%s` read-only", dst);
+      if (r < 0) return berth_error(err, errno, "make mount `%s` %s", dst, ro ? "read-only" : "nodev");
     }
   }
   return 0;

@@ -63,8 +63,10 @@ int security_no_new_privs(berth_error_t *err) {
   return 0;
 }
 
-uint64_t security_docker_default_caps(void) {
-  static const int d[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW,
+/* Docker's default set less CAP_MKNOD: setup steps run code berth did not
+ * write (a package's maintainer scripts), which must not make device nodes */
+uint64_t security_setup_caps(void) {
+  static const int d[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_NET_RAW,
                           CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE,
                           CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
   uint64_t m = 0;

@@ -30,7 +30,7 @@ int security_seccomp_compile(json_t *profile, void **out, berth_error_t *err);
 int security_seccomp_build(void **out, berth_error_t *err);
 /* A profile compiled to the BPF program berth loads (malloc'd *bpf). */
 int security_seccomp_bpf(json_t *profile, char **bpf, size_t *len, berth_error_t *err);
-/* Capability mask of Docker's default set (for provisioning steps). */
-uint64_t security_docker_default_caps(void);
+/* Capability mask for provisioning steps: Docker's default set less CAP_MKNOD. */
+uint64_t security_setup_caps(void);
 
 #endif

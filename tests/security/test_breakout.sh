@@ -312,6 +312,30 @@ test_run_dir_not_ours() {
   assert_dir_empty "$rd" "the unsafe run dir after preflight"
 }
 
+# setup steps (a package's maintainer scripts, a repo's build) run with the
+# setup capabilities, never CAP_MKNOD; a device node that exists anyway (in
+# the root, in a bound host directory) cannot be opened: nodev
+test_no_devices() {
+  setup_ctr
+  tool '{"operation":"create","name":"d","image":"localhost/busybox","mount_cwd":false,"network":"none","setup_commands":["mknod /tmp/kmsg c 1 11 && mknod /tmp/ttyS c 4 64"]}'
+  assert_contains "$(cat "$B_OUTF")" "Operation not permitted" "mknod in a setup step"
+  b_run exec d sh -c 'ls /tmp/kmsg /tmp/ttyS'
+  assert_ne "$B_RC" 0 "no node was made"
+  # a node put into the writable layer behind berth's back, and one in a bound host
+  # directory (1,5: /dev/zero, which needs no privilege to open)
+  mknod "$BERTH_ROOT/containers/d/upper/kmsg" c 1 5
+  mkdir -p "$T_DIR/src"; chmod 755 "$T_DIR/src"; mknod "$T_DIR/src/kmsg" c 1 5; chmod 666 "$T_DIR/src/kmsg"
+  b_ok create -q --no-mount-cwd --network none -v "$T_DIR/src:/mnt/src" --name e localhost/busybox
+  b_run exec d sh -c 'head -c 1 /kmsg >/dev/null && echo opened'
+  assert_not_contains "$B_OUT" "opened" "a device node in the root opened"
+  assert_contains "$B_ERR" "Permission denied"
+  b_run exec e sh -c 'head -c 1 /mnt/src/kmsg >/dev/null && echo opened'
+  assert_not_contains "$B_OUT" "opened" "a device node in a bound host directory opened"
+  # /dev's own nodes still work
+  b_ok exec e sh -c 'head -c 4 /dev/zero | wc -c; echo x >/dev/null'
+  assert_contains "$B_OUT" 4
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
@@ -322,4 +346,5 @@ t_run "mount targets /, /proc, /sys, /dev (as written and through image symlinks
 t_run "cp out strips set-id bits (-a keeps), copies links as links (-L follows inside), never hangs on a FIFO" test_cp_out
 t_run "exec without -t never hands the container the caller's terminal; returns when the command ends" test_exec_no_terminal
 t_run "a run dir another user owns or may write is not used" test_run_dir_not_ours
+t_run "setup steps cannot make device nodes; nodes in the root or a bound directory cannot be opened (nodev)" test_no_devices
 t_summary
