@@ -228,6 +228,8 @@ void hb_release(const char *cid) {
   gc_locked(lk);
 }
 
+#define HB_RULES_VERSION "2"
+
 /* With the lock held: berth0 and the table, when not there yet. */
 static int bridge_up(berth_error_t *err) {
   cleanup_close int nl = nl_open(err);
@@ -245,7 +247,11 @@ static int bridge_up(berth_error_t *err) {
   write_value("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
   /* checked every time, not only the first: a `flush ruleset` (an nftables
    * or firewalld reload) may have removed it; the script replaces it whole */
-  if (access(HB_DIR "/table", F_OK) < 0 || nl_nft_table_exists(AF_INET, "berth") != 1) {
+  /* the marker holds the rules' version: a table of an older berth
+   * (without the output chain) is replaced too */
+  cleanup_free char *ver = NULL;
+  if (read_file(HB_DIR "/table", 64, &ver, NULL, NULL) < 0 || strcmp(ver, HB_RULES_VERSION) ||
+      nl_nft_table_exists(AF_INET, "berth") != 1) {
     const char *rules =
         "table ip berth\n"
         "delete table ip berth\n"
@@ -263,10 +269,17 @@ static int bridge_up(berth_error_t *err) {
         "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" ct state established,related accept\n"
         "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" drop\n"
         "  }\n"
+        /* the host's own processes (any user, slirp4netns of rootless
+         * containers) open nothing into the bridge: published ports are
+         * served inside the container's namespace, not through it */
+        "  chain output {\n"
+        "    type filter hook output priority filter; policy accept;\n"
+        "    oifname \"" HB_BRIDGE "\" ct state established,related accept\n"
+        "    oifname \"" HB_BRIDGE "\" reject with icmp type admin-prohibited\n"
+        "  }\n"
         "}\n";
     if (nft_run(rules, err) < 0) return -1;
-    int fd = open(HB_DIR "/table", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
+    write_file_replace(HB_DIR "/table", HB_RULES_VERSION, strlen(HB_RULES_VERSION), 0600, false, NULL);
   }
   /* forwarding on (as Docker does), and left on: turning it off later could
    * break whatever else came to rely on it meanwhile (docs/security.md) */
@@ -296,7 +309,8 @@ int hb_attach(pid_t init_pid, const char *cid, const char *ip, berth_error_t *er
     char veth[16];
     snprintf(veth, sizeof veth, "vh%.12s", cid);
     char msg[400] = "";
-    if (net_veth_plug(-1, cfd, veth, HB_BRIDGE, ip, 16, HB_GATEWAY, false, &e) < 0) snprintf(msg, sizeof msg, "%s", e->msg);
+    /* an isolated port: berth0's containers reach the gateway, not each other */
+    if (net_veth_plug(-1, cfd, veth, HB_BRIDGE, ip, 16, HB_GATEWAY, false, true, &e) < 0) snprintf(msg, sizeof msg, "%s", e->msg);
     if (write(rp[1], msg, strlen(msg) + 1) < 0) {}
     _exit(0);
   }

@@ -365,7 +365,7 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
 }
 
 int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
-                  bool unreachable_others, berth_error_t *err) {
+                  bool unreachable_others, bool isolated, berth_error_t *err) {
   struct in_addr a, g, all;
   if (inet_pton(AF_INET, ip, &a) != 1 || (gw && inet_pton(AF_INET, gw, &g) != 1))
     return berth_error(err, -EINVAL, "bad address %s", ip);
@@ -377,6 +377,7 @@ int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const 
   int br = nl_ifindex(nh, bridge);
   if (br <= 0) return berth_error(err, -ENODEV, "the network's bridge %s is gone: remove and create the network again", bridge);
   if (nl_link_up(nh, veth, br, err) < 0) return -1;
+  if (isolated && nl_bridge_port_isolate(nh, veth, err) < 0) return -1;
   if (setns(cfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the container's network namespace");
   cleanup_close int nc = nl_open(err);
   if (nc < 0) return -1;
@@ -393,7 +394,7 @@ int net_named_attach(const struct net_lease *l, pid_t init_pid, const char *id, 
   if (l->netns_fd < 0 || cfd < 0) return berth_error(err, errno, "open the network namespaces");
   char veth[16];
   snprintf(veth, sizeof veth, "vb%.12s", id);
-  return net_veth_plug(l->netns_fd, cfd, veth, NET_BRIDGE, l->ip, 24, NULL, true, err);
+  return net_veth_plug(l->netns_fd, cfd, veth, NET_BRIDGE, l->ip, 24, NULL, true, false, err);
 }
 
 void net_lease_close(struct net_lease *l) {

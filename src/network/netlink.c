@@ -164,6 +164,21 @@ int nl_link_up(int nl, const char *ifname, int master_ifindex, berth_error_t *er
   return e < 0 ? berth_error(err, -e, "bring up %s", ifname) : 0;
 }
 
+int nl_bridge_port_isolate(int nl, const char *ifname, berth_error_t *err) {
+  int idx = nl_ifindex(nl, ifname);
+  if (idx <= 0) return berth_error(err, -ENODEV, "network interface %s not found", ifname);
+  struct nlreq r;
+  req_init(&r, RTM_SETLINK, 0);
+  struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = idx};
+  body_put(&r, &ifi, sizeof ifi);
+  struct rtattr *n = nest_begin(&r, IFLA_PROTINFO | NLA_F_NESTED);
+  uint8_t on = 1;
+  attr_put(&r, IFLA_BRPORT_ISOLATED, &on, sizeof on);
+  nest_end(&r, n);
+  int e = talk(nl, &r);
+  return e < 0 ? berth_error(err, -e, "isolate bridge port %s", ifname) : 0;
+}
+
 int nl_addr_add(int nl, const char *ifname, struct in_addr addr, int prefix, berth_error_t *err) {
   int idx = nl_ifindex(nl, ifname);
   if (idx <= 0) return berth_error(err, -ENODEV, "network interface %s not found", ifname);

@@ -14,6 +14,8 @@ int nl_bridge_add(int nl, const char *name, berth_error_t *err);
 int nl_veth_add(int nl, const char *name, const char *peer, int peer_netns_fd, berth_error_t *err);
 /* Bring a link up; master_ifindex > 0 enslaves it to that bridge first. */
 int nl_link_up(int nl, const char *ifname, int master_ifindex, berth_error_t *err);
+/* a bridge port that reaches the bridge (and the host) but no other isolated port */
+int nl_bridge_port_isolate(int nl, const char *ifname, berth_error_t *err);
 int nl_addr_add(int nl, const char *ifname, struct in_addr addr, int prefix, berth_error_t *err);
 /* An `unreachable` route: traffic to dst/prefix fails at once, locally. */
 int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *err);

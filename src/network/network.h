@@ -75,7 +75,7 @@ void net_lease_close(struct net_lease *l);
  * none) and, when asked, an unreachable route to the other named networks.
  * Enters namespaces: call in a process that exits afterwards. */
 int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
-                  bool unreachable_others, berth_error_t *err);
+                  bool unreachable_others, bool isolated, berth_error_t *err);
 /* Rewrite the members' /etc/hosts (after a member came or went). */
 void net_named_refresh(const char *name);
 

@@ -336,6 +336,32 @@ test_no_devices() {
   assert_contains "$B_OUT" 4
 }
 
+# berth0 (root): nothing opens a connection into a container but through a
+# published port: not the host's processes (root, another user), not
+# another container on berth0
+test_berth0_inbound() {
+  setup_ctr
+  local hp
+  hp=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  b_ok create -q --no-mount-cwd -p "127.0.0.1:$hp:8080" --name a localhost/busybox
+  b_ok create -q --no-mount-cwd --name b localhost/busybox
+  b_ok exec a sh -c '(while true; do echo hello-from-a | nc -l -p 8080 >/dev/null 2>&1; done &); sleep 0.3'
+  b_ok exec a sh -c "ip -4 -o addr show eth0"
+  local ip
+  ip=$(awk '{print $4}' <<<"$B_OUT" | cut -d/ -f1)
+  [[ $ip == 10.88.* ]] || fail "container a has no berth0 address: $B_OUT"
+  local got
+  got=$(timeout 5 bash -c "exec 3<>/dev/tcp/$ip/8080 && head -1 <&3" 2>&1) || true
+  assert_not_contains "$got" hello-from-a "a host root process connected into the container"
+  got=$(runuser -u "$TEST_USER" -- timeout 5 bash -c "exec 3<>/dev/tcp/$ip/8080 && head -1 <&3" 2>&1) || true
+  assert_not_contains "$got" hello-from-a "another user's process connected into the container"
+  b_run exec b sh -c "timeout 4 nc $ip 8080 </dev/null"
+  assert_not_contains "$B_OUT" hello-from-a "another berth0 container connected"
+  # the published port still works
+  got=$(timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$hp && head -1 <&3" 2>&1) || true
+  assert_eq "$got" hello-from-a "the published port"
+}
+
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
@@ -347,4 +373,8 @@ t_run "cp out strips set-id bits (-a keeps), copies links as links (-L follows i
 t_run "exec without -t never hands the container the caller's terminal; returns when the command ends" test_exec_no_terminal
 t_run "a run dir another user owns or may write is not used" test_run_dir_not_ours
 t_run "setup steps cannot make device nodes; nodes in the root or a bound directory cannot be opened (nodev)" test_no_devices
+# berth0 is root's network (rootless containers sit behind slirp4netns, with no address on the host)
+if [ "$BERTH_MODE" = root ]; then
+  t_run "berth0: no new connection into a container from the host, another user or another container" test_berth0_inbound
+fi
 t_summary
