@@ -320,6 +320,13 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     fprintf(stderr, "berth: exec: workdir `%s`: %s\n", wd, strerror(errno));
     _exit(126);
   }
+  /* the workdir must lie inside the container's root: getcwd fails
+   * (ENOENT, "unreachable") for a directory outside it */
+  char cwdbuf[64];
+  if (wd && !getcwd(cwdbuf, sizeof cwdbuf) && errno != ERANGE) {
+    fprintf(stderr, "berth: exec: workdir `%s` is outside the container's root filesystem; refusing\n", wd);
+    _exit(126);
+  }
   if (security_drop_bounding(o->keep_caps, &err) < 0) {
     fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
@@ -824,10 +831,11 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
      * open our /proc exe, maps, environ, fds or memory, whatever its ids */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     proc_set_title("berth-exec");
-    close(rp[0]);
-    if (sock[0] >= 0) close(sock[0]);
-    if (op[0] >= 0) close(op[0]), close(ep[0]);
-    if (ip[1] >= 0) close(ip[1]);
+    /* nothing the caller had open goes in with us: a descriptor of a host
+     * directory would be a way out, even as the command's workdir
+     * (/proc/self/fd/N, CVE-2024-21626) */
+    int keep[] = {rp[1], sock[1], op[1], ep[1], ip[0], fds[0], fds[1], fds[2], fds[3], fds[4], fds[5], fds[6]};
+    close_fds_except(keep, (int)(sizeof keep / sizeof *keep));
     for (int i = 0; i < 7; i++) {
       if (fds[i] < 0) continue; /* not ours to join (-1) or shared (-2) */
       if (setns(fds[i], 0) < 0) {

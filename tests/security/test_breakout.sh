@@ -362,6 +362,31 @@ test_berth0_inbound() {
   assert_eq "$got" hello-from-a "the published port"
 }
 
+# CVE-2024-21626: a descriptor the caller had open (here fd 9 on the host's
+# /etc) must not reach the container, not even as the workdir
+# /proc/self/fd/N; the command holds only its stdio
+test_leaked_fds_cwd() {
+  setup_ctr; create --name c
+  local n
+  for n in 3 4 5 6 7 8 9 10 11 12; do
+    berth_cmd exec -w "/proc/self/fd/$n" c sh -c 'pwd; ls; cat ../etc/hostname'
+    B_RC=0
+    "${B_CMD[@]}" >"$T_DIR/fd.out" 2>"$T_DIR/fd.err" 9</etc || B_RC=$?
+    assert_ne "$B_RC" 0 "exec -w /proc/self/fd/$n (the caller holds fd 9 on the host's /etc): $(cat "$T_DIR/fd.out")"
+    assert_not_contains "$(cat "$T_DIR/fd.out")" "passwd" "the host's /etc listed through fd $n"
+  done
+  berth_cmd exec c sh -c 'ls /proc/self/fd'
+  "${B_CMD[@]}" >"$T_DIR/fd.out" 2>&1 9</etc 8</ 7</proc
+  assert_eq "$(tr '\n' ' ' <"$T_DIR/fd.out")" "0 1 2 3 " "the command's descriptors (3: ls's own directory)"
+  # run: the same for a one-shot's command
+  berth_cmd run --rm --no-mount-cwd --network none localhost/busybox sh -c 'ls /proc/self/fd'
+  "${B_CMD[@]}" >"$T_DIR/fd.out" 2>&1 9</etc 8</
+  assert_eq "$(tr '\n' ' ' <"$T_DIR/fd.out")" "0 1 2 3 " "a one-shot's descriptors"
+  b_run run --rm --no-mount-cwd --network none -w /proc/self/fd/9 localhost/busybox pwd
+  assert_ne "$B_RC" 0 "run -w /proc/self/fd/9"
+}
+
+t_run "CVE-2024-21626: no caller descriptor reaches the command, not even as its workdir" test_leaked_fds_cwd
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
 t_run "CVE-2019-5736: #!/proc/self/exe scripts" test_exe_shebang
