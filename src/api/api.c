@@ -37,6 +37,10 @@ struct op {
 };
 
 #define MAX_STRING (256 * 1024)
+/* budgets per request parameter (maps: env, dotfiles_inline; lists: setup_commands, mounts, ports) */
+#define MAX_MAP_ENTRIES 4096
+#define MAX_MAP_BYTES (1024 * 1024)
+#define MAX_LIST_ENTRIES 1024
 
 static const struct param P_NONE[] = {{0}};
 static const struct param P_CREATE[] = {
@@ -197,16 +201,26 @@ static json_t *check_value(const struct param *p, json_t *v) {
     break;
   case T_STRMAP: {
     if (!json_is_object(v)) break;
+    /* a budget, so that one request cannot cost minutes of CPU (100k
+     * variables did) or megabytes in every exec's environment */
+    if (json_object_size(v) > MAX_MAP_ENTRIES)
+      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_object_size(v), MAX_MAP_ENTRIES);
     const char *k;
     json_t *x;
+    size_t total = 0;
     json_object_foreach(v, k, x) {
       if (!str_ok(x)) return err_reply("invalid_type", n, "`%s.%.60s` must be a string of at most %d bytes", n, k, MAX_STRING);
       if (!*k || strlen(k) > 4096) return err_reply("invalid_value", n, "`%s` has an empty or huge key", n);
+      total += strlen(k) + json_string_length(x) + 2;
     }
+    if (total > MAX_MAP_BYTES)
+      return err_reply("invalid_value", n, "`%s` holds %zu bytes; at most %d in all", n, total, MAX_MAP_BYTES);
     return NULL;
   }
   case T_STRLIST: {
     if (!json_is_array(v)) break;
+    if (json_array_size(v) > MAX_LIST_ENTRIES)
+      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
     size_t i;
     json_t *x;
     json_array_foreach(v, i, x) if (!str_ok(x)) return err_reply("invalid_type", n, "`%s[%zu]` must be a string", n, i);
@@ -226,6 +240,8 @@ static json_t *check_value(const struct param *p, json_t *v) {
   }
   case T_MOUNTS: {
     if (!json_is_array(v)) break;
+    if (json_array_size(v) > MAX_LIST_ENTRIES)
+      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
     size_t i;
     json_t *m;
     json_array_foreach(v, i, m) {
@@ -249,6 +265,8 @@ static json_t *check_value(const struct param *p, json_t *v) {
   }
   case T_PORTS: {
     if (!json_is_array(v)) break;
+    if (json_array_size(v) > MAX_LIST_ENTRIES)
+      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
     size_t i;
     json_t *m;
     json_array_foreach(v, i, m) {

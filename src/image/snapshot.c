@@ -131,10 +131,18 @@ static int add_entry(struct tarw *t, int dirfd, const char *name, const char *re
   }
   int fd = -1;
   if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-    fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+    /* the container may be running: never wait on what was swapped in
+     * since the stat (a FIFO), and read only the file we looked at */
+    fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
     if (fd < 0) {
       archive_entry_free(e);
       return berth_error(err, errno, "open `%s`", rel);
+    }
+    struct stat now;
+    if (fstat(fd, &now) < 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev || (now.st_mode & S_IFMT) != (st.st_mode & S_IFMT)) {
+      close(fd);
+      archive_entry_free(e);
+      return berth_error(err, -EAGAIN, "`%s` changed while the snapshot was taken; take it again (or stop what writes it)", rel);
     }
     char v[256];
     ssize_t vn = fgetxattr(fd, "security.capability", v, sizeof v);
@@ -144,7 +152,8 @@ static int add_entry(struct tarw *t, int dirfd, const char *name, const char *re
   if (ret == 0 && S_ISREG(st.st_mode) && !archive_entry_hardlink(e)) {
     char buf[65536];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
+    off_t left = st.st_size; /* what the header declared, whatever the file does meanwhile */
+    while (left > 0 && (n = read(fd, buf, (size_t)(left < (off_t)sizeof buf ? left : (off_t)sizeof buf))) > 0 && (left -= n, 1))
       if (archive_write_data(t->a, buf, (size_t)n) < 0) {
         ret = berth_error(err, -EIO, "tar: %s", archive_error_string(t->a));
         break;
@@ -295,6 +304,21 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
   return write_file_atomic(op, "{\"imageLayoutVersion\":\"1.0.0\"}", 30, 0644, err);
 }
 
+static void collect_dead_snapshots(struct store *s) {
+  cleanup_free char *tmp = store_path(s, "tmp");
+  DIR *d = opendir(tmp);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    int pid;
+    unsigned long long t0;
+    if (sscanf(de->d_name, "snap-%d-%llu-", &pid, &t0) != 2) continue;
+    if (pid > 0 && proc_starttime(pid) == t0) continue; /* still being made */
+    rm_rf_at(dirfd(d), de->d_name, NULL);
+  }
+  closedir(d);
+}
+
 static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
   struct snap_args *sa = arg;
   struct berth_config *cfg = config_get(err);
@@ -310,8 +334,11 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
     return -1;
   }
   json_t *rec = idig ? store_read_image(&s, idig, NULL) : NULL;
+  /* named by the process that made it: what a killed snapshot left is
+   * collected by the next one */
+  collect_dead_snapshots(&s);
   cleanup_free char *rnd = random_hex(6);
-  cleanup_free char *work = store_path(&s, "tmp/snap-%s", rnd);
+  cleanup_free char *work = store_path(&s, "tmp/snap-%d-%llu-%s", (int)getpid(), proc_starttime(getpid()), rnd);
   cleanup_free char *ref = berth_snapshot_ref(sa->name);
   struct snap_out so = {0};
   int r = build_layout(&s, sa, cdir, rec, work, ref, &so, err);

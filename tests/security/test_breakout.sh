@@ -386,6 +386,46 @@ test_leaked_fds_cwd() {
   assert_ne "$B_RC" 0 "run -w /proc/self/fd/9"
 }
 
+# snapshots: a file swapped for a FIFO while the writable layer is packed
+# never hangs it; what a killed snapshot left in the store is collected
+test_snapshot_fifo_and_leftovers() {
+  setup_ctr; create --name c
+  local left=$STORE/tmp/snap-999999-12345-deadbeef0000
+  mkdir -p "$left/blobs"; echo partial >"$left/blobs/x"
+  [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_UID:$TEST_GID" "$left"
+  b_ok exec c sh -c 'dd if=/dev/zero of=/big bs=1M count=4 2>/dev/null; (i=0; while [ $i -lt 600 ]; do rm -f /big; mkfifo /big; rm -f /big; dd if=/dev/zero of=/big bs=64k count=1 2>/dev/null; i=$((i+1)); done) >/dev/null 2>&1 &'
+  local i
+  for i in 1 2 3 4 5 6; do
+    tool "{\"operation\":\"snapshot\",\"container\":\"c\",\"name\":\"race$i\"}"
+    assert_le "$B_SECS" 10 "seconds a snapshot of a racing layer took"
+  done
+  assert_not_exists "$left" "a killed snapshot's leftovers after the next snapshot"
+  local n
+  n=$(ls "$STORE/tmp" | grep -c '^snap-' || true)
+  assert_eq "$n" 0 "snapshot work directories left in the store"
+}
+
+t_run "snapshot: a FIFO swapped in never hangs it; a killed snapshot's leftovers are collected" test_snapshot_fifo_and_leftovers
+# a request's maps and lists have a budget: 100k variables cost a minute of
+# CPU before; now a clear refusal at once
+test_request_budget() {
+  setup_ctr
+  "$PY" -c 'import json; print(json.dumps({"operation":"create","name":"big","image":"localhost/busybox","mount_cwd":False,"env":{"V%d" % i: "x" for i in range(100000)}}))' >"$T_DIR/req.json"
+  chmod 644 "$T_DIR/req.json"
+  berth_cmd tool
+  local t0=$EPOCHREALTIME
+  "${B_CMD[@]}" <"$T_DIR/req.json" >"$T_DIR/reply.json" 2>&1 || true
+  local secs
+  secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}')
+  assert_contains "$(cat "$T_DIR/reply.json")" "at most 4096" "the reply to 100k variables"
+  assert_le "$secs" 3 "seconds to refuse 100k variables"
+  assert_not_exists "$BERTH_ROOT/containers/big"
+  "$PY" -c 'import json; print(json.dumps({"operation":"create","name":"big","image":"localhost/busybox","mount_cwd":False,"setup_commands":["true"]*5000}))' >"$T_DIR/req.json"
+  "${B_CMD[@]}" <"$T_DIR/req.json" >"$T_DIR/reply.json" 2>&1 || true
+  assert_contains "$(cat "$T_DIR/reply.json")" "at most 1024"
+}
+
+t_run "a request's env and lists have a budget (100k variables refused at once)" test_request_budget
 t_run "CVE-2024-21626: no caller descriptor reaches the command, not even as its workdir" test_leaked_fds_cwd
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
