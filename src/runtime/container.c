@@ -497,9 +497,23 @@ static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
+/* A target opened in the root was checked as written; the image's
+ * symlinks may still lead it to the root, /dev, or into /proc or /sys
+ * (mounted by now): a bind there would cover the container's own setup */
+static int target_forbidden(int rootfd, int t, const char *dst, berth_error_t *err) {
+  struct stat ts, rs, ds;
+  struct statfs tf;
+  bool bad = fstatfs(t, &tf) < 0 || tf.f_type == PROC_SUPER_MAGIC || tf.f_type == SYSFS_MAGIC || fstat(t, &ts) < 0 ||
+             (fstat(rootfd, &rs) == 0 && rs.st_dev == ts.st_dev && rs.st_ino == ts.st_ino) ||
+             (fstatat(rootfd, "dev", &ds, AT_SYMLINK_NOFOLLOW) == 0 && ds.st_dev == ts.st_dev && ds.st_ino == ts.st_ino);
+  if (!bad) return 0;
+  return berth_error(err, -EINVAL, "mount target `%s` leads (through the image's symlinks) to `/`, `/dev`, or into `/proc` or "
+                     "`/sys`; refusing to mount there", dst);
+}
+
 static int bind_file(int rootfd, const char *host, const char *dest, berth_error_t *err) {
   cleanup_close int t = target_in_root(rootfd, dest, true, false, err);
-  if (t < 0) return -1;
+  if (t < 0 || target_forbidden(rootfd, t, dest, err) < 0) return -1;
   return mount_fd(host, t, NULL, MS_BIND, NULL, dest, err);
 }
 
@@ -522,16 +536,7 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
     fstat(sfd, &st);
     cleanup_close int t = target_in_root(rootfd, dst, !S_ISDIR(st.st_mode), false, err);
     if (t < 0) return berth_error_wrap(err, "mount `%s` at `%s`", src, dst);
-    /* the path was checked as written; the image's symlinks may still lead
-     * it to the root, /dev, or into /proc or /sys (mounted by now) */
-    struct stat ts, rs, ds;
-    struct statfs tf;
-    bool bad = fstatfs(t, &tf) < 0 || tf.f_type == PROC_SUPER_MAGIC || tf.f_type == SYSFS_MAGIC || fstat(t, &ts) < 0 ||
-               (fstat(rootfd, &rs) == 0 && rs.st_dev == ts.st_dev && rs.st_ino == ts.st_ino) ||
-               (fstatat(rootfd, "dev", &ds, AT_SYMLINK_NOFOLLOW) == 0 && ds.st_dev == ts.st_dev && ds.st_ino == ts.st_ino);
-    if (bad)
-      return berth_error(err, -EINVAL, "mount target `%s` leads (through the image's symlinks) to `/`, `/dev`, or into `/proc` or "
-                         "`/sys`; refusing: mount at another path", dst);
+    if (target_forbidden(rootfd, t, dst, err) < 0) return -1;
     cleanup_free char *sp = fdpath(sfd);
     if (mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL, dst, err) < 0) return -1;
     {

@@ -210,6 +210,16 @@ test_mount_targets() {
     assert_contains "$B_MSG" "leads (through the image's symlinks)"
     assert_not_exists "$BERTH_ROOT/containers/m" "a refused create's directory"
   done
+  # the generated /etc files: an image whose /etc leads into /proc/sys
+  # (the layer changed behind the running container's back, then saved)
+  create --name s1
+  rm -rf "$BERTH_ROOT/containers/s1/upper/etc"
+  ln -s /proc/sys/kernel "$BERTH_ROOT/containers/s1/upper/etc"
+  tool '{"operation":"snapshot","container":"s1","name":"etclink"}'
+  assert_eq "$(field '["success"]')" true "snapshot"
+  b_fails create -q --no-mount-cwd --name m berth.local/snapshot/etclink
+  assert_contains "$B_MSG" "/etc/hostname\` leads (through the image's symlinks)"
+  assert_not_exists "$BERTH_ROOT/containers/m"
   # an ordinary target still mounts
   echo hello >"$T_DIR/src/f"; chmod 644 "$T_DIR/src/f"
   b_ok create -q --no-mount-cwd -v "$T_DIR/src:/mnt/src:ro" --name ok localhost/busybox
