@@ -8,6 +8,7 @@
  * below it, so a timeout kills the whole tree inside the container. It
  * reports the exit code and whether the timeout fired over a pipe. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -206,6 +207,38 @@ static void kill_tree(pid_t root, int sig) {
     top += children_of(p, stack + top, 4096 - top);
     kill(p, sig);
     kill(p, SIGCONT);
+  }
+}
+
+/* does process PID hold a descriptor on one of these pipes? */
+static bool holds_pipe(pid_t pid, ino_t a, ino_t b) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(p);
+  if (!d) return false;
+  bool found = false;
+  struct dirent *de;
+  while (!found && (de = readdir(d))) {
+    char lp[320], t[64];
+    snprintf(lp, sizeof lp, "%s/%s", p, de->d_name);
+    ssize_t n = readlink(lp, t, sizeof t - 1);
+    unsigned long long ino;
+    if (n <= 0) continue;
+    t[n] = '\0';
+    if (sscanf(t, "pipe:[%llu]", &ino) == 1 && ino && (ino == (unsigned long long)a || ino == (unsigned long long)b)) found = true;
+  }
+  closedir(d);
+  return found;
+}
+
+/* every process below us that holds the command's output pipes: killed */
+static void kill_output_holders(ino_t out, ino_t err) {
+  pid_t stack[4096];
+  int top = children_of(getpid(), stack, 4096);
+  while (top > 0) {
+    pid_t p = stack[--top];
+    top += children_of(p, stack + top, 4096 - top);
+    if (holds_pipe(p, out, err)) kill(p, SIGKILL);
   }
 }
 
@@ -443,8 +476,9 @@ static void supervisor(struct exec_ctx *x) {
     run_command(x, &u, slave);
   }
   if (slave >= 0) close(slave);
-  if (x->out_fd >= 0) close(x->out_fd);
-  if (x->err_fd >= 0) close(x->err_fd);
+  struct stat po = {0}, pe = {0};
+  if (x->out_fd >= 0) fstat(x->out_fd, &po), close(x->out_fd);
+  if (x->err_fd >= 0) fstat(x->err_fd, &pe), close(x->err_fd);
   if (x->in_fd >= 0) close(x->in_fd);
   int status = 0;
   bool killed = false;
@@ -475,6 +509,15 @@ static void supervisor(struct exec_ctx *x) {
       nanosleep(&ts, NULL);
     }
   }
+  /* The command is done; what it left in the background and still holds
+   * our output (`(sleep 300 &)`) is killed: the reply would otherwise wait
+   * for it, or it would write into a pipe nobody reads. What was started
+   * to stay (`nohup server >log 2>&1 &`) holds no part of it and lives on. */
+  if (!killed && (po.st_ino || pe.st_ino))
+    for (int pass = 0; pass < 2; pass++) {
+      kill_output_holders(po.st_ino, pe.st_ino);
+      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
   rep.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (rep.timed_out) rep.exit_code = 124;
   if (write(x->report_fd, &rep, sizeof rep) < 0) {}

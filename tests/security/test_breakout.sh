@@ -301,6 +301,16 @@ PY
   tool '{"operation":"exec","container":"c","command":"(sleep 20 &); echo hi","timeout":2}'
   assert_le "$B_SECS" 3 "seconds the tool's exec took"
   assert_eq "$(field '["stdout"]')" "hi"
+  assert_eq "$(field '["timed_out"]')" false
+  b_run exec --json c sh -c '(sleep 21 &); echo hi'
+  assert_le "$B_SECS" 3 "seconds exec --json took"
+  # what held the output was killed; what was started to stay (its own output) lives on
+  b_ok exec c sh -c 'sleep 22 >/dev/null 2>&1 </dev/null & echo started'
+  b_ok exec c ps -o args
+  assert_not_contains "$B_OUT" "sleep 20" "a background child holding the tool exec's output"
+  assert_not_contains "$B_OUT" "sleep 21" "a background child holding exec --json's output"
+  assert_not_contains "$B_OUT" "sleep 30" "a background child holding exec's output"
+  assert_contains "$B_OUT" "sleep 22" "a background child with its own output"
 }
 
 # a run dir another user owns, or may write (the /tmp fallback's name can be
