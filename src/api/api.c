@@ -12,6 +12,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "container.h"
+#include "security.h"
 #include "preflight.h"
 #include "provision.h"
 #include "network.h"
@@ -80,6 +81,9 @@ static const struct param P_EXEC[] = {{"container", T_NAME, true, "container nam
                                       {"workdir", T_STR, false, "working directory"},
                                       {"user", T_STR, false, "user[:group] inside the container"},
                                       {"env", T_STRMAP, false, "extra environment"},
+                                      {"setup_capabilities", T_BOOL, false,
+                                       "run with the setup capability set (Docker's default less CAP_MKNOD) that package "
+                                       "managers need (apt-get install); default false: no capabilities"},
                                       {0}};
 static const struct param P_CONTAINER[] = {{"container", T_NAME, true, "container name"}, {0}};
 static const struct param P_STATUS[] = {{"container", T_NAME, true, "container name"},
@@ -609,21 +613,46 @@ static json_t *h_create(json_t *req) {
   return reply;
 }
 
+/* apt, dpkg, chown or a setuid-family call refused for want of privilege */
+static bool exec_looks_unprivileged(const struct exec_result *r) {
+  static const char *signs[] = {"setgroups", "seteuid", "setegid", "setresuid", "chown", "chmod", "Operation not permitted",
+                                "are you root?", "Could not open lock file", "unable to acquire the dpkg frontend lock",
+                                "requested operation requires superuser privilege", NULL};
+  for (int i = 0; signs[i]; i++)
+    if ((r->err.data && memmem(r->err.data, r->err.len, signs[i], strlen(signs[i]))) ||
+        (r->out.data && memmem(r->out.data, r->out.len, signs[i], strlen(signs[i]))))
+      return true;
+  return false;
+}
+
 static json_t *h_exec(json_t *req) {
   char *argv[] = {"/bin/sh", "-c", (char *)jstr(req, "command"), NULL};
   json_t *to = json_object_get(req, "timeout");
+  bool caps = jbool(req, "setup_capabilities", false);
   struct exec_opts eo = {.name = jstr(req, "container"), .argv = argv, .capture = true, .capture_max = 4 << 20,
                          .timeout = json_is_integer(to) ? (int)json_integer_value(to) : 300, .workdir = jstr(req, "workdir"),
-                         .user = jstr(req, "user"), .env = json_object_get(req, "env")};
+                         .user = jstr(req, "user"), .env = json_object_get(req, "env"), .keep_caps = caps ? security_setup_caps() : 0};
   struct exec_result r;
   berth_error_t e = NULL;
-  if (container_exec(&eo, &r, &e) < 0) return from_error(e, NULL);
+  if (container_exec(&eo, &r, &e) < 0) {
+    /* a container that has exited: the documented code */
+    if (e && e->status == ESRCH) {
+      json_t *o = err_reply("not_running", NULL, "%s; start a new one with `create` (or `restore` a snapshot of it)", e->msg);
+      berth_error_free(e);
+      return o;
+    }
+    return from_error(e, NULL);
+  }
   json_t *o = json_pack("{s:i, s:s%, s:s%, s:b}", "returncode", r.exit_code, "stdout", r.out.data ? r.out.data : "", r.out.len,
                         "stderr", r.err.data ? r.err.data : "", r.err.len, "timed_out", r.timed_out);
   if (!o) /* not UTF-8: hand back what is valid, say so */
     o = json_pack("{s:i, s:s, s:s, s:b, s:s}", "returncode", r.exit_code, "stdout", "", "stderr", "", "timed_out", r.timed_out,
                   "note", "output was not valid UTF-8 and was dropped; redirect it to a file and use copy_out");
   if (r.out_truncated || r.err_truncated) json_object_set_new(o, "truncated", json_true());
+  if (!caps && r.exit_code != 0 && !r.timed_out && exec_looks_unprivileged(&r))
+    json_object_set_new(o, "hint", json_string("the command failed as one that needs privileges (a package manager, chown, "
+                                                "setuid): exec runs with no capabilities; pass setup_capabilities=true to run "
+                                                "it with the setup set (as setup_commands do)"));
   buf_free(&r.out);
   buf_free(&r.err);
   return o;

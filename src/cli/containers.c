@@ -10,6 +10,7 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "container.h"
+#include "security.h"
 #include "api.h"
 #include "network.h"
 
@@ -47,12 +48,14 @@ static const char *RUN_HELP =
 static const char *EXEC_HELP =
     "Usage: berth exec [OPTIONS] NAME CMD [ARG...]\n\n"
     "Run a command in a running container, with the same confinement.\n\n"
-    "  -i, --interactive    keep stdin open\n"
+    "  -i, --interactive    relay stdin to the command (without it: /dev/null)\n"
     "  -t, --tty            allocate a terminal (use -it together)\n"
     "  -e, --env K=V        environment variable\n"
     "  -w, --workdir DIR    working directory\n"
     "  -u, --user U[:G]     user (name or id) inside the container\n"
     "      --timeout S      kill the command and all it started after S seconds (exit 124)\n"
+    "      --setup-caps     run with the setup capability set (Docker's default less CAP_MKNOD),\n"
+    "                       for package managers (apt-get install); default: no capabilities\n"
     "      --json           capture output and print {returncode, stdout, stderr, timed_out}\n";
 
 static int env_arg(json_t *env, const char *kv) {
@@ -116,7 +119,7 @@ struct create_cli {
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS, O_SECCOMP };
+       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -306,7 +309,7 @@ int cmd_exec(int argc, char **argv) {
                                  {"env", required_argument, 0, 'e'},   {"workdir", required_argument, 0, 'w'},
                                  {"user", required_argument, 0, 'u'},  {"timeout", required_argument, 0, O_TIMEOUT},
                                  {"json", no_argument, 0, O_JSON},     {"help", no_argument, 0, 'h'},
-                                 {0, 0, 0, 0}};
+                                 {"setup-caps", no_argument, 0, O_SETUP_CAPS}, {0, 0, 0, 0}};
   struct exec_opts o = {.capture_max = 10 << 20};
   json_t *env = json_object();
   bool json = false;
@@ -331,6 +334,7 @@ int cmd_exec(int argc, char **argv) {
       break;
     }
     case O_JSON: json = true; break;
+    case O_SETUP_CAPS: o.keep_caps = security_setup_caps(); break;
     case 'h': return fputs(EXEC_HELP, stdout), 0;
     default: fprintf(stderr, "berth exec: unknown option `%s`; see `berth exec --help`\n", argv[optind - 1]); return EXIT_BERTH;
     }

@@ -724,7 +724,29 @@ static void step_profile(struct runner *r) {
     json_array_append_new(p->report, prov_step("purpose_profile", "skipped", 0, "no purpose", NULL));
     return;
   }
-  if (r->failed) {
+  bool failed_before = r->failed;
+  /* try-repo: the repository goes in first, so that a failed step later
+   * never leaves the agent an empty workspace */
+  const char *repo_setup = NULL;
+  cleanup_free char *repo_dst = NULL;
+  if (p->repo_dir) {
+    double t0 = now_seconds();
+    cleanup_close int tfd = open(p->repo_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const char *wd = jstr(p->req, "workdir") ? jstr(p->req, "workdir") : "/workspace";
+    repo_dst = xasprintf("%s/%s", wd, p->repo_name);
+    struct cfs_op op = {.kind = CFS_COPY, .path = repo_dst, .host_dirfd = tfd, .host_name = p->repo_name};
+    berth_error_t e = NULL;
+    if (container_fs_apply(r->name, NULL, &op, 1, &e) < 0) {
+      json_array_append_new(p->report, prov_step("purpose_profile:repo", "failed", (now_seconds() - t0) * 1000, "copy the clone in", e->msg));
+      berth_error_free(e);
+      r->failed = true;
+    } else {
+      repo_setup = jstr(json_object_get(json_object_get(p->profiles, "try-repo"), "repo_setup"), p->lang);
+      cleanup_free char *d = xasprintf("%s (detected %s) in %s", p->repo_name, p->lang, repo_dst);
+      json_array_append_new(p->report, prov_step("purpose_profile:repo", "success", (now_seconds() - t0) * 1000, d, NULL));
+    }
+  }
+  if (failed_before) {
     json_array_append_new(p->report, prov_step("purpose_profile", "skipped", 0, "an earlier step failed", NULL));
     return;
   }
@@ -757,28 +779,9 @@ static void step_profile(struct runner *r) {
     snprintf(nm, sizeof nm, "purpose_profile:setup[%zu]", i);
     shell_step(r, nm, json_string_value(v), NULL, caps, 1800);
   }
-  if (p->repo_dir) {
-    if (r->failed) {
-      json_array_append_new(p->report, prov_step("purpose_profile:repo", "skipped", 0, "an earlier step failed", NULL));
-      return;
-    }
-    double t0 = now_seconds();
-    cleanup_close int tfd = open(p->repo_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    const char *wd = jstr(p->req, "workdir") ? jstr(p->req, "workdir") : "/workspace";
-    cleanup_free char *dst = xasprintf("%s/%s", wd, p->repo_name);
-    struct cfs_op op = {.kind = CFS_COPY, .path = dst, .host_dirfd = tfd, .host_name = p->repo_name};
-    berth_error_t e = NULL;
-    if (container_fs_apply(r->name, NULL, &op, 1, &e) < 0) {
-      json_array_append_new(p->report, prov_step("purpose_profile:repo", "failed", (now_seconds() - t0) * 1000, "copy the clone in", e->msg));
-      berth_error_free(e);
-      r->failed = true;
-      return;
-    }
-    const char *setup = jstr(json_object_get(json_object_get(p->profiles, "try-repo"), "repo_setup"), p->lang);
-    cleanup_free char *d = xasprintf("%s (detected %s) in %s", p->repo_name, p->lang, dst);
-    json_array_append_new(p->report, prov_step("purpose_profile:repo", "success", (now_seconds() - t0) * 1000, d, NULL));
-    if (setup) shell_step(r, "purpose_profile:repo_setup", setup, dst, caps, 1800);
-  }
+  /* the repository's setup runs as the workload does: no capabilities
+   * for code berth did not write */
+  if (repo_setup) shell_step(r, "purpose_profile:repo_setup", repo_setup, repo_dst, 0, 1800);
   if (!had_pkgs && !json_array_size(json_object_get(p->profile, "setup")) && !p->repo_dir) {
     char d[128];
     snprintf(d, sizeof d, "profile `%s`: nothing to install", p->lang ? p->lang : p->purpose);
@@ -799,7 +802,8 @@ void provision_run(struct prov *p, const char *container, bool *failed) {
   json_array_foreach(json_object_get(p->req, "setup_commands"), i, v) {
     char nm[64];
     snprintf(nm, sizeof nm, "setup_command[%zu]", i);
-    shell_step(&r, nm, json_string_value(v), NULL, 0, 1800);
+    /* the caller's own commands: the setup set, so that `apt-get install` works */
+    shell_step(&r, nm, json_string_value(v), NULL, security_setup_caps(), 1800);
   }
   *failed = r.failed;
 }
