@@ -327,6 +327,58 @@ test_offline_profile_setup_reports_network_error() {
   assert_eq "$(field '["status"]')" partial
 }
 
+# the guide's own example: setup_commands with apt, then pytest on a mounted project
+test_guide_setup_commands_apt_then_pytest() {
+  setup_ctr
+  b_ok load -q --name local/debian:12 "$IMAGES/debian"
+  mkdir -p "$T_DIR/proj"; printf 'def test_sum():\n    assert 1 + 1 == 2\n\ndef test_upper():\n    assert "a".upper() == "A"\n' >"$T_DIR/proj/test_x.py"
+  chmod -R a+rwX "$T_DIR/proj"
+  BERTH_TEST_TIMEOUT=900 tool '{"operation":"create","name":"p","image":"local/debian:12","mount_cwd":false,"forward_git":false,"mounts":[{"host":"'"$T_DIR/proj"'","container":"/workspace"}],"setup_commands":["apt-get update","apt-get install -y python3-pytest"]}'
+  assert_eq "$(step_of 'setup_command[0]' status)" success "apt-get update: $(step_of 'setup_command[0]' detail)"
+  assert_eq "$(step_of 'setup_command[1]' status)" success "apt-get install: $(step_of 'setup_command[1]' detail)"
+  assert_eq "$(field '["status"]')" ready
+  tool '{"operation":"exec","container":"p","command":"cd /workspace && python3 -m pytest -q -p no:cacheprovider"}'
+  assert_eq "$(field '["returncode"]')" 0 "pytest: $(cat "$B_OUTF")"
+  assert_contains "$(field '["stdout"]')" "2 passed"
+  # a capless exec of apt-get install fails with the hint, and works with the opt-in
+  tool '{"operation":"exec","container":"p","command":"apt-get install -y jq"}'
+  assert_ne "$(field '["returncode"]')" 0
+  assert_contains "$(field '["hint"]')" "setup_capabilities=true"
+  BERTH_TEST_TIMEOUT=600 tool '{"operation":"exec","container":"p","command":"apt-get install -y jq && jq --version","setup_capabilities":true}'
+  assert_eq "$(field '["returncode"]')" 0 "apt-get install with setup_capabilities: $(cat "$B_OUTF")"
+  b_run exec --setup-caps p sh -c 'grep CapEff /proc/self/status'
+  assert_not_contains "$B_OUT" "0000000000000000" "--setup-caps holds the setup set"
+  local eff
+  eff=$(awk '/^CapEff:/{print $2}' "$B_OUTF")
+  assert_eq "$(( 0x$eff & (1 << 27) ))" 0 "CAP_MKNOD (bit 27) in CapEff $eff"
+  assert_ne "$(( 0x$eff & (1 << 0) ))" 0 "CAP_CHOWN (bit 0) in CapEff $eff"
+  in_ctr 'grep CapEff /proc/self/status'
+  assert_contains "$B_OUT" 0000000000000000 "a plain exec holds nothing"
+}
+
+# the python profile as shipped, on a Debian image: ready, with pip usable
+test_python_profile_on_debian() {
+  setup_ctr
+  b_ok load -q --name local/debian:12 "$IMAGES/debian"
+  BERTH_TEST_TIMEOUT=900 tool '{"operation":"create","name":"p","purpose":"python","image":"local/debian:12","mount_cwd":false,"forward_git":false}'
+  assert_eq "$(field '["status"]')" ready "python profile: $(head -c 3000 "$B_OUTF")"
+  in_ctr 'pip --version && python -c "import sys; print(sys.prefix)"'
+  assert_contains "$B_OUT" "/workspace/.venv"
+}
+
+# try-repo: the repository is in the workspace even when a later step fails
+test_try_repo_keeps_repo_on_failure() {
+  setup_ctr
+  write_config '{"profiles":{"python":{"image":"localhost/busybox","packages":[],"setup":["exit 7"]}}}'
+  mkrepo tr-fail 'requirements.txt=\n' 'main.py=print(1)\n'
+  tool '{"operation":"create","name":"p","purpose":"try-repo","repo":"'"$(REPO_URL tr-fail)"'","forward_git":false}'
+  assert_eq "$(step_of purpose_profile:repo status)" success
+  assert_eq "$(step_of 'purpose_profile:setup[0]' status)" failed
+  assert_eq "$(field '["status"]')" partial
+  b_ok exec p ls /workspace/tr-fail
+  assert_contains "$B_OUT" main.py "the clone is in the workspace although a step failed"
+}
+
 t_run "env: auto, all, none, list; explicit wins" test_env_modes_and_precedence
 t_run "env: profile env sits under explicit env" test_profile_env_under_explicit
 t_run "git: host config forwarded, secrets sections removed, no git needed" test_git_forwarding
@@ -342,4 +394,7 @@ t_run "setup commands: report, stop on failure, remove_on_failure" test_setup_co
 t_run "purpose profile: packages install through apt (host network)" test_profile_packages_through_apt
 t_run "general profile: its packages install through apt (bridge network)" test_general_profile_installs_through_apt
 t_run "offline: a profile setup that needs PyPI fails with the network error" test_offline_profile_setup_reports_network_error
+t_run "guide: setup_commands apt-get update + install, pytest in a mounted project; capless apt hint and opt-in" test_guide_setup_commands_apt_then_pytest
+t_run "python profile as shipped on a Debian image: ready, pip usable" test_python_profile_on_debian
+t_run "try-repo: the repository stays in the workspace when a step fails" test_try_repo_keeps_repo_on_failure
 t_summary
