@@ -111,6 +111,7 @@ static const struct param P_NETWORK[] = {{"name", T_NAME, true, "network name"},
 static json_t *h_preflight(json_t *req);
 static json_t *h_create(json_t *req);
 static json_t *h_exec(json_t *req);
+static const char *container_shell(const char *name);
 static json_t *h_hint(json_t *req);
 static json_t *h_list(json_t *req);
 static json_t *h_status(json_t *req);
@@ -599,6 +600,14 @@ static json_t *h_create(json_t *req) {
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
   if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));
+  /* one truth for the shell a person opens: hint's */
+  cleanup_free char *cc = xasprintf("berth exec -it %s %s", name, container_shell(name));
+  json_object_set_new(reply, "connect_command", json_string(cc));
+  const char *fstep = NULL;
+  size_t k;
+  json_t *st;
+  json_array_foreach(p.report, k, st) if (!fstep && !strcmp(jstr(st, "status") ?: "", "failed")) fstep = jstr(st, "name");
+  if (fstep) json_object_set_new(reply, "failed_step", json_string(fstep));
   if (failed && jbool(req, "remove_on_failure", false)) {
     json_t *out = NULL;
     berth_error_t e3 = NULL;
@@ -607,6 +616,10 @@ static json_t *h_create(json_t *req) {
     json_decref(out);
     json_object_set_new(reply, "success", json_false());
     json_object_set_new(reply, "removed", json_true());
+    cleanup_free char *em = xasprintf("Failed to create container: provisioning step %s failed; the container was removed "
+                                      "(remove_on_failure)", fstep ? fstep : "?");
+    json_object_set_new(reply, "error", json_string_safe(em));
+    json_object_set_new(reply, "code", json_string("failed"));
   }
   json_decref(res);
   provision_free(&p);
@@ -658,28 +671,39 @@ static json_t *h_exec(json_t *req) {
   return o;
 }
 
+/* the first of bash, zsh, sh the running container has (sh when it is not running) */
+static const char *container_shell(const char *name) {
+  json_t *st = NULL;
+  berth_error_t e = NULL;
+  if (container_status(name, false, &st, &e) < 0) {
+    berth_error_free(e);
+    return "/bin/sh";
+  }
+  json_int_t pid = json_is_true(json_object_get(st, "running")) ? json_integer_value(json_object_get(json_object_get(st, "metadata"), "pid")) : 0;
+  json_decref(st);
+  static const char *shells[] = {"/bin/bash", "/bin/zsh", "/bin/sh"};
+  char rootp[64];
+  snprintf(rootp, sizeof rootp, "/proc/%lld/root", (long long)pid);
+  cleanup_close int rfd = pid > 0 ? open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+  for (int i = 0; i < 3 && rfd >= 0; i++) {
+    int fd = openat_in_root(rfd, shells[i] + 1, O_PATH, 0, 0);
+    if (fd >= 0) {
+      close(fd);
+      return shells[i];
+    }
+  }
+  return "/bin/sh";
+}
+
 static json_t *h_hint(json_t *req) {
   const char *name = jstr(req, "container");
   json_t *st = NULL;
   berth_error_t e = NULL;
   if (container_status(name, false, &st, &e) < 0) return from_error(e, NULL);
   bool running = json_is_true(json_object_get(st, "running"));
-  json_int_t pid = json_integer_value(json_object_get(json_object_get(st, "metadata"), "pid"));
   json_decref(st);
-  if (!running) return err_reply("not_running", "container", "container %s is not running", name);
-  const char *shells[] = {"/bin/bash", "/bin/zsh", "/bin/sh"};
-  const char *shell = "/bin/sh";
-  char rootp[64];
-  snprintf(rootp, sizeof rootp, "/proc/%lld/root", (long long)pid);
-  cleanup_close int rfd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  for (int i = 0; i < 3 && rfd >= 0; i++) {
-    int fd = openat_in_root(rfd, shells[i] + 1, O_PATH, 0, 0);
-    if (fd >= 0) {
-      close(fd);
-      shell = shells[i];
-      break;
-    }
-  }
+  if (!running) return err_reply("not_running", "container", "container %s is not running; start a new one with `create`", name);
+  const char *shell = container_shell(name);
   cleanup_free char *cmd = xasprintf("berth exec -it %s %s", name, shell);
   return json_pack("{s:s, s:s, s:s}", "command", cmd, "shell", shell, "container", name);
 }

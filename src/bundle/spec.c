@@ -47,16 +47,16 @@ static bool env_key_valid(const char *k) {
 
 static bool abs_clean(const char *p) { return p && p[0] == '/' && !strstr(p, "/../") && !str_has_suffix(p, "/..") && strlen(p) < 4096; }
 
-bool spec_mount_target_forbidden(const char *p) {
-  /* as the kernel walks it: repeated slashes and `.` go, `..` is refused elsewhere */
-  char norm[4096];
+/* P as the kernel walks it into OUT (repeated slashes and `.` go; `..` is
+ * refused elsewhere); false when it does not fit */
+static bool norm_path(const char *p, char *norm, size_t size) {
   size_t n = 0;
-  for (const char *c = p; *c && n < sizeof norm - 2;) {
+  for (const char *c = p; *c;) {
     while (*c == '/') c++;
     const char *e = strchrnul(c, '/');
     size_t len = (size_t)(e - c);
     if (len && !(len == 1 && *c == '.')) {
-      if (n + 1 + len >= sizeof norm) return true; /* longer than a path: nothing to mount at */
+      if (n + 1 + len >= size) return false;
       norm[n++] = '/';
       memcpy(norm + n, c, len);
       n += len;
@@ -64,6 +64,18 @@ bool spec_mount_target_forbidden(const char *p) {
     c = e;
   }
   norm[n] = '\0';
+  return true;
+}
+
+static bool same_path(const char *a, const char *b) {
+  char na[4096], nb[4096];
+  return norm_path(a, na, sizeof na) && norm_path(b, nb, sizeof nb) && !strcmp(na, nb);
+}
+
+bool spec_mount_target_forbidden(const char *p) {
+  char norm[4096];
+  if (!norm_path(p, norm, sizeof norm)) return true; /* longer than a path: nothing to mount at */
+  size_t n = strlen(norm);
   if (!n || !strcmp(norm, "/dev")) return true;
   return str_has_prefix(norm, "/proc") && (!norm[5] || norm[5] == '/') ? true
        : str_has_prefix(norm, "/sys") && (!norm[4] || norm[4] == '/');
@@ -109,7 +121,13 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/pts", "type", "devpts", "source", "devpts", "options", "nosuid", "noexec", "newinstance"));
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/shm", "type", "tmpfs", "source", "shm", "options", "nosuid", "noexec", "nodev"));
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/sys", "type", "sysfs", "source", "sysfs", "options", "nosuid", "noexec", "nodev", "ro"));
-  if (in->cwd_mount)
+  /* an explicit mount at the workdir takes its place (never both, stacked) */
+  bool wd_taken = false;
+  json_array_foreach(in->mounts, i, v) {
+    const char *c = json_string_value(json_object_get(v, "container"));
+    if (c && same_path(c, wd)) wd_taken = true;
+  }
+  if (in->cwd_mount && !wd_taken)
     json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", wd, "type", "bind", "source", in->cwd_mount, "options", "rbind", "rw"));
   json_array_foreach(in->mounts, i, v) {
     const char *h = json_string_value(json_object_get(v, "host"));

@@ -5,6 +5,8 @@
 #define EXIT_BERTH 125
 int cli_fail(bool json, berth_error_t err);
 void cli_print_json(json_t *j);
+/* an option COMMAND does not take: say so, point at its help; exit 125 */
+int cli_unknown_option(const char *cmd, const char *arg);
 int cmd_create(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_exec(int argc, char **argv);

@@ -27,7 +27,8 @@ static const char *CREATE_HELP =
     "  -w, --workdir DIR    working directory (default /workspace)\n"
     "  -v, --volume H:C[:ro] bind mount host path H at C\n"
     "  -p, --publish [IP:]H:C[/udp]  publish container port C on host port H (127.0.0.1 unless IP)\n"
-    "      --no-mount-cwd   do not bind the current directory at the workdir\n"
+    "      --no-mount-cwd   do not bind the current directory at the workdir (create binds it by default)\n"
+    "      --mount-cwd      bind the current directory at the workdir (run does not by default)\n"
     "  -e, --env K=V        environment variable\n"
     "      --memory SIZE    memory limit (default 4g)\n"
     "      --cpus N         CPU limit in cores\n"
@@ -42,8 +43,14 @@ static const char *CREATE_HELP =
     "      --json           JSON output\n";
 
 static const char *RUN_HELP =
-    "Usage: berth run [--rm] [-it] [create options] IMAGE [CMD [ARG...]]\n\n"
-    "Create a container, run CMD in it (default /bin/sh), and with --rm remove it.\n";
+    "Usage: berth run [OPTIONS] IMAGE [CMD [ARG...]]\n\n"
+    "Create a container, run CMD in it as its main process (default /bin/sh), and with --rm\n"
+    "remove it. The exit code is CMD's (125: berth failed). The current directory is not\n"
+    "bound unless --mount-cwd (or -v \"$PWD\":/workspace).\n\n"
+    "      --rm             remove the container when CMD ends\n"
+    "  -i, --interactive    keep stdin open\n"
+    "  -t, --tty            allocate a terminal (use -it together)\n"
+    "and every option of `berth create` (see `berth create --help`).\n";
 
 static const char *EXEC_HELP =
     "Usage: berth exec [OPTIONS] NAME CMD [ARG...]\n\n"
@@ -119,7 +126,7 @@ struct create_cli {
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS };
+       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -136,12 +143,14 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"interactive", no_argument, 0, 'i'},         {"repo", required_argument, 0, O_REPO},
       {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
       {"publish", required_argument, 0, 'p'},        {"seccomp-profile", required_argument, 0, O_SECCOMP},
-      {0, 0, 0, 0}};
+      {"mount-cwd", no_argument, 0, O_MOUNTCWD},     {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
   c->setup = json_array();
   c->ports = json_array();
-  c->o.mount_cwd = true;
+  /* create binds the current directory at the workdir (the guide's
+   * mount_cwd); run does not, as no Docker or Podman user expects */
+  c->o.mount_cwd = !run;
   c->o.limits = (struct limits){.memory = 4LL << 30, .pids = 256};
   optind = 1;
   opterr = 0;
@@ -156,6 +165,7 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case 'v': if (volume_arg(c->mounts, optarg) < 0) return -1; break;
     case 'p': if (publish_arg(c->ports, optarg) < 0) return -1; break;
     case O_NOCWD: c->o.mount_cwd = false; break;
+    case O_MOUNTCWD: c->o.mount_cwd = true; break;
     case 'e': if (env_arg(c->env, optarg) < 0) return -1; break;
     case O_MEMORY:
       if (parse_size(optarg, &c->o.limits.memory, &err) < 0) {
@@ -251,22 +261,33 @@ static int create_reply(json_t *rep, bool json, bool quiet) {
               json_string_value(json_object_get(c, "detail")), json_string_value(json_object_get(c, "guidance")) ?: "");
     return EXIT_BERTH;
   }
-  if (json) return 0;
-  printf("%s\n", json_string_value(json_object_get(rep, "container")));
-  if (quiet) return 0;
+  /* provisioning that failed is a failed create for scripts (exit 1), though
+   * the container is kept for a look inside, as the reply says */
+  const char *failed_step = NULL;
   size_t i;
   json_t *s;
   json_array_foreach(json_object_get(rep, "provisioning_report"), i, s) {
     const char *st = json_string_value(json_object_get(s, "status"));
-    if (!strcmp(st, "failed"))
-      fprintf(stderr, "step %s failed: %s (%s)\n", json_string_value(json_object_get(s, "name")),
+    if (st && !strcmp(st, "failed") && !failed_step) failed_step = json_string_value(json_object_get(s, "name"));
+  }
+  if (json) return failed_step ? 1 : 0;
+  const char *name = json_string_value(json_object_get(rep, "container"));
+  printf("%s\n", name);
+  json_array_foreach(json_object_get(rep, "provisioning_report"), i, s) {
+    const char *st = json_string_value(json_object_get(s, "status"));
+    if (st && !strcmp(st, "failed"))
+      fprintf(stderr, "berth: create: step %s failed: %s (%s)\n", json_string_value(json_object_get(s, "name")),
               json_string_value(json_object_get(s, "detail")) ?: "", json_string_value(json_object_get(s, "error")) ?: "");
   }
+  if (failed_step)
+    fprintf(stderr, "berth: create: %s was created but provisioning failed at %s; it is kept: look inside with `berth exec -it %s "
+            "sh`, or remove it with `berth rm -f %s`\n", name, failed_step, name, name);
+  if (quiet) return failed_step ? 1 : 0;
   json_t *nt;
   json_array_foreach(json_object_get(rep, "notes"), i, nt) fprintf(stderr, "note: %s\n", json_string_value(nt));
   if (json_is_false(json_object_get(rep, "limits_applied")))
     fprintf(stderr, "note: %s\n", json_string_value(json_object_get(rep, "limits_note")) ?: "resource limits not applied");
-  return 0;
+  return failed_step ? 1 : 0;
 }
 
 int cmd_create(int argc, char **argv) {
@@ -435,14 +456,26 @@ int cmd_run(int argc, char **argv) {
 }
 
 int cmd_ls(int argc, char **argv) {
-  bool json = argc > 1 && (!strcmp(argv[1], "--json"));
-  if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-    return fputs("Usage: berth ls [--json]\n\nList containers.\n", stdout), 0;
+  bool json = false, quiet = false;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = true;
+    else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) quiet = true;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+      return fputs("Usage: berth ls [OPTIONS]   (also: berth ps)\n\nList containers.\n\n"
+                   "  -q, --quiet  names only, one a line\n"
+                   "      --json   {count, containers: [{name, status, image, network, persistent, ...}]}\n", stdout), 0;
+    else if (argv[i][0] == '-') return cli_unknown_option("ls", argv[i]);
+    else return fprintf(stderr, "berth ls: unexpected argument `%s`; see `berth ls --help`\n", argv[i]), EXIT_BERTH;
+  }
   json_t *out = NULL;
   berth_error_t err = NULL;
   if (container_list(&out, &err) < 0) return cli_fail(json, err);
   if (json) cli_print_json(out);
-  else {
+  else if (quiet) {
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(out, "containers"), i, c) printf("%s\n", json_string_value(json_object_get(c, "name")));
+  } else {
     printf("%-24s %-9s %-40s %-8s %s\n", "NAME", "STATUS", "IMAGE", "NETWORK", "PERSISTENT");
     size_t i;
     json_t *c;
@@ -462,7 +495,11 @@ int cmd_status(int argc, char **argv) {
     if (!strcmp(argv[i], "--json")) json = true;
     else if (!strcmp(argv[i], "--health")) health = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-      return fputs("Usage: berth status [--health] [--json] NAME\n", stdout), 0;
+      return fputs("Usage: berth status [OPTIONS] NAME\n\nShow one container as JSON.\n\n"
+                   "      --health  also check that it answers (an exec of `true`)\n"
+                   "      --json    the same, for scripts\n", stdout), 0;
+    else if (argv[i][0] == '-') return cli_unknown_option("status", argv[i]);
+    else if (name) return fprintf(stderr, "berth status: one NAME only, got `%s` too\n", argv[i]), EXIT_BERTH;
     else name = argv[i];
   }
   if (!name) return fprintf(stderr, "berth status: expected NAME\n"), EXIT_BERTH;
@@ -489,8 +526,16 @@ int cmd_rm(int argc, char **argv) {
     else if (!strcmp(argv[i], "--all")) all = true;
     else if (!strcmp(argv[i], "--confirm")) confirm = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-      return fputs("Usage: berth rm [-f] [--json] NAME...\n       berth rm --all --confirm [-f]\n\n"
-                   "Stop (SIGTERM, SIGKILL after 10 s; -f at once) and remove containers.\n", stdout), 0;
+      return fputs("Usage: berth rm [OPTIONS] NAME...\n       berth rm --all --confirm [-f]\n\n"
+                   "Stop (SIGTERM, SIGKILL after 10 s; -f at once) and remove containers.\n\n"
+                   "  -f, --force    kill at once\n"
+                   "      --all      every container of this data dir (with --confirm)\n"
+                   "      --confirm  needed with --all\n"
+                   "      --json     the results as JSON\n", stdout), 0;
+    else if (argv[i][0] == '-') {
+      json_decref(results);
+      return cli_unknown_option("rm", argv[i]);
+    }
   }
   if (all && !confirm) {
     fprintf(stderr, "berth: error: Set confirm=true to destroy all managed containers (add --confirm)\n");
@@ -545,8 +590,11 @@ int cmd_network(int argc, char **argv) {
                              "`rm` refuses while containers are attached.\n";
   const char *sub = argc > 1 ? argv[1] : NULL;
   bool json = false;
-  for (int i = 2; i < argc; i++)
+  for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--json")) json = true;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(usage, stdout), 0;
+    else if (argv[i][0] == '-') return cli_unknown_option("network", argv[i]);
+  }
   if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) return fputs(usage, sub ? stdout : stderr), sub ? 0 : EXIT_BERTH;
   json_t *out = NULL;
   berth_error_t err = NULL;

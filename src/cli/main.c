@@ -36,6 +36,11 @@ int cli_fail(bool json, berth_error_t err) {
   return EXIT_BERTH;
 }
 
+int cli_unknown_option(const char *cmd, const char *arg) {
+  fprintf(stderr, "berth %s: unknown option `%s`; see `berth %s --help`\n", cmd, arg, cmd);
+  return EXIT_BERTH;
+}
+
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
   fprintf(stderr, "berth %s: ", cmd);
   fprintf(stderr, fmt, arg);
@@ -218,7 +223,7 @@ static const char *MAIN_HELP =
     "  create     create and start a container\n"
     "  run        create, run a command, optionally remove (--rm)\n"
     "  exec       run a command in a running container (-it for a terminal)\n"
-    "  ls         list containers\n"
+    "  ls, ps     list containers\n"
     "  status     show one container (--health checks it)\n"
     "  rm         stop and remove containers\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
@@ -230,7 +235,30 @@ static const char *MAIN_HELP =
     "  preflight  check this host; prints the exact fix for each problem\n\n"
     "Other:\n"
     "  version    print the version\n\n"
-    "Every command takes --help and --json.\n";
+    "Every command takes --help (or `berth help COMMAND`) and --json.\n";
+
+#define NO_SUCH_COMMAND (-1000)
+static int dispatch(const char *cmd, int argc, char **argv) {
+  if (!strcmp(cmd, "pull")) return cmd_pull(argc, argv);
+  if (!strcmp(cmd, "load")) return cmd_load(argc, argv);
+  if (!strcmp(cmd, "images")) return cmd_images(argc, argv);
+  if (!strcmp(cmd, "rmi")) return cmd_rmi(argc, argv);
+  if (!strcmp(cmd, "__monitor-exit") && argc == 3) return container_monitor_exit(argv[1], atoi(argv[2])) < 0;
+  if (!strcmp(cmd, "create")) return cmd_create(argc, argv);
+  if (!strcmp(cmd, "run")) return cmd_run(argc, argv);
+  if (!strcmp(cmd, "exec")) return cmd_exec(argc, argv);
+  if (!strcmp(cmd, "ls") || !strcmp(cmd, "ps")) return cmd_ls(argc, argv);
+  if (!strcmp(cmd, "status")) return cmd_status(argc, argv);
+  if (!strcmp(cmd, "rm")) return cmd_rm(argc, argv);
+  if (!strcmp(cmd, "tool")) return cmd_tool(argc, argv);
+  if (!strcmp(cmd, "mcp")) return cmd_mcp(argc, argv);
+  if (!strcmp(cmd, "preflight")) return cmd_preflight(argc, argv);
+  if (!strcmp(cmd, "hint")) return cmd_hint(argc, argv);
+  if (!strcmp(cmd, "cp")) return cmd_cp(argc, argv);
+  if (!strcmp(cmd, "network")) return cmd_network(argc, argv);
+  if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
+  return NO_SUCH_COMMAND;
+}
 
 int main(int argc, char **argv) {
   proc_title_init(argc, argv);
@@ -258,25 +286,19 @@ int main(int argc, char **argv) {
   berth_is_cli = strcmp(cmd, "mcp") != 0;
   int sub_argc = argc - i;
   char **sub_argv = argv + i;
-  if (!strcmp(cmd, "pull")) return cmd_pull(sub_argc, sub_argv);
-  if (!strcmp(cmd, "load")) return cmd_load(sub_argc, sub_argv);
-  if (!strcmp(cmd, "images")) return cmd_images(sub_argc, sub_argv);
-  if (!strcmp(cmd, "rmi")) return cmd_rmi(sub_argc, sub_argv);
-  if (!strcmp(cmd, "__monitor-exit") && sub_argc == 3) return container_monitor_exit(sub_argv[1], atoi(sub_argv[2])) < 0;
-  if (!strcmp(cmd, "create")) return cmd_create(sub_argc, sub_argv);
-  if (!strcmp(cmd, "run")) return cmd_run(sub_argc, sub_argv);
-  if (!strcmp(cmd, "exec")) return cmd_exec(sub_argc, sub_argv);
-  if (!strcmp(cmd, "ls") || !strcmp(cmd, "ps")) return cmd_ls(sub_argc, sub_argv);
-  if (!strcmp(cmd, "status")) return cmd_status(sub_argc, sub_argv);
-  if (!strcmp(cmd, "rm")) return cmd_rm(sub_argc, sub_argv);
-  if (!strcmp(cmd, "tool")) return cmd_tool(sub_argc, sub_argv);
-  if (!strcmp(cmd, "mcp")) return cmd_mcp(sub_argc, sub_argv);
-  if (!strcmp(cmd, "preflight")) return cmd_preflight(sub_argc, sub_argv);
-  if (!strcmp(cmd, "hint")) return cmd_hint(sub_argc, sub_argv);
-  if (!strcmp(cmd, "cp")) return cmd_cp(sub_argc, sub_argv);
-  if (!strcmp(cmd, "network")) return cmd_network(sub_argc, sub_argv);
-  if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
-  if (!strcmp(cmd, "help")) return fputs(MAIN_HELP, stdout), 0;
+  if (!strcmp(cmd, "help")) {
+    if (sub_argc < 2) return fputs(MAIN_HELP, stdout), 0;
+    /* berth help CMD: CMD --help */
+    char *hargv[] = {sub_argv[1], "--help", NULL};
+    if (strcmp(sub_argv[1], "help") && strcmp(sub_argv[1], "__monitor-exit")) {
+      int r = dispatch(sub_argv[1], 2, hargv);
+      if (r != NO_SUCH_COMMAND) return r;
+    }
+    fprintf(stderr, "berth help: unknown command `%s`; see `berth --help`\n", sub_argv[1]);
+    return EXIT_BERTH;
+  }
+  int r = dispatch(cmd, sub_argc, sub_argv);
+  if (r != NO_SUCH_COMMAND) return r;
   fprintf(stderr, "berth: unknown command `%s`; see `berth --help`\n", cmd);
   return EXIT_BERTH;
 }

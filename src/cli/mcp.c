@@ -95,7 +95,14 @@ static void handle(json_t *msg) {
     json_t *reply = api_call_json(req);
     api_set_progress(NULL, NULL);
     json_decref(req);
-    char *text = json_dumps(reply, JSON_INDENT(2));
+    char *dump = json_dumps(reply, JSON_INDENT(2));
+    /* a create whose provisioning failed says so first, for a reader
+     * of the text alone */
+    const char *fs = json_string_value(json_object_get(reply, "failed_step"));
+    char *text = fs && dump ? xasprintf("PARTIAL: provisioning step %s failed; the container is up without it (see provisioning_report)\n%s",
+                                        fs, dump)
+                            : dump ? strdup(dump) : NULL;
+    free(dump);
     bool is_error = json_object_get(reply, "error") != NULL;
     send_msg(json_pack("{s:s, s:O, s:{s:[{s:s, s:s}], s:o, s:b}}", "jsonrpc", "2.0", "id", id, "result", "content", "type",
                        "text", "text", text ? text : "{}", "structuredContent", reply, "isError", is_error));
@@ -116,9 +123,11 @@ static void handle(json_t *msg) {
 }
 
 int cmd_mcp(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
+  for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
       return fputs("Usage: berth mcp\n\nServe the `containers` tool over the Model Context Protocol on stdin/stdout.\n", stdout), 0;
+    return cli_unknown_option("mcp", argv[i]);
+  }
   berth_log_level = BERTH_LOG_ERROR; /* stdout is the protocol; keep stderr quiet too */
   char *line = NULL;
   size_t cap = 0;

@@ -67,6 +67,7 @@ int cmd_preflight(int argc, char **argv) {
     if (!strcmp(argv[i], "--json")) json = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
       return fputs("Usage: berth preflight [--json]\n\nCheck this host and print the exact fix for each problem.\n", stdout), 0;
+    else return cli_unknown_option("preflight", argv[i]);
   }
   const char *req = "{\"operation\":\"preflight\"}";
   json_t *r = api_call_text(req, strlen(req));
@@ -102,6 +103,7 @@ int cmd_hint(int argc, char **argv) {
     if (!strcmp(argv[i], "--json")) json = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
       return fputs("Usage: berth hint [--json] NAME\n\nPrint the command that opens a shell in the container.\n", stdout), 0;
+    else if (argv[i][0] == '-') return cli_unknown_option("hint", argv[i]);
     else name = argv[i];
   }
   if (!name) return fprintf(stderr, "berth hint: expected NAME\n"), EXIT_BERTH;

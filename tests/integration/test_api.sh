@@ -210,6 +210,73 @@ test_snapshot_restore_delete() {
   assert_eq "$(field '["code"]')" not_found
 }
 
+# the CLI: unknown flags refused (125) with a hint, help per command
+test_cli_strict_and_help() {
+  local c
+  for c in "ls --bogus" "ps --bogus" "rm --bogus x" "status --bogus x" "hint --bogus x" "preflight --bogus" "network ls --bogus" \
+           "mcp --bogus" "images --bogus" "exec --bogus x true" "create --bogus img" "run --bogus img" "cp --bogus a b:/c" "pull --bogus x"; do
+    b_run $c
+    assert_eq "$B_RC" 125 "berth $c"
+    assert_contains "$B_ERR" "--help" "berth $c names the help"
+  done
+  for c in create run exec ls rm cp status network pull; do
+    b_ok help "$c"
+    assert_contains "$B_OUT" "Usage: berth" "berth help $c"
+    b_ok "$c" --help
+  done
+  b_ok help exec
+  assert_contains "$B_OUT" "--setup-caps"
+  assert_contains "$B_OUT" "--timeout"
+  b_run help nosuch
+  assert_eq "$B_RC" 125
+  b_ok help
+  assert_contains "$B_OUT" "ps"
+  assert_contains "$B_OUT" "network"
+}
+
+# one truth for the shell; run does not bind the current directory unless
+# asked; an explicit mount at the workdir replaces the current directory's;
+# exec on an exited container answers not_running
+test_cli_shell_cwd_not_running() {
+  setup_ctr
+  b_ok load -q --name local/debian:12 "$IMAGES/debian"
+  tool '{"operation":"create","name":"d","image":"local/debian:12","mount_cwd":false,"forward_git":false}'
+  local cc
+  cc=$(field '["connect_command"]')
+  tool '{"operation":"exec_interactive_hint","container":"d"}'
+  assert_eq "$(field '["command"]')" "$cc" "connect_command and exec_interactive_hint"
+  assert_eq "$cc" "berth exec -it d /bin/bash"
+  b_ok hint d
+  assert_eq "$B_OUT" "$cc" "berth hint"
+  # run: no current directory unless --mount-cwd
+  mkdir -p "$T_DIR/cwd"; echo marker >"$T_DIR/cwd/here.txt"; chmod -R a+rwX "$T_DIR/cwd"
+  berth_cmd run --rm --network none localhost/busybox ls /workspace
+  (cd "$T_DIR/cwd" && "${B_CMD[@]}") >"$T_DIR/run.out" 2>&1 || true
+  assert_not_contains "$(cat "$T_DIR/run.out")" here.txt "run bound the current directory"
+  berth_cmd run --rm --network none --mount-cwd localhost/busybox ls /workspace
+  (cd "$T_DIR/cwd" && "${B_CMD[@]}") >"$T_DIR/run.out" 2>&1 || true
+  assert_contains "$(cat "$T_DIR/run.out")" here.txt "run --mount-cwd"
+  # an explicit mount at the workdir replaces the current directory's
+  mkdir -p "$T_DIR/other"; echo other >"$T_DIR/other/o.txt"; chmod -R a+rwX "$T_DIR/other"
+  berth_cmd create -q --name w -v "$T_DIR/other:/workspace" localhost/busybox
+  (cd "$T_DIR/cwd" && "${B_CMD[@]}") >"$T_DIR/c.out" 2>&1 || fail "create: $(cat "$T_DIR/c.out")"
+  b_ok exec w ls /workspace
+  assert_eq "$B_OUT" o.txt "the explicit mount at the workdir"
+  b_ok status --json w
+  assert_eq "$(grep -c '"destination": "/workspace"' "$B_OUTF")" 1 "mounts listed at /workspace"
+  # not_running
+  b_ok create -q --no-mount-cwd --network none --name gone localhost/busybox
+  b_run exec gone sh -c 'kill -TERM 1; sleep 5' # init ends every process, this exec's too
+  local i
+  for i in $(seq 1 50); do
+    b_ok status --json gone
+    grep -q '"running": false' "$B_OUTF" && break
+    sleep 0.1
+  done
+  tool '{"operation":"exec","container":"gone","command":"true"}'
+  assert_eq "$(field '["code"]')" not_running "exec on an exited container"
+}
+
 t_run "contract: lifecycle through berth tool" test_contract_lifecycle
 t_run "snapshot, restore, delete_snapshot" test_snapshot_restore_delete
 t_run "secrets stay off disk, out of replies and out of PID 1" test_secrets_stay_off_disk
@@ -217,4 +284,6 @@ t_run "contract: error paths" test_contract_error_paths
 t_run "malformed requests get structured errors and change nothing" test_malformed_requests
 t_run "MCP: the official SDK client drives berth mcp" test_mcp_sdk_client
 t_run "embedding example (docs/examples/embed.c)" test_embedding_example
+t_run "CLI: unknown flags exit 125 with a hint; help per command" test_cli_strict_and_help
+t_run "one shell for connect_command, hint and the tool; run binds no cwd; a mount at the workdir replaces it; not_running" test_cli_shell_cwd_not_running
 t_summary

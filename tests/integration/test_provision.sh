@@ -271,6 +271,7 @@ test_setup_commands_report() {
   setup_ctr
   create_req '"setup_commands":["echo first","echo oops >&2; exit 3","echo never"],"forward_git":false'
   assert_eq "$(field '["status"]')" partial
+  assert_eq "$(field '["failed_step"]')" "setup_command[1]" "a partial create names its failed step"
   assert_eq "$(step_of 'setup_command[0]' status)" success
   assert_eq "$(step_of 'setup_command[1]' status)" failed
   assert_contains "$(step_of 'setup_command[1]' detail)" "exit 3"
@@ -279,8 +280,19 @@ test_setup_commands_report() {
   b_ok ls --json
   assert_contains "$B_OUT" '"count": 1' "kept by default"
   b_ok rm -f p
-  create_req '"setup_commands":["exit 1"],"remove_on_failure":true,"forward_git":false'
+  # the CLI: a failed step is a failed create (exit 1), saying which; the container is kept
+  b_run create -q --no-mount-cwd --setup 'exit 5' --name p localhost/busybox
+  assert_eq "$B_RC" 1 "create --setup 'exit 5'"
+  assert_contains "$B_ERR" "setup_command[0]"
+  assert_contains "$B_ERR" "berth rm -f p"
+  b_run create --json --no-mount-cwd --setup 'exit 5' --name q localhost/busybox
+  assert_eq "$B_RC" 1 "create --json --setup 'exit 5'"
+  assert_eq "$(field '["failed_step"]')" "setup_command[0]"
+  b_ok rm -f p q
+  tool '{"operation":"create","name":"p","image":"localhost/busybox","mount_cwd":false,"setup_commands":["exit 1"],"remove_on_failure":true,"forward_git":false}'
+  assert_eq "$B_RC" 1 "a create removed on failure is a failed call"
   assert_eq "$(field '["removed"]')" true
+  assert_contains "$(field '["error"]')" "setup_command[0] failed" "remove_on_failure's reply has an error (MCP isError)"
   b_ok ls --json
   assert_contains "$B_OUT" '"count": 0' "remove_on_failure removes it"
 }
