@@ -49,6 +49,8 @@ int berth_image_list(char **result, berth_error_t *err);
 /* Save a container's writable layer as image berth.local/snapshot/NAME. */
 int berth_snapshot(const char *container, const char *name, char **result, berth_error_t *err);
 char *berth_snapshot_ref(const char *name);
+/* 1-63 lowercase letters, digits, `-`, `_`, `.`, starting with a letter or digit */
+bool berth_snapshot_name_valid(const char *name);
 /* Remove REF; drops layers no other image uses. */
 int berth_image_remove(const char *ref, char **result, berth_error_t *err);
 

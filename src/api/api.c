@@ -19,7 +19,7 @@
 #include "berth.h"
 #include "store.h"
 
-enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME };
+enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP };
 
 struct param {
   const char *name;
@@ -103,9 +103,11 @@ static const struct param P_COPY_OUT[] = {{"container", T_NAME, true, "container
                                           {"follow_symlinks", T_BOOL, false, "follow a link at container_path inside the container (default: copy the link)"},
                                           {"keep_setid", T_BOOL, false, "keep set-user-ID and set-group-ID bits (default: stripped)"},
                                           {0}};
-static const struct param P_SNAPSHOT[] = {{"container", T_NAME, true, "container name"}, {"name", T_NAME, false, "snapshot name"}, {0}};
-static const struct param P_RESTORE[] = {{"snapshot", T_NAME, true, "snapshot name"}, {"name", T_NAME, false, "new container name"}, {0}};
-static const struct param P_DELETE_SNAPSHOT[] = {{"snapshot", T_NAME, true, "snapshot name"}, {0}};
+static const struct param P_SNAPSHOT[] = {{"container", T_NAME, true, "container name"},
+                                          {"name", T_SNAP, false, "snapshot name: 1-63 lowercase letters, digits, `-`, `_`, `.`; an existing one is replaced"},
+                                          {0}};
+static const struct param P_RESTORE[] = {{"snapshot", T_SNAP, true, "snapshot name"}, {"name", T_NAME, false, "new container name"}, {0}};
+static const struct param P_DELETE_SNAPSHOT[] = {{"snapshot", T_SNAP, true, "snapshot name"}, {0}};
 static const struct param P_NETWORK[] = {{"name", T_NAME, true, "network name"}, {0}};
 
 static json_t *h_preflight(json_t *req);
@@ -167,7 +169,7 @@ static json_t *from_error(berth_error_t e, const char *prefix) {
 
 static const char *type_name(enum ptype t) {
   switch (t) {
-  case T_STR: case T_NAME: return "string";
+  case T_STR: case T_NAME: case T_SNAP: return "string";
   case T_BOOL: return "boolean";
   case T_INT: return "integer";
   case T_NUM: return "number";
@@ -194,6 +196,12 @@ static json_t *check_value(const struct param *p, json_t *v) {
     if (!container_name_valid(json_string_value(v)))
       return err_reply("invalid_value", n, "`%s` must be 1-63 letters, digits, `_`, `.` or `-`, not starting with `.` or `-` (got `%.80s`)",
                        n, json_string_value(v));
+    return NULL;
+  case T_SNAP: /* the very rule the snapshot itself applies */
+    if (!json_is_string(v)) break;
+    if (!berth_snapshot_name_valid(json_string_value(v)))
+      return err_reply("invalid_value", n, "`%s` must be 1-63 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or "
+                       "digit (got `%.80s`)", n, json_string_value(v));
     return NULL;
   case T_BOOL:
     if (json_is_boolean(v)) return NULL;
@@ -431,7 +439,7 @@ json_t *api_input_schema(void) {
       if (json_object_get(props, p->name)) continue;
       json_t *s;
       switch (p->type) {
-      case T_STR: case T_NAME: s = json_pack("{s:s}", "type", "string"); break;
+      case T_STR: case T_NAME: case T_SNAP: s = json_pack("{s:s}", "type", "string"); break;
       case T_BOOL: s = json_pack("{s:s}", "type", "boolean"); break;
       case T_INT: s = json_pack("{s:s}", "type", "integer"); break;
       case T_NUM: s = json_pack("{s:s}", "type", "number"); break;

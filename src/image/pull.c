@@ -462,17 +462,43 @@ static int list_fn(void *arg, char **result, berth_error_t *err) {
 
 int berth_image_list(char **result, berth_error_t *err) { return list_fn(NULL, result, err); }
 
+/* `sha256:HEX...`, or bare hex digits (a name of that spelling wins) */
+static bool digest_like(const char *r) {
+  const char *h = str_has_prefix(r, "sha256:") ? r + 7 : r;
+  size_t n = strlen(h);
+  return n >= 4 && n <= 64 && strspn(h, "0123456789abcdef") == n;
+}
+
 static int rmi_fn(void *arg, char **result, berth_error_t *err) {
   const char *refs = arg;
-  struct image_ref ref;
-  if (ref_parse(refs, &ref, err) < 0) return -1;
-  cleanup_free char *name = ref_name(&ref);
-  cleanup_free char *tagged = ref.tag ? xasprintf("%s:%s", name, ref.tag) : xasprintf("%s@%s", name, ref.digest);
-  ref_free(&ref);
   struct store s;
   if (store_open(&s, true, err) < 0) return -1;
   json_t *out = NULL;
-  int r = store_remove(&s, tagged, &out, err);
+  int r;
+  cleanup_free char *tagged = NULL;
+  struct image_ref ref;
+  berth_error_t pe = NULL;
+  if (!str_has_prefix(refs, "sha256:") && ref_parse(refs, &ref, &pe) == 0) {
+    cleanup_free char *name = ref_name(&ref);
+    tagged = ref.tag ? xasprintf("%s:%s", name, ref.tag) : xasprintf("%s@%s", name, ref.digest);
+    ref_free(&ref);
+  }
+  json_t *names = tagged ? store_refs(&s, NULL) : NULL;
+  bool is_name = names && json_object_get(names, tagged);
+  json_decref(names);
+  if (!is_name && digest_like(refs)) {
+    berth_error_free(pe);
+    r = store_remove_digest(&s, refs, &out, err);
+  } else if (!tagged) {
+    store_close(&s);
+    if (!pe) return berth_error(err, -EINVAL, "`%s` is neither an image name nor a digest (sha256:HEX, or 4 or more of its first hex digits)", refs);
+    if (err) *err = pe;
+    else berth_error_free(pe);
+    return -1;
+  } else {
+    berth_error_free(pe);
+    r = store_remove(&s, tagged, &out, err);
+  }
   store_close(&s);
   if (r < 0) return -1;
   *result = json_dumps(out, JSON_INDENT(2));

@@ -304,6 +304,25 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
   return write_file_atomic(op, "{\"imageLayoutVersion\":\"1.0.0\"}", 30, 0644, err);
 }
 
+/* a snapshot name taken again: the image it had goes, unless another name
+ * still points at it (its layers stay while a container runs on them) */
+static void drop_if_unnamed(const char *digest) {
+  struct store s;
+  if (store_open(&s, true, NULL) < 0) return;
+  json_t *refs = store_refs(&s, NULL);
+  bool named = !refs;
+  const char *k;
+  json_t *v;
+  json_object_foreach(refs, k, v) if (!strcmp(json_string_value(v) ?: "", digest)) named = true;
+  json_decref(refs);
+  if (!named) {
+    json_t *removed = json_array();
+    store_remove_image(&s, digest, removed);
+    json_decref(removed);
+  }
+  store_close(&s);
+}
+
 static void collect_dead_snapshots(struct store *s) {
   cleanup_free char *tmp = store_path(s, "tmp");
   DIR *d = opendir(tmp);
@@ -334,6 +353,15 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
     return -1;
   }
   json_t *rec = idig ? store_read_image(&s, idig, NULL) : NULL;
+  /* the image this name had: replaced below, then freed unless named otherwise */
+  char old_digest[72] = "";
+  {
+    json_t *refs = store_refs(&s, NULL);
+    cleanup_free char *key = berth_snapshot_ref(sa->name);
+    const char *od = json_string_value(json_object_get(refs, key));
+    if (od) snprintf(old_digest, sizeof old_digest, "%s", od);
+    json_decref(refs);
+  }
   /* named by the process that made it: what a killed snapshot left is
    * collected by the next one */
   collect_dead_snapshots(&s);
@@ -350,6 +378,7 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
   free(res);
   rm_rf(work, NULL);
   if (r < 0) return -1;
+  if (*old_digest) drop_if_unnamed(old_digest);
   cleanup_free char *detail = xasprintf("writable layer of %s saved (%llu bytes)%s", sa->container, (unsigned long long)so.size,
                                         so.skipped ? "; private ssh keys left out" : "");
   json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:s}", "success", 1, "snapshot", sa->name, "image", ref, "layer", so.layer, "detail", detail);
@@ -358,7 +387,7 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
   return 0;
 }
 
-static bool snap_name_ok(const char *n) {
+bool berth_snapshot_name_valid(const char *n) {
   if (!n || !*n || strlen(n) > 63) return false;
   for (const char *p = n; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || (p != n && (*p == '-' || *p == '_' || *p == '.')))) return false;
@@ -366,7 +395,7 @@ static bool snap_name_ok(const char *n) {
 }
 
 int berth_snapshot(const char *container, const char *name, char **result, berth_error_t *err) {
-  if (!snap_name_ok(name))
+  if (!berth_snapshot_name_valid(name))
     return berth_error(err, -EINVAL, "snapshot name `%.80s`: use 1-63 lowercase letters, digits, `-`, `_` or `.`", name ? name : "");
   struct snap_args a = {container, name};
   return userns_run(snapshot_in_ns, &a, result, err);

@@ -267,46 +267,92 @@ int store_remove(struct store *s, const char *name, json_t **out, berth_error_t 
   json_decref(refs);
   json_t *removed = json_array();
   json_t *res = json_pack("{s:s, s:s, s:o}", "untagged", name, "digest", digest, "deleted_layers", removed);
-  if (!still_named) {
-    json_t *rec = store_read_image(s, digest, NULL);
-    cleanup_free char *img = store_path(s, "images/%s.json", digest_hex(digest));
-    unlink(img);
-    if (rec) {
-      const char *cfgd = json_string_value(json_object_get(rec, "config"));
-      if (cfgd && digest_valid(cfgd) && !digest_used(s, cfgd, digest, "config")) {
-        cleanup_free char *p = store_path(s, "blobs/sha256/%s", digest_hex(cfgd));
-        unlink(p);
-      }
-      cleanup_free char *mp = store_path(s, "blobs/sha256/%s", digest_hex(digest));
-      unlink(mp);
-      const char *idx = json_string_value(json_object_get(rec, "index"));
-      if (idx && digest_valid(idx)) {
-        cleanup_free char *ip = store_path(s, "blobs/sha256/%s", digest_hex(idx));
-        unlink(ip);
-      }
-      size_t i;
-      json_t *l;
-      json_array_foreach(json_object_get(rec, "layers"), i, l) {
-        const char *ld = json_string_value(json_object_get(l, "digest"));
-        if (!ld || !digest_valid(ld) || digest_used(s, ld, digest, "layers") || layer_used_by_container(s, ld)) continue;
-        cleanup_free char *dir = store_path(s, "layers");
-        cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        /* rename first so a half-removed layer is never taken as present */
-        cleanup_free char *rnd = random_hex(6);
-        cleanup_free char *tmpname = xasprintf("../tmp/rm-%s-%s", digest_hex(ld), rnd);
-        if (dfd >= 0 && renameat(dfd, digest_hex(ld), dfd, tmpname) == 0) {
-          berth_error_t e2 = NULL;
-          if (rm_rf_at(dfd, tmpname, &e2) < 0) {
-            berth_warn("removing layer %s: %s", ld, e2->msg);
-            berth_error_free(e2);
-          }
-          json_array_append_new(removed, json_string(ld));
-        }
-      }
-      json_decref(rec);
-    }
-  }
+  if (!still_named) store_remove_image(s, digest, removed);
   *out = res;
+  return 0;
+}
+
+void store_remove_image(struct store *s, const char *digest, json_t *removed) {
+  json_t *rec = store_read_image(s, digest, NULL);
+  cleanup_free char *img = store_path(s, "images/%s.json", digest_hex(digest));
+  unlink(img);
+  if (rec) {
+    const char *cfgd = json_string_value(json_object_get(rec, "config"));
+    if (cfgd && digest_valid(cfgd) && !digest_used(s, cfgd, digest, "config")) {
+      cleanup_free char *p = store_path(s, "blobs/sha256/%s", digest_hex(cfgd));
+      unlink(p);
+    }
+    cleanup_free char *mp = store_path(s, "blobs/sha256/%s", digest_hex(digest));
+    unlink(mp);
+    const char *idx = json_string_value(json_object_get(rec, "index"));
+    if (idx && digest_valid(idx)) {
+      cleanup_free char *ip = store_path(s, "blobs/sha256/%s", digest_hex(idx));
+      unlink(ip);
+    }
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(rec, "layers"), i, l) {
+      const char *ld = json_string_value(json_object_get(l, "digest"));
+      if (!ld || !digest_valid(ld) || digest_used(s, ld, digest, "layers") || layer_used_by_container(s, ld)) continue;
+      cleanup_free char *dir = store_path(s, "layers");
+      cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      /* rename first so a half-removed layer is never taken as present */
+      cleanup_free char *rnd = random_hex(6);
+      cleanup_free char *tmpname = xasprintf("../tmp/rm-%s-%s", digest_hex(ld), rnd);
+      if (dfd >= 0 && renameat(dfd, digest_hex(ld), dfd, tmpname) == 0) {
+        berth_error_t e2 = NULL;
+        if (rm_rf_at(dfd, tmpname, &e2) < 0) {
+          berth_warn("removing layer %s: %s", ld, e2->msg);
+          berth_error_free(e2);
+        }
+        json_array_append_new(removed, json_string(ld));
+      }
+    }
+    json_decref(rec);
+  }
+}
+
+int store_remove_digest(struct store *s, const char *prefix, json_t **out, berth_error_t *err) {
+  const char *hex = str_has_prefix(prefix, "sha256:") ? prefix + 7 : prefix;
+  size_t hl = strlen(hex);
+  if (hl < 4 || hl > 64 || strspn(hex, "0123456789abcdef") != hl)
+    return berth_error(err, -EINVAL, "`%s` is not an image digest (sha256:HEX, or 4 or more of its first hex digits)", prefix);
+  remove_stale_rm_dirs(s);
+  cleanup_free char *lp = store_path(s, "locks/refs.lock");
+  cleanup_close int lk = lock_file(lp, true, err);
+  if (lk < 0) return -1;
+  cleanup_free char *dir = store_path(s, "images");
+  DIR *d = opendir(dir);
+  if (!d) return berth_error(err, errno, "open `%s`", dir);
+  char digest[72] = "";
+  int found = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!str_has_suffix(de->d_name, ".json") || strlen(de->d_name) != 69 || strncmp(de->d_name, hex, hl)) continue;
+    if (found++ == 0) snprintf(digest, sizeof digest, "sha256:%.64s", de->d_name);
+  }
+  closedir(d);
+  if (!found) return berth_error(err, -ENOENT, "no image with digest `%s` (see `berth images`)", prefix);
+  if (found > 1) return berth_error(err, -EINVAL, "`%s` matches %d images; give more of the digest", prefix, found);
+  json_t *refs = refs_load(s, err);
+  if (!refs) return -1;
+  json_t *names = json_array();
+  const char *k;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(refs, tmp, k, v) if (!strcmp(json_string_value(v) ?: "", digest)) {
+    json_array_append_new(names, json_string(k));
+    json_object_del(refs, k);
+  }
+  int r = json_array_size(names) ? refs_save(s, refs, err) : 0;
+  json_decref(refs);
+  if (r < 0) {
+    json_decref(names);
+    return -1;
+  }
+  json_t *removed = json_array();
+  store_remove_image(s, digest, removed);
+  *out = json_pack("{s:s, s:s, s:o, s:o}", "untagged", digest, "digest", digest, "names", names, "deleted_layers", removed);
   return 0;
 }
 

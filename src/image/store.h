@@ -32,6 +32,13 @@ int store_ref_set(struct store *s, const char *name, const char *digest, berth_e
 json_t *store_refs(struct store *s, berth_error_t *err); /* new reference */
 int store_list(struct store *s, json_t **out, berth_error_t *err);
 int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err);
+/* Remove an image record (its manifest, config, and every layer no other
+ * image or container uses); the deleted layers' digests go to removed.
+ * Call with the store open exclusively and no name left on it. */
+void store_remove_image(struct store *s, const char *digest, json_t *removed);
+/* rmi by digest: `sha256:HEX` or a unique prefix of HEX (4 or more); every
+ * name on the image goes with it. */
+int store_remove_digest(struct store *s, const char *prefix, json_t **out, berth_error_t *err);
 /* Find an image by reference: its record (plus "name") and parsed config. */
 int store_lookup(struct store *s, const char *ref, json_t **record, json_t **config, berth_error_t *err);
 

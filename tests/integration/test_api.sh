@@ -277,6 +277,40 @@ test_cli_shell_cwd_not_running() {
   assert_eq "$(field '["code"]')" not_running "exec on an exited container"
 }
 
+# a snapshot name taken again replaces its image and leaves no orphan; rmi
+# takes a digest and a unique prefix; the parameter check and the operation
+# agree on names
+test_snapshot_reuse_rmi_digest() {
+  setup_ctr
+  b_ok create -q --no-mount-cwd --network none --name c localhost/busybox
+  local i
+  for i in 1 2 3; do
+    b_ok exec c sh -c "echo $i >/f$i"
+    tool '{"operation":"snapshot","container":"c","name":"snapa"}'
+    assert_eq "$(field '["success"]')" true "snapshot $i"
+  done
+  b_ok images
+  assert_not_contains "$B_OUT" "<none>" "an earlier image of a reused snapshot name"
+  assert_eq "$(image_count)" 2 "images: busybox and snapa"
+  tool '{"operation":"restore","snapshot":"snapa","name":"r"}'
+  b_ok exec r cat /f3
+  assert_eq "$B_OUT" 3
+  tool '{"operation":"snapshot","container":"c","name":"snapA"}'
+  assert_eq "$(field '["code"]')" invalid_value "an upper-case snapshot name, refused by the parameter check"
+  # rmi by digest: sha256:<prefix>, a bare prefix; an unknown or malformed one is a clear error
+  b_ok load -q --name other/copy:1 "$IMAGES/busybox"
+  local d
+  d=$(image_field docker.io/other/copy:1 digest)
+  b_run rmi "sha256:zzzz"
+  assert_eq "$B_RC" 125
+  assert_contains "$B_ERR" "neither an image name nor a digest"
+  b_ok rmi "sha256:${d:7:12}"
+  assert_contains "$B_OUT" "$d"
+  b_ok images --json
+  assert_not_contains "$B_OUT" "other/copy" "every name of the image went with it"
+  assert_not_contains "$B_OUT" "localhost/busybox" "busybox shared the digest, so it went too"
+}
+
 t_run "contract: lifecycle through berth tool" test_contract_lifecycle
 t_run "snapshot, restore, delete_snapshot" test_snapshot_restore_delete
 t_run "secrets stay off disk, out of replies and out of PID 1" test_secrets_stay_off_disk
@@ -284,6 +318,7 @@ t_run "contract: error paths" test_contract_error_paths
 t_run "malformed requests get structured errors and change nothing" test_malformed_requests
 t_run "MCP: the official SDK client drives berth mcp" test_mcp_sdk_client
 t_run "embedding example (docs/examples/embed.c)" test_embedding_example
+t_run "snapshot name reuse leaves no orphan; rmi by digest and prefix; names agree" test_snapshot_reuse_rmi_digest
 t_run "CLI: unknown flags exit 125 with a hint; help per command" test_cli_strict_and_help
 t_run "one shell for connect_command, hint and the tool; run binds no cwd; a mount at the workdir replaces it; not_running" test_cli_shell_cwd_not_running
 t_summary
