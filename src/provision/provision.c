@@ -129,14 +129,23 @@ static bool in_list(const char **l, const char *s) {
   return false;
 }
 
-static void passthrough_env(json_t *mode, bool allow, json_t *env) {
+/* skipped: the names an explicit list gave that the container keeps its
+ * own of (the host's HOME or PATH would break it), for the report */
+static void passthrough_env(json_t *mode, bool allow, json_t *env, struct buf *skipped) {
   extern char **environ;
   if (json_is_array(mode)) { /* an explicit list passes exactly the named vars that exist */
     size_t i;
     json_t *v;
     json_array_foreach(mode, i, v) {
-      const char *val = getenv(json_string_value(v));
-      if (val) json_object_set_new(env, json_string_value(v), json_string(val));
+      const char *k = json_string_value(v);
+      if (!k) continue;
+      if (in_list(NEVER, k) || str_has_prefix(k, "BERTH_")) {
+        if (skipped->len) buf_append(skipped, ", ", 2);
+        buf_append(skipped, k, strlen(k));
+        continue;
+      }
+      const char *val = getenv(k);
+      if (val) json_object_set_new(env, k, json_string(val));
     }
     return;
   }
@@ -334,7 +343,8 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply) {
   const char *k;
   json_t *v;
   json_object_foreach(json_object_get(p->profile, "env"), k, v) if (json_is_string(v)) json_object_set(p->env, k, v);
-  passthrough_env(json_object_get(req, "env_passthrough"), p->credentials, p->env);
+  struct buf skipped = {0};
+  passthrough_env(json_object_get(req, "env_passthrough"), p->credentials, p->env, &skipped);
   /* 3. gh: the token from the host's gh, for every process */
   bool want_gh = jbool(req, "forward_gh", true) && p->credentials;
   double g0 = now_seconds();
@@ -373,8 +383,10 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply) {
       p->ssh_agent = true;
     }
   }
-  char d[128];
-  snprintf(d, sizeof d, "%zu variable(s) injected", json_object_size(p->env));
+  cleanup_free char *d = skipped.len ? xasprintf("%zu variable(s) injected; not passed through, the container keeps its own: %.*s",
+                                                  json_object_size(p->env), (int)skipped.len, skipped.data)
+                                      : xasprintf("%zu variable(s) injected", json_object_size(p->env));
+  buf_free(&skipped);
   p->env_step = prov_step("environment", "success", (now_seconds() - t0) * 1000, d, NULL);
   return 0;
 }

@@ -67,6 +67,13 @@ test_env_modes_and_precedence() {
   assert_eq "$B_OUT" "unset|o1|absent" "an explicit list passes exactly the named vars that exist"
   b_ok exec p env
   assert_contains "$B_OUT" "A*B_TOKEN=star" "names are taken literally (no globbing)"
+  b_ok rm -f p
+  # a list naming HOME or PATH: the container keeps its own, and the report says so
+  B_EXTRA_ENV="OTHER=o1 PATH=/host-only:/usr/sbin:/usr/bin:/sbin:/bin" create_req '"env_passthrough":["HOME","PATH","OTHER","SHELL"]'
+  assert_contains "$(step_of environment detail)" "keeps its own: HOME, PATH, SHELL"
+  in_ctr 'echo "$HOME|$OTHER|$PATH"'
+  assert_contains "$B_OUT" "/root|o1|" "HOME is the container's"
+  assert_not_contains "$B_OUT" "/host-only" "PATH is the container's"
 }
 
 test_profile_env_under_explicit() {
