@@ -589,6 +589,19 @@ static json_t *h_create(json_t *req) {
   json_t *res = NULL;
   if (container_create(&o, &res, &e) < 0) {
     json_decref(names);
+    /* an image the caller did not name (the purpose's or the configured
+     * default) that could not be had: say how to choose another */
+    if (!jstr(req, "image") && e && e->msg && strstr(e->msg, "pull ")) {
+      struct berth_config *cfg = config_get(NULL);
+      const char *file = cfg ? (cfg->files[1] ? cfg->files[1] : cfg->files[0]) : NULL;
+      static const char pre[] = "Failed to create container: ";
+      if (str_has_prefix(e->msg, pre)) memmove(e->msg, e->msg + sizeof pre - 1, strlen(e->msg) - (sizeof pre - 1) + 1);
+      berth_error_wrap(&e, "the image `%s` (%s) could not be pulled; pass `image` with one that is present (berth images) or "
+                       "reachable, or set `default_image`, a purpose's image under `profiles`, or `registry_mirrors` in "
+                       "berth's config file%s%s. The registry said",
+                       o.image ? o.image : "?", jstr(req, "purpose") ? "the purpose's image" : "the default image",
+                       file ? " " : "", file ? file : "");
+    }
     provision_free(&p);
     return from_error(e, "Failed to create container: ");
   }

@@ -4,9 +4,11 @@
 
 #include "api.h"
 #include "berth.h"
+#include "util.h"
 
 char *berth_call(const char *request_json) {
   if (!request_json) request_json = "";
+  berth_for_agents = true;
   json_t *r = api_call_text(request_json, strlen(request_json));
   char *t = json_dumps(r, JSON_COMPACT);
   json_decref(r);

@@ -129,6 +129,7 @@ int cmd_mcp(int argc, char **argv) {
     return cli_unknown_option("mcp", argv[i]);
   }
   berth_log_level = BERTH_LOG_ERROR; /* stdout is the protocol; keep stderr quiet too */
+  berth_for_agents = true;
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;

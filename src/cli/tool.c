@@ -27,6 +27,7 @@ static int read_stdin(struct buf *b) {
 
 int cmd_tool(int argc, char **argv) {
   const char *req = NULL;
+  berth_for_agents = true;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--request") && i + 1 < argc) req = argv[++i];
     else if (!strncmp(argv[i], "--request=", 10)) req = argv[i] + 10;

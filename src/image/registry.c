@@ -537,7 +537,8 @@ static int request(struct registry *r, const char *path, const char *accept, siz
 
 static int status_error(struct registry *r, const char *what, struct resp *rs, berth_error_t *err) {
   cleanup_free char *detail = distribution_error(&rs->body);
-  int e = rs->status == 404 ? ENOENT : (rs->status == 401 || rs->status == 403) ? EACCES : EIO;
+  /* negative: the message says everything (no strerror after "HTTP 404") */
+  int e = -(rs->status == 404 ? ENOENT : (rs->status == 401 || rs->status == 403) ? EACCES : EIO);
   const char *hint = rs->status == 404 ? " (check the name and tag)" :
                      (rs->status == 401 || rs->status == 403) ? " (check credentials and that the repository exists)" : "";
   return berth_error(err, e, "%s from %s/%s: HTTP %ld%s%s%s", what, r->host, r->repo, rs->status,

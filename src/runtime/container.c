@@ -371,7 +371,7 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
       return 0;
     }
     return berth_error(err, -ENOTSUP, "config `rootfs` is fuse, but fuse-overlayfs could not serve the root filesystem "
-                                      "(is it installed, and /dev/fuse open to you? see `berth preflight`)");
+                                      "(is it installed, and /dev/fuse open to you? %s)", advice("see `berth preflight`", "see the preflight operation"));
   }
   /* new mount API: one lowerdir+ per layer, no option-length limit (6.8+) */
   int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
@@ -423,7 +423,7 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
       ret = 0; /* a kernel before 5.10: no `volatile` */
     else
       berth_error(err, errno, "mount the overlay root filesystem (%zu layers)%s", n,
-                  a->rootless ? "; rootless overlay needs Linux 5.11+ (see `berth preflight`)" : "");
+                  a->rootless ? advice("; rootless overlay needs Linux 5.11+ (see `berth preflight`)", "; rootless overlay needs Linux 5.11+ (see the preflight operation)") : "");
     if (cwd >= 0) {
       if (fchdir(cwd) < 0) {}
       close(cwd);
@@ -432,7 +432,7 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
   }
   if (ret < 0 && init_fuse_root(a)) { /* overlayfs refused: fuse-overlayfs next, and say so */
     a->note = xasprintf("overlayfs could not be mounted here (%s): fuse-overlayfs serves the root filesystem (slower "
-                        "file access; see `berth preflight`)", err && *err ? (*err)->msg : "?");
+                        "file access; %s)", err && *err ? (*err)->msg : "?", advice("see `berth preflight`", "see the preflight operation"));
     berth_error_clear(err);
     ret = 0;
   }
@@ -442,7 +442,7 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     if (copy_rootfs(lowers, upper, rootfs, &e2) == 0) {
       /* the init's note lives until it sends it: a one-off allocation */
       a->note = xasprintf("overlayfs could not be mounted here (%s): the root filesystem was copied from the layers (slower "
-                          "creates, more disk; see `berth preflight`)", err && *err ? (*err)->msg : "?");
+                          "creates, more disk; %s)", err && *err ? (*err)->msg : "?", advice("see `berth preflight`", "see the preflight operation"));
       berth_error_clear(err);
       ret = 0;
     } else {
@@ -1232,7 +1232,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
       return -1;
     }
     return berth_error(err, clone_errno, "create the container's namespaces (clone)%s",
-                       m->rootless ? "; run `berth preflight`" : "");
+                       m->rootless ? advice("; run `berth preflight`", "; run the preflight operation") : "");
   }
   L->pid = pid;
   L->single = m->net_single;
@@ -1242,7 +1242,8 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   const char *fail = NULL;
   if (e1) fail = e1->msg; /* cloned, but not plugged into its network */
   else if (m->rootless && !m->named && keeper < 0 && userns_map(pid, &L->single) < 0)
-    fail = "cannot map user ids for the container; run `berth preflight`";
+    fail = advice("cannot map user ids for the container; run `berth preflight`",
+                  "cannot map user ids for the container; run the preflight operation");
   berth_trace("launch: mapped");
   /* two go bytes: the first starts init's mounts, the second (after the
    * cgroup move, which overlaps them) lets it root its cgroup namespace */
@@ -2112,7 +2113,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   if (strcmp(network, "none") && strcmp(network, "host") &&
       !(!strcmp(network, "bridge") ? hb_usable() || net_helper_available() : net_helper_available()))
     return berth_error(err, -ENOENT, "Failed to create container: network `%s` needs slirp4netns and a usable "
-                       "/dev/net/tun (see `berth preflight`), or use network \"none\" or \"host\"", network);
+                       "/dev/net/tun (%s), or use network \"none\" or \"host\"", network, advice("see `berth preflight`", "see the preflight operation"));
   struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
                          .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
                          .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
@@ -2125,7 +2126,11 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   int ret = -1;
   if (!parent || mkdir_p(parent, 0700, err) < 0) {
   } else if (mkdir(cdir, 0700) < 0 && !(errno == EEXIST && reap_named(parent, name) && mkdir(cdir, 0700) == 0)) {
-    if (errno == EEXIST) berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with `berth rm %s`)", name, name);
+    if (errno == EEXIST) {
+      cleanup_free char *how = berth_for_agents ? xasprintf("the destroy operation with container=\"%s\", or choose another name", name)
+                                                : xasprintf("`berth rm -f %s`, or choose another name", name);
+      berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with %s)", name, how);
+    }
     else berth_error(err, errno, "create `%s`", cdir);
   } else {
     ret = create_in_dir(&c, result, err);

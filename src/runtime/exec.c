@@ -813,7 +813,8 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   if (!spec || !alive) {
     json_decref(st);
     json_decref(spec);
-    return berth_error(err, -ESRCH, "container %s is not running (see `berth status %s`)", o->name, o->name);
+    return berth_error(err, -ESRCH, "container %s is not running (%s)", o->name,
+                       advice("see `berth status NAME`; `berth rm` it and create another", "see the status operation; destroy it and create another"));
   }
   /* the container's own seccomp profile, if it has one: read here, on the host */
   struct exec_opts eo = *o;

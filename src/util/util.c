@@ -19,6 +19,7 @@
 
 int berth_log_level = BERTH_LOG_WARN;
 bool berth_is_cli;
+bool berth_for_agents;
 
 const char *berth_version(void) { return BERTH_VERSION; }
 

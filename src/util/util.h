@@ -37,6 +37,11 @@ void berth_fclosep(FILE **f);
 /* set by the berth command's main(): this process exits when its command
  * is done (a library caller may live on) */
 extern bool berth_is_cli;
+/* the caller is an agent or a program (berth tool, berth mcp, berth_call):
+ * messages name tool operations and parameters, not CLI commands */
+extern bool berth_for_agents;
+/* the advice for this caller: CLI wording or tool wording */
+static inline const char *advice(const char *cli, const char *tool) { return berth_for_agents ? tool : cli; }
 
 /* ---- logging ---- */
 enum { BERTH_LOG_ERROR, BERTH_LOG_WARN, BERTH_LOG_INFO, BERTH_LOG_DEBUG };

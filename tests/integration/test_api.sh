@@ -311,6 +311,33 @@ test_snapshot_reuse_rmi_digest() {
   assert_not_contains "$B_OUT" "localhost/busybox" "busybox shared the digest, so it went too"
 }
 
+# messages that say what to do, in the caller's terms
+test_messages_name_the_fix() {
+  setup_ctr
+  need_registry 127.0.0.1:5000
+  b_run pull 127.0.0.1:5000/no/such-image:1
+  assert_eq "$B_RC" 125
+  assert_contains "$B_ERR" "HTTP 404"
+  assert_not_contains "$B_ERR" "No such file or directory" "a 404's message"
+  write_config '{"default_image": "127.0.0.1:5000/no/such-image:1"}'
+  tool '{"operation":"create","name":"d","mount_cwd":false}'
+  assert_contains "$(field '["error"]')" "pass \`image\`"
+  assert_contains "$(field '["error"]')" "default_image"
+  assert_contains "$(field '["error"]')" "$BERTH_CONFIG" "the config file's path"
+  assert_contains "$(field '["error"]')" "HTTP 404" "what the registry said"
+  write_config '{}'
+  b_ok create -q --no-mount-cwd --network none --name taken localhost/busybox
+  tool '{"operation":"create","name":"taken","image":"localhost/busybox","mount_cwd":false}'
+  assert_contains "$(field '["error"]')" "destroy operation" "the tool's reply names the tool's operation"
+  assert_not_contains "$(field '["error"]')" "berth rm" "the tool's reply names no CLI command"
+  b_run create -q --no-mount-cwd --network none --name taken localhost/busybox
+  assert_contains "$B_ERR" "berth rm -f taken" "the CLI names the CLI command"
+  b_run cp "$T_DIR/nonexistent" taken:/x
+  assert_contains "$B_ERR" "(on the host)"
+  b_run cp taken:/nonexistent "$T_DIR/x"
+  assert_contains "$B_ERR" "(in the container)"
+}
+
 t_run "contract: lifecycle through berth tool" test_contract_lifecycle
 t_run "snapshot, restore, delete_snapshot" test_snapshot_restore_delete
 t_run "secrets stay off disk, out of replies and out of PID 1" test_secrets_stay_off_disk
@@ -319,6 +346,7 @@ t_run "malformed requests get structured errors and change nothing" test_malform
 t_run "MCP: the official SDK client drives berth mcp" test_mcp_sdk_client
 t_run "embedding example (docs/examples/embed.c)" test_embedding_example
 t_run "snapshot name reuse leaves no orphan; rmi by digest and prefix; names agree" test_snapshot_reuse_rmi_digest
+t_run "messages name the fix: 404, default image, a name in use (tool and CLI), cp sides" test_messages_name_the_fix
 t_run "CLI: unknown flags exit 125 with a hint; help per command" test_cli_strict_and_help
 t_run "one shell for connect_command, hint and the tool; run binds no cwd; a mount at the workdir replaces it; not_running" test_cli_shell_cwd_not_running
 t_summary
