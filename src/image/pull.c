@@ -40,32 +40,51 @@ struct job_queue {
   bool tty, quiet;
 };
 
+/* the terminal's width (80 when it will not say) */
+static int term_cols(void) {
+  struct winsize ws;
+  return ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20 ? ws.ws_col : 80;
+}
+
+/* One line per layer, redrawn in place: every line is cut to the
+ * terminal's width (a line that wraps takes two rows, and the cursor-up
+ * that redraws would then land in the wrong place), the bar shrinks first. */
 static void render(struct job_queue *q, bool final, bool *drawn) {
   if (q->quiet) return;
   if (!q->tty) return;
   size_t n = q->m->n_layers;
+  int cols = term_cols();
   if (*drawn) fprintf(stderr, "\033[%zuA", n);
   for (size_t i = 0; i < n; i++) {
     struct lstate *l = &q->ls[i];
     uint64_t b = atomic_load(&l->bytes), tot = l->l->size;
-    char hb[32], ht[32];
+    char hb[32], ht[32], tail[128], line[512];
     human_size(b, hb, sizeof hb);
     human_size(tot, ht, sizeof ht);
     int st = atomic_load(&l->state);
-    fprintf(stderr, "\r\033[2K%.19s ", l->l->digest);
-    if (st == L_EXISTS) fprintf(stderr, "already present");
-    else if (st == L_DONE) fprintf(stderr, "done %s in %.1fs", ht, l->t1 - l->t0);
-    else if (st == L_FAIL) fprintf(stderr, "failed");
-    else if (st == L_WAIT) fprintf(stderr, "waiting");
+    int bar = -1;
+    if (st == L_EXISTS) snprintf(tail, sizeof tail, "already present");
+    else if (st == L_DONE) snprintf(tail, sizeof tail, "done %s in %.1fs", ht, l->t1 - l->t0);
+    else if (st == L_FAIL) snprintf(tail, sizeof tail, "failed");
+    else if (st == L_WAIT) snprintf(tail, sizeof tail, "waiting");
     else {
-      int width = 30, fill = tot ? (int)(width * (double)b / (double)tot) : 0;
       double el = now_seconds() - l->t0, rate = el > 0 ? b / el : 0;
       char hr[32];
       human_size((uint64_t)rate, hr, sizeof hr);
-      fprintf(stderr, "[%.*s%*s] %s/%s %s/s", fill, "==============================", width - fill, "", hb, ht, hr);
-      if (rate > 0 && tot > b) fprintf(stderr, " ETA %.0fs", (tot - b) / rate);
+      int k = snprintf(tail, sizeof tail, "%s/%s %s/s", hb, ht, hr);
+      if (rate > 0 && tot > b && k > 0 && (size_t)k < sizeof tail) snprintf(tail + k, sizeof tail - (size_t)k, " ETA %.0fs", (tot - b) / rate);
+      /* digest (19), a space, [bar], a space, the figures; one column spare */
+      bar = cols - 1 - 20 - 3 - (int)strlen(tail);
+      if (bar > 30) bar = 30;
     }
-    fputc('\n', stderr);
+    if (bar >= 5) {
+      int fill = tot ? (int)(bar * (double)b / (double)tot) : 0;
+      if (fill > bar) fill = bar;
+      snprintf(line, sizeof line, "%.19s [%.*s%*s] %s", l->l->digest, fill, "==============================", bar - fill, "", tail);
+    } else
+      snprintf(line, sizeof line, "%.19s %s", l->l->digest, tail);
+    if ((int)strlen(line) > cols - 1) line[cols - 1] = '\0';
+    fprintf(stderr, "\r\033[2K%s\n", line);
   }
   (void)final;
   *drawn = true;

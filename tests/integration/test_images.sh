@@ -946,6 +946,37 @@ t_prereq() {
   need_registry "$FAULT"
   b_ok version
 }
+# progress on a real terminal: every line fits the width, and redraws land
+# in place (a wrapped line once left garbage rows on an 80-column terminal)
+test_progress_fits_terminal() {
+  command -v tmux >/dev/null || fail "tmux is not installed (scripts/install-deps.sh installs it)"
+  local cols sess cmd i screen
+  for cols in 80 60; do
+    berth_cmd pull "$FAULT/slow/multilayer"
+    sess=berth-$$-$RANDOM
+    for i in "${!B_CMD[@]}"; do [ "${B_CMD[$i]}" = timeout ] && B_CMD[$i]="timeout --foreground"; done
+    printf -v cmd '%s ' "${B_CMD[@]}"
+    tmux new-session -d -s "$sess" -x "$cols" -y 30 "$cmd; echo EXITED-\$?; sleep 30"
+    # mid-pull: a bar (80) or figures (60), each within the width
+    sleep 2.5
+    screen=$(tmux capture-pane -p -t "$sess")
+    echo "$screen"
+    assert_contains "$screen" "kB/s" "progress figures while pulling"
+    for i in $(seq 1 40); do
+      screen=$(tmux capture-pane -p -t "$sess")
+      [[ $screen == *EXITED-* ]] && break
+      sleep 0.5
+    done
+    tmux kill-session -t "$sess" 2>/dev/null || true
+    echo "$screen"
+    assert_contains "$screen" "EXITED-0"
+    assert_eq "$(grep -c '^sha256:[0-9a-f]\{12\} ' <<<"$screen")" 3 "one line per layer, drawn in place ($cols columns)"
+    assert_eq "$(grep -c 'done' <<<"$screen")" 3 "every layer's last line says done"
+    assert_eq "$(grep -c 'ETA\|/s$' <<<"$screen")" 0 "no line of an earlier draw is left"
+    b_ok rmi "$FAULT/slow/multilayer"
+  done
+}
+
 t_run "preconditions: berth, test user, fixture images, registries" t_prereq
 
 # the whole-disk baseline for the last hostile test, taken in the background
@@ -1050,5 +1081,6 @@ else
   t_run "hostile: generate the layouts" test_hostile none
 fi
 t_run "hostile: no berth-pwned anywhere on the root filesystem" test_hostile_sweep
+t_run "progress fits an 80- and a 60-column terminal and redraws in place (tmux)" test_progress_fits_terminal
 
 t_summary
