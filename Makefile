@@ -15,7 +15,7 @@ BUILD := build
 LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp/default.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
-CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o
+CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o $(BUILD)/completion.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -28,6 +28,11 @@ $(BUILD)/%.o: %.c
 # data files linked in as-is (symbols _binary_profiles_<name>_json_start/_end)
 $(BUILD)/profiles/%.o: profiles/%.json
 	@mkdir -p $(dir $@)
+	ld -r -b binary -z noexecstack -o $@ $<
+
+# bash completion, printed by `berth completion bash`
+$(BUILD)/completion.o: scripts/completion/berth.bash
+	@mkdir -p $(BUILD)
 	ld -r -b binary -z noexecstack -o $@ $<
 
 # the seccomp profile compiled to BPF at build time (loaded as is at run time);
@@ -94,4 +99,4 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all unit deps fixtures integration test-vm test demo clean
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(filter-out $(BUILD)/completion.d,$(CLI_OBJ:.o=.d))

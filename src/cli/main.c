@@ -234,8 +234,25 @@ static const char *MAIN_HELP =
     "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
     "  preflight  check this host; prints the exact fix for each problem\n\n"
     "Other:\n"
-    "  version    print the version\n\n"
+    "  version    print the version\n"
+    "  completion bash completion: source <(berth completion bash)\n\n"
     "Every command takes --help (or `berth help COMMAND`) and --json.\n";
+
+extern const char _binary_scripts_completion_berth_bash_start[];
+extern const char _binary_scripts_completion_berth_bash_end[];
+
+static int cmd_completion(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "bash")) {
+    fwrite(_binary_scripts_completion_berth_bash_start, 1,
+           (size_t)(_binary_scripts_completion_berth_bash_end - _binary_scripts_completion_berth_bash_start), stdout);
+    return 0;
+  }
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+    return fputs("Usage: berth completion bash\n\nPrint bash completion for berth (commands, flags, and the names of containers,\n"
+                 "images and networks): `source <(berth completion bash)`.\n", stdout), 0;
+  fprintf(stderr, "berth completion: expected `bash`; see `berth completion --help`\n");
+  return EXIT_BERTH;
+}
 
 #define NO_SUCH_COMMAND (-1000)
 static int dispatch(const char *cmd, int argc, char **argv) {
@@ -257,6 +274,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "cp")) return cmd_cp(argc, argv);
   if (!strcmp(cmd, "network")) return cmd_network(argc, argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
+  if (!strcmp(cmd, "completion")) return cmd_completion(argc, argv);
   return NO_SUCH_COMMAND;
 }
 

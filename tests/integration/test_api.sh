@@ -232,6 +232,27 @@ test_cli_strict_and_help() {
   b_ok help
   assert_contains "$B_OUT" "ps"
   assert_contains "$B_OUT" "network"
+  # bash completion: commands, flags, and the names of containers, images and networks
+  setup_ctr
+  b_ok create -q --no-mount-cwd --network none --name compl-one localhost/busybox
+  b_ok network create compnet
+  b_ok completion bash
+  cp "$B_OUTF" "$T_DIR/completion.bash"
+  # a `berth` on PATH that runs this mode's berth, as a person's shell would find it
+  berth_cmd version
+  mkdir -p "$T_DIR/pathbin"
+  { echo '#!/bin/bash'; printf 'exec '; printf '%q ' "${B_CMD[@]:0:${#B_CMD[@]}-1}"; echo '"$@"'; } >"$T_DIR/pathbin/berth"
+  chmod 755 "$T_DIR/pathbin/berth"
+  comp() { # WORDS...: what completing the last word offers
+    PATH="$T_DIR/pathbin:$PATH" bash -c 'source "$1"; shift; COMP_WORDS=(berth "$@"); COMP_CWORD=$#; _berth; printf "%s\n" "${COMPREPLY[@]}"' \
+      _ "$T_DIR/completion.bash" "$@"
+  }
+  assert_contains "$(comp exec compl)" compl-one "container names for exec"
+  assert_contains "$(comp run local)" localhost/busybox "image names for run"
+  assert_contains "$(comp create --network comp)" compnet "network names"
+  assert_contains "$(comp exec --time)" --timeout "exec's flags"
+  assert_contains "$(comp ne)" network "commands"
+  b_ok network rm compnet
 }
 
 # one truth for the shell; run does not bind the current directory unless

@@ -1,0 +1,45 @@
+# bash completion for berth: `source <(berth completion bash)`, or put the
+# output in /etc/bash_completion.d/berth. Commands, their flags, and the
+# names of containers, images and networks (asked of berth itself).
+_berth_names() { # containers | images | networks
+  case $1 in
+    containers) berth ls -q 2>/dev/null ;;
+    images) berth images 2>/dev/null | awk 'NR>1 && $1!="<none>" {print $1}' ;;
+    networks) berth network ls 2>/dev/null | awk 'NR>1 {print $1}' ;;
+  esac
+}
+_berth() {
+  local cur=${COMP_WORDS[COMP_CWORD]} cmd="" i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
+  done
+  local cmds="pull load images rmi create run exec ls ps status rm cp hint network tool mcp preflight version help completion"
+  if [ -z "$cmd" ]; then
+    COMPREPLY=($(compgen -W "$cmds --debug --verbose --version --help" -- "$cur"))
+    return
+  fi
+  local prev=${COMP_WORDS[COMP_CWORD-1]}
+  case $prev in
+    --network) COMPREPLY=($(compgen -W "bridge none host $(_berth_names networks)" -- "$cur")); return ;;
+    --purpose) COMPREPLY=($(compgen -W "python node rust go general amplifier clean try-repo" -- "$cur")); return ;;
+    -v|--volume|--seccomp-profile|-w|--workdir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+  esac
+  if [[ $cur == -* ]]; then
+    local flags
+    flags=$(berth "$cmd" --help 2>/dev/null | grep -o -- '--[a-z][a-z-]*\|^  -[a-zA-Z]' | tr -d ' ' | sort -u)
+    COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+    return
+  fi
+  case $cmd in
+    exec|status|rm|hint) COMPREPLY=($(compgen -W "$(_berth_names containers)" -- "$cur")) ;;
+    cp) COMPREPLY=($(compgen -W "$(_berth_names containers | sed 's/$/:/')" -- "$cur") $(compgen -f -- "$cur")); compopt -o nospace 2>/dev/null ;;
+    create|run|rmi) COMPREPLY=($(compgen -W "$(_berth_names images)" -- "$cur")) ;;
+    network)
+      if [ "$COMP_CWORD" -eq $((i + 1)) ]; then COMPREPLY=($(compgen -W "create rm ls" -- "$cur"))
+      else COMPREPLY=($(compgen -W "$(_berth_names networks)" -- "$cur")); fi ;;
+    help) COMPREPLY=($(compgen -W "$cmds" -- "$cur")) ;;
+    completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
+    load) COMPREPLY=($(compgen -f -- "$cur")) ;;
+  esac
+}
+complete -F _berth berth
