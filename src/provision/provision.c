@@ -418,8 +418,12 @@ static void shell_step(struct runner *r, const char *name, const char *cmd, cons
   int rc = exec_in(r, cmd, cwd, caps, timeout, &res, &e);
   const struct buf *src = rc == 0 && res.err.len ? &res.err : &res.out;
   cleanup_free char *tail = rc == 0 ? tail_of(src, 2000) : strdup("");
-  cleanup_free char *d = rc < 0 ? strdup(e->msg)
-                                : xasprintf("exit %d%s; output tail: %s", res.exit_code, res.timed_out ? " (timed out)" : "", tail);
+  /* a failed profile step names its command (berth's own, from the
+   * profile: no secret in it); the caller's setup commands are never shown */
+  bool ours = str_has_prefix(name, "purpose_profile:");
+  cleanup_free char *shown = ours && !(rc == 0 && res.exit_code == 0) ? xasprintf("; command: %.300s", cmd) : strdup("");
+  cleanup_free char *d = rc < 0 ? xasprintf("%s%s", e->msg, shown)
+                                : xasprintf("exit %d%s%s; output tail: %s", res.exit_code, res.timed_out ? " (timed out)" : "", shown, tail);
   bool ok = rc == 0 && res.exit_code == 0;
   json_array_append_new(r->p->report, prov_step(name, ok ? "success" : "failed", (now_seconds() - t0) * 1000, d,
                                                 ok ? NULL : rc < 0 ? "could not run" : res.timed_out ? "timed out" : "non-zero exit"));

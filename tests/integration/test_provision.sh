@@ -393,6 +393,7 @@ test_try_repo_keeps_repo_on_failure() {
   tool '{"operation":"create","name":"p","purpose":"try-repo","repo":"'"$(REPO_URL tr-fail)"'","forward_git":false}'
   assert_eq "$(step_of purpose_profile:repo status)" success
   assert_eq "$(step_of 'purpose_profile:setup[0]' status)" failed
+  assert_contains "$(step_of 'purpose_profile:setup[0]' detail)" "command: exit 7" "a failed profile step names its command"
   assert_eq "$(field '["status"]')" partial
   b_ok exec p ls /workspace/tr-fail
   assert_contains "$B_OUT" main.py "the clone is in the workspace although a step failed"
