@@ -245,6 +245,9 @@ static int bridge_up(berth_error_t *err) {
   if (up >= 0) close(up);
   /* host.berth.internal: the gateway address, answered by the host's loopback */
   write_value("/proc/sys/net/ipv4/conf/" HB_BRIDGE "/route_localnet", "1");
+  /* no IPv6 on the bridge: the table below is IPv4's, and link-local
+   * addresses (fe80::...%berth0) would reach the containers around it */
+  write_value("/proc/sys/net/ipv6/conf/" HB_BRIDGE "/disable_ipv6", "1");
   /* checked every time, not only the first: a `flush ruleset` (an nftables
    * or firewalld reload) may have removed it; the script replaces it whole */
   /* the marker holds the rules' version: a table of an older berth
