@@ -65,6 +65,8 @@ static const struct param P_CREATE[] = {
     {"dotfiles_skip", T_BOOL, false, "skip dotfiles"},
     {"setup_commands", T_STRLIST, false, "commands run in order after provisioning"},
     {"memory_limit", T_STR, false, "memory limit, e.g. 4g (default 4g)"},
+    {"disk_limit", T_STR, false, "size of the writable layer, e.g. 10g (default none, or `disk_limit` in berth's config); "
+                                 "writes past it fail with ENOSPC; root only: rootless the reply's notes say it is not enforced"},
     {"cpu_limit", T_NUM, false, "CPU limit in cores"},
     {"pids_limit", T_INT, false, "process limit (default 256)"},
     {"gpu", T_BOOL, false, "GPU access"},
@@ -368,13 +370,20 @@ int api_validate(const char *text, size_t len, json_t **req, json_t **reply) {
       return -1;
     }
   /* values whose range is checked beyond their type */
-  json_t *mem = json_object_get(j, "memory_limit");
-  if (json_is_string(mem)) {
+  static const char *sizes[] = {"memory_limit", "disk_limit", NULL};
+  for (int si = 0; sizes[si]; si++) {
+    json_t *sz = json_object_get(j, sizes[si]);
+    if (!json_is_string(sz)) continue;
     int64_t b;
     berth_error_t e = NULL;
-    if (parse_size(json_string_value(mem), &b, &e) < 0) {
-      *reply = err_reply("invalid_value", "memory_limit", "`memory_limit`: %s", e->msg);
+    if (parse_size(json_string_value(sz), &b, &e) < 0) {
+      *reply = err_reply("invalid_value", sizes[si], "`%s`: %s", sizes[si], e->msg);
       berth_error_free(e);
+      json_decref(j);
+      return -1;
+    }
+    if (!strcmp(sizes[si], "disk_limit") && b > 0 && b < (16LL << 20)) {
+      *reply = err_reply("invalid_value", sizes[si], "`disk_limit` must be at least 16m (got `%s`)", json_string_value(sz));
       json_decref(j);
       return -1;
     }
@@ -536,6 +545,12 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   berth_error_t e = NULL;
   if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &cp->o.limits.memory, &e);
   berth_error_free(e);
+  e = NULL;
+  /* the writable layer's limit: the request's, else the config's default */
+  struct berth_config *dcfg = config_get(NULL);
+  const char *disk = jstr(req, "disk_limit") ? jstr(req, "disk_limit") : dcfg ? jstr(dcfg->root, "disk_limit") : NULL;
+  if (disk && parse_size(disk, &cp->o.disk_limit, &e) < 0) cp->o.disk_limit = 0;
+  berth_error_free(e);
   if (json_is_number(json_object_get(req, "cpu_limit"))) cp->o.limits.cpus = json_number_value(json_object_get(req, "cpu_limit"));
   if (json_is_integer(json_object_get(req, "pids_limit"))) cp->o.limits.pids = json_integer_value(json_object_get(req, "pids_limit"));
   return NULL;
@@ -618,6 +633,7 @@ static json_t *h_create(json_t *req) {
                             "provisioning_report", p.report, "status", failed ? "partial" : "ready");
   if (p.lang) json_object_set_new(reply, "detected_language", json_string(p.lang));
   if (json_object_get(res, "notes")) json_object_set(reply, "notes", json_object_get(res, "notes"));
+  if (json_object_get(res, "disk")) json_object_set(reply, "disk", json_object_get(res, "disk"));
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
   if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));

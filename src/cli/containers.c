@@ -31,6 +31,7 @@ static const char *CREATE_HELP =
     "      --mount-cwd      bind the current directory at the workdir (run does not by default)\n"
     "  -e, --env K=V        environment variable\n"
     "      --memory SIZE    memory limit (default 4g)\n"
+    "      --disk SIZE      size of the writable layer (ENOSPC past it; root only; config disk_limit)\n"
     "      --cpus N         CPU limit in cores\n"
     "      --pids N         process limit (default 256)\n"
     "      --network MODE   bridge (default: own namespace, outbound, published ports), none, host,\n"
@@ -126,7 +127,7 @@ struct create_cli {
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD };
+       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -143,7 +144,8 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"interactive", no_argument, 0, 'i'},         {"repo", required_argument, 0, O_REPO},
       {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
       {"publish", required_argument, 0, 'p'},        {"seccomp-profile", required_argument, 0, O_SECCOMP},
-      {"mount-cwd", no_argument, 0, O_MOUNTCWD},     {0, 0, 0, 0}};
+      {"mount-cwd", no_argument, 0, O_MOUNTCWD},     {"disk", required_argument, 0, O_DISK},
+      {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
   c->setup = json_array();
@@ -170,6 +172,13 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case O_MEMORY:
       if (parse_size(optarg, &c->o.limits.memory, &err) < 0) {
         fprintf(stderr, "berth: --memory: %s\n", err->msg);
+        berth_error_free(err);
+        return -1;
+      }
+      break;
+    case O_DISK:
+      if (parse_size(optarg, &c->o.disk_limit, &err) < 0) {
+        fprintf(stderr, "berth: --disk: %s\n", err->msg);
         berth_error_free(err);
         return -1;
       }
@@ -245,6 +254,10 @@ static json_t *create_request(struct create_cli *c) {
   json_object_set_new(r, "memory_limit", json_string(v));
   json_object_set_new(r, "pids_limit", json_integer(c->o.limits.pids));
   if (c->o.limits.cpus > 0) json_object_set_new(r, "cpu_limit", json_real(c->o.limits.cpus));
+  if (c->o.disk_limit > 0) {
+    snprintf(v, sizeof v, "%lldb", (long long)c->o.disk_limit);
+    json_object_set_new(r, "disk_limit", json_string(v));
+  }
   return r;
 }
 

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "disk.h"
 #include "container.h"
 #include "userns.h"
 #include "util.h"
@@ -508,6 +509,21 @@ static void check_run_dir(json_t *c, struct berth_config *cfg) {
   berth_error_free(e);
 }
 
+/* not required: containers run without a disk limit where it cannot be had */
+static void check_disk_limit(json_t *c) {
+  const char *why = NULL;
+  if (disk_limit_supported(&why)) {
+    add(c, "disk_limit", true, false, "disk limits (`--disk`, `disk_limit`) are enforced: an ext4 image per container, loop-mounted", NULL);
+    return;
+  }
+  cleanup_free char *d = xasprintf("disk limits cannot be enforced here: %s", why);
+  json_t *r = add(c, "disk_limit", false, false, d,
+                  geteuid() == 0 ? "install e2fsprogs and load the loop module; containers run without a disk limit meanwhile"
+                                 : "a container's writable layer can use the data dir's free space; run berth as root where a "
+                                   "limit is needed");
+  if (geteuid() == 0) set_fix(r, !strncmp(why, "mke2fs", 6) ? "apt-get install -y e2fsprogs" : "modprobe loop", NULL);
+}
+
 static void check_nesting(json_t *c) {
   struct stat st;
   bool in_ctr = stat("/.dockerenv", &st) == 0 || stat("/run/.containerenv", &st) == 0;
@@ -543,6 +559,7 @@ json_t *preflight_run(void) {
   check_network(checks);
   check_disk(checks, cfg);
   check_run_dir(checks, cfg);
+  check_disk_limit(checks);
   check_nesting(checks);
   bool ready = true;
   int failed = 0, warn = 0;

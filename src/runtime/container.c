@@ -41,6 +41,7 @@
 
 #include "berth.h"
 #include "config.h"
+#include "disk.h"
 #include "security.h"
 #include "spec.h"
 #include "store.h"
@@ -1689,6 +1690,7 @@ static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
  * its files belong to are mapped. Whatever is left in trash (a child
  * killed, a crash) goes with the next removal. */
 static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_later *later, berth_error_t *err) {
+  disk_release(cdir); /* a limited writable layer's filesystem, if any */
   struct berth_config *cfg = config_get(NULL);
   if (!later) cfg = NULL; /* `berth rm`: the space is free when it returns */
   cleanup_free char *trash = cfg ? xasprintf("%s/trash", cfg->data_dir) : NULL;
@@ -1780,6 +1782,8 @@ struct create_ctx {
   bool slirp;     /* outbound through slirp4netns (bridge or a named network) */
   int *port_fds;  /* published ports, bound on the host before anything else */
   char *note; /* a remark of the container's setup, for the result */
+  char *disk_note; /* a disk limit asked for and not enforced: why */
+  bool disk_on;    /* the writable layer is a filesystem of disk_limit bytes */
   int lock_fd;
   char *id, *cgname;
   struct net_lease lease; /* named network: address and holder */
@@ -1946,8 +1950,16 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   c->lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (c->lock_fd < 0) return berth_error(err, errno, "create `%s`", lockp);
   if (flock(c->lock_fd, LOCK_EX) < 0) return berth_error(err, errno, "lock `%s`", lockp);
+  /* a size limit for the writable layer: upper/ and work/ on a filesystem of that size */
+  const char *why = NULL;
+  if (o->disk_limit > 0 && disk_limit_supported(&why)) {
+    if (disk_setup(c->cdir, o->disk_limit, err) < 0) return -1;
+    c->disk_on = true;
+  } else if (o->disk_limit > 0)
+    c->disk_note = xasprintf("disk limit not enforced: %s; the writable layer can grow to the free space of %s", why,
+                             c->cfg->data_dir);
   const char *sub[] = {"upper", "work", "rootfs"};
-  for (int i = 0; i < 3; i++) {
+  for (int i = c->disk_on ? 2 : 0; i < 3; i++) {
     cleanup_free char *p = xasprintf("%s/%s", c->cdir, sub[i]);
     if (mkdir(p, 0755) < 0) return berth_error(err, errno, "create `%s`", p);
   }
@@ -1994,6 +2006,9 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                          "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
   if (ip) json_object_set_new(st, "ip", json_string(ip));
+  if (o->disk_limit > 0)
+    json_object_set_new(st, "disk", json_pack("{s:I, s:b, s:s*}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on,
+                                              "note", c->disk_note));
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
   /* a `berth run` one-shot: gone when its command ends (even if its launcher is killed) */
   if (o->run) json_object_set_new(st, "one_shot", json_true());
@@ -2017,6 +2032,13 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", c->name);
   json_object_set_new(res, "connect_command", json_string(cc));
   if (c->note) json_object_set_new(res, "notes", json_pack("[s]", c->note));
+  if (o->disk_limit > 0) {
+    json_object_set_new(res, "disk", json_pack("{s:I, s:b}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on));
+    if (c->disk_note) {
+      if (!json_object_get(res, "notes")) json_object_set_new(res, "notes", json_array());
+      json_array_append_new(json_object_get(res, "notes"), json_string(c->disk_note));
+    }
+  }
   *result = res;
   return 0;
 }
@@ -2160,6 +2182,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   free(c.cgname);
   free(c.id);
   free(c.note);
+  free(c.disk_note);
   json_decref(c.cg);
   json_decref(c.spec);
   json_decref(c.img);
@@ -2294,6 +2317,16 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
   json_object_set(meta, "ports", json_object_get(st, "ports") ?: json_array());
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
+  json_t *dk = json_object_get(st, "disk");
+  if (dk) { /* the writable layer's limit, and its use when enforced */
+    struct berth_config *cfg = config_get(NULL);
+    cleanup_free char *cdir = cfg ? xasprintf("%s/containers/%s", cfg->data_dir, name) : NULL;
+    json_t *u = json_is_true(json_object_get(dk, "enforced")) && cdir ? disk_usage(cdir, json_integer_value(json_object_get(dk, "limit"))) : NULL;
+    json_t *d = json_deep_copy(dk);
+    if (u) json_object_update(d, u);
+    json_decref(u);
+    json_object_set_new(meta, "disk", d);
+  }
   json_t *o = json_pack("{s:s, s:b, s:s, s:O, s:s, s:o}", "container", name, "running", running, "status", s,
                         "started_at", json_object_get(st, "started_at") ?: json_null(), "image",
                         json_string_value(json_object_get(st, "image")) ?: "", "metadata", meta);

@@ -14,6 +14,9 @@ struct create_opts {
   json_t *ports;  /* [{"host","container","protocol","host_ip"}], bridge network only */
   bool mount_cwd, persistent, quiet;
   struct limits limits;
+  /* the writable layer's size in bytes (0: none); root only, else the
+   * result says it is not enforced */
+  int64_t disk_limit;
   /* container_run: the container's main process, and whether the
    * container goes when it ends */
   const struct exec_opts *run;

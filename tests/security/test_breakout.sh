@@ -462,6 +462,52 @@ test_request_budget() {
 }
 
 t_run "a request's env and lists have a budget (100k variables refused at once)" test_request_budget
+# filling the disk: a container with a disk limit gets ENOSPC inside and
+# the host's filesystem holds at most the limit; rootless says it cannot
+# enforce one
+test_disk_limit() {
+  setup_ctr
+  tool '{"operation":"create","name":"d","image":"localhost/busybox","mount_cwd":false,"network":"none","disk_limit":"32m"}'
+  assert_eq "$B_RC" 0 "create with disk_limit: $(cat "$B_OUTF")"
+  if [ "$BERTH_MODE" = rootless ]; then
+    assert_eq "$(field '["disk"]["enforced"]')" false
+    assert_contains "$(field '["notes"]')" "disk limit not enforced"
+    b_ok status --json d
+    assert_contains "$B_OUT" '"enforced": false'
+    b_ok exec d sh -c 'echo works >/f && cat /f'
+    return 0
+  fi
+  assert_eq "$(field '["disk"]["enforced"]')" true
+  local before
+  before=$(df -k --output=used "$BERTH_ROOT" | tail -1)
+  b_run exec d sh -c 'dd if=/dev/zero of=/big bs=1M count=200; echo rc=$?'
+  assert_contains "$B_OUT$B_ERR" "No space left on device" "writing past the limit inside"
+  assert_contains "$B_OUT" "rc=1"
+  local after
+  after=$(df -k --output=used "$BERTH_ROOT" | tail -1)
+  assert_le "$((after - before))" $((40 * 1024)) "KiB the host's filesystem grew by (limit 32 MiB)"
+  b_ok status --json d
+  "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1]))["metadata"]["disk"]; assert d["enforced"] and d["mounted"] and d["limit"]==32<<20 and 20<<20 < d["used"] <= 32<<20, d' "$B_OUTF" ||
+    fail "status's disk: $(cat "$B_OUTF")"
+  # the container still works once the space is freed, and rm leaves no mount or loop device
+  b_ok exec d sh -c 'rm /big && echo ok >/f && cat /f'
+  local img=$BERTH_ROOT/containers/d/disk.img
+  b_ok rm -f d
+  sleep 0.5
+  assert_not_contains "$(cat /proc/self/mountinfo)" "$BERTH_ROOT/containers/d/disk" "the layer's mount after rm"
+  assert_not_contains "$(losetup -a 2>/dev/null)" "$img" "a loop device on the image after rm"
+  # the CLI's --disk, the config's default, and a run --rm
+  write_config '{"disk_limit": "24m"}'
+  b_ok run --rm --no-mount-cwd --network none localhost/busybox sh -c 'df -k / | tail -1'
+  local total
+  total=$(awk '{print $2}' <<<"$B_OUT")
+  assert_le "$total" $((24 * 1024)) "the root's size in a run with the config's disk_limit"
+  b_fails create -q --no-mount-cwd --disk 8m --name tiny localhost/busybox
+  assert_contains "$B_MSG" "16m"
+  write_config '{}'
+}
+
+t_run "a disk limit: ENOSPC inside, the host holds at most the limit, nothing left after rm (rootless: said not enforced)" test_disk_limit
 t_run "CVE-2024-21626: no caller descriptor reaches the command, not even as its workdir" test_leaked_fds_cwd
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
