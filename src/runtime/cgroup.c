@@ -4,6 +4,7 @@
 #include <linux/sched.h>
 
 #include <errno.h>
+#include <linux/bpf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -209,6 +210,77 @@ fallback:
   return NULL;
 }
 
+/* the devices a container may use (cgroup v1's devices.allow syntax):
+ * null, zero, full, random, urandom, tty, ptmx and the pts range */
+static const char *const DEVICE_ALLOW[] = {"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "c 1:8 rw", "c 1:9 rw",
+                                           "c 5:0 rw", "c 5:2 rw", "c 136:* rw", NULL};
+
+/* cgroup v2 has no devices files: the same allow-list as a
+ * BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup (as runc
+ * and crun do). ctx is struct bpf_cgroup_dev_ctx {access_type (access <<
+ * 16 | type), major, minor}; 1 allows, 0 refuses. */
+#define INSN(c, d, sr, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (sr), .off = (o), .imm = (i)})
+int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
+  struct rule { int32_t major, minor; } rules[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 2}, {136, -1}};
+  enum { NR = sizeof rules / sizeof *rules };
+  struct bpf_insn p[8 + 3 * NR + 4];
+  int n = 0;
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
+  p[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_3, 0, 0, 0xffff); /* r3 = type */
+  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
+  int deny_jumps[2];
+  deny_jumps[0] = n;
+  p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, BPF_DEVCG_ACC_MKNOD); /* mknod: never */
+  deny_jumps[1] = n;
+  p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, BPF_DEVCG_DEV_CHAR); /* block devices: never */
+  int allow_jumps[NR];
+  for (int i = 0; i < NR; i++) {
+    if (rules[i].minor < 0) { /* any minor of the major */
+      allow_jumps[i] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_4, 0, 0, rules[i].major);
+    } else {
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 1, rules[i].major); /* not this major: next rule */
+      allow_jumps[i] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_5, 0, 0, rules[i].minor);
+    }
+  }
+  int deny = n;
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
+  p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  int allow = n;
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
+  p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  for (int i = 0; i < 2; i++) p[deny_jumps[i]].off = (int16_t)(deny - deny_jumps[i] - 1);
+  for (int i = 0; i < NR; i++) p[allow_jumps[i]].off = (int16_t)(allow - allow_jumps[i] - 1);
+  union bpf_attr la = {0};
+  la.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  la.insns = (uint64_t)(uintptr_t)p;
+  la.insn_cnt = (uint32_t)n;
+  la.license = (uint64_t)(uintptr_t) "GPL";
+  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
+  if (pfd < 0 && errno == EINVAL) { /* what the verifier says, for the message */
+    char log[4096] = "";
+    la.log_level = 1;
+    la.log_buf = (uint64_t)(uintptr_t)log;
+    la.log_size = sizeof log;
+    pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
+    if (pfd < 0) return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
+  }
+  if (pfd < 0) return berth_error(err, errno, "load the devices program");
+  union bpf_attr aa = {0};
+  aa.target_fd = (uint32_t)cgfd;
+  aa.attach_bpf_fd = (uint32_t)pfd;
+  aa.attach_type = BPF_CGROUP_DEVICE;
+  aa.attach_flags = BPF_F_ALLOW_MULTI;
+  int r = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &aa, sizeof aa);
+  int e = errno;
+  close(pfd); /* the attachment holds it */
+  return r < 0 ? berth_error(err, e, "attach the devices program") : 0;
+}
+
 int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err) {
   (void)err;
   json_t *o = json_object(), *paths = json_array();
@@ -250,6 +322,14 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
         snprintf(v, sizeof v, "%lld", (long long)l->pids);
         if (write_str(dir, "pids.max", v) < 0) applied = false;
       }
+      /* the devices allow-list: a layer behind nodev and no CAP_MKNOD,
+       * so root only (bpf) and not a limit the caller asked for */
+      if (geteuid() == 0) {
+        cleanup_close int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        berth_error_t de = NULL;
+        if (cfd < 0 || cgroup_devices_bpf(cfd, &de) < 0) berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
+        berth_error_free(de);
+      }
       if (l->cpus > 0) {
         snprintf(v, sizeof v, "%lld 100000", (long long)(l->cpus * 100000));
         if (write_str(dir, "cpu.max", v) < 0) applied = false;
@@ -257,15 +337,16 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
     }
   } else {
     json_object_set_new(o, "version", json_integer(1));
-    const char *ctrls[] = {"memory", "pids", "cpu"};
-    /* each read once for the three (mountinfo is the costly one) */
+    const char *ctrls[] = {"memory", "pids", "cpu", "devices"};
+    /* each read once for the four (mountinfo is the costly one) */
     cleanup_free char *minfo = NULL, *cgs = NULL;
     if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 ||
         read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
       minfo = cgs = NULL;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
       cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
       cleanup_free char *own = own_path_in(cgs, ctrls[i]);
+      if (i == 3 && (!mnt || !own)) continue; /* the devices allow-list is a layer behind nodev: not a limit */
       if (!mnt || !own) {
         applied = false;
         cleanup_free char *m = xasprintf("%sno cgroup v1 `%s` controller mounted", note.len ? "; " : "", ctrls[i]);
@@ -294,6 +375,15 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
         snprintf(v, sizeof v, "%lld", (long long)(l->cpus * 100000));
         r = write_str(dir, "cpu.cfs_period_us", "100000");
         if (r == 0) r = write_str(dir, "cpu.cfs_quota_us", v);
+      } else if (i == 3) {
+        /* an allow-list: the nodes berth binds into /dev and the
+         * container's own pseudo-terminals, read and write, never mknod */
+        r = write_str(dir, "devices.deny", "a");
+        for (size_t k = 0; r == 0 && DEVICE_ALLOW[k]; k++) r = write_str(dir, "devices.allow", DEVICE_ALLOW[k]);
+        if (r < 0) {
+          berth_debug("devices cgroup %s: %s", dir, strerror(errno));
+          r = 0; /* not a limit the caller asked for: nodev and no CAP_MKNOD still hold */
+        }
       }
       if (r < 0) {
         applied = false;

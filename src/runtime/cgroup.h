@@ -5,6 +5,11 @@
 #include <jansson.h>
 #include "util.h"
 
+/* attach the container devices allow-list (null, zero, full, random,
+ * urandom, tty, ptmx, pts; read and write, never mknod) to a cgroup v2
+ * directory as a BPF program (root) */
+int cgroup_devices_bpf(int cgfd, berth_error_t *err);
+
 struct limits {
   int64_t memory; /* bytes, 0 = none */
   int64_t pids;   /* 0 = none */

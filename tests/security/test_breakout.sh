@@ -354,6 +354,20 @@ test_no_devices() {
   # /dev's own nodes still work
   b_ok exec e sh -c 'head -c 4 /dev/zero | wc -c; echo x >/dev/null'
   assert_contains "$B_OUT" 4
+  # the third layer, the devices allow-list (cgroup v1 devices, v2 BPF;
+  # root: rootless, the container's /dev is its user namespace's, where no
+  # node can be made or opened at all): a node put into the container's
+  # /dev (a tmpfs, not nodev) from the host: 10:237, loop-control, opens
+  # for any root without it
+  [ "$BERTH_MODE" = root ] || return 0
+  b_ok status --json e
+  local pid
+  pid=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["pid"])' "$B_OUTF")
+  mknod "/proc/$pid/root/dev/lc" c 10 237
+  chmod 666 "/proc/$pid/root/dev/lc"
+  b_run exec e sh -c 'exec 3</dev/lc && echo opened'
+  assert_not_contains "$B_OUT" "opened" "a node off the allow-list in the container's /dev opened"
+  assert_contains "$B_ERR" "Operation not permitted" "the allow-list's refusal (EPERM; nodev would say EACCES)"
 }
 
 # berth0 (root): nothing opens a connection into a container but through a
@@ -519,7 +533,7 @@ t_run "mount targets /, /proc, /sys, /dev (as written and through image symlinks
 t_run "cp out strips set-id bits (-a keeps), copies links as links (-L follows inside), never hangs on a FIFO" test_cp_out
 t_run "exec without -t never hands the container the caller's terminal; returns when the command ends" test_exec_no_terminal
 t_run "a run dir another user owns or may write is not used" test_run_dir_not_ours
-t_run "setup steps cannot make device nodes; nodes in the root or a bound directory cannot be opened (nodev)" test_no_devices
+t_run "setup steps cannot make device nodes; nodes in the root or a bound directory cannot be opened (nodev); a devices allow-list" test_no_devices
 # berth0 is root's network (rootless containers sit behind slirp4netns, with no address on the host)
 if [ "$BERTH_MODE" = root ]; then
   t_run "berth0: no new connection into a container from the host, another user or another container" test_berth0_inbound

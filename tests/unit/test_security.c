@@ -13,6 +13,10 @@
 
 #include "security.h"
 #include "spec.h"
+#include "cgroup.h"
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include "util.h"
 
 /* the filter compiled at build time (build/seccomp.bpf, linked into libberth.a) */
@@ -228,4 +232,71 @@ Test(mount_targets, forbidden_as_the_kernel_walks_them) {
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) cr_expect(spec_mount_target_forbidden(bad[i]), "%s must be refused", bad[i]);
   const char *ok[] = {"/workspace", "/procfs", "/sysroot", "/devx", "/dev/fuse", "/mnt/proc", "/home/sys"};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) cr_expect(!spec_mount_target_forbidden(ok[i]), "%s must be allowed", ok[i]);
+}
+
+/* The cgroup v2 devices program, on a cgroup of the v2 hierarchy this host
+ * has (pure v2, or the hybrid's /sys/fs/cgroup/unified): a child moved
+ * into it may open /dev/null and /dev/zero, not /dev/kmsg or a block
+ * device, and may make no node at all (it is root, with CAP_MKNOD). */
+static char *v2_mount(void) {
+  if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) return strdup("/sys/fs/cgroup");
+  if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0) return strdup("/sys/fs/cgroup/unified");
+  return NULL;
+}
+
+Test(devices, bpf_allow_list_on_a_v2_cgroup) {
+  cr_assert_eq(geteuid(), 0, "run the unit tests as root (make test does): the devices program needs it");
+  char *mnt = v2_mount();
+  cr_assert(mnt, "no cgroup v2 hierarchy mounted on this host");
+  char *own = NULL;
+  cr_assert_eq(read_file("/proc/self/cgroup", 65536, &own, NULL, NULL), 0);
+  char *v2 = strstr(own, "0::");
+  cr_assert(v2, "no cgroup v2 line in /proc/self/cgroup");
+  v2 += 3;
+  v2[strcspn(v2, "\n")] = '\0';
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s%s/berth-unit-devices-%d", mnt, strcmp(v2, "/") ? v2 : "", (int)getpid());
+  cr_assert_eq(mkdir(dir, 0755), 0, "mkdir %s: %s", dir, strerror(errno));
+  int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  berth_error_t err = NULL;
+  int r = cgroup_devices_bpf(cfd, &err);
+  cr_assert_eq(r, 0, "attach: %s", err ? err->msg : "?");
+  close(cfd);
+  pid_t c = fork();
+  if (c == 0) {
+    char procs[4200], pid[32];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    FILE *f = fopen(procs, "w");
+    if (!f || fputs(pid, f) < 0 || fclose(f) != 0) _exit(100);
+    int bits = 0;
+    int fd = open("/dev/null", O_WRONLY);
+    if (fd >= 0) bits |= 1, close(fd);
+    fd = open("/dev/zero", O_RDONLY);
+    if (fd >= 0) bits |= 2, close(fd);
+    fd = open("/dev/kmsg", O_RDONLY);
+    if (fd < 0 && errno == EPERM) bits |= 4;
+    if (fd >= 0) close(fd);
+    char node[64];
+    snprintf(node, sizeof node, "/tmp/berth-unit-node-%d", (int)getpid());
+    if (mknod(node, S_IFCHR | 0600, makedev(1, 3)) < 0 && errno == EPERM) bits |= 8;
+    else unlink(node);
+    fd = open("/dev/loop-control", O_RDWR); /* 10:237: not on the list */
+    if (fd < 0 && errno == EPERM) bits |= 16;
+    if (fd >= 0) close(fd);
+    _exit(bits);
+  }
+  int st = 0;
+  waitpid(c, &st, 0);
+  rmdir(dir);
+  free(own);
+  free(mnt);
+  cr_assert(WIFEXITED(st), "the child died");
+  int bits = WEXITSTATUS(st);
+  cr_assert_neq(bits, 100, "could not move the child into %s", dir);
+  cr_expect(bits & 1, "/dev/null is allowed (bits %d)", bits);
+  cr_expect(bits & 2, "/dev/zero is allowed (bits %d)", bits);
+  cr_expect(bits & 4, "/dev/kmsg is refused with EPERM (bits %d)", bits);
+  cr_expect(bits & 8, "mknod is refused with EPERM (bits %d)", bits);
+  cr_expect(bits & 16, "/dev/loop-control is refused with EPERM (bits %d)", bits);
 }

@@ -202,6 +202,23 @@ test_two_creates_one_process() {
   assert_eq "$(cat "$T_DIR/pf")" true "preflight's cgroups check after two creates"
 }
 
+# the devices allow-list on cgroup v2 is a BPF program on the container's
+# cgroup (root): a node off the list put into the container's /dev (a
+# tmpfs, not nodev) is refused with EPERM; the list's own nodes work
+test_devices_bpf() {
+  setup_ctr; create --name c
+  b_ok status --json c
+  local pid
+  pid=$(jq -r '.metadata.pid' "$B_OUTF")
+  mknod "/proc/$pid/root/dev/lc" c 10 237
+  chmod 666 "/proc/$pid/root/dev/lc"
+  b_run exec c sh -c 'exec 3</dev/lc && echo opened'
+  assert_not_contains "$B_OUT" opened "loop-control (10:237) in the container's /dev"
+  assert_contains "$B_ERR" "Operation not permitted" "refused by the devices program (EPERM)"
+  b_ok exec c sh -c 'head -c 4 /dev/zero | wc -c; echo x >/dev/null'
+  assert_contains "$B_OUT" 4 "the allow-list's /dev/zero"
+}
+
 t_run "lifecycle: create, exec, rm; cgroup placed and removed" test_lifecycle_and_placement
 t_run "one berth process, two creates: both limited, same parent" test_two_creates_one_process
 t_run "confinement: CapEff 0, NoNewPrivs 1, Seccomp 2" test_confinement
@@ -212,4 +229,8 @@ t_run "overlay: whiteouts and opaque directories (userxattr when rootless)" test
 t_run "a failed create leaves no cgroup" test_failed_create_leaves_no_cgroup
 t_run "rm -f kills what ignores SIGTERM and removes the cgroup" test_rm_force_kills_and_cleans
 t_run "outside a delegated scope: said so (rootless) / nested in a service cgroup (root)" test_outside_delegation
+# bpf needs root: rootless containers' /dev is their user namespace's, where no node opens
+if [ "$BERTH_MODE" = root ]; then
+  t_run "devices: the BPF allow-list refuses a node off the list (EPERM)" test_devices_bpf
+fi
 t_summary
