@@ -522,6 +522,37 @@ test_disk_limit() {
 }
 
 t_run "a disk limit: ENOSPC inside, the host holds at most the limit, nothing left after rm (rootless: said not enforced)" test_disk_limit
+# The runc 2025 mount-race class (CVE-2025-31133 a masked path's /dev/null,
+# CVE-2025-52565 /dev/console, CVE-2025-52881 procfs writes redirected):
+# berth's masks, binds and writes must never land on a host path through a
+# symlink of the image. berth sets a container up before any of its
+# processes exists (nothing can race it); /proc, /sys and /dev are made
+# fresh and may not be symlinks; the generated /etc files are bound only
+# onto plain files inside the root; masks bind the host's /dev/null opened
+# before the root is entered. Each image here has one of those paths as a
+# symlink to /: the create fails and names it, and the host is untouched.
+test_mount_race_class_image_symlinks() {
+  setup_ctr
+  local before p
+  before=$(sha256sum /etc/hostname /etc/hosts /etc/resolv.conf 2>/dev/null | sha256sum)
+  for p in proc sys dev etc/hostname etc/hosts etc/resolv.conf; do
+    "$PY" "$IT_DIR/make_evil_image.py" "$T_DIR/evil-${p//\//-}" "$IMAGES/busybox" "$p"
+    [ "$BERTH_MODE" = rootless ] && chmod -R a+rX "$T_DIR/evil-${p//\//-}"
+    b_ok load -q --name "local/evil-${p//\//-}:1" "$T_DIR/evil-${p//\//-}"
+    b_fails create --no-mount-cwd --network none --name m "local/evil-${p//\//-}:1"
+    assert_contains "$B_MSG" "symlink" "an image whose /$p is a symlink to /"
+    assert_not_exists "$BERTH_ROOT/containers/m" "a refused create's directory"
+  done
+  assert_eq "$(sha256sum /etc/hostname /etc/hosts /etc/resolv.conf 2>/dev/null | sha256sum)" "$before" "the host's /etc files"
+  # a masked path in a running container is the real null device, and
+  # /dev/console is not there to be redirected
+  create --name c
+  b_ok exec c sh -c 'stat -c "%t:%T" /proc/keys; ls /dev/console 2>&1 || true'
+  assert_contains "$B_OUT" "1:3" "a masked /proc file is /dev/null (1:3)"
+  assert_contains "$B_OUT" "No such file" "/dev/console"
+}
+
+t_run "runc 2025 mount-race class: /proc, /sys, /dev and the /etc binds as image symlinks are refused; masks are /dev/null" test_mount_race_class_image_symlinks
 t_run "CVE-2024-21626: no caller descriptor reaches the command, not even as its workdir" test_leaked_fds_cwd
 t_run "CVE-2019-5736: exec of /proc/self/exe never runs or exposes the host binary" test_exe_direct
 t_run "CVE-2019-5736: /bin/sh symlinked to /proc/self/exe (tool exec, run of an image)" test_exe_symlinked_sh
