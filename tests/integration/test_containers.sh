@@ -146,8 +146,9 @@ test_fork_bomb_stops_at_pids_limit() {
   assert_contains "$B_OUT" '"limits_applied": true'
   # the shell forks until a fork fails, which ends it (so nothing can be counted
   # from inside afterwards); the sleeps stay and fill the limit
-  # (the sleeps' output goes elsewhere: what holds the exec's output is ended with it)
-  b_run exec --timeout 30 c sh -c 'while :; do sleep 30 >/dev/null 2>&1 & done'
+  # (the shell's output goes elsewhere first, so no sleep ever holds the
+  # exec's: what does is ended with the exec)
+  b_run exec --timeout 30 c sh -c 'exec >/dev/null 2>&1; while :; do sleep 30 & done'
   assert_ne "$B_RC" 124 "the bomb ends by itself, not by the timeout"
   assert_ne "$B_RC" 0 "the bomb ends with the failed fork"
   b_ok status --json c

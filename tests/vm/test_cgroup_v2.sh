@@ -85,8 +85,9 @@ test_pids_fork_bomb_stopped() {
   cgroup_of c
   assert_eq "$(cat "$CGDIR/pids.max")" 40 pids.max
   # the shell forks until a fork fails (which ends it); the sleeps stay
-  # (their output goes elsewhere: what holds the exec's output ends with it)
-  b_run exec --timeout 60 c sh -c 'while :; do sleep 60 >/dev/null 2>&1 & done'
+  # (the shell's output goes elsewhere first, so no sleep ever holds the
+  # exec's: what does is ended with the exec)
+  b_run exec --timeout 60 c sh -c 'exec >/dev/null 2>&1; while :; do sleep 60 & done'
   assert_ne "$B_RC" 124 "the bomb ends by itself (its fork fails), not by the timeout"
   assert_ne "$B_RC" 0 "the bomb ends with an error"
   local n
