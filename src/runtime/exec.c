@@ -433,6 +433,19 @@ static int open_pty(int sock, char *msg, size_t ml) {
   return slave;
 }
 
+struct cmd_args {
+  struct exec_ctx *x;
+  const struct user_ids *u;
+  int slave;
+};
+
+static int cmd_child(void *arg) {
+  struct cmd_args *a = arg;
+  prctl(PR_SET_PDEATHSIG, 0);
+  run_command(a->x, a->u, a->slave);
+  return 126;
+}
+
 static void supervisor(struct exec_ctx *x) {
   struct exec_report rep = {0};
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -465,16 +478,12 @@ static void supervisor(struct exec_ctx *x) {
   sigaction(SIGTERM, &st, NULL);
   sigaction(SIGINT, &st, NULL);
   sigaction(SIGHUP, &st, NULL);
-  pid_t cmd = fork();
+  /* like posix_spawn, as run's command is started: on our memory and a
+   * stack of its own, while we sleep until it has exec'd (no copy of the
+   * page tables; it resets every signal before it unblocks them) */
+  struct cmd_args ca = {.x = x, .u = &u, .slave = slave};
+  pid_t cmd = clone_vm(cmd_child, &ca, CLONE_VFORK, 512 << 10);
   if (cmd < 0) _exit(126);
-  if (cmd == 0) {
-    signal(SIGALRM, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    prctl(PR_SET_PDEATHSIG, 0);
-    run_command(x, &u, slave);
-  }
   if (slave >= 0) close(slave);
   struct stat po = {0}, pe = {0};
   if (x->out_fd >= 0) fstat(x->out_fd, &po), close(x->out_fd);
