@@ -231,15 +231,20 @@ static bool holds_pipe(pid_t pid, ino_t a, ino_t b) {
   return found;
 }
 
-/* every process below us that holds the command's output pipes: killed */
-static void kill_output_holders(ino_t out, ino_t err) {
+/* the processes below us that hold the command's output pipes: counted,
+ * and killed when asked */
+static int output_holders(ino_t out, ino_t err, bool kill_them) {
   pid_t stack[4096];
-  int top = children_of(getpid(), stack, 4096);
+  int top = children_of(getpid(), stack, 4096), n = 0;
   while (top > 0) {
     pid_t p = stack[--top];
     top += children_of(p, stack + top, 4096 - top);
-    if (holds_pipe(p, out, err)) kill(p, SIGKILL);
+    if (holds_pipe(p, out, err)) {
+      n++;
+      if (kill_them) kill(p, SIGKILL);
+    }
   }
+  return n;
 }
 
 static volatile sig_atomic_t sup_alarm, sup_term;
@@ -522,11 +527,20 @@ static void supervisor(struct exec_ctx *x) {
    * our output (`(sleep 300 &)`) is killed: the reply would otherwise wait
    * for it, or it would write into a pipe nobody reads. What was started
    * to stay (`nohup server >log 2>&1 &`) holds no part of it and lives on. */
-  if (!killed && (po.st_ino || pe.st_ino))
-    for (int pass = 0; pass < 2; pass++) {
-      kill_output_holders(po.st_ino, pe.st_ino);
+  if (!killed && (po.st_ino || pe.st_ino)) {
+    /* a child forked just before the command ended may not have made its
+     * redirection yet (`srv >log 2>&1 &` as the last line): 100 ms for
+     * that before what still holds the pipes is ended */
+    for (int i = 0; i < 10 && output_holders(po.st_ino, pe.st_ino, false) > 0; i++) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
       while (waitpid(-1, NULL, WNOHANG) > 0) {}
     }
+    for (int pass = 0; pass < 2; pass++) {
+      output_holders(po.st_ino, pe.st_ino, true);
+      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
+  }
   rep.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (rep.timed_out) rep.exit_code = 124;
   if (write(x->report_fd, &rep, sizeof rep) < 0) {}
