@@ -188,6 +188,9 @@ static bool str_ok(json_t *v) { return json_is_string(v) && json_string_length(v
 
 static json_t *check_value(const struct param *p, json_t *v) {
   const char *n = p->name;
+  /* a budget for every list parameter (setup_commands, mounts, ports, ...) */
+  if (json_is_array(v) && json_array_size(v) > MAX_LIST_ENTRIES)
+    return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
   switch (p->type) {
   case T_STR:
     if (!json_is_string(v)) break;
@@ -234,8 +237,6 @@ static json_t *check_value(const struct param *p, json_t *v) {
   }
   case T_STRLIST: {
     if (!json_is_array(v)) break;
-    if (json_array_size(v) > MAX_LIST_ENTRIES)
-      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
     size_t i;
     json_t *x;
     json_array_foreach(v, i, x) if (!str_ok(x)) return err_reply("invalid_type", n, "`%s[%zu]` must be a string", n, i);
@@ -255,8 +256,6 @@ static json_t *check_value(const struct param *p, json_t *v) {
   }
   case T_MOUNTS: {
     if (!json_is_array(v)) break;
-    if (json_array_size(v) > MAX_LIST_ENTRIES)
-      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
     size_t i;
     json_t *m;
     json_array_foreach(v, i, m) {
@@ -280,8 +279,6 @@ static json_t *check_value(const struct param *p, json_t *v) {
   }
   case T_PORTS: {
     if (!json_is_array(v)) break;
-    if (json_array_size(v) > MAX_LIST_ENTRIES)
-      return err_reply("invalid_value", n, "`%s` has %zu entries; at most %d", n, json_array_size(v), MAX_LIST_ENTRIES);
     size_t i;
     json_t *m;
     json_array_foreach(v, i, m) {
@@ -611,11 +608,11 @@ static json_t *h_create(json_t *req) {
       const char *file = cfg ? (cfg->files[1] ? cfg->files[1] : cfg->files[0]) : NULL;
       static const char pre[] = "Failed to create container: ";
       if (str_has_prefix(e->msg, pre)) memmove(e->msg, e->msg + sizeof pre - 1, strlen(e->msg) - (sizeof pre - 1) + 1);
-      berth_error_wrap(&e, "the image `%s` (%s) could not be pulled; pass `image` with one that is present (berth images) or "
+      berth_error_wrap(&e, "the image `%s` (%s) could not be pulled; pass `image` with one that is present (%s) or "
                        "reachable, or set `default_image`, a purpose's image under `profiles`, or `registry_mirrors` in "
                        "berth's config file%s%s. The registry said",
                        o.image ? o.image : "?", jstr(req, "purpose") ? "the purpose's image" : "the default image",
-                       file ? " " : "", file ? file : "");
+                       advice("`berth images`", "pulled or loaded before"), file ? " " : "", file ? file : "");
     }
     provision_free(&p);
     return from_error(e, "Failed to create container: ");

@@ -210,10 +210,12 @@ fallback:
   return NULL;
 }
 
-/* the devices a container may use (cgroup v1's devices.allow syntax):
- * null, zero, full, random, urandom, tty, ptmx and the pts range */
-static const char *const DEVICE_ALLOW[] = {"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "c 1:8 rw", "c 1:9 rw",
-                                           "c 5:0 rw", "c 5:2 rw", "c 136:* rw", NULL};
+/* the character devices a container may read and write (minor -1: any):
+ * null, zero, full, random, urandom, tty, ptmx and the pts range; one
+ * list for the v1 devices files and the v2 program */
+static const struct { int32_t major, minor; } DEVICE_ALLOW[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9},
+                                                                  {5, 0}, {5, 2}, {136, -1}};
+enum { N_DEVICE_ALLOW = sizeof DEVICE_ALLOW / sizeof *DEVICE_ALLOW };
 
 /* cgroup v2 has no devices files: the same allow-list as a
  * BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup (as runc
@@ -221,8 +223,7 @@ static const char *const DEVICE_ALLOW[] = {"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "
  * 16 | type), major, minor}; 1 allows, 0 refuses. */
 #define INSN(c, d, sr, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (sr), .off = (o), .imm = (i)})
 int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
-  struct rule { int32_t major, minor; } rules[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 2}, {136, -1}};
-  enum { NR = sizeof rules / sizeof *rules };
+  enum { NR = N_DEVICE_ALLOW };
   struct bpf_insn p[8 + 3 * NR + 4];
   int n = 0;
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
@@ -238,13 +239,13 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, BPF_DEVCG_DEV_CHAR); /* block devices: never */
   int allow_jumps[NR];
   for (int i = 0; i < NR; i++) {
-    if (rules[i].minor < 0) { /* any minor of the major */
+    if (DEVICE_ALLOW[i].minor < 0) { /* any minor of the major */
       allow_jumps[i] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_4, 0, 0, rules[i].major);
+      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_4, 0, 0, DEVICE_ALLOW[i].major);
     } else {
-      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 1, rules[i].major); /* not this major: next rule */
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 1, DEVICE_ALLOW[i].major); /* not this major: next rule */
       allow_jumps[i] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_5, 0, 0, rules[i].minor);
+      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_5, 0, 0, DEVICE_ALLOW[i].minor);
     }
   }
   int deny = n;
@@ -379,7 +380,12 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
         /* an allow-list: the nodes berth binds into /dev and the
          * container's own pseudo-terminals, read and write, never mknod */
         r = write_str(dir, "devices.deny", "a");
-        for (size_t k = 0; r == 0 && DEVICE_ALLOW[k]; k++) r = write_str(dir, "devices.allow", DEVICE_ALLOW[k]);
+        for (int k = 0; r == 0 && k < N_DEVICE_ALLOW; k++) {
+          char rule[48];
+          if (DEVICE_ALLOW[k].minor < 0) snprintf(rule, sizeof rule, "c %d:* rw", DEVICE_ALLOW[k].major);
+          else snprintf(rule, sizeof rule, "c %d:%d rw", DEVICE_ALLOW[k].major, DEVICE_ALLOW[k].minor);
+          r = write_str(dir, "devices.allow", rule);
+        }
         if (r < 0) {
           berth_debug("devices cgroup %s: %s", dir, strerror(errno));
           r = 0; /* not a limit the caller asked for: nodev and no CAP_MKNOD still hold */
