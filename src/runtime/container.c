@@ -81,6 +81,9 @@ static json_t *state_read(const char *name) {
   return p ? json_load_file(p, 0, NULL) : NULL;
 }
 
+char *container_dir(const char *name) { return container_name_valid(name) ? cpath(name, NULL) : NULL; }
+json_t *container_state(const char *name) { return container_name_valid(name) ? state_read(name) : NULL; }
+
 static int state_write(const char *name, json_t *st, berth_error_t *err) {
   cleanup_free char *p = cpath(name, "state.json");
   cleanup_free char *txt = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -2197,6 +2200,7 @@ static const char *live_status(json_t *st) {
   if (s && !strcmp(s, "creating")) return "creating";
   return s ? s : "unknown";
 }
+const char *container_live_status(json_t *st) { return live_status(st); }
 
 /* A create killed midway (the CLI got SIGKILL) leaves a directory whose
  * state is missing or "creating" and whose lock nobody holds: remove it, so

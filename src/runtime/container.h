@@ -108,6 +108,12 @@ struct cfs_op {
 };
 int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
 bool container_name_valid(const char *name);
+/* The container's directory (NULL: no data dir) and its state record as
+ * last written (NULL: no such container); live_status says whether the
+ * recorded init still runs. */
+char *container_dir(const char *name);
+json_t *container_state(const char *name);
+const char *container_live_status(json_t *state);
 /* Containers whose network is `net`: [{name, ip, hosts, status}]; live_only
  * keeps running (or being created) ones that hold an address. */
 json_t *container_network_members(const char *net, bool live_only);
