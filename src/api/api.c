@@ -19,7 +19,7 @@
 #include "berth.h"
 #include "store.h"
 
-enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP };
+enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV };
 
 struct param {
   const char *name;
@@ -76,6 +76,13 @@ static const struct param P_CREATE[] = {
     {"repo", T_STR, false, "purpose try-repo: the git URL (or path) to clone into the workspace"},
     {"repo_branch", T_STR, false, "purpose try-repo: branch to clone"},
     {"remove_on_failure", T_BOOL, false, "remove the container when a provisioning step fails (default false: keep and report)"},
+    {"command", T_ARGV, false, "the main process's command (an array, or a string run with /bin/sh -c): the container "
+                               "becomes a service running it (default: the image's Cmd when it is not a bare shell)"},
+    {"entrypoint", T_ARGV, false, "replaces the image's Entrypoint (and drops its Cmd unless `command` is given)"},
+    {"keep_alive", T_BOOL, false, "a dev container (berth's init alone, for execs) whatever the image's command"},
+    {"user", T_STR, false, "user[:group] of the main process (default the image's)"},
+    {"restart", T_STR, false, "restart policy: no (default), on-failure[:N], always, unless-stopped"},
+    {"ttl", T_INT, false, "seconds until the container is removed (default: never; persistent ones never expire)"},
     {0}};
 static const struct param P_EXEC[] = {{"container", T_NAME, true, "container name"},
                                       {"command", T_STR, true, "shell command, run with /bin/sh -c"},
@@ -88,6 +95,14 @@ static const struct param P_EXEC[] = {{"container", T_NAME, true, "container nam
                                        "managers need (apt-get install); default false: no capabilities"},
                                       {0}};
 static const struct param P_CONTAINER[] = {{"container", T_NAME, true, "container name"}, {0}};
+static const struct param P_LOGS[] = {{"container", T_NAME, true, "container name"},
+                                      {"tail", T_INT, false, "the last N lines (default all, at most 1 MiB of text)"},
+                                      {"since", T_STR, false, "from this time: RFC 3339, unix seconds, or a duration back (10m)"},
+                                      {"timestamps", T_BOOL, false, "prefix each line with its time"},
+                                      {0}};
+static const struct param P_STOP[] = {{"container", T_NAME, true, "container name"},
+                                      {"timeout", T_INT, false, "seconds between the stop signal and SIGKILL (default 10)"},
+                                      {0}};
 static const struct param P_STATUS[] = {{"container", T_NAME, true, "container name"},
                                         {"health_check", T_BOOL, false, "run a trivial exec and report latency and usage"},
                                         {0}};
@@ -128,6 +143,10 @@ static json_t *h_destroy_network(json_t *req);
 static json_t *h_snapshot(json_t *req);
 static json_t *h_restore(json_t *req);
 static json_t *h_delete_snapshot(json_t *req);
+static json_t *h_logs(json_t *req);
+static json_t *h_stop(json_t *req);
+static json_t *h_start(json_t *req);
+static json_t *h_restart(json_t *req);
 
 static const struct op OPS[] = {
     {"preflight", P_NONE, h_preflight, "check the host and print the fix for each problem"},
@@ -137,6 +156,10 @@ static const struct op OPS[] = {
     {"list", P_NONE, h_list, "list containers"},
     {"status", P_STATUS, h_status, "one container's status"},
     {"destroy", P_DESTROY, h_destroy, "stop and remove a container"},
+    {"logs", P_LOGS, h_logs, "a service container's output (its main process's stdout and stderr)"},
+    {"stop", P_STOP, h_stop, "stop a container and keep it (its files, config and network) for start"},
+    {"start", P_CONTAINER, h_start, "start a stopped container again (no provisioning)"},
+    {"restart", P_STOP, h_restart, "stop and start a container"},
     {"destroy_all", P_DESTROY_ALL, h_destroy_all, "remove every container (confirm=true)"},
     {"copy_in", P_COPY_IN, h_copy_in, "copy a file or directory into a container"},
     {"copy_out", P_COPY_OUT, h_copy_out, "copy a file or directory out of a container"},
@@ -177,6 +200,7 @@ static const char *type_name(enum ptype t) {
   case T_NUM: return "number";
   case T_STRMAP: return "object of strings";
   case T_STRLIST: return "array of strings";
+  case T_ARGV: return "string or array of strings";
   case T_MOUNTS: return "array of {host, container, mode}";
   case T_PORTS: return "array of {host, container, protocol, host_ip}";
   case T_PASSTHROUGH: return "\"auto\", \"all\", \"none\" or an array of names";
@@ -235,6 +259,9 @@ static json_t *check_value(const struct param *p, json_t *v) {
       return err_reply("invalid_value", n, "`%s` holds %zu bytes; at most %d in all", n, total, MAX_MAP_BYTES);
     return NULL;
   }
+  case T_ARGV:
+    if (str_ok(v)) return NULL;
+    __attribute__((fallthrough)); /* else an array of strings */
   case T_STRLIST: {
     if (!json_is_array(v)) break;
     size_t i;
@@ -439,7 +466,8 @@ json_t *api_input_schema(void) {
   for (const struct op *o = OPS; o->name; o++) json_array_append_new(ops, json_string(o->name));
   json_object_set_new(props, "operation", json_pack("{s:s, s:o, s:s}", "type", "string", "enum", ops, "description",
                                                     "preflight, create, exec, exec_interactive_hint, list, status, destroy, destroy_all, "
-                                                    "copy_in, copy_out, snapshot, restore, delete_snapshot, create_network, destroy_network"));
+                                                    "logs, stop, start, restart, copy_in, copy_out, snapshot, restore, delete_snapshot, "
+                                                    "create_network, destroy_network"));
   for (const struct op *o = OPS; o->name; o++)
     for (const struct param *p = o->params; p->name; p++) {
       if (json_object_get(props, p->name)) continue;
@@ -451,6 +479,9 @@ json_t *api_input_schema(void) {
       case T_NUM: s = json_pack("{s:s}", "type", "number"); break;
       case T_STRMAP: s = json_pack("{s:s, s:{s:s}}", "type", "object", "additionalProperties", "type", "string"); break;
       case T_STRLIST: s = json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"); break;
+      case T_ARGV:
+        s = json_pack("{s:[{s:s}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "type", "array", "items", "type", "string");
+        break;
       case T_PASSTHROUGH:
         s = json_pack("{s:[{s:s, s:[s,s,s]}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "enum", "auto", "all", "none", "type",
                       "array", "items", "type", "string");
@@ -504,6 +535,12 @@ struct create_prep {
   json_t *names; /* the variables' names, for the reply */
 };
 
+static bool api_session;
+static json_t *session_made;
+void api_set_session(bool on) { api_session = on; }
+json_t *api_session_containers(void) { return session_made; }
+static void api_create_prep_free(struct create_prep *cp);
+
 static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   memset(cp, 0, sizeof *cp);
   if (!preflight_done && !getenv("BERTH_SKIP_PREFLIGHT")) {
@@ -550,7 +587,54 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   berth_error_free(e);
   if (json_is_number(json_object_get(req, "cpu_limit"))) cp->o.limits.cpus = json_number_value(json_object_get(req, "cpu_limit"));
   if (json_is_integer(json_object_get(req, "pids_limit"))) cp->o.limits.pids = json_integer_value(json_object_get(req, "pids_limit"));
+  /* the main process: a string command runs with /bin/sh -c */
+  json_t *argvs[2] = {json_object_get(req, "command"), json_object_get(req, "entrypoint")};
+  for (int i = 0; i < 2; i++) {
+    json_t *a = argvs[i];
+    json_t *conv = json_is_string(a) ? json_pack("[s,s,O]", "/bin/sh", "-c", a) : json_is_array(a) ? json_incref(a) : NULL;
+    if (i == 0) cp->o.command = conv;
+    else cp->o.entrypoint = conv;
+  }
+  if (json_is_array(json_object_get(req, "command")) && !json_array_size(json_object_get(req, "command")) &&
+      !json_object_get(req, "entrypoint")) {
+    api_create_prep_free(cp);
+    return err_reply("invalid_value", "command", "`command` is empty: give the program to run, or leave it out");
+  }
+  cp->o.keep_alive = jbool(req, "keep_alive", false);
+  cp->o.dev_needed = provision_wants_dev(&cp->p);
+  cp->o.mount_cwd_explicit = json_object_get(req, "mount_cwd") != NULL;
+  cp->o.user = jstr(req, "user");
+  cp->o.restart = jstr(req, "restart");
+  char pol[32];
+  int max;
+  berth_error_t re = NULL;
+  if (container_parse_restart(cp->o.restart, pol, sizeof pol, &max, &re) < 0) {
+    json_t *bad = err_reply("invalid_value", "restart", "%s", re->msg);
+    berth_error_free(re);
+    api_create_prep_free(cp);
+    return bad;
+  }
+  json_t *ttl = json_object_get(req, "ttl");
+  if (ttl && json_integer_value(ttl) <= 0) {
+    api_create_prep_free(cp);
+    return err_reply("invalid_value", "ttl", "`ttl` is a number of seconds above 0");
+  }
+  cp->o.ttl = json_integer_value(ttl);
+  /* kept for a later start: the caller's own variables and the profile's;
+   * those taken from the host (passed through, forwarded credentials) not */
+  cp->o.env_keep = json_array();
+  json_object_foreach(json_object_get(req, "env"), k, v) json_array_append_new(cp->o.env_keep, json_string(k));
+  json_object_foreach(json_object_get(cp->p.profile, "env"), k, v) json_array_append_new(cp->o.env_keep, json_string(k));
+  if (api_session) cp->o.session = container_session_ref();
   return NULL;
+}
+
+static void api_create_prep_free(struct create_prep *cp) {
+  json_decref(cp->o.command);
+  json_decref(cp->o.entrypoint);
+  json_decref(cp->o.env_keep);
+  json_decref(cp->o.session);
+  cp->o.command = cp->o.entrypoint = cp->o.env_keep = cp->o.session = NULL;
 }
 
 json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exec_result *res, bool *long_way) {
@@ -584,6 +668,7 @@ json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exe
     }
   }
   json_decref(cp.names);
+  api_create_prep_free(&cp);
   provision_free(&cp.p);
   json_decref(req);
   return reply;
@@ -599,7 +684,9 @@ static json_t *h_create(json_t *req) {
   berth_error_t e = NULL;
   api_progress(0, 3, "pulling the image and starting the container");
   json_t *res = NULL;
-  if (container_create(&o, &res, &e) < 0) {
+  int cr = container_create(&o, &res, &e);
+  api_create_prep_free(&cp);
+  if (cr < 0) {
     json_decref(names);
     /* an image the caller did not name (the purpose's or the configured
      * default) that could not be had: say how to choose another */
@@ -618,9 +705,19 @@ static json_t *h_create(json_t *req) {
     return from_error(e, "Failed to create container: ");
   }
   const char *name = json_string_value(json_object_get(res, "container"));
-  api_progress(1, 3, "provisioning");
   bool failed = false;
-  provision_run(&p, name, &failed);
+  bool service = !strcmp(jstr(res, "mode") ?: "", "service");
+  /* a service is its image's: nothing of the caller's is carried into it
+   * but its variables */
+  if (service) provision_run_service(&p);
+  else {
+    api_progress(1, 3, "provisioning");
+    provision_run(&p, name, &failed);
+  }
+  if (api_session && !json_is_true(json_object_get(res, "persistent"))) {
+    if (!session_made) session_made = json_array();
+    json_array_append_new(session_made, json_string(name));
+  }
   api_progress(3, 3, "done");
   json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s?, s:O, s:O, s:o, s:O, s:O, s:s}", "success", 1, "container",
                             json_object_get(res, "container"), "container_id", json_object_get(res, "container_id"), "image",
@@ -629,6 +726,13 @@ static json_t *h_create(json_t *req) {
                             "env_vars_injected", names, "persistent", json_object_get(res, "persistent"),
                             "provisioning_report", p.report, "status", failed ? "partial" : "ready");
   if (p.lang) json_object_set_new(reply, "detected_language", json_string(p.lang));
+  json_object_set(reply, "mode", json_object_get(res, "mode"));
+  if (service) {
+    json_object_set(reply, "command", json_object_get(res, "command"));
+    cleanup_free char *lc = xasprintf("berth logs -f %s", name);
+    json_object_set_new(reply, "logs_command", json_string(lc));
+  }
+  if (json_object_get(res, "expires_at")) json_object_set(reply, "expires_at", json_object_get(res, "expires_at"));
   if (json_object_get(res, "notes")) json_object_set(reply, "notes", json_object_get(res, "notes"));
   if (json_object_get(res, "disk")) json_object_set(reply, "disk", json_object_get(res, "disk"));
   json_t *cg = json_object_get(res, "cgroup");
@@ -684,7 +788,7 @@ static json_t *h_exec(json_t *req) {
   if (container_exec(&eo, &r, &e) < 0) {
     /* a container that has exited: the documented code */
     if (e && e->status == ESRCH) {
-      json_t *o = err_reply("not_running", NULL, "%s; start a new one with `create` (or `restore` a snapshot of it)", e->msg);
+      json_t *o = err_reply("not_running", NULL, "%s", e->msg);
       berth_error_free(e);
       return o;
     }
@@ -736,7 +840,7 @@ static json_t *h_hint(json_t *req) {
   if (container_status(name, false, &st, &e) < 0) return from_error(e, NULL);
   bool running = json_is_true(json_object_get(st, "running"));
   json_decref(st);
-  if (!running) return err_reply("not_running", "container", "container %s is not running; start a new one with `create`", name);
+  if (!running) return err_reply("not_running", "container", "container %s is not running; start it again with the start operation", name);
   const char *shell = container_shell(name);
   cleanup_free char *cmd = xasprintf("berth exec -it %s %s", name, shell);
   return json_pack("{s:s, s:s, s:s}", "command", cmd, "shell", shell, "container", name);
@@ -860,4 +964,60 @@ static json_t *h_delete_snapshot(json_t *req) {
   }
   free(res);
   return json_pack("{s:b, s:s, s:s}", "success", 1, "snapshot", jstr(req, "snapshot"), "detail", "snapshot deleted");
+}
+
+/* ---------- lifecycle: logs, stop, start, restart ---------- */
+#include "logs.h"
+
+static json_t *h_logs(json_t *req) {
+  const char *name = jstr(req, "container");
+  json_t *st = container_state(name);
+  if (!st) return err_reply("not_found", "container", "Container not found: %s", name);
+  bool service = !strcmp(jstr(st, "mode") ?: "", "service");
+  json_decref(st);
+  struct log_query q = {.tail = json_object_get(req, "tail") ? json_integer_value(json_object_get(req, "tail")) : -1,
+                        .timestamps = jbool(req, "timestamps", false)};
+  if (q.tail < -1) return err_reply("invalid_value", "tail", "`tail` is a number of lines, 0 or more");
+  berth_error_t e = NULL;
+  if (jstr(req, "since") && log_parse_time(jstr(req, "since"), &q.since, &e) < 0) {
+    json_t *o = err_reply("invalid_value", "since", "%s", e->msg);
+    berth_error_free(e);
+    return o;
+  }
+  cleanup_free char *cdir = container_dir(name);
+  struct buf b = {0};
+  bool trunc = false;
+  if (log_read_text(cdir, &q, 1 << 20, &b, &trunc, &e) < 0) return from_error(e, NULL);
+  json_t *o = json_pack("{s:s, s:s%}", "container", name, "logs", b.data ? b.data : "", b.len);
+  if (!o) o = json_pack("{s:s, s:s, s:s}", "container", name, "logs", "", "note",
+                        "the log is not valid UTF-8; read it with `berth logs` on the host");
+  if (trunc) json_object_set_new(o, "truncated", json_true());
+  if (!service)
+    json_object_set_new(o, "note", json_string("a dev container has no main process whose output is kept: exec returns "
+                                               "each command's output"));
+  buf_free(&b);
+  return o;
+}
+
+static int req_timeout(json_t *req) {
+  json_t *t = json_object_get(req, "timeout");
+  return json_is_integer(t) && json_integer_value(t) >= 0 ? (int)json_integer_value(t) : -1;
+}
+
+static json_t *h_stop(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  return container_stop(jstr(req, "container"), req_timeout(req), &out, &e) < 0 ? from_error(e, NULL) : out;
+}
+
+static json_t *h_start(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  return container_start(jstr(req, "container"), &out, &e) < 0 ? from_error(e, NULL) : out;
+}
+
+static json_t *h_restart(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  return container_restart(jstr(req, "container"), req_timeout(req), &out, &e) < 0 ? from_error(e, NULL) : out;
 }

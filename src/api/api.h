@@ -11,6 +11,10 @@
 int api_validate(const char *text, size_t len, json_t **req, json_t **reply);
 /* Validate and execute; always returns a reply object. */
 json_t *api_call_json(json_t *request);
+/* an MCP session: containers it creates (not persistent) are recorded in
+ * their state as its own, and listed by api_session_containers */
+void api_set_session(bool on);
+json_t *api_session_containers(void);
 json_t *api_call_text(const char *text, size_t len);
 /* berth run's one-shot: a create request whose container's main process is
  * the command eo (argv, tty, capture), waited for; with rm the container is

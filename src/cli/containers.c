@@ -13,11 +13,20 @@
 #include "security.h"
 #include "api.h"
 #include "network.h"
+#include "logs.h"
 
 static const char *CREATE_HELP =
-    "Usage: berth create [OPTIONS] IMAGE\n"
+    "Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
     "       berth create [OPTIONS] --image IMAGE\n\n"
-    "Create and start a container (detached). Its PID 1 is berth's own init.\n\n"
+    "Create and start a container (detached). A service container runs COMMAND (else the\n"
+    "image's Entrypoint + Cmd) as its main process, its output kept for `berth logs`; a dev\n"
+    "container (an image whose command is a bare shell, --purpose, --setup, --keep-alive)\n"
+    "has berth's init alone, kept alive for `berth exec`.\n\n"
+    "      --entrypoint CMD replace the image's Entrypoint (a string, run as one program)\n"
+    "      --keep-alive     a dev container whatever the image's command\n"
+    "  -u, --user U[:G]     the main process's user (default the image's)\n"
+    "      --restart P      restart policy: no (default), on-failure[:N], always, unless-stopped\n"
+    "      --ttl DURATION   remove the container after this long (90s, 10m, 2h)\n"
     "  --name NAME          container name (default: <purpose or env>-<6 hex>)\n"
     "  --image REF          image (pulled when absent)\n"
     "  --purpose P          purpose profile: python, node, rust, go, general, amplifier, clean, try-repo\n"
@@ -49,6 +58,9 @@ static const char *RUN_HELP =
     "remove it. The exit code is CMD's (125: berth failed). The current directory is not\n"
     "bound unless --mount-cwd (or -v \"$PWD\":/workspace).\n\n"
     "      --rm             remove the container when CMD ends\n"
+    "  -d, --detach         run in the background as a service container: print its name\n"
+    "                       (output: `berth logs NAME`)\n"
+    "  -u, --user U[:G]     run CMD as this user\n"
     "  -i, --interactive    keep stdin open\n"
     "  -t, --tty            allocate a terminal (use -it together)\n"
     "and every option of `berth create` (see `berth create --help`).\n";
@@ -121,13 +133,14 @@ static int volume_arg(json_t *mounts, const char *spec) {
 
 struct create_cli {
   struct create_opts o;
-  bool json, quiet, rm, tty, interactive;
+  bool json, quiet, rm, tty, interactive, detach, mount_cwd_set;
+  const char *entrypoint, *ttl;
   json_t *env, *mounts, *setup, *ports;
   const char *repo, *passthrough;
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK };
+       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK, O_ENTRYPOINT, O_KEEPALIVE, O_RESTART, O_TTL };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -145,6 +158,9 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
       {"publish", required_argument, 0, 'p'},        {"seccomp-profile", required_argument, 0, O_SECCOMP},
       {"mount-cwd", no_argument, 0, O_MOUNTCWD},     {"disk", required_argument, 0, O_DISK},
+      {"entrypoint", required_argument, 0, O_ENTRYPOINT}, {"keep-alive", no_argument, 0, O_KEEPALIVE},
+      {"user", required_argument, 0, 'u'},           {"restart", required_argument, 0, O_RESTART},
+      {"ttl", required_argument, 0, O_TTL},          {"detach", no_argument, 0, 'd'},
       {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
@@ -158,7 +174,7 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
   opterr = 0;
   int op;
   berth_error_t err = NULL;
-  while ((op = getopt_long(argc, argv, "+w:v:e:p:qhit", opts, NULL)) != -1) {
+  while ((op = getopt_long(argc, argv, "+w:v:e:p:qhitu:d", opts, NULL)) != -1) {
     switch (op) {
     case O_NAME: c->o.name = optarg; break;
     case O_IMAGE: c->o.image = optarg; break;
@@ -166,8 +182,38 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case 'w': c->o.workdir = optarg; break;
     case 'v': if (volume_arg(c->mounts, optarg) < 0) return -1; break;
     case 'p': if (publish_arg(c->ports, optarg) < 0) return -1; break;
-    case O_NOCWD: c->o.mount_cwd = false; break;
-    case O_MOUNTCWD: c->o.mount_cwd = true; break;
+    case O_NOCWD: c->o.mount_cwd = false, c->mount_cwd_set = true; break;
+    case O_MOUNTCWD: c->o.mount_cwd = true, c->mount_cwd_set = true; break;
+    case O_ENTRYPOINT: c->entrypoint = optarg; break;
+    case O_KEEPALIVE: c->o.keep_alive = true; break;
+    case 'u': c->o.user = optarg; break;
+    case O_RESTART: {
+      char pol[32];
+      int max;
+      if (container_parse_restart(optarg, pol, sizeof pol, &max, &err) < 0) {
+        fprintf(stderr, "berth: --restart: %s\n", err->msg);
+        berth_error_free(err);
+        return -1;
+      }
+      c->o.restart = optarg;
+      break;
+    }
+    case O_TTL: {
+      double t = 0;
+      /* a duration: 90s, 10m, 2h (log_parse_time reads it back from now) */
+      if (log_parse_time(optarg, &t, &err) < 0 || strspn(optarg, "0123456789.") == strlen(optarg)) {
+        fprintf(stderr, "berth: --ttl expects a duration such as 90s, 10m or 2h, got `%s`\n", optarg);
+        berth_error_free(err);
+        return -1;
+      }
+      c->o.ttl = (int64_t)(now_seconds() - t + 0.5);
+      if (c->o.ttl <= 0) {
+        fprintf(stderr, "berth: --ttl must be above 0\n");
+        return -1;
+      }
+      break;
+    }
+    case 'd': if (!run) goto bad; c->detach = true; break;
     case 'e': if (env_arg(c->env, optarg) < 0) return -1; break;
     case O_MEMORY:
       if (parse_size(optarg, &c->o.limits.memory, &err) < 0) {
@@ -229,8 +275,15 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
 
 /* the create request of the tool contract, from CLI flags */
 static json_t *create_request(struct create_cli *c) {
-  json_t *r = json_pack("{s:s, s:O, s:b, s:b}", "operation", "create", "env", c->env, "mount_cwd", c->o.mount_cwd,
-                        "persistent", c->o.persistent);
+  json_t *r = json_pack("{s:s, s:O, s:b}", "operation", "create", "env", c->env, "persistent", c->o.persistent);
+  /* create binds the current directory by default (a dev container; a
+   * service only when asked), run does not */
+  if (c->mount_cwd_set || !c->o.mount_cwd) json_object_set_new(r, "mount_cwd", json_boolean(c->o.mount_cwd));
+  if (c->entrypoint) json_object_set_new(r, "entrypoint", json_pack("[s]", c->entrypoint));
+  if (c->o.keep_alive) json_object_set_new(r, "keep_alive", json_true());
+  if (c->o.user) json_object_set_new(r, "user", json_string(c->o.user));
+  if (c->o.restart) json_object_set_new(r, "restart", json_string(c->o.restart));
+  if (c->o.ttl > 0) json_object_set_new(r, "ttl", json_integer(c->o.ttl));
   if (c->o.name) json_object_set_new(r, "name", json_string(c->o.name));
   if (c->o.image) json_object_set_new(r, "image", json_string(c->o.image));
   if (c->o.purpose) json_object_set_new(r, "purpose", json_string(c->o.purpose));
@@ -310,11 +363,12 @@ int cmd_create(int argc, char **argv) {
   if (help) return fputs(CREATE_HELP, stdout), 0;
   if (i < 0) return EXIT_BERTH;
   if (!c.o.image && i < argc) c.o.image = argv[i++];
-  if (i < argc) {
-    fprintf(stderr, "berth create: unexpected argument `%s` (commands run with `berth exec`)\n", argv[i]);
-    return EXIT_BERTH;
-  }
   json_t *req = create_request(&c);
+  if (i < argc) { /* the main process's command, as docker create takes it */
+    json_t *cmd = json_array();
+    for (; i < argc; i++) json_array_append_new(cmd, json_string(argv[i]));
+    json_object_set_new(req, "command", cmd);
+  }
   json_t *rep = api_call_json(req);
   json_decref(req);
   int rc = create_reply(rep, c.json, c.quiet);
@@ -400,9 +454,32 @@ int cmd_run(int argc, char **argv) {
   if (help) return fputs(RUN_HELP, stdout), 0;
   if (i < 0) return EXIT_BERTH;
   if (!c.o.image && i < argc) c.o.image = argv[i++];
+  if (c.detach) { /* a service container: created, its command its main process */
+    if (c.rm || c.tty || c.interactive) {
+      fprintf(stderr, "berth run: -d runs in the background: it takes no --rm, -t or -i (for an expiry use --ttl)\n");
+      return EXIT_BERTH;
+    }
+    json_t *req = create_request(&c);
+    json_object_set_new(req, "forward_git", json_false());
+    json_object_set_new(req, "forward_gh", json_false());
+    json_object_set_new(req, "dotfiles_skip", json_true());
+    if (i < argc) {
+      json_t *cmd = json_array();
+      for (; i < argc; i++) json_array_append_new(cmd, json_string(argv[i]));
+      json_object_set_new(req, "command", cmd);
+    }
+    json_t *rep = api_call_json(req);
+    json_decref(req);
+    int rc = create_reply(rep, c.json, true);
+    json_decref(rep);
+    json_decref(c.env);
+    json_decref(c.mounts);
+    return rc;
+  }
   char *defcmd[] = {"/bin/sh", NULL};
   char **cmd = i < argc ? argv + i : defcmd;
   json_t *req = create_request(&c);
+  json_object_del(req, "user"); /* the command's user, below */
   /* a one-shot like `docker run`: no credentials or dotfiles carried in
    * (create + exec is the provisioned environment); saves the host-side
    * git and gh calls on every run */
@@ -410,7 +487,8 @@ int cmd_run(int argc, char **argv) {
   json_object_set_new(req, "forward_gh", json_false());
   json_object_set_new(req, "dotfiles_skip", json_true());
   /* the command as the container's main process: one launch, no exec */
-  struct exec_opts eo = {.argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20};
+  struct exec_opts eo = {.argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20,
+                         .user = c.o.user};
   struct exec_result r;
   bool long_way = false;
   json_t *res = api_run(req, &eo, c.rm, &r, &long_way);

@@ -225,14 +225,18 @@ static const char *MAIN_HELP =
     "  exec       run a command in a running container (-it for a terminal)\n"
     "  ls, ps     list containers\n"
     "  status     show one container (--health checks it)\n"
-    "  rm         stop and remove containers\n\n"
+    "  rm         stop and remove containers\n"
+    "  logs       a service container's output (-f follows)\n"
+    "  stop       stop containers, keeping them; start, restart: bring them back\n"
+    "  kill       send a signal to a container's main process\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
     "  hint       the command that opens a shell in a container\n"
     "  network    named networks: create, rm, ls\n\n"
     "Agents and hosts:\n"
     "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
     "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
-    "  preflight  check this host; prints the exact fix for each problem\n\n"
+    "  preflight  check this host; prints the exact fix for each problem\n"
+    "  autostart  the boot hook that starts persistent containers (enable, disable, status)\n\n"
     "Other:\n"
     "  version    print the version\n"
     "  completion bash completion: source <(berth completion bash)\n\n"
@@ -273,6 +277,12 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "hint")) return cmd_hint(argc, argv);
   if (!strcmp(cmd, "cp")) return cmd_cp(argc, argv);
   if (!strcmp(cmd, "network")) return cmd_network(argc, argv);
+  if (!strcmp(cmd, "logs")) return cmd_logs(argc, argv);
+  if (!strcmp(cmd, "stop")) return cmd_stop(argc, argv);
+  if (!strcmp(cmd, "start")) return cmd_start(argc, argv);
+  if (!strcmp(cmd, "restart")) return cmd_restart(argc, argv);
+  if (!strcmp(cmd, "kill")) return cmd_kill(argc, argv);
+  if (!strcmp(cmd, "autostart")) return cmd_autostart(argc, argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "completion")) return cmd_completion(argc, argv);
   return NO_SUCH_COMMAND;

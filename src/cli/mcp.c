@@ -3,12 +3,14 @@
  * result are exactly the `berth tool` request and reply. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "container.h"
 #include "berth.h"
 #include "cli.h"
 #include "util.h"
@@ -122,18 +124,37 @@ static void handle(json_t *msg) {
   send_error(id, -32601, m);
 }
 
+static volatile sig_atomic_t mcp_stop;
+static void mcp_on_signal(int s) { mcp_stop = s; }
+
 int cmd_mcp(int argc, char **argv) {
+  bool keep = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-      return fputs("Usage: berth mcp\n\nServe the `containers` tool over the Model Context Protocol on stdin/stdout.\n", stdout), 0;
+      return fputs("Usage: berth mcp [--keep-containers]\n\nServe the `containers` tool over the Model Context Protocol on "
+                   "stdin/stdout.\n\nContainers the session creates are removed when it ends (stdin closed, the client\n"
+                   "gone, SIGTERM/SIGHUP/SIGINT), unless persistent=true.\n\n"
+                   "      --keep-containers  keep them after the session\n", stdout), 0;
+    if (!strcmp(argv[i], "--keep-containers")) {
+      keep = true;
+      continue;
+    }
     return cli_unknown_option("mcp", argv[i]);
   }
+  /* the session's end is ours to see: a signal interrupts the read, a
+   * client gone is EOF (and no SIGPIPE mid-reply) */
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa = {.sa_handler = mcp_on_signal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  api_set_session(!keep);
   berth_log_level = BERTH_LOG_ERROR; /* stdout is the protocol; keep stderr quiet too */
   berth_for_agents = true;
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  while ((n = getline(&line, &cap, stdin)) >= 0) {
+  while (!mcp_stop && (n = getline(&line, &cap, stdin)) >= 0) {
     if (n == 0 || (n == 1 && line[0] == '\n')) continue;
     if (n > 16 * 1024 * 1024) {
       send_error(NULL, -32600, "message larger than 16 MiB");
@@ -156,5 +177,14 @@ int cmd_mcp(int argc, char **argv) {
     json_decref(msg);
   }
   free(line);
+  /* the session's containers go with it */
+  size_t i;
+  json_t *nm;
+  json_array_foreach(api_session_containers(), i, nm) {
+    json_t *out = NULL;
+    berth_error_t e = NULL;
+    if (container_remove(json_string_value(nm), true, &out, &e) < 0) berth_error_free(e);
+    json_decref(out);
+  }
   return 0;
 }

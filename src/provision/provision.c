@@ -824,6 +824,19 @@ void provision_run(struct prov *p, const char *container, bool *failed) {
   *failed = r.failed;
 }
 
+void provision_run_service(struct prov *p) {
+  json_array_append(p->report, p->env_step);
+  json_array_append_new(p->report, prov_step("provisioning", "skipped", 0, "a service container runs its image's command: "
+                                             "no credentials, dotfiles or profile are carried in (a purpose, setup_commands "
+                                             "or keep_alive make a dev container)", NULL));
+}
+
+bool provision_wants_dev(const struct prov *p) {
+  json_t *req = p->req;
+  return p->profile || p->repo_dir || json_array_size(json_object_get(req, "setup_commands")) ||
+         jstr(req, "dotfiles_repo") || json_object_size(json_object_get(req, "dotfiles_inline"));
+}
+
 bool provision_needs_container(const struct prov *p) {
   json_t *req = p->req;
   if (p->profile || p->repo_dir || json_array_size(json_object_get(req, "setup_commands"))) return true;

@@ -36,6 +36,10 @@ void provision_free(struct prov *p);
  * setup commands, a repo, credentials or dotfiles to carry in): `berth run`
  * then takes the long way (create, provision, exec). */
 bool provision_needs_container(const struct prov *p);
+/* a purpose, a repo, setup commands or dotfiles: the request wants a dev container */
+bool provision_wants_dev(const struct prov *p);
+/* the report of a service container: its variables, nothing else */
+void provision_run_service(struct prov *p);
 /* the JSON step entry */
 json_t *prov_step(const char *name, const char *status, double ms, const char *detail, const char *error);
 

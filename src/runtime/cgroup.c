@@ -537,3 +537,22 @@ void cgroup_usage(json_t *info, int64_t *mem, int64_t *pids) {
     else if (strstr(d, "/pids/")) *pids = read_num(d, "pids.current");
   }
 }
+
+/* How many times the kernel's OOM killer ended a process of this cgroup:
+ * v2 memory.events `oom_kill`, v1 memory.oom_control `oom_kill` (read
+ * before the cgroup goes, for the exit record). */
+int64_t cgroup_oom_kills(json_t *info) {
+  size_t i;
+  json_t *p;
+  bool v2 = json_integer_value(json_object_get(info, "version")) == 2;
+  json_array_foreach(json_object_get(info, "paths"), i, p) {
+    const char *d = json_string_value(p);
+    if (!d || (!v2 && !strstr(d, "/memory/"))) continue;
+    cleanup_free char *f = xasprintf("%s/%s", d, v2 ? "memory.events" : "memory.oom_control");
+    cleanup_free char *txt = NULL;
+    if (read_file(f, 4096, &txt, NULL, NULL) < 0) continue;
+    const char *k = strstr(txt, "oom_kill ");
+    if (k) return strtoll(k + 9, NULL, 10);
+  }
+  return 0;
+}

@@ -40,6 +40,8 @@ pid_t cgroup_fork_into(json_t *info);
 void cgroup_destroy(json_t *info);
 /* current memory bytes and pids, -1 when unknown */
 void cgroup_usage(json_t *info, int64_t *mem, int64_t *pids);
+/* the OOM kills in the cgroup so far */
+int64_t cgroup_oom_kills(json_t *info);
 int parse_size(const char *s, int64_t *out, berth_error_t *err);
 
 #endif

@@ -921,6 +921,12 @@ struct monitor_args {
   json_t *run_env;
   int run_go, pty_sock, out_fd, err_fd;
   bool volatile_upper;
+  /* a service: init starts this command, its output goes to the log, and
+   * the monitor stays (resident) to write it; also resident for a restart
+   * policy or an expiry (expires_at, unix seconds) */
+  const struct exec_opts *service;
+  bool resident;
+  double expires_at;
 };
 
 /* what launch() started */
@@ -1378,14 +1384,37 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   json_decref(st);
 }
 
+static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r);
+static json_t *read_env_fd(int fd);
+
 static void monitor_main(struct monitor_args *m) {
   proc_set_title("berth-monitor");
   signal(SIGPIPE, SIG_IGN);
   struct launched L;
   berth_error_t err = NULL;
+  /* a service: its command waits for our go, its output comes to us */
+  int go[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
+  json_t *svc_env = NULL;
+  if (m->service) {
+    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+      monitor_report(m->report_fd, json_pack("{s:s}", "error", "pipe for the service's output"));
+      _exit(1);
+    }
+    svc_env = read_env_fd(m->env_fd);
+    m->run = m->service;
+    m->run_env = svc_env;
+    m->run_go = go[0], m->out_fd = op[1], m->err_fd = ep[1];
+  }
   if (launch(m, &L, &err) < 0) {
     monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
     _exit(1);
+  }
+  if (m->service) {
+    close(go[0]), close(op[1]), close(ep[1]);
+    json_decref(svc_env);
+    char g = 1;
+    if (write(go[1], &g, 1) != 1) {}
+    close(go[1]);
   }
   pid_t pid = L.pid;
   record_running(m->name, &L, getpid());
@@ -1400,6 +1429,7 @@ static void monitor_main(struct monitor_args *m) {
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0);
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
+  if (m->resident) monitor_serve(m, pid, op[0], ep[0]); /* does not return */
   {
     /* hand the waiting to berth-tiny; it execs `berth __monitor-exit` at the end */
     int self = open("/proc/self/exe", O_RDONLY);
@@ -1413,8 +1443,9 @@ static void monitor_main(struct monitor_args *m) {
       cleanup_free char *e3 = getenv("BERTH_CONFIG") ? xasprintf("BERTH_CONFIG=%s", getenv("BERTH_CONFIG")) : NULL;
       cleanup_free char *e4 = xasprintf("HOME=%s", cfg ? cfg->home : "/");
       char *tenvp[] = {e1, e2, e4, e3, NULL};
-      /* NAME:ID: the name may be reused by a new container before we record */
-      cleanup_free char *who = xasprintf("%s:%s", m->name, m->id ? m->id : "");
+      /* NAME:ID:PID: the name may be reused by a new container, or the
+       * container started again, before we record */
+      cleanup_free char *who = xasprintf("%s:%s:%d", m->name, m->id ? m->id : "", (int)pid);
       char *targv[] = {"berth-monitor", "monitor", spid, sfd, who, NULL};
       signal(SIGPIPE, SIG_DFL);
       exec_tiny(targv, tenvp);
@@ -1424,7 +1455,7 @@ static void monitor_main(struct monitor_args *m) {
   /* no berth-tiny here (not x86_64): wait ourselves, then the same last step */
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  cleanup_free char *who = xasprintf("%s:%s", m->name, m->id ? m->id : "");
+  cleanup_free char *who = xasprintf("%s:%s:%d", m->name, m->id ? m->id : "", (int)pid);
   container_monitor_exit(who, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
   _exit(0);
 }
@@ -1441,11 +1472,16 @@ int container_monitor_exit(const char *who, int code) { return record_exit(who, 
  * program may call */
 static int record_exit(const char *who, int code, bool reap_children) {
   /* who is NAME:ID: record only into the container this monitor watched */
-  char name[72] = "";
+  /* NAME:ID[:INITPID]: the init it watched, as a start may follow at once */
+  char name[72] = "", id[40] = "";
   const char *colon = strchr(who, ':');
   if (!colon || (size_t)(colon - who) >= sizeof name) return -1;
   memcpy(name, who, (size_t)(colon - who));
-  const char *id = colon + 1;
+  const char *c2 = strchr(colon + 1, ':');
+  size_t idlen = c2 ? (size_t)(c2 - colon - 1) : strlen(colon + 1);
+  if (idlen >= sizeof id) return -1;
+  memcpy(id, colon + 1, idlen);
+  long watched = c2 ? strtol(c2 + 1, NULL, 10) : 0;
   if (!container_name_valid(name)) return -1;
   int st;
   /* our other child, the network helper, ends when init's end of its exit
@@ -1466,6 +1502,10 @@ static int record_exit(const char *who, int code, bool reap_children) {
     json_decref(s2); /* the name now belongs to another container */
     s2 = NULL;
   }
+  if (s2 && watched > 0 && json_integer_value(json_object_get(json_object_get(s2, "init"), "pid")) != watched) {
+    json_decref(s2); /* started again meanwhile: that start's monitor records its end */
+    s2 = NULL;
+  }
   if (s2) {
     /* the network helper is our child: end it (it usually has, with init's pipe) and reap it */
     pid_t hp = (pid_t)json_integer_value(json_object_get(json_object_get(s2, "network_helper"), "pid"));
@@ -1476,7 +1516,12 @@ static int record_exit(const char *who, int code, bool reap_children) {
     json_object_set_new(s2, "status", json_string("exited"));
     json_object_set_new(s2, "exit_code", json_integer(code));
     json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
-    state_write(name, s2, NULL);
+    json_object_set_new(s2, "oom_killed", json_boolean(cgroup_oom_kills(json_object_get(s2, "cgroup")) > 0));
+    berth_error_t we = NULL;
+    if (state_write(name, s2, &we) < 0) {
+      berth_warn("recording the end of %s: %s", name, we->msg);
+      berth_error_free(we);
+    }
     cgroup_destroy(json_object_get(s2, "cgroup"));
     hb_release(jstr(s2, "id"));
     /* a stopped member loses its name on the network */
@@ -1520,7 +1565,12 @@ static char *hostbr_resolv(void) {
 }
 
 /* into a new container directory (written in place: nothing reads them yet) */
-static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr,
+/* again: a start of a stopped container (the files are there) */
+static int gen_write(const char *p, const char *v, bool again, berth_error_t *err) {
+  return again ? write_file_replace(p, v, strlen(v), 0644, false, err) : write_file_new(p, v, strlen(v), 0644, err);
+}
+
+static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool again,
                            berth_error_t *err) {
   /* a named network's members also go through slirp4netns for the outside */
   bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge") || net_is_named(network);
@@ -1528,12 +1578,12 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
   if (mkdir(etc, 0755) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", etc);
   cleanup_free char *hn = xasprintf("%s/hostname", etc);
   cleanup_free char *hnv = xasprintf("%s\n", name);
-  if (write_file_new(hn, hnv, strlen(hnv), 0644, err) < 0) return -1;
+  if (gen_write(hn, hnv, again, err) < 0) return -1;
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
   cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
                                     ip ? ip : bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
                                     hostbr ? HB_GATEWAY "\thost.berth.internal\n" : bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
-  if (write_file_new(hosts, hv, strlen(hv), 0644, err) < 0) return -1;
+  if (gen_write(hosts, hv, again, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
   if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
@@ -1545,7 +1595,7 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
     free(rv);
     rv = strdup("# berth: this container has no external network (network: none)\n");
   }
-  return write_file_new(rc, rv, strlen(rv), 0644, err);
+  return gen_write(rc, rv, again, err);
 }
 
 static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
@@ -1766,6 +1816,7 @@ static int env_memfd(json_t *env, berth_error_t *err) {
 }
 
 static bool reap_stale_create(const char *dir, const char *name, json_t *st);
+static bool reap_expired(const char *name, json_t *st);
 /* the name is taken by a create that died: free it */
 static bool reap_named(const char *dir, const char *name) {
   json_t *st = state_read(name);
@@ -1797,6 +1848,12 @@ struct create_ctx {
   int userns_fd; /* rootless: the container's user namespace, for the removal */
   int mnt_fd;
   int run_go_w, pty_sock, out_r, err_r;
+  /* a service: its command (a JSON array, and argv pointing into it) */
+  json_t *svc_argv;
+  char **svc_cargv;
+  struct exec_opts svc;
+  bool resident;
+  double expires_at;
 };
 
 /* the monitor's arguments for this create */
@@ -1830,6 +1887,9 @@ static int start_monitor(struct create_ctx *c, berth_error_t *err) {
     struct monitor_args ma = monitor_args_of(c);
     ma.report_fd = rp[1];
     ma.cg_made = c->cg;
+    ma.service = c->svc_argv ? &c->svc : NULL;
+    ma.resident = c->resident;
+    ma.expires_at = c->expires_at;
     monitor_main(&ma);
     _exit(0);
   }
@@ -1941,6 +2001,137 @@ static int seccomp_for_container(struct create_ctx *c, const char *path, berth_e
   return 0;
 }
 
+/* ---------- the main process ---------- */
+/* A shell alone (flags at most, no -c): what an image gives when it is
+ * meant to be entered, not run. */
+static bool bare_shell(json_t *argv) {
+  size_t n = json_array_size(argv);
+  const char *a0 = n ? json_string_value(json_array_get(argv, 0)) : NULL;
+  if (!a0) return true;
+  const char *b = strrchr(a0, '/') ? strrchr(a0, '/') + 1 : a0;
+  static const char *shells[] = {"sh", "bash", "zsh", "ash", "dash", "ksh", "mksh", "fish", NULL};
+  bool sh = false;
+  for (int i = 0; shells[i]; i++) sh |= !strcmp(b, shells[i]);
+  if (!sh) return false;
+  for (size_t i = 1; i < n; i++) {
+    const char *x = json_string_value(json_array_get(argv, i));
+    if (!x || x[0] != '-' || !strcmp(x, "-c")) return false;
+  }
+  return true;
+}
+
+static void append_strings(json_t *to, json_t *from) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(from, i, v) if (json_is_string(v)) json_array_append(to, v);
+}
+
+/* The service's command, or NULL for a dev container (see create_opts). */
+static int resolve_main(const struct create_opts *o, json_t *icc, json_t **argv, berth_error_t *err) {
+  *argv = NULL;
+  bool given = o->command || o->entrypoint;
+  if (given && o->keep_alive)
+    return berth_error(err, -EINVAL, "keep_alive and a command exclude each other: a command given runs as the main "
+                       "process, keep_alive keeps berth's init alone; drop one");
+  if (!given && (o->keep_alive || o->dev_needed)) return 0;
+  json_t *a = json_array();
+  append_strings(a, o->entrypoint ? o->entrypoint : json_object_get(icc, "Entrypoint"));
+  /* Docker's rule: a new entrypoint drops the image's Cmd */
+  append_strings(a, o->command ? o->command : o->entrypoint ? NULL : json_object_get(icc, "Cmd"));
+  if (!given && bare_shell(a)) {
+    json_decref(a);
+    return 0;
+  }
+  if (!json_array_size(a) || !*json_string_value(json_array_get(a, 0))) {
+    json_decref(a);
+    return berth_error(err, -EINVAL, "no command to run: the entrypoint and command are empty");
+  }
+  *argv = a;
+  return 0;
+}
+
+int container_parse_restart(const char *s, char *policy, size_t plen, int *max, berth_error_t *err) {
+  *max = 0;
+  const char *r = s && *s ? s : "no";
+  static const char *ok[] = {"no", "always", "unless-stopped", NULL};
+  for (int i = 0; ok[i]; i++)
+    if (!strcmp(r, ok[i])) return snprintf(policy, plen, "%s", r), 0;
+  if (str_has_prefix(r, "on-failure") && (!r[10] || r[10] == ':')) {
+    if (r[10]) {
+      char *end;
+      long n = strtol(r + 11, &end, 10);
+      if (!r[11] || *end || n < 0 || n > 1000000)
+        return berth_error(err, -EINVAL, "restart policy `%.60s`: on-failure:N takes a count of restarts (0: no limit)", s);
+      *max = (int)n;
+    }
+    return snprintf(policy, plen, "on-failure"), 0;
+  }
+  return berth_error(err, -EINVAL, "restart policy `%.60s`: use no, on-failure[:N], always or unless-stopped", s);
+}
+
+/* The variables kept for a later start: the ones named in env_keep (all
+ * when NULL), in <cdir>/env.json, 0600 in the 0700 container directory. */
+static int env_keep_write(struct create_ctx *c, berth_error_t *err) {
+  json_t *kept = json_object();
+  const char *k;
+  json_t *v;
+  json_object_foreach(c->o->env, k, v) {
+    bool keep = !c->o->env_keep;
+    size_t i;
+    json_t *n;
+    json_array_foreach(c->o->env_keep, i, n) keep |= !strcmp(json_string_value(n) ?: "", k);
+    if (keep && json_is_string(v)) json_object_set(kept, k, v);
+  }
+  int r = 0;
+  if (json_object_size(kept)) {
+    cleanup_free char *p = xasprintf("%s/env.json", c->cdir);
+    char *txt = json_dumps(kept, JSON_COMPACT);
+    r = txt ? write_file_new(p, txt, strlen(txt), 0600, err) : berth_error(err, -ENOMEM, "env");
+    if (txt) explicit_bzero(txt, strlen(txt)), free(txt);
+  }
+  json_decref(kept);
+  return r;
+}
+
+/* the main process's record, and its start options */
+static int main_state(struct create_ctx *c, json_t *st, berth_error_t *err) {
+  const struct create_opts *o = c->o;
+  json_t *icc = json_object_get(c->icfg, "config");
+  json_t *cmd = c->svc_argv ? json_incref(c->svc_argv) : NULL;
+  if (!cmd && o->run && !o->remove_on_exit) { /* `berth run`: a start runs the command again, detached */
+    cmd = json_array();
+    for (char *const *a = o->run->argv; a && *a; a++) json_array_append_new(cmd, json_string(*a));
+  }
+  json_object_set_new(st, "mode", json_string(cmd ? "service" : "dev"));
+  if (cmd) json_object_set_new(st, "command", cmd);
+  const char *user = o->user ? o->user : o->run ? o->run->user : NULL;
+  if (user) json_object_set_new(st, "user", json_string(user));
+  if (jstr(icc, "StopSignal")) json_object_set_new(st, "stop_signal", json_string(jstr(icc, "StopSignal")));
+  char policy[32];
+  int max = 0;
+  if (container_parse_restart(o->restart, policy, sizeof policy, &max, err) < 0) return -1;
+  if (o->run && strcmp(policy, "no")) return berth_error(err, -EINVAL, "a restart policy needs a detached container (create, or run -d)");
+  json_object_set_new(st, "restart", json_pack("{s:s, s:i}", "policy", policy, "max", max));
+  json_object_set_new(st, "restart_count", json_integer(0));
+  if (o->ttl > 0) {
+    c->expires_at = (double)time(NULL) + (double)o->ttl;
+    json_object_set_new(st, "expires_at", json_integer((json_int_t)c->expires_at));
+  }
+  if (o->session) json_object_set(st, "session", o->session);
+  c->resident = c->svc_argv || strcmp(policy, "no") || o->ttl > 0;
+  if (env_keep_write(c, err) < 0) return -1;
+  if (c->svc_argv) {
+    size_t n = json_array_size(c->svc_argv);
+    c->svc_cargv = xmalloc0(sizeof(char *) * (n + 1));
+    for (size_t i = 0; i < n; i++) c->svc_cargv[i] = (char *)json_string_value(json_array_get(c->svc_argv, i));
+    /* a service's own process gets what setup steps get (Docker's default
+     * set less CAP_MKNOD): an image's entrypoint may chown its data and
+     * drop to its user; execs into it still get none */
+    c->svc = (struct exec_opts){.name = c->name, .argv = c->svc_cargv, .user = o->user, .keep_caps = security_setup_caps()};
+  }
+  return 0;
+}
+
 static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *err) {
   const struct create_opts *o = c->o;
   /* published ports first: one in use fails before anything runs */
@@ -1966,9 +2157,15 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
     cleanup_free char *p = xasprintf("%s/%s", c->cdir, sub[i]);
     if (mkdir(p, 0755) < 0) return berth_error(err, errno, "create `%s`", p);
   }
-  cleanup_free char *cwd = o->mount_cwd ? getcwd(NULL, 0) : NULL;
+  json_t *icc = json_object_get(c->icfg, "config");
+  if (!o->run && resolve_main(o, icc, &c->svc_argv, err) < 0) return -1;
+  /* a service works where its image says (Docker's default: /); the
+   * caller's directory is bound only when asked for */
+  const char *wdir = o->workdir;
+  if (c->svc_argv && !wdir) wdir = jstr(icc, "WorkingDir") && *jstr(icc, "WorkingDir") ? jstr(icc, "WorkingDir") : "/";
+  cleanup_free char *cwd = o->mount_cwd && (!c->svc_argv || o->mount_cwd_explicit) ? getcwd(NULL, 0) : NULL;
   struct spec_input si = {.name = c->name, .cdir = c->cdir, .image_record = c->img, .image_config = c->icfg,
-                          .workdir = o->workdir, .mounts = o->mounts, .env = o->env, .cwd_mount = cwd,
+                          .workdir = wdir, .mounts = o->mounts, .env = o->env, .cwd_mount = cwd,
                           .network = c->network, .limits = o->limits, .rootless = c->cfg->rootless};
   if (spec_generate(&si, &c->spec, err) < 0) return -1;
   const char *prof = o->seccomp_profile ? o->seccomp_profile : jstr(c->cfg->root, "seccomp_profile");
@@ -1993,7 +2190,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   c->hostbr = !strcmp(c->network, "bridge") && hb_usable();
   if (c->hostbr && hb_lease(id, c->hb_ip, err) < 0) return -1;
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
-  if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, err) < 0) return -1;
+  if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, false, err) < 0) return -1;
   c->cgname = xasprintf("%s-%s", c->name, id);
   if (!o->run && cgroup_create(c->cgname, &o->limits, &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
@@ -2013,6 +2210,10 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
     json_object_set_new(st, "disk", json_pack("{s:I, s:b, s:s*}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on,
                                               "note", c->disk_note));
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
+  if (main_state(c, st, err) < 0) {
+    json_decref(st);
+    return -1;
+  }
   /* a `berth run` one-shot: gone when its command ends (even if its launcher is killed) */
   if (o->run) json_object_set_new(st, "one_shot", json_true());
   if (o->run && o->remove_on_exit) json_object_set_new(st, "remove_on_exit", json_true());
@@ -2029,9 +2230,11 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (r < 0 || (o->run ? run_start(c, err) : start_monitor(c, err)) < 0) return -1;
   berth_trace("create: monitor verdict");
   if (named) net_named_refresh(c->network); /* the others learn our name, we theirs */
-  json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O}", "container", c->name, "container_id", id, "image",
+  json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:s}", "container", c->name, "container_id", id, "image",
                           json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
-                          "persistent", o->persistent, "cgroup", c->cg);
+                          "persistent", o->persistent, "cgroup", c->cg, "mode", c->svc_argv ? "service" : "dev");
+  if (c->svc_argv) json_object_set(res, "command", c->svc_argv);
+  if (c->expires_at > 0) json_object_set_new(res, "expires_at", json_integer((json_int_t)c->expires_at));
   cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", c->name);
   json_object_set_new(res, "connect_command", json_string(cc));
   if (c->note) json_object_set_new(res, "notes", json_pack("[s]", c->note));
@@ -2181,6 +2384,8 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
     if (*fds[i] >= 0) close(*fds[i]);
   free(c.L.note);
+  free(c.svc_cargv);
+  json_decref(c.svc_argv);
   json_decref(c.L.cg);
   free(c.cgname);
   free(c.id);
@@ -2254,7 +2459,7 @@ int container_list(json_t **out, berth_error_t *err) {
     while ((de = readdir(dd))) {
       if (de->d_name[0] == '.' || !container_name_valid(de->d_name)) continue;
       json_t *st = state_read(de->d_name);
-      if (reap_stale_create(d, de->d_name, st) || (st && reap_one_shot(de->d_name, st))) {
+      if (reap_stale_create(d, de->d_name, st) || (st && reap_one_shot(de->d_name, st)) || (st && reap_expired(de->d_name, st))) {
         json_decref(st);
         continue;
       }
@@ -2429,4 +2634,429 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   if (net) net_named_refresh(net); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
   return 0;
+}
+
+/* ---------- service monitor, stop, start, restart policy ---------- */
+#include "logs.h"
+
+/* the sealed environment memfd's ["K=V"] */
+static json_t *read_env_fd(int fd) {
+  if (fd < 0) return json_array();
+  struct stat sb;
+  if (fstat(fd, &sb) < 0 || sb.st_size <= 0 || sb.st_size > (16 << 20)) return json_array();
+  char *txt = xmalloc0((size_t)sb.st_size + 1);
+  ssize_t n = pread(fd, txt, (size_t)sb.st_size, 0);
+  json_t *j = n > 0 ? json_loadb(txt, (size_t)n, 0, NULL) : NULL;
+  explicit_bzero(txt, (size_t)sb.st_size);
+  free(txt);
+  if (!json_is_array(j)) {
+    json_decref(j);
+    j = json_array();
+  }
+  return j;
+}
+
+static int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **out, berth_error_t *err);
+
+/* The restart policy, after the end was recorded: start the container
+ * again (a new monitor takes over) after a back-off that doubles from
+ * 100 ms to a minute, and goes back to 100 ms once a run lasted 10 s. */
+static void monitor_restart(const char *name, const char *id, int code, double ran, int env_fd) {
+  for (;;) {
+    cleanup_error berth_error_t e = NULL;
+    int lk = container_lock(name, &e);
+    if (lk < 0) return;
+    json_t *st = state_read(name);
+    json_t *rs = json_object_get(st, "restart");
+    const char *policy = jstr(rs, "policy") ?: "no";
+    int max = (int)json_integer_value(json_object_get(rs, "max"));
+    int count = (int)json_integer_value(json_object_get(st, "restart_count"));
+    bool again = st && !strcmp(jstr(st, "id") ?: "", id) && !json_is_true(json_object_get(st, "stopped")) &&
+                 !strcmp(jstr(st, "status") ?: "", "exited") &&
+                 (!strcmp(policy, "always") || !strcmp(policy, "unless-stopped") ||
+                  (!strcmp(policy, "on-failure") && code != 0 && (max == 0 || count < max)));
+    if (!again) {
+      json_decref(st);
+      close(lk);
+      return;
+    }
+    json_int_t prev = json_integer_value(json_object_get(st, "restart_backoff_ms"));
+    json_int_t delay = ran >= 10 || prev <= 0 ? 100 : prev * 2 > 60000 ? 60000 : prev * 2;
+    json_object_set_new(st, "restart_backoff_ms", json_integer(delay));
+    json_object_set_new(st, "status", json_string("restarting"));
+    json_object_set_new(st, "monitor", proc_ref(getpid()));
+    state_write(name, st, NULL);
+    json_decref(st);
+    close(lk);
+    struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    json_t *res = NULL;
+    if (start_existing(name, env_fd, true, &res, &e) == 0) {
+      json_decref(res);
+      return;
+    }
+    /* the start failed: that counts as a failed run */
+    berth_warn("restarting %s: %s", name, e->msg);
+    lk = container_lock(name, NULL);
+    if (lk < 0) return;
+    st = state_read(name);
+    if (st && !strcmp(jstr(st, "status") ?: "", "restarting")) {
+      json_object_set_new(st, "status", json_string("exited"));
+      json_object_set_new(st, "restart_count", json_integer(count + 1));
+      json_object_set_new(st, "restart_error", json_string(e->msg));
+      state_write(name, st, NULL);
+    }
+    json_decref(st);
+    close(lk);
+    code = 125, ran = 0;
+  }
+}
+
+/* The resident monitor: writes the service's output to its log, ends the
+ * container when it expires, records the end, applies the restart policy. */
+static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r) {
+  struct log_writer lw = {.fd = -1};
+  berth_error_t e = NULL;
+  if (out_r >= 0 && log_open(&lw, m->cdir, &e) < 0) {
+    fprintf(stderr, "berth-monitor: %s\n", e->msg);
+    berth_error_clear(&e);
+  }
+  int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  double started = now_seconds(), kill_at = 0;
+  bool exited = false, expired = false;
+  int status = 0, fds[2] = {out_r, err_r};
+  static char buf[65536];
+  while (!exited || fds[0] >= 0 || fds[1] >= 0) {
+    struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN},
+                          {.fd = exited ? -1 : pfd, .events = POLLIN}};
+    double now = now_seconds(), wake = 0;
+    if (m->expires_at > 0 && !expired) wake = m->expires_at;
+    if (kill_at > 0 && !exited) wake = kill_at;
+    int timeout = wake > 0 ? (wake <= now ? 0 : (int)((wake - now) * 1000) + 1) : -1;
+    if (pfd < 0 && !exited && (timeout < 0 || timeout > 200)) timeout = 200; /* no pidfd: look now and then */
+    int r = poll(p, 3, timeout);
+    if (r < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2 && r > 0; i++) {
+      if (fds[i] < 0 || !p[i].revents) continue;
+      ssize_t n = read(fds[i], buf, sizeof buf);
+      if (n > 0 && lw.fd >= 0) log_feed(&lw, i, buf, (size_t)n);
+      else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+        if (lw.fd >= 0) log_flush(&lw, i);
+        close(fds[i]);
+        fds[i] = -1;
+      }
+    }
+    if (!exited) {
+      int w = waitpid(pid, &status, WNOHANG);
+      if (w == pid || (w < 0 && errno == ECHILD)) exited = true;
+    }
+    now = now_seconds();
+    if (!exited && m->expires_at > 0 && !expired && now >= m->expires_at) {
+      expired = true; /* its time is up: stopped as `berth stop` would, then removed */
+      kill(pid, SIGTERM);
+      kill_at = now + 10;
+    } else if (!exited && kill_at > 0 && now >= kill_at)
+      kill(pid, SIGKILL);
+  }
+  if (pfd >= 0) close(pfd);
+  if (lw.path) log_close(&lw);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125;
+  cleanup_free char *who = xasprintf("%s:%s:%d", m->name, m->id ? m->id : "", (int)pid);
+  record_exit(who, code, true);
+  if (expired) {
+    json_t *o = NULL;
+    if (remove_container(m->name, m->id, -1, true, NULL, &o, &e) < 0) berth_error_clear(&e);
+    json_decref(o);
+    _exit(0);
+  }
+  monitor_restart(m->name, m->id ? m->id : "", code, now_seconds() - started, m->env_fd);
+  _exit(0);
+}
+
+int container_parse_signal(const char *s) {
+  if (!s || !*s) return 0;
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (!*end && n > 0 && n < 65) return (int)n;
+  const char *b = str_has_prefix(s, "SIG") ? s + 3 : s;
+  static const struct { const char *n; int s; } T[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+      {"TERM", SIGTERM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}, {"ALRM", SIGALRM}};
+  for (size_t i = 0; i < sizeof T / sizeof *T; i++)
+    if (!strcasecmp(b, T[i].n)) return T[i].s;
+  if (!strncasecmp(b, "RTMIN+", 6)) {
+    n = strtol(b + 6, &end, 10);
+    if (!*end && n >= 0 && SIGRTMIN + n <= SIGRTMAX) return SIGRTMIN + (int)n;
+  }
+  return -1;
+}
+
+int container_stop(const char *name, int timeout, json_t **out, berth_error_t *err) {
+  if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
+  if (timeout < 0) timeout = 10;
+  int lk = container_lock(name, err);
+  if (lk < 0) return -1;
+  json_t *st = state_read(name);
+  if (!st) {
+    close(lk);
+    return berth_error(err, -ENOENT, "Container not found: %s", name);
+  }
+  /* first: the monitor must not restart what we stop */
+  json_object_set_new(st, "stopped", json_true());
+  bool restarting = !strcmp(jstr(st, "status") ?: "", "restarting");
+  bool running = !strcmp(live_status(st), "running");
+  if (restarting) json_object_set_new(st, "status", json_string("exited"));
+  state_write(name, st, NULL);
+  close(lk);
+  if (restarting && state_proc_alive(st, "monitor")) { /* asleep in its back-off */
+    kill((pid_t)json_integer_value(json_object_get(json_object_get(st, "monitor"), "pid")), SIGKILL);
+    wait_gone(st, "monitor", 2);
+  }
+  if (running) {
+    pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+    int sig = strcmp(jstr(st, "mode") ?: "", "service") ? SIGTERM : container_parse_signal(jstr(st, "stop_signal"));
+    if (sig <= 0) sig = SIGTERM;
+    kill(pid, sig);
+    wait_gone(st, "init", timeout);
+    if (state_proc_alive(st, "init")) kill(pid, SIGKILL); /* PID 1 dies: the kernel kills the rest */
+    wait_gone(st, "init", 5);
+    wait_gone(st, "monitor", 5); /* it records the end */
+  }
+  json_decref(st);
+  st = state_read(name);
+  *out = json_pack("{s:b, s:s, s:s, s:O}", "success", 1, "container", name, "status", st ? live_status(st) : "removed",
+                   "exit_code", json_object_get(st, "exit_code") ?: json_null());
+  if (!running) json_object_set_new(*out, "detail", json_string("it was not running"));
+  json_decref(st);
+  return 0;
+}
+
+int container_kill(const char *name, int sig, json_t **out, berth_error_t *err) {
+  if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
+  json_t *st = state_read(name);
+  if (!st) return berth_error(err, -ENOENT, "Container not found: %s", name);
+  if (strcmp(live_status(st), "running")) {
+    json_decref(st);
+    return berth_error(err, -ESRCH, "container %s is not running", name);
+  }
+  pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+  /* a service's init passes it to the main process; a dev container's
+   * init takes TERM, INT and HUP as a stop */
+  int r = state_proc_alive(st, "init") && kill(pid, sig) == 0 ? 0 : berth_error(err, errno, "signal container %s", name);
+  json_decref(st);
+  if (r == 0) *out = json_pack("{s:b, s:s, s:i}", "success", 1, "container", name, "signal", sig);
+  return r;
+}
+
+int container_start(const char *name, json_t **out, berth_error_t *err) { return start_existing(name, -1, false, out, err); }
+
+int container_restart(const char *name, int timeout, json_t **out, berth_error_t *err) {
+  json_t *o = NULL;
+  if (container_stop(name, timeout, &o, err) < 0) return -1;
+  json_decref(o);
+  return start_existing(name, -1, false, out, err);
+}
+
+/* the kept variables (env.json) as an object, and the names that are not */
+static json_t *env_kept(const char *cdir, json_t *spec, json_t **dropped) {
+  cleanup_free char *p = xasprintf("%s/env.json", cdir);
+  cleanup_free char *txt = NULL;
+  size_t len = 0;
+  json_t *kept = read_file(p, 16 << 20, &txt, &len, NULL) == 0 ? json_loadb(txt, len, 0, NULL) : NULL;
+  if (txt) explicit_bzero(txt, len);
+  if (!json_is_object(kept)) {
+    json_decref(kept);
+    kept = json_object();
+  }
+  *dropped = json_array();
+  const char *names = jstr(json_object_get(spec, "annotations"), "berth.env_names");
+  json_t *all = names ? json_loads(names, 0, NULL) : NULL;
+  size_t i;
+  json_t *n;
+  json_array_foreach(all, i, n) if (json_is_string(n) && !json_object_get(kept, json_string_value(n)))
+    json_array_append(*dropped, n);
+  json_decref(all);
+  return kept;
+}
+
+static int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **out, berth_error_t *err) {
+  if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
+  struct berth_config *cfg = config_get(err);
+  if (!cfg) return -1;
+  int lk = container_lock(name, err);
+  if (lk < 0) return -1;
+  json_t *st = state_read(name);
+  const char *ls = st ? live_status(st) : NULL;
+  if (!st || !strcmp(ls, "running") || !strcmp(ls, "creating") || json_is_true(json_object_get(st, "remove_on_exit"))) {
+    int r = 0;
+    if (!st) r = berth_error(err, -ENOENT, "Container not found: %s", name);
+    else if (!strcmp(ls, "running"))
+      *out = json_pack("{s:b, s:s, s:s, s:s}", "success", 1, "container", name, "status", "running", "detail", "already running");
+    else if (!strcmp(ls, "creating")) r = berth_error(err, -EBUSY, "container %s is still being created", name);
+    else r = berth_error(err, -EINVAL, "container %s was a `run --rm` one-shot: it cannot be started again", name);
+    json_decref(st);
+    close(lk);
+    return r;
+  }
+  /* what a crash (or a reboot) left: helpers, the cgroup, the address */
+  const char *helpers[] = {"network_helper", "port_forwarder"};
+  for (int i = 0; i < 2; i++)
+    if (state_proc_alive(st, helpers[i])) kill((pid_t)json_integer_value(json_object_get(json_object_get(st, helpers[i]), "pid")), SIGKILL);
+  cgroup_destroy(json_object_get(st, "cgroup"));
+  const char *id = jstr(st, "id") ?: "";
+  const char *network = jstr(st, "network") ?: "none";
+  if (!strcmp(network, "bridge")) hb_release(id);
+  cleanup_free char *cdir = cpath(name, NULL);
+  cleanup_free char *sp = xasprintf("%s/config.json", cdir);
+  json_t *limits = json_object_get(st, "limits");
+  struct create_opts so = {.name = name, .image = jstr(st, "image"), .persistent = jbool(st, "persistent", false),
+                           .quiet = true, .ports = json_object_get(st, "ports"),
+                           .limits = {.memory = json_integer_value(json_object_get(limits, "memory")),
+                                      .pids = json_integer_value(json_object_get(limits, "pids")),
+                                      .cpus = json_number_value(json_object_get(limits, "cpus"))}};
+  struct create_ctx c = {.o = &so, .cfg = cfg, .name = name, .cdir = cdir, .network = network, .env_fd = -1, .lock_fd = lk,
+                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
+                         .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
+  c.spec = json_load_file(sp, 0, NULL);
+  c.port_fds = xmalloc0(sizeof(int) * (json_array_size(so.ports) + 1));
+  json_t *kept = NULL, *dropped = NULL, *cmd = NULL, *st2 = NULL, *restored = NULL, *v;
+  const char *ip = NULL, *k;
+  char *hx = NULL;
+  int r = -1;
+  bool named = net_is_named(network);
+  if (!c.spec) {
+    berth_error(err, -EINVAL, "container %s: its config.json is missing or unreadable; remove it with `berth rm -f %s`", name, name);
+    goto done;
+  }
+  if (json_is_true(json_object_get(json_object_get(st, "disk"), "enforced")) && disk_mount(cdir, err) < 0) goto done;
+  if (pf_bind(so.ports, c.port_fds, err) < 0) goto done;
+  if (named && net_named_lease(network, &c.lease, err) < 0) goto done;
+  c.hostbr = !strcmp(network, "bridge") && hb_usable();
+  if (c.hostbr && hb_lease(id, c.hb_ip, err) < 0) goto done;
+  ip = named ? c.lease.ip : c.hostbr ? c.hb_ip : NULL;
+  if (write_gen_files(cdir, name, network, ip, c.hostbr, true, err) < 0) goto done;
+  hx = random_hex(2);
+  c.cgname = xasprintf("%s-%s-%s", name, id, hx ? hx : "0"); /* a new name: the old one may linger */
+  free(hx);
+  if (cgroup_create(c.cgname, &so.limits, &c.cg, err) < 0) goto done;
+  kept = env_kept(cdir, c.spec, &dropped);
+  if (env_fd_in >= 0) {
+    c.env_fd = fcntl(env_fd_in, F_DUPFD_CLOEXEC, 3);
+    json_array_clear(dropped); /* the monitor held them all */
+  } else {
+    so.env = kept;
+    c.env_fd = env_memfd(kept, err);
+  }
+  if (c.env_fd < 0) goto done;
+  c.slirp = (!strcmp(network, "bridge") && !c.hostbr) || named;
+  cmd = json_object_get(st, "command");
+  if (!strcmp(jstr(st, "mode") ?: "", "service") && json_array_size(cmd)) {
+    c.svc_argv = json_incref(cmd);
+    size_t n = json_array_size(cmd);
+    c.svc_cargv = xmalloc0(sizeof(char *) * (n + 1));
+    for (size_t i = 0; i < n; i++) c.svc_cargv[i] = (char *)(json_string_value(json_array_get(cmd, i)) ?: "");
+    c.svc = (struct exec_opts){.name = name, .argv = c.svc_cargv, .user = jstr(st, "user"), .keep_caps = security_setup_caps()};
+  }
+  c.expires_at = (double)json_integer_value(json_object_get(st, "expires_at"));
+  c.resident = c.svc_argv || strcmp(jstr(json_object_get(st, "restart"), "policy") ?: "no", "no") || c.expires_at > 0;
+  c.id = xstrdup(id);
+  json_object_del(st, "stopped");
+  json_object_del(st, "one_shot");
+  json_object_del(st, "restart_error");
+  json_object_set(st, "cgroup", c.cg);
+  if (ip) json_object_set_new(st, "ip", json_string(ip));
+  else json_object_del(st, "ip");
+  json_object_set_new(st, "restart_count", json_integer(auto_restart ? json_integer_value(json_object_get(st, "restart_count")) + 1 : 0));
+  if (!auto_restart) json_object_del(st, "restart_backoff_ms");
+  if (state_write(name, st, err) < 0) goto done;
+  if (c.lease.lock_fd >= 0) close(c.lease.lock_fd);
+  c.lease.lock_fd = -1;
+  if (start_monitor(&c, err) < 0) goto done;
+  if (named) net_named_refresh(network);
+  r = 0;
+  st2 = state_read(name);
+  *out = json_pack("{s:b, s:s, s:s, s:O, s:s, s:O}", "success", 1, "container", name, "status", "running", "restart_count",
+                   json_object_get(st2, "restart_count") ?: json_integer(0), "mode", jstr(st, "mode") ?: "dev",
+                   "env_dropped", dropped);
+  restored = json_array();
+  json_object_foreach(kept, k, v) json_array_append_new(restored, json_string(k));
+  json_object_set_new(*out, "env_restored", restored);
+  if (json_array_size(dropped))
+    json_object_set_new(*out, "notes", json_pack("[s]", "variables that came from the host (passed through or forwarded "
+                                                        "credentials) live only while a container runs: env_dropped names "
+                                                        "them; pass them again with exec -e, or recreate the container"));
+  json_decref(st2);
+done:
+  if (r < 0) {
+    if (c.cg) cgroup_destroy(c.cg);
+    if (c.hostbr) hb_release(id);
+    berth_error_wrap(err, "Failed to start container %s", name);
+  }
+  close(lk);
+  if (c.env_fd >= 0) close(c.env_fd);
+  net_lease_close(&c.lease);
+  pf_close(so.ports, c.port_fds);
+  free(c.port_fds);
+  free(c.cgname);
+  free(c.id);
+  free(c.note);
+  free(c.svc_cargv);
+  json_decref(c.svc_argv);
+  json_decref(c.cg);
+  json_decref(c.spec);
+  json_decref(kept);
+  json_decref(dropped);
+  json_decref(st);
+  return r;
+}
+
+int container_start_persistent(json_t **out, berth_error_t *err) {
+  cleanup_free char *d = containers_dir(err);
+  if (!d) return -1;
+  json_t *started = json_array(), *failed = json_array(), *skipped = json_array();
+  DIR *dd = opendir(d);
+  struct dirent *de;
+  while (dd && (de = readdir(dd))) {
+    if (de->d_name[0] == '.' || !container_name_valid(de->d_name)) continue;
+    json_t *st = state_read(de->d_name);
+    const char *policy = jstr(json_object_get(st, "restart"), "policy") ?: "no";
+    bool stopped = json_is_true(json_object_get(st, "stopped"));
+    /* persistent and unless-stopped: unless a person stopped it; always: even then (Docker's rule) */
+    bool want = st && strcmp(live_status(st), "running") && strcmp(live_status(st), "creating") &&
+                ((jbool(st, "persistent", false) && !stopped) || !strcmp(policy, "always") ||
+                 (!strcmp(policy, "unless-stopped") && !stopped));
+    if (want) {
+      json_t *o = NULL;
+      berth_error_t e = NULL;
+      if (start_existing(de->d_name, -1, false, &o, &e) < 0) {
+        json_array_append_new(failed, json_pack("{s:s, s:s}", "container", de->d_name, "error", e->msg));
+        berth_error_free(e);
+      } else
+        json_array_append_new(started, json_string(de->d_name));
+      json_decref(o);
+    } else if (st && jbool(st, "persistent", false) && stopped)
+      json_array_append_new(skipped, json_string(de->d_name));
+    json_decref(st);
+  }
+  if (dd) closedir(dd);
+  *out = json_pack("{s:b, s:o, s:o, s:o}", "success", json_array_size(failed) == 0, "started", started, "failed", failed,
+                   "skipped_stopped", skipped);
+  return 0;
+}
+
+json_t *container_session_ref(void) { return proc_ref(getpid()); }
+
+/* a container whose time is up, or whose MCP session ended without
+ * removing it (the server was killed): removed, unless persistent */
+static bool reap_expired(const char *name, json_t *st) {
+  if (jbool(st, "persistent", false)) return false;
+  json_t *exp = json_object_get(st, "expires_at");
+  bool gone = (exp && json_integer_value(exp) > 0 && json_integer_value(exp) <= (json_int_t)time(NULL)) ||
+              (json_object_get(st, "session") && !state_proc_alive(st, "session"));
+  if (!gone || !strcmp(live_status(st), "creating")) return false;
+  json_t *o = NULL;
+  berth_error_t e = NULL;
+  if (remove_container(name, jstr(st, "id"), -1, true, NULL, &o, &e) < 0) berth_error_free(e);
+  json_decref(o);
+  return true;
 }

@@ -24,6 +24,24 @@ struct create_opts {
   /* a seccomp profile (OCI or Docker JSON) for the workloads instead of
    * berth's; NULL: config `seccomp_profile`, else berth's */
   const char *seccomp_profile;
+  /* The main process. A service container runs command (else the image's
+   * Cmd) after entrypoint (else the image's Entrypoint), its output kept in
+   * its log; a dev container has berth's init alone, kept alive for execs.
+   * Explicit command/entrypoint (JSON string arrays): a service. Else
+   * keep_alive or dev_needed (a purpose, setup): a dev container. Else the
+   * image decides: a bare shell (or nothing) is a dev container. */
+  json_t *command, *entrypoint;
+  bool keep_alive, dev_needed;
+  bool mount_cwd_explicit; /* a service gets the cwd mount only when asked */
+  const char *user;        /* the main process's user (default the image's) */
+  const char *restart;     /* no | on-failure[:N] | always | unless-stopped */
+  int64_t ttl;             /* seconds until it is removed (0: never) */
+  /* names of the env values kept (0600, in its directory) for a later
+   * start; NULL: all of them. The others exist only while it runs. */
+  json_t *env_keep;
+  /* the MCP session that made it ({pid, starttime}): removed when that
+   * session ends, unless persistent */
+  json_t *session;
 };
 
 struct exec_opts {
@@ -63,6 +81,24 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
  * command's; *result as create's. */
 int container_run(const struct create_opts *o, struct exec_result *res, json_t **result, berth_error_t *err);
 int container_list(json_t **out, berth_error_t *err);
+/* Stop: the stop signal (the image's StopSignal, else SIGTERM), then
+ * SIGKILL after timeout seconds (<0: 10). The container stays, stopped:
+ * its restart policy does not bring it back. */
+int container_stop(const char *name, int timeout, json_t **out, berth_error_t *err);
+/* Start a stopped container again: same name, writable layer, mounts,
+ * ports, network and limits; provisioning does not run again. */
+int container_start(const char *name, json_t **out, berth_error_t *err);
+int container_restart(const char *name, int timeout, json_t **out, berth_error_t *err);
+/* a signal to the main process (a dev container: to its init) */
+int container_kill(const char *name, int sig, json_t **out, berth_error_t *err);
+/* the boot hook: start every persistent container (and those whose policy
+ * is always or unless-stopped) that is not running */
+int container_start_persistent(json_t **out, berth_error_t *err);
+int container_parse_signal(const char *s);
+/* {pid, starttime} of this process, for create_opts.session */
+json_t *container_session_ref(void);
+/* a restart policy's syntax: no | on-failure[:N] | always | unless-stopped */
+int container_parse_restart(const char *s, char *policy, size_t plen, int *max, berth_error_t *err);
 int container_status(const char *name, bool health, json_t **out, berth_error_t *err);
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err);
 /* copy between host and a running container (into: host -> container) */

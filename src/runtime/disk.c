@@ -157,6 +157,25 @@ int disk_setup(const char *cdir, int64_t bytes, berth_error_t *err) {
   return 0;
 }
 
+/* After a reboot the image is there and its mount is not: mount it again
+ * (the layer's upper/ and work/ are inside, the links to them stay). */
+int disk_mount(const char *cdir, berth_error_t *err) {
+  cleanup_free char *img = xasprintf("%s/disk.img", cdir);
+  cleanup_free char *mnt = xasprintf("%s/disk", cdir);
+  struct stat a, b;
+  if (stat(mnt, &a) == 0 && stat(cdir, &b) == 0 && a.st_dev != b.st_dev) return 0; /* mounted */
+  cleanup_close int fd = open(img, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return berth_error(err, errno, "open the writable layer's image `%s`", img);
+  char dev[64];
+  int lfd = loop_attach(fd, dev, sizeof dev, err);
+  if (lfd < 0) return -1;
+  int r = mount(dev, mnt, "ext4", MS_NODEV | MS_NOATIME, "");
+  int e = errno;
+  close(lfd);
+  if (r < 0) return berth_error(err, e, "mount the writable layer's filesystem (%s at `%s`)", dev, mnt);
+  return 0;
+}
+
 void disk_release(const char *cdir) {
   cleanup_free char *mnt = xasprintf("%s/disk", cdir);
   /* detached: the container's mount namespace may still hold it (its loop

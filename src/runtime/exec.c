@@ -837,7 +837,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     json_decref(st);
     json_decref(spec);
     return berth_error(err, -ESRCH, "container %s is not running (%s)", o->name,
-                       advice("see `berth status NAME`; `berth rm` it and create another", "see the status operation; destroy it and create another"));
+                       advice("start it again with `berth start NAME`", "start it again with the start operation"));
   }
   /* the container's own seccomp profile, if it has one: read here, on the host */
   struct exec_opts eo = *o;

@@ -102,7 +102,10 @@ static ulong wait_code(int st) { return (st & 0x7f) == 0 ? (ulong)((st >> 8) & 0
 static void run_cmd(long cmd) {
   if (SYS(__NR_getpid, 0, 0, 0, 0) != 1) die(3);
   SYS(__NR_prctl, 15 /* PR_SET_NAME */, "berth-init", 0, 0);
-  ulong set = BIT(SIGCHLD) | BIT(SIGTERM) | BIT(SIGINT) | BIT(SIGHUP) | BIT(SIGQUIT) | BIT(SIGUSR1) | BIT(SIGUSR2);
+  /* what a stop or `berth kill` may send: images' StopSignal values
+   * include SIGWINCH, SIGPWR and SIGRTMIN+3 besides the usual ones */
+  ulong set = BIT(SIGCHLD) | BIT(SIGTERM) | BIT(SIGINT) | BIT(SIGHUP) | BIT(SIGQUIT) | BIT(SIGUSR1) | BIT(SIGUSR2) |
+              BIT(28 /* SIGWINCH */) | BIT(30 /* SIGPWR */) | BIT(14 /* SIGALRM */) | BIT(37 /* SIGRTMIN+3 */);
   SYS(__NR_rt_sigprocmask, SIG_BLOCK, &set, 0, 8);
   for (;;) {
     int st;
