@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth.h"
@@ -206,7 +207,7 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
         berth_error_free(err);
         return -1;
       }
-      c->o.ttl = (int64_t)(now_seconds() - t + 0.5);
+      c->o.ttl = (int64_t)(wall_seconds() - t + 0.5);
       if (c->o.ttl <= 0) {
         fprintf(stderr, "berth: --ttl must be above 0\n");
         return -1;
@@ -547,36 +548,118 @@ int cmd_run(int argc, char **argv) {
 }
 
 int cmd_ls(int argc, char **argv) {
-  bool json = false, quiet = false;
+  bool json = false, quiet = false, all = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json")) json = true;
     else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) quiet = true;
+    else if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--all")) all = true;
+    else if (!strcmp(argv[i], "-aq") || !strcmp(argv[i], "-qa")) all = quiet = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-      return fputs("Usage: berth ls [OPTIONS]   (also: berth ps)\n\nList containers.\n\n"
+      return fputs("Usage: berth ls [OPTIONS]   (also: berth ps)\n\nList running containers (-a: all, stopped ones too).\n\n"
+                   "  -a, --all    stopped and exited containers too\n"
                    "  -q, --quiet  names only, one a line\n"
-                   "      --json   {count, containers: [{name, status, image, network, persistent, ...}]}\n", stdout), 0;
+                   "      --json   {count, containers: [{name, status, mode, image, network, persistent, ...}]}\n", stdout), 0;
     else if (argv[i][0] == '-') return cli_unknown_option("ls", argv[i]);
     else return fprintf(stderr, "berth ls: unexpected argument `%s`; see `berth ls --help`\n", argv[i]), EXIT_BERTH;
   }
   json_t *out = NULL;
   berth_error_t err = NULL;
   if (container_list(&out, &err) < 0) return cli_fail(json, err);
+  if (!all) { /* as docker ps: what runs (or is on its way) */
+    json_t *arr = json_object_get(out, "containers");
+    for (size_t i = json_array_size(arr); i-- > 0;) {
+      const char *s = json_string_value(json_object_get(json_array_get(arr, i), "status")) ?: "";
+      if (strcmp(s, "running") && strcmp(s, "creating") && strcmp(s, "restarting")) json_array_remove(arr, i);
+    }
+    json_object_set_new(out, "count", json_integer((json_int_t)json_array_size(arr)));
+  }
   if (json) cli_print_json(out);
   else if (quiet) {
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(out, "containers"), i, c) printf("%s\n", json_string_value(json_object_get(c, "name")));
   } else {
-    printf("%-24s %-9s %-40s %-8s %s\n", "NAME", "STATUS", "IMAGE", "NETWORK", "PERSISTENT");
+    printf("%-24s %-10s %-8s %-40s %-8s %s\n", "NAME", "STATUS", "MODE", "IMAGE", "NETWORK", "PERSISTENT");
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(out, "containers"), i, c)
-      printf("%-24s %-9s %-40s %-8s %s\n", json_string_value(json_object_get(c, "name")),
-             json_string_value(json_object_get(c, "status")), json_string_value(json_object_get(c, "image")),
-             json_string_value(json_object_get(c, "network")) ?: "-", json_is_true(json_object_get(c, "persistent")) ? "yes" : "no");
+      printf("%-24s %-10s %-8s %-40s %-8s %s\n", json_string_value(json_object_get(c, "name")),
+             json_string_value(json_object_get(c, "status")), json_string_value(json_object_get(c, "mode")) ?: "dev",
+             json_string_value(json_object_get(c, "image")), json_string_value(json_object_get(c, "network")) ?: "-",
+             json_is_true(json_object_get(c, "persistent")) ? "yes" : "no");
   }
   json_decref(out);
   return 0;
+}
+
+static void fmt_time(json_t *t, char *out, size_t n) {
+  time_t v = (time_t)json_integer_value(t);
+  struct tm tm;
+  if (!json_is_integer(t) || !v || !localtime_r(&v, &tm)) snprintf(out, n, "-");
+  else strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void fmt_bytes(int64_t b, char *out, size_t n) {
+  if (b <= 0) snprintf(out, n, "none");
+  else if (b >= (1LL << 30)) snprintf(out, n, "%.1f GiB", b / (double)(1LL << 30));
+  else snprintf(out, n, "%.0f MiB", b / (double)(1LL << 20));
+}
+
+/* `berth status NAME` for people: one fact a line */
+static void print_status(json_t *o) {
+  json_t *m = json_object_get(o, "metadata");
+  const char *name = json_string_value(json_object_get(o, "container"));
+  char t1[64], t2[64], mem[32];
+  printf("%-14s %s\n", "Name:", name);
+  printf("%-14s %s", "Status:", json_string_value(json_object_get(o, "status")));
+  if (json_object_get(m, "exit_code")) printf(" (exit code %lld%s)", (long long)json_integer_value(json_object_get(m, "exit_code")),
+                                             json_is_true(json_object_get(m, "oom_killed")) ? ", killed for want of memory" : "");
+  if (json_is_true(json_object_get(m, "stopped"))) printf(", stopped by a person");
+  putchar('\n');
+  printf("%-14s %s\n", "Mode:", json_string_value(json_object_get(m, "mode")));
+  json_t *cmd = json_object_get(m, "command");
+  if (json_array_size(cmd)) {
+    printf("%-14s", "Command:");
+    size_t i;
+    json_t *a;
+    json_array_foreach(cmd, i, a) printf(" %s", json_string_value(a));
+    putchar('\n');
+  }
+  printf("%-14s %s\n", "Image:", json_string_value(json_object_get(o, "image")));
+  fmt_time(json_object_get(o, "started_at"), t1, sizeof t1);
+  fmt_time(json_object_get(m, "finished_at"), t2, sizeof t2);
+  printf("%-14s %s\n", "Started:", t1);
+  if (json_object_get(m, "finished_at")) printf("%-14s %s\n", "Finished:", t2);
+  if (json_object_get(m, "pid")) printf("%-14s %lld\n", "PID:", (long long)json_integer_value(json_object_get(m, "pid")));
+  json_t *rs = json_object_get(m, "restart");
+  if (rs) {
+    printf("%-14s %s", "Restart:", json_string_value(json_object_get(rs, "policy")));
+    if (json_integer_value(json_object_get(rs, "max"))) printf(":%lld", (long long)json_integer_value(json_object_get(rs, "max")));
+    printf(" (%lld restarts so far)\n", (long long)json_integer_value(json_object_get(m, "restart_count")));
+  }
+  printf("%-14s %s%s%s\n", "Network:", json_string_value(json_object_get(m, "network")) ?: "-",
+         json_object_get(m, "ip") ? ", " : "", json_string_value(json_object_get(m, "ip")) ?: "");
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(m, "ports"), i, p)
+    printf("%-14s %s:%lld -> %lld/%s\n", i ? "" : "Ports:", json_string_value(json_object_get(p, "host_ip")) ?: "127.0.0.1",
+           (long long)json_integer_value(json_object_get(p, "host")), (long long)json_integer_value(json_object_get(p, "container")),
+           json_string_value(json_object_get(p, "protocol")) ?: "tcp");
+  json_t *l = json_object_get(m, "limits");
+  fmt_bytes(json_integer_value(json_object_get(l, "memory")), mem, sizeof mem);
+  printf("%-14s memory %s, pids %lld, cpus %g\n", "Limits:", mem, (long long)json_integer_value(json_object_get(l, "pids")),
+         json_number_value(json_object_get(l, "cpus")));
+  printf("%-14s %s\n", "Workdir:", json_string_value(json_object_get(m, "workdir")) ?: "-");
+  printf("%-14s %s\n", "Persistent:", json_is_true(json_object_get(m, "persistent")) ? "yes" : "no");
+  if (json_object_get(m, "expires_at")) {
+    fmt_time(json_object_get(m, "expires_at"), t1, sizeof t1);
+    printf("%-14s %s\n", "Expires:", t1);
+  }
+  json_t *h = json_object_get(o, "health");
+  if (h) printf("%-14s %s (exec %.1f ms)\n", "Health:", json_is_true(json_object_get(h, "healthy")) ? "healthy" : "unhealthy",
+                json_number_value(json_object_get(h, "exec_latency_ms")));
+  if (!strcmp(json_string_value(json_object_get(m, "mode")) ?: "", "service")) printf("%-14s berth logs %s\n", "Logs:", name);
+  printf("(`berth status --json %s` or `berth inspect %s` for everything)\n", name, name);
 }
 
 int cmd_status(int argc, char **argv) {
@@ -586,7 +669,7 @@ int cmd_status(int argc, char **argv) {
     if (!strcmp(argv[i], "--json")) json = true;
     else if (!strcmp(argv[i], "--health")) health = true;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-      return fputs("Usage: berth status [OPTIONS] NAME\n\nShow one container as JSON.\n\n"
+      return fputs("Usage: berth status [OPTIONS] NAME\n\nShow one container: its state, main process, network and limits.\n\n"
                    "      --health  also check that it answers (an exec of `true`)\n"
                    "      --json    the same, for scripts\n", stdout), 0;
     else if (argv[i][0] == '-') return cli_unknown_option("status", argv[i]);
@@ -598,11 +681,7 @@ int cmd_status(int argc, char **argv) {
   berth_error_t err = NULL;
   if (container_status(name, health, &out, &err) < 0) return cli_fail(json, err);
   if (json) cli_print_json(out);
-  else {
-    char *t = json_dumps(out, JSON_INDENT(2));
-    puts(t);
-    free(t);
-  }
+  else print_status(out);
   json_decref(out);
   return 0;
 }

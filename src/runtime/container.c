@@ -2474,6 +2474,7 @@ int container_list(json_t **out, berth_error_t *err) {
                                            "ports", json_object_get(st, "ports") ?: json_array(), "purpose", json_object_get(st, "purpose") ?: json_null(),
                                            "persistent", json_object_get(st, "persistent") ?: json_false(), "network",
                                            json_object_get(st, "network") ?: json_null()));
+      json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "mode", json_string(jstr(st, "mode") ?: "dev"));
       json_decref(st);
     }
     closedir(dd);
@@ -2526,6 +2527,12 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
   json_object_set(meta, "ports", json_object_get(st, "ports") ?: json_array());
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
+  /* the main process and its life */
+  const char *keys[] = {"command", "user", "restart", "restart_count", "finished_at", "oom_killed", "expires_at", "stopped",
+                        "stop_signal", "restart_error"};
+  for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+    if (json_object_get(st, keys[k])) json_object_set(meta, keys[k], json_object_get(st, keys[k]));
+  json_object_set_new(meta, "mode", json_string(jstr(st, "mode") ?: "dev"));
   json_t *dk = json_object_get(st, "disk");
   if (dk) { /* the writable layer's limit, and its use when enforced */
     struct berth_config *cfg = config_get(NULL);
@@ -2722,14 +2729,14 @@ static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_
     berth_error_clear(&e);
   }
   int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  double started = now_seconds(), kill_at = 0;
+  double started = wall_seconds(), kill_at = 0;
   bool exited = false, expired = false;
   int status = 0, fds[2] = {out_r, err_r};
   static char buf[65536];
   while (!exited || fds[0] >= 0 || fds[1] >= 0) {
     struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN},
                           {.fd = exited ? -1 : pfd, .events = POLLIN}};
-    double now = now_seconds(), wake = 0;
+    double now = wall_seconds(), wake = 0; /* expires_at is a wall-clock time */
     if (m->expires_at > 0 && !expired) wake = m->expires_at;
     if (kill_at > 0 && !exited) wake = kill_at;
     int timeout = wake > 0 ? (wake <= now ? 0 : (int)((wake - now) * 1000) + 1) : -1;
@@ -2750,7 +2757,7 @@ static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_
       int w = waitpid(pid, &status, WNOHANG);
       if (w == pid || (w < 0 && errno == ECHILD)) exited = true;
     }
-    now = now_seconds();
+    now = wall_seconds();
     if (!exited && m->expires_at > 0 && !expired && now >= m->expires_at) {
       expired = true; /* its time is up: stopped as `berth stop` would, then removed */
       kill(pid, SIGTERM);
@@ -2769,7 +2776,7 @@ static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_
     json_decref(o);
     _exit(0);
   }
-  monitor_restart(m->name, m->id ? m->id : "", code, now_seconds() - started, m->env_fd);
+  monitor_restart(m->name, m->id ? m->id : "", code, wall_seconds() - started, m->env_fd);
   _exit(0);
 }
 

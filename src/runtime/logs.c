@@ -177,7 +177,7 @@ int log_parse_time(const char *s, double *out, berth_error_t *err) {
   }
   if (*p || p == s)
     return berth_error(err, -EINVAL, "`%.60s` is not a time: use 2026-12-03T12:00:00Z, unix seconds, or a duration such as 10m or 1h30m", s);
-  *out = now_seconds() - total;
+  *out = wall_seconds() - total;
   return 0;
 }
 

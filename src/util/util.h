@@ -162,5 +162,7 @@ json_t *json_string_safe(const char *s);
 /* format a byte count as "12.3 MB" into buf */
 const char *human_size(uint64_t n, char *buf, size_t len);
 double now_seconds(void);
+/* the wall clock (unix seconds), for times recorded or compared with records */
+double wall_seconds(void);
 
 #endif

@@ -305,7 +305,7 @@ test_monitor_killed_then_recover() {
   assert_contains "$B_OUT" '"status": "running"'
   b_ok exec c echo still
   kill -9 "$init"; sleep 0.3
-  b_ok ls --json
+  b_ok ls -a --json
   assert_contains "$B_OUT" '"status": "exited"' "init gone: ls notices"
   b_ok rm c
   assert_dir_empty "$BERTH_ROOT/containers"
