@@ -65,6 +65,20 @@ static void log_rotate(struct log_writer *w) {
   w->size = 0;
 }
 
+/* the records gathered by one feed, written at once (a reader may see
+ * a record cut at the end of the file, never a torn one in the middle) */
+static void log_drain(struct log_writer *w) {
+  size_t off = 0;
+  while (w->fd >= 0 && off < w->out.len) {
+    ssize_t n = write(w->fd, w->out.data + off, w->out.len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break; /* a full disk: the output is dropped, the service goes on */
+    off += (size_t)n;
+  }
+  w->size += (int64_t)off;
+  w->out.len = 0;
+}
+
 static void log_record(struct log_writer *w, int stream, bool full, const char *data, size_t len) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -74,12 +88,13 @@ static void log_record(struct log_writer *w, int stream, bool full, const char *
   int h = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ", tm.tm_year + 1900, tm.tm_mon + 1,
                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, stream ? "stderr" : "stdout", full ? 'F' : 'P');
   int64_t need = h + (int64_t)len + 1;
-  if (w->size > 0 && w->size + need > w->max_size) log_rotate(w);
-  if (w->fd < 0) return;
-  struct iovec iov[3] = {{head, (size_t)h}, {(void *)data, len}, {"\n", 1}};
-  /* one write per record: a reader never sees half of one but at the end */
-  ssize_t n = writev(w->fd, iov, 3);
-  if (n > 0) w->size += n;
+  if (w->size + (int64_t)w->out.len > 0 && w->size + (int64_t)w->out.len + need > w->max_size) {
+    log_drain(w);
+    log_rotate(w);
+  }
+  buf_append(&w->out, head, (size_t)h);
+  buf_append(&w->out, data, len);
+  buf_append(&w->out, "\n", 1);
 }
 
 void log_feed(struct log_writer *w, int stream, const char *data, size_t len) {
@@ -97,7 +112,7 @@ void log_feed(struct log_writer *w, int stream, const char *data, size_t len) {
     }
     if (!nl) {
       buf_append(p, data, take);
-      return;
+      break;
     }
     if (p->len) {
       buf_append(p, data, take);
@@ -107,12 +122,14 @@ void log_feed(struct log_writer *w, int stream, const char *data, size_t len) {
       log_record(w, stream, true, data, take);
     data += take + 1, len -= take + 1;
   }
+  log_drain(w);
 }
 
 void log_flush(struct log_writer *w, int stream) {
   struct buf *p = &w->partial[stream ? 1 : 0];
   if (p->len) log_record(w, stream, true, p->data, p->len);
   p->len = 0;
+  log_drain(w);
 }
 
 void log_close(struct log_writer *w) {
@@ -120,6 +137,7 @@ void log_close(struct log_writer *w) {
   log_flush(w, 1);
   if (w->fd >= 0) close(w->fd);
   w->fd = -1;
+  buf_free(&w->out);
   buf_free(&w->partial[0]);
   buf_free(&w->partial[1]);
   free(w->path);

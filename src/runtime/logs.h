@@ -21,6 +21,7 @@ struct log_writer {
   int max_files;
   /* a line not finished yet, per stream (0 stdout, 1 stderr) */
   struct buf partial[2];
+  struct buf out; /* records not written yet */
 };
 
 int log_open(struct log_writer *w, const char *cdir, berth_error_t *err);
