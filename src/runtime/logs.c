@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
 #include "config.h"
 
 #define LOG_RECORD_MAX (16 * 1024)
@@ -36,11 +35,15 @@ int log_open(struct log_writer *w, const char *cdir, berth_error_t *err) {
   w->max_size = LOG_DEFAULT_MAX_SIZE;
   w->max_files = LOG_DEFAULT_MAX_FILES;
   if (cfg) {
-    const char *ms = jstr(cfg->root, "log_max_size");
-    berth_error_t e = NULL;
-    int64_t v = 0;
-    if (ms && parse_size(ms, &v, &e) == 0 && v >= 4096) w->max_size = v;
-    berth_error_free(e);
+    /* "10m", "512k", or a number of bytes; below 64 KiB is taken as 64 KiB */
+    json_t *ms = json_object_get(cfg->root, "log_max_size");
+    double v = json_is_number(ms) ? json_number_value(ms) : 0;
+    if (json_is_string(ms)) {
+      char *end;
+      v = strtod(json_string_value(ms), &end);
+      v *= *end == 'k' || *end == 'K' ? 1024 : *end == 'm' || *end == 'M' ? 1 << 20 : *end == 'g' || *end == 'G' ? 1 << 30 : 1;
+    }
+    if (v > 0) w->max_size = v < 65536 ? 65536 : v > 1e12 ? (int64_t)1e12 : (int64_t)v;
     long mf = config_int(cfg, "log_max_files", LOG_DEFAULT_MAX_FILES);
     if (mf >= 1 && mf <= 100) w->max_files = (int)mf;
   }
