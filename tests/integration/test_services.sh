@@ -259,17 +259,17 @@ test_persistent_after_simulated_reboot() {
 
 test_autostart_unit() {
   setup_ctr
-  B_EXTRA_ENV="BERTH_SYSTEMD_UNIT_DIR=$T_DIR/units" b_ok autostart enable
-  assert_exists "$T_DIR/units/berth-autostart.service"
-  assert_contains "$(cat "$T_DIR/units/berth-autostart.service")" "start --all-persistent"
-  assert_contains "$(cat "$T_DIR/units/berth-autostart.service")" "BERTH_ROOT=$BERTH_ROOT"
+  B_EXTRA_ENV="BERTH_SYSTEMD_UNIT_DIR=$BERTH_HOME/units" b_ok autostart enable
+  assert_exists "$BERTH_HOME/units/berth-autostart.service"
+  assert_contains "$(cat "$BERTH_HOME/units/berth-autostart.service")" "start --all-persistent"
+  assert_contains "$(cat "$BERTH_HOME/units/berth-autostart.service")" "BERTH_ROOT=$BERTH_ROOT"
   if [ ! -d /run/systemd/system ]; then
     assert_contains "$B_OUT" "systemd is not running" "no systemd: said, with the command to run at boot"
   fi
-  B_EXTRA_ENV="BERTH_SYSTEMD_UNIT_DIR=$T_DIR/units" b_ok autostart status
+  B_EXTRA_ENV="BERTH_SYSTEMD_UNIT_DIR=$BERTH_HOME/units" b_ok autostart status
   assert_contains "$B_OUT" installed
-  B_EXTRA_ENV="BERTH_SYSTEMD_UNIT_DIR=$T_DIR/units" b_ok autostart disable
-  assert_not_exists "$T_DIR/units/berth-autostart.service"
+  B_EXTRA_ENV="BERTH_SYSTEMD_UNIT_DIR=$BERTH_HOME/units" b_ok autostart disable
+  assert_not_exists "$BERTH_HOME/units/berth-autostart.service"
 }
 
 mcp_lines() { # NAME...: initialize, create each (the last persistent), list
