@@ -15,6 +15,11 @@
 #   berth exec     berth exec NAME /bin/true              (running container)
 #   berth create   berth create --no-mount-cwd --network none localhost/busybox  (detached;
 #                  the rm happens in hyperfine's untimed --prepare)
+#   berth start    berth start NAME of a stopped service container (sleep);
+#                  the stop (berth stop -t 0) in the untimed --prepare
+#   podman start   the same with podman (podman stop -t 0 in --prepare)
+#   berth logs     berth logs --tail 100 NAME of a service that wrote 100 MB
+#                  (config log_max_size 200m: one file)
 #   crun run       crun run of an OCI bundle (crun spec [--rootless], rootfs =
 #                  ROOTFS, args /bin/true, no terminal, no rlimits)
 #   crun exec      crun exec NAME /bin/true               (bundle running sleep)
@@ -179,6 +184,27 @@ section_berth() {
     fi
     "$B" rm -f bexec >/dev/null 2>&1
 
+    # start of a stopped service container (the stop in the untimed prepare)
+    if "$B" create -q --name bstart --no-mount-cwd --network none "$IMG" sleep 100000 >"$RES/bstart.log" 2>&1; then
+        measure berth_start "$B stop -t 0 bstart" "$B" start bstart
+    else
+        echo n/a >"$RES/berth_start"; cat "$RES/bstart.log" >&2
+    fi
+    "$B" rm -f bstart >/dev/null 2>&1
+
+    # logs --tail 100 of a 100 MB log (a config with room for it)
+    echo n/a >"$RES/berth_logs_tail"
+    printf '{"log_max_size": "200m"}\n' >"$MW/logs-config.json"
+    if BERTH_CONFIG=$MW/logs-config.json "$B" create -q --name blogs --no-mount-cwd --network none "$IMG" \
+        sh -c 'yes "a line of a service log, about sixty bytes long, with text" | head -c 100000000; echo end; sleep 100000' \
+        >"$RES/blogs.log" 2>&1; then
+        local w=0
+        until grep -q '^[^ ]* stdout F end$' "$BERTH_ROOT/containers/blogs/ctr.log" 2>/dev/null || [ $w -ge 600 ]; do sleep 0.1; w=$((w + 1)); done
+        measure berth_logs_tail "" "$B" logs --tail 100 blogs
+        du -b "$BERTH_ROOT/containers/blogs/ctr.log" | cut -f1 >"$RES/berth_logs_bytes"
+    fi
+    "$B" rm -f blogs >/dev/null 2>&1
+
     measure berth_create "sh -c '$B rm -f bcreate >/dev/null 2>&1; exit 0'" \
         "$B" create -q --name bcreate --no-mount-cwd --network none "$IMG"
     "$B" rm -f bcreate >/dev/null 2>&1
@@ -264,12 +290,13 @@ section_foreign() {
         measure podman_run "" "${PG[@]}" run --rm "${PRUN[@]}" "$IMG" /bin/true
         if "${PG[@]}" run -d --name bench-podman-exec "${PRUN[@]}" "$IMG" sleep 1000 >"$RES/podman-d.log" 2>&1; then
             measure podman_exec "" "${PG[@]}" exec bench-podman-exec /bin/true
+            measure podman_start "$(quote_cmd "${PG[@]}" stop -t 0 bench-podman-exec)" "${PG[@]}" start bench-podman-exec
         else
-            echo n/a >"$RES/podman_exec"; cat "$RES/podman-d.log" >&2
+            echo n/a >"$RES/podman_exec"; echo n/a >"$RES/podman_start"; cat "$RES/podman-d.log" >&2
         fi
     else
         bench_log "[$MODE] podman load failed"; cat "$RES/podman-load.log" >&2
-        echo n/a >"$RES/podman_run"; echo n/a >"$RES/podman_exec"
+        echo n/a >"$RES/podman_run"; echo n/a >"$RES/podman_exec"; echo n/a >"$RES/podman_start"
     fi
     foreign_cleanup_podman
     return 0
@@ -452,7 +479,8 @@ for mode in $MODES; do printf '%20s' "$mode"; done
 echo
 for row in "floor:floor (unshare+chroot /bin/true)" "berth_run:berth run --rm" "berth_exec:berth exec" \
     "berth_create:berth create (detached)" "crun_run:crun run" "crun_exec:crun exec" \
-    "podman_run:podman run --rm" "podman_exec:podman exec"; do
+    "podman_run:podman run --rm" "podman_exec:podman exec" "berth_start:berth start (stopped)" \
+    "podman_start:podman start (stopped)" "berth_logs_tail:berth logs --tail 100, 100 MB"; do
     key=${row%%:*}
     printf '%-34s' "${row#*:}"
     for mode in $MODES; do
@@ -498,7 +526,8 @@ ratio_line() { # MODE LABEL A B OP TARGET
 for mode in $MODES; do
     g() { val "$mode" "$1"; }
     if [ -n "${BENCH_RESULTS:-}" ]; then
-        for k in floor berth_run berth_exec berth_create crun_run crun_exec podman_run podman_exec pss; do
+        for k in floor berth_run berth_exec berth_create crun_run crun_exec podman_run podman_exec berth_start podman_start \
+            berth_logs_tail pss; do
             printf '%s\t%s\t%s\n' "$mode" "$k" "$(g $k)" >>"$BENCH_RESULTS"
         done
     fi
@@ -508,6 +537,11 @@ for mode in $MODES; do
     ratio_line "$mode" "exec berth/crun" "$(g berth_exec)" "$(g crun_exec)" le 1.0
     ratio_line "$mode" "run podman/berth" "$(g podman_run)" "$(g berth_run)" ge 20
     ratio_line "$mode" "exec podman/berth" "$(g podman_exec)" "$(g berth_exec)" ge 20
+    ratio_line "$mode" "start podman/berth" "$(g podman_start)" "$(g berth_start)" ge 10
+    ratio_line "$mode" "start berth/run berth" "$(g berth_start)" "$(g berth_run)" le 1.2
+    lt=$(g berth_logs_tail); st=""
+    if [ "$lt" = n/a ] || ! bench_le "$lt" 50; then st=" MISSED"; MISSED_ANY=1; fi
+    echo "[$mode] logs --tail 100 of a $(g berth_logs_bytes)-byte log = $lt ms (target <= 50)$st"
     pss=$(g pss)
     st=""
     if [ "$pss" = n/a ] || ! bench_le "$pss" 200; then st=" MISSED"; MISSED_ANY=1; fi

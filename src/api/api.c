@@ -82,7 +82,7 @@ static const struct param P_CREATE[] = {
     {"keep_alive", T_BOOL, false, "a dev container (berth's init alone, for execs) whatever the image's command"},
     {"user", T_STR, false, "user[:group] of the main process (default the image's)"},
     {"restart", T_STR, false, "restart policy: no (default), on-failure[:N], always, unless-stopped"},
-    {"ttl", T_INT, false, "seconds until the container is removed (default: never; persistent ones never expire)"},
+    {"ttl", T_INT, false, "seconds until the container is stopped and removed (default: never; not with persistent)"},
     {0}};
 static const struct param P_EXEC[] = {{"container", T_NAME, true, "container name"},
                                       {"command", T_STR, true, "shell command, run with /bin/sh -c"},

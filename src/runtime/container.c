@@ -2113,6 +2113,8 @@ static int main_state(struct create_ctx *c, json_t *st, berth_error_t *err) {
   if (o->run && strcmp(policy, "no")) return berth_error(err, -EINVAL, "a restart policy needs a detached container (create, or run -d)");
   json_object_set_new(st, "restart", json_pack("{s:s, s:i}", "policy", policy, "max", max));
   json_object_set_new(st, "restart_count", json_integer(0));
+  if (o->ttl > 0 && o->persistent)
+    return berth_error(err, -EINVAL, "a ttl and persistent exclude each other: a persistent container is kept until removed");
   if (o->ttl > 0) {
     c->expires_at = (double)time(NULL) + (double)o->ttl;
     json_object_set_new(st, "expires_at", json_integer((json_int_t)c->expires_at));
