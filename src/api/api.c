@@ -674,6 +674,11 @@ json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exe
   return reply;
 }
 
+static void api_step_progress(const char *name) {
+  cleanup_free char *m = xasprintf("provisioning: %s", name);
+  api_progress(2, 3, m);
+}
+
 static json_t *h_create(json_t *req) {
   struct create_prep cp;
   json_t *bad = create_prepare(req, &cp);
@@ -712,7 +717,9 @@ static json_t *h_create(json_t *req) {
   if (service) provision_run_service(&p);
   else {
     api_progress(1, 3, "provisioning");
+    provision_on_step = api_step_progress;
     provision_run(&p, name, &failed);
+    provision_on_step = NULL;
   }
   if (api_session && !json_is_true(json_object_get(res, "persistent"))) {
     if (!session_made) session_made = json_array();

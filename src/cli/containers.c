@@ -357,6 +357,11 @@ static int create_reply(json_t *rep, bool json, bool quiet) {
   return failed_step ? 1 : 0;
 }
 
+static void create_progress(void *ud, double p, double t, const char *m) {
+  (void)ud, (void)p, (void)t;
+  fprintf(stderr, "\r\033[Kberth: create: %s", m);
+}
+
 int cmd_create(int argc, char **argv) {
   struct create_cli c = {0};
   bool help = false;
@@ -364,6 +369,8 @@ int cmd_create(int argc, char **argv) {
   if (help) return fputs(CREATE_HELP, stdout), 0;
   if (i < 0) return EXIT_BERTH;
   if (!c.o.image && i < argc) c.o.image = argv[i++];
+  /* on a terminal: which step runs (a profile's packages take minutes) */
+  if (!c.quiet && !c.json && isatty(STDERR_FILENO)) api_set_progress(create_progress, NULL);
   json_t *req = create_request(&c);
   if (i < argc) { /* the main process's command, as docker create takes it */
     json_t *cmd = json_array();
@@ -372,6 +379,10 @@ int cmd_create(int argc, char **argv) {
   }
   json_t *rep = api_call_json(req);
   json_decref(req);
+  if (!c.quiet && !c.json && isatty(STDERR_FILENO)) {
+    api_set_progress(NULL, NULL);
+    fputs("\r\033[K", stderr);
+  }
   int rc = create_reply(rep, c.json, c.quiet);
   json_decref(rep);
   json_decref(c.env);

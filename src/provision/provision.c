@@ -407,11 +407,14 @@ static int exec_in(struct runner *r, const char *cmd, const char *cwd, uint64_t 
 }
 
 /* run a shell step; report with exit code, duration and output tail (never the command: it may hold secrets) */
+void (*provision_on_step)(const char *name);
+
 static void shell_step(struct runner *r, const char *name, const char *cmd, const char *cwd, uint64_t caps, int timeout) {
   if (r->failed) {
     json_array_append_new(r->p->report, prov_step(name, "skipped", 0, "an earlier step failed", NULL));
     return;
   }
+  if (provision_on_step) provision_on_step(name);
   struct exec_result res;
   berth_error_t e = NULL;
   double t0 = now_seconds();

@@ -38,6 +38,8 @@ void provision_free(struct prov *p);
 bool provision_needs_container(const struct prov *p);
 /* a purpose, a repo, setup commands or dotfiles: the request wants a dev container */
 bool provision_wants_dev(const struct prov *p);
+/* told the name of each command step as it starts (progress) */
+extern void (*provision_on_step)(const char *name);
 /* the report of a service container: its variables, nothing else */
 void provision_run_service(struct prov *p);
 /* the JSON step entry */
