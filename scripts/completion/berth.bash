@@ -3,7 +3,8 @@
 # names of containers, images and networks (asked of berth itself).
 _berth_names() { # containers | images | networks
   case $1 in
-    containers) berth ls -q 2>/dev/null ;;
+    containers) berth ls -aq 2>/dev/null ;;
+    running) berth ls -q 2>/dev/null ;;
     images) berth images 2>/dev/null | awk 'NR>1 && $1!="<none>" {print $1}' ;;
     networks) berth network ls 2>/dev/null | awk 'NR>1 {print $1}' ;;
   esac
@@ -13,7 +14,7 @@ _berth() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
   done
-  local cmds="pull load images rmi create run exec ls ps status rm cp hint network tool mcp preflight version help completion"
+  local cmds="pull load images rmi create run exec ls ps status rm logs stop start restart kill cp hint network tool mcp preflight autostart version help completion"
   if [ -z "$cmd" ]; then
     COMPREPLY=($(compgen -W "$cmds --debug --verbose --version --help" -- "$cur"))
     return
@@ -21,6 +22,8 @@ _berth() {
   local prev=${COMP_WORDS[COMP_CWORD-1]}
   case $prev in
     --network) COMPREPLY=($(compgen -W "bridge none host $(_berth_names networks)" -- "$cur")); return ;;
+    --restart) COMPREPLY=($(compgen -W "no on-failure always unless-stopped" -- "$cur")); return ;;
+    -s|--signal) COMPREPLY=($(compgen -W "TERM KILL INT HUP QUIT USR1 USR2" -- "$cur")); return ;;
     --purpose) COMPREPLY=($(compgen -W "python node rust go general amplifier clean try-repo" -- "$cur")); return ;;
     -v|--volume|--seccomp-profile|-w|--workdir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   esac
@@ -31,7 +34,9 @@ _berth() {
     return
   fi
   case $cmd in
-    exec|status|rm|hint) COMPREPLY=($(compgen -W "$(_berth_names containers)" -- "$cur")) ;;
+    exec|hint|stop|restart|kill) COMPREPLY=($(compgen -W "$(_berth_names running)" -- "$cur")) ;;
+    status|rm|logs|start) COMPREPLY=($(compgen -W "$(_berth_names containers)" -- "$cur")) ;;
+    autostart) COMPREPLY=($(compgen -W "enable disable status" -- "$cur")) ;;
     cp) COMPREPLY=($(compgen -W "$(_berth_names containers | sed 's/$/:/')" -- "$cur") $(compgen -f -- "$cur")); compopt -o nospace 2>/dev/null ;;
     create|run|rmi) COMPREPLY=($(compgen -W "$(_berth_names images)" -- "$cur")) ;;
     network)

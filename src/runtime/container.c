@@ -2912,6 +2912,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   for (int i = 0; i < 2; i++)
     if (state_proc_alive(st, helpers[i])) kill((pid_t)json_integer_value(json_object_get(json_object_get(st, helpers[i]), "pid")), SIGKILL);
   cgroup_destroy(json_object_get(st, "cgroup"));
+  berth_trace("start: leftovers cleared");
   const char *id = jstr(st, "id") ?: "";
   const char *network = jstr(st, "network") ?: "none";
   if (!strcmp(network, "bridge")) hb_release(id);
@@ -2947,7 +2948,9 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   hx = random_hex(2);
   c.cgname = xasprintf("%s-%s-%s", name, id, hx ? hx : "0"); /* a new name: the old one may linger */
   free(hx);
+  berth_trace("start: network and files");
   if (cgroup_create(c.cgname, &so.limits, &c.cg, err) < 0) goto done;
+  berth_trace("start: cgroup");
   kept = env_kept(cdir, c.spec, &dropped);
   if (env_fd_in >= 0) {
     c.env_fd = fcntl(env_fd_in, F_DUPFD_CLOEXEC, 3);
@@ -2980,7 +2983,9 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   if (state_write(name, st, err) < 0) goto done;
   if (c.lease.lock_fd >= 0) close(c.lease.lock_fd);
   c.lease.lock_fd = -1;
+  berth_trace("start: state written");
   if (start_monitor(&c, err) < 0) goto done;
+  berth_trace("start: monitor verdict");
   if (named) net_named_refresh(network);
   r = 0;
   st2 = state_read(name);
