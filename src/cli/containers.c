@@ -517,7 +517,7 @@ int cmd_run(int argc, char **argv) {
       json_t *nt;
       if (!c.json) json_array_foreach(json_object_get(res, "notes"), k, nt) fprintf(stderr, "note: %s\n", json_string_value(nt));
       if (!c.rm && !c.json)
-        fprintf(stderr, "berth: container %s exited (%d); it stays until `berth rm %s`\n", name, rc, name);
+        fprintf(stderr, "berth: container %s exited (%d); it stays: `berth start %s` runs it again (detached), `berth rm %s` removes it\n", name, rc, name, name);
     }
     buf_free(&r.out);
     buf_free(&r.err);
