@@ -2929,7 +2929,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
                          .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
   c.spec = json_load_file(sp, 0, NULL);
   c.port_fds = xmalloc0(sizeof(int) * (json_array_size(so.ports) + 1));
-  json_t *kept = NULL, *dropped = NULL, *cmd = NULL, *st2 = NULL, *restored = NULL, *v;
+  json_t *kept = NULL, *dropped = NULL, *cmd = NULL, *restored = NULL, *v;
   const char *ip = NULL, *k;
   char *hx = NULL;
   int r = -1;
@@ -2988,10 +2988,8 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   berth_trace("start: monitor verdict");
   if (named) net_named_refresh(network);
   r = 0;
-  st2 = state_read(name);
   *out = json_pack("{s:b, s:s, s:s, s:O, s:s, s:O}", "success", 1, "container", name, "status", "running", "restart_count",
-                   json_object_get(st2, "restart_count") ?: json_integer(0), "mode", jstr(st, "mode") ?: "dev",
-                   "env_dropped", dropped);
+                   json_object_get(st, "restart_count"), "mode", jstr(st, "mode") ?: "dev", "env_dropped", dropped);
   restored = json_array();
   json_object_foreach(kept, k, v) json_array_append_new(restored, json_string(k));
   json_object_set_new(*out, "env_restored", restored);
@@ -2999,7 +2997,6 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
     json_object_set_new(*out, "notes", json_pack("[s]", "variables that came from the host (passed through or forwarded "
                                                         "credentials) live only while a container runs: env_dropped names "
                                                         "them; pass them again with exec -e, or recreate the container"));
-  json_decref(st2);
 done:
   if (r < 0) {
     if (c.cg) cgroup_destroy(c.cg);
