@@ -6,10 +6,12 @@ CFLAGS ?= -O2 -g
 # -Wjump-misses-init: a goto past a cleanup variable would free garbage
 CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
           -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -Isrc/network -pthread -fPIC -MMD -MP \
-          $(shell pkg-config --cflags $(PKGS))
+          $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl, libarchive, libcrypto and libseccomp are loaded on first use (src/util/lazylib.c): not
-# linked; capabilities are set with capset(2), without libcap
-LDLIBS := $(shell pkg-config --libs jansson) -pthread -ldl
+# linked; capabilities are set with capset(2), without libcap.
+# pkg-config is quiet: before `make deps` (make demo and make test run it first)
+# the packages are not there yet, and a real lack shows as the compiler's error
+LDLIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -pthread -ldl
 BUILD := build
 
 LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \

@@ -8,7 +8,8 @@
 #   BERTH_FIXTURES_FORCE_PUSH=1 ...   # push even when the registry already has it
 #
 # Everything listens on 127.0.0.1; the only outside traffic is debootstrap's,
-# the first time the debian image is built without a cached tarball.
+# the first time the debian image is built without a cached tarball, and
+# apt-get's, the first time postgres and redis are (rootfs-cache/debian-*-layer.tar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -22,7 +23,9 @@ for c in python3 curl docker-registry openssl htpasswd; do
 done
 
 # ---- 1. images -------------------------------------------------------------
-want=(busybox multilayer multiplatform zstd nomediatype debian)
+# postgres and redis are Debian packages on the debian layer: like debian,
+# they need root and the Debian mirror the first time (then rootfs-cache/)
+want=(busybox multilayer multiplatform zstd nomediatype httpd debian postgres redis)
 [ "${BERTH_BIG:-0}" = 1 ] && want+=(big)
 missing=()
 for i in "${want[@]}"; do [ -f "$IMAGES/$i/index.json" ] || missing+=("$i"); done
@@ -60,23 +63,25 @@ layout_digest() {
   echo "${BASH_REMATCH[1]}"
 }
 
-# registry_has REGISTRY REPO DIGEST [curl args]: does REPO:latest already resolve to DIGEST?
+# registry_has REGISTRY REPO TAG DIGEST [curl args]: does REPO:TAG already resolve to DIGEST?
 registry_has() {
-  local reg=$1 repo=$2 digest=$3; shift 3
+  local reg=$1 repo=$2 tag=$3 digest=$4; shift 4
   local scheme=http
   [ $# -gt 0 ] && scheme=https
   local got
-  got=$(curl -fsS -I -H "$ACCEPT" "$@" "$scheme://$reg/v2/$repo/manifests/latest" 2>/dev/null |
+  got=$(curl -fsS -I -H "$ACCEPT" "$@" "$scheme://$reg/v2/$repo/manifests/$tag" 2>/dev/null |
         tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}') || true
   [ "$got" = "$digest" ]
 }
 
-# push IMAGE REGISTRY REPO [push.py args]
+# push IMAGE REGISTRY REPO[:TAG] [push.py args] (TAG: latest unless given)
 PIDS=()
 LOGDIR=$(mktemp -d)
 trap 'rm -rf "$LOGDIR"' EXIT
 push() {
-  local img=$1 reg=$2 repo=$3; shift 3
+  local img=$1 reg=$2 repo=${3%%:*} tag=latest
+  [[ $3 == *:* ]] && tag=${3#*:}
+  shift 3
   local layout=$IMAGES/$img digest curlargs=()
   digest=$(layout_digest "$layout")
   local a=("$@") i
@@ -86,13 +91,13 @@ push() {
       --user) curlargs+=(-u "${a[i+1]}") ;;
     esac
   done
-  if [ "${BERTH_FIXTURES_FORCE_PUSH:-0}" != 1 ] && registry_has "$reg" "$repo" "$digest" "${curlargs[@]}"; then
+  if [ "${BERTH_FIXTURES_FORCE_PUSH:-0}" != 1 ] && registry_has "$reg" "$repo" "$tag" "$digest" "${curlargs[@]}"; then
     return 0
   fi
-  local log=$LOGDIR/$(echo "$reg-$repo" | tr '/:' '__').log
-  say "pushing $img to $reg/$repo:latest"
-  ( python3 tests/fixtures/push.py "$layout" "$reg" "$repo:latest" -q "$@" >"$log" 2>&1 ||
-      { echo "push of $img to $reg/$repo failed:"; cat "$log"; exit 1; } ) &
+  local log=$LOGDIR/$(echo "$reg-$repo-$tag" | tr '/:' '__').log
+  say "pushing $img to $reg/$repo:$tag"
+  ( python3 tests/fixtures/push.py "$layout" "$reg" "$repo:$tag" -q "$@" >"$log" 2>&1 ||
+      { echo "push of $img to $reg/$repo:$tag failed:"; cat "$log"; exit 1; } ) &
   PIDS+=($!)
 }
 
@@ -109,6 +114,12 @@ push multiplatform "$P" library/multiplatform
 push busybox "$P" accesstest/busybox        # hub `access_token` variant
 push multilayer "$P" private/multilayer     # hub: needs credentials
 push busybox "$P" private/access-busybox    # hub: private + access_token
+push httpd "$P" test/httpd
+# the guide's postgres:16 and redis:7 through the docker.io mirror (tests/integration/test_stack.sh)
+push postgres "$P" library/postgres:16
+push postgres "$P" library/postgres:latest
+push redis "$P" library/redis:7
+push redis "$P" library/redis:latest
 # 5001: TLS, 5002: TLS + basic auth
 for i in "${small[@]}"; do
   push "$i" "$T" "test/$i" --cacert "$CA"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Registry fixtures for berth's tests.  Usage: scripts/registry.sh start|stop|status|env|restart
+# (`stop NAME...` stops only those; `running` prints the names of those that run)
 #
 # Everything listens on 127.0.0.1 only; all state (storage, certs, configs,
 # pidfiles, logs) lives under <repo>/rootfs-cache/registry/.  See
@@ -360,10 +361,25 @@ stop_one() {
     say "stopped $name (pid $pid)"
 }
 
+# cmd_stop [NAME...]: every fixture, or the named ones
 cmd_stop() {
+    local f n
+    for n in "$@"; do
+        [[ " $FIXTURES " == *" $n:"* ]] || die "no fixture named '$n' (known: $(fixture_names))"
+    done
+    for f in $FIXTURES; do
+        if [ $# -gt 0 ] && [[ " $* " != *" ${f%%:*} "* ]]; then continue; fi
+        stop_one "${f%%:*}"
+    done
+}
+
+fixture_names() { local f out=; for f in $FIXTURES; do out+=" ${f%%:*}"; done; echo "${out# }"; }
+
+# the names of the fixtures that run (started by this script, alive), one a line
+cmd_running() {
     local f
     for f in $FIXTURES; do
-        stop_one "${f%%:*}"
+        if running_pid "${f%%:*}" >/dev/null; then echo "${f%%:*}"; fi
     done
 }
 
@@ -415,9 +431,10 @@ cmd_env() {
 
 case ${1:-} in
     start) cmd_start ;;
-    stop) cmd_stop ;;
+    stop) shift; cmd_stop "$@" ;;
     restart) cmd_stop; cmd_start ;;
     status) cmd_status ;;
+    running) cmd_running ;;
     env) cmd_env ;;
-    *) echo "usage: $0 start|stop|restart|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop [NAME...]|restart|status|running|env" >&2; exit 2 ;;
 esac

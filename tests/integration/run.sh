@@ -7,6 +7,9 @@
 # Environment:
 #   BERTH_SUITES="test_images.sh ..."  which suites (default: all)
 #   BERTH_SKIP_FIXTURES=1   do not run scripts/fixtures.sh first
+#   BERTH_KEEP_FIXTURES=1   leave running the registry fixtures this run started
+#                           (by default they are stopped at the end; those that
+#                           ran before it are always left alone)
 #   BERTH_MODES="root rootless"  which modes to run (default both)
 #   BERTH_SERIAL=1          run every suite one mode after the other (default:
 #                           suites marked parallel-modes run both modes at once)
@@ -44,6 +47,28 @@ total_fail=0
 setup_fail=0
 t0=$EPOCHREALTIME
 
+# the registry fixtures (scripts/registry.sh) this run starts are stopped when
+# it ends, unless BERTH_KEEP_FIXTURES=1
+regs_before=$(scripts/registry.sh running 2>/dev/null)
+regs_done=0
+stop_started_registries() {
+  [ "$regs_done" = 0 ] || return 0
+  regs_done=1
+  local n started=()
+  for n in $(scripts/registry.sh running 2>/dev/null); do
+    grep -qxF "$n" <<<"$regs_before" || started+=("$n")
+  done
+  [ ${#started[@]} -gt 0 ] || return 0
+  if [ "${BERTH_KEEP_FIXTURES:-0}" = 1 ]; then
+    echo "# BERTH_KEEP_FIXTURES=1: the registry fixtures this run started keep running (${started[*]}); scripts/registry.sh stop stops them"
+  else
+    echo "# stopping the registry fixtures this run started (${started[*]}; BERTH_KEEP_FIXTURES=1 keeps them)"
+    scripts/registry.sh stop "${started[@]}" >/dev/null 2>&1 ||
+      echo "# scripts/registry.sh stop ${started[*]} failed"
+  fi
+}
+trap 'stop_started_registries >&2' EXIT
+
 if [ "${BERTH_SKIP_FIXTURES:-0}" != 1 ]; then
   echo "# scripts/fixtures.sh"
   if ! scripts/fixtures.sh; then
@@ -63,7 +88,7 @@ for m in "${MODES[@]}"; do
 done
 
 LOGS=$(mktemp -d /tmp/berth-it-logs.XXXXXX)
-trap 'rm -rf "$LOGS"' EXIT
+trap 'stop_started_registries >&2; rm -rf "$LOGS"' EXIT
 
 # A suite whose header has the line "# berth-suite: parallel-modes" runs as
 # root and rootless at the same time; the others run one mode after the other
@@ -125,6 +150,7 @@ for m in "${MODES[@]}"; do
 done
 
 total_fail=$((total_fail + setup_fail))
+stop_started_registries
 echo "# integration suites took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}') s"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]
