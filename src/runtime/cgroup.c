@@ -4,6 +4,7 @@
 #include <linux/sched.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/bpf.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -108,9 +109,11 @@ static bool has_word(const char *list, const char *word) {
  * has, in one write: a controller DIR lacks must not stop the others, and
  * one at a time would let the threaded ones (pids, cpu) in while memory is
  * refused, which turns a cgroup with processes into a thread root whose
- * children can take no process (EOPNOTSUPP). 0 when all three are on. */
+ * children can take no process (EOPNOTSUPP). 0 when all three are on.
+ * io goes along where DIR has it (a domain controller like memory, so
+ * refused only where memory is): accounting only, io.stat for berth stats. */
 static int v2_enable(const char *dir) {
-  static const char *const want[] = {"memory", "pids", "cpu"};
+  static const char *const want[] = {"memory", "pids", "cpu", "io"};
   cleanup_free char *cur = NULL;
   cleanup_free char *avail = NULL;
   cleanup_free char *p = xasprintf("%s/cgroup.subtree_control", dir);
@@ -119,10 +122,10 @@ static int v2_enable(const char *dir) {
   read_file(pc, 4096, &avail, NULL, NULL);
   char v[64] = "";
   bool all = true;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (has_word(cur, want[i])) continue;
     if (!has_word(avail, want[i])) {
-      all = false;
+      if (i < 3) all = false; /* io is not required */
       continue;
     }
     snprintf(v + strlen(v), sizeof v - strlen(v), "%s+%s", *v ? " " : "", want[i]);
@@ -338,16 +341,19 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
     }
   } else {
     json_object_set_new(o, "version", json_integer(1));
-    const char *ctrls[] = {"memory", "pids", "cpu", "devices"};
-    /* each read once for the four (mountinfo is the costly one) */
+    /* cpuacct: accounting only, the CPU time `berth stats` reads (where it
+     * is mounted on its own, not with cpu) */
+    const char *ctrls[] = {"memory", "pids", "cpu", "devices", "cpuacct"};
+    /* each read once for them all (mountinfo is the costly one) */
     cleanup_free char *minfo = NULL, *cgs = NULL;
     if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 ||
         read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
       minfo = cgs = NULL;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
       cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
       cleanup_free char *own = own_path_in(cgs, ctrls[i]);
-      if (i == 3 && (!mnt || !own)) continue; /* the devices allow-list is a layer behind nodev: not a limit */
+      /* the devices allow-list is a layer behind nodev: not a limit; cpuacct is no limit either */
+      if (i >= 3 && (!mnt || !own)) continue;
       if (!mnt || !own) {
         applied = false;
         cleanup_free char *m = xasprintf("%sno cgroup v1 `%s` controller mounted", note.len ? "; " : "", ctrls[i]);
@@ -356,7 +362,15 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
       }
       cleanup_free char *parent = xasprintf("%s%s/berth", mnt, strcmp(own, "/") ? own : "");
       cleanup_free char *dir = xasprintf("%s/%s", parent, name);
+      if (i == 4) { /* cpu,cpuacct mounted together: the cpu group has it already */
+        bool dup = false;
+        size_t k;
+        json_t *q;
+        json_array_foreach(paths, k, q) dup = dup || !strcmp(json_string_value(q), dir);
+        if (dup) continue;
+      }
       if ((mkdir(parent, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        if (i == 4) continue; /* no CPU figures in `berth stats`, nothing else lost */
         applied = false;
         cleanup_free char *m = xasprintf("%scannot create cgroup v1 `%s` group (%s)", note.len ? "; " : "", ctrls[i],
                                          strerror(errno));
@@ -514,6 +528,135 @@ void cgroup_destroy(json_t *info) {
       nanosleep(&ts, NULL);
     }
   }
+}
+
+/* ---- resource use (berth stats) ---- */
+
+int64_t cgroup_stat_field(const char *text, const char *key) {
+  size_t n = strlen(key);
+  for (const char *l = text; l && *l;) {
+    if (!strncmp(l, key, n) && l[n] == ' ') return strtoll(l + n + 1, NULL, 10);
+    l = strchr(l, '\n');
+    if (l) l++;
+  }
+  return -1;
+}
+
+int64_t cgroup_parse_limit(const char *text) {
+  while (*text == ' ' || *text == '\t') text++;
+  char *end;
+  long long v = strtoll(text, &end, 10);
+  /* "max" (v2), or v1's "no limit": the page counter's maximum, near INT64_MAX */
+  if (end == text || v < 0 || v >= INT64_MAX / 2) return -1;
+  return v;
+}
+
+void cgroup_parse_io_stat(const char *text, int64_t *rd, int64_t *wr) {
+  *rd = *wr = 0;
+  for (const char *t = text; t && *t;) {
+    t += strspn(t, " \n");
+    if (!strncmp(t, "rbytes=", 7)) *rd += strtoll(t + 7, NULL, 10);
+    else if (!strncmp(t, "wbytes=", 7)) *wr += strtoll(t + 7, NULL, 10);
+    t += strcspn(t, " \n");
+  }
+}
+
+void cgroup_parse_blkio(const char *text, int64_t *rd, int64_t *wr) {
+  *rd = *wr = 0;
+  for (const char *l = text; l && *l;) {
+    /* "MAJ:MIN Read N", "MAJ:MIN Write N", ...; the last line is "Total N" */
+    char op[16];
+    long long v;
+    if (sscanf(l, "%*u:%*u %15s %lld", op, &v) == 2) {
+      if (!strcmp(op, "Read")) *rd += v;
+      else if (!strcmp(op, "Write")) *wr += v;
+    }
+    l = strchr(l, '\n');
+    if (l) l++;
+  }
+}
+
+/* a small file of the cgroup directory dfd, NUL-terminated; -1 when absent */
+static ssize_t cg_read(int dfd, const char *file, char *buf, size_t len) {
+  int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t n = 0;
+  ssize_t r;
+  while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  buf[n] = '\0';
+  return (ssize_t)n;
+}
+
+/* cgroup v1: which hierarchy a path is in, from the mount points, read
+ * once per process (a container's own name may be "memory-x": the path
+ * text alone cannot tell) */
+enum { CG_MEMORY = 1, CG_PIDS = 2, CG_CPUACCT = 4, CG_BLKIO = 8 };
+static char *v1_mnt[4];
+static pthread_once_t v1_mnt_once = PTHREAD_ONCE_INIT;
+static void v1_mnt_load(void) {
+  cleanup_free char *minfo = NULL;
+  if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0) return;
+  const char *ctrls[] = {"memory", "pids", "cpuacct", "blkio"};
+  for (int i = 0; i < 4; i++) v1_mnt[i] = v1_mount_in(minfo, ctrls[i]);
+}
+static unsigned v1_controllers(const char *path) {
+  pthread_once(&v1_mnt_once, v1_mnt_load);
+  unsigned has = 0;
+  for (int i = 0; i < 4; i++) {
+    size_t n = v1_mnt[i] ? strlen(v1_mnt[i]) : 0;
+    if (n && !strncmp(path, v1_mnt[i], n) && path[n] == '/') has |= 1u << i;
+  }
+  return has;
+}
+
+int cgroup_stats(json_t *info, struct cgroup_stats *out) {
+  *out = (struct cgroup_stats){.mem_usage = -1, .mem_limit = -1, .cpu_ns = -1, .pids = -1, .pids_max = -1,
+                               .io_read = -1, .io_write = -1};
+  bool v2 = json_integer_value(json_object_get(info, "version")) == 2;
+  json_t *paths = json_object_get(info, "paths");
+  if (!json_array_size(paths)) return -1;
+  char buf[16384];
+  size_t i;
+  json_t *p;
+  json_array_foreach(paths, i, p) {
+    const char *d = json_string_value(p);
+    unsigned has = !d ? 0 : v2 ? ~0u : v1_controllers(d); /* v1: not the cpu and devices groups */
+    cleanup_close int dfd = has ? open(d, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0) continue;
+    if (has & CG_MEMORY) {
+      int64_t use = cg_read(dfd, v2 ? "memory.current" : "memory.usage_in_bytes", buf, sizeof buf) > 0 ? strtoll(buf, NULL, 10) : -1;
+      bool stat = use >= 0 && cg_read(dfd, "memory.stat", buf, sizeof buf) > 0;
+      if (use >= 0) {
+        /* less the inactive page cache, which the kernel drops first: the
+         * figure docker stats shows */
+        int64_t inactive = stat ? cgroup_stat_field(buf, v2 ? "inactive_file" : "total_inactive_file") : -1;
+        out->mem_usage = inactive > 0 && inactive < use ? use - inactive : use;
+      }
+      /* v1's memory.stat has the limit too, the lowest on the way up (one
+       * file less to open per container) */
+      int64_t hl = stat && !v2 ? cgroup_stat_field(buf, "hierarchical_memory_limit") : -1;
+      if (hl >= 0) out->mem_limit = hl < INT64_MAX / 2 ? hl : -1; /* no limit: as in cgroup_parse_limit */
+      else if (cg_read(dfd, v2 ? "memory.max" : "memory.limit_in_bytes", buf, sizeof buf) > 0) out->mem_limit = cgroup_parse_limit(buf);
+    }
+    if (has & CG_CPUACCT) {
+      if (v2) {
+        int64_t us = cg_read(dfd, "cpu.stat", buf, sizeof buf) > 0 ? cgroup_stat_field(buf, "usage_usec") : -1;
+        if (us >= 0) out->cpu_ns = us * 1000;
+      } else if (cg_read(dfd, "cpuacct.usage", buf, sizeof buf) > 0)
+        out->cpu_ns = strtoll(buf, NULL, 10);
+    }
+    if (has & CG_PIDS) {
+      if (cg_read(dfd, "pids.current", buf, sizeof buf) > 0) out->pids = strtoll(buf, NULL, 10);
+      if (cg_read(dfd, "pids.max", buf, sizeof buf) > 0) out->pids_max = cgroup_parse_limit(buf);
+    }
+    /* v2: only where the io controller is on for the container's cgroup */
+    if ((has & CG_BLKIO) && cg_read(dfd, v2 ? "io.stat" : "blkio.throttle.io_service_bytes", buf, sizeof buf) >= 0) {
+      if (v2) cgroup_parse_io_stat(buf, &out->io_read, &out->io_write);
+      else cgroup_parse_blkio(buf, &out->io_read, &out->io_write);
+    }
+  }
+  return 0;
 }
 
 static int64_t read_num(const char *dir, const char *file) {
