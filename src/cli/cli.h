@@ -25,4 +25,8 @@ int cmd_start(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_autostart(int argc, char **argv);
+/* inspect.c */
+int cmd_inspect(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 #endif

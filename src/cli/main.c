@@ -228,7 +228,10 @@ static const char *MAIN_HELP =
     "  rm         stop and remove containers\n"
     "  logs       a service container's output (-f follows)\n"
     "  stop       stop containers, keeping them; start, restart: bring them back\n"
-    "  kill       send a signal to a container's main process\n\n"
+    "  kill       send a signal to a container's main process\n"
+    "  inspect    a container's or an image's whole record, as JSON\n"
+    "  stats      resource use of running containers: CPU, memory, network, block I/O\n"
+    "  top        the processes running in a container\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
     "  hint       the command that opens a shell in a container\n"
     "  network    named networks: create, rm, ls\n\n"
@@ -283,6 +286,9 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "restart")) return cmd_restart(argc, argv);
   if (!strcmp(cmd, "kill")) return cmd_kill(argc, argv);
   if (!strcmp(cmd, "autostart")) return cmd_autostart(argc, argv);
+  if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
+  if (!strcmp(cmd, "stats")) return cmd_stats(argc, argv);
+  if (!strcmp(cmd, "top")) return cmd_top(argc, argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "completion")) return cmd_completion(argc, argv);
   return NO_SUCH_COMMAND;
