@@ -14,7 +14,7 @@ _berth() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
   done
-  local cmds="pull load images rmi create run exec ls ps status rm logs stop start restart kill cp hint network tool mcp preflight autostart version help completion"
+  local cmds="pull load images rmi create run exec ls ps status rm logs stop start restart kill cp hint network inspect stats top tool mcp preflight autostart version help completion"
   if [ -z "$cmd" ]; then
     COMPREPLY=($(compgen -W "$cmds --debug --verbose --version --help" -- "$cur"))
     return
@@ -26,6 +26,7 @@ _berth() {
     -s|--signal) COMPREPLY=($(compgen -W "TERM KILL INT HUP QUIT USR1 USR2" -- "$cur")); return ;;
     --purpose) COMPREPLY=($(compgen -W "python node rust go general amplifier clean try-repo" -- "$cur")); return ;;
     -v|--volume|--seccomp-profile|-w|--workdir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --type) COMPREPLY=($(compgen -W "container image" -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
     local flags
@@ -37,6 +38,8 @@ _berth() {
     exec|hint|stop|restart|kill) COMPREPLY=($(compgen -W "$(_berth_names running)" -- "$cur")) ;;
     status|rm|logs|start) COMPREPLY=($(compgen -W "$(_berth_names containers)" -- "$cur")) ;;
     autostart) COMPREPLY=($(compgen -W "enable disable status" -- "$cur")) ;;
+    stats|top) COMPREPLY=($(compgen -W "$(_berth_names running)" -- "$cur")) ;;
+    inspect) COMPREPLY=($(compgen -W "$(_berth_names containers) $(_berth_names images)" -- "$cur")) ;;
     cp) COMPREPLY=($(compgen -W "$(_berth_names containers | sed 's/$/:/')" -- "$cur") $(compgen -f -- "$cur")); compopt -o nospace 2>/dev/null ;;
     create|run|rmi) COMPREPLY=($(compgen -W "$(_berth_names images)" -- "$cur")) ;;
     network)
