@@ -51,7 +51,14 @@ int berth_snapshot(const char *container, const char *name, char **result, berth
 char *berth_snapshot_ref(const char *name);
 /* 1-63 lowercase letters, digits, `-`, `_`, `.`, starting with a letter or digit */
 bool berth_snapshot_name_valid(const char *name);
-/* Remove REF; drops layers no other image uses. */
+/* `berth rmi`: take the name REF (or every name of the image, for a
+ * digest) away; with the last name the image goes, with every layer no
+ * other image or container uses. An image a container uses (running, or
+ * stopped and kept) is refused, naming the container; with force its
+ * names go and the image stays, unnamed ("kept_for": the containers),
+ * until no container uses it (`berth system prune` then removes it). */
+int berth_rmi(const char *ref, bool force, char **result, berth_error_t *err);
+/* berth_rmi with force: the name goes, an image in use stays unnamed. */
 int berth_image_remove(const char *ref, char **result, berth_error_t *err);
 
 #ifdef __cplusplus

@@ -305,7 +305,8 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
 }
 
 /* a snapshot name taken again: the image it had goes, unless another name
- * still points at it (its layers stay while a container runs on them) */
+ * still points at it or a container uses it (then it stays, unnamed, for
+ * `berth system prune` once that container is gone) */
 static void drop_if_unnamed(const char *digest) {
   struct store s;
   if (store_open(&s, true, NULL) < 0) return;
@@ -315,6 +316,9 @@ static void drop_if_unnamed(const char *digest) {
   json_t *v;
   json_object_foreach(refs, k, v) if (!strcmp(json_string_value(v) ?: "", digest)) named = true;
   json_decref(refs);
+  json_t *users = named ? NULL : store_image_users(&s, digest);
+  if (json_array_size(users)) named = true;
+  json_decref(users);
   if (!named) {
     json_t *removed = json_array();
     store_remove_image(&s, digest, removed);
@@ -328,13 +332,9 @@ static void collect_dead_snapshots(struct store *s) {
   DIR *d = opendir(tmp);
   if (!d) return;
   struct dirent *de;
-  while ((de = readdir(d))) {
-    int pid;
-    unsigned long long t0;
-    if (sscanf(de->d_name, "snap-%d-%llu-", &pid, &t0) != 2) continue;
-    if (pid > 0 && proc_starttime(pid) == t0) continue; /* still being made */
-    rm_rf_at(dirfd(d), de->d_name, NULL);
-  }
+  int lk;
+  while ((de = readdir(d)))
+    if (str_has_prefix(de->d_name, "snap-") && store_tmp_stale(s, de->d_name, &lk)) rm_rf_at(dirfd(d), de->d_name, NULL);
   closedir(d);
 }
 
