@@ -51,6 +51,11 @@ int berth_snapshot(const char *container, const char *name, char **result, berth
 char *berth_snapshot_ref(const char *name);
 /* 1-63 lowercase letters, digits, `-`, `_`, `.`, starting with a letter or digit */
 bool berth_snapshot_name_valid(const char *name);
+/* `berth commit`: the same as a snapshot (the container's writable layer
+ * on top of its image's layers), named REF (NAME[:TAG], normalized as a
+ * pull's; NULL: localhost/CONTAINER:latest). A name taken again moves to
+ * the new image. *result: {success, image, digest, layer, detail}. */
+int berth_commit(const char *container, const char *ref, char **result, berth_error_t *err);
 /* `berth rmi`: take the name REF (or every name of the image, for a
  * digest) away; with the last name the image goes, with every layer no
  * other image or container uses. An image a container uses (running, or
@@ -60,6 +65,7 @@ bool berth_snapshot_name_valid(const char *name);
 int berth_rmi(const char *ref, bool force, char **result, berth_error_t *err);
 /* berth_rmi with force: the name goes, an image in use stays unnamed. */
 int berth_image_remove(const char *ref, char **result, berth_error_t *err);
+
 
 #ifdef __cplusplus
 }
