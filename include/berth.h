@@ -66,6 +66,24 @@ int berth_rmi(const char *ref, bool force, char **result, berth_error_t *err);
 /* berth_rmi with force: the name goes, an image in use stays unnamed. */
 int berth_image_remove(const char *ref, char **result, berth_error_t *err);
 
+/* ---- disk use and garbage (docs/api.md, "C library") ---- */
+/* `berth system df`: disk use of the data dir by images, snapshots,
+ * containers, layers and leftovers of interrupted work, each {count,
+ * active, size, reclaimable} in bytes of disk use. */
+int berth_system_df(char **result, berth_error_t *err);
+struct berth_prune_options {
+  bool all;         /* every image no container uses, not only unnamed ones */
+  bool dry_run;     /* only say what would go (and how much that frees) */
+  const char *plan; /* a dry run's result: remove only what it listed and is
+                       garbage still; NULL: whatever is garbage now */
+};
+/* `berth system prune`: remove exited containers that are neither
+ * persistent nor have a restart policy, unused images (unnamed ones, or
+ * with `all` every one), layers nothing names, and leftovers of
+ * interrupted work. *result: {containers, images, layers, leftovers,
+ * failed, notes, bytes_freed}; a dry run: the same lists and
+ * `reclaimable`. */
+int berth_system_prune(const struct berth_prune_options *opts, char **result, berth_error_t *err);
 
 #ifdef __cplusplus
 }
