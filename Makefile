@@ -15,7 +15,7 @@ BUILD := build
 LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp/default.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
-CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o $(BUILD)/completion.o
+CLI_OBJ := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/containers.o $(BUILD)/src/cli/tool.o $(BUILD)/src/cli/mcp.o $(BUILD)/src/cli/system.o $(BUILD)/completion.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 

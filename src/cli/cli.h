@@ -19,4 +19,8 @@ int cmd_preflight(int argc, char **argv);
 int cmd_hint(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_network(int argc, char **argv);
+/* system.c */
+int cmd_system(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 #endif

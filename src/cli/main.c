@@ -235,7 +235,9 @@ static const char *MAIN_HELP =
     "  pull       pull an image from a registry\n"
     "  load       import an OCI layout or docker save archive\n"
     "  images     list images\n"
-    "  rmi        remove images\n\n"
+    "  rmi        remove images\n"
+    "  commit     make an image from a container\n"
+    "  snapshot   the snapshots agents make: ls, rm\n\n"
     "Containers:\n"
     "  create     create and start a container\n"
     "  run        create, run a command, optionally remove (--rm)\n"
@@ -245,7 +247,8 @@ static const char *MAIN_HELP =
     "  rm         stop and remove containers\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
     "  hint       the command that opens a shell in a container\n"
-    "  network    named networks: create, rm, ls\n\n"
+    "  network    named networks: create, rm, ls\n"
+    "  system     disk use (df) and removing what nothing needs (prune)\n\n"
     "Agents and hosts:\n"
     "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
     "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
@@ -290,6 +293,9 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "hint")) return cmd_hint(argc, argv);
   if (!strcmp(cmd, "cp")) return cmd_cp(argc, argv);
   if (!strcmp(cmd, "network")) return cmd_network(argc, argv);
+  if (!strcmp(cmd, "system")) return cmd_system(argc, argv);
+  if (!strcmp(cmd, "commit")) return cmd_commit(argc, argv);
+  if (!strcmp(cmd, "snapshot")) return cmd_snapshot(argc, argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "completion")) return cmd_completion(argc, argv);
   return NO_SUCH_COMMAND;
