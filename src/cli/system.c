@@ -206,7 +206,7 @@ static int cmd_prune(int argc, char **argv) {
   if (berth_system_prune(&po, &plan_txt, &err) < 0) return cli_fail(json, err);
   json_t *plan = json_loads(plan_txt, 0, NULL);
   FILE *say = json ? stderr : stdout;
-  if (dry || !plan_items(plan)) {
+  if (dry) {
     if (volumes) json_object_set_new(plan, "volumes", json_string(NO_VOLUMES));
     if (json) cli_print_json(plan);
     else {
@@ -221,7 +221,7 @@ static int cmd_prune(int argc, char **argv) {
     free(plan_txt);
     return 0;
   }
-  if (ask) {
+  if (ask && plan_items(plan)) { /* nothing to remove: nothing to ask */
     char a[32], line[64] = "";
     fprintf(say, "WARNING! This will remove:\n");
     print_plan(say, plan);

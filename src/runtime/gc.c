@@ -607,6 +607,7 @@ static int collect_in_ns(void *arg, char **result, berth_error_t *err) {
   add_orphan_blobs(&sc);
   json_t *cl = container_layers(&sc, false); /* the plan's containers are removed by now */
   json_t *images = json_array(), *layers = json_array(), *left = json_array(), *fails = json_array(), *gone = json_object();
+  json_t *notes = json_array();
   uint64_t freed = 0;
   const char *k;
   json_t *v;
@@ -616,6 +617,8 @@ static int collect_in_ns(void *arg, char **result, berth_error_t *err) {
       if (!json_array_size(u) && in_plan(a->plan, "images", "digest", k)) json_object_set(gone, k, json_true());
       json_decref(u);
     }
+  else if (json_array_size(json_object_get(a->plan, "images")))
+    json_array_append_new(notes, json_string("a container is being created: no image is removed this time (run prune again once it is up)"));
   json_object_foreach(sc.images, k, v) {
     if (!json_object_get(gone, k)) continue;
     json_t *out = NULL;
@@ -683,8 +686,8 @@ static int collect_in_ns(void *arg, char **result, berth_error_t *err) {
     json_array_append_new(left, json_pack("{s:O, s:O, s:O}", "path", json_object_get(v, "path"), "size", json_object_get(v, "size"),
                                           "why", json_object_get(v, "why")));
   }
-  json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I}", "images", images, "layers", layers, "leftovers", left, "failed", fails,
-                        "bytes_freed", (json_int_t)freed);
+  json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "images", images, "layers", layers, "leftovers", left, "failed", fails,
+                        "bytes_freed", (json_int_t)freed, "notes", notes);
   *result = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   json_decref(orph);
@@ -724,13 +727,21 @@ int berth_system_df(char **result, berth_error_t *err) {
   return 0;
 }
 
-/* keep the items of `fresh` (this moment's plan) that `confirmed` lists too */
+/* keep the items of `fresh` (this moment's plan) that `confirmed` lists
+ * too; a container only as the same instance (its id) */
 static void plan_intersect(json_t *fresh, json_t *confirmed) {
   const char *what[][2] = {{"containers", "name"}, {"images", "digest"}, {"layers", "digest"}, {"leftovers", "path"}};
   for (int w = 0; w < 4; w++) {
     json_t *arr = json_object_get(fresh, what[w][0]);
-    for (size_t i = json_array_size(arr); i-- > 0;)
-      if (!in_plan(confirmed, what[w][0], what[w][1], jstr(json_array_get(arr, i), what[w][1]))) json_array_remove(arr, i);
+    for (size_t i = json_array_size(arr); i-- > 0;) {
+      json_t *it = json_array_get(arr, i), *c;
+      size_t k;
+      bool keep = false;
+      json_array_foreach(json_object_get(confirmed, what[w][0]), k, c)
+          keep = keep || (!strcmp(jstr(c, what[w][1]) ?: "", jstr(it, what[w][1]) ?: "") &&
+                          (w || json_equal(json_object_get(c, "id"), json_object_get(it, "id"))));
+      if (!keep) json_array_remove(arr, i);
+    }
   }
 }
 
@@ -794,7 +805,9 @@ int berth_system_prune(const struct berth_prune_options *opts, char **result, be
   json_array_extend(json_object_get(res, "failed"), fails);
   json_decref(fails);
   json_object_set_new(res, "bytes_freed", json_integer((json_int_t)(freed + (uint64_t)jint(res, "bytes_freed"))));
-  json_object_set(res, "notes", json_object_get(plan, "notes"));
+  json_t *notes = json_object_get(plan, "notes");
+  json_array_extend(notes, json_object_get(res, "notes"));
+  json_object_set(res, "notes", notes);
   json_decref(plan);
   *result = json_dumps(res, JSON_INDENT(2));
   json_decref(res);
