@@ -287,7 +287,7 @@ json_t *store_image_users(struct store *s, const char *digest) {
 
 /* what rmi says when a container still runs on the image, or may be started again */
 static int refuse_in_use(const char *what, json_t *users, berth_error_t *err) {
-  struct buf b = {0};
+  struct buf b = {0}, rm = {0};
   size_t i, n = json_array_size(users);
   json_t *u;
   json_array_foreach(users, i, u) {
@@ -297,16 +297,20 @@ static int refuse_in_use(const char *what, json_t *users, berth_error_t *err) {
       break;
     }
     cleanup_free char *one = xasprintf("%s`%s`", i ? ", " : "", json_string_value(u));
+    cleanup_free char *arg = xasprintf(" %s", json_string_value(u));
     buf_append(&b, one, strlen(one));
+    buf_append(&rm, arg, strlen(arg));
   }
   buf_append(&b, "", 1);
+  buf_append(&rm, "", 1);
   cleanup_free char *fix = berth_for_agents ? xasprintf("destroy %s first", n > 1 ? "them" : "it")
-                                            : xasprintf("remove %s first (`berth rm %s`), or take the name away with `berth rmi --force %s` "
+                                            : xasprintf("remove %s first (`berth rm%s`), or take the name away with `berth rmi --force %s` "
                                                         "(the image then stays, unnamed, until no container uses it, and "
                                                         "`berth system prune` removes it after that)",
-                                                        n > 1 ? "them" : "it", json_string_value(json_array_get(users, 0)), what);
+                                                        n > 1 ? "them" : "it", rm.data, what);
   int r = berth_error(err, -EBUSY, "image `%s` is used by container%s %s: %s", what, n > 1 ? "s" : "", b.data, fix);
   buf_free(&b);
+  buf_free(&rm);
   return r;
 }
 

@@ -138,6 +138,7 @@ struct scan {
   json_t *records; /* digest -> size of images/HEX.json */
   json_t *left;    /* [{path, size, stale, why}]: tmp, trash */
   bool busy;       /* a container is being created: it may be about to use any image */
+  const char *unsure; /* a record that could not be read: what it names is unknown */
   struct du_seen seen;
 };
 
@@ -173,7 +174,10 @@ static int scan_images(struct scan *sc, berth_error_t *err) {
     char dg[72];
     snprintf(dg, sizeof dg, "sha256:%.64s", de->d_name);
     json_t *rec = store_read_image(&sc->s, dg, NULL);
-    if (!rec) continue;
+    if (!rec) {
+      sc->unsure = "an image record cannot be read";
+      continue;
+    }
     json_t *names = json_array(), *layers = json_array(), *blobs = json_array();
     bool snap = false;
     const char *k;
@@ -244,6 +248,7 @@ static void scan_containers(struct scan *sc, json_t *list) {
     if (!json_is_array(layers)) {
       json_decref(layers);
       layers = json_array();
+      sc->unsure = "a container's layers.json cannot be read";
     }
     const char *dg = jstr(st, "image_digest");
     if (!dg && jstr(st, "image")) dg = jstr(refs, jstr(st, "image")); /* a record from before image_digest */
@@ -383,6 +388,7 @@ static json_t *freed_by(struct scan *sc, json_t *gone, json_t *ctr_layers, uint6
 /* blobs no image record names (a pull or load that ended between its
  * config and its record), as leftovers */
 static void add_orphan_blobs(struct scan *sc) {
+  if (sc->unsure) return;
   json_t *named = json_object();
   const char *dg;
   json_t *img, *v;
@@ -397,9 +403,11 @@ static void add_orphan_blobs(struct scan *sc) {
   json_decref(named);
 }
 
-/* layers no image names and no container (but the removable ones) runs on */
+/* layers no image names and no container (but the removable ones) runs on;
+ * none when a record could not be read */
 static json_t *orphan_layers(struct scan *sc, json_t *ctr_layers) {
   json_t *named = json_object(), *out = json_array();
+  if (sc->unsure) return out;
   const char *dg;
   json_t *img, *v;
   size_t i;
@@ -542,6 +550,10 @@ static int plan_in_ns(void *arg, char **result, berth_error_t *err) {
       if (!json_array_size(u) && (!named || a->all)) json_object_set(gone, k, json_true());
       json_decref(u);
     }
+  if (sc.unsure) {
+    cleanup_free char *n = xasprintf("%s: unused layers and blobs are left this time (see `berth system df -v`)", sc.unsure);
+    json_array_append_new(notes, json_string(n));
+  }
   json_t *fr = freed_by(&sc, gone, kept_cl, &img_total);
   json_object_foreach(sc.images, k, v) if (json_object_get(gone, k))
       json_array_append_new(images, json_pack("{s:s, s:O, s:O, s:b, s:O}", "digest", k, "names", json_object_get(v, "names"), "size",
