@@ -245,6 +245,37 @@ test_df_matches_du() {
   assert_eq "$(jx 'd["leftovers"]["reclaimable"]')" 0
 }
 
+# what prune cannot be sure of, it leaves: images while a create is under
+# way (it may be about to use any), unused layers while a record is unreadable
+test_prune_holds_back_when_unsure() {
+  setup_ctr
+  local fake=$STORE/layers/$(printf 'b%.0s' {1..64})
+  mkdir -p "$fake/diff"
+  head -c 50000 /dev/urandom >"$fake/diff/f"
+  own "$fake"
+  # a create that has made its directory and not yet its record
+  mkdir -p "$BERTH_ROOT/containers/inprog"
+  own "$BERTH_ROOT/containers"
+  b_ok system prune --all -f --json
+  assert_eq "$(jx '[i["digest"] for i in d["images"]]')" '[]' "no image goes while a create is under way"
+  assert_contains "$(jx 'd["notes"]')" "being created"
+  assert_eq "$(jx '[l["digest"] for l in d["layers"]]')" "[\"sha256:${fake##*/}\"]" "an unused layer still goes"
+  rmdir "$BERTH_ROOT/containers/inprog"
+  mkdir -p "$fake/diff"
+  own "$fake"
+  local junk=$STORE/images/$(printf 'e%.0s' {1..64}).json
+  echo 'not json' >"$junk"
+  own "$junk"
+  b_ok system prune -f --json
+  assert_eq "$(jx 'd["layers"]')" '[]' "no layer goes while an image record cannot be read"
+  assert_contains "$(jx 'd["notes"]')" "cannot be read"
+  assert_exists "$fake"
+  rm -f "$junk"
+  b_ok system prune --all -f --json
+  assert_not_exists "$fake"
+  assert_contains "$(jx '[i["names"] for i in d["images"]]')" "localhost/busybox" "with nothing in doubt, --all takes the unused image"
+}
+
 # root: a disk limit's writable layer is an image file; df counts its blocks
 test_df_disk_limit() {
   setup_ctr
@@ -265,6 +296,7 @@ t_run "rmi of an image in use names the container; --force leaves it unnamed for
 t_run "commit: a new container runs the image and sees the first one's file" test_commit_runs_in_a_new_container
 t_run "snapshot ls and rm" test_snapshot_ls_rm
 t_run "df: figures agree with du" test_df_matches_du
+t_run "prune leaves what it cannot be sure of" test_prune_holds_back_when_unsure
 if [ "$BERTH_MODE" = root ]; then
   t_run "df: a disk-limited container counts its image's blocks" test_df_disk_limit
 fi
