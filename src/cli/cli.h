@@ -29,4 +29,8 @@ int cmd_autostart(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+/* system.c */
+int cmd_system(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 #endif
