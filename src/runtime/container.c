@@ -1766,20 +1766,23 @@ static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_la
   return r;
 }
 
-static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cfg, berth_error_t *err) {
-  struct store s;
-  if (store_open(&s, false, err) < 0) return -1;
-  int r = store_lookup(&s, o->image, rec, cfg, err);
-  store_close(&s);
-  if (r == 0 || !err || !*err || (*err)->status != ENOENT) return r;
+/* The image's record and config. On success *held is the store, open
+ * shared: a prune or rmi (exclusive) waits until the container's
+ * layers.json names the layers, and then keeps them (store_close it). */
+static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cfg, struct store *held, berth_error_t *err) {
+  if (store_open(held, false, err) < 0) return -1;
+  int r = store_lookup(held, o->image, rec, cfg, err);
+  if (r == 0) return 0;
+  store_close(held);
+  if (!err || !*err || (*err)->status != ENOENT) return r;
   berth_error_clear(err);
   struct berth_pull_options po = {.platform = o->platform, .quiet = o->quiet};
   char *res = NULL;
   if (berth_image_pull(o->image, &po, &res, err) < 0) return -1;
   free(res);
-  if (store_open(&s, false, err) < 0) return -1;
-  r = store_lookup(&s, o->image, rec, cfg, err);
-  store_close(&s);
+  if (store_open(held, false, err) < 0) return -1;
+  r = store_lookup(held, o->image, rec, cfg, err);
+  if (r < 0) store_close(held);
   return r;
 }
 
@@ -1848,6 +1851,8 @@ struct create_ctx {
   int userns_fd; /* rootless: the container's user namespace, for the removal */
   int mnt_fd;
   int run_go_w, pty_sock, out_r, err_r;
+  struct store store; /* open shared from the image's lookup to layers.json */
+  bool store_held;
   /* a service: its command (a JSON array, and argv pointing into it) */
   json_t *svc_argv;
   char **svc_cargv;
@@ -2183,6 +2188,8 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
   if (write_file_new(lp, lt, strlen(lt), 0600, err) < 0) return -1;
+  store_close(&c->store); /* the layers are named: a prune keeps them now */
+  c->store_held = false;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   c->id = random_hex(6);
   const char *id = c->id;
@@ -2348,7 +2355,8 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
                          .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
                          .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
   berth_trace("create: start");
-  if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
+  if (pull_if_absent(o, &c.img, &c.icfg, &c.store, err) < 0) return berth_error_wrap(err, "Failed to create container");
+  c.store_held = true;
   berth_trace("create: image found");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
@@ -2375,6 +2383,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
     }
   }
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
+  if (c.store_held) store_close(&c.store);
   if (c.env_fd >= 0) close(c.env_fd);
   if (c.lock_fd >= 0) close(c.lock_fd);
   net_lease_close(&c.lease);
