@@ -42,7 +42,7 @@ test_prune_containers_bytes_match_du() {
   # not on a terminal and no -f: refused, nothing removed
   b_fails system prune
   assert_contains "$B_MSG" "-f" "the refusal names the flag"
-  b_ok ls -q
+  b_ok ls -aq
   assert_contains "$B_OUT" gone "a refused prune removes nothing"
   b_ok system prune --dry-run --json
   assert_eq "$(jx '[c["name"] for c in d["containers"]]')" '["gone"]' "the dry run lists only the exited, non-persistent one"
@@ -56,7 +56,7 @@ test_prune_containers_bytes_match_du() {
   assert_ge "$freed" $((3 << 20)) "bytes freed (3 MiB were written)"
   assert_near "$freed" $((before - after)) 65536 "bytes freed vs the data dir's measured shrink"
   assert_not_exists "$BERTH_ROOT/containers/gone"
-  b_ok ls --json
+  b_ok ls -a --json
   assert_contains "$B_OUT" '"up"' "the running container stays"
   assert_contains "$B_OUT" '"keep"' "the persistent exited container stays"
   b_ok exec up true
