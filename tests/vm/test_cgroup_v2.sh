@@ -185,7 +185,7 @@ test_two_creates_one_process() {
     printf "$req" 3 m2
     printf '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"containers","arguments":{"operation":"preflight"}}}\n'
   } >"$T_DIR/mcp.in"
-  berth_cmd mcp
+  berth_cmd mcp --keep-containers # the containers are looked at after the session
   "${B_CMD[@]}" <"$T_DIR/mcp.in" >"$T_DIR/mcp.out" 2>"$T_DIR/mcp.err" || fail "berth mcp: $(cat "$T_DIR/mcp.err")"
   cat "$T_DIR/mcp.out"
   local c p1 p2
