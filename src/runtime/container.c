@@ -1372,6 +1372,10 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   if (!st) st = json_object();
   cleanup_free char *bid = boot_id_read();
   json_object_set_new(st, "status", json_string("running"));
+  /* the last run's end belongs to that run */
+  json_object_del(st, "exit_code");
+  json_object_del(st, "finished_at");
+  json_object_del(st, "oom_killed");
   json_object_set_new(st, "init", proc_ref(L->pid));
   json_object_set_new(st, "monitor", proc_ref(monitor));
   json_object_set_new(st, "boot_id", json_string(bid));
