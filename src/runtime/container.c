@@ -128,6 +128,11 @@ static bool state_proc_alive(json_t *st, const char *field) {
   return pid > 0 && t && proc_starttime(pid) == t;
 }
 
+/* the spec's devices allow-list, for cgroup_create */
+static json_t *spec_devices(json_t *spec) {
+  return json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices");
+}
+
 static json_t *proc_ref(pid_t pid) {
   return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid));
 }
@@ -1206,7 +1211,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
    * CLONE_INTO_CGROUP: no migration, which would take the kernel's global
    * lock, see cgroup_enter_self); v1: made while init mounts */
   json_t *cg = m->cg_made ? json_incref(m->cg_made) : NULL;
-  if (!cg && cgroup_is_v2() && cgroup_create(m->cgname, m->limits, &cg, &e2) < 0) {
+  if (!cg && cgroup_is_v2() && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &cg, &e2) < 0) {
     close(sync[0]), close(sync[1]), close(rep[0]), close(rep[1]);
     if (exitp[0] >= 0) close(exitp[0]), close(exitp[1]);
     *err = e2;
@@ -1261,7 +1266,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   if (write(sync[1], &go, 1) != 1) {}
   /* v1: the cgroup is made now, while init mounts */
   L->cg = cg;
-  if (!fail && !L->cg && cgroup_create(m->cgname, m->limits, &L->cg, &e2) < 0) fail = e2->msg;
+  if (!fail && !L->cg && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &L->cg, &e2) < 0) fail = e2->msg;
   /* the second go: init moves itself on v1, we move it when it was not born inside */
   cleanup_free char *self_move = NULL;
   if (!fail && !placed) {
@@ -2194,7 +2199,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
   if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, false, err) < 0) return -1;
   c->cgname = xasprintf("%s-%s", c->name, id);
-  if (!o->run && cgroup_create(c->cgname, &o->limits, &c->cg, err) < 0) return -1;
+  if (!o->run && cgroup_create(c->cgname, &o->limits, spec_devices(c->spec), &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
@@ -2949,7 +2954,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   c.cgname = xasprintf("%s-%s-%s", name, id, hx ? hx : "0"); /* a new name: the old one may linger */
   free(hx);
   berth_trace("start: network and files");
-  if (cgroup_create(c.cgname, &so.limits, &c.cg, err) < 0) goto done;
+  if (cgroup_create(c.cgname, &so.limits, spec_devices(c.spec), &c.cg, err) < 0) goto done;
   berth_trace("start: cgroup");
   kept = env_kept(cdir, c.spec, &dropped);
   if (env_fd_in >= 0) {
