@@ -1148,11 +1148,12 @@ static int rootless_access(struct merge *m, const char *from, const char *host, 
     return berth_error(m->err, -EACCES, "%s: %s (group %s, mode %o) is open to you only through group `%s`, and a rootless container's "
                        "processes do not keep your supplementary groups (they take the container user's): make the node open to "
                        "everyone (a udev rule with MODE=\"0666\"), or run berth as root", from, host, gname, st->st_mode & 0777, gname);
-  return berth_error(m->err, -EACCES, "%s: your user cannot open %s (owner uid %u, group %s, mode %o)%s; rootless containers get "
-                     "only the devices you can open yourself: %s", from, host, (unsigned)st->st_uid, gname, st->st_mode & 0777,
-                     by_group ? ", which is open to its group" : "",
-                     by_group ? "open the node to everyone (a udev rule with MODE=\"0666\"), or run berth as root"
-                              : "ask for read-only access if it allows that, or run berth as root");
+  if (by_group && (m->flags & M_GROUPS_KEPT))
+    return berth_error(m->err, -EACCES, "%s: %s (group %s, mode %o) is open to group `%s`, which your user is not in: `sudo usermod -aG "
+                       "%s $USER` and log in again, or run berth as root", from, host, gname, st->st_mode & 0777, gname, gname);
+  return berth_error(m->err, -EACCES, "%s: %s (owner uid %u, group %s, mode %o) is not open to your user, and a rootless container "
+                     "gets only the nodes its user may open (without your supplementary groups): have it made open to everyone "
+                     "(a udev rule with MODE=\"0666\"), or run berth as root", from, host, (unsigned)st->st_uid, gname, st->st_mode & 0777);
 }
 
 /* fill a node from the host (the reference's fillMissingInfo), check its
@@ -1395,7 +1396,15 @@ static int not_found(struct cdi_registry *r, const char *q, berth_error_t *err) 
     buf_append(&names, k + strlen(kind) + 1, strlen(k) - strlen(kind) - 1);
   }
   buf_append(&names, "", 1);
-  cleanup_free char *dirs = json_dumps(r->dirs, JSON_COMPACT);
+  struct buf db = {0};
+  size_t di;
+  json_t *dv;
+  json_array_foreach(r->dirs, di, dv) {
+    if (db.len) buf_append(&db, ", ", 2);
+    buf_append(&db, json_string_value(dv) ?: "?", strlen(json_string_value(dv) ?: "?"));
+  }
+  buf_append(&db, "", 1);
+  cleanup_free char *dirs = db.data;
   cleanup_free char *bad = NULL;
   if (json_array_size(r->errors)) {
     struct buf b = {0};
