@@ -2758,6 +2758,7 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   if (json_object_get(st, "exit_code")) json_object_set(meta, "exit_code", json_object_get(st, "exit_code"));
   json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
   json_object_set(meta, "ports", json_object_get(st, "ports") ?: json_array());
+  if (json_object_get(st, "devices")) json_object_set(meta, "devices", json_object_get(st, "devices"));
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
   /* the main process and its life */
   const char *keys[] = {"command", "user", "restart", "restart_count", "finished_at", "oom_killed", "expires_at", "stopped",
