@@ -793,6 +793,7 @@ static json_t *h_create(json_t *req) {
   if (json_object_get(res, "expires_at")) json_object_set(reply, "expires_at", json_object_get(res, "expires_at"));
   if (json_object_get(res, "notes")) json_object_set(reply, "notes", json_object_get(res, "notes"));
   if (json_object_get(res, "disk")) json_object_set(reply, "disk", json_object_get(res, "disk"));
+  if (json_object_get(res, "devices")) json_object_set(reply, "devices", json_object_get(res, "devices"));
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
   if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));

@@ -199,6 +199,12 @@ test_bad_requests_and_specs_leave_nothing() {
     >"$T_DIR/cdi/failing.yaml"
   b_fails create -q --no-mount-cwd --network none --name n --device example.com/failing=x localhost/busybox
   assert_contains "$B_MSG" "createRuntime hook \`/bin/sh\` failed (exit 3): vendor says no"
+  # a hook past its timeout: killed, and the create fails at once
+  printf 'cdiVersion: 0.6.0\nkind: example.com/slow\ndevices:\n  - name: x\n    containerEdits:\n      hooks: [{hookName: createContainer, path: /bin/sleep, args: [sleep, "30"], timeout: 1}]\n' \
+    >"$T_DIR/cdi/slow.yaml"
+  b_fails create -q --no-mount-cwd --network none --name n --device example.com/slow=x localhost/busybox
+  assert_contains "$B_MSG" "createContainer hook \`/bin/sleep\` did not finish within 1 s"
+  assert_le "$B_SECS" 10 "seconds the create took"
   # a spec others may write is not read
   printf 'cdiVersion: 0.6.0\nkind: example.com/open\ndevices:\n  - name: x\n    containerEdits: {env: [A=1]}\n' >"$T_DIR/cdi/open.yaml"
   chmod 666 "$T_DIR/cdi/open.yaml"
