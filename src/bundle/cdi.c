@@ -63,19 +63,40 @@ static void fld(char *b, size_t n, const char *fmt, ...) {
 }
 #define FLD(b, ...) fld(b, sizeof b, __VA_ARGS__)
 
+/* marks by node pointer, open addressing: every typed read looks one up,
+ * and a generated spec has tens of thousands of nodes */
+static size_t mark_slot(const struct vctx *v, const json_t *n) {
+  uintptr_t h = (uintptr_t)n;
+  h ^= h >> 17, h *= 0x9E3779B97F4A7C15ULL, h ^= h >> 29;
+  return (size_t)h & (v->cap - 1);
+}
+
 static void mark_add(struct vctx *v, json_t *n, int line, bool plain) {
-  if (v->nmarks == v->cap) {
-    size_t nc = v->cap ? v->cap * 2 : 256;
-    struct mark *m = realloc(v->marks, nc * sizeof *m);
+  if (!n) return;
+  if ((v->nmarks + 1) * 2 > v->cap) { /* keep it at most half full */
+    size_t nc = v->cap ? v->cap * 2 : 1024;
+    struct mark *m = calloc(nc, sizeof *m), *old = v->marks;
     if (!m) return; /* lines are for messages only */
+    size_t oc = v->cap;
     v->marks = m, v->cap = nc;
+    for (size_t i = 0; i < oc; i++)
+      if (old[i].node) {
+        size_t k = mark_slot(v, old[i].node);
+        while (m[k].node) k = (k + 1) & (nc - 1);
+        m[k] = old[i];
+      }
+    free(old);
   }
-  v->marks[v->nmarks++] = (struct mark){n, line, plain};
+  size_t k = mark_slot(v, n);
+  while (v->marks[k].node && v->marks[k].node != n) k = (k + 1) & (v->cap - 1);
+  if (!v->marks[k].node) v->nmarks++;
+  v->marks[k] = (struct mark){n, line, plain};
 }
 
 static const struct mark *mark_of(struct vctx *v, json_t *n) {
-  for (size_t i = 0; n && i < v->nmarks; i++)
-    if (v->marks[i].node == n) return &v->marks[i];
+  if (!n || !v->cap) return NULL;
+  for (size_t k = mark_slot(v, n); v->marks[k].node; k = (k + 1) & (v->cap - 1))
+    if (v->marks[k].node == n) return &v->marks[k];
   return NULL;
 }
 

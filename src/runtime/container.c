@@ -1532,9 +1532,9 @@ static void poststart(json_t *spec, const char *name, const char *cdir, pid_t pi
 
 /* poststop hooks: on the host, once the container has ended (its record
  * says so) or is removed; a failure is a warning */
-static void poststop(const char *name, const char *cdir) {
-  cleanup_free char *sp = xasprintf("%s/config.json", cdir);
-  json_t *spec = json_load_file(sp, 0, NULL);
+static void poststop(const char *name, const char *cdir, json_t *known) {
+  cleanup_free char *sp = known ? NULL : xasprintf("%s/config.json", cdir);
+  json_t *spec = known ? json_incref(known) : json_load_file(sp, 0, NULL);
   if (hooks_any(spec, "poststop")) {
     cleanup_free char *st = hooks_state(spec, name, "stopped", 0, cdir);
     berth_error_t e = NULL;
@@ -1705,7 +1705,7 @@ static int record_exit(const char *who, int code, bool reap_children) {
     cgroup_destroy(json_object_get(s2, "cgroup"));
     if (ended_now) {
       cleanup_free char *cdir = cpath(name, NULL);
-      if (cdir) poststop(name, cdir);
+      if (cdir) poststop(name, cdir, NULL);
     }
     hb_release(jstr(s2, "id"));
     /* a stopped member loses its name on the network */
@@ -2484,7 +2484,7 @@ static void run_finish(struct create_ctx *c, struct exec_result *res) {
   res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   berth_trace("run: exited %d", res->exit_code);
   if (c->o->remove_on_exit) {
-    poststop(c->name, c->cdir);
+    poststop(c->name, c->cdir, c->spec); /* the spec in hand: no read of config.json per run */
     /* the name is free when we return; the unmounts, the cgroup and the
      * files go with a detached child */
     json_t *out = NULL;
@@ -2863,7 +2863,7 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   }
   berth_trace("rm: init gone");
   /* its monitor finds no record once we are done: the end is ours to announce */
-  if (was_running) poststop(name, cdir);
+  if (was_running) poststop(name, cdir, NULL);
   if (later) later->cg = json_incref(json_object_get(st, "cgroup")); /* removed by the trash child */
   else if (st) cgroup_destroy(json_object_get(st, "cgroup"));
   berth_trace("rm: cgroup removed");
