@@ -25,6 +25,8 @@ _berth() {
     --network) COMPREPLY=($(compgen -W "bridge none host $(_berth_names networks)" -- "$cur")); return ;;
     --restart) COMPREPLY=($(compgen -W "no on-failure always unless-stopped" -- "$cur")); return ;;
     -s|--signal) COMPREPLY=($(compgen -W "TERM KILL INT HUP QUIT USR1 USR2" -- "$cur")); return ;;
+    --gpus) COMPREPLY=($(compgen -W "all device=" -- "$cur")); return ;;
+    --device) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --purpose) COMPREPLY=($(compgen -W "python node rust go general amplifier clean try-repo" -- "$cur")); return ;;
     -v|--volume|--seccomp-profile|-w|--workdir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --type) COMPREPLY=($(compgen -W "container image" -- "$cur")); return ;;

@@ -213,21 +213,75 @@ fallback:
   return NULL;
 }
 
-/* the character devices a container may read and write (minor -1: any):
- * null, zero, full, random, urandom, tty, ptmx and the pts range; one
- * list for the v1 devices files and the v2 program */
-static const struct { int32_t major, minor; } DEVICE_ALLOW[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9},
-                                                                  {5, 0}, {5, 2}, {136, -1}};
+/* One rule of the devices allow-list: type c or b, major, minor (-1:
+ * any), read and write. mknod is never allowed: no workload holds
+ * CAP_MKNOD, and a node made anyway must not open. */
+struct dev_rule {
+  char type;
+  int32_t major, minor;
+  bool r, w;
+};
+
+/* berth's own /dev: null, zero, full, random, urandom, tty, ptmx and the
+ * pts range, read and write */
+static const struct dev_rule DEVICE_ALLOW[] = {{'c', 1, 3, 1, 1}, {'c', 1, 5, 1, 1}, {'c', 1, 7, 1, 1}, {'c', 1, 8, 1, 1},
+                                               {'c', 1, 9, 1, 1}, {'c', 5, 0, 1, 1}, {'c', 5, 2, 1, 1}, {'c', 136, -1, 1, 1}};
 enum { N_DEVICE_ALLOW = sizeof DEVICE_ALLOW / sizeof *DEVICE_ALLOW };
+
+json_t *cgroup_default_devices(void) {
+  json_t *a = json_array();
+  json_array_append_new(a, json_pack("{s:b, s:s}", "allow", 0, "access", "rwm"));
+  for (int i = 0; i < N_DEVICE_ALLOW; i++) {
+    json_t *e = json_pack("{s:b, s:s, s:i, s:s}", "allow", 1, "type", "c", "major", DEVICE_ALLOW[i].major, "access", "rw");
+    if (DEVICE_ALLOW[i].minor >= 0) json_object_set_new(e, "minor", json_integer(DEVICE_ALLOW[i].minor));
+    json_array_append_new(a, e);
+  }
+  return a;
+}
+
+/* The allow rules of a spec's linux.resources.devices (what berth wrote:
+ * a deny-all entry, then allow entries), or berth's own list when the
+ * spec has none (a container made before the list was written). An
+ * entry without a type, with no major, or without r or w allows nothing. */
+static struct dev_rule *dev_rules(json_t *devices, size_t *n) {
+  *n = 0;
+  if (!json_is_array(devices)) {
+    struct dev_rule *r = malloc(sizeof DEVICE_ALLOW);
+    if (r) memcpy(r, DEVICE_ALLOW, sizeof DEVICE_ALLOW), *n = N_DEVICE_ALLOW;
+    return r;
+  }
+  struct dev_rule *r = calloc(json_array_size(devices) + 1, sizeof *r);
+  size_t i;
+  json_t *d;
+  json_array_foreach(devices, i, d) {
+    const char *type = json_string_value(json_object_get(d, "type")), *acc = json_string_value(json_object_get(d, "access"));
+    json_t *ma = json_object_get(d, "major"), *mi = json_object_get(d, "minor");
+    if (!r || !json_is_true(json_object_get(d, "allow")) || !type || (strcmp(type, "c") && strcmp(type, "b")) || !json_is_integer(ma) ||
+        json_integer_value(ma) < 0 || json_integer_value(ma) > 0xfff || (mi && !json_is_integer(mi)) || !acc)
+      continue;
+    struct dev_rule x = {type[0], (int32_t)json_integer_value(ma), mi ? (int32_t)json_integer_value(mi) : -1, strchr(acc, 'r') != NULL,
+                         strchr(acc, 'w') != NULL};
+    if (x.minor < -1 || x.minor > 0xfffff || (!x.r && !x.w)) continue;
+    r[(*n)++] = x;
+  }
+  return r;
+}
 
 /* cgroup v2 has no devices files: the same allow-list as a
  * BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup (as runc
  * and crun do). ctx is struct bpf_cgroup_dev_ctx {access_type (access <<
  * 16 | type), major, minor}; 1 allows, 0 refuses. */
 #define INSN(c, d, sr, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (sr), .off = (o), .imm = (i)})
-int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
-  enum { NR = N_DEVICE_ALLOW };
-  struct bpf_insn p[8 + 3 * NR + 4];
+int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err) {
+  size_t nr = 0;
+  struct dev_rule *rules = dev_rules(devices, &nr);
+  if (!rules) return berth_error(err, -ENOMEM, "devices program");
+  struct bpf_insn *p = calloc(11 + 5 * nr, sizeof *p);
+  size_t *to_allow = calloc(nr + 1, sizeof *to_allow);
+  if (!p || !to_allow) {
+    free(rules), free(p), free(to_allow);
+    return berth_error(err, -ENOMEM, "devices program");
+  }
   int n = 0;
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
@@ -235,21 +289,27 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
-  int deny_jumps[2];
-  deny_jumps[0] = n;
+  int mknod_jump = n;
   p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, BPF_DEVCG_ACC_MKNOD); /* mknod: never */
-  deny_jumps[1] = n;
-  p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, BPF_DEVCG_DEV_CHAR); /* block devices: never */
-  int allow_jumps[NR];
-  for (int i = 0; i < NR; i++) {
-    if (DEVICE_ALLOW[i].minor < 0) { /* any minor of the major */
-      allow_jumps[i] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_4, 0, 0, DEVICE_ALLOW[i].major);
-    } else {
-      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 1, DEVICE_ALLOW[i].major); /* not this major: next rule */
-      allow_jumps[i] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_5, 0, 0, DEVICE_ALLOW[i].minor);
+  for (size_t i = 0; i < nr; i++) {
+    /* each test that fails jumps to the next rule; all pass: allow */
+    int next_jumps[4], nj = 0;
+    next_jumps[nj++] = n;
+    p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, rules[i].type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
+    next_jumps[nj++] = n;
+    p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 0, rules[i].major);
+    if (rules[i].minor >= 0) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_5, 0, 0, rules[i].minor);
     }
+    int denied = (rules[i].r ? 0 : BPF_DEVCG_ACC_READ) | (rules[i].w ? 0 : BPF_DEVCG_ACC_WRITE);
+    if (denied) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, denied);
+    }
+    to_allow[i] = (size_t)n;
+    p[n++] = INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0);
+    for (int j = 0; j < nj; j++) p[next_jumps[j]].off = (int16_t)(n - next_jumps[j] - 1);
   }
   int deny = n;
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
@@ -257,8 +317,10 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   int allow = n;
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
   p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
-  for (int i = 0; i < 2; i++) p[deny_jumps[i]].off = (int16_t)(deny - deny_jumps[i] - 1);
-  for (int i = 0; i < NR; i++) p[allow_jumps[i]].off = (int16_t)(allow - allow_jumps[i] - 1);
+  p[mknod_jump].off = (int16_t)(deny - mknod_jump - 1);
+  for (size_t i = 0; i < nr; i++) p[to_allow[i]].off = (int16_t)(allow - (int)to_allow[i] - 1);
+  free(rules);
+  free(to_allow);
   union bpf_attr la = {0};
   la.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
   la.insns = (uint64_t)(uintptr_t)p;
@@ -271,9 +333,14 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
     la.log_buf = (uint64_t)(uintptr_t)log;
     la.log_size = sizeof log;
     pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
-    if (pfd < 0) return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
+    if (pfd < 0) {
+      free(p);
+      return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
+    }
   }
-  if (pfd < 0) return berth_error(err, errno, "load the devices program");
+  int le = errno;
+  free(p);
+  if (pfd < 0) return berth_error(err, le, "load the devices program");
   union bpf_attr aa = {0};
   aa.target_fd = (uint32_t)cgfd;
   aa.attach_bpf_fd = (uint32_t)pfd;
@@ -285,7 +352,7 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   return r < 0 ? berth_error(err, e, "attach the devices program") : 0;
 }
 
-int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err) {
+int cgroup_create(const char *name, const struct limits *l, json_t *devices, json_t **info, berth_error_t *err) {
   (void)err;
   json_t *o = json_object(), *paths = json_array();
   json_object_set_new(o, "paths", paths);
@@ -331,7 +398,7 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
       if (geteuid() == 0) {
         cleanup_close int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         berth_error_t de = NULL;
-        if (cfd < 0 || cgroup_devices_bpf(cfd, &de) < 0) berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
+        if (cfd < 0 || cgroup_devices_bpf(cfd, devices, &de) < 0) berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
         berth_error_free(de);
       }
       if (l->cpus > 0) {
@@ -391,15 +458,19 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
         r = write_str(dir, "cpu.cfs_period_us", "100000");
         if (r == 0) r = write_str(dir, "cpu.cfs_quota_us", v);
       } else if (i == 3) {
-        /* an allow-list: the nodes berth binds into /dev and the
-         * container's own pseudo-terminals, read and write, never mknod */
-        r = write_str(dir, "devices.deny", "a");
-        for (int k = 0; r == 0 && k < N_DEVICE_ALLOW; k++) {
-          char rule[48];
-          if (DEVICE_ALLOW[k].minor < 0) snprintf(rule, sizeof rule, "c %d:* rw", DEVICE_ALLOW[k].major);
-          else snprintf(rule, sizeof rule, "c %d:%d rw", DEVICE_ALLOW[k].major, DEVICE_ALLOW[k].minor);
+        /* an allow-list: the nodes berth puts into /dev (its own and
+         * those asked for) and the container's own pseudo-terminals,
+         * read and write as each allows, never mknod */
+        size_t nr = 0;
+        struct dev_rule *rules = dev_rules(devices, &nr);
+        r = rules ? write_str(dir, "devices.deny", "a") : -1;
+        for (size_t k = 0; r == 0 && k < nr; k++) {
+          char rule[64], minor[16] = "*";
+          if (rules[k].minor >= 0) snprintf(minor, sizeof minor, "%d", rules[k].minor);
+          snprintf(rule, sizeof rule, "%c %d:%s %s%s", rules[k].type, rules[k].major, minor, rules[k].r ? "r" : "", rules[k].w ? "w" : "");
           r = write_str(dir, "devices.allow", rule);
         }
+        free(rules);
         if (r < 0) {
           berth_debug("devices cgroup %s: %s", dir, strerror(errno));
           r = 0; /* not a limit the caller asked for: nodev and no CAP_MKNOD still hold */

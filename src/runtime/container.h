@@ -42,6 +42,11 @@ struct create_opts {
   /* the MCP session that made it ({pid, starttime}): removed when that
    * session ends, unless persistent */
   json_t *session;
+  /* devices: CDI names (vendor/class=name) and host device paths
+   * (/dev/x[:CTR][:rwm]); gpu: some came from `gpu`/--gpus (a failure
+   * then says what preflight's gpu check says) */
+  json_t *devices;
+  bool gpu;
 };
 
 struct exec_opts {
