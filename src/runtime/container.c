@@ -1591,6 +1591,10 @@ static void monitor_main(struct monitor_args *m) {
     monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
     _exit(1);
   }
+  /* opened after init exists (it must hold no fd of the host's), before
+   * our report (until then the create or start holds the container's
+   * lock: the directory is the one we were started for) */
+  int cdir_fd = open(m->cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (m->service) {
     close(go[0]), close(op[1]), close(ep[1]);
     json_decref(svc_env);
@@ -1607,8 +1611,10 @@ static void monitor_main(struct monitor_args *m) {
   berth_trace("monitor: reported ok");
   state_sync(m->name); /* durable now, off the create's path */
   /* from here on nobody reads our stdio */
-  cleanup_free char *log = xasprintf("%s/monitor.log", m->cdir);
-  int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  /* relative to the directory we were started for: removed meanwhile
+   * (rm -f, and the name taken again), it gets no stray file */
+  int lf = cdir_fd >= 0 ? openat(cdir_fd, "monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+  if (cdir_fd >= 0) close(cdir_fd);
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0);
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
