@@ -43,6 +43,7 @@
 #include "cdi.h"
 #include "config.h"
 #include "disk.h"
+#include "logs.h"
 #include "hooks.h"
 #include "preflight.h"
 #include "security.h"
@@ -1566,7 +1567,7 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   json_decref(st);
 }
 
-static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r);
+static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r, struct log_writer *lw);
 static json_t *read_env_fd(int fd);
 
 static void monitor_main(struct monitor_args *m) {
@@ -1595,6 +1596,11 @@ static void monitor_main(struct monitor_args *m) {
    * our report (until then the create or start holds the container's
    * lock: the directory is the one we were started for) */
   int cdir_fd = open(m->cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct log_writer lw = {.fd = -1, .dirfd = -1};
+  if (m->service && log_open(&lw, m->cdir, &err) < 0) {
+    fprintf(stderr, "berth-monitor: %s\n", err->msg); /* the service runs; its output is dropped */
+    berth_error_clear(&err);
+  }
   if (m->service) {
     close(go[0]), close(op[1]), close(ep[1]);
     json_decref(svc_env);
@@ -1618,7 +1624,7 @@ static void monitor_main(struct monitor_args *m) {
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0);
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
-  if (m->resident) monitor_serve(m, pid, op[0], ep[0]); /* does not return */
+  if (m->resident) monitor_serve(m, pid, op[0], ep[0], &lw); /* does not return */
   {
     /* hand the waiting to berth-tiny; it execs `berth __monitor-exit` at the end */
     int self = open("/proc/self/exe", O_RDONLY);
@@ -2899,7 +2905,6 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
 }
 
 /* ---------- service monitor, stop, start, restart policy ---------- */
-#include "logs.h"
 
 /* the sealed environment memfd's ["K=V"] */
 static json_t *read_env_fd(int fd) {
@@ -2976,13 +2981,9 @@ static void monitor_restart(const char *name, const char *id, int code, double r
 
 /* The resident monitor: writes the service's output to its log, ends the
  * container when it expires, records the end, applies the restart policy. */
-static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r) {
-  struct log_writer lw = {.fd = -1};
+static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r, struct log_writer *lwp) {
+  struct log_writer lw = *lwp;
   berth_error_t e = NULL;
-  if (out_r >= 0 && log_open(&lw, m->cdir, &e) < 0) {
-    fprintf(stderr, "berth-monitor: %s\n", e->msg);
-    berth_error_clear(&e);
-  }
   int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
   double started = wall_seconds(), kill_at = 0;
   bool exited = false, expired = false;
