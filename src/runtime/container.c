@@ -1570,6 +1570,11 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
 static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r, struct log_writer *lw);
 static json_t *read_env_fd(int fd);
 
+static int open_monitor_log(const char *cdir) {
+  cleanup_free char *p = xasprintf("%s/monitor.log", cdir);
+  return open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
 static void monitor_main(struct monitor_args *m) {
   proc_set_title("berth-monitor");
   signal(SIGPIPE, SIG_IGN);
@@ -1592,10 +1597,12 @@ static void monitor_main(struct monitor_args *m) {
     monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
     _exit(1);
   }
-  /* opened after init exists (it must hold no fd of the host's), before
-   * our report (until then the create or start holds the container's
-   * lock: the directory is the one we were started for) */
-  int cdir_fd = open(m->cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  /* opened after init exists (it must hold no fd of the host's) and
+   * before our report: until then the create or start holds the
+   * container's lock, so this is its directory, and no `rm` is emptying it
+   * (a file made after the report could land in a directory being
+   * removed, which then stays with that file alone) */
+  int lf = open_monitor_log(m->cdir);
   struct log_writer lw = {.fd = -1, .dirfd = -1};
   if (m->service && log_open(&lw, m->cdir, &err) < 0) {
     fprintf(stderr, "berth-monitor: %s\n", err->msg); /* the service runs; its output is dropped */
@@ -1617,10 +1624,6 @@ static void monitor_main(struct monitor_args *m) {
   berth_trace("monitor: reported ok");
   state_sync(m->name); /* durable now, off the create's path */
   /* from here on nobody reads our stdio */
-  /* relative to the directory we were started for: removed meanwhile
-   * (rm -f, and the name taken again), it gets no stray file */
-  int lf = cdir_fd >= 0 ? openat(cdir_fd, "monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-  if (cdir_fd >= 0) close(cdir_fd);
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0);
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
