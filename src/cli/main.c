@@ -231,7 +231,8 @@ static const char *MAIN_HELP =
     "  kill       send a signal to a container's main process\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
     "  hint       the command that opens a shell in a container\n"
-    "  network    named networks: create, rm, ls\n\n"
+    "  network    named networks: create, rm, ls\n"
+    "  egress     egress test NAME HOST[:PORT]: would the container's policy allow it?\n\n"
     "Agents and hosts:\n"
     "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
     "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
@@ -283,6 +284,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "restart")) return cmd_restart(argc, argv);
   if (!strcmp(cmd, "kill")) return cmd_kill(argc, argv);
   if (!strcmp(cmd, "autostart")) return cmd_autostart(argc, argv);
+  if (!strcmp(cmd, "egress")) return cmd_egress(argc, argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "completion")) return cmd_completion(argc, argv);
   return NO_SUCH_COMMAND;

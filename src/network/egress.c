@@ -444,7 +444,7 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
         if (is_host_name(&p.rules[i]) && port_ok(&p.rules[i], port, proto)) {
           egress_rule_format(&p.rules[i], rt, sizeof rt);
           allowed = true, rule = rt;
-          reason = port_limited(&p.rules[i], port, proto) ? "host.berth.internal, on the rule's ports only" : "host.berth.internal";
+          reason = port_limited(&p.rules[i], port, proto) ? "host.berth.internal (for the rule's ports and protocol only)" : "host.berth.internal";
         }
       if (!allowed && host && p.deny_host) {
         reason = "an address of the host (deny_host: the host's services stay out of reach; allow host.berth.internal[:PORT] "
@@ -466,7 +466,7 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
           continue;
         }
         allowed = decided = true, rule = rt;
-        reason = port_limited(r, port, proto) ? "by an address rule, on its ports only" : "by an address rule";
+        reason = port_limited(r, port, proto) ? "by an address rule (for its ports and protocol only)" : "by an address rule";
       }
       if (!allowed && !reason)
         reason = "no rule allows this address (addresses of allowed names are allowed while berth's resolver holds them "
@@ -484,7 +484,7 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
         continue;
       }
       allowed = true, rule = rt;
-      reason = port_limited(r, port, proto) ? "by a name rule, on its ports only: berth's resolver answers it and its "
+      reason = port_limited(r, port, proto) ? "by a name rule (for its ports and protocol only): berth's resolver answers it and its "
                                               "addresses are allowed for their TTL"
                                             : "by a name rule: berth's resolver answers it and its addresses are allowed for their TTL";
     }
