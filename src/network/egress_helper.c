@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "netlink.h"
 #include "network.h"
 #include "security.h"
 
@@ -796,12 +797,10 @@ static int confine(bool root, berth_error_t *err) {
 }
 
 static int listen_on(int type) {
-  int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+  int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
   inet_pton(AF_INET, EGRESS_RESOLVER, &a.sin_addr);
-  /* the container's lo may not be up yet (rootless: its init does that) */
-  if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-      (type == SOCK_STREAM && listen(fd, MAX_TCP) < 0)) {
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || (type == SOCK_STREAM && listen(fd, MAX_TCP) < 0)) {
     if (fd >= 0) close(fd);
     return -1;
   }
@@ -826,6 +825,17 @@ static int setup(struct helper *H, struct egress_net *n, int ufd, int nfd, int d
     snprintf(msg, len, "egress policy: %s", e->msg);
     return -1;
   }
+  /* lo up first (rootless, the container's init does it too, maybe
+   * later): bound before, 127.0.0.11 would not be an address of this
+   * namespace yet, and the answers would leave from 127.0.0.1, which the
+   * clients, talking to 127.0.0.11, do not take */
+  int rt = nl_open(&e);
+  if (rt < 0 || nl_link_up(rt, "lo", 0, &e) < 0) {
+    snprintf(msg, len, "egress: bring up the container's loopback: %s", e->msg);
+    if (rt >= 0) close(rt);
+    return -1;
+  }
+  close(rt);
   H->udp = listen_on(SOCK_DGRAM);
   H->tcp = listen_on(SOCK_STREAM);
   H->nft = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
