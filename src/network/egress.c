@@ -302,90 +302,143 @@ static void appendf(struct buf *b, const char *fmt, ...) {
   free(s);
 }
 
-/* the protocol and port part of a rule */
-static void port_match(const struct egress_rule *r, char *out, size_t len) {
-  char p[16];
-  if (r->port_lo == r->port_hi) snprintf(p, sizeof p, "%u", r->port_lo);
-  else snprintf(p, sizeof p, "%u-%u", r->port_lo, r->port_hi);
-  const char *proto = r->proto == IPPROTO_TCP ? "tcp" : r->proto == IPPROTO_UDP ? "udp" : NULL;
-  if (r->port_lo && proto) snprintf(out, len, " %s dport %s", proto, p);
-  else if (r->port_lo) snprintf(out, len, " meta l4proto { tcp, udp } th dport %s", p);
-  else if (proto) snprintf(out, len, " meta l4proto %s", proto);
-  else out[0] = '\0';
+static struct egress_match *add(struct egress_table *t, int verdict) {
+  static struct egress_match spill; /* never used: the table is sized for the worst case */
+  struct egress_match *m = t->n < t->cap ? &t->m[t->n++] : &spill;
+  memset(m, 0, sizeof *m);
+  m->prefix = -1, m->set = -1, m->icmp6_type = -1, m->verdict = verdict;
+  return m;
 }
 
-static void host_set(struct buf *b, const struct egress_net *n, int family, const char *verdict) {
-  bool any = false;
-  for (size_t i = 0; i < n->nhost; i++) {
-    if (n->host[i].family != family) continue;
-    char a[INET6_ADDRSTRLEN];
-    addr_text(family, n->host[i].addr, a, sizeof a);
-    appendf(b, "%s%s", any ? ", " : family == 4 ? "    ip daddr { " : "    ip6 daddr { ", a);
-    any = true;
+static void set_addr(struct egress_match *m, int family, const uint8_t *a, int prefix) {
+  m->family = (uint8_t)family;
+  memcpy(m->addr, a, family == 4 ? 4 : 16);
+  m->prefix = prefix;
+}
+
+/* a rule's ports: with no protocol named, one rule each for TCP and UDP */
+static void add_ported(struct egress_table *t, const struct egress_match *base, const struct egress_rule *r) {
+  for (int pr = 0; pr < 2; pr++) {
+    uint8_t proto = r->proto ? r->proto : pr ? IPPROTO_UDP : IPPROTO_TCP;
+    if (pr && (r->proto || !r->port_lo)) break;
+    struct egress_match *m = add(t, base->verdict);
+    *m = *base;
+    if (r->port_lo || r->proto) m->proto = proto;
+    m->port_lo = r->port_lo, m->port_hi = r->port_hi;
   }
-  if (any) appendf(b, " } %s\n", verdict);
+}
+
+int egress_table_build(const struct egress_policy *p, const struct egress_net *n, struct egress_table *t) {
+  memset(t, 0, sizeof *t);
+  t->log = p->log;
+  /* the most each part can take (a rule with ports and no protocol is two) */
+  t->cap = 8 + 4 * n->nup + n->nhost + 1 + 4 * p->n + 1;
+  t->m = xmalloc0(t->cap * sizeof *t->m);
+  if (!t->m) return -1;
+  uint8_t gw[4];
+  inet_pton(AF_INET, n->slirp ? NET_HOST_ADDR : HB_GATEWAY, gw);
+  add(t, EGRESS_ACCEPT)->oif_lo = true;
+  add(t, EGRESS_ACCEPT)->ct_ok = true;
+  /* IPv6's own upkeep on the link (neighbour discovery, MLD): nothing
+   * leaves the link with it */
+  uint8_t ff02[16] = {0xff, 0x02};
+  set_addr(add(t, EGRESS_ACCEPT), 6, ff02, 16);
+  const int nd[] = {133, 135, 136};
+  for (int i = 0; i < 3; i++) {
+    struct egress_match *m = add(t, EGRESS_ACCEPT);
+    m->family = 6, m->proto = IPPROTO_ICMPV6, m->icmp6_type = nd[i];
+  }
+  /* DNS goes through berth's resolver: its upstreams answer it alone */
+  for (size_t i = 0; i < n->nup; i++)
+    for (int deny = 0; deny < 2; deny++)
+      for (int pr = 0; pr < 2; pr++) {
+        struct egress_match *m = add(t, deny ? EGRESS_DENY : EGRESS_ACCEPT);
+        set_addr(m, n->up[i].family, n->up[i].addr, n->up[i].family == 4 ? 32 : 128);
+        m->mark = !deny;
+        m->proto = pr ? IPPROTO_UDP : IPPROTO_TCP;
+        m->port_lo = m->port_hi = n->up[i].port;
+      }
+  for (size_t i = 0; i < p->n; i++)
+    if (is_host_name(&p->rules[i])) {
+      struct egress_match b;
+      memset(&b, 0, sizeof b);
+      b.set = -1, b.icmp6_type = -1, b.verdict = EGRESS_ACCEPT;
+      set_addr(&b, 4, gw, 32);
+      add_ported(t, &b, &p->rules[i]);
+    }
+  for (size_t i = 0; i < n->nhost; i++)
+    set_addr(add(t, p->deny_host ? EGRESS_DENY : EGRESS_ACCEPT), n->host[i].family, n->host[i].addr,
+             n->host[i].family == 4 ? 32 : 128);
+  struct egress_rule sn;
+  if (n->subnet[0] && egress_rule_parse(n->subnet, &sn, NULL) == 0) set_addr(add(t, EGRESS_ACCEPT), sn.family, sn.addr, sn.prefix);
+  for (size_t i = 0; i < p->n; i++) {
+    const struct egress_rule *r = &p->rules[i];
+    struct egress_match b;
+    memset(&b, 0, sizeof b);
+    b.prefix = -1, b.set = -1, b.icmp6_type = -1, b.verdict = EGRESS_ACCEPT;
+    if (r->set >= 0) {
+      if (r->set + 1 > t->sets) t->sets = r->set + 1;
+      b.set = r->set;
+      for (int f = 4; f <= 6; f += 2) {
+        b.family = (uint8_t)f;
+        add_ported(t, &b, r);
+      }
+    } else if (!r->is_name) {
+      set_addr(&b, r->family, r->addr, r->prefix);
+      add_ported(t, &b, r);
+    }
+  }
+  add(t, EGRESS_DENY);
+  return 0;
+}
+
+void egress_table_free(struct egress_table *t) {
+  free(t->m);
+  memset(t, 0, sizeof *t);
 }
 
 char *egress_nft_script(const struct egress_policy *p, const struct egress_net *n) {
+  struct egress_table t;
+  if (egress_table_build(p, n, &t) < 0) return NULL;
   struct buf b = {0};
-  const char *gw = n->slirp ? NET_HOST_ADDR : HB_GATEWAY;
   appendf(&b, "table inet " EGRESS_TABLE " {\n");
-  for (size_t i = 0; i < p->n; i++)
-    if (p->rules[i].set >= 0)
-      appendf(&b, "  set n%d_4 { type ipv4_addr; flags timeout; size 65536; }\n"
-                  "  set n%d_6 { type ipv6_addr; flags timeout; size 65536; }\n", p->rules[i].set, p->rules[i].set);
+  for (int i = 0; i < t.sets; i++)
+    appendf(&b, "  set n%d_4 { type ipv4_addr; flags timeout; size 65536; }\n"
+                "  set n%d_6 { type ipv6_addr; flags timeout; size 65536; }\n", i, i);
   /* every refusal goes through here: recorded (at a bounded rate: a flood
    * cannot fill the disk), then refused at once, never left to time out */
   appendf(&b, "  chain deny {\n");
-  if (p->log)
+  if (t.log)
     appendf(&b, "    limit rate %d/second burst %d packets log group %d\n", EGRESS_LOG_RATE, 2 * EGRESS_LOG_RATE, EGRESS_LOG_GROUP);
   appendf(&b, "    meta l4proto tcp reject with tcp reset\n"
               "    reject with icmpx type admin-prohibited\n"
               "  }\n"
               "  chain output {\n"
-              "    type filter hook output priority filter; policy accept;\n"
-              "    oif \"lo\" accept\n"
-              "    ct state established,related accept\n"
-              /* IPv6's own upkeep on the link (neighbour discovery, MLD):
-               * nothing leaves the link with it */
-              "    ip6 daddr ff02::/16 accept\n"
-              "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept\n");
-  /* DNS goes through berth's resolver: its upstreams answer it alone */
-  for (size_t i = 0; i < n->nup; i++) {
-    char a[INET6_ADDRSTRLEN];
-    const char *ip = n->up[i].family == 4 ? "ip" : "ip6";
-    addr_text(n->up[i].family, n->up[i].addr, a, sizeof a);
-    appendf(&b, "    meta mark 0x%x %s daddr %s meta l4proto { tcp, udp } th dport %u accept\n", EGRESS_MARK, ip, a, n->up[i].port);
-    appendf(&b, "    %s daddr %s meta l4proto { tcp, udp } th dport %u jump deny\n", ip, a, n->up[i].port);
-  }
-  char pm[64];
-  for (size_t i = 0; i < p->n; i++)
-    if (is_host_name(&p->rules[i])) {
-      port_match(&p->rules[i], pm, sizeof pm);
-      appendf(&b, "    ip daddr %s%s accept\n", gw, pm);
-    }
-  if (p->deny_host) {
-    host_set(&b, n, 4, "jump deny");
-    host_set(&b, n, 6, "jump deny");
-  } else {
-    host_set(&b, n, 4, "accept");
-    host_set(&b, n, 6, "accept");
-  }
-  if (n->subnet[0]) appendf(&b, "    ip daddr %s accept\n", n->subnet);
-  for (size_t i = 0; i < p->n; i++) {
-    const struct egress_rule *r = &p->rules[i];
-    port_match(r, pm, sizeof pm);
-    if (r->set >= 0) {
-      appendf(&b, "    ip daddr @n%d_4%s accept\n", r->set, pm);
-      appendf(&b, "    ip6 daddr @n%d_6%s accept\n", r->set, pm);
-    } else if (!r->is_name) {
+              "    type filter hook output priority filter; policy accept;\n");
+  for (size_t i = 0; i < t.n; i++) {
+    const struct egress_match *m = &t.m[i];
+    const char *ip = m->family == 6 ? "ip6" : "ip";
+    appendf(&b, "   ");
+    if (m->oif_lo) appendf(&b, " oif \"lo\"");
+    if (m->ct_ok) appendf(&b, " ct state established,related");
+    if (m->mark) appendf(&b, " meta mark 0x%x", EGRESS_MARK);
+    if (m->prefix >= 0) {
       char a[INET6_ADDRSTRLEN];
-      addr_text(r->family, r->addr, a, sizeof a);
-      appendf(&b, "    %s daddr %s/%d%s accept\n", r->family == 4 ? "ip" : "ip6", a, r->prefix, pm);
+      addr_text(m->family, m->addr, a, sizeof a);
+      if (m->prefix == (m->family == 4 ? 32 : 128)) appendf(&b, " %s daddr %s", ip, a);
+      else appendf(&b, " %s daddr %s/%d", ip, a, m->prefix);
     }
+    if (m->set >= 0) appendf(&b, " %s daddr @n%d_%d", ip, m->set, m->family);
+    const char *pn = m->proto == IPPROTO_TCP ? "tcp" : m->proto == IPPROTO_UDP ? "udp" : "icmpv6";
+    if (m->icmp6_type >= 0) appendf(&b, " icmpv6 type %d", m->icmp6_type);
+    else if (m->port_lo == m->port_hi && m->port_lo) appendf(&b, " %s dport %u", pn, m->port_lo);
+    else if (m->port_lo) appendf(&b, " %s dport %u-%u", pn, m->port_lo, m->port_hi);
+    else if (m->proto) appendf(&b, " meta l4proto %s", pn);
+    appendf(&b, " %s\n", m->verdict == EGRESS_ACCEPT ? "accept" : "jump deny");
   }
-  appendf(&b, "    jump deny\n  }\n}\n");
+  appendf(&b, "  }\n}\n");
   buf_append(&b, "", 1);
+  egress_table_free(&t);
   return b.data;
 }
 

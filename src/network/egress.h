@@ -89,8 +89,36 @@ bool egress_name_allowed(const struct egress_policy *p, const char *name);
 void egress_host_addrs(struct egress_net *n);
 /* "IP" or "IP:PORT" ([IPv6]:PORT) of a resolver; port 53 by default. */
 int egress_addr_parse(const char *text, struct egress_addr *a);
-/* The nftables script of the container's table. */
+/* The container's table as one list of rules: the output chain's, in
+ * order; the deny chain is fixed (recorded at a bounded rate when the
+ * policy logs, then TCP reset or ICMP admin-prohibited). The helper sends
+ * it to the kernel as nfnetlink messages; egress_nft_script shows the same
+ * as nft text. */
+enum { EGRESS_ACCEPT, EGRESS_DENY };
+struct egress_match {
+  uint8_t family;           /* 0: any, 4 or 6 */
+  bool oif_lo, ct_ok, mark; /* oif lo; ct state established,related; the resolver's mark */
+  int prefix;               /* daddr within addr/prefix (-1: any address) */
+  uint8_t addr[16];
+  int set;         /* daddr in set n<set>_<family> (-1: none) */
+  uint8_t proto;   /* meta l4proto (0: any) */
+  uint16_t port_lo, port_hi; /* th dport (0: any) */
+  int icmp6_type;  /* icmpv6 type (-1: any) */
+  int verdict;
+};
+struct egress_table {
+  struct egress_match *m;
+  size_t n, cap;
+  int sets; /* name rules' sets: n0_4, n0_6 ... n<sets-1>_6 */
+  bool log;
+};
+int egress_table_build(const struct egress_policy *p, const struct egress_net *n, struct egress_table *t);
+void egress_table_free(struct egress_table *t);
+/* The table as an nftables script (what `nft list` shows, near enough);
+ * NULL when out of memory. */
 char *egress_nft_script(const struct egress_policy *p, const struct egress_net *n);
+/* Install the table in the caller's network namespace, by nfnetlink. */
+int egress_table_install(const struct egress_table *t, berth_error_t *err);
 /* Dry run: would a connection to dest (HOST[:PORT][/PROTO]) be allowed, and
  * by which rule? {allowed, destination, rule?, reason} */
 int egress_check(json_t *policy, const struct egress_net *n, const char *dest, json_t **out, berth_error_t *err);

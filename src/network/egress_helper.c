@@ -53,7 +53,8 @@
 #include "network.h"
 #include "security.h"
 
-#define NFPROTO_INET_ 1 /* linux/netfilter.h's NFPROTO_INET (its headers clash with netinet/in.h) */
+#define NFPROTO_INET_ 1 /* linux/netfilter.h's NFPROTO_INET and NF_ACCEPT (its headers clash with netinet/in.h) */
+#define NF_ACCEPT_ 1
 #define TTL_MIN 30      /* seconds an answer's addresses stay allowed at least */
 #define TTL_MAX 86400
 #define UP_TIMEOUT 2.0 /* seconds per upstream resolver */
@@ -239,6 +240,323 @@ static int set_elem(int fd, const char *set, int family, const uint8_t *addr, ui
   size_t e = nl_begin(&m, NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES, seq++);
   nl_end(&m, e);
   return nl_talk(fd, &m, replace ? 2 : 1);
+}
+
+/* ---- the table, as nfnetlink messages (libnftables would cost this
+ * process ~1 ms to load and 1-5 ms to parse the same, on the create's
+ * path) ---- */
+static size_t b_attr(struct buf *b, uint16_t type, const void *data, size_t len) {
+  size_t off = b->len;
+  struct nlattr a = {.nla_len = (uint16_t)(NLA_HDRLEN + len), .nla_type = type};
+  static const uint8_t zero[8];
+  buf_append(b, &a, sizeof a);
+  if (len) buf_append(b, data, len);
+  buf_append(b, zero, NLA_ALIGN(len) - len);
+  return off;
+}
+static void b_nest_end(struct buf *b, size_t off) {
+  if (b->data) ((struct nlattr *)(b->data + off))->nla_len = (uint16_t)(b->len - off);
+}
+static void b_u32(struct buf *b, uint16_t type, uint32_t v) {
+  uint32_t x = htonl(v);
+  b_attr(b, type, &x, 4);
+}
+static void b_str(struct buf *b, uint16_t type, const char *s) { b_attr(b, type, s, strlen(s) + 1); }
+
+struct tx {
+  struct buf b;
+  uint32_t seq;
+  int msgs; /* each asks for an ack */
+};
+static size_t b_msg(struct tx *t, uint16_t type, uint16_t flags, uint8_t family, uint16_t res_id) {
+  size_t off = t->b.len;
+  struct nlmsghdr h = {.nlmsg_type = type, .nlmsg_flags = flags, .nlmsg_seq = t->seq++};
+  struct nfgenmsg g = {.nfgen_family = family, .version = NFNETLINK_V0, .res_id = htons(res_id)};
+  buf_append(&t->b, &h, sizeof h);
+  buf_append(&t->b, &g, sizeof g);
+  if (flags & NLM_F_ACK) t->msgs++;
+  return off;
+}
+static void b_msg_end(struct tx *t, size_t off) {
+  if (t->b.data) ((struct nlmsghdr *)(t->b.data + off))->nlmsg_len = (uint32_t)(t->b.len - off);
+}
+static size_t nft_msg(struct tx *t, int type, uint16_t extra) {
+  return b_msg(t, (uint16_t)(NFNL_SUBSYS_NFTABLES << 8 | type), (uint16_t)(NLM_F_REQUEST | NLM_F_ACK | extra), NFPROTO_INET_, 0);
+}
+
+struct ex {
+  size_t el, d;
+};
+static struct ex ex_begin(struct buf *b, const char *name) {
+  struct ex e;
+  e.el = b_attr(b, NFTA_LIST_ELEM | NLA_F_NESTED, NULL, 0);
+  b_str(b, NFTA_EXPR_NAME, name);
+  e.d = b_attr(b, NFTA_EXPR_DATA | NLA_F_NESTED, NULL, 0);
+  return e;
+}
+static void ex_end(struct buf *b, struct ex e) {
+  b_nest_end(b, e.d);
+  b_nest_end(b, e.el);
+}
+static void e_meta(struct buf *b, uint32_t key) {
+  struct ex e = ex_begin(b, "meta");
+  b_u32(b, NFTA_META_DREG, NFT_REG_1);
+  b_u32(b, NFTA_META_KEY, key);
+  ex_end(b, e);
+}
+static void e_payload(struct buf *b, uint32_t base, uint32_t off, uint32_t len) {
+  struct ex e = ex_begin(b, "payload");
+  b_u32(b, NFTA_PAYLOAD_DREG, NFT_REG_1);
+  b_u32(b, NFTA_PAYLOAD_BASE, base);
+  b_u32(b, NFTA_PAYLOAD_OFFSET, off);
+  b_u32(b, NFTA_PAYLOAD_LEN, len);
+  ex_end(b, e);
+}
+static void e_cmp(struct buf *b, uint32_t op, const void *data, size_t len) {
+  struct ex e = ex_begin(b, "cmp");
+  b_u32(b, NFTA_CMP_SREG, NFT_REG_1);
+  b_u32(b, NFTA_CMP_OP, op);
+  size_t d = b_attr(b, NFTA_CMP_DATA | NLA_F_NESTED, NULL, 0);
+  b_attr(b, NFTA_DATA_VALUE, data, len);
+  b_nest_end(b, d);
+  ex_end(b, e);
+}
+static void e_bitwise(struct buf *b, const void *mask, size_t len) {
+  static const uint8_t zero[16];
+  struct ex e = ex_begin(b, "bitwise");
+  b_u32(b, NFTA_BITWISE_SREG, NFT_REG_1);
+  b_u32(b, NFTA_BITWISE_DREG, NFT_REG_1);
+  b_u32(b, NFTA_BITWISE_LEN, (uint32_t)len);
+  size_t d = b_attr(b, NFTA_BITWISE_MASK | NLA_F_NESTED, NULL, 0);
+  b_attr(b, NFTA_DATA_VALUE, mask, len);
+  b_nest_end(b, d);
+  d = b_attr(b, NFTA_BITWISE_XOR | NLA_F_NESTED, NULL, 0);
+  b_attr(b, NFTA_DATA_VALUE, zero, len);
+  b_nest_end(b, d);
+  ex_end(b, e);
+}
+static void e_verdict(struct buf *b, int code, const char *chain) {
+  struct ex e = ex_begin(b, "immediate");
+  b_u32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+  size_t d = b_attr(b, NFTA_IMMEDIATE_DATA | NLA_F_NESTED, NULL, 0);
+  size_t v = b_attr(b, NFTA_DATA_VERDICT | NLA_F_NESTED, NULL, 0);
+  b_u32(b, NFTA_VERDICT_CODE, (uint32_t)code);
+  if (chain) b_str(b, NFTA_VERDICT_CHAIN, chain);
+  b_nest_end(b, v);
+  b_nest_end(b, d);
+  ex_end(b, e);
+}
+
+static size_t rule_begin(struct tx *t, const char *chain, size_t *exprs) {
+  size_t h = nft_msg(t, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+  b_str(&t->b, NFTA_RULE_TABLE, EGRESS_TABLE);
+  b_str(&t->b, NFTA_RULE_CHAIN, chain);
+  *exprs = b_attr(&t->b, NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, NULL, 0);
+  return h;
+}
+static void rule_end(struct tx *t, size_t h, size_t exprs) {
+  b_nest_end(&t->b, exprs);
+  b_msg_end(t, h);
+}
+
+/* one rule of the output chain, as nft itself would write it */
+static void put_match(struct tx *t, const struct egress_match *m) {
+  struct buf *b = &t->b;
+  size_t ex, h = rule_begin(t, "output", &ex);
+  if (m->oif_lo) {
+    uint32_t lo = 1; /* LOOPBACK_IFINDEX: lo is 1 in every namespace */
+    e_meta(b, NFT_META_OIF);
+    e_cmp(b, NFT_CMP_EQ, &lo, 4);
+  }
+  if (m->ct_ok) {
+    uint32_t mask = 0x2 | 0x4, zero = 0; /* NF_CT_STATE_BIT of established and related */
+    struct ex e = ex_begin(b, "ct");
+    b_u32(b, NFTA_CT_DREG, NFT_REG_1);
+    b_u32(b, NFTA_CT_KEY, NFT_CT_STATE);
+    ex_end(b, e);
+    e_bitwise(b, &mask, 4);
+    e_cmp(b, NFT_CMP_NEQ, &zero, 4);
+  }
+  if (m->mark) {
+    uint32_t mark = EGRESS_MARK;
+    e_meta(b, NFT_META_MARK);
+    e_cmp(b, NFT_CMP_EQ, &mark, 4);
+  }
+  if (m->family) { /* an inet table sees both: the header's family first */
+    uint8_t nfproto = m->family == 4 ? 2 : 10; /* NFPROTO_IPV4, NFPROTO_IPV6 */
+    e_meta(b, NFT_META_NFPROTO);
+    e_cmp(b, NFT_CMP_EQ, &nfproto, 1);
+  }
+  uint32_t alen = m->family == 4 ? 4 : 16, aoff = m->family == 4 ? 16 : 24;
+  if (m->prefix > 0) {
+    e_payload(b, NFT_PAYLOAD_NETWORK_HEADER, aoff, alen);
+    uint8_t mask[16] = {0}, net[16];
+    for (int i = 0; i < m->prefix; i++) mask[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+    for (uint32_t i = 0; i < alen; i++) net[i] = m->addr[i] & mask[i];
+    if ((uint32_t)m->prefix < alen * 8) e_bitwise(b, mask, alen);
+    e_cmp(b, NFT_CMP_EQ, net, alen);
+  }
+  if (m->set >= 0) {
+    char set[32];
+    snprintf(set, sizeof set, "n%d_%d", m->set, m->family);
+    e_payload(b, NFT_PAYLOAD_NETWORK_HEADER, aoff, alen);
+    struct ex e = ex_begin(b, "lookup");
+    b_str(b, NFTA_LOOKUP_SET, set);
+    b_u32(b, NFTA_LOOKUP_SREG, NFT_REG_1);
+    ex_end(b, e);
+  }
+  if (m->proto) {
+    e_meta(b, NFT_META_L4PROTO);
+    e_cmp(b, NFT_CMP_EQ, &m->proto, 1);
+  }
+  if (m->icmp6_type >= 0) {
+    uint8_t type = (uint8_t)m->icmp6_type;
+    e_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+    e_cmp(b, NFT_CMP_EQ, &type, 1);
+  }
+  if (m->port_lo) {
+    uint16_t lo = htons(m->port_lo), hi = htons(m->port_hi);
+    e_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+    if (m->port_lo == m->port_hi) e_cmp(b, NFT_CMP_EQ, &lo, 2);
+    else { /* big-endian bytes compare as the numbers do */
+      e_cmp(b, NFT_CMP_GTE, &lo, 2);
+      e_cmp(b, NFT_CMP_LTE, &hi, 2);
+    }
+  }
+  if (m->verdict == EGRESS_ACCEPT) e_verdict(b, NF_ACCEPT_, NULL);
+  else e_verdict(b, NFT_JUMP, "deny");
+  rule_end(t, h, ex);
+}
+
+static void tx_begin(struct tx *t) {
+  size_t h = b_msg(t, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
+  b_msg_end(t, h);
+}
+
+/* close the batch, send it, and wait for every message's ack */
+static int tx_send(int fd, struct tx *t) {
+  size_t h = b_msg(t, NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
+  b_msg_end(t, h);
+  if (!t->b.data) return -ENOMEM;
+  struct sockaddr_nl k = {.nl_family = AF_NETLINK};
+  int first = 0, got = 0;
+  if (sendto(fd, t->b.data, t->b.len, 0, (struct sockaddr *)&k, sizeof k) < 0) first = -errno;
+  uint8_t r[8192];
+  while (!first && got < t->msgs) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 2000) <= 0) {
+      first = -ETIMEDOUT;
+      break;
+    }
+    ssize_t n = recv(fd, r, sizeof r, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      first = -errno;
+      break;
+    }
+    for (struct nlmsghdr *x = (struct nlmsghdr *)r; NLMSG_OK(x, (size_t)n); x = NLMSG_NEXT(x, n)) {
+      if (x->nlmsg_type != NLMSG_ERROR) continue;
+      got++;
+      int e = ((const struct nlmsgerr *)NLMSG_DATA(x))->error;
+      if (e < 0 && !first) first = e;
+    }
+  }
+  buf_free(&t->b);
+  t->msgs = 0;
+  return first;
+}
+
+int egress_table_install(const struct egress_table *tb, berth_error_t *err) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  struct sockaddr_nl a = {.nl_family = AF_NETLINK};
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return berth_error(err, e, "egress: open a netfilter socket");
+  }
+  struct tx t = {.seq = 1};
+  tx_begin(&t);
+  size_t h = nft_msg(&t, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+  b_str(&t.b, NFTA_TABLE_NAME, EGRESS_TABLE);
+  b_msg_end(&t, h);
+  for (int i = 0; i < 2 * tb->sets; i++) {
+    char name[32];
+    int fam = i % 2 ? 6 : 4;
+    snprintf(name, sizeof name, "n%d_%d", i / 2, fam);
+    h = nft_msg(&t, NFT_MSG_NEWSET, NLM_F_CREATE);
+    b_str(&t.b, NFTA_SET_TABLE, EGRESS_TABLE);
+    b_str(&t.b, NFTA_SET_NAME, name);
+    b_u32(&t.b, NFTA_SET_FLAGS, NFT_SET_TIMEOUT);
+    b_u32(&t.b, NFTA_SET_KEY_TYPE, fam == 4 ? 7 : 8); /* nft's ipv4_addr, ipv6_addr */
+    b_u32(&t.b, NFTA_SET_KEY_LEN, fam == 4 ? 4 : 16);
+    b_u32(&t.b, NFTA_SET_ID, (uint32_t)i + 1);
+    size_t d = b_attr(&t.b, NFTA_SET_DESC | NLA_F_NESTED, NULL, 0);
+    b_u32(&t.b, NFTA_SET_DESC_SIZE, 65536);
+    b_nest_end(&t.b, d);
+    b_msg_end(&t, h);
+  }
+  /* every refusal goes through here: recorded (at a bounded rate: a flood
+   * cannot fill the disk), then refused at once, never left to time out */
+  h = nft_msg(&t, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+  b_str(&t.b, NFTA_CHAIN_TABLE, EGRESS_TABLE);
+  b_str(&t.b, NFTA_CHAIN_NAME, "deny");
+  b_msg_end(&t, h);
+  size_t ex;
+  if (tb->log) {
+    h = rule_begin(&t, "deny", &ex);
+    struct ex e = ex_begin(&t.b, "limit");
+    uint64_t rate = htobe64(EGRESS_LOG_RATE), unit = htobe64(1);
+    b_attr(&t.b, NFTA_LIMIT_RATE, &rate, 8);
+    b_attr(&t.b, NFTA_LIMIT_UNIT, &unit, 8);
+    b_u32(&t.b, NFTA_LIMIT_BURST, 2 * EGRESS_LOG_RATE);
+    b_u32(&t.b, NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS);
+    b_u32(&t.b, NFTA_LIMIT_FLAGS, 0);
+    ex_end(&t.b, e);
+    e = ex_begin(&t.b, "log");
+    uint16_t group = htons(EGRESS_LOG_GROUP);
+    b_attr(&t.b, NFTA_LOG_GROUP, &group, 2);
+    ex_end(&t.b, e);
+    rule_end(&t, h, ex);
+  }
+  h = rule_begin(&t, "deny", &ex);
+  uint8_t tcp = IPPROTO_TCP;
+  e_meta(&t.b, NFT_META_L4PROTO);
+  e_cmp(&t.b, NFT_CMP_EQ, &tcp, 1);
+  struct ex e = ex_begin(&t.b, "reject");
+  b_u32(&t.b, NFTA_REJECT_TYPE, NFT_REJECT_TCP_RST);
+  ex_end(&t.b, e);
+  rule_end(&t, h, ex);
+  h = rule_begin(&t, "deny", &ex);
+  e = ex_begin(&t.b, "reject");
+  b_u32(&t.b, NFTA_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+  uint8_t code = NFT_REJECT_ICMPX_ADMIN_PROHIBITED;
+  b_attr(&t.b, NFTA_REJECT_ICMP_CODE, &code, 1);
+  ex_end(&t.b, e);
+  rule_end(&t, h, ex);
+  h = nft_msg(&t, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+  b_str(&t.b, NFTA_CHAIN_TABLE, EGRESS_TABLE);
+  b_str(&t.b, NFTA_CHAIN_NAME, "output");
+  size_t hook = b_attr(&t.b, NFTA_CHAIN_HOOK | NLA_F_NESTED, NULL, 0);
+  b_u32(&t.b, NFTA_HOOK_HOOKNUM, 3); /* NF_INET_LOCAL_OUT */
+  b_u32(&t.b, NFTA_HOOK_PRIORITY, 0); /* filter */
+  b_nest_end(&t.b, hook);
+  b_u32(&t.b, NFTA_CHAIN_POLICY, NF_ACCEPT_);
+  b_str(&t.b, NFTA_CHAIN_TYPE, "filter");
+  b_msg_end(&t, h);
+  int r = 0;
+  for (size_t i = 0; i < tb->n && r == 0; i++) {
+    put_match(&t, &tb->m[i]);
+    /* a batch goes in one message: keep each well under the socket's buffer */
+    if (t.b.len > (48 << 10) && i + 1 < tb->n) {
+      r = tx_send(fd, &t);
+      tx_begin(&t);
+    }
+  }
+  if (r == 0) r = tx_send(fd, &t);
+  else buf_free(&t.b);
+  close(fd);
+  if (r < 0) return berth_error(err, r, "egress: the kernel refused the policy's nftables table (is nf_tables available?)");
+  return 0;
 }
 
 /* an NFLOG socket bound to the refusals' group */
@@ -811,18 +1129,22 @@ static int listen_on(int type) {
  * confinement. 0, or -1 with msg saying why. */
 static int setup(struct helper *H, struct egress_net *n, int ufd, int nfd, int dirfd, bool rootless, char *msg, size_t len) {
   cleanup_error berth_error_t e = NULL;
+  (void)dirfd;
   /* the host's addresses, seen from its own namespace */
   egress_host_addrs(n);
-  recs_open(&H->recs, dirfd);
   if ((ufd >= 0 && setns(ufd, CLONE_NEWUSER) < 0) || setns(nfd, CLONE_NEWNET) < 0) {
     snprintf(msg, len, "egress: enter the container's network namespace: %s", strerror(errno));
     return -1;
   }
-  char *script = egress_nft_script(H->p, n);
-  int r = net_nft_run(script, &e);
-  free(script);
+  struct egress_table t;
+  if (egress_table_build(H->p, n, &t) < 0) {
+    snprintf(msg, len, "egress: out of memory");
+    return -1;
+  }
+  int r = egress_table_install(&t, &e);
+  egress_table_free(&t);
   if (r < 0) {
-    snprintf(msg, len, "egress policy: %s", e->msg);
+    snprintf(msg, len, "%s", e->msg);
     return -1;
   }
   /* lo up first (rootless, the container's init does it too, maybe
@@ -848,10 +1170,7 @@ static int setup(struct helper *H, struct egress_net *n, int ufd, int nfd, int d
     snprintf(msg, len, "egress: %s", e->msg);
     return -1;
   }
-  if (confine(!rootless && geteuid() == 0, &e) < 0) {
-    snprintf(msg, len, "egress: %s", e->msg);
-    return -1;
-  }
+  (void)rootless;
   return 0;
 }
 
@@ -863,16 +1182,20 @@ static __attribute__((noreturn)) void helper_main(const struct egress_policy *p,
   H.p = p, H.n = &n, H.pidfd = pidfd, H.nflog = -1;
   char msg[512] = "";
   int r = setup(&H, &n, ufd, nfd, dirfd, rootless, msg, sizeof msg);
-  close(dirfd);
   if (ufd >= 0) close(ufd);
   close(nfd);
   if (r < 0) {
     if (write(ready, msg, strlen(msg) + 1) < 0) {}
     _exit(1);
   }
-  /* the table is in place, the resolver listens: the workload may start */
+  /* the table is in place, the resolver listens: the workload may start.
+   * What follows is off the create's path: nothing is served before it */
   if (write(ready, "", 1) != 1) _exit(1);
   close(ready);
+  recs_open(&H.recs, dirfd);
+  close(dirfd);
+  berth_error_t e = NULL;
+  if (confine(!rootless && geteuid() == 0, &e) < 0) _exit(1); /* unconfined, it serves nothing */
   serve(&H);
 }
 
@@ -900,16 +1223,18 @@ int egress_start(pid_t init_pid, bool rootless, const struct egress_policy *p, c
   if (f == 0) {
     close(ready[0]);
     /* nothing of the monitor's: not its pipes (their readers would wait
-     * for us), not the container's lock */
-    int keep[] = {pidfd, ufd, nfd, dfd, ready[1]};
-    for (int fd = 3; fd < 1024; fd++) {
-      bool k = false;
-      for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) k |= fd == keep[i];
-      if (!k) close(fd);
-    }
-    syscall(SYS_close_range, 1024U, ~0U, 0U);
+     * for us), not the container's lock, not its environment memfd. Ours
+     * are packed from 3 up (moved out of each other's way first), the
+     * rest closed in one call. */
+    int *keep[] = {&pidfd, &ufd, &nfd, &dfd, &ready[1]};
+    int next = 3;
+    for (int i = 0; i < 5; i++)
+      if (*keep[i] >= 0) *keep[i] = fcntl(*keep[i], F_DUPFD_CLOEXEC, 64);
+    for (int i = 0; i < 5; i++)
+      if (*keep[i] >= 0) *keep[i] = dup3(*keep[i], next++, O_CLOEXEC);
+    syscall(SYS_close_range, (unsigned)next, ~0U, 0U);
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+    if (nul >= 0) dup2(nul, 0), dup2(nul, 1), dup2(nul, 2), close(nul);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_NAME, "berth-egress");
     proc_set_title("berth-egress");

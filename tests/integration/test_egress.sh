@@ -181,6 +181,11 @@ test_rules_out_of_reach() {
   live "$h" || fail "the egress helper $h runs"
   assert_contains "$(grep ^CapEff "/proc/$h/status")" "0000000000001000" "the helper keeps CAP_NET_ADMIN alone"
   assert_eq "$(awk '/^Seccomp:/{print $2}' "/proc/$h/status")" 2 "the helper is under seccomp"
+  # and holds nothing of the monitor's: not the environment memfd (secrets), not the container's lock
+  local fds; fds=$(ls -l "/proc/$h/fd" | awk 'NR>1 {print $NF}' | tr '\n' ' ')
+  assert_not_contains "$fds" "memfd" "the helper's descriptors"
+  assert_not_contains "$fds" "/lock" "the helper's descriptors"
+  assert_not_contains "$fds" "pipe:" "the helper's descriptors"
   b_ok exec e sh -c 'ls /proc | grep -c "^[0-9]"'
   b_ok exec e sh -c "ps -o comm 2>/dev/null | grep -c berth-egress || true"
   assert_eq "$B_OUT" 0 "the helper is not among the container's processes"
