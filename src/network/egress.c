@@ -337,8 +337,9 @@ int egress_table_build(const struct egress_policy *p, const struct egress_net *n
   if (!t->m) return -1;
   uint8_t gw[4];
   inet_pton(AF_INET, n->slirp ? NET_HOST_ADDR : HB_GATEWAY, gw);
-  add(t, EGRESS_ACCEPT)->oif_lo = true;
+  /* established flows first: a bulk transfer's packets stop at rule one */
   add(t, EGRESS_ACCEPT)->ct_ok = true;
+  add(t, EGRESS_ACCEPT)->oif_lo = true;
   /* IPv6's own upkeep on the link (neighbour discovery, MLD): nothing
    * leaves the link with it */
   uint8_t ff02[16] = {0xff, 0x02};

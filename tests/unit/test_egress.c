@@ -580,8 +580,8 @@ static int install_in_netns(const char *json, bool slirp, const char *subnet, co
 
 Test(table, installed_by_netlink_reads_back_as_written) {
   const char *want =
-      "oif \"lo\" accept\n"
       "ct state established,related accept\n"
+      "oif \"lo\" accept\n"
       "ip6 daddr ff02::/16 accept\n"
       "icmpv6 type nd-router-solicit accept\n"
       "icmpv6 type nd-neighbor-solicit accept\n"
@@ -613,8 +613,8 @@ Test(table, installed_by_netlink_reads_back_as_written) {
                            false, "", want);
   cr_assert_neq(r, 103, "libnftables is missing (apt-get install nftables): nothing to read the table back with");
   cr_assert_eq(r, 0, "step %d failed (see stderr)", r);
-  const char *want2 = "oif \"lo\" accept\n"
-                      "ct state established,related accept\n"
+  const char *want2 = "ct state established,related accept\n"
+                      "oif \"lo\" accept\n"
                       "ip6 daddr ff02::/16 accept\n"
                       "icmpv6 type nd-router-solicit accept\n"
                       "icmpv6 type nd-neighbor-solicit accept\n"
