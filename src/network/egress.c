@@ -112,7 +112,8 @@ int egress_rule_parse(const char *text, struct egress_rule *r, berth_error_t *er
   }
   size_t hl = strlen(host);
   if (hl && host[hl - 1] == '.') host[--hl] = '\0';
-  if (!dns_name_valid(host)) return bad_entry(text, err);
+  /* a last label of digits alone reads as an address: no name has one */
+  if (!dns_name_valid(host) || all_digits(strrchr(host, '.') ? strrchr(host, '.') + 1 : host)) return bad_entry(text, err);
   snprintf(r->name, sizeof r->name, "%s", host);
   return 0;
 }
