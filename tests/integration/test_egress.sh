@@ -41,7 +41,8 @@ egress_fixture_up() {
 {"allowed.test": {"a": ["$NET.2"], "ttl": 300},
  "other.test": {"a": ["$NET.3"], "ttl": 300},
  "db.test": {"a": ["$NET.4"], "ttl": 120},
- "a.wild.test": {"a": ["$NET.2"], "ttl": 300}}
+ "a.wild.test": {"a": ["$NET.2"], "ttl": 300},
+ "big.test": {"a": [$(seq -s, -f "\"$NET.%g\"" 100 139)], "ttl": 300}}
 EOF
   : >"$SUITE_TMP/queries.log"
   chmod 644 "$SUITE_TMP/queries.log" "$SUITE_TMP/zone.json"
@@ -359,7 +360,23 @@ test_apt_with_the_mirror_allowed() {
   assert_contains "$B_OUT" "refused tcp to $NET.3:80"
 }
 
+test_truncated_answer_over_tcp() {
+  need_fixture
+  setup_ctr
+  egress_config
+  b_ok load -q --name local/debian:12 "$IMAGES/debian"
+  b_ok create -q --no-mount-cwd --name deb --egress allow:big.test:80 local/debian:12
+  # 40 addresses: over 512 bytes, so the upstream truncates its UDP answer;
+  # glibc asks berth's resolver again over TCP, which asks the upstream over TCP
+  b_ok exec deb getent ahostsv4 big.test
+  assert_eq "$(awk '/STREAM/{print $1}' <<<"$B_OUT" | sort -u | wc -l)" 40 "every address of the whole answer"
+  local t; t=$(ctr_table deb)
+  assert_contains "$t" "$NET.100 timeout" "the first address in the set"
+  assert_contains "$t" "$NET.139 timeout" "the last address in the set (from the answer over TCP)"
+}
+
 t_run "an allowed name resolves and connects; a denied one gets NXDOMAIN" test_allowed_name_resolves_and_connects_denied_gets_nxdomain
+t_run "a truncated answer comes whole over TCP, all its addresses allowed" test_truncated_answer_over_tcp
 t_run "a direct address not allowed is refused at once" test_direct_ip_refused_fast
 t_run "an allowed CIDR:port works, another port does not" test_cidr_port
 t_run "the workload cannot change the rules (no capability, and tried)" test_rules_out_of_reach
