@@ -8,7 +8,7 @@ secs=${FUZZ_SECONDS:-60}
 dns_secs=${FUZZ_DNS_SECONDS:-30}
 out=build/fuzz
 mkdir -p "$out"
-PKGS="libcurl libarchive jansson libseccomp libcrypto"
+PKGS="libcurl libarchive jansson libseccomp libcrypto yaml-0.1"
 srcs=$(ls src/util/*.c src/image/*.c src/runtime/*.c src/bundle/*.c src/api/*.c src/preflight/*.c src/provision/*.c src/network/*.c | grep -v -e seccomp_gen -e tinyinit)
 ld -r -b binary -z noexecstack -o "$out/seccomp.o" profiles/seccomp/default.json
 ld -r -b binary -z noexecstack -o "$out/purposes.o" profiles/purposes.json

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   build-essential pkg-config ca-certificates
-  libcurl4-openssl-dev libarchive-dev libjansson-dev libseccomp-dev libcap-dev libssl-dev
+  libcurl4-openssl-dev libarchive-dev libjansson-dev libseccomp-dev libcap-dev libssl-dev libyaml-dev
   libcriterion-dev
   uidmap attr curl openssl python3 zstd
   # networking: berth0 (root) and slirp4netns (rootless, named networks); ip for tests

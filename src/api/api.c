@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cdi.h"
 #include "cgroup.h"
 #include "config.h"
 #include "container.h"
@@ -20,7 +21,7 @@
 #include "berth.h"
 #include "store.h"
 
-enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV, T_EGRESS };
+enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV, T_EGRESS, T_GPU, T_DEVICES };
 
 struct param {
   const char *name;
@@ -70,7 +71,8 @@ static const struct param P_CREATE[] = {
                                  "writes past it fail with ENOSPC; root only: rootless the reply's notes say it is not enforced"},
     {"cpu_limit", T_NUM, false, "CPU limit in cores"},
     {"pids_limit", T_INT, false, "process limit (default 256)"},
-    {"gpu", T_BOOL, false, "GPU access"},
+    {"gpu", T_GPU, false, "GPUs through CDI: true (all: nvidia.com/gpu=all), or a list of GPU ids (indexes or UUIDs: nvidia.com/gpu=ID)"},
+    {"devices", T_DEVICES, false, "devices: CDI names (vendor.com/class=name) or host device paths (/dev/fuse[:/dev/x][:rwm])"},
     {"network", T_STR, false, "bridge | host | none | a named network"},
     {"egress", T_EGRESS, false,
      "egress policy: the container reaches only what `allow` lists: DNS names (*.example.org: any name below), IPv4/IPv6 "
@@ -218,6 +220,8 @@ static const char *type_name(enum ptype t) {
   case T_PORTS: return "array of {host, container, protocol, host_ip}";
   case T_PASSTHROUGH: return "\"auto\", \"all\", \"none\" or an array of names";
   case T_EGRESS: return "an object {allow: [entries], deny_host, log, profile}";
+  case T_GPU: return "a boolean or an array of GPU ids";
+  case T_DEVICES: return "an array of device names or paths";
   }
   return "?";
 }
@@ -281,6 +285,39 @@ static json_t *check_value(const struct param *p, json_t *v) {
     size_t i;
     json_t *x;
     json_array_foreach(v, i, x) if (!str_ok(x)) return err_reply("invalid_type", n, "`%s[%zu]` must be a string", n, i);
+    return NULL;
+  }
+  case T_GPU: {
+    if (json_is_boolean(v)) return NULL;
+    if (!json_is_array(v)) break;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+      if (!json_is_string(x) && !(json_is_integer(x) && json_integer_value(x) >= 0))
+        return err_reply("invalid_type", n, "`%s[%zu]` must be a GPU id (an index or a UUID)", n, i);
+      cleanup_free char *q = json_is_string(x) ? xasprintf("nvidia.com/gpu=%s", json_string_value(x)) : NULL;
+      berth_error_t e = NULL;
+      if (q && cdi_name_check(q, &e) < 0) {
+        json_t *r = err_reply("invalid_value", n, "`%s[%zu]`: %s", n, i, e->msg);
+        berth_error_free(e);
+        return r;
+      }
+    }
+    return NULL;
+  }
+  case T_DEVICES: {
+    if (!json_is_array(v)) break;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+      if (!str_ok(x)) return err_reply("invalid_type", n, "`%s[%zu]` must be a string", n, i);
+      berth_error_t e = NULL;
+      if (cdi_request_check(json_string_value(x), &e) < 0) {
+        json_t *r = err_reply("invalid_value", n, "`%s[%zu]`: %s", n, i, e->msg);
+        berth_error_free(e);
+        return r;
+      }
+    }
     return NULL;
   }
   case T_PASSTHROUGH: {
@@ -504,7 +541,10 @@ json_t *api_input_schema(void) {
       case T_INT: s = json_pack("{s:s}", "type", "integer"); break;
       case T_NUM: s = json_pack("{s:s}", "type", "number"); break;
       case T_STRMAP: s = json_pack("{s:s, s:{s:s}}", "type", "object", "additionalProperties", "type", "string"); break;
-      case T_STRLIST: s = json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"); break;
+      case T_STRLIST: case T_DEVICES: s = json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"); break;
+      case T_GPU:
+        s = json_pack("{s:[{s:s}, {s:s, s:{s:[s,s]}}]}", "anyOf", "type", "boolean", "type", "array", "items", "type", "string", "integer");
+        break;
       case T_ARGV:
         s = json_pack("{s:[{s:s}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "type", "array", "items", "type", "string");
         break;
@@ -612,7 +652,7 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
       return err_reply("invalid_value", "egress", "berth's config key `egress_dns` must be a list of at most 4 resolvers, "
                        "\"IP\" or \"IP:PORT\" ([IPv6]:PORT), in %s", ecfg->files[1] ? ecfg->files[1] : ecfg->files[0] ?: "the config file");
   }
-  if (jbool(req, "gpu", false)) return err_reply("not_implemented", "gpu", "`gpu` is not supported by berth yet");
+
   json_t *inl = json_object_get(req, "dotfiles_inline");
   const char *k;
   json_t *v;
@@ -692,6 +732,16 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
       return bad;
     }
   }
+  /* devices: the request's, then the GPUs (NVIDIA's CDI names) */
+  json_t *gpu = json_object_get(req, "gpu");
+  if (json_array_size(json_object_get(req, "devices")) || json_is_true(gpu) || json_array_size(gpu)) {
+    cp->o.devices = json_array();
+    json_array_extend(cp->o.devices, json_object_get(req, "devices"));
+    json_t *g = cdi_gpu_names(gpu);
+    json_array_extend(cp->o.devices, g);
+    cp->o.gpu = json_array_size(g) > 0;
+    json_decref(g);
+  }
   return NULL;
 }
 
@@ -701,7 +751,8 @@ static void api_create_prep_free(struct create_prep *cp) {
   json_decref(cp->o.env_keep);
   json_decref(cp->o.session);
   json_decref(cp->o.egress);
-  cp->o.command = cp->o.entrypoint = cp->o.env_keep = cp->o.session = cp->o.egress = NULL;
+  json_decref(cp->o.devices);
+  cp->o.command = cp->o.entrypoint = cp->o.env_keep = cp->o.session = cp->o.egress = cp->o.devices = NULL;
 }
 
 json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exec_result *res, bool *long_way) {
@@ -810,6 +861,7 @@ static json_t *h_create(json_t *req) {
   if (json_object_get(res, "notes")) json_object_set(reply, "notes", json_object_get(res, "notes"));
   if (json_object_get(res, "disk")) json_object_set(reply, "disk", json_object_get(res, "disk"));
   if (json_object_get(res, "egress")) json_object_set(reply, "egress", json_object_get(res, "egress"));
+  if (json_object_get(res, "devices")) json_object_set(reply, "devices", json_object_get(res, "devices"));
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));
   if (json_object_get(cg, "note")) json_object_set(reply, "limits_note", json_object_get(cg, "note"));

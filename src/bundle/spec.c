@@ -67,7 +67,7 @@ static bool norm_path(const char *p, char *norm, size_t size) {
   return true;
 }
 
-static bool same_path(const char *a, const char *b) {
+bool spec_same_path(const char *a, const char *b) {
   char na[4096], nb[4096];
   return norm_path(a, na, sizeof na) && norm_path(b, nb, sizeof nb) && !strcmp(na, nb);
 }
@@ -125,7 +125,7 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   bool wd_taken = false;
   json_array_foreach(in->mounts, i, v) {
     const char *c = json_string_value(json_object_get(v, "container"));
-    if (c && same_path(c, wd)) wd_taken = true;
+    if (c && spec_same_path(c, wd)) wd_taken = true;
   }
   if (in->cwd_mount && !wd_taken)
     json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", wd, "type", "bind", "source", in->cwd_mount, "options", "rbind", "rw"));
@@ -172,6 +172,9 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   for (size_t m = 0; m < sizeof MASKED / sizeof *MASKED; m++) json_array_append_new(masked, json_string(MASKED[m]));
   for (size_t m = 0; m < sizeof READONLY / sizeof *READONLY; m++) json_array_append_new(ro, json_string(READONLY[m]));
   json_t *res = json_object();
+  /* the devices cgroup's allow-list: berth's own /dev nodes (devices
+   * asked for are added by cdi_apply); read by cgroup_create */
+  json_object_set_new(res, "devices", cgroup_default_devices());
   if (in->limits.memory > 0) json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)in->limits.memory, "swap", (json_int_t)in->limits.memory));
   if (in->limits.pids > 0) json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)in->limits.pids));
   if (in->limits.cpus > 0) json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t)(in->limits.cpus * 100000), "period", (json_int_t)100000));

@@ -22,6 +22,8 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
 /* `/`, `/proc`, `/sys`, `/dev` and anything below `/proc` and `/sys`: the
  * container's own setup, never a mount target of the caller's */
 bool spec_mount_target_forbidden(const char *path);
+/* the same path as the kernel walks it (`//` and `.` folded) */
+bool spec_same_path(const char *a, const char *b);
 /* "K=V" array helpers */
 const char *env_get(json_t *env_array, const char *key);
 void env_set(json_t *env_array, const char *key, const char *value);

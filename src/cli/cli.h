@@ -33,4 +33,12 @@ int cli_egress_file(json_t **egress, const char *path);
 int cli_egress_records(const char *name, long long tail, bool json);
 /* status for people: the policy and the last refusals */
 void cli_egress_print_status(json_t *status);
+/* inspect.c */
+int cmd_inspect(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+/* system.c */
+int cmd_system(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "berth.h"
+#include "cdi.h"
 #include "cgroup.h"
 #include "cli.h"
 #include "container.h"
@@ -58,6 +59,9 @@ static const char *CREATE_HELP =
     "      --egress-file F  the same from a file: one entry a line (# comments), or the tool's\n"
     "                       JSON {allow, deny_host, log, profile}; `berth egress test` checks one\n"
     "      --persistent     record the container as persistent\n"
+    "      --device D       a device (repeatable): a CDI name (vendor.com/class=name, from the specs\n"
+    "                       in /etc/cdi, /var/run/cdi) or a host node /dev/x[:/dev/y][:rwm]\n"
+    "      --gpus G         GPUs through NVIDIA's CDI names: all, a count (2), or device=ID[,ID...]\n"
     "      --seccomp-profile FILE  seccomp profile (OCI or Docker JSON) for its processes\n"
     "                       instead of berth's (see docs/security.md)\n"
     "      --platform P     platform to pull\n"
@@ -148,13 +152,14 @@ struct create_cli {
   bool json, quiet, rm, tty, interactive, detach, mount_cwd_set;
   const char *entrypoint, *ttl;
   json_t *env, *mounts, *setup, *ports;
+  json_t *devices, *gpu; /* --device, --gpus */
   const char *repo, *passthrough;
   json_t *egress; /* the request's egress object, from --egress and --egress-file */
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
        O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK, O_ENTRYPOINT, O_KEEPALIVE, O_RESTART, O_TTL,
-       O_EGRESS, O_EGRESS_FILE };
+       O_EGRESS, O_EGRESS_FILE, O_DEVICE, O_GPUS };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -176,11 +181,13 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"user", required_argument, 0, 'u'},           {"restart", required_argument, 0, O_RESTART},
       {"ttl", required_argument, 0, O_TTL},          {"detach", no_argument, 0, 'd'},
       {"egress", required_argument, 0, O_EGRESS},    {"egress-file", required_argument, 0, O_EGRESS_FILE},
+      {"device", required_argument, 0, O_DEVICE},    {"gpus", required_argument, 0, O_GPUS},
       {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
   c->setup = json_array();
   c->ports = json_array();
+  c->devices = json_array();
   /* create binds the current directory at the workdir (the guide's
    * mount_cwd); run does not, as no Docker or Podman user expects */
   c->o.mount_cwd = !run;
@@ -271,6 +278,22 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case O_SETUP: json_array_append_new(c->setup, json_string(optarg)); break;
     case O_PASS: c->passthrough = optarg; break;
     case O_SECCOMP: c->o.seccomp_profile = optarg; break;
+    case O_DEVICE:
+      if (cdi_request_check(optarg, &err) < 0) {
+        fprintf(stderr, "berth: --device: %s\n", err->msg);
+        berth_error_free(err);
+        return -1;
+      }
+      json_array_append_new(c->devices, json_string(optarg));
+      break;
+    case O_GPUS:
+      json_decref(c->gpu);
+      if (!(c->gpu = cdi_gpus_arg(optarg, &err))) {
+        fprintf(stderr, "berth: %s\n", err->msg);
+        berth_error_free(err);
+        return -1;
+      }
+      break;
     case 'q': c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case 'h': *help = true; return optind;
@@ -309,6 +332,8 @@ static json_t *create_request(struct create_cli *c) {
   if (c->egress) json_object_set(r, "egress", c->egress);
   if (json_array_size(c->mounts)) json_object_set(r, "mounts", c->mounts);
   if (json_array_size(c->ports)) json_object_set(r, "ports", c->ports);
+  if (json_array_size(c->devices)) json_object_set(r, "devices", c->devices);
+  if (c->gpu) json_object_set(r, "gpu", c->gpu);
   if (c->repo) json_object_set_new(r, "repo", json_string(c->repo));
   if (c->passthrough) json_object_set_new(r, "env_passthrough", json_string(c->passthrough));
   if (c->o.seccomp_profile) { /* the path as the caller meant it, whatever the reader's directory */
@@ -407,6 +432,8 @@ int cmd_create(int argc, char **argv) {
   json_decref(c.setup);
   json_decref(c.ports);
   json_decref(c.egress);
+  json_decref(c.devices);
+  json_decref(c.gpu);
   return rc;
 }
 

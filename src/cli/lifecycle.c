@@ -240,7 +240,7 @@ static char *unit_text(const char *exe, struct berth_config *cfg, bool root) {
   const char *vars[] = {"BERTH_ROOT", "BERTH_RUNROOT", "BERTH_CONFIG"};
   for (int i = 0; i < 3; i++)
     if (getenv(vars[i])) {
-      cleanup_free char *l = xasprintf("Environment=%s=%s\n", vars[i], getenv(vars[i]));
+      cleanup_free char *l = xasprintf("Environment=\"%s=%s\"\n", vars[i], getenv(vars[i]));
       buf_append(&env, l, strlen(l));
     }
   buf_append(&env, "", 1);

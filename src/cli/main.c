@@ -65,27 +65,38 @@ static const char *LOAD_HELP =
 static const char *IMAGES_HELP =
     "Usage: berth images [--json]\n\nList images in berth's store.\n";
 static const char *RMI_HELP =
-    "Usage: berth rmi [--json] REF...\n\nRemove image names; layers no other image or container uses are deleted.\n";
+    "Usage: berth rmi [-f] [--json] REF...\n\n"
+    "Remove image names; with an image's last name the image goes, with every layer no other\n"
+    "image or container uses. REF may be a digest (sha256:HEX or 4+ of its first hex digits):\n"
+    "every name of that image goes. An image a container uses is refused, naming the container.\n\n"
+    "  -f, --force   take the names of an image in use away anyway: the image stays, unnamed,\n"
+    "                until no container uses it (`berth system prune` removes it then)\n"
+    "      --json    the results as JSON\n";
 
 struct common {
-  bool json, quiet, help;
+  bool json, quiet, help, force;
   const char *platform, *name;
 };
 
 static int parse(const char *cmd, int argc, char **argv, struct common *c) {
   static struct option opts[] = {{"json", no_argument, 0, 'j'},         {"quiet", no_argument, 0, 'q'},
                                  {"help", no_argument, 0, 'h'},         {"platform", required_argument, 0, 'p'},
-                                 {"name", required_argument, 0, 'n'},   {0, 0, 0, 0}};
+                                 {"name", required_argument, 0, 'n'},   {"force", no_argument, 0, 'f'},
+                                 {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
   int o;
-  while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, "+qhf", opts, NULL)) != -1) {
     switch (o) {
     case 'j': c->json = true; break;
     case 'q': c->quiet = true; break;
     case 'h': c->help = true; break;
     case 'p': c->platform = optarg; break;
     case 'n': c->name = optarg; break;
+    case 'f':
+      if (strcmp(cmd, "rmi")) return usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
+      c->force = true;
+      break;
     default: return usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
     }
   }
@@ -184,7 +195,7 @@ static int cmd_rmi(int argc, char **argv) {
   for (int i = optind; i < argc; i++) {
     char *res = NULL;
     berth_error_t err = NULL;
-    if (berth_image_remove(argv[i], &res, &err) < 0) {
+    if (berth_rmi(argv[i], c.force, &res, &err) < 0) {
       if (c.json) json_array_append_new(all, json_pack("{s:s, s:s}", "image", argv[i], "error", err->msg));
       else fprintf(stderr, "berth: error: %s\n", err->msg);
       berth_error_free(err);
@@ -199,6 +210,12 @@ static int cmd_rmi(int argc, char **argv) {
       size_t k;
       json_t *d;
       json_array_foreach(json_object_get(j, "deleted_layers"), k, d) printf("Deleted layer: %s\n", json_string_value(d));
+      json_t *kept = json_object_get(j, "kept_for");
+      if (json_array_size(kept)) {
+        printf("Kept image %s, unnamed: container%s", json_string_value(json_object_get(j, "digest")), json_array_size(kept) > 1 ? "s" : "");
+        json_array_foreach(kept, k, d) printf("%s %s", k ? "," : "", json_string_value(d));
+        printf(" use%s it (`berth system prune` removes it once they are gone)\n", json_array_size(kept) > 1 ? "" : "s");
+      }
     }
     json_decref(j);
   }
@@ -218,7 +235,9 @@ static const char *MAIN_HELP =
     "  pull       pull an image from a registry\n"
     "  load       import an OCI layout or docker save archive\n"
     "  images     list images\n"
-    "  rmi        remove images\n\n"
+    "  rmi        remove images\n"
+    "  commit     make an image from a container\n"
+    "  snapshot   the snapshots agents make: ls, rm\n\n"
     "Containers:\n"
     "  create     create and start a container\n"
     "  run        create, run a command, optionally remove (--rm)\n"
@@ -228,11 +247,15 @@ static const char *MAIN_HELP =
     "  rm         stop and remove containers\n"
     "  logs       a service container's output (-f follows)\n"
     "  stop       stop containers, keeping them; start, restart: bring them back\n"
-    "  kill       send a signal to a container's main process\n\n"
+    "  kill       send a signal to a container's main process\n"
+    "  inspect    a container's or an image's whole record, as JSON\n"
+    "  stats      resource use of running containers: CPU, memory, network, block I/O\n"
+    "  top        the processes running in a container\n\n"
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
     "  hint       the command that opens a shell in a container\n"
     "  network    named networks: create, rm, ls\n"
-    "  egress     egress test NAME HOST[:PORT]: would the container's policy allow it?\n\n"
+    "  egress     egress test NAME HOST[:PORT]: would the container's policy allow it?\n"
+    "  system     disk use (df) and removing what nothing needs (prune)\n\n"
     "Agents and hosts:\n"
     "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
     "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
@@ -285,6 +308,12 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "kill")) return cmd_kill(argc, argv);
   if (!strcmp(cmd, "autostart")) return cmd_autostart(argc, argv);
   if (!strcmp(cmd, "egress")) return cmd_egress(argc, argv);
+  if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
+  if (!strcmp(cmd, "stats")) return cmd_stats(argc, argv);
+  if (!strcmp(cmd, "top")) return cmd_top(argc, argv);
+  if (!strcmp(cmd, "system")) return cmd_system(argc, argv);
+  if (!strcmp(cmd, "commit")) return cmd_commit(argc, argv);
+  if (!strcmp(cmd, "snapshot")) return cmd_snapshot(argc, argv);
   if (!strcmp(cmd, "version")) return printf("berth %s\n", berth_version()), 0;
   if (!strcmp(cmd, "completion")) return cmd_completion(argc, argv);
   return NO_SUCH_COMMAND;

@@ -317,10 +317,9 @@ static void sweep_stale_loads(struct store *s) {
   if (!d) return;
   struct dirent *de;
   while ((de = readdir(d))) {
-    if (!str_has_prefix(de->d_name, "load-")) continue;
+    cleanup_close int fd = -1;
+    if (!str_has_prefix(de->d_name, "load-") || !store_tmp_stale(s, de->d_name, &fd)) continue;
     cleanup_free char *lockp = store_path(s, "locks/%s.lock", de->d_name);
-    cleanup_close int fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) continue;
     cleanup_free char *p = store_path(s, "tmp/%s", de->d_name);
     rm_rf(p, NULL);
     unlink(lockp);

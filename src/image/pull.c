@@ -488,8 +488,14 @@ static bool digest_like(const char *r) {
   return n >= 4 && n <= 64 && strspn(h, "0123456789abcdef") == n;
 }
 
+struct rmi_args {
+  const char *ref;
+  bool force;
+};
+
 static int rmi_fn(void *arg, char **result, berth_error_t *err) {
-  const char *refs = arg;
+  const struct rmi_args *a = arg;
+  const char *refs = a->ref;
   struct store s;
   if (store_open(&s, true, err) < 0) return -1;
   json_t *out = NULL;
@@ -507,7 +513,7 @@ static int rmi_fn(void *arg, char **result, berth_error_t *err) {
   json_decref(names);
   if (!is_name && digest_like(refs)) {
     berth_error_free(pe);
-    r = store_remove_digest(&s, refs, &out, err);
+    r = store_remove_digest(&s, refs, a->force, &out, err);
   } else if (!tagged) {
     store_close(&s);
     if (!pe) return berth_error(err, -EINVAL, "`%s` is neither an image name nor a digest (sha256:HEX, or 4 or more of its first hex digits)", refs);
@@ -516,7 +522,7 @@ static int rmi_fn(void *arg, char **result, berth_error_t *err) {
     return -1;
   } else {
     berth_error_free(pe);
-    r = store_remove(&s, tagged, &out, err);
+    r = store_remove(&s, tagged, a->force, &out, err);
   }
   store_close(&s);
   if (r < 0) return -1;
@@ -525,6 +531,11 @@ static int rmi_fn(void *arg, char **result, berth_error_t *err) {
   return 0;
 }
 
-int berth_image_remove(const char *ref, char **result, berth_error_t *err) {
-  return userns_run(rmi_fn, (void *)ref, result, err);
+int berth_rmi(const char *ref, bool force, char **result, berth_error_t *err) {
+  struct rmi_args a = {ref, force};
+  return userns_run(rmi_fn, &a, result, err);
 }
+
+/* the tool's delete_snapshot: the name goes; an image a container runs on
+ * stays, unnamed, until that container is gone */
+int berth_image_remove(const char *ref, char **result, berth_error_t *err) { return berth_rmi(ref, true, result, err); }

@@ -18,8 +18,10 @@
 #include <time.h>
 
 #include "berth.h"
+#include "container.h"
 #include "digest.h"
 #include "manifest.h"
+#include "ref.h"
 #include "store.h"
 #include "userns.h"
 
@@ -184,7 +186,8 @@ static int write_blob(const char *dir, const char *data, size_t len, char digest
 }
 
 struct snap_args {
-  const char *container, *name;
+  const char *container, *name; /* name: a snapshot's (NULL for a commit) */
+  const char *ref;              /* the image it becomes, normalized */
 };
 
 struct snap_out {
@@ -279,7 +282,7 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
   char when[32];
   time_t now = time(NULL);
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-  cleanup_free char *by = xasprintf("berth snapshot of container %s", sa->container);
+  cleanup_free char *by = xasprintf("berth %s of container %s", sa->name ? "snapshot" : "commit", sa->container);
   json_array_append_new(json_object_get(config, "history"), json_pack("{s:s, s:s}", "created", when, "created_by", by));
   cleanup_free char *ctxt = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(config);
@@ -305,7 +308,8 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
 }
 
 /* a snapshot name taken again: the image it had goes, unless another name
- * still points at it (its layers stay while a container runs on them) */
+ * still points at it or a container uses it (then it stays, unnamed, for
+ * `berth system prune` once that container is gone) */
 static void drop_if_unnamed(const char *digest) {
   struct store s;
   if (store_open(&s, true, NULL) < 0) return;
@@ -315,6 +319,9 @@ static void drop_if_unnamed(const char *digest) {
   json_t *v;
   json_object_foreach(refs, k, v) if (!strcmp(json_string_value(v) ?: "", digest)) named = true;
   json_decref(refs);
+  json_t *users = named ? NULL : store_image_users(&s, digest);
+  if (json_array_size(users)) named = true;
+  json_decref(users);
   if (!named) {
     json_t *removed = json_array();
     store_remove_image(&s, digest, removed);
@@ -328,13 +335,9 @@ static void collect_dead_snapshots(struct store *s) {
   DIR *d = opendir(tmp);
   if (!d) return;
   struct dirent *de;
-  while ((de = readdir(d))) {
-    int pid;
-    unsigned long long t0;
-    if (sscanf(de->d_name, "snap-%d-%llu-", &pid, &t0) != 2) continue;
-    if (pid > 0 && proc_starttime(pid) == t0) continue; /* still being made */
-    rm_rf_at(dirfd(d), de->d_name, NULL);
-  }
+  int lk;
+  while ((de = readdir(d)))
+    if (str_has_prefix(de->d_name, "snap-") && store_tmp_stale(s, de->d_name, &lk)) rm_rf_at(dirfd(d), de->d_name, NULL);
   closedir(d);
 }
 
@@ -357,8 +360,7 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
   char old_digest[72] = "";
   {
     json_t *refs = store_refs(&s, NULL);
-    cleanup_free char *key = berth_snapshot_ref(sa->name);
-    const char *od = json_string_value(json_object_get(refs, key));
+    const char *od = json_string_value(json_object_get(refs, sa->ref));
     if (od) snprintf(old_digest, sizeof old_digest, "%s", od);
     json_decref(refs);
   }
@@ -367,7 +369,7 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
   collect_dead_snapshots(&s);
   cleanup_free char *rnd = random_hex(6);
   cleanup_free char *work = store_path(&s, "tmp/snap-%d-%llu-%s", (int)getpid(), proc_starttime(getpid()), rnd);
-  cleanup_free char *ref = berth_snapshot_ref(sa->name);
+  const char *ref = sa->ref;
   struct snap_out so = {0};
   int r = build_layout(&s, sa, cdir, rec, work, ref, &so, err);
   store_close(&s); /* the import takes the store itself */
@@ -375,13 +377,17 @@ static int snapshot_in_ns(void *arg, char **result, berth_error_t *err) {
   json_decref(st);
   char *res = NULL;
   if (r == 0) r = image_import_layout(work, ref, &res, err);
+  json_t *imported = res ? json_loads(res, 0, NULL) : NULL;
   free(res);
   rm_rf(work, NULL);
   if (r < 0) return -1;
   if (*old_digest) drop_if_unnamed(old_digest);
   cleanup_free char *detail = xasprintf("writable layer of %s saved (%llu bytes)%s", sa->container, (unsigned long long)so.size,
                                         so.skipped ? "; private ssh keys left out" : "");
-  json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:s}", "success", 1, "snapshot", sa->name, "image", ref, "layer", so.layer, "detail", detail);
+  json_t *o = json_pack("{s:b, s:s, s:s, s:s}", "success", 1, "image", ref, "layer", so.layer, "detail", detail);
+  if (sa->name) json_object_set_new(o, "snapshot", json_string(sa->name));
+  json_object_set(o, "digest", json_object_get(json_array_get(imported, 0), "digest"));
+  json_decref(imported);
   *result = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return 0;
@@ -397,7 +403,29 @@ bool berth_snapshot_name_valid(const char *n) {
 int berth_snapshot(const char *container, const char *name, char **result, berth_error_t *err) {
   if (!berth_snapshot_name_valid(name))
     return berth_error(err, -EINVAL, "snapshot name `%.80s`: use 1-63 lowercase letters, digits, `-`, `_` or `.`", name ? name : "");
-  struct snap_args a = {container, name};
+  cleanup_free char *ref = berth_snapshot_ref(name);
+  struct snap_args a = {container, name, ref};
+  return userns_run(snapshot_in_ns, &a, result, err);
+}
+
+int berth_commit(const char *container, const char *ref, char **result, berth_error_t *err) {
+  if (!container_name_valid(container)) return berth_error(err, -ENOENT, "Container not found: %.80s", container ? container : "");
+  cleanup_free char *dflt = NULL;
+  if (!ref || !*ref) { /* localhost/NAME:latest, as load names what has no name */
+    dflt = xasprintf("localhost/%s:latest", container);
+    for (char *p = dflt; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    ref = dflt;
+  }
+  struct image_ref r;
+  if (ref_parse(ref, &r, err) < 0) return berth_error_wrap(err, "commit %s", container);
+  if (!r.tag || r.digest) {
+    ref_free(&r);
+    return berth_error(err, -EINVAL, "commit %s: `%s` names a digest; give a name with a tag (NAME[:TAG]): the digest is the new image's own", container, ref);
+  }
+  cleanup_free char *name = ref_name(&r);
+  cleanup_free char *key = xasprintf("%s:%s", name, r.tag);
+  ref_free(&r);
+  struct snap_args a = {container, NULL, key};
   return userns_run(snapshot_in_ns, &a, result, err);
 }
 

@@ -228,6 +228,27 @@ static bool layer_used_by_container(struct store *s, const char *digest) {
   return used;
 }
 
+int store_tmp_stale(struct store *s, const char *entry, int *lock_fd) {
+  *lock_fd = -1;
+  /* a removal holds the gc lock exclusively, and so do we, or we share it */
+  if (str_has_prefix(entry, "rm-")) return 1;
+  /* a snapshot's work dir is named by the process that makes it */
+  int pid;
+  unsigned long long t0;
+  if (sscanf(entry, "snap-%d-%llu-", &pid, &t0) == 2) return !(pid > 0 && proc_starttime(pid) == t0);
+  /* a pull's layer-HEX and a load's load-X: their writer holds locks/ENTRY.lock */
+  if (!str_has_prefix(entry, "layer-") && !str_has_prefix(entry, "load-")) return 0;
+  cleanup_free char *lp = store_path(s, "locks/%s.lock", entry);
+  int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return 0;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    close(fd);
+    return 0;
+  }
+  *lock_fd = fd; /* held while the caller removes it: no new writer starts meanwhile */
+  return 1;
+}
+
 /* Leftovers of a removal that was killed: we hold the gc lock exclusively,
  * so no other removal is running. */
 static void remove_stale_rm_dirs(struct store *s) {
@@ -236,12 +257,64 @@ static void remove_stale_rm_dirs(struct store *s) {
   DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
   if (!d) return;
   struct dirent *de;
+  int lk;
   while ((de = readdir(d)))
-    if (str_has_prefix(de->d_name, "rm-")) rm_rf_at(dfd, de->d_name, NULL);
+    if (str_has_prefix(de->d_name, "rm-") && store_tmp_stale(s, de->d_name, &lk)) rm_rf_at(dfd, de->d_name, NULL);
   closedir(d);
 }
 
-int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err) {
+json_t *store_image_users(struct store *s, const char *digest) {
+  json_t *users = json_array(), *refs = NULL;
+  cleanup_free char *dir = xasprintf("%s/../containers", s->root);
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    cleanup_free char *p = xasprintf("%s/%s/state.json", dir, de->d_name);
+    json_t *st = json_load_file(p, 0, NULL);
+    const char *dg = jstr(st, "image_digest");
+    if (st && !dg && jstr(st, "image")) { /* a record from before image_digest: its name */
+      if (!refs) refs = refs_load(s, NULL);
+      dg = jstr(refs, jstr(st, "image"));
+    }
+    if (dg && !strcmp(dg, digest)) json_array_append_new(users, json_string(de->d_name));
+    json_decref(st);
+  }
+  if (d) closedir(d);
+  json_decref(refs);
+  return users;
+}
+
+/* what rmi says when a container still runs on the image, or may be started again */
+static int refuse_in_use(const char *what, json_t *users, berth_error_t *err) {
+  struct buf b = {0}, rm = {0};
+  size_t i, n = json_array_size(users);
+  json_t *u;
+  json_array_foreach(users, i, u) {
+    if (i == 5) {
+      cleanup_free char *more = xasprintf(" and %zu more", n - 5);
+      buf_append(&b, more, strlen(more));
+      break;
+    }
+    cleanup_free char *one = xasprintf("%s`%s`", i ? ", " : "", json_string_value(u));
+    cleanup_free char *arg = xasprintf(" %s", json_string_value(u));
+    buf_append(&b, one, strlen(one));
+    buf_append(&rm, arg, strlen(arg));
+  }
+  buf_append(&b, "", 1);
+  buf_append(&rm, "", 1);
+  cleanup_free char *fix = berth_for_agents ? xasprintf("destroy %s first", n > 1 ? "them" : "it")
+                                            : xasprintf("remove %s first (`berth rm%s`), or take the name away with `berth rmi --force %s` "
+                                                        "(the image then stays, unnamed, until no container uses it, and "
+                                                        "`berth system prune` removes it after that)",
+                                                        n > 1 ? "them" : "it", rm.data, what);
+  int r = berth_error(err, -EBUSY, "image `%s` is used by container%s %s: %s", what, n > 1 ? "s" : "", b.data, fix);
+  buf_free(&b);
+  buf_free(&rm);
+  return r;
+}
+
+int store_remove(struct store *s, const char *name, bool force, json_t **out, berth_error_t *err) {
   remove_stale_rm_dirs(s);
   cleanup_free char *lp = store_path(s, "locks/refs.lock");
   cleanup_close int lk = lock_file(lp, true, err);
@@ -255,19 +328,30 @@ int store_remove(struct store *s, const char *name, json_t **out, berth_error_t 
   }
   char digest[72];
   snprintf(digest, sizeof digest, "%s", digest_c);
-  json_object_del(refs, name);
-  if (refs_save(s, refs, err) < 0) {
-    json_decref(refs);
-    return -1;
-  }
   bool still_named = false;
   const char *k;
   json_t *v;
-  json_object_foreach(refs, k, v) if (!strcmp(json_string_value(v), digest)) still_named = true;
+  json_object_foreach(refs, k, v) if (strcmp(k, name) && !strcmp(json_string_value(v) ?: "", digest)) still_named = true;
+  /* its last name: not while a container uses the image */
+  json_t *users = still_named ? json_array() : store_image_users(s, digest);
+  if (json_array_size(users) && !force) {
+    json_decref(refs);
+    int r = refuse_in_use(name, users, err);
+    json_decref(users);
+    return r;
+  }
+  json_object_del(refs, name);
+  if (refs_save(s, refs, err) < 0) {
+    json_decref(refs);
+    json_decref(users);
+    return -1;
+  }
   json_decref(refs);
   json_t *removed = json_array();
   json_t *res = json_pack("{s:s, s:s, s:o}", "untagged", name, "digest", digest, "deleted_layers", removed);
-  if (!still_named) store_remove_image(s, digest, removed);
+  if (json_array_size(users)) json_object_set(res, "kept_for", users); /* unnamed until they are gone */
+  else if (!still_named) store_remove_image(s, digest, removed);
+  json_decref(users);
   *out = res;
   return 0;
 }
@@ -294,25 +378,38 @@ void store_remove_image(struct store *s, const char *digest, json_t *removed) {
     json_array_foreach(json_object_get(rec, "layers"), i, l) {
       const char *ld = json_string_value(json_object_get(l, "digest"));
       if (!ld || !digest_valid(ld) || digest_used(s, ld, digest, "layers") || layer_used_by_container(s, ld)) continue;
-      cleanup_free char *dir = store_path(s, "layers");
-      cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      /* rename first so a half-removed layer is never taken as present */
-      cleanup_free char *rnd = random_hex(6);
-      cleanup_free char *tmpname = xasprintf("../tmp/rm-%s-%s", digest_hex(ld), rnd);
-      if (dfd >= 0 && renameat(dfd, digest_hex(ld), dfd, tmpname) == 0) {
-        berth_error_t e2 = NULL;
-        if (rm_rf_at(dfd, tmpname, &e2) < 0) {
-          berth_warn("removing layer %s: %s", ld, e2->msg);
-          berth_error_free(e2);
-        }
-        json_array_append_new(removed, json_string(ld));
-      }
+      berth_error_t e2 = NULL;
+      int r = store_remove_layer(s, ld, &e2);
+      if (r < 0) berth_warn("removing layer %s: %s", ld, e2 ? e2->msg : "failed");
+      berth_error_free(e2);
+      if (r == 0) json_array_append_new(removed, json_string(ld));
     }
     json_decref(rec);
   }
 }
 
-int store_remove_digest(struct store *s, const char *prefix, json_t **out, berth_error_t *err) {
+int store_remove_layer(struct store *s, const char *digest, berth_error_t *err) {
+  if (!digest_valid(digest)) return 1;
+  cleanup_free char *dir = store_path(s, "layers");
+  cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return berth_error(err, errno, "open `%s`", dir);
+  /* rename first so a half-removed layer is never taken as present */
+  cleanup_free char *rnd = random_hex(6);
+  cleanup_free char *tmpname = xasprintf("../tmp/rm-%s-%s", digest_hex(digest), rnd);
+  if (renameat(dfd, digest_hex(digest), dfd, tmpname) < 0) {
+    if (errno == ENOENT) return 1;
+    return berth_error(err, errno, "move layer %s out of the store", digest);
+  }
+  /* out of the store now: what rm cannot delete stays in tmp/ for the next removal */
+  berth_error_t e2 = NULL;
+  if (rm_rf_at(dfd, tmpname, &e2) < 0) {
+    berth_warn("removing layer %s: %s (what is left goes with the next removal)", digest, e2->msg);
+    berth_error_free(e2);
+  }
+  return 0;
+}
+
+int store_remove_digest(struct store *s, const char *prefix, bool force, json_t **out, berth_error_t *err) {
   const char *hex = str_has_prefix(prefix, "sha256:") ? prefix + 7 : prefix;
   size_t hl = strlen(hex);
   if (hl < 4 || hl > 64 || strspn(hex, "0123456789abcdef") != hl)
@@ -334,8 +431,17 @@ int store_remove_digest(struct store *s, const char *prefix, json_t **out, berth
   closedir(d);
   if (!found) return berth_error(err, -ENOENT, "no image with digest `%s` (see `berth images`)", prefix);
   if (found > 1) return berth_error(err, -EINVAL, "`%s` matches %d images; give more of the digest", prefix, found);
+  json_t *users = store_image_users(s, digest);
+  if (json_array_size(users) && !force) {
+    int r = refuse_in_use(prefix, users, err);
+    json_decref(users);
+    return r;
+  }
   json_t *refs = refs_load(s, err);
-  if (!refs) return -1;
+  if (!refs) {
+    json_decref(users);
+    return -1;
+  }
   json_t *names = json_array();
   const char *k;
   json_t *v;
@@ -348,11 +454,14 @@ int store_remove_digest(struct store *s, const char *prefix, json_t **out, berth
   json_decref(refs);
   if (r < 0) {
     json_decref(names);
+    json_decref(users);
     return -1;
   }
   json_t *removed = json_array();
-  store_remove_image(s, digest, removed);
+  if (!json_array_size(users)) store_remove_image(s, digest, removed);
   *out = json_pack("{s:s, s:s, s:o, s:o}", "untagged", digest, "digest", digest, "names", names, "deleted_layers", removed);
+  if (json_array_size(users)) json_object_set(*out, "kept_for", users); /* unnamed until they are gone */
+  json_decref(users);
   return 0;
 }
 

@@ -31,14 +31,31 @@ json_t *store_read_image(struct store *s, const char *digest, berth_error_t *err
 int store_ref_set(struct store *s, const char *name, const char *digest, berth_error_t *err);
 json_t *store_refs(struct store *s, berth_error_t *err); /* new reference */
 int store_list(struct store *s, json_t **out, berth_error_t *err);
-int store_remove(struct store *s, const char *name, json_t **out, berth_error_t *err);
+/* Take a name away; with its last name the image goes too. An image a
+ * container uses (its state's image_digest) keeps its last name (-EBUSY,
+ * naming the containers), or with force loses it and stays, unnamed
+ * ("kept_for": the containers), until they are gone. */
+int store_remove(struct store *s, const char *name, bool force, json_t **out, berth_error_t *err);
 /* Remove an image record (its manifest, config, and every layer no other
  * image or container uses); the deleted layers' digests go to removed.
  * Call with the store open exclusively and no name left on it. */
 void store_remove_image(struct store *s, const char *digest, json_t *removed);
+/* Remove layers/HEX (rename into tmp/, then delete): 0 done, 1 it was not
+ * there. The caller has made sure nothing uses it. */
+int store_remove_layer(struct store *s, const char *digest, berth_error_t *err);
 /* rmi by digest: `sha256:HEX` or a unique prefix of HEX (4 or more); every
- * name on the image goes with it. */
-int store_remove_digest(struct store *s, const char *prefix, json_t **out, berth_error_t *err);
+ * name on the image goes with it. In use: as store_remove. */
+int store_remove_digest(struct store *s, const char *prefix, bool force, json_t **out, berth_error_t *err);
+/* The containers whose record names the image `digest`: [names]. */
+json_t *store_image_users(struct store *s, const char *digest);
+/* Is tmp/ENTRY a leftover of a process that is gone? Each kind by its
+ * writer's own rule: layer-HEX (a pull) and load-X (a load) while their
+ * writer holds locks/ENTRY.lock, snap-PID-START-X while that process
+ * lives, rm-HEX-X (a removal) while one holds the gc lock exclusively
+ * (call with the store open). 1: stale, and *lock_fd (-1 or a lock to
+ * close once it is removed) keeps a new writer out meanwhile; 0: in use,
+ * or not berth's. */
+int store_tmp_stale(struct store *s, const char *entry, int *lock_fd);
 /* Find an image by reference: its record (plus "name") and parsed config. */
 int store_lookup(struct store *s, const char *ref, json_t **record, json_t **config, berth_error_t *err);
 

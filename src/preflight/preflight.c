@@ -7,6 +7,7 @@
 #include "preflight.h"
 #include "network.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "cdi.h"
 #include "config.h"
 #include "disk.h"
 #include "container.h"
@@ -524,6 +526,142 @@ static void check_disk_limit(json_t *c) {
   if (geteuid() == 0) set_fix(r, !strncmp(why, "mke2fs", 6) ? "apt-get install -y e2fsprogs" : "modprobe loop", NULL);
 }
 
+/* ---------- GPUs (optional) ----------
+ * What a `gpu` request needs: GPU nodes on the host and a CDI spec naming
+ * them (vendors generate it). NVIDIA: /dev/nvidiaN; AMD compute: /dev/kfd;
+ * any DRM GPU: /dev/dri/renderD* and card*. */
+static void gpu_nodes(struct buf *list, int *nv, int *amd, int *dri) {
+  *nv = *amd = *dri = 0;
+  DIR *d = opendir("/dev");
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    const char *n = de->d_name;
+    if (str_has_prefix(n, "nvidia") && n[6] >= '0' && n[6] <= '9' && strspn(n + 6, "0123456789") == strlen(n + 6)) {
+      (*nv)++;
+      if (list->len < 300) {
+        cleanup_free char *b = xasprintf("%s/dev/%s", list->len ? ", " : "", n);
+        buf_append(list, b, strlen(b));
+      }
+    }
+  }
+  if (d) closedir(d);
+  struct stat st;
+  if (stat("/dev/kfd", &st) == 0 && S_ISCHR(st.st_mode)) {
+    (*amd)++;
+    buf_append(list, list->len ? ", /dev/kfd" : "/dev/kfd", list->len ? 10 : 8);
+  }
+  d = opendir("/dev/dri");
+  while (d && (de = readdir(d))) {
+    if (!str_has_prefix(de->d_name, "renderD") && !str_has_prefix(de->d_name, "card")) continue;
+    (*dri)++;
+    if (list->len < 300) {
+      cleanup_free char *b = xasprintf("%s/dev/dri/%s", list->len ? ", " : "", de->d_name);
+      buf_append(list, b, strlen(b));
+    }
+  }
+  if (d) closedir(d);
+  buf_append(list, "", 1);
+}
+
+/* the qualified names of one kind, shown */
+static char *kind_devices(struct cdi_registry *r, const char *kind) {
+  struct buf b = {0};
+  const char *k;
+  json_t *x;
+  json_object_foreach(r->devices, k, x) if (str_has_prefix(k, kind) && k[strlen(kind)] == '=') {
+    if (b.len) buf_append(&b, ", ", 2);
+    buf_append(&b, k, strlen(k));
+  }
+  buf_append(&b, "", 1);
+  return b.data;
+}
+
+json_t *preflight_gpu_check(void) {
+  struct buf nodes = {0};
+  int nv, amd, dri;
+  gpu_nodes(&nodes, &nv, &amd, &dri);
+  struct cdi_registry r;
+  cdi_registry_load(NULL, &r, NULL);
+  cleanup_free char *dirs = NULL;
+  {
+    struct buf b = {0};
+    size_t i;
+    json_t *x;
+    json_array_foreach(r.dirs, i, x) {
+      if (b.len) buf_append(&b, ", ", 2);
+      buf_append(&b, json_string_value(x), strlen(json_string_value(x)));
+    }
+    buf_append(&b, "", 1);
+    dirs = b.data;
+  }
+  cleanup_free char *nvd = kind_devices(&r, "nvidia.com/gpu"), *amdd = kind_devices(&r, "amd.com/gpu");
+  const char *sudo = geteuid() == 0 ? "" : "sudo ";
+  cleanup_free char *errs = NULL;
+  if (json_array_size(r.errors)) {
+    struct buf b = {0};
+    for (size_t i = 0; i < json_array_size(r.errors) && i < 3; i++) {
+      const char *m = json_string_value(json_array_get(r.errors, i));
+      if (b.len) buf_append(&b, "; ", 2);
+      buf_append(&b, m, strlen(m));
+    }
+    buf_append(&b, "", 1);
+    errs = b.data;
+  }
+  json_t *c = json_array(), *chk = NULL;
+  cleanup_free char *d = NULL, *g = NULL, *fx = NULL;
+  if (!nv && !amd && !dri) {
+    d = xasprintf("no GPU on this host: no /dev/nvidia*, /dev/kfd or /dev/dri (or its driver is not loaded)%s%s",
+                  errs ? "; CDI specs left out: " : "", errs ? errs : "");
+    chk = add(c, "gpu", false, false, d, "`gpu` and `--gpus` need a host with a GPU and its driver loaded; other devices can still "
+                                         "be given by CDI name or path (--device, the create request's `devices`)");
+  } else if (nv && !*nvd) {
+    d = xasprintf("NVIDIA GPU nodes (%s) but no CDI spec in %s names nvidia.com/gpu devices%s%s", nodes.data, dirs,
+                  errs ? "; specs left out: " : "", errs ? errs : "");
+    fx = xasprintf("%snvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml", sudo);
+    g = xasprintf("install the NVIDIA Container Toolkit (nvidia-ctk) and write the CDI spec: %s; it must be written again after a "
+                  "driver upgrade", fx);
+    chk = add(c, "gpu", false, false, d, g);
+  } else if (amd && !nv && !*amdd) {
+    d = xasprintf("AMD GPU nodes (%s) but no CDI spec in %s names amd.com/gpu devices%s%s", nodes.data, dirs, errs ? "; specs left out: " : "",
+                  errs ? errs : "");
+    fx = xasprintf("%samd-ctk cdi generate --output=/etc/cdi/amd.json", sudo);
+    g = xasprintf("install the AMD Container Toolkit (amd-ctk) and write the CDI spec: %s; then ask for `--device amd.com/gpu=all` "
+                  "(`gpu`/`--gpus` name NVIDIA's devices)", fx);
+    chk = add(c, "gpu", false, false, d, g);
+  } else if (!nv && !amd) {
+    d = xasprintf("GPU nodes %s (no NVIDIA or AMD compute node), named by no CDI spec of theirs", nodes.data);
+    chk = add(c, "gpu", false, false, d, "give the nodes by path (--device /dev/dri/renderD128), or write a CDI spec for them; "
+                                         "`gpu`/`--gpus` name NVIDIA's devices");
+  } else {
+    /* the spec must also be usable now: nodes, libraries and hooks present (a driver upgrade leaves it stale) */
+    json_t *req = json_pack("[s]", nv ? "nvidia.com/gpu=all" : "amd.com/gpu=all"), *edits = NULL;
+    berth_error_t e = NULL;
+    struct berth_config *cfg = config_get(NULL);
+    bool usable = json_object_get(r.devices, json_string_value(json_array_get(req, 0))) &&
+                  cdi_resolve(&r, req, cfg && cfg->rootless, &edits, NULL, &e) == 0;
+    if (usable) {
+      d = xasprintf("GPUs %s; CDI devices %s%s%s", nodes.data, nv ? nvd : amdd, errs ? "; specs left out: " : "", errs ? errs : "");
+      chk = add(c, "gpu", !errs, false, d, "fix or remove the specs left out");
+    } else {
+      d = xasprintf("GPUs %s, but %s: %s", nodes.data, nv ? "nvidia.com/gpu=all" : "amd.com/gpu=all",
+                    e ? e->msg : "is not among the CDI devices");
+      fx = nv ? xasprintf("%snvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml", sudo)
+              : xasprintf("%samd-ctk cdi generate --output=/etc/cdi/amd.json", sudo);
+      g = xasprintf("write the CDI spec again (it goes stale with a driver upgrade): %s", fx);
+      chk = add(c, "gpu", false, false, d, g);
+    }
+    berth_error_free(e);
+    json_decref(edits);
+    json_decref(req);
+  }
+  if (fx) set_fix(chk, fx, NULL);
+  json_incref(chk);
+  json_decref(c);
+  buf_free(&nodes);
+  cdi_registry_free(&r);
+  return chk;
+}
+
 static void check_nesting(json_t *c) {
   struct stat st;
   bool in_ctr = stat("/.dockerenv", &st) == 0 || stat("/run/.containerenv", &st) == 0;
@@ -560,6 +698,7 @@ json_t *preflight_run(void) {
   check_disk(checks, cfg);
   check_run_dir(checks, cfg);
   check_disk_limit(checks);
+  json_array_append_new(checks, preflight_gpu_check());
   check_nesting(checks);
   bool ready = true;
   int failed = 0, warn = 0;

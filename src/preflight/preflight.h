@@ -17,5 +17,9 @@ bool preflight_ready(json_t **report);
  * the boot id is unreadable (nothing is kept then). malloc'd. */
 struct berth_config;
 char *preflight_cache_key(struct berth_config *cfg);
+/* the optional `gpu` check alone: GPUs on the host (/dev/nvidia*,
+ * /dev/dri, /dev/kfd), CDI specs naming them, the command that writes
+ * one; {name, passed, required, detail, guidance, fix} (new reference) */
+json_t *preflight_gpu_check(void);
 
 #endif

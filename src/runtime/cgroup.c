@@ -4,6 +4,7 @@
 #include <linux/sched.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/bpf.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -108,9 +109,11 @@ static bool has_word(const char *list, const char *word) {
  * has, in one write: a controller DIR lacks must not stop the others, and
  * one at a time would let the threaded ones (pids, cpu) in while memory is
  * refused, which turns a cgroup with processes into a thread root whose
- * children can take no process (EOPNOTSUPP). 0 when all three are on. */
+ * children can take no process (EOPNOTSUPP). 0 when all three are on.
+ * io goes along where DIR has it (a domain controller like memory, so
+ * refused only where memory is): accounting only, io.stat for berth stats. */
 static int v2_enable(const char *dir) {
-  static const char *const want[] = {"memory", "pids", "cpu"};
+  static const char *const want[] = {"memory", "pids", "cpu", "io"};
   cleanup_free char *cur = NULL;
   cleanup_free char *avail = NULL;
   cleanup_free char *p = xasprintf("%s/cgroup.subtree_control", dir);
@@ -119,10 +122,10 @@ static int v2_enable(const char *dir) {
   read_file(pc, 4096, &avail, NULL, NULL);
   char v[64] = "";
   bool all = true;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (has_word(cur, want[i])) continue;
     if (!has_word(avail, want[i])) {
-      all = false;
+      if (i < 3) all = false; /* io is not required */
       continue;
     }
     snprintf(v + strlen(v), sizeof v - strlen(v), "%s+%s", *v ? " " : "", want[i]);
@@ -210,21 +213,75 @@ fallback:
   return NULL;
 }
 
-/* the character devices a container may read and write (minor -1: any):
- * null, zero, full, random, urandom, tty, ptmx and the pts range; one
- * list for the v1 devices files and the v2 program */
-static const struct { int32_t major, minor; } DEVICE_ALLOW[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9},
-                                                                  {5, 0}, {5, 2}, {136, -1}};
+/* One rule of the devices allow-list: type c or b, major, minor (-1:
+ * any), read and write. mknod is never allowed: no workload holds
+ * CAP_MKNOD, and a node made anyway must not open. */
+struct dev_rule {
+  char type;
+  int32_t major, minor;
+  bool r, w;
+};
+
+/* berth's own /dev: null, zero, full, random, urandom, tty, ptmx and the
+ * pts range, read and write */
+static const struct dev_rule DEVICE_ALLOW[] = {{'c', 1, 3, 1, 1}, {'c', 1, 5, 1, 1}, {'c', 1, 7, 1, 1}, {'c', 1, 8, 1, 1},
+                                               {'c', 1, 9, 1, 1}, {'c', 5, 0, 1, 1}, {'c', 5, 2, 1, 1}, {'c', 136, -1, 1, 1}};
 enum { N_DEVICE_ALLOW = sizeof DEVICE_ALLOW / sizeof *DEVICE_ALLOW };
+
+json_t *cgroup_default_devices(void) {
+  json_t *a = json_array();
+  json_array_append_new(a, json_pack("{s:b, s:s}", "allow", 0, "access", "rwm"));
+  for (int i = 0; i < N_DEVICE_ALLOW; i++) {
+    json_t *e = json_pack("{s:b, s:s, s:i, s:s}", "allow", 1, "type", "c", "major", DEVICE_ALLOW[i].major, "access", "rw");
+    if (DEVICE_ALLOW[i].minor >= 0) json_object_set_new(e, "minor", json_integer(DEVICE_ALLOW[i].minor));
+    json_array_append_new(a, e);
+  }
+  return a;
+}
+
+/* The allow rules of a spec's linux.resources.devices (what berth wrote:
+ * a deny-all entry, then allow entries), or berth's own list when the
+ * spec has none (a container made before the list was written). An
+ * entry without a type, with no major, or without r or w allows nothing. */
+static struct dev_rule *dev_rules(json_t *devices, size_t *n) {
+  *n = 0;
+  if (!json_is_array(devices)) {
+    struct dev_rule *r = malloc(sizeof DEVICE_ALLOW);
+    if (r) memcpy(r, DEVICE_ALLOW, sizeof DEVICE_ALLOW), *n = N_DEVICE_ALLOW;
+    return r;
+  }
+  struct dev_rule *r = calloc(json_array_size(devices) + 1, sizeof *r);
+  size_t i;
+  json_t *d;
+  json_array_foreach(devices, i, d) {
+    const char *type = json_string_value(json_object_get(d, "type")), *acc = json_string_value(json_object_get(d, "access"));
+    json_t *ma = json_object_get(d, "major"), *mi = json_object_get(d, "minor");
+    if (!r || !json_is_true(json_object_get(d, "allow")) || !type || (strcmp(type, "c") && strcmp(type, "b")) || !json_is_integer(ma) ||
+        json_integer_value(ma) < 0 || json_integer_value(ma) > 0xfff || (mi && !json_is_integer(mi)) || !acc)
+      continue;
+    struct dev_rule x = {type[0], (int32_t)json_integer_value(ma), mi ? (int32_t)json_integer_value(mi) : -1, strchr(acc, 'r') != NULL,
+                         strchr(acc, 'w') != NULL};
+    if (x.minor < -1 || x.minor > 0xfffff || (!x.r && !x.w)) continue;
+    r[(*n)++] = x;
+  }
+  return r;
+}
 
 /* cgroup v2 has no devices files: the same allow-list as a
  * BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup (as runc
  * and crun do). ctx is struct bpf_cgroup_dev_ctx {access_type (access <<
  * 16 | type), major, minor}; 1 allows, 0 refuses. */
 #define INSN(c, d, sr, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (sr), .off = (o), .imm = (i)})
-int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
-  enum { NR = N_DEVICE_ALLOW };
-  struct bpf_insn p[8 + 3 * NR + 4];
+int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err) {
+  size_t nr = 0;
+  struct dev_rule *rules = dev_rules(devices, &nr);
+  if (!rules) return berth_error(err, -ENOMEM, "devices program");
+  struct bpf_insn *p = calloc(11 + 5 * nr, sizeof *p);
+  size_t *to_allow = calloc(nr + 1, sizeof *to_allow);
+  if (!p || !to_allow) {
+    free(rules), free(p), free(to_allow);
+    return berth_error(err, -ENOMEM, "devices program");
+  }
   int n = 0;
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
@@ -232,21 +289,27 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
-  int deny_jumps[2];
-  deny_jumps[0] = n;
+  int mknod_jump = n;
   p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, BPF_DEVCG_ACC_MKNOD); /* mknod: never */
-  deny_jumps[1] = n;
-  p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, BPF_DEVCG_DEV_CHAR); /* block devices: never */
-  int allow_jumps[NR];
-  for (int i = 0; i < NR; i++) {
-    if (DEVICE_ALLOW[i].minor < 0) { /* any minor of the major */
-      allow_jumps[i] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_4, 0, 0, DEVICE_ALLOW[i].major);
-    } else {
-      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 1, DEVICE_ALLOW[i].major); /* not this major: next rule */
-      allow_jumps[i] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_5, 0, 0, DEVICE_ALLOW[i].minor);
+  for (size_t i = 0; i < nr; i++) {
+    /* each test that fails jumps to the next rule; all pass: allow */
+    int next_jumps[4], nj = 0;
+    next_jumps[nj++] = n;
+    p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, rules[i].type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
+    next_jumps[nj++] = n;
+    p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 0, rules[i].major);
+    if (rules[i].minor >= 0) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_5, 0, 0, rules[i].minor);
     }
+    int denied = (rules[i].r ? 0 : BPF_DEVCG_ACC_READ) | (rules[i].w ? 0 : BPF_DEVCG_ACC_WRITE);
+    if (denied) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, denied);
+    }
+    to_allow[i] = (size_t)n;
+    p[n++] = INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0);
+    for (int j = 0; j < nj; j++) p[next_jumps[j]].off = (int16_t)(n - next_jumps[j] - 1);
   }
   int deny = n;
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
@@ -254,8 +317,10 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   int allow = n;
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
   p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
-  for (int i = 0; i < 2; i++) p[deny_jumps[i]].off = (int16_t)(deny - deny_jumps[i] - 1);
-  for (int i = 0; i < NR; i++) p[allow_jumps[i]].off = (int16_t)(allow - allow_jumps[i] - 1);
+  p[mknod_jump].off = (int16_t)(deny - mknod_jump - 1);
+  for (size_t i = 0; i < nr; i++) p[to_allow[i]].off = (int16_t)(allow - (int)to_allow[i] - 1);
+  free(rules);
+  free(to_allow);
   union bpf_attr la = {0};
   la.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
   la.insns = (uint64_t)(uintptr_t)p;
@@ -268,9 +333,14 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
     la.log_buf = (uint64_t)(uintptr_t)log;
     la.log_size = sizeof log;
     pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
-    if (pfd < 0) return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
+    if (pfd < 0) {
+      free(p);
+      return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
+    }
   }
-  if (pfd < 0) return berth_error(err, errno, "load the devices program");
+  int le = errno;
+  free(p);
+  if (pfd < 0) return berth_error(err, le, "load the devices program");
   union bpf_attr aa = {0};
   aa.target_fd = (uint32_t)cgfd;
   aa.attach_bpf_fd = (uint32_t)pfd;
@@ -282,7 +352,7 @@ int cgroup_devices_bpf(int cgfd, berth_error_t *err) {
   return r < 0 ? berth_error(err, e, "attach the devices program") : 0;
 }
 
-int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err) {
+int cgroup_create(const char *name, const struct limits *l, json_t *devices, json_t **info, berth_error_t *err) {
   (void)err;
   json_t *o = json_object(), *paths = json_array();
   json_object_set_new(o, "paths", paths);
@@ -328,7 +398,7 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
       if (geteuid() == 0) {
         cleanup_close int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         berth_error_t de = NULL;
-        if (cfd < 0 || cgroup_devices_bpf(cfd, &de) < 0) berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
+        if (cfd < 0 || cgroup_devices_bpf(cfd, devices, &de) < 0) berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
         berth_error_free(de);
       }
       if (l->cpus > 0) {
@@ -338,16 +408,19 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
     }
   } else {
     json_object_set_new(o, "version", json_integer(1));
-    const char *ctrls[] = {"memory", "pids", "cpu", "devices"};
-    /* each read once for the four (mountinfo is the costly one) */
+    /* cpuacct: accounting only, the CPU time `berth stats` reads (where it
+     * is mounted on its own, not with cpu) */
+    const char *ctrls[] = {"memory", "pids", "cpu", "devices", "cpuacct"};
+    /* each read once for them all (mountinfo is the costly one) */
     cleanup_free char *minfo = NULL, *cgs = NULL;
     if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 ||
         read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
       minfo = cgs = NULL;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
       cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
       cleanup_free char *own = own_path_in(cgs, ctrls[i]);
-      if (i == 3 && (!mnt || !own)) continue; /* the devices allow-list is a layer behind nodev: not a limit */
+      /* the devices allow-list is a layer behind nodev: not a limit; cpuacct is no limit either */
+      if (i >= 3 && (!mnt || !own)) continue;
       if (!mnt || !own) {
         applied = false;
         cleanup_free char *m = xasprintf("%sno cgroup v1 `%s` controller mounted", note.len ? "; " : "", ctrls[i]);
@@ -356,7 +429,15 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
       }
       cleanup_free char *parent = xasprintf("%s%s/berth", mnt, strcmp(own, "/") ? own : "");
       cleanup_free char *dir = xasprintf("%s/%s", parent, name);
+      if (i == 4) { /* cpu,cpuacct mounted together: the cpu group has it already */
+        bool dup = false;
+        size_t k;
+        json_t *q;
+        json_array_foreach(paths, k, q) dup = dup || !strcmp(json_string_value(q), dir);
+        if (dup) continue;
+      }
       if ((mkdir(parent, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        if (i == 4) continue; /* no CPU figures in `berth stats`, nothing else lost */
         applied = false;
         cleanup_free char *m = xasprintf("%scannot create cgroup v1 `%s` group (%s)", note.len ? "; " : "", ctrls[i],
                                          strerror(errno));
@@ -377,15 +458,19 @@ int cgroup_create(const char *name, const struct limits *l, json_t **info, berth
         r = write_str(dir, "cpu.cfs_period_us", "100000");
         if (r == 0) r = write_str(dir, "cpu.cfs_quota_us", v);
       } else if (i == 3) {
-        /* an allow-list: the nodes berth binds into /dev and the
-         * container's own pseudo-terminals, read and write, never mknod */
-        r = write_str(dir, "devices.deny", "a");
-        for (int k = 0; r == 0 && k < N_DEVICE_ALLOW; k++) {
-          char rule[48];
-          if (DEVICE_ALLOW[k].minor < 0) snprintf(rule, sizeof rule, "c %d:* rw", DEVICE_ALLOW[k].major);
-          else snprintf(rule, sizeof rule, "c %d:%d rw", DEVICE_ALLOW[k].major, DEVICE_ALLOW[k].minor);
+        /* an allow-list: the nodes berth puts into /dev (its own and
+         * those asked for) and the container's own pseudo-terminals,
+         * read and write as each allows, never mknod */
+        size_t nr = 0;
+        struct dev_rule *rules = dev_rules(devices, &nr);
+        r = rules ? write_str(dir, "devices.deny", "a") : -1;
+        for (size_t k = 0; r == 0 && k < nr; k++) {
+          char rule[64], minor[16] = "*";
+          if (rules[k].minor >= 0) snprintf(minor, sizeof minor, "%d", rules[k].minor);
+          snprintf(rule, sizeof rule, "%c %d:%s %s%s", rules[k].type, rules[k].major, minor, rules[k].r ? "r" : "", rules[k].w ? "w" : "");
           r = write_str(dir, "devices.allow", rule);
         }
+        free(rules);
         if (r < 0) {
           berth_debug("devices cgroup %s: %s", dir, strerror(errno));
           r = 0; /* not a limit the caller asked for: nodev and no CAP_MKNOD still hold */
@@ -514,6 +599,135 @@ void cgroup_destroy(json_t *info) {
       nanosleep(&ts, NULL);
     }
   }
+}
+
+/* ---- resource use (berth stats) ---- */
+
+int64_t cgroup_stat_field(const char *text, const char *key) {
+  size_t n = strlen(key);
+  for (const char *l = text; l && *l;) {
+    if (!strncmp(l, key, n) && l[n] == ' ') return strtoll(l + n + 1, NULL, 10);
+    l = strchr(l, '\n');
+    if (l) l++;
+  }
+  return -1;
+}
+
+int64_t cgroup_parse_limit(const char *text) {
+  while (*text == ' ' || *text == '\t') text++;
+  char *end;
+  long long v = strtoll(text, &end, 10);
+  /* "max" (v2), or v1's "no limit": the page counter's maximum, near INT64_MAX */
+  if (end == text || v < 0 || v >= INT64_MAX / 2) return -1;
+  return v;
+}
+
+void cgroup_parse_io_stat(const char *text, int64_t *rd, int64_t *wr) {
+  *rd = *wr = 0;
+  for (const char *t = text; t && *t;) {
+    t += strspn(t, " \n");
+    if (!strncmp(t, "rbytes=", 7)) *rd += strtoll(t + 7, NULL, 10);
+    else if (!strncmp(t, "wbytes=", 7)) *wr += strtoll(t + 7, NULL, 10);
+    t += strcspn(t, " \n");
+  }
+}
+
+void cgroup_parse_blkio(const char *text, int64_t *rd, int64_t *wr) {
+  *rd = *wr = 0;
+  for (const char *l = text; l && *l;) {
+    /* "MAJ:MIN Read N", "MAJ:MIN Write N", ...; the last line is "Total N" */
+    char op[16];
+    long long v;
+    if (sscanf(l, "%*u:%*u %15s %lld", op, &v) == 2) {
+      if (!strcmp(op, "Read")) *rd += v;
+      else if (!strcmp(op, "Write")) *wr += v;
+    }
+    l = strchr(l, '\n');
+    if (l) l++;
+  }
+}
+
+/* a small file of the cgroup directory dfd, NUL-terminated; -1 when absent */
+static ssize_t cg_read(int dfd, const char *file, char *buf, size_t len) {
+  int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t n = 0;
+  ssize_t r;
+  while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  buf[n] = '\0';
+  return (ssize_t)n;
+}
+
+/* cgroup v1: which hierarchy a path is in, from the mount points, read
+ * once per process (a container's own name may be "memory-x": the path
+ * text alone cannot tell) */
+enum { CG_MEMORY = 1, CG_PIDS = 2, CG_CPUACCT = 4, CG_BLKIO = 8 };
+static char *v1_mnt[4];
+static pthread_once_t v1_mnt_once = PTHREAD_ONCE_INIT;
+static void v1_mnt_load(void) {
+  cleanup_free char *minfo = NULL;
+  if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0) return;
+  const char *ctrls[] = {"memory", "pids", "cpuacct", "blkio"};
+  for (int i = 0; i < 4; i++) v1_mnt[i] = v1_mount_in(minfo, ctrls[i]);
+}
+static unsigned v1_controllers(const char *path) {
+  pthread_once(&v1_mnt_once, v1_mnt_load);
+  unsigned has = 0;
+  for (int i = 0; i < 4; i++) {
+    size_t n = v1_mnt[i] ? strlen(v1_mnt[i]) : 0;
+    if (n && !strncmp(path, v1_mnt[i], n) && path[n] == '/') has |= 1u << i;
+  }
+  return has;
+}
+
+int cgroup_stats(json_t *info, struct cgroup_stats *out) {
+  *out = (struct cgroup_stats){.mem_usage = -1, .mem_limit = -1, .cpu_ns = -1, .pids = -1, .pids_max = -1,
+                               .io_read = -1, .io_write = -1};
+  bool v2 = json_integer_value(json_object_get(info, "version")) == 2;
+  json_t *paths = json_object_get(info, "paths");
+  if (!json_array_size(paths)) return -1;
+  char buf[16384];
+  size_t i;
+  json_t *p;
+  json_array_foreach(paths, i, p) {
+    const char *d = json_string_value(p);
+    unsigned has = !d ? 0 : v2 ? ~0u : v1_controllers(d); /* v1: not the cpu and devices groups */
+    cleanup_close int dfd = has ? open(d, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0) continue;
+    if (has & CG_MEMORY) {
+      int64_t use = cg_read(dfd, v2 ? "memory.current" : "memory.usage_in_bytes", buf, sizeof buf) > 0 ? strtoll(buf, NULL, 10) : -1;
+      bool stat = use >= 0 && cg_read(dfd, "memory.stat", buf, sizeof buf) > 0;
+      if (use >= 0) {
+        /* less the inactive page cache, which the kernel drops first: the
+         * figure docker stats shows */
+        int64_t inactive = stat ? cgroup_stat_field(buf, v2 ? "inactive_file" : "total_inactive_file") : -1;
+        out->mem_usage = inactive > 0 && inactive < use ? use - inactive : use;
+      }
+      /* v1's memory.stat has the limit too, the lowest on the way up (one
+       * file less to open per container) */
+      int64_t hl = stat && !v2 ? cgroup_stat_field(buf, "hierarchical_memory_limit") : -1;
+      if (hl >= 0) out->mem_limit = hl < INT64_MAX / 2 ? hl : -1; /* no limit: as in cgroup_parse_limit */
+      else if (cg_read(dfd, v2 ? "memory.max" : "memory.limit_in_bytes", buf, sizeof buf) > 0) out->mem_limit = cgroup_parse_limit(buf);
+    }
+    if (has & CG_CPUACCT) {
+      if (v2) {
+        int64_t us = cg_read(dfd, "cpu.stat", buf, sizeof buf) > 0 ? cgroup_stat_field(buf, "usage_usec") : -1;
+        if (us >= 0) out->cpu_ns = us * 1000;
+      } else if (cg_read(dfd, "cpuacct.usage", buf, sizeof buf) > 0)
+        out->cpu_ns = strtoll(buf, NULL, 10);
+    }
+    if (has & CG_PIDS) {
+      if (cg_read(dfd, "pids.current", buf, sizeof buf) > 0) out->pids = strtoll(buf, NULL, 10);
+      if (cg_read(dfd, "pids.max", buf, sizeof buf) > 0) out->pids_max = cgroup_parse_limit(buf);
+    }
+    /* v2: only where the io controller is on for the container's cgroup */
+    if ((has & CG_BLKIO) && cg_read(dfd, v2 ? "io.stat" : "blkio.throttle.io_service_bytes", buf, sizeof buf) >= 0) {
+      if (v2) cgroup_parse_io_stat(buf, &out->io_read, &out->io_write);
+      else cgroup_parse_blkio(buf, &out->io_read, &out->io_write);
+    }
+  }
+  return 0;
 }
 
 static int64_t read_num(const char *dir, const char *file) {

@@ -5,10 +5,15 @@
 #include <jansson.h>
 #include "util.h"
 
-/* attach the container devices allow-list (null, zero, full, random,
- * urandom, tty, ptmx, pts; read and write, never mknod) to a cgroup v2
- * directory as a BPF program (root) */
-int cgroup_devices_bpf(int cgfd, berth_error_t *err);
+/* the devices allow-list berth's own /dev needs (null, zero, full,
+ * random, urandom, tty, ptmx, pts; read and write), as OCI
+ * linux.resources.devices entries after a deny-all one */
+json_t *cgroup_default_devices(void);
+/* attach an allow-list (OCI linux.resources.devices: the allow entries of
+ * type c or b with a major, read and write as their access says, never
+ * mknod; NULL: berth's own list) to a cgroup v2 directory as a BPF
+ * program (root) */
+int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err);
 
 struct limits {
   int64_t memory; /* bytes, 0 = none */
@@ -16,11 +21,31 @@ struct limits {
   double cpus;    /* 0 = none */
 };
 
-/* Create the container's cgroup(s) and apply limits. When limits cannot be
- * applied (rootless without delegation) this still succeeds, returning a
- * JSON object {version, paths:[...], limits_applied, note}. */
-int cgroup_create(const char *name, const struct limits *l, json_t **info, berth_error_t *err);
+/* Create the container's cgroup(s) and apply limits, and (root) the
+ * devices allow-list of the spec's linux.resources.devices (NULL:
+ * berth's own). When limits cannot be applied (rootless without
+ * delegation) this still succeeds, returning a JSON object {version,
+ * paths:[...], limits_applied, note}. */
+int cgroup_create(const char *name, const struct limits *l, json_t *devices, json_t **info, berth_error_t *err);
 bool cgroup_is_v2(void);
+/* What a container's cgroup has used; -1 for what is unknown or, for a
+ * limit, not set. Memory is usage less inactive page cache (as docker stats
+ * counts it); CPU from v1 cpuacct.usage or v2 cpu.stat; I/O from v1
+ * blkio.throttle.io_service_bytes or v2 io.stat, where the cgroup has them. */
+struct cgroup_stats {
+  int64_t mem_usage, mem_limit;
+  int64_t cpu_ns;
+  int64_t pids, pids_max;
+  int64_t io_read, io_write;
+};
+/* -1 when there is no cgroup to read (limits not applied) */
+int cgroup_stats(json_t *info, struct cgroup_stats *out);
+/* parsers of cgroup files: "KEY N" lines (-1: absent); a limit ("max" or
+ * v1's largest value: -1); v2 io.stat and v1 blkio byte counts, summed */
+int64_t cgroup_stat_field(const char *text, const char *key);
+int64_t cgroup_parse_limit(const char *text);
+void cgroup_parse_io_stat(const char *text, int64_t *rd, int64_t *wr);
+void cgroup_parse_blkio(const char *text, int64_t *rd, int64_t *wr);
 /* Move process pid (all its threads) into the cgroup(s). */
 int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err);
 /* Move the calling process, which must be single-threaded, without the

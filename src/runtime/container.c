@@ -41,8 +41,12 @@
 #include <time.h>
 
 #include "berth.h"
+#include "cdi.h"
 #include "config.h"
 #include "disk.h"
+#include "logs.h"
+#include "hooks.h"
+#include "preflight.h"
 #include "security.h"
 #include "spec.h"
 #include "store.h"
@@ -129,6 +133,11 @@ static bool state_proc_alive(json_t *st, const char *field) {
   return pid > 0 && t && proc_starttime(pid) == t;
 }
 
+/* the spec's devices allow-list, for cgroup_create */
+static json_t *spec_devices(json_t *spec) {
+  return json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices");
+}
+
 static json_t *proc_ref(pid_t pid) {
   return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid));
 }
@@ -136,7 +145,8 @@ static json_t *proc_ref(pid_t pid) {
 /* ---------- init: everything below runs in the new namespaces ---------- */
 struct init_args {
   json_t *spec;
-  const char *cdir;
+  const char *cdir, *name;
+  pid_t host_pid; /* ours as the host sees it (for hooks' state), from the launcher */
   int sync_fd;   /* read: monitor says go */
   int report_fd; /* write: "" on success or an error message */
   bool rootless, single_map;
@@ -461,6 +471,70 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
   return ret;
 }
 
+/* One device the spec asks for (linux.devices) at its path under the
+ * container's /dev: made with mknod as root; bound from its host node
+ * rootless (mknod is not possible there) or where the devices program
+ * refuses mknod (cgroup v2); the host node must still be the device the
+ * spec names, so a node swapped on the host since create is not bound. */
+static int device_node(int dfd, json_t *d, const char *host, bool rootless, berth_error_t *err) {
+  const char *path = json_string_value(json_object_get(d, "path")), *type = json_string_value(json_object_get(d, "type"));
+  if (!path || !type || !str_has_prefix(path, "/dev/") || strstr(path, "/..") || strstr(path, "/./") || strstr(path, "//"))
+    return berth_error(err, -EINVAL, "device `%s`: the spec's path must lie under /dev", path ? path : "?");
+  unsigned major = (unsigned)json_integer_value(json_object_get(d, "major")), minor = (unsigned)json_integer_value(json_object_get(d, "minor"));
+  mode_t perm = (mode_t)json_integer_value(json_object_get(d, "fileMode")) & 07777;
+  if (!json_object_get(d, "fileMode")) perm = 0666;
+  mode_t fmt = type[0] == 'b' ? S_IFBLK : type[0] == 'p' ? S_IFIFO : S_IFCHR;
+  cleanup_free char *rel = strdup(path + 5);
+  char *slash = strrchr(rel, '/');
+  const char *base = slash ? slash + 1 : rel;
+  cleanup_close int pfd = -1;
+  if (slash) {
+    *slash = '\0';
+    pfd = mkdir_in_root(dfd, rel, 0755, RESOLVE_NO_SYMLINKS, err); /* inside our /dev tmpfs, no link followed */
+    if (pfd < 0) return berth_error_wrap(err, "device `%s`", path);
+  }
+  int at = pfd >= 0 ? pfd : dfd;
+  if (fmt == S_IFIFO || !rootless) {
+    if (mknodat(at, base, fmt | perm, makedev(major, minor)) == 0) {
+      fchmodat(at, base, perm, 0); /* past the umask */
+      if (fchownat(at, base, (uid_t)json_integer_value(json_object_get(d, "uid")), (gid_t)json_integer_value(json_object_get(d, "gid")),
+                   AT_SYMLINK_NOFOLLOW) < 0 && !rootless)
+        return berth_error(err, errno, "device `%s`: owner", path);
+      return 0;
+    }
+    if (errno != EPERM || fmt == S_IFIFO) return berth_error(err, errno, "create device `%s`", path);
+  }
+  if (!host) return berth_error(err, -ENOENT, "device `%s`: no host node to bind (mknod was refused)", path);
+  cleanup_close int hfd = open(host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (hfd < 0 || fstat(hfd, &st) < 0) return berth_error(err, errno, "device `%s`: host node `%s`", path, host);
+  if ((st.st_mode & S_IFMT) != fmt || st.st_rdev != makedev(major, minor))
+    return berth_error(err, -EINVAL, "device `%s`: host node `%s` is no longer %c %u:%u; create the container again", path, host, type[0], major, minor);
+  int c = openat(at, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (c < 0) return berth_error(err, errno, "create device `%s`", path);
+  close(c);
+  cleanup_close int t = openat(at, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_free char *src = fdpath(hfd);
+  return t < 0 ? berth_error(err, errno, "device `%s`", path) : mount_fd(src, t, NULL, MS_BIND, NULL, path, err);
+}
+
+/* the spec's devices (linux.devices), their host nodes in annotation berth.device_sources */
+static int spec_device_nodes(int dfd, struct init_args *a, berth_error_t *err) {
+  json_t *devs = json_object_get(json_object_get(a->spec, "linux"), "devices");
+  if (!json_array_size(devs)) return 0;
+  json_t *src = json_loads(json_string_value(json_object_get(json_object_get(a->spec, "annotations"), "berth.device_sources")) ?: "{}", 0, NULL);
+  size_t i;
+  json_t *d;
+  int r = 0;
+  json_array_foreach(devs, i, d) {
+    if ((r = device_node(dfd, d, json_string_value(json_object_get(src, json_string_value(json_object_get(d, "path")) ?: "")), a->rootless,
+                         err)) < 0)
+      break;
+  }
+  json_decref(src);
+  return r;
+}
+
 static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
   cleanup_close int dev = target_in_root(rootfd, "/dev", false, true, err);
   if (dev < 0) return -1;
@@ -499,7 +573,7 @@ static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
                             {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
   for (size_t i = 0; i < 5; i++)
     if (symlinkat(links[i][1], dfd, links[i][0]) < 0) return berth_error(err, errno, "create /dev/%s", links[i][0]);
-  return 0;
+  return spec_device_nodes(dfd, a, err);
 }
 
 /* A target opened in the root was checked as written; the image's
@@ -526,13 +600,36 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(a->spec, "mounts"), i, m) {
-    if (strcmp(json_string_value(json_object_get(m, "type")) ?: "", "bind")) continue;
+    const char *type = json_string_value(json_object_get(m, "type")) ?: "";
     const char *src = json_string_value(json_object_get(m, "source"));
     const char *dst = json_string_value(json_object_get(m, "destination"));
-    bool ro = false;
+    bool ro = false, nosuid = false, noexec = false, rec = true;
     size_t k;
     json_t *o;
-    json_array_foreach(json_object_get(m, "options"), k, o) if (!strcmp(json_string_value(o), "ro")) ro = true;
+    struct buf data = {0};
+    json_array_foreach(json_object_get(m, "options"), k, o) {
+      const char *op = json_string_value(o) ?: "";
+      ro |= !strcmp(op, "ro"), nosuid |= !strcmp(op, "nosuid"), noexec |= !strcmp(op, "noexec");
+      if (!strcmp(op, "bind")) rec = false;
+      if (strchr(op, '=')) { /* tmpfs parameters: size=, mode= ... */
+        if (data.len) buf_append(&data, ",", 1);
+        buf_append(&data, op, strlen(op));
+      }
+    }
+    buf_append(&data, "", 1);
+    /* a tmpfs of a device's (CDI); /dev and /dev/shm are berth's own */
+    if (!strcmp(type, "tmpfs") && dst && strcmp(dst, "/dev") && strcmp(dst, "/dev/shm")) {
+      cleanup_close int t = target_in_root(rootfd, dst, false, false, err);
+      int r = t < 0 || target_forbidden(rootfd, t, dst, err) < 0
+                  ? -1
+                  : mount_fd("tmpfs", t, "tmpfs", MS_NODEV | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | (ro ? MS_RDONLY : 0),
+                             data.data, dst, err);
+      buf_free(&data);
+      if (r < 0) return -1;
+      continue;
+    }
+    buf_free(&data);
+    if (strcmp(type, "bind")) continue;
     if (!src || !dst) continue;
     if (!strncmp(dst, "/etc/", 5) && strstr(src, a->cdir) == src) continue; /* generated files: later */
     cleanup_close int sfd = open(src, O_PATH | O_CLOEXEC);
@@ -543,16 +640,17 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
     if (t < 0) return berth_error_wrap(err, "mount `%s` at `%s`", src, dst);
     if (target_forbidden(rootfd, t, dst, err) < 0) return -1;
     cleanup_free char *sp = fdpath(sfd);
-    if (mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL, dst, err) < 0) return -1;
+    if (mount_fd(sp, t, NULL, MS_BIND | (rec ? MS_REC : 0), NULL, dst, err) < 0) return -1;
     {
       /* nodev always (a host directory's device nodes stay closed to the
-       * container), read-only when asked */
+       * container), read-only, nosuid, noexec when asked */
       const char *rel = dst;
       while (*rel == '/') rel++;
       int fd = openat_in_root(rootfd, rel, O_PATH, 0, 0);
       cleanup_free char *p = fdpath(fd);
       unsigned long keep = locked_flags(p);
-      int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | (ro ? MS_RDONLY : 0) | keep, NULL);
+      int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | (ro ? MS_RDONLY : 0) | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | keep,
+                    NULL);
       close(fd);
       if (r < 0) return berth_error(err, errno, "make mount `%s` %s", dst, ro ? "read-only" : "nodev");
     }
@@ -676,6 +774,46 @@ static int init_second_go(struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
+/* Nothing a hook started may stay in the container: it ran with init's
+ * privileges, and no process of the container exists yet. PID 1's
+ * kill(-1) reaches every other process of its pid namespace. */
+static void init_kill_rest(void) {
+  kill(-1, SIGKILL);
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+}
+
+/* The hooks of the creation, while the host's root is still in view: the
+ * launcher runs prestart and createRuntime on the host (a byte on the
+ * report pipe; it answers with 1 and our pid as the host sees it, or 0
+ * when a hook failed, which it reports); then createContainer here, in
+ * the container's namespaces. */
+static int init_hooks_created(struct init_args *a, berth_error_t *err) {
+  static const char *const kinds[] = {"prestart", "createRuntime", "createContainer", "startContainer"};
+  bool any = false;
+  for (int i = 0; i < 4; i++) any |= hooks_any(a->spec, kinds[i]);
+  if (!any) return 0;
+  char req = '\x03', ack = 0;
+  int32_t pid = 0;
+  if (write(a->report_fd, &req, 1) != 1 || !read_full(a->sync_fd, &ack, 1)) return berth_error(err, -EIO, "the launcher is gone");
+  if (ack != 1) return berth_error(err, -EIO, "a prestart or createRuntime hook failed");
+  if (!read_full(a->sync_fd, &pid, sizeof pid)) return berth_error(err, -EIO, "the launcher is gone");
+  a->host_pid = pid;
+  if (!hooks_any(a->spec, "createContainer")) return 0;
+  cleanup_free char *state = hooks_state(a->spec, a->name, "creating", pid, a->cdir);
+  int r = hooks_run(a->spec, "createContainer", state, 0, err);
+  init_kill_rest();
+  return r;
+}
+
+/* startContainer: after pivot_root, in the container, confined (HOOK_CONFINED) */
+static int init_hooks_start(struct init_args *a, berth_error_t *err) {
+  if (!hooks_any(a->spec, "startContainer")) return 0;
+  cleanup_free char *state = hooks_state(a->spec, a->name, "created", a->host_pid, a->cdir);
+  int r = hooks_run(a->spec, "startContainer", state, HOOK_CONFINED, err);
+  init_kill_rest();
+  return r;
+}
+
 static volatile sig_atomic_t init_stop;
 static void init_on_term(int sig) { init_stop = sig; }
 static void init_on_chld(int sig) { (void)sig; } /* so pause() wakes for orphans */
@@ -739,6 +877,7 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
    * cgroup_enter_self), while the host's cgroupfs is still in view; only
    * then is the cgroup namespace rooted where it belongs */
   if (!a->second_go_done && init_second_go(a, err) < 0) return -1;
+  if (init_hooks_created(a, err) < 0) return -1;
   close(a->sync_fd); /* the launcher's requests channel: done */
   a->sync_fd = -1;
   berth_trace("init: second go");
@@ -787,7 +926,7 @@ static int init_main(struct init_args *a) {
   char *bpf = NULL;
   if (a->run && security_seccomp_read(a->spec, &bpf, &run_opts.seccomp_len, &err) < 0) init_fail(a, err);
   run_opts.seccomp_bpf = bpf;
-  if (init_setup(a, &err) < 0) init_fail(a, err);
+  if (init_setup(a, &err) < 0 || init_hooks_start(a, &err) < 0) init_fail(a, err);
   pid_t cmd = 0;
   /* With berth's own filter for both, init takes it before the command is
    * spawned and the command inherits it: one load (a JIT compile) fewer.
@@ -1230,7 +1369,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     close(sync[0]), close(sync[1]), close(rep[0]), close(rep[1]);
     return berth_error(err, e, "pipe");
   }
-  struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless,
+  struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .name = m->name, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless,
                          .run = m->run, .run_env = m->run_env, .run_go = m->run_go, .pty_sock = m->pty_sock,
                          .out_fd = m->out_fd, .err_fd = m->err_fd, .volatile_upper = m->volatile_upper};
   struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1};
@@ -1239,7 +1378,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
    * CLONE_INTO_CGROUP: no migration, which would take the kernel's global
    * lock, see cgroup_enter_self); v1: made while init mounts */
   json_t *cg = m->cg_made ? json_incref(m->cg_made) : NULL;
-  if (!cg && cgroup_is_v2() && cgroup_create(m->cgname, m->limits, &cg, &e2) < 0) {
+  if (!cg && cgroup_is_v2() && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &cg, &e2) < 0) {
     close(sync[0]), close(sync[1]), close(rep[0]), close(rep[1]);
     if (exitp[0] >= 0) close(exitp[0]), close(exitp[1]);
     *err = e2;
@@ -1294,7 +1433,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   if (write(sync[1], &go, 1) != 1) {}
   /* v1: the cgroup is made now, while init mounts */
   L->cg = cg;
-  if (!fail && !L->cg && cgroup_create(m->cgname, m->limits, &L->cg, &e2) < 0) fail = e2->msg;
+  if (!fail && !L->cg && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &L->cg, &e2) < 0) fail = e2->msg;
   /* the second go: init moves itself on v1, we move it when it was not born inside */
   cleanup_free char *self_move = NULL;
   if (!fail && !placed) {
@@ -1355,7 +1494,18 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   struct buf msg = {0};
   char tmp[4096];
   ssize_t n;
+  berth_error_t hook_err = NULL;
   while ((n = read(rep[0], tmp, sizeof tmp)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n == 1 && !msg.len && tmp[0] == '\x03' && sync[1] >= 0) { /* init asks for the creation hooks, and waits */
+      cleanup_free char *st = hooks_state(m->spec, m->name, "creating", pid, m->cdir);
+      int hr = hooks_run(m->spec, "prestart", st, 0, &hook_err);
+      if (hr == 0) hr = hooks_run(m->spec, "createRuntime", st, 0, &hook_err);
+      char ack[1 + sizeof(int32_t)] = {hr == 0};
+      int32_t p32 = (int32_t)pid;
+      memcpy(ack + 1, &p32, sizeof p32);
+      if (write(sync[1], ack, sizeof ack) != (ssize_t)sizeof ack) {}
+      continue;
+    }
     if (n == 1 && !msg.len && tmp[0] == '\x02' && sync[1] >= 0) { /* init asks for fuse-overlayfs, and waits */
       berth_error_t ef = NULL;
       char ack = fuse_serve(m, pid, &ef) == 0 ? 1 : 0;
@@ -1380,6 +1530,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     free(L->note);
     L->note = n;
   }
+  if (!fail && hook_err) fail = hook_err->msg; /* init only says that one failed */
   /* init's own failure explains a network that could not attach to it */
   if (!fail && !msg.len && net_fail) fail = net_fail;
   if (eh.pid > 0 && !fail && !msg.len) {
@@ -1421,7 +1572,35 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   berth_error_free(e3);
   berth_error_free(e4);
   berth_error_free(e5);
+  berth_error_free(hook_err);
   return r;
+}
+
+/* poststart hooks: on the host, once the container runs; a failure is a
+ * remark (the OCI runtime spec: warn and go on), added to *note */
+static void poststart(json_t *spec, const char *name, const char *cdir, pid_t pid, char **note) {
+  if (!hooks_any(spec, "poststart")) return;
+  cleanup_free char *st = hooks_state(spec, name, "running", pid, cdir);
+  berth_error_t e = NULL;
+  if (hooks_run(spec, "poststart", st, 0, &e) == 0) return;
+  char *n = xasprintf("%s%s%s", *note ? *note : "", *note ? "; " : "", e->msg);
+  free(*note);
+  *note = n;
+  berth_error_free(e);
+}
+
+/* poststop hooks: on the host, once the container has ended (its record
+ * says so) or is removed; a failure is a warning */
+static void poststop(const char *name, const char *cdir, json_t *known) {
+  cleanup_free char *sp = known ? NULL : xasprintf("%s/config.json", cdir);
+  json_t *spec = known ? json_incref(known) : json_load_file(sp, 0, NULL);
+  if (hooks_any(spec, "poststop")) {
+    cleanup_free char *st = hooks_state(spec, name, "stopped", 0, cdir);
+    berth_error_t e = NULL;
+    if (hooks_run(spec, "poststop", st, 0, &e) < 0) berth_warn("container %s: %s", name, e->msg);
+    berth_error_free(e);
+  }
+  json_decref(spec);
 }
 
 /* The state of a started container: running, with its processes. */
@@ -1430,6 +1609,10 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   if (!st) st = json_object();
   cleanup_free char *bid = boot_id_read();
   json_object_set_new(st, "status", json_string("running"));
+  /* the last run's end belongs to that run */
+  json_object_del(st, "exit_code");
+  json_object_del(st, "finished_at");
+  json_object_del(st, "oom_killed");
   json_object_set_new(st, "init", proc_ref(L->pid));
   json_object_set_new(st, "monitor", proc_ref(monitor));
   json_object_set_new(st, "boot_id", json_string(bid));
@@ -1443,7 +1626,7 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   json_decref(st);
 }
 
-static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r);
+static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r, struct log_writer *lw);
 static json_t *read_env_fd(int fd);
 
 static void monitor_main(struct monitor_args *m) {
@@ -1468,6 +1651,15 @@ static void monitor_main(struct monitor_args *m) {
     monitor_report(m->report_fd, json_pack("{s:s}", "error", err->msg));
     _exit(1);
   }
+  /* opened after init exists (it must hold no fd of the host's), before
+   * our report (until then the create or start holds the container's
+   * lock: the directory is the one we were started for) */
+  int cdir_fd = open(m->cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct log_writer lw = {.fd = -1, .dirfd = -1};
+  if (m->service && log_open(&lw, m->cdir, &err) < 0) {
+    fprintf(stderr, "berth-monitor: %s\n", err->msg); /* the service runs; its output is dropped */
+    berth_error_clear(&err);
+  }
   if (m->service) {
     close(go[0]), close(op[1]), close(ep[1]);
     json_decref(svc_env);
@@ -1476,6 +1668,7 @@ static void monitor_main(struct monitor_args *m) {
     close(go[1]);
   }
   pid_t pid = L.pid;
+  poststart(m->spec, m->name, m->cdir, pid, &L.note);
   record_running(m->name, &L, getpid());
   json_t *okmsg = json_pack("{s:b, s:i, s:O}", "ok", 1, "pid", (int)pid, "cgroup", L.cg);
   if (L.note) json_object_set_new(okmsg, "note", json_string(L.note));
@@ -1483,12 +1676,14 @@ static void monitor_main(struct monitor_args *m) {
   berth_trace("monitor: reported ok");
   state_sync(m->name); /* durable now, off the create's path */
   /* from here on nobody reads our stdio */
-  cleanup_free char *log = xasprintf("%s/monitor.log", m->cdir);
-  int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  /* relative to the directory we were started for: removed meanwhile
+   * (rm -f, and the name taken again), it gets no stray file */
+  int lf = cdir_fd >= 0 ? openat(cdir_fd, "monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+  if (cdir_fd >= 0) close(cdir_fd);
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) dup2(nul, 0);
   if (lf >= 0) dup2(lf, 1), dup2(lf, 2);
-  if (m->resident) monitor_serve(m, pid, op[0], ep[0]); /* does not return */
+  if (m->resident) monitor_serve(m, pid, op[0], ep[0], &lw); /* does not return */
   {
     /* hand the waiting to berth-tiny; it execs `berth __monitor-exit` at the end */
     int self = open("/proc/self/exe", O_RDONLY);
@@ -1566,6 +1761,7 @@ static int record_exit(const char *who, int code, bool reap_children) {
     s2 = NULL;
   }
   if (s2) {
+    bool ended_now = strcmp(jstr(s2, "status") ?: "", "exited") != 0;
     /* the network helper is our child: end it (it usually has, with init's pipe) and reap it */
     pid_t hp = (pid_t)json_integer_value(json_object_get(json_object_get(s2, "network_helper"), "pid"));
     if (hp > 0) {
@@ -1582,6 +1778,10 @@ static int record_exit(const char *who, int code, bool reap_children) {
       berth_error_free(we);
     }
     cgroup_destroy(json_object_get(s2, "cgroup"));
+    if (ended_now) {
+      cleanup_free char *cdir = cpath(name, NULL);
+      if (cdir) poststop(name, cdir, NULL);
+    }
     hb_release(jstr(s2, "id"));
     /* a stopped member loses its name on the network */
     if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"));
@@ -1828,20 +2028,23 @@ static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_la
   return r;
 }
 
-static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cfg, berth_error_t *err) {
-  struct store s;
-  if (store_open(&s, false, err) < 0) return -1;
-  int r = store_lookup(&s, o->image, rec, cfg, err);
-  store_close(&s);
-  if (r == 0 || !err || !*err || (*err)->status != ENOENT) return r;
+/* The image's record and config. On success *held is the store, open
+ * shared: a prune or rmi (exclusive) waits until the container's
+ * layers.json names the layers, and then keeps them (store_close it). */
+static int pull_if_absent(const struct create_opts *o, json_t **rec, json_t **cfg, struct store *held, berth_error_t *err) {
+  if (store_open(held, false, err) < 0) return -1;
+  int r = store_lookup(held, o->image, rec, cfg, err);
+  if (r == 0) return 0;
+  store_close(held);
+  if (!err || !*err || (*err)->status != ENOENT) return r;
   berth_error_clear(err);
   struct berth_pull_options po = {.platform = o->platform, .quiet = o->quiet};
   char *res = NULL;
   if (berth_image_pull(o->image, &po, &res, err) < 0) return -1;
   free(res);
-  if (store_open(&s, false, err) < 0) return -1;
-  r = store_lookup(&s, o->image, rec, cfg, err);
-  store_close(&s);
+  if (store_open(held, false, err) < 0) return -1;
+  r = store_lookup(held, o->image, rec, cfg, err);
+  if (r < 0) store_close(held);
   return r;
 }
 
@@ -1890,6 +2093,7 @@ static bool reap_named(const char *dir, const char *name) {
 
 struct create_ctx {
   const struct create_opts *o;
+  json_t *cdi_edits, *cdi_notes; /* the devices asked for, resolved before anything is made */
   struct berth_config *cfg;
   const char *name, *cdir, *network;
   json_t *img, *icfg;
@@ -1910,6 +2114,8 @@ struct create_ctx {
   int userns_fd; /* rootless: the container's user namespace, for the removal */
   int mnt_fd;
   int run_go_w, pty_sock, out_r, err_r;
+  struct store store; /* open shared from the image's lookup to layers.json */
+  bool store_held;
   /* a service: its command (a JSON array, and argv pointing into it) */
   json_t *svc_argv;
   char **svc_cargv;
@@ -2027,6 +2233,7 @@ static int run_start(struct create_ctx *c, berth_error_t *err) {
     snprintf(p, sizeof p, "/proc/%d/ns/user", (int)c->L.pid);
     c->userns_fd = open(p, O_RDONLY | O_CLOEXEC);
   }
+  poststart(c->spec, c->name, c->cdir, c->L.pid, &c->L.note);
   record_running(c->name, &c->L, getpid());
   c->cg = json_incref(c->L.cg);
   if (c->L.note) c->note = strdup(c->L.note);
@@ -2232,6 +2439,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                           .workdir = wdir, .mounts = o->mounts, .env = o->env, .cwd_mount = cwd,
                           .network = c->network, .limits = o->limits, .rootless = c->cfg->rootless};
   if (spec_generate(&si, &c->spec, err) < 0) return -1;
+  if (c->cdi_edits && cdi_apply(c->spec, c->cdi_edits, err) < 0) return -1;
   const char *prof = o->seccomp_profile ? o->seccomp_profile : jstr(c->cfg->root, "seccomp_profile");
   if (prof && *prof && seccomp_for_container(c, prof, err) < 0) return -1;
   cleanup_free char *sp = xasprintf("%s/config.json", c->cdir);
@@ -2245,6 +2453,8 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *lt = json_dumps(layers, JSON_COMPACT);
   json_decref(layers);
   if (write_file_new(lp, lt, strlen(lt), 0600, err) < 0) return -1;
+  store_close(&c->store); /* the layers are named: a prune keeps them now */
+  c->store_held = false;
   /* the cgroup is named by instance: names repeat across users and data dirs */
   c->id = random_hex(6);
   const char *id = c->id;
@@ -2256,7 +2466,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
   if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, o->egress != NULL, false, err) < 0) return -1;
   c->cgname = xasprintf("%s-%s", c->name, id);
-  if (!o->run && cgroup_create(c->cgname, &o->limits, &c->cg, err) < 0) return -1;
+  if (!o->run && cgroup_create(c->cgname, &o->limits, spec_devices(c->spec), &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
@@ -2275,6 +2485,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
                                               "note", c->disk_note));
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
   if (o->egress) json_object_set(st, "egress", o->egress);
+  if (json_array_size(o->devices)) json_object_set(st, "devices", o->devices);
   if (main_state(c, st, err) < 0) {
     json_decref(st);
     return -1;
@@ -2304,6 +2515,11 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   json_object_set_new(res, "connect_command", json_string(cc));
   if (c->note) json_object_set_new(res, "notes", json_pack("[s]", c->note));
   if (o->egress) json_object_set(res, "egress", o->egress);
+  if (json_array_size(o->devices)) json_object_set(res, "devices", o->devices);
+  if (json_array_size(c->cdi_notes)) {
+    if (!json_object_get(res, "notes")) json_object_set_new(res, "notes", json_array());
+    json_array_extend(json_object_get(res, "notes"), c->cdi_notes);
+  }
   if (o->disk_limit > 0) {
     json_object_set_new(res, "disk", json_pack("{s:I, s:b}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on));
     if (c->disk_note) {
@@ -2355,6 +2571,7 @@ static void run_finish(struct create_ctx *c, struct exec_result *res) {
   res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   berth_trace("run: exited %d", res->exit_code);
   if (c->o->remove_on_exit) {
+    poststop(c->name, c->cdir, c->spec); /* the spec in hand: no read of config.json per run */
     /* the name is free when we return; the unmounts, the cgroup and the
      * files go with a detached child */
     json_t *out = NULL;
@@ -2377,6 +2594,22 @@ static void run_finish(struct create_ctx *c, struct exec_result *res) {
 }
 
 static int create_or_run(const struct create_opts *o, struct exec_result *res, json_t **result, berth_error_t *err);
+
+/* `gpu` asked for GPUs that CDI cannot give: what preflight's gpu check
+ * says about this host (none at all, or no spec, and the command that
+ * writes one) leads the message */
+static void gpu_explain(berth_error_t *err) {
+  json_t *chk = preflight_gpu_check();
+  if (!json_is_true(json_object_get(chk, "passed")) && err && *err) {
+    const char *fix = jstr(chk, "fix");
+    cleanup_free char *was = strdup((*err)->msg);
+    int status = (*err)->status;
+    berth_error_clear(err);
+    berth_error(err, status == EINVAL ? -EINVAL : -ENOENT, "gpu: %s; %s%s%s (%s)", jstr(chk, "detail") ?: "", jstr(chk, "guidance") ?: "",
+                fix ? "; run: " : "", fix ? fix : "", was);
+  }
+  json_decref(chk);
+}
 
 int container_create(const struct create_opts *o, json_t **result, berth_error_t *err) {
   if (o->run) return berth_error(err, -EINVAL, "Failed to create container: a command to run needs container_run");
@@ -2412,7 +2645,26 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
                          .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
                          .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
   berth_trace("create: start");
-  if (pull_if_absent(o, &c.img, &c.icfg, err) < 0) return berth_error_wrap(err, "Failed to create container");
+  /* devices first: a name that does not resolve, or a node that cannot be
+   * given, fails the create before anything exists */
+  if (json_array_size(o->devices)) {
+    struct cdi_registry reg;
+    cdi_registry_load(NULL, &reg, NULL);
+    c.cdi_notes = json_array();
+    int r = cdi_resolve(&reg, o->devices, cfg->rootless, &c.cdi_edits, c.cdi_notes, err);
+    cdi_registry_free(&reg);
+    berth_trace("create: devices resolved");
+    if (r < 0) {
+      if (o->gpu) gpu_explain(err);
+      json_decref(c.cdi_notes);
+      return berth_error_wrap(err, "Failed to create container");
+    }
+  }
+  if (pull_if_absent(o, &c.img, &c.icfg, &c.store, err) < 0) {
+    json_decref(c.cdi_edits), json_decref(c.cdi_notes);
+    return berth_error_wrap(err, "Failed to create container");
+  }
+  c.store_held = true;
   berth_trace("create: image found");
   cleanup_free char *parent = containers_dir(err);
   cleanup_free char *cdir = parent ? xasprintf("%s/%s", parent, name) : NULL;
@@ -2439,6 +2691,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
     }
   }
   if (ret < 0) berth_error_wrap(err, "Failed to create container");
+  if (c.store_held) store_close(&c.store);
   if (c.env_fd >= 0) close(c.env_fd);
   if (c.lock_fd >= 0) close(c.lock_fd);
   net_lease_close(&c.lease);
@@ -2461,6 +2714,8 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   json_decref(c.spec);
   json_decref(c.img);
   json_decref(c.icfg);
+  json_decref(c.cdi_edits);
+  json_decref(c.cdi_notes);
   return ret;
 }
 
@@ -2592,6 +2847,7 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   if (json_object_get(st, "exit_code")) json_object_set(meta, "exit_code", json_object_get(st, "exit_code"));
   json_object_set(meta, "persistent", json_object_get(st, "persistent") ?: json_false());
   json_object_set(meta, "ports", json_object_get(st, "ports") ?: json_array());
+  if (json_object_get(st, "devices")) json_object_set(meta, "devices", json_object_get(st, "devices"));
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
   /* the main process and its life */
   const char *keys[] = {"command", "user", "restart", "restart_count", "finished_at", "oom_killed", "expires_at", "stopped",
@@ -2704,6 +2960,7 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   }
   cleanup_free char *cdir = cpath(name, NULL);
   cleanup_close int userns_fd = userns_hint >= 0 ? fcntl(userns_hint, F_DUPFD_CLOEXEC, 3) : -1;
+  bool was_running = st && state_proc_alive(st, "init");
   if (st && state_proc_alive(st, "init")) {
     pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
     /* rootless: the container's own user namespace outlives init through
@@ -2725,6 +2982,8 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
     wait_gone(st, "init", 5);
   }
   berth_trace("rm: init gone");
+  /* its monitor finds no record once we are done: the end is ours to announce */
+  if (was_running) poststop(name, cdir, NULL);
   if (later) later->cg = json_incref(json_object_get(st, "cgroup")); /* removed by the trash child */
   else if (st) cgroup_destroy(json_object_get(st, "cgroup"));
   berth_trace("rm: cgroup removed");
@@ -2741,7 +3000,6 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
 }
 
 /* ---------- service monitor, stop, start, restart policy ---------- */
-#include "logs.h"
 
 /* the sealed environment memfd's ["K=V"] */
 static json_t *read_env_fd(int fd) {
@@ -2818,13 +3076,9 @@ static void monitor_restart(const char *name, const char *id, int code, double r
 
 /* The resident monitor: writes the service's output to its log, ends the
  * container when it expires, records the end, applies the restart policy. */
-static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r) {
-  struct log_writer lw = {.fd = -1};
+static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_r, struct log_writer *lwp) {
+  struct log_writer lw = *lwp;
   berth_error_t e = NULL;
-  if (out_r >= 0 && log_open(&lw, m->cdir, &e) < 0) {
-    fprintf(stderr, "berth-monitor: %s\n", e->msg);
-    berth_error_clear(&e);
-  }
   int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
   double started = wall_seconds(), kill_at = 0;
   bool exited = false, expired = false;
@@ -3053,7 +3307,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   c.cgname = xasprintf("%s-%s-%s", name, id, hx ? hx : "0"); /* a new name: the old one may linger */
   free(hx);
   berth_trace("start: network and files");
-  if (cgroup_create(c.cgname, &so.limits, &c.cg, err) < 0) goto done;
+  if (cgroup_create(c.cgname, &so.limits, spec_devices(c.spec), &c.cg, err) < 0) goto done;
   berth_trace("start: cgroup");
   kept = env_kept(cdir, c.spec, &dropped);
   if (env_fd_in >= 0) {

@@ -45,6 +45,11 @@ struct create_opts {
   /* an egress policy as egress_normalize makes it (NULL: none, the
    * network as it is) */
   json_t *egress;
+  /* devices: CDI names (vendor/class=name) and host device paths
+   * (/dev/x[:CTR][:rwm]); gpu: some came from `gpu`/--gpus (a failure
+   * then says what preflight's gpu check says) */
+  json_t *devices;
+  bool gpu;
 };
 
 struct exec_opts {

@@ -372,7 +372,22 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   /* a single-id mapping (rootless without subordinate ids) denies
    * setgroups and maps only root: the groups stay as they are */
   bool single = false;
-  if (setgroups((size_t)u->ngroups, u->groups) < 0) {
+  /* the user's groups, and the additional ones the spec names (a device's
+   * group from a CDI spec: process.user.additionalGids) */
+  json_t *extra = json_object_get(json_object_get(json_object_get(x->spec, "process"), "user"), "additionalGids");
+  size_t ng = (size_t)u->ngroups;
+  gid_t *groups = calloc(ng + json_array_size(extra) + 1, sizeof *groups);
+  if (!groups) _exit(126);
+  memcpy(groups, u->groups, ng * sizeof *groups);
+  size_t gi;
+  json_t *gv;
+  json_array_foreach(extra, gi, gv) {
+    gid_t g = (gid_t)json_integer_value(gv);
+    bool have = false;
+    for (size_t k = 0; k < ng; k++) have |= groups[k] == g;
+    if (!have && json_is_integer(gv) && ng < NGROUPS_MAX) groups[ng++] = g;
+  }
+  if (setgroups(ng, groups) < 0) {
     int e = errno;
     if (e != EPERM || !setgroups_denied()) {
       fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));

@@ -29,8 +29,14 @@
 
 static char *rotated(const char *path, int n) { return n ? xasprintf("%s.%d", path, n) : xstrdup(path); }
 
+/* the writer works relative to the container's directory as it was when
+ * the log was opened: a directory removed and made again under the same
+ * name (rm -f, create) is never written into */
+#define LOG_NAME "ctr.log"
+
 int log_open(struct log_writer *w, const char *cdir, berth_error_t *err) {
   memset(w, 0, sizeof *w);
+  w->dirfd = -1;
   struct berth_config *cfg = config_get(NULL);
   w->max_size = LOG_DEFAULT_MAX_SIZE;
   w->max_files = LOG_DEFAULT_MAX_FILES;
@@ -48,7 +54,8 @@ int log_open(struct log_writer *w, const char *cdir, berth_error_t *err) {
     if (mf >= 1 && mf <= 100) w->max_files = (int)mf;
   }
   w->path = xasprintf("%s/ctr.log", cdir);
-  w->fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  w->dirfd = open(cdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  w->fd = w->dirfd < 0 ? -1 : openat(w->dirfd, LOG_NAME, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (w->fd < 0) return berth_error(err, errno, "open the log `%s`", w->path);
   struct stat sb;
   w->size = fstat(w->fd, &sb) == 0 ? sb.st_size : 0;
@@ -58,11 +65,11 @@ int log_open(struct log_writer *w, const char *cdir, berth_error_t *err) {
 static void log_rotate(struct log_writer *w) {
   if (w->max_files > 1) {
     for (int i = w->max_files - 1; i >= 1; i--) {
-      cleanup_free char *from = rotated(w->path, i - 1), *to = rotated(w->path, i);
-      if (rename(from, to) < 0 && errno != ENOENT) {}
+      cleanup_free char *from = rotated(LOG_NAME, i - 1), *to = rotated(LOG_NAME, i);
+      if (renameat(w->dirfd, from, w->dirfd, to) < 0 && errno != ENOENT) {}
     }
     close(w->fd);
-    w->fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    w->fd = openat(w->dirfd, LOG_NAME, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   } else if (ftruncate(w->fd, 0) < 0) {
   }
   w->size = 0;
@@ -139,7 +146,8 @@ void log_close(struct log_writer *w) {
   log_flush(w, 0);
   log_flush(w, 1);
   if (w->fd >= 0) close(w->fd);
-  w->fd = -1;
+  if (w->dirfd >= 0) close(w->dirfd);
+  w->fd = w->dirfd = -1;
   buf_free(&w->out);
   buf_free(&w->partial[0]);
   buf_free(&w->partial[1]);

@@ -16,7 +16,7 @@
 
 struct log_writer {
   char *path;      /* <cdir>/ctr.log; rotated to ctr.log.1 ... */
-  int fd;
+  int fd, dirfd;
   int64_t size, max_size;
   int max_files;
   /* a line not finished yet, per stream (0 stdout, 1 stderr) */

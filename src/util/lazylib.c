@@ -1,4 +1,4 @@
-/* libcurl, libarchive, libcrypto and libseccomp, loaded on first use.
+/* libcurl, libarchive, libcrypto, libseccomp and libyaml, loaded on first use.
  *
  * Linked directly they cost every berth process ~6-9 ms and ~650 KiB of
  * relocated pages (libcurl pulls in ~30 libraries: krb5, ldap, nghttp2,
@@ -11,7 +11,9 @@
  * shims carry the libraries' own names and prototypes (the headers check
  * them), so call sites are unchanged; the first call dlopen()s the
  * library. lazylib_require() lets an operation fail cleanly when a library
- * is missing instead of failing in a shim. */
+ * is missing instead of failing in a shim. libyaml (CDI specs, only for
+ * creates that ask for devices) is small, but linked it would cost every
+ * berth process another library load (~0.05-0.1 ms here). */
 #define _GNU_SOURCE
 #define CURL_DISABLE_TYPECHECK /* curl.h would turn setopt/getinfo into macros */
 #include <archive.h>
@@ -23,21 +25,23 @@
 #include <pthread.h>
 #include <seccomp.h>
 #include <stdarg.h>
+#include <yaml.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "util.h"
 
-static void *libs[4];
+static void *libs[5];
 /* libcrypto: the OpenSSL 3 ABI only (the shims below carry its prototypes) */
-static const char *const sonames[4][3] = {{"libcurl.so.4", "libcurl-gnutls.so.4", NULL},
+static const char *const sonames[5][3] = {{"libcurl.so.4", "libcurl-gnutls.so.4", NULL},
                                           {"libarchive.so.13", "libarchive.so", NULL},
                                           {"libcrypto.so.3", NULL, NULL},
-                                          {"libseccomp.so.2", NULL, NULL}};
-static const char *const pkgs[4] = {"libcurl4", "libarchive13", "libssl3", "libseccomp2"};
+                                          {"libseccomp.so.2", NULL, NULL},
+                                          {"libyaml-0.so.2", NULL, NULL}};
+static const char *const pkgs[5] = {"libcurl4", "libarchive13", "libssl3", "libseccomp2", "libyaml-0-2"};
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-enum { LIB_CURL, LIB_ARCHIVE, LIB_CRYPTO, LIB_SECCOMP };
+enum { LIB_CURL, LIB_ARCHIVE, LIB_CRYPTO, LIB_SECCOMP, LIB_YAML };
 
 static void *open_lib(int which) {
   pthread_mutex_lock(&mu);
@@ -58,6 +62,7 @@ int lazylib_require_curl(berth_error_t *err) { return lazylib_require(LIB_CURL, 
 int lazylib_require_archive(berth_error_t *err) { return lazylib_require(LIB_ARCHIVE, err); }
 int lazylib_require_crypto(berth_error_t *err) { return lazylib_require(LIB_CRYPTO, err); }
 int lazylib_require_seccomp(berth_error_t *err) { return lazylib_require(LIB_SECCOMP, err); }
+int lazylib_require_yaml(berth_error_t *err) { return lazylib_require(LIB_YAML, err); }
 
 /* Only reached when an operation skipped lazylib_require: say what is
  * missing rather than crash. */
@@ -224,3 +229,11 @@ int seccomp_rule_add(scmp_filter_ctx c, uint32_t a, int s, unsigned int n, ...) 
   va_end(ap);
   return seccomp_rule_add_array(c, a, s, n, v);
 }
+
+/* ---- libyaml (src/bundle/cdi.c) ---- */
+#define Y LIB_YAML
+SHIM(Y, int, yaml_parser_initialize, (yaml_parser_t * p), (p))
+VSHIM(Y, yaml_parser_delete, (yaml_parser_t * p), (p))
+VSHIM(Y, yaml_parser_set_input_string, (yaml_parser_t * p, const unsigned char *s, size_t n), (p, s, n))
+SHIM(Y, int, yaml_parser_parse, (yaml_parser_t * p, yaml_event_t *e), (p, e))
+VSHIM(Y, yaml_event_delete, (yaml_event_t * e), (e))

@@ -116,6 +116,7 @@ int lazylib_require_curl(berth_error_t *err);
 int lazylib_require_archive(berth_error_t *err);
 int lazylib_require_crypto(berth_error_t *err);
 int lazylib_require_seccomp(berth_error_t *err);
+int lazylib_require_yaml(berth_error_t *err);
 
 /* Hide the host command line and environment of berth's helper processes. */
 void proc_title_init(int argc, char **argv);

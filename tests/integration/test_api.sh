@@ -330,11 +330,15 @@ test_snapshot_reuse_rmi_digest() {
   b_run rmi "sha256:zzzz"
   assert_eq "$B_RC" 125
   assert_contains "$B_ERR" "neither an image name nor a digest"
-  b_ok rmi "sha256:${d:7:12}"
+  # container c runs on that image: refused, naming it; --force takes the names only
+  b_fails rmi "sha256:${d:7:12}"
+  assert_contains "$B_MSG" "container \`c\`" "rmi of an image in use"
+  b_ok rmi --force "sha256:${d:7:12}"
   assert_contains "$B_OUT" "$d"
   b_ok images --json
   assert_not_contains "$B_OUT" "other/copy" "every name of the image went with it"
   assert_not_contains "$B_OUT" "localhost/busybox" "busybox shared the digest, so it went too"
+  assert_eq "$(image_count)" 2 "images: snapa and the unnamed one c uses"
 }
 
 # messages that say what to do, in the caller's terms

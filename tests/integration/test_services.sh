@@ -251,6 +251,19 @@ test_persistent_after_simulated_reboot() {
   assert_not_contains "$(field '["started"]')" '"ps"' "stopped by a person: stays stopped"
   b_ok exec p cat /root/f
   assert_eq "$B_OUT" survived
+  if [ "$BERTH_MODE" = root ]; then
+    # a writable layer on its own filesystem (--disk): after a reboot its
+    # mount is gone too, and start mounts it again
+    b_ok create -q --name pd --persistent --disk 32m --network none --no-mount-cwd localhost/busybox
+    b_ok exec pd sh -c 'echo on-disk > /root/f'
+    kill -9 $(ctr_pids pd)
+    sleep 0.3
+    umount -l "$BERTH_ROOT/containers/pd/disk"
+    b_ok start --all-persistent --json
+    assert_contains "$(field '["started"]')" '"pd"'
+    b_ok exec pd cat /root/f
+    assert_eq "$B_OUT" on-disk "the layer's filesystem was mounted again"
+  fi
   wait_for 5 sh -c "[ \$(grep -c svc-up '$BERTH_ROOT/containers/svc/ctr.log') = 2 ]" || fail "the service did not run again"
   assert_eq "$(st_field n status)" running "n is recorded running but its init is dead"
   b_ok status --json n

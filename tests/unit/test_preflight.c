@@ -103,3 +103,28 @@ Test(preflight, no_verdict_kept_when_not_ready) {
   cleanup_free char *v = xasprintf("%s/run/preflight-verdict", dir);
   cr_assert_not(path_exists(v));
 }
+
+/* the optional gpu check: optional, and on a host without GPU nodes it
+ * says so (this VM has none); in preflight's report as "gpu" */
+Test(preflight, gpu_check_says_what_the_host_has) {
+  bool gpu = access("/dev/nvidia0", F_OK) == 0 || access("/dev/kfd", F_OK) == 0 || access("/dev/dri", F_OK) == 0;
+  json_t *c = preflight_gpu_check();
+  cr_assert_not_null(c);
+  cr_expect_str_eq(json_string_value(json_object_get(c, "name")), "gpu");
+  cr_expect(json_is_false(json_object_get(c, "required")), "the gpu check is optional");
+  const char *d = json_string_value(json_object_get(c, "detail"));
+  cr_assert_not_null(d);
+  if (!gpu) {
+    cr_expect(json_is_false(json_object_get(c, "passed")));
+    cr_expect(strstr(d, "no GPU on this host") != NULL, "%s", d);
+    cr_expect(json_string_value(json_object_get(c, "guidance")) != NULL, "guidance for a person");
+  }
+  json_decref(c);
+  json_t *r = preflight_run();
+  bool found = false;
+  size_t i;
+  json_t *x;
+  json_array_foreach(json_object_get(r, "checks"), i, x) found |= !strcmp(json_string_value(json_object_get(x, "name")), "gpu");
+  cr_expect(found, "preflight's report has the gpu check");
+  json_decref(r);
+}

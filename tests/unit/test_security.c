@@ -259,7 +259,7 @@ Test(devices, bpf_allow_list_on_a_v2_cgroup) {
   cr_assert_eq(mkdir(dir, 0755), 0, "mkdir %s: %s", dir, strerror(errno));
   int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   berth_error_t err = NULL;
-  int r = cgroup_devices_bpf(cfd, &err);
+  int r = cgroup_devices_bpf(cfd, NULL, &err);
   cr_assert_eq(r, 0, "attach: %s", err ? err->msg : "?");
   close(cfd);
   pid_t c = fork();
@@ -299,4 +299,69 @@ Test(devices, bpf_allow_list_on_a_v2_cgroup) {
   cr_expect(bits & 4, "/dev/kmsg is refused with EPERM (bits %d)", bits);
   cr_expect(bits & 8, "mknod is refused with EPERM (bits %d)", bits);
   cr_expect(bits & 16, "/dev/loop-control is refused with EPERM (bits %d)", bits);
+}
+
+/* The same program from a spec's list: berth's own entries plus the
+ * devices asked for, each with its access (read only here), a block
+ * device among them; what is not listed stays refused. */
+Test(devices, bpf_program_from_a_spec_list) {
+  cr_assert_eq(geteuid(), 0, "run the unit tests as root (make test does): the devices program needs it");
+  char *mnt = v2_mount();
+  cr_assert(mnt, "no cgroup v2 hierarchy mounted on this host");
+  char *own = NULL;
+  cr_assert_eq(read_file("/proc/self/cgroup", 65536, &own, NULL, NULL), 0);
+  char *v2 = strstr(own, "0::");
+  cr_assert(v2, "no cgroup v2 line in /proc/self/cgroup");
+  v2 += 3;
+  v2[strcspn(v2, "\n")] = '\0';
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s%s/berth-unit-devices2-%d", mnt, strcmp(v2, "/") ? v2 : "", (int)getpid());
+  cr_assert_eq(mkdir(dir, 0755), 0, "mkdir %s: %s", dir, strerror(errno));
+  json_t *list = cgroup_default_devices();
+  json_array_append_new(list, json_pack("{s:b, s:s, s:i, s:i, s:s}", "allow", 1, "type", "c", "major", 1, "minor", 11, "access", "r"));
+  json_array_append_new(list, json_pack("{s:b, s:s, s:i, s:i, s:s}", "allow", 1, "type", "b", "major", 7, "minor", 0, "access", "rm"));
+  /* not honoured: an entry without a major (a wildcard over every device) */
+  json_array_append_new(list, json_pack("{s:b, s:s, s:s}", "allow", 1, "type", "c", "access", "rw"));
+  int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  berth_error_t err = NULL;
+  int r = cgroup_devices_bpf(cfd, list, &err);
+  json_decref(list);
+  cr_assert_eq(r, 0, "attach: %s", err ? err->msg : "?");
+  close(cfd);
+  pid_t c = fork();
+  if (c == 0) {
+    char procs[4200], pid[32];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    FILE *f = fopen(procs, "w");
+    if (!f || fputs(pid, f) < 0 || fclose(f) != 0) _exit(100);
+    int bits = 0, fd;
+    if ((fd = open("/dev/null", O_RDWR)) >= 0) bits |= 1, close(fd);
+    if ((fd = open("/dev/kmsg", O_RDONLY)) >= 0) bits |= 2, close(fd);
+    if ((fd = open("/dev/kmsg", O_WRONLY)) < 0 && errno == EPERM) bits |= 4;
+    if (fd >= 0) close(fd);
+    if ((fd = open("/dev/loop0", O_RDONLY)) >= 0) bits |= 8, close(fd);
+    if ((fd = open("/dev/loop0", O_RDWR)) < 0 && errno == EPERM) bits |= 16;
+    if (fd >= 0) close(fd);
+    if ((fd = open("/dev/loop1", O_RDONLY)) < 0 && errno == EPERM) bits |= 32;
+    if (fd >= 0) close(fd);
+    if ((fd = open("/dev/loop-control", O_RDWR)) < 0 && errno == EPERM) bits |= 64;
+    if (fd >= 0) close(fd);
+    _exit(bits);
+  }
+  int st = 0;
+  waitpid(c, &st, 0);
+  rmdir(dir);
+  free(own);
+  free(mnt);
+  cr_assert(WIFEXITED(st), "the child died");
+  int bits = WEXITSTATUS(st);
+  cr_assert_neq(bits, 100, "could not move the child into %s", dir);
+  cr_expect(bits & 1, "/dev/null (berth's own) is allowed (bits %d)", bits);
+  cr_expect(bits & 2, "/dev/kmsg read is allowed (bits %d)", bits);
+  cr_expect(bits & 4, "/dev/kmsg write is refused with EPERM: the entry is read-only (bits %d)", bits);
+  cr_expect(bits & 8, "/dev/loop0 (block 7:0) read is allowed (bits %d)", bits);
+  cr_expect(bits & 16, "/dev/loop0 write is refused (bits %d)", bits);
+  cr_expect(bits & 32, "/dev/loop1 is refused: not listed (bits %d)", bits);
+  cr_expect(bits & 64, "/dev/loop-control is refused: a wildcard major is no entry (bits %d)", bits);
 }

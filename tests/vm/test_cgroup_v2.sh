@@ -185,7 +185,7 @@ test_two_creates_one_process() {
     printf "$req" 3 m2
     printf '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"containers","arguments":{"operation":"preflight"}}}\n'
   } >"$T_DIR/mcp.in"
-  berth_cmd mcp
+  berth_cmd mcp --keep-containers # the containers are looked at after the session
   "${B_CMD[@]}" <"$T_DIR/mcp.in" >"$T_DIR/mcp.out" 2>"$T_DIR/mcp.err" || fail "berth mcp: $(cat "$T_DIR/mcp.err")"
   cat "$T_DIR/mcp.out"
   local c p1 p2
@@ -220,7 +220,33 @@ test_devices_bpf() {
   assert_contains "$B_OUT" 4 "the allow-list's /dev/zero"
 }
 
+test_service_oom_stop_start_stats() {
+  setup_ctr
+  # a service killed by the OOM killer: recorded from memory.events
+  b_ok create -q --name hog --memory 32m --network none localhost/busybox sh -c 'x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done'
+  local i=0
+  until grep -q '"status": "exited"' "$BERTH_ROOT/containers/hog/state.json" || [ $i -ge 200 ]; do sleep 0.1; i=$((i + 1)); done
+  assert_eq "$(jq -r .oom_killed "$BERTH_ROOT/containers/hog/state.json")" true "oom_killed from memory.events"
+  # stop and start: a new cgroup, placed as create places it, limits again
+  b_ok create -q --name s --memory 64m --pids 40 --network none localhost/busybox sleep 100000
+  cgroup_of s
+  local old=$CGDIR
+  b_ok stop -t 1 s
+  assert_not_exists "$old" "the cgroup goes with the stop"
+  b_ok start s
+  cgroup_of s
+  expect_parent "$CGDIR"
+  assert_eq "$(cat "$CGDIR/memory.max")" $((64 << 20)) "memory limit after start"
+  assert_eq "$(cat "$CGDIR/pids.max")" 40 "pids limit after start"
+  # stats reads v2's files
+  b_ok stats --no-stream --json s
+  assert_eq "$(jq -r '.[0].memory_limit' "$B_OUTF")" $((64 << 20)) "stats shows the v2 memory limit"
+  b_ok rm -f s hog
+  assert_not_exists "$CGDIR"
+}
+
 t_run "lifecycle: create, exec, rm; cgroup placed and removed" test_lifecycle_and_placement
+t_run "services: OOM recorded, stop and start re-make the cgroup with its limits, stats" test_service_oom_stop_start_stats
 t_run "one berth process, two creates: both limited, same parent" test_two_creates_one_process
 t_run "confinement: CapEff 0, NoNewPrivs 1, Seccomp 2" test_confinement
 t_run "memory limit: OOM kill inside, container survives" test_memory_oom_inside_only
