@@ -8,7 +8,13 @@
 #   create time    median wall ms (hyperfine, BENCH_RUNS runs) of
 #                  berth create -q --no-mount-cwd --name X localhost/busybox
 #                  with the default network (bridge) and with --network none;
-#                  the rm happens in hyperfine's untimed --prepare
+#                  the rm happens in hyperfine's untimed --prepare; and the
+#                  default network without and with an egress policy
+#                  (--egress allow:NAMES,CIDR:PORT: the helper, its nftables
+#                  table and resolver) in turns, one of each per round, the
+#                  order alternating, BENCH_RUNS rounds: what the policy adds
+#                  is the median of the rounds' differences (the load of a
+#                  shared machine drifts between two hyperfine series)
 #   throughput     bulk TCP, Gbit/s, median of BENCH_NET_RUNS transfers of
 #                  BENCH_NET_MB MiB each with bench/netpipe.c (built static;
 #                  one fresh sink per transfer, the sender times it):
@@ -17,6 +23,11 @@
 #                    (berth exec), host send 127.0.0.1 HOSTPORT
 #     berth network  berth network create; containers x, y --network NET;
 #                    sink in x, berth exec y /netpipe send x 5000
+#     ... egress     the same from a container z on NET with an egress policy
+#                    (its network's members stay allowed), in turns with y
+#     berth out      out of a container to a sink on the host's loopback
+#                    (host.berth.internal), without and with a policy that
+#                    allows that port, in turns (BENCH_NET_RUNS each)
 #     podman -p      podman run -d -p 127.0.0.1:HOSTPORT:5000 (root: the
 #                    default bridge network, netavark; rootless: --network
 #                    slirp4netns, default port handler), sink via podman exec,
@@ -69,6 +80,8 @@ NRUNS=${BENCH_NET_RUNS:-3}
 NMB=${BENCH_NET_MB:-1000}
 BUSER=${BENCH_USER:-berthtest}
 IMG=localhost/busybox
+# a sandbox's policy: names (with their sets), a wildcard, a CIDR with a port
+EGRESS_POLICY=allow:deb.debian.org:80/tcp,pypi.org:443/tcp,*.pythonhosted.org:443/tcp,10.1.2.0/24:5432
 IMAGES_DIR=$ROOT/rootfs-cache/images
 XFER_TIMEOUT=180
 
@@ -121,8 +134,8 @@ kill_bg() {
 xfer() {
     local name=$1 port=$2 i out rc spid bytes want ok=0
     want=$((NMB * 1048576))
-    : >"$RES/$name.raw"
-    : >"$RES/$name.log"
+    # XFER_KEEP=1: add to the transfers of earlier calls (measurements in turns)
+    [ "${XFER_KEEP:-0}" = 1 ] || { : >"$RES/$name.raw"; : >"$RES/$name.log"; }
     bench_log "[$MODE] $name: ${SINK[*]}  <-  ${SEND[*]}"
     for ((i = 1; i <= NRUNS; i++)); do
         timeout "$XFER_TIMEOUT" "${SINK[@]}" >"$RES/$name.sink$i" 2>>"$RES/$name.log" </dev/null &
@@ -146,6 +159,7 @@ xfer() {
         fi
     done
     BG_PIDS=()
+    ok=$(grep -c . "$RES/$name.raw")
     if [ $ok = 0 ]; then
         echo n/a >"$RES/$name"
         bench_log "[$MODE] $name FAILED (see below)"
@@ -153,7 +167,7 @@ xfer() {
     else
         bench_median "$RES/$name.raw" 1 | awk '{printf "%.2f\n", $1}' >"$RES/$name"
         tr '\n' ' ' <"$RES/$name.raw" | sed 's/ $//' >"$RES/$name.all"
-        [ $ok != "$NRUNS" ] && bench_log "[$MODE] $name: only $ok of $NRUNS transfers succeeded (see $RES/$name.log)"
+        [ "$ok" -lt "$NRUNS" ] && bench_log "[$MODE] $name: only $ok of $NRUNS transfers succeeded (see $RES/$name.log)"
     fi
     return 0
 }
@@ -190,6 +204,7 @@ section_berth() {
     measure create_none "sh -c '$B rm -f bnc-none >/dev/null 2>&1; exit 0'" \
         "$B" create -q --no-mount-cwd --network none --name bnc-none "$IMG"
     "$B" rm -f bnc-none >/dev/null 2>&1
+    create_in_turns
 
     local NP=$WORK/netpipe port
     # ---- host loopback
@@ -215,21 +230,93 @@ section_berth() {
         && "$B" create -q --no-mount-cwd --network bnp-net --name bnp-y "$IMG" >>"$RES/bnet.log" 2>&1 \
         && "$B" cp "$NP" bnp-x:/netpipe >>"$RES/bnet.log" 2>&1 \
         && "$B" cp "$NP" bnp-y:/netpipe >>"$RES/bnet.log" 2>&1; then
-        SINK=("$B" exec bnp-x /netpipe sink 5000) SEND=("$B" exec bnp-y /netpipe send bnp-x 5000 "$NMB")
-        LISTEN=("$B" exec bnp-x)
-        xfer berth_net 5000
+        SINK=("$B" exec bnp-x /netpipe sink 5000) LISTEN=("$B" exec bnp-x)
+        if "$B" create -q --no-mount-cwd --network bnp-net --egress deny --name bnp-z "$IMG" >>"$RES/bnet.log" 2>&1 \
+            && "$B" cp "$NP" bnp-z:/netpipe >>"$RES/bnet.log" 2>&1; then
+            in_turns berth_net "$B exec bnp-y /netpipe send bnp-x 5000 $NMB" \
+                berth_net_egress "$B exec bnp-z /netpipe send bnp-x 5000 $NMB" 5000
+        else
+            SEND=("$B" exec bnp-y /netpipe send bnp-x 5000 "$NMB")
+            xfer berth_net 5000
+            na berth_net_egress "berth create --egress failed: $(tail -n 3 "$RES/bnet.log" | tr '\n' ' ')"
+        fi
     else
         na berth_net "berth network/create/cp failed: $(tail -n 3 "$RES/bnet.log" | tr '\n' ' ')"
+        na berth_net_egress "berth network/create/cp failed"
+    fi
+
+    # ---- out of a container to the host's loopback, without and with a policy
+    port=$(free_port 28000)
+    if "$B" create -q --no-mount-cwd --name bno-plain "$IMG" >"$RES/out.log" 2>&1 \
+        && "$B" create -q --no-mount-cwd --egress "allow:host.berth.internal:$port/tcp" --name bno-eg "$IMG" >>"$RES/out.log" 2>&1 \
+        && "$B" cp "$NP" bno-plain:/netpipe >>"$RES/out.log" 2>&1 && "$B" cp "$NP" bno-eg:/netpipe >>"$RES/out.log" 2>&1; then
+        SINK=("$NP" sink "$port") LISTEN=()
+        in_turns berth_out "$B exec bno-plain /netpipe send host.berth.internal $port $NMB" \
+            berth_out_egress "$B exec bno-eg /netpipe send host.berth.internal $port $NMB" "$port"
+    else
+        na berth_out "berth create/cp failed: $(tail -n 3 "$RES/out.log" | tr '\n' ' ')"
+        na berth_out_egress "berth create/cp failed"
     fi
     berth_cleanup
     return 0
+}
+
+# create_in_turns: RUNS rounds (after WARMUP) of a create on the default
+# network without and with EGRESS_POLICY, the order alternating; writes
+# create_plain and create_egress (medians, .min) and egress_added (the
+# median of the rounds' differences, ms)
+create_in_turns() {
+    local i k first t0 t1 a b args
+    bench_log "[$MODE] create in turns, without and with --egress $EGRESS_POLICY"
+    : >"$RES/pair.raw"
+    : >"$RES/pair.log"
+    for ((i = 0; i < WARMUP + RUNS; i++)); do
+        first=$((i % 2))
+        for k in 0 1; do
+            args=()
+            [ $((first ^ k)) = 1 ] && args=(--egress "$EGRESS_POLICY")
+            "$B" rm -f bnc-pair >/dev/null 2>&1
+            t0=$EPOCHREALTIME
+            "$B" create -q --no-mount-cwd "${args[@]}" --name bnc-pair "$IMG" >>"$RES/pair.log" 2>&1 || { na create_egress "create failed: $(tail -n 2 "$RES/pair.log" | tr '\n' ' ')"; return 0; }
+            t1=$EPOCHREALTIME
+            if [ ${#args[@]} = 0 ]; then a=$(awk -v x="$t0" -v y="$t1" 'BEGIN{printf "%.3f", (y-x)*1000}')
+            else b=$(awk -v x="$t0" -v y="$t1" 'BEGIN{printf "%.3f", (y-x)*1000}'); fi
+        done
+        [ "$i" -ge "$WARMUP" ] && echo "$a $b" >>"$RES/pair.raw"
+    done
+    "$B" rm -f bnc-pair >/dev/null 2>&1
+    python3 - "$RES" <<'PY'
+import statistics, sys
+res = sys.argv[1]
+rows = [tuple(map(float, l.split())) for l in open(res + "/pair.raw") if l.strip()]
+a = [r[0] for r in rows]; b = [r[1] for r in rows]
+for name, v in (("create_plain", a), ("create_egress", b)):
+    open(f"{res}/{name}", "w").write("%.2f\n" % statistics.median(v))
+    open(f"{res}/{name}.min", "w").write("%.2f\n" % min(v))
+open(f"{res}/egress_added", "w").write("%.2f\n" % statistics.median([y - x for x, y in rows]))
+PY
+}
+
+# in_turns NAME_A "SEND_A" NAME_B "SEND_B" PORT (with SINK, LISTEN set): one
+# transfer of each in turn, NRUNS times, so that both see the same machine
+in_turns() {
+    local a=$1 sa=$2 b=$3 sb=$4 port=$5 i nr=$NRUNS keep=0
+    NRUNS=1
+    for ((i = 1; i <= nr; i++)); do
+        read -ra SEND <<<"$sa"
+        XFER_KEEP=$keep xfer "$a" "$port"
+        read -ra SEND <<<"$sb"
+        XFER_KEEP=$keep xfer "$b" "$port"
+        keep=1
+    done
+    NRUNS=$nr
 }
 
 berth_cleanup() {
     berth_env
     [ -d "$BERTH_ROOT" ] || return 0
     local c
-    for c in bnc-bridge bnc-none bnp-pp bnp-x bnp-y; do "$B" rm -f "$c" >/dev/null 2>&1; done
+    for c in bnc-bridge bnc-none bnc-pair bnp-pp bnp-x bnp-y bnp-z bno-plain bno-eg; do "$B" rm -f "$c" >/dev/null 2>&1; done
     "$B" network rm bnp-net >/dev/null 2>&1
     return 0
 }
@@ -406,7 +493,7 @@ else
 fi
 chmod 755 "$WORK"
 OUTER_UID=$(id -u)
-export WORK RUNS WARMUP NRUNS NMB IMAGES_DIR IMG OUTER_UID
+export WORK RUNS WARMUP NRUNS NMB IMAGES_DIR IMG OUTER_UID EGRESS_POLICY
 
 # does podman need cgroup2 hidden (hybrid: tmpfs /sys/fs/cgroup + cgroup2 at unified)?
 HYBRID=0
@@ -495,8 +582,12 @@ printf '%-42s' "measurement"
 for mode in $MODES; do printf '%30s' "$mode"; done
 echo
 ROWS=("create_bridge:berth create, default network (ms)" "create_none:berth create, --network none (ms)"
+    "create_plain:berth create, default network, in turns with the next (ms)"
+    "create_egress:berth create, default network + egress policy, in turns (ms)"
     "loopback:host loopback (Gbit/s)" "berth_pub:berth published port (Gbit/s)"
-    "berth_net:berth named network, c2c (Gbit/s)" "podman_pub:podman published port (Gbit/s)"
+    "berth_net:berth named network, c2c (Gbit/s)" "berth_net_egress:berth named network, c2c, sender with a policy (Gbit/s)"
+    "berth_out:berth container -> host loopback (Gbit/s)" "berth_out_egress:... with a policy allowing it (Gbit/s)"
+    "podman_pub:podman published port (Gbit/s)"
     "podman_pub_slirp:podman published port, slirp4netns port handler (Gbit/s)"
     "podman_net:podman network, c2c (Gbit/s)")
 for row in "${ROWS[@]}"; do
@@ -543,6 +634,13 @@ for mode in $MODES; do
         done
     fi
     ratio_line "$mode" "create default/none" "$(g create_bridge)" "$(g create_none)" le 2.0
+    added=$(g egress_added)
+    st=""; bench_le "$added" 2.0 || { st=" MISSED"; MISSED_ANY=1; }
+    echo "[$mode] an egress policy adds $added ms to create (median of the rounds' differences; target <= 2.0)$st"
+    RATIO_ROWS+=("$mode|egress policy: ms added to create|$added${st:+ **MISSED**}")
+    [ -n "${BENCH_RESULTS:-}" ] && printf '%s\tegress ms added to create\t%s\n' "$mode" "$added" >>"$BENCH_RESULTS"
+    ratio_line "$mode" "egress/no policy, container -> host" "$(g berth_out_egress)" "$(g berth_out)" ge 0.95
+    ratio_line "$mode" "egress/no policy, named network c2c" "$(g berth_net_egress)" "$(g berth_net)" ge 0.95
     ratio_line "$mode" "berth published port/loopback" "$(g berth_pub)" "$(g loopback)" ge 0.5
     if [ "$mode" = rootless ]; then
         ratio_line "$mode" "berth/podman published port" "$(g berth_pub)" "$(g podman_pub)" ge 2.0
@@ -554,7 +652,8 @@ for mode in $MODES; do
     ratio_line "$mode" "berth/podman network c2c" "$(g berth_net)" "$(g podman_net)" ge -
 done
 for mode in $MODES; do
-    for k in create_bridge create_none loopback berth_pub berth_net podman_pub podman_pub_slirp podman_net; do
+    for k in create_bridge create_none create_plain create_egress loopback berth_pub berth_net berth_net_egress berth_out berth_out_egress \
+        podman_pub podman_pub_slirp podman_net; do
         [ -s "$WORK/$mode/res/$k.why" ] && echo "[$mode] $k n/a: $(cat "$WORK/$mode/res/$k.why")"
     done
 done
@@ -578,9 +677,12 @@ tgt_of() {
         "create default/none") echo " (target <= 2.0)" ;;
         "berth published port/loopback") echo " (target >= 0.5)" ;;
         "berth/podman published port"*) echo " (target >= 2.0 rootless)" ;;
+        "egress/no policy"*) echo " (target >= 0.95)" ;;
+        "egress policy: ms added to create") echo " (target <= 2.0)" ;;
     esac
 }
-for label in "create default/none" "berth published port/loopback" "berth/podman published port" \
+for label in "create default/none" "egress policy: ms added to create" "egress/no policy, container -> host" \
+    "egress/no policy, named network c2c" "berth published port/loopback" "berth/podman published port" \
     "berth/podman published port (slirp4netns handler)" \
     "berth named network/loopback" "berth/podman network c2c"; do
     printf '| ratio %s%s |' "$label" "$(tgt_of "$label")"

@@ -15,20 +15,24 @@ _berth() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
   done
-  local cmds="pull load images rmi commit snapshot create run exec ls ps status rm logs stop start restart kill cp hint network inspect stats top system tool mcp preflight autostart version help completion"
+  local cmds="pull load images rmi commit snapshot create run exec ls ps status rm logs stop start restart kill cp hint network egress inspect stats top system tool mcp preflight autostart version help completion"
   if [ -z "$cmd" ]; then
     COMPREPLY=($(compgen -W "$cmds --debug --verbose --version --help" -- "$cur"))
     return
   fi
   local prev=${COMP_WORDS[COMP_CWORD-1]}
   case $prev in
-    --network) COMPREPLY=($(compgen -W "bridge none host $(_berth_names networks)" -- "$cur")); return ;;
+    --network)
+      if [ "$cmd" = logs ]; then COMPREPLY=($(compgen -W "$(_berth_names containers)" -- "$cur"))
+      else COMPREPLY=($(compgen -W "bridge none host $(_berth_names networks)" -- "$cur")); fi
+      return ;;
+    --egress) COMPREPLY=($(compgen -W "allow: deny host nolog noprofile" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
     --restart) COMPREPLY=($(compgen -W "no on-failure always unless-stopped" -- "$cur")); return ;;
     -s|--signal) COMPREPLY=($(compgen -W "TERM KILL INT HUP QUIT USR1 USR2" -- "$cur")); return ;;
     --gpus) COMPREPLY=($(compgen -W "all device=" -- "$cur")); return ;;
     --device) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --purpose) COMPREPLY=($(compgen -W "python node rust go general amplifier clean try-repo" -- "$cur")); return ;;
-    -v|--volume|--seccomp-profile|-w|--workdir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    -v|--volume|--seccomp-profile|--egress-file|-w|--workdir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --type) COMPREPLY=($(compgen -W "container image" -- "$cur")); return ;;
   esac
   # system and snapshot: the subcommand's own help has the flags
@@ -57,6 +61,9 @@ _berth() {
     network)
       if [ "$COMP_CWORD" -eq $((i + 1)) ]; then COMPREPLY=($(compgen -W "create rm ls" -- "$cur"))
       else COMPREPLY=($(compgen -W "$(_berth_names networks)" -- "$cur")); fi ;;
+    egress)
+      if [ "$COMP_CWORD" -eq $((i + 1)) ]; then COMPREPLY=($(compgen -W "test" -- "$cur"))
+      elif [ "$COMP_CWORD" -eq $((i + 2)) ]; then COMPREPLY=($(compgen -W "$(_berth_names containers)" -- "$cur")); fi ;;
     help) COMPREPLY=($(compgen -W "$cmds" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
     load) COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -17,10 +17,11 @@
 #include "preflight.h"
 #include "provision.h"
 #include "network.h"
+#include "egress.h"
 #include "berth.h"
 #include "store.h"
 
-enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV, T_GPU, T_DEVICES };
+enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV, T_EGRESS, T_GPU, T_DEVICES };
 
 struct param {
   const char *name;
@@ -73,6 +74,13 @@ static const struct param P_CREATE[] = {
     {"gpu", T_GPU, false, "GPUs through CDI: true (all: nvidia.com/gpu=all), or a list of GPU ids (indexes or UUIDs: nvidia.com/gpu=ID)"},
     {"devices", T_DEVICES, false, "devices: CDI names (vendor.com/class=name) or host device paths (/dev/fuse[:/dev/x][:rwm])"},
     {"network", T_STR, false, "bridge | host | none | a named network"},
+    {"egress", T_EGRESS, false,
+     "egress policy: the container reaches only what `allow` lists: DNS names (*.example.org: any name below), IPv4/IPv6 "
+     "addresses and CIDRs, each with an optional :PORT or :LOW-HIGH and /tcp or /udp (10.1.2.0/24:5432/tcp); names are "
+     "answered by berth's resolver, everything else gets NXDOMAIN or an immediate refusal. deny_host (default true) keeps "
+     "the host's addresses out (host.berth.internal[:PORT] in `allow` lets one in); log (default true) records refusals "
+     "(status's egress_denied); profile (default true) adds the purpose profile's list. Default: no policy (bridge or a "
+     "named network only)"},
     {"persistent", T_BOOL, false, "keep across restarts"},
     {"seccomp_profile", T_STR, false, "path of a seccomp profile (OCI or Docker JSON) for the workloads (default berth's)"},
     {"repo", T_STR, false, "purpose try-repo: the git URL (or path) to clone into the workspace"},
@@ -128,6 +136,9 @@ static const struct param P_SNAPSHOT[] = {{"container", T_NAME, true, "container
 static const struct param P_RESTORE[] = {{"snapshot", T_SNAP, true, "snapshot name"}, {"name", T_NAME, false, "new container name"}, {0}};
 static const struct param P_DELETE_SNAPSHOT[] = {{"snapshot", T_SNAP, true, "snapshot name"}, {0}};
 static const struct param P_NETWORK[] = {{"name", T_NAME, true, "network name"}, {0}};
+static const struct param P_EGRESS_TEST[] = {{"container", T_NAME, true, "container name"},
+                                             {"destination", T_STR, true, "HOST[:PORT][/tcp|/udp]: a name or an address"},
+                                             {0}};
 
 static json_t *h_preflight(json_t *req);
 static json_t *h_create(json_t *req);
@@ -149,6 +160,7 @@ static json_t *h_logs(json_t *req);
 static json_t *h_stop(json_t *req);
 static json_t *h_start(json_t *req);
 static json_t *h_restart(json_t *req);
+static json_t *h_egress_test(json_t *req);
 
 static const struct op OPS[] = {
     {"preflight", P_NONE, h_preflight, "check the host and print the fix for each problem"},
@@ -170,6 +182,7 @@ static const struct op OPS[] = {
     {"delete_snapshot", P_DELETE_SNAPSHOT, h_delete_snapshot, "delete a snapshot"},
     {"create_network", P_NETWORK, h_create_network, "create a named network"},
     {"destroy_network", P_NETWORK, h_destroy_network, "remove a named network (refused while containers are attached)"},
+    {"egress_test", P_EGRESS_TEST, h_egress_test, "dry run of a container's egress policy: would a destination be allowed, and by which rule"},
     {0}};
 
 static json_t *err_reply(const char *code, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -206,6 +219,7 @@ static const char *type_name(enum ptype t) {
   case T_MOUNTS: return "array of {host, container, mode}";
   case T_PORTS: return "array of {host, container, protocol, host_ip}";
   case T_PASSTHROUGH: return "\"auto\", \"all\", \"none\" or an array of names";
+  case T_EGRESS: return "an object {allow: [entries], deny_host, log, profile}";
   case T_GPU: return "a boolean or an array of GPU ids";
   case T_DEVICES: return "an array of device names or paths";
   }
@@ -339,6 +353,18 @@ static json_t *check_value(const struct param *p, json_t *v) {
       if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
         return err_reply("invalid_value", n, "`mounts[%zu].mode` must be \"ro\" or \"rw\"", i);
     }
+    return NULL;
+  }
+  case T_EGRESS: {
+    if (!json_is_object(v)) break;
+    json_t *norm = NULL;
+    berth_error_t e = NULL;
+    if (egress_normalize(v, NULL, &norm, &e) < 0) {
+      json_t *r = err_reply("invalid_value", n, "%s", e->msg);
+      berth_error_free(e);
+      return r;
+    }
+    json_decref(norm);
     return NULL;
   }
   case T_PORTS: {
@@ -504,7 +530,7 @@ json_t *api_input_schema(void) {
   json_object_set_new(props, "operation", json_pack("{s:s, s:o, s:s}", "type", "string", "enum", ops, "description",
                                                     "preflight, create, exec, exec_interactive_hint, list, status, destroy, destroy_all, "
                                                     "logs, stop, start, restart, copy_in, copy_out, snapshot, restore, delete_snapshot, "
-                                                    "create_network, destroy_network"));
+                                                    "create_network, destroy_network, egress_test"));
   for (const struct op *o = OPS; o->name; o++)
     for (const struct param *p = o->params; p->name; p++) {
       if (json_object_get(props, p->name)) continue;
@@ -531,6 +557,11 @@ json_t *api_input_schema(void) {
                       "properties", "host", "type", "string", "container", "type", "string", "mode", "type", "string", "enum",
                       "ro", "rw", "required", "host", "container");
         break;
+      case T_EGRESS:
+        s = json_pack("{s:s, s:{s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s}, s:{s:s}}, s:b}", "type", "object", "properties", "allow",
+                      "type", "array", "items", "type", "string", "deny_host", "type", "boolean", "log", "type", "boolean",
+                      "profile", "type", "boolean", "additionalProperties", 0);
+        break;
       case T_PORTS:
         s = json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:[s,s]}, s:{s:s}}, s:[s,s]}}", "type", "array", "items", "type",
                       "object", "properties", "host", "type", "integer", "container", "type", "integer", "protocol", "type",
@@ -556,6 +587,12 @@ static json_t *h_create_network(json_t *req) {
   json_t *out = NULL;
   berth_error_t e = NULL;
   return net_named_create(jstr(req, "name"), &out, &e) < 0 ? from_error(e, NULL) : out;
+}
+
+static json_t *h_egress_test(json_t *req) {
+  json_t *out = NULL;
+  berth_error_t e = NULL;
+  return container_egress_test(jstr(req, "container"), jstr(req, "destination"), &out, &e) < 0 ? from_error(e, NULL) : out;
 }
 
 static json_t *h_destroy_network(json_t *req) {
@@ -597,6 +634,24 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   if (!net) net = net_helper_available() || hb_usable() ? "bridge" : "none";
   if (json_array_size(ports) && (!strcmp(net, "none") || !strcmp(net, "host")))
     return err_reply("invalid_value", "ports", "published ports need the bridge network or a named network");
+  json_t *egress = json_object_get(req, "egress");
+  if (json_is_null(egress)) egress = NULL;
+  if (egress && (!strcmp(net, "none") || !strcmp(net, "host")))
+    return err_reply("invalid_value", "egress", "an egress policy filters the container's own network namespace: it needs the "
+                     "bridge network or a named network (network `%s` %s)", net,
+                     !strcmp(net, "none") ? "reaches nothing anyway" : "is the host's own");
+  struct berth_config *ecfg = egress ? config_get(NULL) : NULL;
+  json_t *edns = ecfg ? json_object_get(ecfg->root, "egress_dns") : NULL;
+  if (edns) {
+    size_t i;
+    json_t *x;
+    bool ok = json_is_array(edns) && json_array_size(edns) <= 4;
+    struct egress_addr ea;
+    json_array_foreach(edns, i, x) ok = ok && egress_addr_parse(json_string_value(x), &ea) == 0;
+    if (!ok)
+      return err_reply("invalid_value", "egress", "berth's config key `egress_dns` must be a list of at most 4 resolvers, "
+                       "\"IP\" or \"IP:PORT\" ([IPv6]:PORT), in %s", ecfg->files[1] ? ecfg->files[1] : ecfg->files[0] ?: "the config file");
+  }
 
   json_t *inl = json_object_get(req, "dotfiles_inline");
   const char *k;
@@ -666,6 +721,17 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   json_object_foreach(json_object_get(req, "env"), k, v) json_array_append_new(cp->o.env_keep, json_string(k));
   json_object_foreach(json_object_get(cp->p.profile, "env"), k, v) json_array_append_new(cp->o.env_keep, json_string(k));
   if (api_session) cp->o.session = container_session_ref();
+  /* the policy, with the purpose profile's list (the profile the
+   * try-repo detection picked, too) */
+  if (egress) {
+    berth_error_t ee = NULL;
+    if (egress_normalize(egress, json_object_get(cp->p.profile, "egress"), &cp->o.egress, &ee) < 0) {
+      json_t *bad = err_reply("invalid_value", "egress", "%s", ee->msg);
+      berth_error_free(ee);
+      api_create_prep_free(cp);
+      return bad;
+    }
+  }
   /* devices: the request's, then the GPUs (NVIDIA's CDI names) */
   json_t *gpu = json_object_get(req, "gpu");
   if (json_array_size(json_object_get(req, "devices")) || json_is_true(gpu) || json_array_size(gpu)) {
@@ -684,8 +750,9 @@ static void api_create_prep_free(struct create_prep *cp) {
   json_decref(cp->o.entrypoint);
   json_decref(cp->o.env_keep);
   json_decref(cp->o.session);
+  json_decref(cp->o.egress);
   json_decref(cp->o.devices);
-  cp->o.command = cp->o.entrypoint = cp->o.env_keep = cp->o.session = cp->o.devices = NULL;
+  cp->o.command = cp->o.entrypoint = cp->o.env_keep = cp->o.session = cp->o.egress = cp->o.devices = NULL;
 }
 
 json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exec_result *res, bool *long_way) {
@@ -793,6 +860,7 @@ static json_t *h_create(json_t *req) {
   if (json_object_get(res, "expires_at")) json_object_set(reply, "expires_at", json_object_get(res, "expires_at"));
   if (json_object_get(res, "notes")) json_object_set(reply, "notes", json_object_get(res, "notes"));
   if (json_object_get(res, "disk")) json_object_set(reply, "disk", json_object_get(res, "disk"));
+  if (json_object_get(res, "egress")) json_object_set(reply, "egress", json_object_get(res, "egress"));
   if (json_object_get(res, "devices")) json_object_set(reply, "devices", json_object_get(res, "devices"));
   json_t *cg = json_object_get(res, "cgroup");
   json_object_set_new(reply, "limits_applied", json_boolean(json_is_true(json_object_get(cg, "limits_applied"))));

@@ -25,6 +25,14 @@ int cmd_start(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_autostart(int argc, char **argv);
+int cmd_egress(int argc, char **argv);
+/* create's --egress SPEC and --egress-file FILE into the request's egress object */
+int cli_egress_flag(json_t **egress, const char *spec);
+int cli_egress_file(json_t **egress, const char *path);
+/* berth logs --network: the refusals recorded for a container */
+int cli_egress_records(const char *name, long long tail, bool json);
+/* status for people: the policy and the last refusals */
+void cli_egress_print_status(json_t *status);
 /* inspect.c */
 int cmd_inspect(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

@@ -47,6 +47,17 @@ static const char *CREATE_HELP =
     "      --pids N         process limit (default 256)\n"
     "      --network MODE   bridge (default: own namespace, outbound, published ports), none, host,\n"
     "                       or a named network (berth network create NAME)\n"
+    "      --egress SPEC    an egress policy: the container reaches only what it allows (repeatable):\n"
+    "                         allow:ENTRY[,ENTRY...]  ENTRY is HOST[:PORT[-PORT]][/tcp|/udp], HOST a name\n"
+    "                           (deb.debian.org, *.pypi.org), an address or CIDR (10.1.2.0/24,\n"
+    "                           [2001:db8::/32]:443); other names get NXDOMAIN, other addresses an\n"
+    "                           immediate refusal; the purpose profile's list is added\n"
+    "                         deny       a policy that allows nothing else\n"
+    "                         host       the host's addresses too (host.berth.internal); default: denied\n"
+    "                         nolog      do not record refusals (`berth logs --network NAME`)\n"
+    "                         noprofile  without the purpose profile's list\n"
+    "      --egress-file F  the same from a file: one entry a line (# comments), or the tool's\n"
+    "                       JSON {allow, deny_host, log, profile}; `berth egress test` checks one\n"
     "      --persistent     record the container as persistent\n"
     "      --device D       a device (repeatable): a CDI name (vendor.com/class=name, from the specs\n"
     "                       in /etc/cdi, /var/run/cdi) or a host node /dev/x[:/dev/y][:rwm]\n"
@@ -143,10 +154,12 @@ struct create_cli {
   json_t *env, *mounts, *setup, *ports;
   json_t *devices, *gpu; /* --device, --gpus */
   const char *repo, *passthrough;
+  json_t *egress; /* the request's egress object, from --egress and --egress-file */
 };
 
 enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK, O_ENTRYPOINT, O_KEEPALIVE, O_RESTART, O_TTL, O_DEVICE, O_GPUS };
+       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK, O_ENTRYPOINT, O_KEEPALIVE, O_RESTART, O_TTL,
+       O_EGRESS, O_EGRESS_FILE, O_DEVICE, O_GPUS };
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
@@ -167,6 +180,7 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       {"entrypoint", required_argument, 0, O_ENTRYPOINT}, {"keep-alive", no_argument, 0, O_KEEPALIVE},
       {"user", required_argument, 0, 'u'},           {"restart", required_argument, 0, O_RESTART},
       {"ttl", required_argument, 0, O_TTL},          {"detach", no_argument, 0, 'd'},
+      {"egress", required_argument, 0, O_EGRESS},    {"egress-file", required_argument, 0, O_EGRESS_FILE},
       {"device", required_argument, 0, O_DEVICE},    {"gpus", required_argument, 0, O_GPUS},
       {0, 0, 0, 0}};
   c->env = json_object();
@@ -256,6 +270,8 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       break;
     }
     case O_NETWORK: c->o.network = optarg; break;
+    case O_EGRESS: if (cli_egress_flag(&c->egress, optarg) < 0) return -1; break;
+    case O_EGRESS_FILE: if (cli_egress_file(&c->egress, optarg) < 0) return -1; break;
     case O_PERSIST: c->o.persistent = true; break;
     case O_PLATFORM: c->o.platform = optarg; break;
     case O_REPO: c->repo = optarg; break;
@@ -313,6 +329,7 @@ static json_t *create_request(struct create_cli *c) {
   if (c->o.purpose) json_object_set_new(r, "purpose", json_string(c->o.purpose));
   if (c->o.workdir) json_object_set_new(r, "workdir", json_string(c->o.workdir));
   if (c->o.network) json_object_set_new(r, "network", json_string(c->o.network));
+  if (c->egress) json_object_set(r, "egress", c->egress);
   if (json_array_size(c->mounts)) json_object_set(r, "mounts", c->mounts);
   if (json_array_size(c->ports)) json_object_set(r, "ports", c->ports);
   if (json_array_size(c->devices)) json_object_set(r, "devices", c->devices);
@@ -414,6 +431,7 @@ int cmd_create(int argc, char **argv) {
   json_decref(c.mounts);
   json_decref(c.setup);
   json_decref(c.ports);
+  json_decref(c.egress);
   json_decref(c.devices);
   json_decref(c.gpu);
   return rc;
@@ -513,6 +531,7 @@ int cmd_run(int argc, char **argv) {
     json_decref(rep);
     json_decref(c.env);
     json_decref(c.mounts);
+    json_decref(c.egress);
     return rc;
   }
   char *defcmd[] = {"/bin/sh", NULL};
@@ -551,6 +570,7 @@ int cmd_run(int argc, char **argv) {
     json_decref(res);
     json_decref(c.env);
     json_decref(c.mounts);
+    json_decref(c.egress);
     return rc;
   }
   /* a purpose, setup commands, a repo: provision first, then exec */
@@ -582,6 +602,7 @@ int cmd_run(int argc, char **argv) {
   json_decref(res);
   json_decref(c.env);
   json_decref(c.mounts);
+  json_decref(c.egress);
   return rc;
 }
 
@@ -696,6 +717,7 @@ static void print_status(json_t *o) {
   json_t *h = json_object_get(o, "health");
   if (h) printf("%-14s %s (exec %.1f ms)\n", "Health:", json_is_true(json_object_get(h, "healthy")) ? "healthy" : "unhealthy",
                 json_number_value(json_object_get(h, "exec_latency_ms")));
+  cli_egress_print_status(o);
   if (!strcmp(json_string_value(json_object_get(m, "mode")) ?: "", "service")) printf("%-14s berth logs %s\n", "Logs:", name);
   printf("(`berth status --json %s` or `berth inspect %s` for everything)\n", name, name);
 }

@@ -25,7 +25,9 @@ static const char *LOGS_HELP =
     "  -n, --tail N         only the last N lines\n"
     "      --since T        from T: 2026-12-03T12:00:00Z, unix seconds, or a duration (10m, 1h30m)\n"
     "      --until T        up to T\n"
-    "  -t, --timestamps     prefix each line with its time\n";
+    "  -t, --timestamps     prefix each line with its time\n"
+    "      --network        instead: what the container's egress policy refused (names and\n"
+    "                       connections, with their times; -n applies; --json as JSON)\n";
 
 static bool still_running(void *arg) {
   json_t *st = container_state(arg);
@@ -40,8 +42,10 @@ int cmd_logs(int argc, char **argv) {
   static struct option opts[] = {{"follow", no_argument, 0, 'f'},      {"tail", required_argument, 0, 'n'},
                                  {"since", required_argument, 0, 'S'}, {"until", required_argument, 0, 'U'},
                                  {"timestamps", no_argument, 0, 't'},  {"help", no_argument, 0, 'h'},
+                                 {"network", no_argument, 0, 'N'},     {"json", no_argument, 0, 'J'},
                                  {0, 0, 0, 0}};
   struct log_query q = {.tail = -1};
+  bool network = false, json = false;
   optind = 1;
   opterr = 0;
   int op;
@@ -70,6 +74,8 @@ int cmd_logs(int argc, char **argv) {
       }
       break;
     case 'h': return fputs(LOGS_HELP, stdout), 0;
+    case 'N': network = true; break;
+    case 'J': json = true; break;
     default: return cli_unknown_option("logs", argv[optind - 1]);
     }
   }
@@ -78,6 +84,8 @@ int cmd_logs(int argc, char **argv) {
     return EXIT_BERTH;
   }
   const char *name = argv[optind];
+  if (network) return cli_egress_records(name, q.tail, json); /* the egress policy's refusals */
+  if (json) return cli_unknown_option("logs", "--json");
   json_t *st = container_state(name);
   if (!st) {
     fprintf(stderr, "berth: error: Container not found: %s\n", name);

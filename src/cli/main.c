@@ -254,6 +254,7 @@ static const char *MAIN_HELP =
     "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
     "  hint       the command that opens a shell in a container\n"
     "  network    named networks: create, rm, ls\n"
+    "  egress     egress test NAME HOST[:PORT]: would the container's policy allow it?\n"
     "  system     disk use (df) and removing what nothing needs (prune)\n\n"
     "Agents and hosts:\n"
     "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
@@ -306,6 +307,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "restart")) return cmd_restart(argc, argv);
   if (!strcmp(cmd, "kill")) return cmd_kill(argc, argv);
   if (!strcmp(cmd, "autostart")) return cmd_autostart(argc, argv);
+  if (!strcmp(cmd, "egress")) return cmd_egress(argc, argv);
   if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
   if (!strcmp(cmd, "stats")) return cmd_stats(argc, argv);
   if (!strcmp(cmd, "top")) return cmd_top(argc, argv);

@@ -74,8 +74,9 @@ static int nft_lib(const char *script, berth_error_t *err) {
   return r != 0 ? -1 : 0;
 }
 
-/* Feed a script to nftables (the nftables package brings libnftables1). */
-static int nft_run(const char *script, berth_error_t *err) {
+/* Feed a script to nftables (the nftables package brings libnftables1),
+ * in the caller's network namespace. */
+int net_nft_run(const char *script, berth_error_t *err) {
   int r = nft_lib(script, err);
   if (r > 0)
     return berth_error(err, -ENOENT, "libnftables (package libnftables1, with nftables) cannot be loaded: "
@@ -145,7 +146,7 @@ static void teardown(void) {
   berth_error_free(e);
   e = NULL;
   if (access(HB_DIR "/table", F_OK) == 0) {
-    if (nft_run("delete table ip berth\n", &e) < 0) berth_error_free(e);
+    if (net_nft_run("delete table ip berth\n", &e) < 0) berth_error_free(e);
     unlink(HB_DIR "/table");
   }
 }
@@ -281,7 +282,7 @@ static int bridge_up(berth_error_t *err) {
         "    oifname \"" HB_BRIDGE "\" reject with icmp type admin-prohibited\n"
         "  }\n"
         "}\n";
-    if (nft_run(rules, err) < 0) return -1;
+    if (net_nft_run(rules, err) < 0) return -1;
     write_file_replace(HB_DIR "/table", HB_RULES_VERSION, strlen(HB_RULES_VERSION), 0600, false, NULL);
   }
   /* forwarding on (as Docker does), and left on: turning it off later could

@@ -29,6 +29,9 @@ bool hb_usable(void);
 int hb_lease(const char *cid, char ip[16], berth_error_t *err);
 /* Bridge and rules up if needed, then a veth pair into init_pid's namespace. */
 int hb_attach(pid_t init_pid, const char *cid, const char *ip, berth_error_t *err);
+/* An nftables script, through libnftables in this process and in its
+ * current network namespace; the error says how to install it. */
+int net_nft_run(const char *script, berth_error_t *err);
 /* Drop cid's lease; the last one takes the bridge and the rules down. */
 void hb_release(const char *cid);
 /* Drop leases of processes that are gone (a crash), likewise. */

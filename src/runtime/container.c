@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "container.h"
 #include "network.h"
+#include "egress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1055,6 +1056,7 @@ struct monitor_args {
   const struct net_lease *lease;
   bool net_single;
   const char *ip;
+  json_t *egress; /* the egress policy (NULL: none) */
   /* berth run: init starts this command (see struct init_args) */
   const struct exec_opts *run;
   json_t *run_env;
@@ -1072,6 +1074,7 @@ struct monitor_args {
 struct launched {
   json_t *cg;             /* the cgroup it made (cgroup_create's info) */
   pid_t pid, helper, fwd; /* init, slirp4netns, the ports forwarder (0: none) */
+  pid_t egress;           /* the egress policy's helper (0: none) */
   bool single;            /* one id mapped */
   char *note;             /* a remark of init's setup */
 };
@@ -1313,6 +1316,36 @@ static int fuse_serve(struct monitor_args *m, pid_t pid, berth_error_t *err) {
   return 0;
 }
 
+static char *hostbr_resolv(void);
+
+/* What the egress table needs to know of the container's network: how it
+ * goes out (berth0, or slirp4netns: a named network's members too), its
+ * named network's subnet (members reach each other), and the resolvers
+ * berth's resolver forwards to: config `egress_dns`, else those the
+ * container would have used itself. */
+static void egress_net_of(const struct monitor_args *m, struct egress_net *n) {
+  memset(n, 0, sizeof *n);
+  n->slirp = m->bridge;
+  unsigned a, b, k, h;
+  if (m->named && m->ip && sscanf(m->ip, "%u.%u.%u.%u", &a, &b, &k, &h) == 4)
+    snprintf(n->subnet, sizeof n->subnet, "%u.%u.%u.0/24", a & 255, b & 255, k & 255);
+  struct berth_config *cfg = config_get(NULL);
+  json_t *up = cfg ? config_array(cfg, "egress_dns") : NULL, *v;
+  size_t i;
+  json_array_foreach(up, i, v) if (n->nup < 4 && egress_addr_parse(json_string_value(v), &n->up[n->nup]) == 0) n->nup++;
+  if (n->nup) return;
+  if (!m->hostbr) {
+    egress_addr_parse(NET_DNS_ADDR, &n->up[n->nup++]);
+    return;
+  }
+  cleanup_free char *rv = hostbr_resolv();
+  char *save = NULL;
+  for (char *l = strtok_r(rv, "\n", &save); l && n->nup < 4; l = strtok_r(NULL, "\n", &save)) {
+    char ns[64];
+    if (sscanf(l, "nameserver %63s", ns) == 1 && egress_addr_parse(ns, &n->up[n->nup]) == 0 && n->up[n->nup].family == 4) n->nup++;
+  }
+}
+
 /* Start the container: clone init into its namespaces, map its ids, move it
  * into its cgroups and plug in its network while it builds its root, wait
  * for its verdict, start the ports forwarder. Runs in the monitor, or in
@@ -1436,6 +1469,22 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
       json_decref(st);
     }
   }
+  /* an egress policy's table goes in while init builds the root and the
+   * network comes up, by a helper of its own; it is waited for below,
+   * before anything of the workload can run */
+  struct egress_helper eh = {.pid = -1, .ready_fd = -1};
+  berth_error_t e5 = NULL;
+  if (!fail && m->egress) {
+    struct egress_policy ep;
+    struct egress_net en;
+    egress_net_of(m, &en);
+    if (egress_policy_load(m->egress, &ep, &e5) < 0) fail = e5->msg;
+    else {
+      if (egress_start(pid, m->rootless, &ep, &en, m->cdir, &eh, &e5) < 0) fail = e5->msg;
+      egress_policy_free(&ep);
+    }
+    berth_trace("launch: egress helper forked");
+  }
   /* the network comes up while init builds the root: nothing runs in the
    * container before we report, so the two need not wait for each other */
   const char *net_fail = NULL;
@@ -1484,6 +1533,12 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   if (!fail && hook_err) fail = hook_err->msg; /* init only says that one failed */
   /* init's own failure explains a network that could not attach to it */
   if (!fail && !msg.len && net_fail) fail = net_fail;
+  if (eh.pid > 0 && !fail && !msg.len) {
+    if (egress_ready(&eh, &e5) < 0) fail = e5->msg;
+    berth_trace("launch: egress table in place");
+  }
+  if (eh.ready_fd >= 0) close(eh.ready_fd);
+  if (eh.pid > 0) L->egress = eh.pid;
   berth_error_t e4 = NULL;
   if (!fail && !msg.len && json_array_size(m->ports)) {
     L->fwd = pf_start(pid, m->rootless, m->ports, m->port_fds, &e4);
@@ -1498,10 +1553,12 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   if (fail || msg.len) {
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-    if (L->helper > 0) {
-      kill(L->helper, SIGKILL);
-      while (waitpid(L->helper, NULL, 0) < 0 && errno == EINTR) {}
-    }
+    pid_t helpers[] = {L->helper, L->egress};
+    for (int i = 0; i < 2; i++)
+      if (helpers[i] > 0) {
+        kill(helpers[i], SIGKILL);
+        while (waitpid(helpers[i], NULL, 0) < 0 && errno == EINTR) {}
+      }
     berth_error(err, -EIO, "%s", fail ? fail : msg.data);
     if (L->cg && !m->cg_made) cgroup_destroy(L->cg);
     json_decref(L->cg);
@@ -1514,6 +1571,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
   berth_error_free(e2);
   berth_error_free(e3);
   berth_error_free(e4);
+  berth_error_free(e5);
   berth_error_free(hook_err);
   return r;
 }
@@ -1563,6 +1621,7 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   if (L->note) json_object_set_new(st, "notes", json_pack("[s]", L->note));
   if (L->helper > 0) json_object_set_new(st, "network_helper", proc_ref(L->helper));
   if (L->fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(L->fwd));
+  if (L->egress > 0) json_object_set_new(st, "egress_helper", proc_ref(L->egress));
   state_write(name, st, NULL);
   json_decref(st);
 }
@@ -1773,8 +1832,9 @@ static int gen_write(const char *p, const char *v, bool again, berth_error_t *er
   return again ? write_file_replace(p, v, strlen(v), 0644, false, err) : write_file_new(p, v, strlen(v), 0644, err);
 }
 
-static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool again,
-                           berth_error_t *err) {
+/* egress: a policy's resolver answers the container's DNS */
+static int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress,
+                           bool again, berth_error_t *err) {
   /* a named network's members also go through slirp4netns for the outside */
   bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge") || net_is_named(network);
   cleanup_free char *etc = xasprintf("%s/etc", cdir);
@@ -1790,6 +1850,8 @@ static int write_gen_files(const char *cdir, const char *name, const char *netwo
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
   if (host_net && read_file("/etc/resolv.conf", 1 << 16, &rv, NULL, NULL) == 0) {
+  } else if (egress && bridge) {
+    rv = strdup("# berth: an egress policy: berth's resolver answers the names it allows\nnameserver " EGRESS_RESOLVER "\n");
   } else if (hostbr) {
     rv = hostbr_resolv();
   } else if (bridge) {
@@ -2073,7 +2135,7 @@ static struct monitor_args monitor_args_of(struct create_ctx *c) {
                                .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds, .id = c->id,
                                .ports = c->o->ports, .named = net_is_named(c->network), .lease = &c->lease,
                                .net_single = c->lease.single, .ip = c->hostbr ? c->hb_ip : c->lease.ip, .hostbr = c->hostbr,
-                               .run_go = -1, .pty_sock = -1, .out_fd = -1, .err_fd = -1};
+                               .run_go = -1, .pty_sock = -1, .out_fd = -1, .err_fd = -1, .egress = c->o->egress};
 }
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -2339,7 +2401,7 @@ static int main_state(struct create_ctx *c, json_t *st, berth_error_t *err) {
     /* a service's own process gets what setup steps get (Docker's default
      * set less CAP_MKNOD): an image's entrypoint may chown its data and
      * drop to its user; execs into it still get none */
-    c->svc = (struct exec_opts){.name = c->name, .argv = c->svc_cargv, .user = o->user, .keep_caps = security_setup_caps()};
+    c->svc = (struct exec_opts){.name = c->name, .argv = c->svc_cargv, .user = o->user, .keep_caps = container_setup_caps(st)};
   }
   return 0;
 }
@@ -2405,7 +2467,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   c->hostbr = !strcmp(c->network, "bridge") && hb_usable();
   if (c->hostbr && hb_lease(id, c->hb_ip, err) < 0) return -1;
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
-  if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, false, err) < 0) return -1;
+  if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, o->egress != NULL, false, err) < 0) return -1;
   c->cgname = xasprintf("%s-%s", c->name, id);
   if (!o->run && cgroup_create(c->cgname, &o->limits, spec_devices(c->spec), &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
@@ -2425,6 +2487,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
     json_object_set_new(st, "disk", json_pack("{s:I, s:b, s:s*}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on,
                                               "note", c->disk_note));
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
+  if (o->egress) json_object_set(st, "egress", o->egress);
   if (json_array_size(o->devices)) json_object_set(st, "devices", o->devices);
   if (main_state(c, st, err) < 0) {
     json_decref(st);
@@ -2454,6 +2517,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", c->name);
   json_object_set_new(res, "connect_command", json_string(cc));
   if (c->note) json_object_set_new(res, "notes", json_pack("[s]", c->note));
+  if (o->egress) json_object_set(res, "egress", o->egress);
   if (json_array_size(o->devices)) json_object_set(res, "devices", o->devices);
   if (json_array_size(c->cdi_notes)) {
     if (!json_object_get(res, "notes")) json_object_set_new(res, "notes", json_array());
@@ -2807,6 +2871,13 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_t *o = json_pack("{s:s, s:b, s:s, s:O, s:s, s:o}", "container", name, "running", running, "status", s,
                         "started_at", json_object_get(st, "started_at") ?: json_null(), "image",
                         json_string_value(json_object_get(st, "image")) ?: "", "metadata", meta);
+  if (json_object_get(st, "egress")) { /* the policy, and what it refused lately */
+    json_object_set(meta, "egress", json_object_get(st, "egress"));
+    cleanup_free char *cdir = container_dir(name);
+    json_int_t count = 0;
+    json_t *recent = cdir ? egress_records(cdir, 5, &count) : json_array();
+    json_object_set_new(o, "egress_denied", json_pack("{s:I, s:o}", "count", count, "recent", recent));
+  }
   if (health && running) {
     int64_t mem, pids;
     cgroup_usage(json_object_get(st, "cgroup"), &mem, &pids);
@@ -2827,6 +2898,30 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_decref(st);
   *out = o;
   return 0;
+}
+
+int container_egress_test(const char *name, const char *dest, json_t **out, berth_error_t *err) {
+  if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
+  json_t *st = state_read(name);
+  if (!st) return berth_error(err, -ENOENT, "Container not found: %s", name);
+  json_t *pol = json_object_get(st, "egress");
+  if (!pol) {
+    json_decref(st);
+    return berth_error(err, -EINVAL, "container %s has no egress policy: every destination is allowed (%s)", name,
+                       advice("create it with --egress allow:HOST,...", "create it with `egress`"));
+  }
+  /* the network as its launch saw it: berth0 holds 10.88/16, named networks 10.89/16 */
+  const char *net = jstr(st, "network") ?: "bridge", *ip = jstr(st, "ip");
+  struct monitor_args m = {.named = net_is_named(net), .ip = ip};
+  m.hostbr = !m.named && ip && str_has_prefix(ip, "10.88.");
+  m.bridge = !m.hostbr;
+  struct egress_net n;
+  egress_net_of(&m, &n);
+  egress_host_addrs(&n);
+  int r = egress_check(pol, &n, dest, out, err);
+  if (r == 0) json_object_set_new(*out, "container", json_string(name));
+  json_decref(st);
+  return r;
 }
 
 /* Wait until the recorded process is gone: a pidfd turns readable the
@@ -3039,6 +3134,15 @@ static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_
   _exit(0);
 }
 
+uint64_t container_setup_caps(json_t *state) {
+  uint64_t caps = security_setup_caps();
+  /* SO_MARK takes CAP_NET_ADMIN or CAP_NET_RAW: with neither, no process of
+   * the container can pass for the policy's resolver (ping still works:
+   * ping_group_range is open in the container's namespace) */
+  if (json_object_get(state, "egress")) caps &= ~(1ULL << CAP_NET_RAW);
+  return caps;
+}
+
 int container_parse_signal(const char *s) {
   if (!s || !*s) return 0;
   char *end;
@@ -3165,8 +3269,8 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
     return r;
   }
   /* what a crash (or a reboot) left: helpers, the cgroup, the address */
-  const char *helpers[] = {"network_helper", "port_forwarder"};
-  for (int i = 0; i < 2; i++)
+  const char *helpers[] = {"network_helper", "port_forwarder", "egress_helper"};
+  for (int i = 0; i < 3; i++)
     if (state_proc_alive(st, helpers[i])) kill((pid_t)json_integer_value(json_object_get(json_object_get(st, helpers[i]), "pid")), SIGKILL);
   cgroup_destroy(json_object_get(st, "cgroup"));
   berth_trace("start: leftovers cleared");
@@ -3177,7 +3281,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   cleanup_free char *sp = xasprintf("%s/config.json", cdir);
   json_t *limits = json_object_get(st, "limits");
   struct create_opts so = {.name = name, .image = jstr(st, "image"), .persistent = jbool(st, "persistent", false),
-                           .quiet = true, .ports = json_object_get(st, "ports"),
+                           .quiet = true, .ports = json_object_get(st, "ports"), .egress = json_object_get(st, "egress"),
                            .limits = {.memory = json_integer_value(json_object_get(limits, "memory")),
                                       .pids = json_integer_value(json_object_get(limits, "pids")),
                                       .cpus = json_number_value(json_object_get(limits, "cpus"))}};
@@ -3201,7 +3305,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   c.hostbr = !strcmp(network, "bridge") && hb_usable();
   if (c.hostbr && hb_lease(id, c.hb_ip, err) < 0) goto done;
   ip = named ? c.lease.ip : c.hostbr ? c.hb_ip : NULL;
-  if (write_gen_files(cdir, name, network, ip, c.hostbr, true, err) < 0) goto done;
+  if (write_gen_files(cdir, name, network, ip, c.hostbr, so.egress != NULL, true, err) < 0) goto done;
   hx = random_hex(2);
   c.cgname = xasprintf("%s-%s-%s", name, id, hx ? hx : "0"); /* a new name: the old one may linger */
   free(hx);
@@ -3224,7 +3328,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
     size_t n = json_array_size(cmd);
     c.svc_cargv = xmalloc0(sizeof(char *) * (n + 1));
     for (size_t i = 0; i < n; i++) c.svc_cargv[i] = (char *)(json_string_value(json_array_get(cmd, i)) ?: "");
-    c.svc = (struct exec_opts){.name = name, .argv = c.svc_cargv, .user = jstr(st, "user"), .keep_caps = security_setup_caps()};
+    c.svc = (struct exec_opts){.name = name, .argv = c.svc_cargv, .user = jstr(st, "user"), .keep_caps = container_setup_caps(st)};
   }
   c.expires_at = (double)json_integer_value(json_object_get(st, "expires_at"));
   c.resident = c.svc_argv || strcmp(jstr(json_object_get(st, "restart"), "policy") ?: "no", "no") || c.expires_at > 0;

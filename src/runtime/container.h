@@ -42,6 +42,9 @@ struct create_opts {
   /* the MCP session that made it ({pid, starttime}): removed when that
    * session ends, unless persistent */
   json_t *session;
+  /* an egress policy as egress_normalize makes it (NULL: none, the
+   * network as it is) */
+  json_t *egress;
   /* devices: CDI names (vendor/class=name) and host device paths
    * (/dev/x[:CTR][:rwm]); gpu: some came from `gpu`/--gpus (a failure
    * then says what preflight's gpu check says) */
@@ -100,11 +103,18 @@ int container_kill(const char *name, int sig, json_t **out, berth_error_t *err);
  * is always or unless-stopped) that is not running */
 int container_start_persistent(json_t **out, berth_error_t *err);
 int container_parse_signal(const char *s);
+/* The setup capability set for a container's processes (its state): with
+ * an egress policy without CAP_NET_RAW, which can set SO_MARK, the mark
+ * that lets the policy's resolver through. */
+uint64_t container_setup_caps(json_t *state);
 /* {pid, starttime} of this process, for create_opts.session */
 json_t *container_session_ref(void);
 /* a restart policy's syntax: no | on-failure[:N] | always | unless-stopped */
 int container_parse_restart(const char *s, char *policy, size_t plen, int *max, berth_error_t *err);
 int container_status(const char *name, bool health, json_t **out, berth_error_t *err);
+/* Dry run of the container's egress policy: would dest (HOST[:PORT][/PROTO])
+ * be reached, and by which rule? {allowed, destination, rule, reason} */
+int container_egress_test(const char *name, const char *dest, json_t **out, berth_error_t *err);
 int container_remove(const char *name, bool force, json_t **out, berth_error_t *err);
 /* copy between host and a running container (into: host -> container) */
 /* copy out: keep set-user-ID and set-group-ID bits (stripped by default) */

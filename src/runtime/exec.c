@@ -856,6 +856,9 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   }
   /* the container's own seccomp profile, if it has one: read here, on the host */
   struct exec_opts eo = *o;
+  /* under an egress policy not even setup steps may set SO_MARK (see
+   * container_setup_caps) */
+  if (eo.keep_caps) eo.keep_caps &= container_setup_caps(st) | ~security_setup_caps();
   cleanup_free char *bpf = NULL;
   if (!eo.seccomp_bpf) {
     if (security_seccomp_read(spec, &bpf, &eo.seccomp_len, err) < 0) {

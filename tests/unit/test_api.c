@@ -116,3 +116,25 @@ Test(api, error_text_that_is_not_utf8) {
                       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x\"}";
   json_decref(bad(req2, "unknown_operation", "operation")); /* `%.60s` cuts a character in half */
 }
+
+Test(api, egress_policies) {
+  good("{\"operation\":\"create\",\"egress\":{\"allow\":[\"deb.debian.org\",\"*.pypi.org:443/tcp\",\"10.1.2.0/24:5432\","
+       "\"[2001:db8::/32]:443\"],\"deny_host\":false,\"log\":true,\"profile\":false}}");
+  good("{\"operation\":\"create\",\"egress\":{}}");
+  good("{\"operation\":\"egress_test\",\"container\":\"c\",\"destination\":\"x.org:443\"}");
+  json_t *r = bad("{\"operation\":\"create\",\"egress\":{\"allow\":[\"x.org:0\"]}}", "invalid_value", "egress");
+  cr_assert(strstr(json_string_value(json_object_get(r, "error")), "x.org:0"), "the error names the entry");
+  json_decref(r);
+  json_decref(bad("{\"operation\":\"create\",\"egress\":{\"allow\":[\"*\"]}}", "invalid_value", "egress"));
+  json_decref(bad("{\"operation\":\"create\",\"egress\":{\"allows\":[]}}", "invalid_value", "egress"));
+  json_decref(bad("{\"operation\":\"create\",\"egress\":{\"log\":\"yes\"}}", "invalid_value", "egress"));
+  json_decref(bad("{\"operation\":\"create\",\"egress\":[\"x.org\"]}", "invalid_type", "egress"));
+  json_decref(bad("{\"operation\":\"egress_test\",\"container\":\"c\"}", "missing_parameter", "destination"));
+  json_t *s = api_input_schema();
+  json_t *e = json_object_get(json_object_get(s, "properties"), "egress");
+  cr_assert_str_eq(json_string_value(json_object_get(e, "type")), "object");
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(e, "properties"), "allow"), "type")), "array");
+  cr_assert(json_is_false(json_object_get(e, "additionalProperties")));
+  cr_assert_not_null(json_object_get(json_object_get(s, "properties"), "destination"));
+  json_decref(s);
+}
