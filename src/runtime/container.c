@@ -47,6 +47,7 @@
 #include "logs.h"
 #include "hooks.h"
 #include "preflight.h"
+#include "rootfs.h"
 #include "security.h"
 #include "spec.h"
 #include "store.h"
@@ -170,96 +171,6 @@ static int init_fail(struct init_args *a, berth_error_t err) {
   _exit(1);
 }
 
-static char *fdpath(int fd) { return xasprintf("/proc/self/fd/%d", fd); }
-
-/* Open (creating) a mount target inside the root; system targets refuse symlinks. */
-static int target_in_root(int rootfd, const char *dest, bool is_file, bool no_symlinks, berth_error_t *err) {
-  uint64_t res = no_symlinks ? RESOLVE_NO_SYMLINKS : 0;
-  const char *rel = dest;
-  while (*rel == '/') rel++;
-  if (!is_file) {
-    int fd = mkdir_in_root(rootfd, rel, 0755, res, err);
-    if (fd < 0 && err && *err && (*err)->status == ELOOP)
-      return berth_error(err, -ELOOP, "the image's `%s` is (or passes through) a symlink; refusing to mount over it", dest);
-    return fd;
-  }
-  cleanup_free char *copy = strdup(rel);
-  char *slash = strrchr(copy, '/');
-  cleanup_close int dfd = -1;
-  const char *base = copy;
-  if (slash) {
-    *slash = '\0';
-    dfd = mkdir_in_root(rootfd, copy, 0755, res, err);
-    base = slash + 1;
-  } else
-    dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
-  if (dfd < 0) return -1;
-  int fd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
-    int c = openat(dfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (c >= 0) close(c);
-    fd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  }
-  if (fd < 0) return berth_error(err, errno, "mount target `%s`", dest);
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
-    close(fd);
-    return berth_error(err, -ELOOP, "mount target `%s` is a symlink; refusing", dest);
-  }
-  return fd;
-}
-
-static int mount_fd(const char *src, int tfd, const char *type, unsigned long flags, const char *data, const char *what,
-                    berth_error_t *err) {
-  cleanup_free char *t = fdpath(tfd);
-  if (mount(src, t, type, flags, data) < 0) return berth_error(err, errno, "mount %s", what);
-  return 0;
-}
-
-/* Flags a remount must keep (the kernel locks them in a user namespace). */
-static unsigned long locked_flags(const char *path) {
-  struct statvfs sv;
-  unsigned long f = 0;
-  if (statvfs(path, &sv) < 0) return 0;
-  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
-  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
-  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
-  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
-  return f;
-}
-
-static int remount_ro(int rootfd, const char *rel, berth_error_t *err) {
-  int fd = openat_in_root(rootfd, rel, O_PATH, 0, RESOLVE_NO_SYMLINKS);
-  if (fd < 0) return errno == ENOENT ? 0 : berth_error(err, errno, "read-only path `/%s`", rel);
-  cleanup_free char *p = fdpath(fd);
-  int r = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
-  close(fd);
-  if (r < 0) return berth_error(err, errno, "bind `/%s`", rel);
-  fd = openat_in_root(rootfd, rel, O_PATH, 0, RESOLVE_NO_SYMLINKS);
-  if (fd < 0) return berth_error(err, errno, "reopen `/%s`", rel);
-  free(p);
-  p = fdpath(fd);
-  unsigned long keep = locked_flags(p);
-  r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
-  close(fd);
-  if (r < 0) return berth_error(err, errno, "make `/%s` read-only", rel);
-  return 0;
-}
-
-static int mask_path(int rootfd, const char *rel, berth_error_t *err) {
-  int fd = openat_in_root(rootfd, rel, O_PATH, 0, RESOLVE_NO_SYMLINKS);
-  if (fd < 0) return errno == ENOENT ? 0 : berth_error(err, errno, "masked path `/%s`", rel);
-  struct stat st;
-  fstat(fd, &st);
-  int r;
-  if (S_ISDIR(st.st_mode)) r = mount_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555", rel, err);
-  else r = mount_fd("/dev/null", fd, NULL, MS_BIND, NULL, rel, err);
-  close(fd);
-  return r;
-}
-
 /* ---- the fallback when overlayfs cannot be mounted: a copied root ----
  * Layers are applied bottom-up into the container's upper dir as a plain
  * tree: whiteouts (0/0 character devices) delete, opaque directories are
@@ -337,7 +248,7 @@ static int copy_rootfs(json_t *lowers, const char *upper, const char *rootfs, be
   }
   if (mount(upper, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return berth_error(err, errno, "bind the copied root filesystem");
   /* nodev, as the overlay root (a bind takes its flags on a remount) */
-  if (mount(NULL, rootfs, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | locked_flags(rootfs), NULL) < 0)
+  if (mount(NULL, rootfs, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | rootfs_locked_flags(rootfs), NULL) < 0)
     return berth_error(err, errno, "make the copied root filesystem nodev");
   return 0;
 }
@@ -514,8 +425,8 @@ static int device_node(int dfd, json_t *d, const char *host, bool rootless, bert
   if (c < 0) return berth_error(err, errno, "create device `%s`", path);
   close(c);
   cleanup_close int t = openat(at, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  cleanup_free char *src = fdpath(hfd);
-  return t < 0 ? berth_error(err, errno, "device `%s`", path) : mount_fd(src, t, NULL, MS_BIND, NULL, path, err);
+  cleanup_free char *src = rootfs_fdpath(hfd);
+  return t < 0 ? berth_error(err, errno, "device `%s`", path) : rootfs_mount_fd(src, t, NULL, MS_BIND, NULL, path, err);
 }
 
 /* the spec's devices (linux.devices), their host nodes in annotation berth.device_sources */
@@ -536,9 +447,9 @@ static int spec_device_nodes(int dfd, struct init_args *a, berth_error_t *err) {
 }
 
 static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
-  cleanup_close int dev = target_in_root(rootfd, "/dev", false, true, err);
+  cleanup_close int dev = rootfs_target(rootfd, "/dev", false, true, err);
   if (dev < 0) return -1;
-  if (mount_fd("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", "/dev", err) < 0) return -1;
+  if (rootfs_mount_fd("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", "/dev", err) < 0) return -1;
   cleanup_close int dfd = openat_in_root(rootfd, "dev", O_RDONLY | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
   if (dfd < 0) return berth_error(err, errno, "open /dev");
   /* device nodes: root makes them (one mknod each instead of a file and a
@@ -555,19 +466,19 @@ static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
     close(c);
     cleanup_free char *src = xasprintf("/dev/%s", devs[i]);
     cleanup_close int t = openat(dfd, devs[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (mount_fd(src, t, NULL, MS_BIND, NULL, src, err) < 0) return -1;
+    if (rootfs_mount_fd(src, t, NULL, MS_BIND, NULL, src, err) < 0) return -1;
   }
   mkdirat(dfd, "pts", 0755);
   mkdirat(dfd, "shm", 01777);
   mkdirat(dfd, "mqueue", 0755);
   cleanup_close int pts = openat(dfd, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC);
   const char *ptsopt = a->rootless && a->single_map ? "newinstance,ptmxmode=0666,mode=0620" : "newinstance,ptmxmode=0666,mode=0620,gid=5";
-  if (mount_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, ptsopt, "/dev/pts", err) < 0) return -1;
+  if (rootfs_mount_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, ptsopt, "/dev/pts", err) < 0) return -1;
   cleanup_close int shm = openat(dfd, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (mount_fd("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", "/dev/shm", err) < 0) return -1;
+  if (rootfs_mount_fd("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", "/dev/shm", err) < 0) return -1;
   cleanup_close int mq = openat(dfd, "mqueue", O_PATH | O_NOFOLLOW | O_CLOEXEC);
   berth_error_t ignored = NULL;
-  mount_fd("mqueue", mq, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/dev/mqueue", &ignored);
+  rootfs_mount_fd("mqueue", mq, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/dev/mqueue", &ignored);
   berth_error_free(ignored);
   const char *links[][2] = {{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
                             {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
@@ -591,9 +502,9 @@ static int target_forbidden(int rootfd, int t, const char *dst, berth_error_t *e
 }
 
 static int bind_file(int rootfd, const char *host, const char *dest, berth_error_t *err) {
-  cleanup_close int t = target_in_root(rootfd, dest, true, false, err);
+  cleanup_close int t = rootfs_target(rootfd, dest, true, false, err);
   if (t < 0 || target_forbidden(rootfd, t, dest, err) < 0) return -1;
-  return mount_fd(host, t, NULL, MS_BIND, NULL, dest, err);
+  return rootfs_mount_fd(host, t, NULL, MS_BIND, NULL, dest, err);
 }
 
 static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
@@ -619,10 +530,10 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
     buf_append(&data, "", 1);
     /* a tmpfs of a device's (CDI); /dev and /dev/shm are berth's own */
     if (!strcmp(type, "tmpfs") && dst && strcmp(dst, "/dev") && strcmp(dst, "/dev/shm")) {
-      cleanup_close int t = target_in_root(rootfd, dst, false, false, err);
+      cleanup_close int t = rootfs_target(rootfd, dst, false, false, err);
       int r = t < 0 || target_forbidden(rootfd, t, dst, err) < 0
                   ? -1
-                  : mount_fd("tmpfs", t, "tmpfs", MS_NODEV | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | (ro ? MS_RDONLY : 0),
+                  : rootfs_mount_fd("tmpfs", t, "tmpfs", MS_NODEV | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | (ro ? MS_RDONLY : 0),
                              data.data, dst, err);
       buf_free(&data);
       if (r < 0) return -1;
@@ -636,19 +547,19 @@ static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
     if (sfd < 0) return berth_error(err, errno, "mount source `%s`", src);
     struct stat st;
     fstat(sfd, &st);
-    cleanup_close int t = target_in_root(rootfd, dst, !S_ISDIR(st.st_mode), false, err);
+    cleanup_close int t = rootfs_target(rootfd, dst, !S_ISDIR(st.st_mode), false, err);
     if (t < 0) return berth_error_wrap(err, "mount `%s` at `%s`", src, dst);
     if (target_forbidden(rootfd, t, dst, err) < 0) return -1;
-    cleanup_free char *sp = fdpath(sfd);
-    if (mount_fd(sp, t, NULL, MS_BIND | (rec ? MS_REC : 0), NULL, dst, err) < 0) return -1;
+    cleanup_free char *sp = rootfs_fdpath(sfd);
+    if (rootfs_mount_fd(sp, t, NULL, MS_BIND | (rec ? MS_REC : 0), NULL, dst, err) < 0) return -1;
     {
       /* nodev always (a host directory's device nodes stay closed to the
        * container), read-only, nosuid, noexec when asked */
       const char *rel = dst;
       while (*rel == '/') rel++;
       int fd = openat_in_root(rootfd, rel, O_PATH, 0, 0);
-      cleanup_free char *p = fdpath(fd);
-      unsigned long keep = locked_flags(p);
+      cleanup_free char *p = rootfs_fdpath(fd);
+      unsigned long keep = rootfs_locked_flags(p);
       int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | (ro ? MS_RDONLY : 0) | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | keep,
                     NULL);
       close(fd);
@@ -832,18 +743,18 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   json_array_foreach(json_object_get(json_object_get(a->spec, "linux"), "namespaces"), i, ns)
     if (!strcmp(json_string_value(json_object_get(ns, "type")) ?: "", "network")) own_net = true;
 
-  cleanup_close int proc = target_in_root(rootfd, "/proc", false, true, err);
+  cleanup_close int proc = rootfs_target(rootfd, "/proc", false, true, err);
   if (proc < 0) return -1;
-  if (mount_fd("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", err) < 0) return -1;
+  if (rootfs_mount_fd("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", err) < 0) return -1;
   if (setup_dev(rootfd, a, err) < 0) return -1;
-  cleanup_close int sys = target_in_root(rootfd, "/sys", false, true, err);
+  cleanup_close int sys = rootfs_target(rootfd, "/sys", false, true, err);
   if (sys < 0) return -1;
   berth_error_t e2 = NULL;
-  if (!own_net || mount_fd("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/sys", &e2) < 0) {
+  if (!own_net || rootfs_mount_fd("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/sys", &e2) < 0) {
     berth_error_clear(&e2);
     /* host network namespace (or a kernel that refuses): the host's /sys, read-only */
-    if (mount_fd("/sys", sys, NULL, MS_BIND | MS_REC, NULL, "/sys", err) < 0) return -1;
-    if (remount_ro(rootfd, "sys", err) < 0) return -1;
+    if (rootfs_mount_fd("/sys", sys, NULL, MS_BIND | MS_REC, NULL, "/sys", err) < 0) return -1;
+    if (rootfs_remount_ro(rootfd, "sys", err) < 0) return -1;
   }
   if (user_mounts(rootfd, a, err) < 0) return -1;
   const char *gen[] = {"hostname", "hosts", "resolv.conf"};
@@ -857,12 +768,12 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
     const char *rel = json_string_value(p);
     while (rel && *rel == '/') rel++;
-    if (rel && mask_path(rootfd, rel, err) < 0) return -1;
+    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
   }
   json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
     const char *rel = json_string_value(p);
     while (rel && *rel == '/') rel++;
-    if (rel && remount_ro(rootfd, rel, err) < 0) return -1;
+    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
   }
   const char *cwd = json_string_value(json_object_get(json_object_get(a->spec, "process"), "cwd"));
   if (cwd && *cwd) {
