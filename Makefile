@@ -21,7 +21,11 @@ CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c)) $(BUILD)/complet
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/berth $(BUILD)/libberth.a $(BUILD)/libberth.so
+all: $(BUILD)/berth $(BUILD)/berth-oci $(BUILD)/libberth.a $(BUILD)/libberth.so
+
+# berth-oci: runc's command line, the same binary (dispatched on argv[0])
+$(BUILD)/berth-oci: $(BUILD)/berth
+	ln -sf berth $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

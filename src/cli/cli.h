@@ -41,4 +41,6 @@ int cmd_top(int argc, char **argv);
 int cmd_system(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+/* berth-oci: runc's command line (src/cli/oci.c) */
+int oci_main(int argc, char **argv);
 #endif

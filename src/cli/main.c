@@ -289,6 +289,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "images")) return cmd_images(argc, argv);
   if (!strcmp(cmd, "rmi")) return cmd_rmi(argc, argv);
   if (!strcmp(cmd, "__monitor-exit") && argc == 3) return container_monitor_exit(argv[1], atoi(argv[2])) < 0;
+  if (!strcmp(cmd, "oci")) return oci_main(argc, argv);
   if (!strcmp(cmd, "create")) return cmd_create(argc, argv);
   if (!strcmp(cmd, "run")) return cmd_run(argc, argv);
   if (!strcmp(cmd, "exec")) return cmd_exec(argc, argv);
@@ -320,6 +321,9 @@ static int dispatch(const char *cmd, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* berth-oci (a link to berth): runc's command line */
+  const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  if (!strcmp(base, "berth-oci")) return oci_main(argc, argv);
   proc_title_init(argc, argv);
   berth_trace("main %s", argc > 1 ? argv[1] : "");
   berth_is_cli = true;

@@ -99,10 +99,19 @@ void berth_fclosep(FILE **f) {
   *f = NULL;
 }
 
+void (*berth_log_hook)(int level, const char *msg);
+
 void berth_log(int level, const char *fmt, ...) {
   if (level > berth_log_level) return;
   static const char *names[] = {"error", "warning", "info", "debug"};
   va_list ap;
+  if (berth_log_hook) {
+    char m[2048];
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    berth_log_hook(level, m);
+  }
   va_start(ap, fmt);
   fprintf(stderr, "berth: %s: ", names[level]);
   vfprintf(stderr, fmt, ap);

@@ -47,6 +47,8 @@ static inline const char *advice(const char *cli, const char *tool) { return ber
 enum { BERTH_LOG_ERROR, BERTH_LOG_WARN, BERTH_LOG_INFO, BERTH_LOG_DEBUG };
 extern int berth_log_level;
 void berth_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* when set, each message logged also goes here (berth-oci's --log file) */
+extern void (*berth_log_hook)(int level, const char *msg);
 #define berth_warn(...) berth_log(BERTH_LOG_WARN, __VA_ARGS__)
 #define berth_info(...) berth_log(BERTH_LOG_INFO, __VA_ARGS__)
 #define berth_debug(...) berth_log(BERTH_LOG_DEBUG, __VA_ARGS__)

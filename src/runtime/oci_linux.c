@@ -1,0 +1,811 @@
+/* The bundle runtime's container process: from config.json to exec.
+ *
+ *   wait OCI_SYNC_CGROUP ─▶ [userns root] ─▶ unshare cgroup ns ─▶ rootfs:
+ *   propagation, bind, mounts in order, devices, /dev links,
+ *   createContainer hooks, masked/read-only paths ─▶ pivot_root ─▶ sysctl,
+ *   hostname, rlimits, oom_score_adj, terminal ─▶ OCI_SYNC_CREATED ─▶
+ *   open exec.fifo (blocks until `start`) ─▶ startContainer hooks ─▶
+ *   oci_process_exec: user, capabilities, no_new_privs, seccomp, exec.
+ *
+ * Every mount target is resolved inside the root (rootfs.c), so a symlink
+ * in the bundle cannot send a mount onto the host. */
+#define _GNU_SOURCE
+#include "oci.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <pty.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "rootfs.h"
+#include "security.h"
+
+/* ---------- the sync socket ---------- */
+int oci_sync_send(int fd, enum oci_sync_type t, int32_t value, const char *text) {
+  struct oci_sync_msg m = {.type = t, .value = value};
+  size_t len = offsetof(struct oci_sync_msg, text);
+  if (text) {
+    snprintf(m.text, sizeof m.text, "%s", text);
+    len += strlen(m.text) + 1;
+  }
+  ssize_t n;
+  do n = send(fd, &m, len, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == (ssize_t)len ? 0 : -1;
+}
+
+int oci_sync_recv(int fd, struct oci_sync_msg *m) {
+  memset(m, 0, sizeof *m);
+  ssize_t n;
+  do n = recv(fd, m, sizeof *m, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < (ssize_t)offsetof(struct oci_sync_msg, text)) return -1;
+  m->text[sizeof m->text - 1] = '\0';
+  return 0;
+}
+
+static __attribute__((noreturn)) void die_sync(int fd, berth_error_t err) {
+  const char *msg = err && err->msg ? err->msg : "container setup failed";
+  if (fd < 0 || oci_sync_send(fd, OCI_SYNC_ERROR, err ? err->status : 0, msg) < 0) dprintf(2, "berth-oci: %s\n", msg);
+  _exit(127);
+}
+
+/* ---------- capabilities ---------- */
+static const char *const CAPS[] = {
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
+    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+
+int oci_cap_number(const char *name) {
+  if (!name) return -1;
+  for (size_t i = 0; i < sizeof CAPS / sizeof *CAPS; i++)
+    if (!strcasecmp(name, CAPS[i]) || !strcasecmp(name, CAPS[i] + 4)) return (int)i;
+  return -1;
+}
+
+static int last_cap(void) {
+  static int last = -1;
+  if (last < 0) {
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (!f || fscanf(f, "%d", &last) != 1) last = CAP_LAST_CAP;
+    if (f) fclose(f);
+  }
+  return last;
+}
+
+/* a capability list -> mask; an unknown name is an error, one this
+ * kernel lacks is left out (runc and crun warn the same way) */
+static int cap_mask(json_t *list, const char *set, uint64_t *out, berth_error_t *err) {
+  *out = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(list, i, v) {
+    int c = oci_cap_number(json_string_value(v));
+    if (c < 0)
+      return berth_error(err, -EINVAL, "process.capabilities.%s: unknown capability `%.60s`", set, json_string_value(v) ?: "?");
+    if (c <= last_cap()) *out |= 1ULL << c;
+  }
+  return 0;
+}
+
+struct caps {
+  bool given;
+  uint64_t bounding, effective, permitted, inheritable, ambient;
+};
+
+static int caps_parse(json_t *c, struct caps *out, berth_error_t *err) {
+  memset(out, 0, sizeof *out);
+  if (!json_is_object(c)) return 0; /* none given: the process keeps none (below) */
+  out->given = true;
+  if (cap_mask(json_object_get(c, "bounding"), "bounding", &out->bounding, err) < 0 ||
+      cap_mask(json_object_get(c, "effective"), "effective", &out->effective, err) < 0 ||
+      cap_mask(json_object_get(c, "permitted"), "permitted", &out->permitted, err) < 0 ||
+      cap_mask(json_object_get(c, "inheritable"), "inheritable", &out->inheritable, err) < 0 ||
+      cap_mask(json_object_get(c, "ambient"), "ambient", &out->ambient, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int caps_bounding(const struct caps *c, berth_error_t *err) {
+  for (int i = 0; i <= last_cap(); i++) {
+    if (c->bounding & (1ULL << i)) continue;
+    if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0 && errno != EINVAL)
+      return berth_error(err, errno, "drop capability %s from the bounding set", i < (int)(sizeof CAPS / sizeof *CAPS) ? CAPS[i] : "?");
+  }
+  return 0;
+}
+
+static int caps_set(const struct caps *c, berth_error_t *err) {
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct d[2] = {
+      {.effective = (uint32_t)c->effective, .permitted = (uint32_t)c->permitted, .inheritable = (uint32_t)c->inheritable},
+      {.effective = (uint32_t)(c->effective >> 32), .permitted = (uint32_t)(c->permitted >> 32),
+       .inheritable = (uint32_t)(c->inheritable >> 32)}};
+  if (syscall(SYS_capset, &h, d) < 0) return berth_error(err, errno, "set the process's capabilities");
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  for (int i = 0; i <= last_cap(); i++)
+    if ((c->ambient & (1ULL << i)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i, 0, 0) < 0 && errno != EPERM)
+      return berth_error(err, errno, "raise ambient capability %s", CAPS[i]);
+  return 0;
+}
+
+/* ---------- seccomp ---------- */
+int oci_seccomp_apply(json_t *seccomp, berth_error_t *err) {
+  if (!json_is_object(seccomp)) return 0;
+  void *ctx = NULL;
+  if (lazylib_require_seccomp(err) < 0 || security_seccomp_compile(seccomp, &ctx, err) < 0)
+    return berth_error_wrap(err, "linux.seccomp");
+  int r = seccomp_load((scmp_filter_ctx)ctx);
+  seccomp_release((scmp_filter_ctx)ctx);
+  if (r < 0) return berth_error(err, -r, "load the seccomp filter of linux.seccomp");
+  return 0;
+}
+
+/* ---------- mount options ---------- */
+struct mopt {
+  const char *name;
+  bool clear;
+  unsigned long flag;
+};
+static const struct mopt MOPTS[] = {
+    {"ro", false, MS_RDONLY},         {"rw", true, MS_RDONLY},           {"nosuid", false, MS_NOSUID},
+    {"suid", true, MS_NOSUID},        {"nodev", false, MS_NODEV},         {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},     {"exec", true, MS_NOEXEC},          {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},  {"dirsync", false, MS_DIRSYNC},     {"remount", false, MS_REMOUNT},
+    {"mand", false, MS_MANDLOCK},     {"nomand", true, MS_MANDLOCK},      {"atime", true, MS_NOATIME},
+    {"noatime", false, MS_NOATIME},   {"diratime", true, MS_NODIRATIME},  {"nodiratime", false, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME}, {"norelatime", true, MS_RELATIME},  {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME}, {"bind", false, MS_BIND}, {"rbind", false, MS_BIND | MS_REC},
+    {"silent", false, MS_SILENT},     {"loud", true, MS_SILENT},          {"iversion", false, MS_I_VERSION},
+    {"noiversion", true, MS_I_VERSION}, {"lazytime", false, MS_LAZYTIME}, {"nolazytime", true, MS_LAZYTIME},
+};
+static const struct mopt PROPS[] = {
+    {"private", false, MS_PRIVATE},   {"rprivate", false, MS_PRIVATE | MS_REC},   {"shared", false, MS_SHARED},
+    {"rshared", false, MS_SHARED | MS_REC}, {"slave", false, MS_SLAVE}, {"rslave", false, MS_SLAVE | MS_REC},
+    {"unbindable", false, MS_UNBINDABLE}, {"runbindable", false, MS_UNBINDABLE | MS_REC},
+};
+
+struct mount_opts {
+  unsigned long flags, prop;
+  char data[4096];
+  bool tmpcopyup;
+};
+
+static void parse_mount_options(json_t *opts, struct mount_opts *o) {
+  memset(o, 0, sizeof *o);
+  size_t i, n = 0;
+  json_t *v;
+  json_array_foreach(opts, i, v) {
+    const char *s = json_string_value(v);
+    if (!s) continue;
+    bool found = false;
+    for (size_t k = 0; k < sizeof MOPTS / sizeof *MOPTS && !found; k++)
+      if (!strcmp(s, MOPTS[k].name)) {
+        if (MOPTS[k].clear) o->flags &= ~MOPTS[k].flag;
+        else o->flags |= MOPTS[k].flag;
+        found = true;
+      }
+    for (size_t k = 0; k < sizeof PROPS / sizeof *PROPS && !found; k++)
+      if (!strcmp(s, PROPS[k].name)) o->prop = PROPS[k].flag, found = true;
+    if (!found && !strcmp(s, "tmpcopyup")) o->tmpcopyup = true, found = true;
+    /* runc's and podman's own markers: not kernel options */
+    if (!found && (!strcmp(s, "idmap") || !strcmp(s, "ridmap") || !strcmp(s, "copy-symlink") || str_has_prefix(s, "x-")))
+      found = true;
+    if (!found) {
+      int w = snprintf(o->data + n, sizeof o->data - n, "%s%s", n ? "," : "", s);
+      if (w > 0 && (size_t)w < sizeof o->data - n) n += (size_t)w;
+    }
+  }
+}
+
+static unsigned long propagation_of(const char *s, bool *ok) {
+  *ok = true;
+  if (!s || !*s) return MS_SLAVE | MS_REC;
+  for (size_t k = 0; k < sizeof PROPS / sizeof *PROPS; k++)
+    if (!strcmp(s, PROPS[k].name)) return PROPS[k].flag;
+  *ok = false;
+  return 0;
+}
+
+/* ---------- the root filesystem ---------- */
+static bool spec_has_ns(json_t *spec, const char *type) {
+  size_t i;
+  json_t *ns;
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, ns)
+    if (!strcmp(jstr(ns, "type") ?: "", type)) return true;
+  return false;
+}
+
+/* a bind source: relative paths are the bundle's */
+static char *bind_source(const struct oci_init *in, const char *src) {
+  return src && src[0] == '/' ? xstrdup(src) : xasprintf("%s/%s", in->bundle, src ? src : "");
+}
+
+/* cgroup v1/hybrid: a tmpfs with each hierarchy of ours mounted again in
+ * the container's cgroup namespace; where the kernel refuses (a user
+ * namespace), the host's hierarchies read-only */
+static int mount_cgroup_v1(int rootfd, int tfd, const char *dest, unsigned long flags, berth_error_t *err) {
+  if (rootfs_mount_fd("tmpfs", tfd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", dest, err) < 0)
+    return -1;
+  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return berth_error(err, errno, "read /proc/self/mountinfo");
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    char mnt[1024], fstype[64], super[1024];
+    char *sep = strstr(line, " - ");
+    if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 || sscanf(sep + 3, "%63s %*s %1023s", fstype, super) != 2) continue;
+    bool v2 = !strcmp(fstype, "cgroup2");
+    if (strcmp(fstype, "cgroup") && !v2) continue;
+    if (!str_has_prefix(mnt, "/sys/fs/cgroup/")) continue;
+    const char *base = mnt + strlen("/sys/fs/cgroup/");
+    if (strchr(base, '/') || !*base) continue;
+    /* the controllers (and name=) of a v1 hierarchy, without rw/ro */
+    char opts[1024] = "";
+    size_t on = 0;
+    for (char *tok = strtok(super, ","); tok; tok = strtok(NULL, ",")) {
+      if (!strcmp(tok, "rw") || !strcmp(tok, "ro") || v2) continue;
+      on += (size_t)snprintf(opts + on, sizeof opts - on, "%s%s", on ? "," : "", tok);
+      if (on >= sizeof opts) break;
+    }
+    cleanup_free char *sub = xasprintf("%s/%s", dest, base);
+    berth_error_t e = NULL;
+    cleanup_close int sfd = rootfs_target(rootfd, sub, false, true, &e);
+    if (sfd < 0) {
+      berth_error_clear(&e);
+      continue;
+    }
+    cleanup_free char *p = rootfs_fdpath(sfd);
+    if (mount(v2 ? "cgroup2" : "cgroup", p, v2 ? "cgroup2" : "cgroup", flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC),
+              v2 ? NULL : opts) < 0 &&
+        mount(mnt, p, NULL, MS_BIND | MS_REC, NULL) == 0)
+      mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags(p), NULL);
+    /* cpu,cpuacct is also reachable as cpu and cpuacct */
+    if (strchr(base, ',')) {
+      cleanup_free char *copy = xstrdup(base);
+      for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+        cleanup_close int d = rootfs_target(rootfd, dest, false, true, &e);
+        if (d >= 0 && symlinkat(base, d, tok) < 0 && errno != EEXIST) {}
+        berth_error_clear(&e);
+      }
+    }
+  }
+  if (flags & MS_RDONLY) {
+    cleanup_free char *p = rootfs_fdpath(tfd);
+    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | rootfs_locked_flags(p), NULL) < 0)
+      berth_debug("cgroup tmpfs read-only: %s", strerror(errno));
+  }
+  return 0;
+}
+
+static bool host_cgroup_v2(void) {
+  struct stat st;
+  return stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+}
+
+static int do_mount(struct oci_init *in, int rootfd, json_t *m, size_t idx, berth_error_t *err) {
+  const char *dest = jstr(m, "destination"), *type = jstr(m, "type"), *src = jstr(m, "source");
+  if (!dest || !*dest) return berth_error(err, -EINVAL, "mounts[%zu]: `destination` is required", idx);
+  if (dest[0] != '/') return berth_error(err, -EINVAL, "mounts[%zu]: destination `%s` must be absolute", idx, dest);
+  if (json_object_get(m, "uidMappings") || json_object_get(m, "gidMappings"))
+    return berth_error(err, -ENOTSUP, "mounts[%zu] (%s): idmapped mounts (uidMappings/gidMappings) are not supported by berth-oci yet; "
+                       "drop the mapping or use runc/crun for this container", idx, dest);
+  struct mount_opts o;
+  parse_mount_options(json_object_get(m, "options"), &o);
+  bool bind = (o.flags & MS_BIND) || (type && !strcmp(type, "bind"));
+  if (bind) o.flags |= MS_BIND;
+  cleanup_free char *hsrc = bind ? bind_source(in, src) : NULL;
+  bool is_file = false;
+  if (bind) {
+    struct stat st;
+    if (stat(hsrc, &st) < 0) return berth_error(err, errno, "mounts[%zu]: bind source `%s`", idx, hsrc);
+    is_file = !S_ISDIR(st.st_mode);
+  }
+  /* /proc and /sys targets are the kernel's: no symlink on the way */
+  bool sys = str_has_prefix(dest, "/proc") || str_has_prefix(dest, "/sys") || str_has_prefix(dest, "/dev");
+  cleanup_close int tfd = rootfs_target(rootfd, dest, is_file, sys, err);
+  if (tfd < 0) return berth_error_wrap(err, "mounts[%zu]", idx);
+  cleanup_free char *tp = rootfs_fdpath(tfd);
+  if (type && !strcmp(type, "cgroup")) {
+    if (host_cgroup_v2()) {
+      if (mount("cgroup2", tp, "cgroup2", o.flags & ~(MS_BIND | MS_REC), NULL) < 0 &&
+          mount("/sys/fs/cgroup", tp, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return berth_error(err, errno, "mounts[%zu]: cgroup2 at %s", idx, dest);
+    } else if (mount_cgroup_v1(rootfd, tfd, dest, o.flags & ~(MS_BIND | MS_REC), err) < 0)
+      return -1;
+  } else if (bind) {
+    if (mount(hsrc, tp, NULL, o.flags & (MS_BIND | MS_REC), NULL) < 0)
+      return berth_error(err, errno, "mounts[%zu]: bind `%s` at %s", idx, hsrc, dest);
+    unsigned long extra = o.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (extra) {
+      /* the remount must be of the new mount: reopen the target */
+      close(tfd);
+      tfd = rootfs_target(rootfd, dest, is_file, sys, err);
+      if (tfd < 0) return -1;
+      free(tp);
+      tp = rootfs_fdpath(tfd);
+      if (mount(NULL, tp, NULL, MS_BIND | MS_REMOUNT | extra | rootfs_locked_flags(tp), NULL) < 0)
+        return berth_error(err, errno, "mounts[%zu]: remount %s with its options", idx, dest);
+    }
+  } else {
+    const char *t = type && *type ? type : src;
+    if (!t) return berth_error(err, -EINVAL, "mounts[%zu] (%s): needs a `type`", idx, dest);
+    if (mount(src ? src : t, tp, t, o.flags & ~MS_REMOUNT, o.data[0] ? o.data : NULL) < 0) {
+      int e = errno;
+      /* in a user namespace the kernel refuses sysfs without a network
+       * namespace of ours and mqueue without an IPC one: the host's, bound */
+      const char *host = !strcmp(t, "sysfs") ? "/sys" : !strcmp(t, "mqueue") ? "/dev/mqueue" : NULL;
+      if (!(host && (e == EPERM || e == EACCES) && mount(host, tp, NULL, MS_BIND | MS_REC, NULL) == 0))
+        return berth_error(err, e, "mounts[%zu]: mount %s (%s) at %s", idx, src ? src : t, t, dest);
+      if (o.flags & MS_RDONLY) {
+        close(tfd);
+        tfd = rootfs_target(rootfd, dest, false, sys, err);
+        if (tfd < 0) return -1;
+        free(tp);
+        tp = rootfs_fdpath(tfd);
+        mount(NULL, tp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags(tp), NULL);
+      }
+    }
+  }
+  if (o.prop) {
+    close(tfd);
+    tfd = rootfs_target(rootfd, dest, is_file, sys, err);
+    if (tfd < 0) return -1;
+    free(tp);
+    tp = rootfs_fdpath(tfd);
+    if (mount(NULL, tp, NULL, o.prop, NULL) < 0) return berth_error(err, errno, "mounts[%zu]: propagation of %s", idx, dest);
+  }
+  return 0;
+}
+
+static const struct {
+  const char *path;
+  unsigned maj, min;
+} DEFAULT_DEVS[] = {{"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
+                    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
+
+static int make_device(struct oci_init *in, int rootfd, const char *path, char type, unsigned maj, unsigned min, mode_t mode,
+                       uid_t uid, gid_t gid, berth_error_t *err) {
+  const char *rel = path;
+  while (*rel == '/') rel++;
+  cleanup_free char *dir = xstrdup(rel);
+  char *slash = strrchr(dir, '/');
+  const char *base = rel;
+  cleanup_close int dfd = -1;
+  if (slash) {
+    *slash = '\0';
+    base = slash + 1;
+    dfd = mkdir_in_root(rootfd, dir, 0755, RESOLVE_NO_SYMLINKS, err);
+  } else
+    dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+  if (dfd < 0) return berth_error_wrap(err, "device %s", path);
+  unlinkat(dfd, base, 0);
+  mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
+  if (!in->in_userns || type == 'p') {
+    if (mknodat(dfd, base, kind | (mode & 07777), makedev(maj, min)) < 0)
+      return berth_error(err, errno, "create device %s", path);
+    if (fchownat(dfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) return berth_error(err, errno, "chown device %s", path);
+    if (fchmodat(dfd, base, mode & 07777, 0) < 0) return berth_error(err, errno, "chmod device %s", path);
+    return 0;
+  }
+  /* a user namespace cannot make device nodes: the host's own, bound, when
+   * it is the device asked for */
+  struct stat st;
+  if (stat(path, &st) < 0 || (st.st_mode & S_IFMT) != kind || major(st.st_rdev) != maj || minor(st.st_rdev) != min)
+    return berth_error(err, -EPERM, "device %s (%c %u:%u): a user namespace cannot create it and the host's %s is not that device",
+                       path, type, maj, min, path);
+  int c = openat(dfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (c < 0) return berth_error(err, errno, "create %s", path);
+  close(c);
+  cleanup_close int t = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (t < 0) return berth_error(err, errno, "open %s", path);
+  return rootfs_mount_fd(path, t, NULL, MS_BIND, NULL, path, err);
+}
+
+static int setup_devices(struct oci_init *in, int rootfd, berth_error_t *err) {
+  json_t *devs = json_object_get(json_object_get(in->spec, "linux"), "devices");
+  size_t i;
+  json_t *d;
+  json_array_foreach(devs, i, d) {
+    const char *path = jstr(d, "path"), *type = jstr(d, "type");
+    if (!path || path[0] != '/' || !type || !strchr("cbup", type[0]) || type[1])
+      return berth_error(err, -EINVAL, "linux.devices[%zu]: needs an absolute `path` and a `type` of c, b, u or p", i);
+    json_t *fm = json_object_get(d, "fileMode");
+    mode_t mode = fm ? (mode_t)json_integer_value(fm) : 0666;
+    uid_t uid = json_object_get(d, "uid") ? (uid_t)json_integer_value(json_object_get(d, "uid")) : 0;
+    gid_t gid = json_object_get(d, "gid") ? (gid_t)json_integer_value(json_object_get(d, "gid")) : 0;
+    if (make_device(in, rootfd, path, type[0] == 'u' ? 'c' : type[0], (unsigned)json_integer_value(json_object_get(d, "major")),
+                    (unsigned)json_integer_value(json_object_get(d, "minor")), mode, uid, gid, err) < 0)
+      return -1;
+  }
+  for (size_t k = 0; k < sizeof DEFAULT_DEVS / sizeof *DEFAULT_DEVS; k++) {
+    bool listed = false;
+    json_array_foreach(devs, i, d) if (!strcmp(jstr(d, "path") ?: "", DEFAULT_DEVS[k].path)) listed = true;
+    if (!listed && make_device(in, rootfd, DEFAULT_DEVS[k].path, 'c', DEFAULT_DEVS[k].maj, DEFAULT_DEVS[k].min, 0666, 0, 0, err) < 0)
+      return -1;
+  }
+  cleanup_close int dev = openat_in_root(rootfd, "dev", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+  if (dev < 0) return 0;
+  static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                                   {"/proc/self/fd/2", "stderr"}};
+  for (size_t k = 0; k < 4; k++)
+    if (symlinkat(links[k][0], dev, links[k][1]) < 0 && errno != EEXIST) return berth_error(err, errno, "/dev/%s", links[k][1]);
+  struct stat st;
+  if (fstatat(dev, "pts/ptmx", &st, 0) == 0) {
+    if (fstatat(dev, "ptmx", &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) unlinkat(dev, "ptmx", 0);
+    if (symlinkat("pts/ptmx", dev, "ptmx") < 0 && errno != EEXIST) return berth_error(err, errno, "/dev/ptmx");
+  }
+  return 0;
+}
+
+static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
+  json_t *linux_ = json_object_get(in->spec, "linux");
+  bool ok;
+  unsigned long prop = propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
+  if (!ok) return berth_error(err, -EINVAL, "linux.rootfsPropagation `%s`: use shared, slave, private or unbindable (r-prefixed too)",
+                              jstr(linux_, "rootfsPropagation"));
+  /* never let a mount made here travel back to the host: everything is a
+   * slave first (which pivot_root also needs); the propagation the config
+   * asks for is applied to the new root after the pivot */
+  if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) return berth_error(err, errno, "make the mounts private to the container");
+  if (mount(in->rootfs, in->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return berth_error(err, errno, "bind the root %s", in->rootfs);
+  cleanup_close int rootfd = open(in->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return berth_error(err, errno, "open the root %s", in->rootfs);
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(in->spec, "mounts"), i, m) if (do_mount(in, rootfd, m, i, err) < 0) return -1;
+  if (setup_devices(in, rootfd, err) < 0) return -1;
+  if (hooks_any(in->spec, "createContainer")) {
+    cleanup_free char *st = hooks_state(in->spec, in->id, "created", getpid(), in->bundle);
+    if (hooks_run(in->spec, "createContainer", st, 0, err) < 0) return -1;
+  }
+  json_t *p;
+  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
+  }
+  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
+  }
+  if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter the root");
+  if (in->no_pivot) {
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) return berth_error(err, errno, "move the root (--no-pivot)");
+    if (chroot(".") < 0) return berth_error(err, errno, "chroot (--no-pivot)");
+  } else {
+    if (syscall(SYS_pivot_root, ".", ".") < 0) return berth_error(err, errno, "pivot_root into %s", in->rootfs);
+    /* the old root is stacked under the new one: slave it (no unmount
+     * event reaches the host) and detach it */
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return berth_error(err, errno, "slave the old root");
+    if (umount2(".", MNT_DETACH) < 0) return berth_error(err, errno, "detach the old root");
+  }
+  if (chdir("/") < 0) return berth_error(err, errno, "chdir /");
+  if (json_is_true(json_object_get(json_object_get(in->spec, "root"), "readonly"))) {
+    if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags("/"), NULL) < 0)
+      return berth_error(err, errno, "make the root read-only (root.readonly)");
+  }
+  if (jstr(linux_, "rootfsPropagation") && mount(NULL, "/", NULL, prop, NULL) < 0)
+    return berth_error(err, errno, "linux.rootfsPropagation %s", jstr(linux_, "rootfsPropagation"));
+  return 0;
+}
+
+/* ---------- the rest of the container's settings ---------- */
+static int write_sysctls(json_t *sysctl, berth_error_t *err) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(sysctl, k, v) {
+    if (!json_is_string(v) || !*k || strstr(k, "..") || k[0] == '/' || strchr(k, '\0') == k)
+      return berth_error(err, -EINVAL, "linux.sysctl `%.80s`: needs a name like net.ipv4.ip_forward and a string value", k);
+    cleanup_free char *path = xasprintf("/proc/sys/%s", k);
+    for (char *c = path + 10; *c; c++)
+      if (*c == '.') *c = '/';
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return berth_error(err, errno, "linux.sysctl %s", k);
+    const char *s = json_string_value(v);
+    ssize_t n = write(fd, s, strlen(s));
+    int e = errno;
+    close(fd);
+    if (n < 0) return berth_error(err, e, "linux.sysctl %s = %s", k, s);
+  }
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int res;
+} RLIMITS[] = {{"RLIMIT_AS", RLIMIT_AS},         {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_CPU", RLIMIT_CPU},
+               {"RLIMIT_DATA", RLIMIT_DATA},     {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+               {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
+               {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
+               {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},   {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+               {"RLIMIT_STACK", RLIMIT_STACK}};
+
+static int set_rlimits(json_t *list, berth_error_t *err) {
+  size_t i;
+  json_t *r;
+  json_array_foreach(list, i, r) {
+    const char *t = jstr(r, "type");
+    int res = -1;
+    for (size_t k = 0; k < sizeof RLIMITS / sizeof *RLIMITS; k++)
+      if (t && !strcmp(t, RLIMITS[k].name)) res = RLIMITS[k].res;
+    if (res < 0) return berth_error(err, -EINVAL, "process.rlimits[%zu]: unknown type `%.40s`", i, t ?: "");
+    json_t *soft = json_object_get(r, "soft"), *hard = json_object_get(r, "hard");
+    struct rlimit rl = {.rlim_cur = (rlim_t)json_integer_value(soft), .rlim_max = (rlim_t)json_integer_value(hard)};
+    /* 2^64-1 does not fit jansson's integer: it arrives as a real */
+    if (json_is_real(soft) || json_integer_value(soft) < 0) rl.rlim_cur = RLIM_INFINITY;
+    if (json_is_real(hard) || json_integer_value(hard) < 0) rl.rlim_max = RLIM_INFINITY;
+    if (setrlimit(res, &rl) < 0) return berth_error(err, errno, "process.rlimits %s (soft %llu, hard %llu)", t,
+                                                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+  }
+  return 0;
+}
+
+/* the pty for process.terminal: master to the console socket, slave our stdio */
+static int setup_terminal(json_t *process, int console_fd, berth_error_t *err) {
+  if (console_fd < 0)
+    return berth_error(err, -EINVAL, "process.terminal is true: give --console-socket (a unix socket that receives the pty's master)");
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return berth_error(err, errno, "open /dev/ptmx (is /dev/pts mounted with newinstance?)");
+  if (unlockpt(master) < 0) return close(master), berth_error(err, errno, "unlock the pty");
+  char name[128];
+  if (ptsname_r(master, name, sizeof name) != 0) return close(master), berth_error(err, errno, "name the pty");
+  json_t *sz = json_object_get(process, "consoleSize");
+  if (sz) {
+    struct winsize ws = {.ws_row = (unsigned short)json_integer_value(json_object_get(sz, "height")),
+                         .ws_col = (unsigned short)json_integer_value(json_object_get(sz, "width"))};
+    ioctl(master, TIOCSWINSZ, &ws);
+  }
+  int slave = open(name, O_RDWR | O_NOCTTY);
+  if (slave < 0) return close(master), berth_error(err, errno, "open %s", name);
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct iovec iov = {.iov_base = name, .iov_len = strlen(name)};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &master, sizeof(int));
+  ssize_t n;
+  do n = sendmsg(console_fd, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  int e = errno;
+  close(master);
+  if (n < 0) return close(slave), berth_error(err, e, "send the pty to the console socket");
+  setsid();
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) return close(slave), berth_error(err, errno, "make the pty the controlling terminal");
+  dup2(slave, 0), dup2(slave, 1), dup2(slave, 2);
+  if (slave > 2) close(slave);
+  return 0;
+}
+
+static bool in_setgroups_denied(void) {
+  char buf[16] = "";
+  int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 && !strncmp(buf, "deny", 4);
+}
+
+/* the program, found on the process's own PATH (as execvpe would, but
+ * checked before `created` is reported, so a missing one fails create) */
+static char *find_program(const char *arg0, json_t *env) {
+  if (!arg0 || !*arg0) return NULL;
+  if (strchr(arg0, '/')) return access(arg0, X_OK) == 0 ? xstrdup(arg0) : NULL;
+  const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t i;
+  json_t *v;
+  json_array_foreach(env, i, v) if (str_has_prefix(json_string_value(v) ?: "", "PATH=")) path = json_string_value(v) + 5;
+  cleanup_free char *copy = xstrdup(path);
+  for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    char *c = xasprintf("%s/%s", *d ? d : ".", arg0);
+    struct stat st;
+    if (stat(c, &st) == 0 && S_ISREG(st.st_mode) && access(c, X_OK) == 0) return c;
+    free(c);
+  }
+  return NULL;
+}
+
+static int apparmor_apply(const char *profile, berth_error_t *err) {
+  if (!profile || !*profile) return 0;
+  char en[4] = "";
+  int fd = open("/sys/module/apparmor/parameters/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, en, 1) < 0) en[0] = 0;
+    close(fd);
+  }
+  if (en[0] != 'Y')
+    return berth_error(err, -ENOTSUP, "process.apparmorProfile `%s`: AppArmor is not enabled on this host; drop the profile or enable AppArmor",
+                       profile);
+  cleanup_free char *cmd = xasprintf("exec %s", profile);
+  fd = open("/proc/self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fd = open("/proc/self/attr/exec", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return berth_error(err, errno, "process.apparmorProfile");
+  ssize_t n = write(fd, cmd, strlen(cmd));
+  int e = errno;
+  close(fd);
+  return n < 0 ? berth_error(err, e, "process.apparmorProfile `%s`", profile) : 0;
+}
+
+/* user, capabilities, no_new_privs, seccomp, cwd, env, exec: shared by the
+ * container's first process and `exec` */
+static int process_prepare(json_t *process, json_t *spec, char **prog, berth_error_t *err) {
+  json_t *user = json_object_get(process, "user");
+  json_t *env = json_object_get(process, "env");
+  json_t *args = json_object_get(process, "args");
+  if (!json_array_size(args) || !json_is_string(json_array_get(args, 0)))
+    return berth_error(err, -EINVAL, "process.args: needs at least the program");
+  const char *cwd = jstr(process, "cwd");
+  if (!cwd || cwd[0] != '/') return berth_error(err, -EINVAL, "process.cwd `%s` must be an absolute path", cwd ?: "");
+  if (set_rlimits(json_object_get(process, "rlimits"), err) < 0) return -1;
+  struct caps caps;
+  if (caps_parse(json_object_get(process, "capabilities"), &caps, err) < 0) return -1;
+  uid_t uid = (uid_t)json_integer_value(json_object_get(user, "uid"));
+  gid_t gid = (gid_t)json_integer_value(json_object_get(user, "gid"));
+  if (json_object_get(user, "umask")) umask((mode_t)json_integer_value(json_object_get(user, "umask")) & 0777);
+  size_t ng = json_array_size(json_object_get(user, "additionalGids"));
+  gid_t gids[128];
+  if (ng > 128) return berth_error(err, -EINVAL, "process.user.additionalGids: at most 128");
+  for (size_t i = 0; i < ng; i++) gids[i] = (gid_t)json_integer_value(json_array_get(json_object_get(user, "additionalGids"), i));
+  if (chdir(cwd) < 0) {
+    /* it may be readable only by the user: tried again once we are the user */
+    if (errno != EACCES) return berth_error(err, errno, "process.cwd %s", cwd);
+  }
+  bool nnp = json_is_true(json_object_get(process, "noNewPrivileges"));
+  json_t *seccomp = json_object_get(json_object_get(spec, "linux"), "seccomp");
+  /* without no_new_privs the filter needs CAP_SYS_ADMIN: load it while we have it */
+  if (!nnp && seccomp && oci_seccomp_apply(seccomp, err) < 0) return -1;
+  if (apparmor_apply(jstr(process, "apparmorProfile"), err) < 0) return -1;
+  if (caps_bounding(&caps, err) < 0) return -1;
+  if (ng || !in_setgroups_denied()) {
+    if (setgroups(ng, gids) < 0 && !(errno == EPERM && !ng)) return berth_error(err, errno, "process.user.additionalGids");
+  }
+  prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (setresgid(gid, gid, gid) < 0) return berth_error(err, errno, "process.user.gid %u", (unsigned)gid);
+  if (setresuid(uid, uid, uid) < 0) return berth_error(err, errno, "process.user.uid %u", (unsigned)uid);
+  prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  if (caps_set(&caps, err) < 0) return -1;
+  if (chdir(cwd) < 0) return berth_error(err, errno, "process.cwd %s", cwd);
+  /* the environment the program gets, and the PATH it is found on */
+  clearenv();
+  size_t i;
+  json_t *v;
+  json_array_foreach(env, i, v) if (json_is_string(v) && strchr(json_string_value(v), '=')) putenv((char *)json_string_value(v));
+  *prog = find_program(json_string_value(json_array_get(args, 0)), env);
+  if (!*prog)
+    return berth_error(err, -ENOENT, "process.args[0] `%s`: no such executable in the container (PATH searched)",
+                       json_string_value(json_array_get(args, 0)));
+  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return berth_error(err, errno, "no_new_privs");
+  if (nnp && seccomp && oci_seccomp_apply(seccomp, err) < 0) return -1;
+  return 0;
+}
+
+static void exec_prog(const char *prog, json_t *process) {
+  json_t *args = json_object_get(process, "args");
+  size_t n = json_array_size(args);
+  char **argv = calloc(n + 1, sizeof *argv);
+  if (!argv) _exit(127);
+  for (size_t i = 0; i < n; i++) argv[i] = (char *)(json_string_value(json_array_get(args, i)) ?: "");
+  execv(prog, argv);
+}
+
+void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_fd, int preserve_fds, bool new_session) {
+  berth_error_t err = NULL;
+  char *prog = NULL;
+  if (new_session && !json_is_true(json_object_get(process, "terminal"))) setsid();
+  if (json_is_true(json_object_get(process, "terminal")) && setup_terminal(process, console_fd, &err) < 0) goto fail;
+  if (console_fd >= 0) close(console_fd);
+  if (process_prepare(process, spec, &prog, &err) < 0) goto fail;
+  /* nothing of the runtime's survives the exec: only 0-2 and the fds the
+   * caller asked to pass on (--preserve-fds) */
+  syscall(SYS_close_range, (unsigned)(3 + (preserve_fds > 0 ? preserve_fds : 0)), ~0U, CLOSE_RANGE_CLOEXEC);
+  if (report_fd >= 0) fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+  exec_prog(prog, process);
+  berth_error(&err, errno, "exec %s", prog);
+fail:
+  if (report_fd >= 0) {
+    if (write(report_fd, err->msg, strlen(err->msg)) < 0) {}
+  } else
+    dprintf(2, "berth-oci: %s\n", err->msg);
+  _exit(127);
+}
+
+void oci_init_main(struct oci_init *in) {
+  berth_error_t err = NULL;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  setsid(); /* as runc: the container's first process leads its own session */
+  struct oci_sync_msg m;
+  if (oci_sync_recv(in->sync_fd, &m) < 0 || m.type != OCI_SYNC_CGROUP) _exit(127);
+  if (in->new_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+    die_sync(in->sync_fd, (berth_error(&err, errno, "become root in the container's user namespace (are uid 0 and gid 0 mapped?)"), err));
+  /* after the runtime placed us: the namespace's root is our cgroup */
+  if (spec_has_ns(in->spec, "cgroup") && !json_object_get(in->spec, "_cgroupns_joined") && unshare(CLONE_NEWCGROUP) < 0)
+    die_sync(in->sync_fd, (berth_error(&err, errno, "unshare the cgroup namespace"), err));
+  json_t *linux_ = json_object_get(in->spec, "linux");
+  if (spec_has_ns(in->spec, "mount")) {
+    if (setup_rootfs(in, &err) < 0) die_sync(in->sync_fd, err);
+  } else {
+    /* no mount namespace: the runtime's own is shared, so berth mounts
+     * nothing in it (it would be the host's); the root is only chrooted */
+    if (chroot(in->rootfs) < 0 || chdir("/") < 0) die_sync(in->sync_fd, (berth_error(&err, errno, "chroot %s", in->rootfs), err));
+  }
+  if (write_sysctls(json_object_get(linux_, "sysctl"), &err) < 0) die_sync(in->sync_fd, err);
+  const char *hn = jstr(in->spec, "hostname");
+  if (hn && *hn) {
+    if (!spec_has_ns(in->spec, "uts"))
+      die_sync(in->sync_fd, (berth_error(&err, -EINVAL, "hostname `%s` needs a uts namespace in linux.namespaces", hn), err));
+    if (sethostname(hn, strlen(hn)) < 0) die_sync(in->sync_fd, (berth_error(&err, errno, "set hostname"), err));
+  }
+  const char *dn = jstr(in->spec, "domainname");
+  if (dn && *dn && setdomainname(dn, strlen(dn)) < 0) die_sync(in->sync_fd, (berth_error(&err, errno, "set domainname"), err));
+  json_t *process = json_object_get(in->spec, "process");
+  json_t *osa = json_object_get(process, "oomScoreAdj");
+  if (osa) {
+    char b[24];
+    snprintf(b, sizeof b, "%lld", (long long)json_integer_value(osa));
+    if (write_value("/proc/self/oom_score_adj", b) < 0)
+      die_sync(in->sync_fd, (berth_error(&err, errno, "process.oomScoreAdj %s", b), err));
+  }
+  json_t *pers = json_object_get(linux_, "personality");
+  if (pers && !strcmp(jstr(pers, "domain") ?: "", "LINUX32") && personality(PER_LINUX32) < 0)
+    die_sync(in->sync_fd, (berth_error(&err, errno, "linux.personality"), err));
+  if (!in->no_new_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 && errno != ENOSYS)
+    berth_debug("session keyring: %s", strerror(errno));
+  if (json_is_true(json_object_get(process, "terminal")) && setup_terminal(process, in->console_fd, &err) < 0) die_sync(in->sync_fd, err);
+  if (in->console_fd >= 0) close(in->console_fd);
+  /* a missing program fails create, not start */
+  const char *arg0 = json_string_value(json_array_get(json_object_get(process, "args"), 0));
+  cleanup_free char *prog = find_program(arg0, json_object_get(process, "env"));
+  if (!prog && !(arg0 && strchr(arg0, '/') && errno == EACCES))
+    die_sync(in->sync_fd, (berth_error(&err, -ENOENT, "process.args[0] `%s`: no such executable in the container (PATH searched)",
+                                       arg0 ?: ""), err));
+  if (oci_sync_send(in->sync_fd, OCI_SYNC_CREATED, 0, NULL) < 0) _exit(127);
+  close(in->sync_fd);
+  if (in->fifo_fd >= 0) {
+    /* blocks until `start` opens the other end */
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", in->fifo_fd);
+    int w = open(p, O_WRONLY | O_CLOEXEC);
+    if (w < 0) _exit(127);
+    if (write(w, "0", 1) != 1) _exit(127);
+    close(w);
+    close(in->fifo_fd);
+  }
+  prctl(PR_SET_PDEATHSIG, 0);
+  if (hooks_any(in->spec, "startContainer")) {
+    cleanup_free char *st = hooks_state(in->spec, in->id, "running", getpid(), in->bundle);
+    if (hooks_run(in->spec, "startContainer", st, HOOK_CONFINED, &err) < 0) {
+      dprintf(2, "berth-oci: %s\n", err->msg);
+      _exit(127);
+    }
+  }
+  oci_process_exec(process, in->spec, -1, -1, in->preserve_fds, false);
+}
