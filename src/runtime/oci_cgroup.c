@@ -637,6 +637,13 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
   for (size_t i = 0; i < n; i++)
     if (dev_entry(json_array_get(devs, i), i, &es[i], err) < 0) return free(es), -1;
   int r = 0;
+  /* runc update leaves the devices alone (rewriting them would deny every
+   * device for a moment on v1, and v2's program cannot be swapped here) */
+  if (update) {
+    free(es);
+    berth_debug("update: linux.resources.devices is not changed on a running container");
+    return 0;
+  }
   if (c->version == 1) {
     /* runc's order: deny everything, then each entry as listed. A rootless
      * runtime cannot write the devices files; runc ignores that, so do we. */
@@ -668,9 +675,9 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
    * A wildcard entry (type a, no major or minor) resets the list: allow
    * means no program at all. Limits of that program: mknod is never
    * allowed, and an allow entry with a wildcard major is left out (so
-   * denied); a specific deny after allow-all cannot be expressed. runc
-   * update leaves devices alone; so does this update (root only: bpf). */
-  if (update || c->rootless) {
+   * denied); a specific deny after allow-all cannot be expressed. Root
+   * only (bpf): a rootless runtime skips it, as runc does. */
+  if (c->rootless) {
     free(es);
     return 0;
   }

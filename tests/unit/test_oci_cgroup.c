@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -317,7 +318,7 @@ Test(oci_cgroup_v1, default_path_freeze_pids_update) {
  * SIGKILL through the hybrid unified cgroup.kill where present */
 Test(oci_cgroup_v1, kill_all) {
   need_root_v1();
-  for (int round = 0; round < 2; round++) {
+  for (int round = 0; round < 3; round++) {
     int sig = round ? SIGKILL : SIGUSR1;
     char rel[128];
     snprintf(rel, sizeof rel, "berth-unit-kill-%d-%d", (int)getpid(), round);
@@ -335,7 +336,12 @@ Test(oci_cgroup_v1, kill_all) {
     }
     if (r < 0) reap(a), reap(b);
     cr_assert_eq(r, 0, "create: %s", err ? err->msg : "");
-    cr_expect_eq(oci_cgroup_kill_all(info, sig, &err), 0, "%s", err ? err->msg : "");
+    /* round 2: as on a v1 host without the unified hierarchy (freeze, kill
+     * each, thaw) */
+    json_t *k = json_deep_copy(info);
+    if (round == 2) json_object_del(json_object_get(k, "paths"), "unified");
+    cr_expect_eq(oci_cgroup_kill_all(k, sig, &err), 0, "%s", err ? err->msg : "");
+    json_decref(k);
     int sa = 0, sb = 0;
     waitpid(a, &sa, 0);
     waitpid(b, &sb, 0);
@@ -476,6 +482,77 @@ Test(oci_cgroup_v1, rootless_without_access) {
   char *op = own("pids");
   cr_expect(!exists("/sys/fs/cgroup/pids%s/%s", op, rel));
   free(op);
+}
+
+/* The v2 code paths that need no controller (cgroup.freeze, cgroup.kill,
+ * cgroup.procs, unified files, the devices program, removal) on the v2
+ * hierarchy of a hybrid host, through an info record of version 2 */
+Test(oci_cgroup_v1, v2_paths_on_the_hybrid_unified_hierarchy) {
+  need_root_v1();
+  if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK)) cr_skip_test("no v2 hierarchy at /sys/fs/cgroup/unified");
+  char *ou = own("");
+  char dir[4096];
+  snprintf(dir, sizeof dir, "/sys/fs/cgroup/unified%s/berth-unit-u2-%d", ou, (int)getpid());
+  cr_assert_eq(mkdir(dir, 0755), 0, "%s: %s", dir, strerror(errno));
+  json_t *info = json_pack("{s:i, s:{s:s}, s:[s], s:b}", "version", 2, "paths", "unified", dir, "created", dir, "owned", 1);
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (;;) pause();
+  }
+  berth_error_t err = NULL;
+  struct cg c = {.version = 2, .paths = json_object_get(info, "paths")};
+  json_t *devs = json_loads("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rw\"}]", 0, NULL);
+  cr_expect_eq(apply_devices(&c, devs, false, &err), 0, "devices program: %s", err ? err->msg : "");
+  berth_error_clear(&err);
+  json_decref(devs);
+  char pid[24];
+  snprintf(pid, sizeof pid, "%d", (int)child);
+  char procs[4200];
+  snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+  cr_expect_eq(write_value(procs, pid), 0);
+  /* a grandchild in there: /dev/null allowed, /dev/zero not */
+  pid_t g = fork();
+  if (g == 0) {
+    if (write_value(procs, "0") < 0) _exit(100);
+    int ok = 0, fd = open("/dev/null", O_WRONLY);
+    if (fd >= 0) ok |= 1, close(fd);
+    fd = open("/dev/zero", O_RDONLY);
+    if (fd < 0 && errno == EPERM) ok |= 2;
+    _exit(ok);
+  }
+  int st = 0;
+  waitpid(g, &st, 0);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 3, "devices program: /dev/null open, /dev/zero refused (status %d)", st);
+  json_t *upd = json_loads("{\"unified\": {\"cgroup.max.descendants\": \"5\"}}", 0, NULL);
+  cr_expect_eq(oci_cgroup_update(info, upd, &err), 0, "%s", err ? err->msg : "");
+  EXPECT_FILE("5", "%s/cgroup.max.descendants", dir);
+  json_decref(upd);
+  /* no memory controller in this hierarchy: the field is named */
+  upd = json_loads("{\"memory\": {\"limit\": 104857600}}", 0, NULL);
+  cr_expect_eq(oci_cgroup_update(info, upd, &err), -1);
+  cr_expect(err && strstr(err->msg, "linux.resources.memory.limit") && strstr(err->msg, "memory.max"), "%s", err ? err->msg : "");
+  berth_error_clear(&err);
+  json_decref(upd);
+  pid_t *pids = NULL;
+  size_t n = 0;
+  cr_expect_eq(oci_cgroup_pids(info, &pids, &n, &err), 0);
+  cr_expect(n == 1 && pids[0] == child, "pids: %zu", n);
+  free(pids);
+  cr_expect_eq(oci_cgroup_freeze(info, true, &err), 0, "%s", err ? err->msg : "");
+  cr_expect(oci_cgroup_frozen(info));
+  EXPECT_FILE("1", "%s/cgroup.freeze", dir);
+  cr_expect_eq(oci_cgroup_freeze(info, false, &err), 0, "%s", err ? err->msg : "");
+  cr_expect(!oci_cgroup_frozen(info));
+  cr_expect_eq(oci_cgroup_kill_all(info, SIGKILL, &err), 0, "%s", err ? err->msg : "");
+  waitpid(child, &st, 0);
+  cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  oci_cgroup_destroy(info);
+  cr_expect(!exists("%s", dir), "%s left", dir);
+  rmdir(dir);
+  json_decref(info);
+  free(ou);
 }
 
 /* ---- pure cgroup v2 (not on a hybrid host: the VM suite runs these) ---- */
