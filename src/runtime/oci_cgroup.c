@@ -671,57 +671,61 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
     free(es);
     return r;
   }
-  /* v2: a BPF program holding an allow-list after deny-all (cgroup.c's).
-   * A wildcard entry (type a, no major or minor) resets the list: allow
-   * means no program at all. Limits of that program: mknod is never
-   * allowed, and an allow entry with a wildcard major is left out (so
-   * denied); a specific deny after allow-all cannot be expressed. Root
-   * only (bpf): a rootless runtime skips it, as runc does. */
+  /* v2: a BPF program holding the allow-list that remains after the
+   * entries, in order (cgroup.c's cgroup_devices_bpf_rules). A wildcard
+   * entry (type a, no major or minor) resets the list: allow-all means no
+   * program at all. A deny entry removes the allow entries it covers
+   * exactly; one that only narrows a wider allow (deny c 1:3 after allow
+   * c 1:*, or anything after allow-all) cannot be said in an allow-list
+   * and is refused. Root only (bpf): a rootless runtime skips it, as runc. */
   if (c->rootless) {
     free(es);
     return 0;
   }
   bool allow_all = false;
-  json_t *list = json_array();
-  for (size_t i = 0; i < n; i++) {
+  struct cgroup_dev_rule *rules = calloc(n + 1, sizeof *rules);
+  size_t nr = 0;
+  if (!rules) return free(es), berth_error(err, ENOMEM, "devices");
+  for (size_t i = 0; r == 0 && i < n; i++) {
     struct devent *e = &es[i];
     if (e->type == 'a' && e->major < 0 && e->minor < 0) {
       allow_all = e->allow;
-      json_array_clear(list);
+      nr = 0;
       continue;
     }
-    if (!e->allow) {
-      if (allow_all) {
-        json_decref(list), free(es);
-        return berth_error(err, -ENOTSUP, "linux.resources.devices[%zu]: denying one device after allowing all is not supported on cgroup v2: "
-                                          "deny all, then allow what the container needs", i);
-      }
-      /* drop the allow entries it names exactly; others stay denied */
-      for (size_t k = json_array_size(list); k-- > 0;) {
-        json_t *a = json_array_get(list, k);
-        if (json_string_value(json_object_get(a, "type"))[0] == e->type && json_integer_value(json_object_get(a, "major")) == e->major &&
-            (e->minor < 0 || json_integer_value(json_object_get(a, "minor")) == e->minor))
-          json_array_remove(list, k);
-      }
+    if (e->allow) {
+      if (allow_all) continue;
+      rules[nr++] = (struct cgroup_dev_rule){e->type, e->major, e->minor, strchr(e->access, 'r') != NULL, strchr(e->access, 'w') != NULL,
+                                             strchr(e->access, 'm') != NULL};
       continue;
     }
-    if (allow_all) continue;
-    char t[2] = {e->type, 0};
-    if (e->type == 'a' || e->major < 0 || !strpbrk(e->access, "rw")) {
-      berth_debug("devices[%zu]: not in the cgroup v2 allow-list (wildcard major or mknod only)", i);
-      continue;
+    /* a deny: drop the allows it covers (same or narrower match, access
+     * within the denied); refuse when it would only narrow one */
+    for (size_t k = nr; k-- > 0;) {
+      struct cgroup_dev_rule *a = &rules[k];
+      bool covers = (e->type == 'a' || e->type == a->type) && (e->major < 0 || e->major == a->major) && (e->minor < 0 || e->minor == a->minor);
+      bool overlaps = (e->type == 'a' || a->type == 'a' || e->type == a->type) && (e->major < 0 || a->major < 0 || e->major == a->major) &&
+                      (e->minor < 0 || a->minor < 0 || e->minor == a->minor) &&
+                      ((a->r && strchr(e->access, 'r')) || (a->w && strchr(e->access, 'w')) || (a->m && strchr(e->access, 'm')));
+      bool all_access = (!a->r || strchr(e->access, 'r')) && (!a->w || strchr(e->access, 'w')) && (!a->m || strchr(e->access, 'm'));
+      if (covers && all_access) {
+        memmove(a, a + 1, (nr - k - 1) * sizeof *a);
+        nr--;
+      } else if (overlaps)
+        r = berth_error(err, -ENOTSUP, "linux.resources.devices[%zu]: a deny that narrows an earlier allow cannot be expressed on cgroup v2: "
+                                       "list only what is allowed after the deny-all entry", i);
     }
-    json_t *a = json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", t, "major", (json_int_t)e->major, "access", e->access);
-    if (e->minor >= 0) json_object_set_new(a, "minor", json_integer(e->minor));
-    json_array_append_new(list, a);
+    if (r == 0 && allow_all)
+      r = berth_error(err, -ENOTSUP, "linux.resources.devices[%zu]: denying one device after allowing all is not supported on cgroup v2: "
+                                     "deny all, then allow what the container needs", i);
   }
   free(es);
-  if (!allow_all) {
+  if (r == 0 && !allow_all) {
     cleanup_close int cfd = open(dir_of(c, "devices"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cfd < 0) r = berth_error(err, errno, "linux.resources.devices: open %s", dir_of(c, "devices"));
-    else if (cgroup_devices_bpf(cfd, list, err) < 0) r = berth_error_wrap(err, "linux.resources.devices");
+    else if (cgroup_devices_bpf_rules(cfd, rules, nr, err) < 0) r = berth_error_wrap(err, "linux.resources.devices");
   }
-  json_decref(list);
+  free(rules);
   return r;
 }
 

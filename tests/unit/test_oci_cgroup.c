@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -503,7 +504,17 @@ Test(oci_cgroup_v1, v2_paths_on_the_hybrid_unified_hierarchy) {
   }
   berth_error_t err = NULL;
   struct cg c = {.version = 2, .paths = json_object_get(info, "paths")};
-  json_t *devs = json_loads("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rw\"}]", 0, NULL);
+  /* a deny that only narrows an allow cannot be an allow-list: refused */
+  json_t *devs = json_loads("[{\"allow\": true, \"type\": \"c\", \"major\": 1, \"access\": \"rw\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"r\"}]", 0, NULL);
+  cr_expect_eq(apply_devices(&c, devs, false, &err), -1);
+  cr_expect(err && strstr(err->msg, "linux.resources.devices[1]"), "%s", err ? err->msg : "");
+  berth_error_clear(&err);
+  json_decref(devs);
+  /* deny all; /dev/null read-write; mknod of any 1:x; c 1:5 allowed, then denied again */
+  devs = json_loads("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rw\"},"
+                    " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": -1, \"access\": \"m\"},"
+                    " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"r\"},"
+                    " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"rw\"}]", 0, NULL);
   cr_expect_eq(apply_devices(&c, devs, false, &err), 0, "devices program: %s", err ? err->msg : "");
   berth_error_clear(&err);
   json_decref(devs);
@@ -520,11 +531,17 @@ Test(oci_cgroup_v1, v2_paths_on_the_hybrid_unified_hierarchy) {
     if (fd >= 0) ok |= 1, close(fd);
     fd = open("/dev/zero", O_RDONLY);
     if (fd < 0 && errno == EPERM) ok |= 2;
+    char node[64];
+    snprintf(node, sizeof node, "/tmp/berth-unit-node-%d", (int)getpid());
+    if (mknod(node, S_IFCHR | 0600, makedev(1, 7)) == 0) ok |= 4, unlink(node);
+    if (mknod(node, S_IFCHR | 0600, makedev(5, 0)) < 0 && errno == EPERM) ok |= 8;
+    else unlink(node);
     _exit(ok);
   }
   int st = 0;
   waitpid(g, &st, 0);
-  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 3, "devices program: /dev/null open, /dev/zero refused (status %d)", st);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 15,
+            "devices program: /dev/null open (1), /dev/zero refused (2), mknod 1:7 allowed (4), mknod 5:0 refused (8): status %d", WEXITSTATUS(st));
   json_t *upd = json_loads("{\"unified\": {\"cgroup.max.descendants\": \"5\"}}", 0, NULL);
   cr_expect_eq(oci_cgroup_update(info, upd, &err), 0, "%s", err ? err->msg : "");
   EXPECT_FILE("5", "%s/cgroup.max.descendants", dir);
