@@ -699,18 +699,20 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
                                              strchr(e->access, 'm') != NULL};
       continue;
     }
-    /* a deny: drop the allows it covers (same or narrower match, access
-     * within the denied); refuse when it would only narrow one */
+    /* a deny: take its access from the allows it covers (they match no
+     * more than it does), dropping those left with none; refuse when it
+     * would only narrow a wider allow */
     for (size_t k = nr; k-- > 0;) {
       struct cgroup_dev_rule *a = &rules[k];
       bool covers = (e->type == 'a' || e->type == a->type) && (e->major < 0 || e->major == a->major) && (e->minor < 0 || e->minor == a->minor);
       bool overlaps = (e->type == 'a' || a->type == 'a' || e->type == a->type) && (e->major < 0 || a->major < 0 || e->major == a->major) &&
                       (e->minor < 0 || a->minor < 0 || e->minor == a->minor) &&
                       ((a->r && strchr(e->access, 'r')) || (a->w && strchr(e->access, 'w')) || (a->m && strchr(e->access, 'm')));
-      bool all_access = (!a->r || strchr(e->access, 'r')) && (!a->w || strchr(e->access, 'w')) && (!a->m || strchr(e->access, 'm'));
-      if (covers && all_access) {
-        memmove(a, a + 1, (nr - k - 1) * sizeof *a);
-        nr--;
+      if (covers) {
+        a->r = a->r && !strchr(e->access, 'r');
+        a->w = a->w && !strchr(e->access, 'w');
+        a->m = a->m && !strchr(e->access, 'm');
+        if (!a->r && !a->w && !a->m) memmove(a, a + 1, (nr - k - 1) * sizeof *a), nr--;
       } else if (overlaps)
         r = berth_error(err, -ENOTSUP, "linux.resources.devices[%zu]: a deny that narrows an earlier allow cannot be expressed on cgroup v2: "
                                        "list only what is allowed after the deny-all entry", i);

@@ -510,8 +510,10 @@ Test(oci_cgroup_v1, v2_paths_on_the_hybrid_unified_hierarchy) {
   cr_expect(err && strstr(err->msg, "linux.resources.devices[1]"), "%s", err ? err->msg : "");
   berth_error_clear(&err);
   json_decref(devs);
-  /* deny all; /dev/null read-write; mknod of any 1:x; c 1:5 allowed, then denied again */
-  devs = json_loads("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rw\"},"
+  /* deny all; /dev/null rwm, less rm, r again; mknod of any 1:x; c 1:5 allowed, then denied again */
+  devs = json_loads("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rwm\"},"
+                    " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rm\"},"
+                    " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"r\"},"
                     " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": -1, \"access\": \"m\"},"
                     " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"r\"},"
                     " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"rw\"}]", 0, NULL);
