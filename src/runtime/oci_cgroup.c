@@ -950,8 +950,8 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
     rmdirs_created(created);
     if (sets_something(res, 0)) {
       json_decref(o);
-      return berth_error(err, -EPERM, "linux.resources sets limits, but this rootless runtime cannot create cgroup `%s` (no write access to the cgroup hierarchy): %s",
-                         rel, rootless_advice());
+      return berth_error(err, -EPERM, "linux.resources sets limits, but this rootless runtime cannot create cgroup `%s`%s (no write access to the cgroup hierarchy): %s",
+                         rel, absolute ? "" : " below its own cgroup", rootless_advice());
     }
     json_object_set_new(o, "paths", json_object());
     json_object_set_new(o, "created", json_array());
