@@ -267,6 +267,34 @@ static struct dev_rule *dev_rules(json_t *devices, size_t *n) {
   return r;
 }
 
+/* load a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to cgfd */
+static int bpf_load_attach(int cgfd, struct bpf_insn *p, int n, berth_error_t *err) {
+  union bpf_attr la = {0};
+  la.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  la.insns = (uint64_t)(uintptr_t)p;
+  la.insn_cnt = (uint32_t)n;
+  la.license = (uint64_t)(uintptr_t) "GPL";
+  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
+  if (pfd < 0 && errno == EINVAL) { /* what the verifier says, for the message */
+    char log[4096] = "";
+    la.log_level = 1;
+    la.log_buf = (uint64_t)(uintptr_t)log;
+    la.log_size = sizeof log;
+    pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
+    if (pfd < 0) return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
+  }
+  if (pfd < 0) return berth_error(err, errno, "load the devices program");
+  union bpf_attr aa = {0};
+  aa.target_fd = (uint32_t)cgfd;
+  aa.attach_bpf_fd = (uint32_t)pfd;
+  aa.attach_type = BPF_CGROUP_DEVICE;
+  aa.attach_flags = BPF_F_ALLOW_MULTI;
+  int r = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &aa, sizeof aa);
+  int e = errno;
+  close(pfd); /* the attachment holds it */
+  return r < 0 ? berth_error(err, e, "attach the devices program") : 0;
+}
+
 /* cgroup v2 has no devices files: the same allow-list as a
  * BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup (as runc
  * and crun do). ctx is struct bpf_cgroup_dev_ctx {access_type (access <<
@@ -321,35 +349,68 @@ int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err) {
   for (size_t i = 0; i < nr; i++) p[to_allow[i]].off = (int16_t)(allow - (int)to_allow[i] - 1);
   free(rules);
   free(to_allow);
-  union bpf_attr la = {0};
-  la.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-  la.insns = (uint64_t)(uintptr_t)p;
-  la.insn_cnt = (uint32_t)n;
-  la.license = (uint64_t)(uintptr_t) "GPL";
-  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
-  if (pfd < 0 && errno == EINVAL) { /* what the verifier says, for the message */
-    char log[4096] = "";
-    la.log_level = 1;
-    la.log_buf = (uint64_t)(uintptr_t)log;
-    la.log_size = sizeof log;
-    pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &la, sizeof la);
-    if (pfd < 0) {
-      free(p);
-      return berth_error(err, -EINVAL, "load the devices program: %.300s", log);
-    }
-  }
-  int le = errno;
+  int r = bpf_load_attach(cgfd, p, n, err);
   free(p);
-  if (pfd < 0) return berth_error(err, le, "load the devices program");
-  union bpf_attr aa = {0};
-  aa.target_fd = (uint32_t)cgfd;
-  aa.attach_bpf_fd = (uint32_t)pfd;
-  aa.attach_type = BPF_CGROUP_DEVICE;
-  aa.attach_flags = BPF_F_ALLOW_MULTI;
-  int r = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &aa, sizeof aa);
-  int e = errno;
-  close(pfd); /* the attachment holds it */
-  return r < 0 ? berth_error(err, e, "attach the devices program") : 0;
+  return r;
+}
+
+/* The allow-list of an OCI runtime (berth-oci), its entries as the spec
+ * has them: type a (any), b or c; major and minor -1 for any; read, write
+ * and mknod each as allowed. What no entry allows is refused. */
+int cgroup_devices_bpf_rules(int cgfd, const struct cgroup_dev_rule *rules, size_t nr, berth_error_t *err) {
+  struct bpf_insn *p = calloc(10 + 6 * nr, sizeof *p);
+  size_t *to_allow = calloc(nr + 1, sizeof *to_allow);
+  if (!p || !to_allow) {
+    free(p), free(to_allow);
+    return berth_error(err, -ENOMEM, "devices program");
+  }
+  int n = 0;
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
+  p[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_3, 0, 0, 0xffff); /* r3 = type */
+  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
+  for (size_t i = 0; i < nr; i++) {
+    const struct cgroup_dev_rule *x = &rules[i];
+    if ((x->type != 'a' && x->type != 'b' && x->type != 'c') || x->major > INT32_MAX || x->minor > INT32_MAX) {
+      free(p), free(to_allow);
+      return berth_error(err, -EINVAL, "devices rule %zu: type %c, major %lld, minor %lld cannot be checked", i, x->type ? x->type : '?',
+                         (long long)x->major, (long long)x->minor);
+    }
+    /* each test that fails jumps to the next rule; all pass: allow */
+    int next_jumps[5], nj = 0;
+    if (x->type != 'a') {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, x->type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
+    }
+    if (x->major >= 0) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 0, (int32_t)x->major);
+    }
+    if (x->minor >= 0) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_5, 0, 0, (int32_t)x->minor);
+    }
+    int denied = (x->r ? 0 : BPF_DEVCG_ACC_READ) | (x->w ? 0 : BPF_DEVCG_ACC_WRITE) | (x->m ? 0 : BPF_DEVCG_ACC_MKNOD);
+    if (denied) {
+      next_jumps[nj++] = n;
+      p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, denied);
+    }
+    to_allow[i] = (size_t)n;
+    p[n++] = INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0);
+    for (int j = 0; j < nj; j++) p[next_jumps[j]].off = (int16_t)(n - next_jumps[j] - 1);
+  }
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0); /* deny */
+  p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  int allow = n;
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
+  p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  for (size_t i = 0; i < nr; i++) p[to_allow[i]].off = (int16_t)(allow - (int)to_allow[i] - 1);
+  free(to_allow);
+  int r = bpf_load_attach(cgfd, p, n, err);
+  free(p);
+  return r;
 }
 
 int cgroup_create(const char *name, const struct limits *l, json_t *devices, json_t **info, berth_error_t *err) {

@@ -15,6 +15,17 @@ json_t *cgroup_default_devices(void);
  * program (root) */
 int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err);
 
+/* one allow entry of an OCI runtime's devices list: type 'a' (any), 'b'
+ * or 'c'; major and minor -1 for any; what it allows */
+struct cgroup_dev_rule {
+  char type;
+  int64_t major, minor;
+  bool r, w, m;
+};
+/* the same kind of program from such entries, as given (berth-oci): what
+ * no entry allows is refused, mknod included */
+int cgroup_devices_bpf_rules(int cgfd, const struct cgroup_dev_rule *rules, size_t n, berth_error_t *err);
+
 struct limits {
   int64_t memory; /* bytes, 0 = none */
   int64_t pids;   /* 0 = none */

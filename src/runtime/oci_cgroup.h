@@ -1,0 +1,31 @@
+/* An OCI container's cgroup: linux.cgroupsPath and linux.resources, on
+ * cgroup v1/hybrid and v2. `info` is a JSON object the runtime stores in the
+ * container's state and passes back (at least {"version":1|2,"paths":{...}} ). */
+#ifndef BERTH_OCI_CGROUP_H
+#define BERTH_OCI_CGROUP_H
+#include <jansson.h>
+#include <sys/types.h>
+#include "util.h"
+/* Make the cgroup(s) for container `id` as `linux_` (the config's "linux" object; may be NULL) says,
+ * apply linux.resources, and move `pid` (all its threads) into it.
+ * No cgroupsPath: "berth-oci/<id>" below the caller's own cgroup.
+ * rootless: when the hierarchy is not writable for us and resources are empty, succeed
+ * with no cgroup (info {"version":N,"paths":{}, "applied":false}); with resources set, fail
+ * with a message saying limits need a delegated cgroup (how to get one).
+ * systemd_cgroup: the cgroupsPath may be "slice:prefix:name" (runc --systemd-cgroup);
+ * there is no systemd here: map it to the cgroupfs path <slice>/<prefix>-<name>.scope
+ * (say so in a comment). */
+int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, bool systemd_cgroup,
+                      json_t **info, berth_error_t *err);
+/* apply a linux.resources object again (runc update) */
+int oci_cgroup_update(json_t *info, json_t *resources, berth_error_t *err);
+/* freezer: v1 freezer.state FROZEN/THAWED (wait until it settles), v2 cgroup.freeze */
+int oci_cgroup_freeze(json_t *info, bool frozen, berth_error_t *err);
+bool oci_cgroup_frozen(json_t *info);
+/* the pids in the cgroup (malloc'd array), for `ps` and `kill --all` */
+int oci_cgroup_pids(json_t *info, pid_t **pids, size_t *n, berth_error_t *err);
+/* signal every process of the cgroup (v2: cgroup.kill for SIGKILL where present) */
+int oci_cgroup_kill_all(json_t *info, int sig, berth_error_t *err);
+/* remove the directories (kill what is left first, wait briefly); best effort */
+void oci_cgroup_destroy(json_t *info);
+#endif
