@@ -233,7 +233,9 @@ int oci_delete(const struct oci_global *g, const char *id, bool force, berth_err
   }
   unsigned long long start = (unsigned long long)json_integer_value(json_object_get(s.st, "starttime"));
   json_t *cg = json_object_get(s.st, "cgroup");
-  if (!strcmp(s.status, "running") || !strcmp(s.status, "paused")) {
+  /* the spec: deleting a container that is not stopped is an error (runc
+   * deletes a created one; --force does here) */
+  if (strcmp(s.status, "stopped")) {
     if (!force)
       return berth_error(err, -EBUSY, "container `%s` is %s: stop it first (kill %s KILL) or delete --force", id, s.status, id);
   }
@@ -280,6 +282,16 @@ int oci_start(const struct oci_global *g, const char *id, berth_error_t *err) {
     } else if (!pid_alive(s.pid, start))
       return berth_error(err, -ESRCH, "container `%s`: its process ended before it started", id);
   }
+  /* the writer closes at the program's exec (or its end): wait for it, so
+   * that a signal sent right after start reaches the program, not us */
+  for (int waited = 0; waited < 60000; waited += 10) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10) > 0) {
+      ssize_t n = read(fd, &c, 1);
+      if (n == 0 || (n < 0 && errno != EAGAIN)) break;
+    }
+    if (!pid_alive(s.pid, start)) break;
+  }
   unlink(fifo);
   berth_error_t e = NULL;
   if (run_hooks(s.spec, "poststart", id, "running", s.pid, jstr(s.st, "bundle") ?: "", &e) < 0) {
@@ -323,6 +335,7 @@ static int validate_spec(json_t *spec, const char *bundle, char **rootfs, berth_
     return berth_error(err, -EINVAL, "config.json: process.args needs at least the program to run");
   const char *cwd = jstr(process, "cwd");
   if (!cwd || cwd[0] != '/') return berth_error(err, -EINVAL, "config.json: process.cwd `%s` must be an absolute path", cwd ? cwd : "");
+  if (oci_process_validate(process, err) < 0) return berth_error_wrap(err, "config.json");
   json_t *linux_ = json_object_get(spec, "linux");
   size_t i;
   json_t *ns;
@@ -432,6 +445,42 @@ static uid_t host_id_of_root(json_t *maps, uid_t def) {
   json_t *m;
   json_array_foreach(maps, i, m) if (json_integer_value(json_object_get(m, "containerID")) == 0) return (uid_t)json_integer_value(json_object_get(m, "hostID"));
   return def;
+}
+
+/* linux with the devices every container needs allowed after the config's
+ * own rules (as runc and crun do): mknod of any node (the device list
+ * decides what is made), the standard nodes, ptys, and linux.devices */
+static json_t *cgroup_linux(json_t *linux_) {
+  json_t *l = linux_ ? json_deep_copy(linux_) : json_object();
+  json_t *res = json_object_get(l, "resources");
+  if (!res) json_object_set_new(l, "resources", res = json_object());
+  json_t *devs = json_object_get(res, "devices");
+  /* none listed: deny all but these, never allow all (a host disk node
+   * would be one mknod away) */
+  if (!json_is_array(devs)) json_object_set_new(res, "devices", devs = json_array());
+  if (!json_array_size(devs)) json_array_append_new(devs, json_pack("{s:b, s:s}", "allow", 0, "access", "rwm"));
+  static const struct {
+    const char *type;
+    int major, minor;
+    const char *access;
+  } std[] = {{"c", -1, -1, "m"}, {"b", -1, -1, "m"}, {"c", 1, 3, "rwm"}, {"c", 1, 5, "rwm"}, {"c", 1, 7, "rwm"},
+             {"c", 1, 8, "rwm"}, {"c", 1, 9, "rwm"}, {"c", 5, 0, "rwm"}, {"c", 5, 1, "rwm"}, {"c", 5, 2, "rwm"},
+             {"c", 136, -1, "rwm"}, {"c", 10, 200, "rwm"}};
+  for (size_t i = 0; i < sizeof std / sizeof *std; i++) {
+    json_t *d = json_pack("{s:b, s:s, s:s}", "allow", 1, "type", std[i].type, "access", std[i].access);
+    if (std[i].major >= 0) json_object_set_new(d, "major", json_integer(std[i].major));
+    if (std[i].minor >= 0) json_object_set_new(d, "minor", json_integer(std[i].minor));
+    json_array_append_new(devs, d);
+  }
+  size_t i;
+  json_t *d;
+  json_array_foreach(json_object_get(l, "devices"), i, d) {
+    const char *t = jstr(d, "type");
+    if (!t || (strcmp(t, "c") && strcmp(t, "b") && strcmp(t, "u"))) continue;
+    json_array_append_new(devs, json_pack("{s:b, s:s, s:O, s:O, s:s}", "allow", 1, "type", !strcmp(t, "b") ? "b" : "c", "major",
+                                          json_object_get(d, "major"), "minor", json_object_get(d, "minor"), "access", "rwm"));
+  }
+  return l;
 }
 
 struct stage1 {
@@ -657,7 +706,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
       goto fail;
     }
     if (m.type == OCI_SYNC_ERROR) {
-      berth_error(err, m.value ? m.value : -EIO, "%s", m.text);
+      berth_error(err, m.value > 0 ? -m.value : m.value ? m.value : -EIO, "%s", m.text);
       goto fail;
     }
     if (m.type == OCI_SYNC_USERNS) {
@@ -675,7 +724,10 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   }
   waitpid(child, NULL, 0);
   child = -1;
-  if (oci_cgroup_create(o->id, linux_, init, in.rootless, g->systemd_cgroup, &cg, err) < 0) goto fail;
+  {
+    cleanup_json json_t *cgl = cgroup_linux(linux_);
+    if (oci_cgroup_create(o->id, cgl, init, in.rootless, g->systemd_cgroup, &cg, err) < 0) goto fail;
+  }
   {
     /* the state: written before the hooks (they may ask for it) */
     unsigned long long st0 = proc_starttime(init);
@@ -691,7 +743,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
     goto fail;
   oci_sync_send(sp[0], OCI_SYNC_CGROUP, 0, NULL);
   if (oci_sync_recv(sp[0], &m) < 0 || m.type != OCI_SYNC_CREATED) {
-    if (m.type == OCI_SYNC_ERROR) berth_error(err, m.value ? m.value : -EIO, "%s", m.text);
+    if (m.type == OCI_SYNC_ERROR) berth_error(err, m.value > 0 ? -m.value : m.value ? m.value : -EIO, "%s", m.text);
     else berth_error(err, -EIO, "the container process ended during its setup (see the messages above)");
     goto fail;
   }
@@ -771,8 +823,10 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
     return berth_error(err, -EINVAL, "container `%s` is %s: exec needs a running container", o->id, s.status);
   json_t *process = o->process;
   if (!json_array_size(json_object_get(process, "args"))) return berth_error(err, -EINVAL, "exec: give the command to run");
+  if (oci_process_validate(process, err) < 0) return -1;
   if (json_is_true(json_object_get(process, "terminal")) && !o->console_socket)
     return berth_error(err, -EINVAL, "exec with a terminal: give --console-socket (a unix socket that receives the pty's master)");
+  if (oci_seccomp_prepare(json_object_get(json_object_get(s.spec, "linux"), "seccomp"), err) < 0) return -1;
   /* the container's namespaces, opened before any is joined */
   int nsfd[8];
   for (size_t k = 0; k < 8; k++) nsfd[k] = -1;
@@ -1033,6 +1087,9 @@ json_t *oci_default_spec(bool rootless) {
     json_array_set_new(mounts, 5, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s]}", "destination", "/sys", "type", "none", "source", "/sys",
                                             "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
     json_array_remove(mounts, 6);
+    /* gid=5 is not mapped in a one-id user namespace */
+    json_t *pts = json_object_get(json_array_get(mounts, 2), "options");
+    json_array_remove(pts, 5);
   }
   return spec;
 }

@@ -103,8 +103,12 @@ __attribute__((noreturn)) void oci_init_main(struct oci_init *in);
  * no_new_privs, seccomp, cwd, env, terminal; never returns (on failure
  * writes the message to report_fd and exits 127) */
 __attribute__((noreturn)) void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_fd, int preserve_fds, bool setsid_);
+/* capabilities and rlimits that the kernel knows (checked at create) */
+int oci_process_validate(json_t *process, berth_error_t *err);
 /* capability name -> number (-1 unknown) */
 int oci_cap_number(const char *name);
+/* compile linux.seccomp now (while the host's libseccomp can be loaded) */
+int oci_seccomp_prepare(json_t *seccomp, berth_error_t *err);
 /* apply linux.seccomp (NULL/none: nothing) */
 int oci_seccomp_apply(json_t *seccomp, berth_error_t *err);
 

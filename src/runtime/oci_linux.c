@@ -156,13 +156,24 @@ static int caps_set(const struct caps *c, berth_error_t *err) {
 }
 
 /* ---------- seccomp ---------- */
+/* compiled while the host's libseccomp is in view (before pivot_root or
+ * setns into the container's mounts), loaded at the end */
+static void *seccomp_ctx;
+
+int oci_seccomp_prepare(json_t *seccomp, berth_error_t *err) {
+  if (!json_is_object(seccomp) || seccomp_ctx) return 0;
+  if (lazylib_require_seccomp(err) < 0 || security_seccomp_compile(seccomp, &seccomp_ctx, err) < 0)
+    return berth_error_wrap(err, "linux.seccomp");
+  return 0;
+}
+
 int oci_seccomp_apply(json_t *seccomp, berth_error_t *err) {
   if (!json_is_object(seccomp)) return 0;
-  void *ctx = NULL;
-  if (lazylib_require_seccomp(err) < 0 || security_seccomp_compile(seccomp, &ctx, err) < 0)
-    return berth_error_wrap(err, "linux.seccomp");
-  int r = seccomp_load((scmp_filter_ctx)ctx);
-  seccomp_release((scmp_filter_ctx)ctx);
+  if (oci_seccomp_prepare(seccomp, err) < 0) return -1;
+  /* libseccomp sets no_new_privs itself unless told not to: the process's
+   * noNewPrivileges decides (without it, loading needs CAP_SYS_ADMIN) */
+  seccomp_attr_set((scmp_filter_ctx)seccomp_ctx, SCMP_FLTATR_CTL_NNP, 0);
+  int r = seccomp_load((scmp_filter_ctx)seccomp_ctx);
   if (r < 0) return berth_error(err, -r, "load the seccomp filter of linux.seccomp");
   return 0;
 }
@@ -355,7 +366,17 @@ static int do_mount(struct oci_init *in, int rootfd, json_t *m, size_t idx, bert
   } else {
     const char *t = type && *type ? type : src;
     if (!t) return berth_error(err, -EINVAL, "mounts[%zu] (%s): needs a `type`", idx, dest);
-    if (mount(src ? src : t, tp, t, o.flags & ~MS_REMOUNT, o.data[0] ? o.data : NULL) < 0) {
+    int r = mount(src ? src : t, tp, t, o.flags & ~MS_REMOUNT, o.data[0] ? o.data : NULL);
+    if (r < 0 && errno == EINVAL && !strcmp(t, "devpts") && strstr(o.data, "gid=")) {
+      /* gid=5 (tty) is not mapped in most user namespaces: without it, as crun does */
+      char nd[sizeof o.data] = "";
+      size_t n = 0;
+      cleanup_free char *copy = xstrdup(o.data);
+      for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (!str_has_prefix(tok, "gid=")) n += (size_t)snprintf(nd + n, sizeof nd - n, "%s%s", n ? "," : "", tok);
+      r = mount(src ? src : t, tp, t, o.flags & ~MS_REMOUNT, nd[0] ? nd : NULL);
+    }
+    if (r < 0) {
       int e = errno;
       /* in a user namespace the kernel refuses sysfs without a network
        * namespace of ours and mqueue without an IPC one: the host's, bound */
@@ -567,6 +588,26 @@ static int set_rlimits(json_t *list, berth_error_t *err) {
   return 0;
 }
 
+int oci_process_validate(json_t *process, berth_error_t *err) {
+  struct caps c;
+  if (caps_parse(json_object_get(process, "capabilities"), &c, err) < 0) return -1;
+  size_t i;
+  json_t *r;
+  json_array_foreach(json_object_get(process, "rlimits"), i, r) {
+    const char *t = jstr(r, "type");
+    bool known = false;
+    for (size_t k = 0; k < sizeof RLIMITS / sizeof *RLIMITS; k++)
+      if (t && !strcmp(t, RLIMITS[k].name)) known = true;
+    if (!known) return berth_error(err, -EINVAL, "process.rlimits[%zu]: unknown type `%.40s`", i, t ?: "");
+    json_t *soft = json_object_get(r, "soft"), *hard = json_object_get(r, "hard");
+    if (json_is_integer(soft) && json_is_integer(hard) && json_integer_value(soft) >= 0 && json_integer_value(hard) >= 0 &&
+        json_integer_value(soft) > json_integer_value(hard))
+      return berth_error(err, -EINVAL, "process.rlimits[%zu] (%s): soft %lld is above hard %lld", i, t,
+                         (long long)json_integer_value(soft), (long long)json_integer_value(hard));
+  }
+  return 0;
+}
+
 /* the pty for process.terminal: master to the console socket, slave our stdio */
 static int setup_terminal(json_t *process, int console_fd, berth_error_t *err) {
   if (console_fd < 0)
@@ -740,6 +781,7 @@ fail:
 
 void oci_init_main(struct oci_init *in) {
   berth_error_t err = NULL;
+  int proc_fd = -1;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setsid(); /* as runc: the container's first process leads its own session */
   struct oci_sync_msg m;
@@ -750,11 +792,15 @@ void oci_init_main(struct oci_init *in) {
   if (spec_has_ns(in->spec, "cgroup") && !json_object_get(in->spec, "_cgroupns_joined") && unshare(CLONE_NEWCGROUP) < 0)
     die_sync(in->sync_fd, (berth_error(&err, errno, "unshare the cgroup namespace"), err));
   json_t *linux_ = json_object_get(in->spec, "linux");
+  if (oci_seccomp_prepare(json_object_get(linux_, "seccomp"), &err) < 0) die_sync(in->sync_fd, err);
   if (spec_has_ns(in->spec, "mount")) {
     if (setup_rootfs(in, &err) < 0) die_sync(in->sync_fd, err);
   } else {
     /* no mount namespace: the runtime's own is shared, so berth mounts
-     * nothing in it (it would be the host's); the root is only chrooted */
+     * nothing in it (it would be the host's); the root is only chrooted.
+     * The start fifo is reopened through the /proc seen before (closed
+     * before the exec) */
+    proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (chroot(in->rootfs) < 0 || chdir("/") < 0) die_sync(in->sync_fd, (berth_error(&err, errno, "chroot %s", in->rootfs), err));
   }
   if (write_sysctls(json_object_get(linux_, "sysctl"), &err) < 0) die_sync(in->sync_fd, err);
@@ -787,19 +833,22 @@ void oci_init_main(struct oci_init *in) {
   if (!prog && !(arg0 && strchr(arg0, '/') && errno == EACCES))
     die_sync(in->sync_fd, (berth_error(&err, -ENOENT, "process.args[0] `%s`: no such executable in the container (PATH searched)",
                                        arg0 ?: ""), err));
+  /* the runtime exits once we are created: we must outlive it */
+  prctl(PR_SET_PDEATHSIG, 0);
   if (oci_sync_send(in->sync_fd, OCI_SYNC_CREATED, 0, NULL) < 0) _exit(127);
   close(in->sync_fd);
   if (in->fifo_fd >= 0) {
     /* blocks until `start` opens the other end */
     char p[64];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", in->fifo_fd);
-    int w = open(p, O_WRONLY | O_CLOEXEC);
+    snprintf(p, sizeof p, "%sself/fd/%d", proc_fd >= 0 ? "" : "/proc/", in->fifo_fd);
+    int w = proc_fd >= 0 ? openat(proc_fd, p, O_WRONLY | O_CLOEXEC) : open(p, O_WRONLY | O_CLOEXEC);
     if (w < 0) _exit(127);
     if (write(w, "0", 1) != 1) _exit(127);
-    close(w);
+    /* w stays open until the exec closes it (O_CLOEXEC): `start` waits
+     * for that end of file, so it returns once the program runs */
     close(in->fifo_fd);
   }
-  prctl(PR_SET_PDEATHSIG, 0);
+  if (proc_fd >= 0) close(proc_fd);
   if (hooks_any(in->spec, "startContainer")) {
     cleanup_free char *st = hooks_state(in->spec, in->id, "running", getpid(), in->bundle);
     if (hooks_run(in->spec, "startContainer", st, HOOK_CONFINED, &err) < 0) {
