@@ -198,6 +198,24 @@ static int run_hooks(json_t *spec, const char *kind, const char *id, const char 
   return hooks_run(spec, kind, st, 0, err);
 }
 
+/* poststart and poststop: a failing hook is a warning and the rest still
+ * run (the spec's lifecycle continues as if it had succeeded) */
+static void run_hooks_warn(json_t *spec, const char *kind, const char *id, const char *status, pid_t pid, const char *bundle) {
+  json_t *list = json_object_get(json_object_get(spec, "hooks"), kind);
+  size_t i;
+  json_t *h;
+  json_array_foreach(list, i, h) {
+    json_t *one = json_pack("{s:O, s:{s:[O]}}", "annotations", json_object_get(spec, "annotations") ?: json_null(), "hooks", kind, h);
+    if (!json_is_object(json_object_get(one, "annotations"))) json_object_del(one, "annotations");
+    berth_error_t e = NULL;
+    if (run_hooks(one, kind, id, status, pid, bundle, &e) < 0) {
+      berth_warn("%s hook %zu (%s): %s", kind, i, jstr(h, "path") ?: "?", e->msg);
+      berth_error_clear(&e);
+    }
+    json_decref(one);
+  }
+}
+
 /* ---------- delete ---------- */
 static void remove_state(const struct oci_global *g, const char *id) {
   cleanup_free char *dir = state_path(g, id, NULL);
@@ -210,12 +228,8 @@ static void remove_state(const struct oci_global *g, const char *id) {
 
 static void destroy(const struct oci_global *g, const char *id, struct ostate *s) {
   oci_cgroup_destroy(json_object_get(s->st, "cgroup"));
-  berth_error_t e = NULL;
   /* poststop: failures are warnings (the spec), the container is gone either way */
-  if (run_hooks(s->spec, "poststop", id, "stopped", 0, jstr(s->st, "bundle") ?: "", &e) < 0) {
-    berth_warn("poststop hook: %s", e->msg);
-    berth_error_clear(&e);
-  }
+  run_hooks_warn(s->spec, "poststop", id, "stopped", 0, jstr(s->st, "bundle") ?: "");
   remove_state(g, id);
 }
 
@@ -293,11 +307,7 @@ int oci_start(const struct oci_global *g, const char *id, berth_error_t *err) {
     if (!pid_alive(s.pid, start)) break;
   }
   unlink(fifo);
-  berth_error_t e = NULL;
-  if (run_hooks(s.spec, "poststart", id, "running", s.pid, jstr(s.st, "bundle") ?: "", &e) < 0) {
-    berth_warn("poststart hook: %s", e->msg);
-    berth_error_clear(&e);
-  }
+  run_hooks_warn(s.spec, "poststart", id, "running", s.pid, jstr(s.st, "bundle") ?: "");
   return 0;
 }
 
@@ -761,10 +771,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
     return -1;
   }
   if (!start) return 0;
-  if (run_hooks(spec, "poststart", o->id, "running", init, bundle, &e) < 0) {
-    berth_warn("poststart hook: %s", e->msg);
-    berth_error_clear(&e);
-  }
+  run_hooks_warn(spec, "poststart", o->id, "running", init, bundle);
   if (o->detach) return 0;
   code = wait_child(init);
   if (!o->keep) {
