@@ -14,6 +14,10 @@ else
   echo "test: not root: the rootless half needs the test user; run make test as root" >&2
 fi
 tests/integration/run.sh || status=1
+# berth-oci against the OCI runtime conformance suite (runtime-tools validation)
+if [ "$(id -u)" -eq 0 ]; then
+  tests/oci/conformance.sh || status=1
+fi
 # pure cgroup v2 (this host may be hybrid): the suites in a VM per kernel, root and rootless
 if [ "$(id -u)" -eq 0 ]; then
   scripts/vmtest/vmtest.sh || status=1
