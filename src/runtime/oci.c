@@ -216,6 +216,9 @@ static void run_hooks_warn(json_t *spec, const char *kind, const char *id, const
   }
 }
 
+static int ns_pids(pid_t init, pid_t **pids, size_t *n, berth_error_t *err);
+static bool has_cgroup(json_t *cg);
+
 /* ---------- delete ---------- */
 static void remove_state(const struct oci_global *g, const char *id) {
   cleanup_free char *dir = state_path(g, id, NULL);
@@ -269,7 +272,16 @@ int oci_kill(const struct oci_global *g, const char *id, int sig, bool all, bert
   cleanup_ostate struct ostate s;
   if (load(g, id, &s, err) < 0) return -1;
   if (!strcmp(s.status, "stopped")) return berth_error(err, -ESRCH, "container `%s` is not running", id);
-  if (all) return oci_cgroup_kill_all(json_object_get(s.st, "cgroup"), sig, err);
+  json_t *cg = json_object_get(s.st, "cgroup");
+  if (all && !has_cgroup(cg)) {
+    pid_t *pids = NULL;
+    size_t n = 0;
+    if (ns_pids(s.pid, &pids, &n, err) < 0) return -1;
+    for (size_t i = 0; i < n; i++) kill(pids[i], sig);
+    free(pids);
+    return 0;
+  }
+  if (all) return oci_cgroup_kill_all(cg, sig, err);
   return signal_pid(s.pid, (unsigned long long)json_integer_value(json_object_get(s.st, "starttime")), sig, err);
 }
 
@@ -546,11 +558,15 @@ static __attribute__((noreturn)) void stage1_main(struct stage1 *s) {
     }
     if (oci_sync_send(s->sync, OCI_SYNC_USERNS, 0, NULL) < 0 || oci_sync_recv(s->sync, &m) < 0) _exit(127);
     if (m.type == OCI_SYNC_ERROR) _exit(127);
+    /* mapped: from here on no process in the container may open our
+     * /proc entries (exe is the host's berth binary: CVE-2019-5736) */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
       berth_error(&err, errno, "become root in the new user namespace (are 0 mapped in uidMappings and gidMappings?)");
       goto fail;
     }
   }
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* (see above; the exec makes the program dumpable again) */
   if (unshare_flags && unshare(unshare_flags) < 0) {
     berth_error(&err, errno, "create the container's namespaces");
     goto fail;
@@ -866,6 +882,9 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
   }
   pid_t e1 = fork();
   if (e1 == 0) {
+    /* the container's processes must not reach our /proc entries (exe is
+     * the host's berth binary: CVE-2019-5736); the exec resets it */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     close(rep[0]);
     close(pidp[0]);
     join_cgroups_of(s.pid);
@@ -945,6 +964,47 @@ int oci_list(const struct oci_global *g, json_t **out, berth_error_t *err) {
   return 0;
 }
 
+/* without a cgroup of its own (rootless, no delegation): the processes in
+ * the container's PID namespace, when it has one */
+static int ns_pids(pid_t init, pid_t **pids, size_t *n, berth_error_t *err) {
+  char p[64], want[64] = "", got[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/pid", (int)init);
+  ssize_t l = readlink(p, want, sizeof want - 1);
+  if (l <= 0) return berth_error(err, errno, "the container's PID namespace");
+  want[l] = '\0';
+  snprintf(got, sizeof got, "/proc/self/ns/pid");
+  char self[64] = "";
+  l = readlink(got, self, sizeof self - 1);
+  if (l > 0 && (self[l] = '\0', !strcmp(self, want)))
+    return berth_error(err, -ENOTSUP, "the container shares the runtime's PID namespace and has no cgroup of its own: its processes cannot be told apart");
+  DIR *d = opendir("/proc");
+  if (!d) return berth_error(err, errno, "/proc");
+  size_t cap = 16;
+  *pids = malloc(cap * sizeof **pids);
+  *n = 0;
+  struct dirent *de;
+  while (*pids && (de = readdir(d))) {
+    char *end;
+    long v = strtol(de->d_name, &end, 10);
+    if (*end || v <= 0) continue;
+    snprintf(p, sizeof p, "/proc/%ld/ns/pid", v);
+    l = readlink(p, got, sizeof got - 1);
+    if (l <= 0) continue;
+    got[l] = '\0';
+    if (strcmp(got, want)) continue;
+    if (*n == cap) {
+      pid_t *np = realloc(*pids, (cap *= 2) * sizeof **pids);
+      if (!np) break;
+      *pids = np;
+    }
+    (*pids)[(*n)++] = (pid_t)v;
+  }
+  closedir(d);
+  return *pids ? 0 : berth_error(err, -ENOMEM, "ps");
+}
+
+static bool has_cgroup(json_t *cg) { return json_object_size(json_object_get(cg, "paths")) > 0; }
+
 int oci_pids(const struct oci_global *g, const char *id, pid_t **pids, size_t *n, berth_error_t *err) {
   cleanup_ostate struct ostate s;
   if (load(g, id, &s, err) < 0) return -1;
@@ -953,14 +1013,9 @@ int oci_pids(const struct oci_global *g, const char *id, pid_t **pids, size_t *n
     *n = 0;
     return 0;
   }
-  if (oci_cgroup_pids(json_object_get(s.st, "cgroup"), pids, n, err) < 0) return -1;
-  if (*n == 0) { /* no cgroup of its own (rootless without delegation): the first process */
-    *pids = malloc(sizeof **pids);
-    if (!*pids) return berth_error(err, -ENOMEM, "ps");
-    (*pids)[0] = s.pid;
-    *n = 1;
-  }
-  return 0;
+  json_t *cg = json_object_get(s.st, "cgroup");
+  if (!has_cgroup(cg)) return ns_pids(s.pid, pids, n, err);
+  return oci_cgroup_pids(cg, pids, n, err);
 }
 
 int oci_pause(const struct oci_global *g, const char *id, bool pause, berth_error_t *err) {

@@ -730,8 +730,10 @@ static int process_prepare(json_t *process, json_t *spec, char **prog, berth_err
     if (setgroups(ng, gids) < 0 && !(errno == EPERM && !ng)) return berth_error(err, errno, "process.user.additionalGids");
   }
   prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
-  if (setresgid(gid, gid, gid) < 0) return berth_error(err, errno, "process.user.gid %u", (unsigned)gid);
-  if (setresuid(uid, uid, uid) < 0) return berth_error(err, errno, "process.user.uid %u", (unsigned)uid);
+  if (setresgid(gid, gid, gid) < 0)
+    return berth_error(err, errno == EINVAL ? -EINVAL : errno, errno == EINVAL ? "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)" : "process.user.gid %u", (unsigned)gid);
+  if (setresuid(uid, uid, uid) < 0)
+    return berth_error(err, errno == EINVAL ? -EINVAL : errno, errno == EINVAL ? "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)" : "process.user.uid %u", (unsigned)uid);
   prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   if (caps_set(&caps, err) < 0) return -1;
   if (chdir(cwd) < 0) return berth_error(err, errno, "process.cwd %s", cwd);

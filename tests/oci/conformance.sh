@@ -31,6 +31,7 @@ declare -A KNOWN=(
   [linux_cgroups_relative_hugetlb]="the same"
   [linux_cgroups_network]="net_cls and net_prio are not mounted on this host"
   [linux_cgroups_relative_network]="the same"
+  [poststart]="racy: the hook and the program append to one file, and the program (running) is not waited for"
   [killsig]="racy: the signal is sent right after start, and a shell that has not yet run its trap (PID 1) ignores it"
 )
 OUT=$(mktemp -d /var/tmp/berth-oci-conformance.XXXXXX)

@@ -1,0 +1,303 @@
+#!/bin/bash
+# berth-oci, runc's command line (docs/oci-runtime.md), on bundles the
+# suite writes itself (busybox-static as the root filesystem): the
+# create/start split, state, exec, kill, delete, pause/resume, update and
+# enforced limits, ps and list, the console socket, fds that must not leak
+# into the container, a symlink planted in the bundle, and bad input that
+# must fail clearly and leave nothing. Root and rootless (BERTH_MODE).
+. "$(dirname "$0")/lib.sh"
+
+OCI_BIN=$SUITE_TMP/bin/berth-oci
+ln -f "$BERTH_BIN" "$OCI_BIN"
+BUSYBOX=$(command -v busybox || echo /bin/busybox)
+
+# oci ARGS: berth-oci as root or as the test user, with this test's state root
+oci() {
+  local pre=()
+  [ "$BERTH_MODE" = rootless ] && pre=(runuser -u "$TEST_USER" --)
+  "${pre[@]}" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$BERTH_HOME" XDG_RUNTIME_DIR="$T_DIR/xdg" \
+    timeout -k 5 60 "$OCI_BIN" --root "$T_DIR/state" "$@"
+}
+o_run() { # keep the exit code in O_RC, stdout in O_OUT, stderr in O_ERR
+  O_RC=0
+  echo "\$ berth-oci $*"
+  oci "$@" >"$T_DIR/o.out" 2>"$T_DIR/o.err" || O_RC=$?
+  O_OUT=$(cat "$T_DIR/o.out"); O_ERR=$(cat "$T_DIR/o.err")
+  echo "# exit $O_RC"; [ -n "$O_OUT" ] && echo "$O_OUT" | head -c 2000 | sed 's/^/# stdout: /'
+  [ -n "$O_ERR" ] && echo "$O_ERR" | head -c 2000 | sed 's/^/# stderr: /'
+  return 0
+}
+o_ok() { o_run "$@"; [ "$O_RC" = 0 ] || fail "berth-oci $* exited $O_RC: $O_ERR"; }
+o_fails() { # the command fails with a message on stderr (and, with --log, in the log)
+  o_run "$@"
+  [ "$O_RC" != 0 ] || fail "berth-oci $* succeeded but should have failed"
+  assert_contains "$O_ERR" "berth-oci: " "error line"
+}
+status_of() { oci state "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["status"])'; }
+pid_of() { oci state "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+
+# a bundle at $T_DIR/b: busybox and its applets, and a config (berth-oci spec,
+# rootless variant as the test user) edited by the python expression $1 on c
+bundle() {
+  local r=$T_DIR/b/rootfs
+  mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/etc" "$r/tmp" "$T_DIR/state" "$T_DIR/xdg"
+  cp "$BUSYBOX" "$r/bin/busybox"
+  for a in sh echo cat ls id sleep true false touch mkdir stat tty readlink grep seq kill mount hostname; do ln -sf busybox "$r/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$r/etc/passwd"
+  chmod 1777 "$r/tmp"
+  rm -f "$T_DIR/b/config.json"
+  [ "$BERTH_MODE" = rootless ] && chown -R "$TEST_USER:" "$T_DIR/b" "$T_DIR/state" "$T_DIR/xdg"
+  if [ "$BERTH_MODE" = rootless ]; then (cd "$T_DIR/b" && oci spec --rootless); else (cd "$T_DIR/b" && oci spec); fi
+  "$PY" - "$T_DIR/b/config.json" "${1:-}" <<'EOF'
+import json, sys
+p, expr = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["root"]["readonly"] = False
+if expr:
+    exec(expr)
+json.dump(c, open(p, "w"), indent=1)
+EOF
+}
+args() { printf 'c["process"]["args"] = %s\n' "$("$PY" -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@")"; }
+# the process is gone (a zombie waiting for its reaper counts as gone)
+gone() { ! [ -d "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+# cgroup v1/v2 directory of PID for CONTROLLER (empty when none of its own)
+cg_dir() {
+  local pid=$1 ctl=$2 line
+  line=$(grep -E "^[0-9]+:([^:]*,)?$ctl(,[^:]*)?:" "/proc/$pid/cgroup" || grep -E '^0::' "/proc/$pid/cgroup")
+  local path=${line#*:*:}
+  if [ -d "/sys/fs/cgroup/$ctl" ]; then echo "/sys/fs/cgroup/$ctl$path"; else echo "/sys/fs/cgroup$path"; fi
+}
+
+test_create_start_state_delete() {
+  bundle "$(args sh -c 'echo started >/tmp/out; echo to-stdout')"
+  o_ok create --bundle "$T_DIR/b" --pid-file "$T_DIR/xdg/pidfile" c1
+  assert_eq "$(status_of c1)" created "after create"
+  local pid; pid=$(pid_of c1)
+  assert_eq "$(cat "$T_DIR/xdg/pidfile")" "$pid" "pid file"
+  assert_not_exists "$T_DIR/b/rootfs/tmp/out" "the program's output before start"
+  o_ok list --format json
+  assert_contains "$O_OUT" '"id": "c1"'
+  o_ok start c1
+  for _ in $(seq 50); do [ "$(status_of c1)" = stopped ] && break; sleep 0.1; done
+  assert_eq "$(status_of c1)" stopped "after the program ended"
+  assert_file_content "$T_DIR/b/rootfs/tmp/out" $'started\n'
+  o_fails start c1
+  assert_contains "$O_ERR" "only a created container can be started"
+  o_ok delete c1
+  o_fails state c1
+  assert_contains "$O_ERR" "does not exist"
+  assert_dir_empty "$T_DIR/state" "state root after delete"
+}
+
+test_run_exit_code_and_stdio() {
+  bundle "$(args sh -c 'echo out; echo err >&2; exit 7')"
+  o_run run --bundle "$T_DIR/b" r1
+  assert_eq "$O_RC" 7 "run returns the program's exit code"
+  assert_eq "$O_OUT" out
+  assert_eq "$O_ERR" err
+  assert_dir_empty "$T_DIR/state" "run removes the container"
+}
+
+test_exec() {
+  bundle "$(args sleep 60)"
+  o_ok run -d --bundle "$T_DIR/b" e1
+  assert_eq "$(status_of e1)" running
+  o_ok exec e1 sh -c 'echo "$$ $FOO $(pwd)"'
+  assert_ne "${O_OUT%% *}" 1 "exec is not the container's PID 1"
+  o_ok exec --env FOO=bar --cwd /tmp e1 sh -c 'echo "$FOO $(pwd)"'
+  assert_eq "$O_OUT" "bar /tmp"
+  if [ "$BERTH_MODE" = rootless ]; then
+    o_fails exec --user 65534:65534 e1 id -u
+    assert_contains "$O_ERR" "not mapped in the container's user namespace" "--user outside the one-id map"
+  else
+    o_ok exec --user 65534:65534 e1 id -u
+    assert_eq "$O_OUT" 65534 "--user"
+  fi
+  o_run exec e1 sh -c 'exit 3'
+  assert_eq "$O_RC" 3 "exec returns the command's exit code"
+  o_fails exec e1 /no/such/program
+  assert_contains "$O_ERR" "no such executable"
+  echo '{"args":["sh","-c","sleep 30"],"cwd":"/","env":["PATH=/bin"],"user":{"uid":0,"gid":0}}' >"$T_DIR/xdg/proc.json"
+  chmod 644 "$T_DIR/xdg/proc.json"
+  o_ok exec --process "$T_DIR/xdg/proc.json" --detach --pid-file "$T_DIR/xdg/epid" e1
+  local epid; epid=$(cat "$T_DIR/xdg/epid")
+  [ -d "/proc/$epid" ] || fail "the detached exec's pid $epid is not running"
+  o_ok ps --format json e1
+  assert_contains "$O_OUT" "$epid" "ps lists the exec'd process"
+  o_ok kill --all e1 KILL
+  for _ in $(seq 50); do [ "$(status_of e1)" = stopped ] && break; sleep 0.1; done
+  assert_eq "$(status_of e1)" stopped "kill --all KILL"
+  gone "$epid" || fail "kill --all left the exec'd process $epid"
+  o_ok delete e1
+}
+
+test_kill_and_force_delete() {
+  bundle "$(args sh -c 'trap "echo got-usr1 >/tmp/sig; exit 0" USR1; while :; do sleep 0.1; done')"
+  o_ok run -d --bundle "$T_DIR/b" k1
+  sleep 0.3
+  o_ok kill k1 SIGUSR1
+  for _ in $(seq 50); do [ "$(status_of k1)" = stopped ] && break; sleep 0.1; done
+  assert_file_content "$T_DIR/b/rootfs/tmp/sig" $'got-usr1\n'
+  o_fails kill k1 TERM
+  assert_contains "$O_ERR" "is not running"
+  o_ok delete k1
+  bundle "$(args sleep 60)"
+  o_ok run -d --bundle "$T_DIR/b" k2
+  local pid; pid=$(pid_of k2)
+  o_fails delete k2
+  assert_contains "$O_ERR" "delete --force"
+  [ -d "/proc/$pid" ] || fail "a refused delete killed the container"
+  o_ok delete --force k2
+  gone "$pid" || fail "delete --force left process $pid"
+  assert_dir_empty "$T_DIR/state"
+}
+
+test_limits_pause_update() {
+  if [ "$BERTH_MODE" = rootless ]; then
+    # no delegated cgroup for the test user on this host: limits are refused, clearly
+    bundle "c['linux'].setdefault('resources', {})['pids'] = {'limit': 10}; $(args true)"
+    o_fails run --bundle "$T_DIR/b" l1
+    assert_contains "$O_ERR" "delegat"
+    assert_dir_empty "$T_DIR/state" "a refused create leaves no state"
+    return 0
+  fi
+  bundle "c['linux']['resources']['pids'] = {'limit': 12}; c['linux']['resources']['memory'] = {'limit': 64*1024*1024}; $(args sleep 60)"
+  o_ok run -d --bundle "$T_DIR/b" l1
+  local pid; pid=$(pid_of l1)
+  assert_eq "$(cat "$(cg_dir "$pid" pids)/pids.max")" 12 "pids.max"
+  local mem; mem=$(cg_dir "$pid" memory)
+  if [ -f "$mem/memory.limit_in_bytes" ]; then assert_eq "$(cat "$mem/memory.limit_in_bytes")" 67108864 "memory limit"
+  else assert_eq "$(cat "$mem/memory.max")" 67108864 "memory.max"; fi
+  # the limit is enforced: 20 sleeps in a cgroup of 12 pids
+  o_run exec l1 sh -c 'n=0; for i in $(seq 20); do sleep 5 & n=$((n+1)); done 2>/dev/null; echo started'
+  assert_ne "$O_RC" 0 "forks beyond pids.max must fail"
+  o_ok update --pids-limit 40 --memory 128M l1
+  assert_eq "$(cat "$(cg_dir "$pid" pids)/pids.max")" 40 "pids.max after update"
+  echo '{"pids":{"limit":50}}' >"$T_DIR/xdg/res.json"
+  o_ok update --resources "$T_DIR/xdg/res.json" l1
+  assert_eq "$(cat "$(cg_dir "$pid" pids)/pids.max")" 50 "pids.max after update --resources"
+  o_ok pause l1
+  assert_eq "$(status_of l1)" paused
+  grep -q '^State:.*(stopped)\|^State:.*D\|^State:.*S' "/proc/$pid/status"
+  o_ok resume l1
+  assert_eq "$(status_of l1)" running
+  local pdir; pdir=$(cg_dir "$pid" pids)
+  o_ok delete --force l1
+  assert_not_exists "$pdir" "the container's cgroup after delete"
+}
+
+test_console_socket() {
+  bundle "c['process']['terminal'] = True; $(args sh -c 'tty; stty size')"
+  c_sock=$T_DIR/console.sock
+  # a receiver as podman's conmon is one: takes the pty master, reads it to the end
+  "$PY" - "$c_sock" "$T_DIR/console.out" <<'EOF' &
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.listen(1)
+c, _ = s.accept()
+msg, fds, _, _ = socket.recv_fds(c, 1024, 1)
+out = b""
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+open(sys.argv[2], "wb").write(msg + b"\n" + out)
+EOF
+  local rpid=$!
+  for _ in $(seq 50); do [ -S "$c_sock" ] && break; sleep 0.05; done
+  o_ok create --bundle "$T_DIR/b" --console-socket "$c_sock" t1
+  o_ok start t1
+  wait "$rpid"
+  local out; out=$(tr -d '\r' <"$T_DIR/console.out")
+  assert_contains "$out" "/dev/pts/0" "the program's stdio is the pty (and its name travelled with the fd)"
+  o_ok delete --force t1
+  o_fails create --bundle "$T_DIR/b" t2
+  assert_contains "$O_ERR" "--console-socket"
+}
+
+test_fds_do_not_leak() {
+  bundle "$(args sh -c 'ls /proc/self/fd | tr "\n" " "')"
+  # fds 3 and 4 open in the caller: only --preserve-fds passes any on
+  o_run run --bundle "$T_DIR/b" f1 3</etc/hostname 4</etc/passwd
+  assert_eq "$O_OUT" "0 1 2 3 " "fds in the container (3 is ls's own directory)"
+  o_run run --preserve-fds 1 --bundle "$T_DIR/b" f2 3</etc/hostname 4</etc/passwd
+  assert_eq "$O_OUT" "0 1 2 3 4 " "--preserve-fds 1 passes fd 3 on"
+}
+
+test_symlink_in_bundle_stays_inside() {
+  local target=$SUITE_TMP/host-target-$T_NUM
+  rm -rf "$target"
+  bundle "c['mounts'].append({'destination': '/evil/sub', 'type': 'tmpfs', 'source': 'tmpfs', 'options': ['size=1m']}); $(args sh -c 'touch /evil/sub/planted; echo done')"
+  ln -s "$target" "$T_DIR/b/rootfs/evil"
+  o_run run --bundle "$T_DIR/b" s1
+  assert_not_exists "$target" "a host path reached through the bundle's symlink"
+  grep -q " $target" /proc/self/mountinfo && fail "a mount landed on the host at $target"
+  assert_dir_empty "$T_DIR/state"
+}
+
+test_bad_input_leaves_nothing() {
+  bundle "$(args sleep 30)"
+  local cgs_before; cgs_before=$(find /sys/fs/cgroup -name 'bad*' -path '*berth-oci*' 2>/dev/null | sort)
+  mv "$T_DIR/b/rootfs" "$T_DIR/b/rootfs.away"
+  o_fails create --bundle "$T_DIR/b" bad1
+  assert_contains "$O_ERR" "root.path"
+  mv "$T_DIR/b/rootfs.away" "$T_DIR/b/rootfs"
+  cp "$T_DIR/b/config.json" "$T_DIR/good.json"
+  printf '{"ociVersion": "1.0.2", "process": ' >"$T_DIR/b/config.json"
+  o_fails create --bundle "$T_DIR/b" bad2
+  assert_contains "$O_ERR" "config.json: line"
+  "$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); c["linux"]["namespaces"].append({"type":"bogus"}); json.dump(c,open(sys.argv[2],"w"))' \
+    "$T_DIR/good.json" "$T_DIR/b/config.json"
+  o_fails create --bundle "$T_DIR/b" bad3
+  assert_contains "$O_ERR" "unknown type \`bogus\`"
+  "$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); c["process"]["capabilities"]["bounding"].append("CAP_NOPE"); json.dump(c,open(sys.argv[2],"w"))' \
+    "$T_DIR/good.json" "$T_DIR/b/config.json"
+  o_fails create --bundle "$T_DIR/b" bad4
+  assert_contains "$O_ERR" "CAP_NOPE"
+  cp "$T_DIR/good.json" "$T_DIR/b/config.json"
+  o_fails create --bundle "$T_DIR/b" "bad/../5"
+  assert_contains "$O_ERR" "is invalid"
+  o_ok create --bundle "$T_DIR/b" dup
+  o_fails create --bundle "$T_DIR/b" dup
+  assert_contains "$O_ERR" "already exists"
+  o_ok delete --force dup
+  o_fails kill nosuch KILL
+  assert_contains "$O_ERR" "does not exist"
+  o_fails delete nosuch
+  assert_dir_empty "$T_DIR/state" "state root after refused creates"
+  assert_eq "$(find /sys/fs/cgroup -name 'bad*' -path '*berth-oci*' 2>/dev/null | sort)" "$cgs_before" "cgroups left by refused creates"
+  ps -eo args | grep -q "[b]erth-oci .*bad" && fail "a process of a refused create is still running"
+  # the --log file gets the error as JSON, as containerd's shim reads it
+  o_fails --log "$T_DIR/xdg/log.json" --log-format json kill nosuch KILL
+  "$PY" -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; assert l[-1]["level"]=="error" and "does not exist" in l[-1]["msg"], l' "$T_DIR/xdg/log.json"
+}
+
+test_features_spec_version() {
+  o_ok --version
+  assert_contains "$O_OUT" "berth-oci version"
+  o_ok features
+  "$PY" -c 'import json,sys; f=json.loads(sys.argv[1]); assert "user" in f["linux"]["namespaces"] and f["linux"]["cgroup"]["v1"] and f["linux"]["seccomp"]["enabled"], f' "$O_OUT"
+  mkdir -p "$T_DIR/s"; [ "$BERTH_MODE" = rootless ] && chown "$TEST_USER:" "$T_DIR/s"
+  (cd "$T_DIR/s" && oci spec) || fail "spec"
+  "$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["ociVersion"].startswith("1.") and c["process"]["args"]==["sh"]' "$T_DIR/s/config.json"
+  (cd "$T_DIR/s" && oci spec) && fail "spec overwrote an existing config.json"
+  return 0
+}
+
+t_run "create leaves the program waiting; start runs it; state, pid file, list, delete" test_create_start_state_delete
+t_run "run: the program's exit code and stdio; the container is removed" test_run_exit_code_and_stdio
+t_run "exec: env, cwd, user, exit code, --process --detach, ps, kill --all" test_exec
+t_run "kill with a signal; delete refuses a running container, --force removes it" test_kill_and_force_delete
+t_run "pids and memory limits enforced, update, pause and resume (rootless: refused clearly)" test_limits_pause_update
+t_run "terminal: the pty master goes to --console-socket" test_console_socket
+t_run "no fd of the caller's reaches the container unless --preserve-fds" test_fds_do_not_leak
+t_run "a symlink in the bundle cannot send a mount onto the host" test_symlink_in_bundle_stays_inside
+t_run "bad input: missing rootfs, broken config, unknown namespace and capability, bad and duplicate IDs, unknown IDs" test_bad_input_leaves_nothing
+t_run "--version, features, spec" test_features_spec_version
+t_summary
