@@ -487,7 +487,7 @@ static int setup_devices(struct oci_init *in, int rootfd, berth_error_t *err) {
 static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
   json_t *linux_ = json_object_get(in->spec, "linux");
   bool ok;
-  unsigned long prop = propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
+  propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
   if (!ok) return berth_error(err, -EINVAL, "linux.rootfsPropagation `%s`: use shared, slave, private or unbindable (r-prefixed too)",
                               jstr(linux_, "rootfsPropagation"));
   /* never let a mount made here travel back to the host: everything is a
@@ -505,17 +505,6 @@ static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
     cleanup_free char *st = hooks_state(in->spec, in->id, "created", getpid(), in->bundle);
     if (hooks_run(in->spec, "createContainer", st, 0, err) < 0) return -1;
   }
-  json_t *p;
-  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
-    const char *rel = json_string_value(p);
-    while (rel && *rel == '/') rel++;
-    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
-  }
-  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
-    const char *rel = json_string_value(p);
-    while (rel && *rel == '/') rel++;
-    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
-  }
   if (fchdir(rootfd) < 0) return berth_error(err, errno, "enter the root");
   if (in->no_pivot) {
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) return berth_error(err, errno, "move the root (--no-pivot)");
@@ -528,6 +517,29 @@ static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
     if (umount2(".", MNT_DETACH) < 0) return berth_error(err, errno, "detach the old root");
   }
   if (chdir("/") < 0) return berth_error(err, errno, "chdir /");
+  return 0;
+}
+
+/* after the sysctls are written (as runc orders it): masked and read-only
+ * paths, the read-only root, the root's propagation */
+static int finish_rootfs(struct oci_init *in, berth_error_t *err) {
+  json_t *linux_ = json_object_get(in->spec, "linux");
+  size_t i;
+  json_t *p;
+  cleanup_close int rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return berth_error(err, errno, "open the root");
+  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
+  }
+  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
+  }
+  bool ok;
+  unsigned long prop = propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
   if (json_is_true(json_object_get(json_object_get(in->spec, "root"), "readonly"))) {
     if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags("/"), NULL) < 0)
       return berth_error(err, errno, "make the root read-only (root.readonly)");
@@ -806,6 +818,7 @@ void oci_init_main(struct oci_init *in) {
     if (chroot(in->rootfs) < 0 || chdir("/") < 0) die_sync(in->sync_fd, (berth_error(&err, errno, "chroot %s", in->rootfs), err));
   }
   if (write_sysctls(json_object_get(linux_, "sysctl"), &err) < 0) die_sync(in->sync_fd, err);
+  if (spec_has_ns(in->spec, "mount") && finish_rootfs(in, &err) < 0) die_sync(in->sync_fd, err);
   const char *hn = jstr(in->spec, "hostname");
   if (hn && *hn) {
     if (!spec_has_ns(in->spec, "uts"))
@@ -858,5 +871,6 @@ void oci_init_main(struct oci_init *in) {
       _exit(127);
     }
   }
+  json_object_set_new(process, "terminal", json_false()); /* set up above, before `created` */
   oci_process_exec(process, in->spec, -1, -1, in->preserve_fds, false);
 }
