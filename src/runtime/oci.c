@@ -232,8 +232,10 @@ static void remove_state(const struct oci_global *g, const char *id) {
 static void destroy(const struct oci_global *g, const char *id, struct ostate *s) {
   oci_cgroup_destroy(json_object_get(s->st, "cgroup"));
   /* poststop: failures are warnings (the spec), the container is gone either way */
+  berth_trace("oci: cgroup removed");
   run_hooks_warn(s->spec, "poststop", id, "stopped", 0, jstr(s->st, "bundle") ?: "");
   remove_state(g, id);
+  berth_trace("oci: state removed");
 }
 
 int oci_delete(const struct oci_global *g, const char *id, bool force, berth_error_t *err) {
@@ -609,7 +611,7 @@ static int write_pid_file(const char *path, pid_t pid, berth_error_t *err) {
     strcat(abs, path);
     path = abs;
   }
-  return write_file_atomic(path, b, (size_t)n, 0644, err) < 0 ? berth_error_wrap(err, "--pid-file") : 0;
+  return write_file_replace(path, b, (size_t)n, 0644, false, err) < 0 ? berth_error_wrap(err, "--pid-file") : 0;
 }
 
 static int connect_console(const char *path, berth_error_t *err) {
@@ -647,6 +649,7 @@ static int wait_child(pid_t pid) {
 }
 
 int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool start, berth_error_t *err) {
+  berth_trace("oci: create");
   if (id_check(o->id, err) < 0) return -1;
   char bundle[PATH_MAX];
   if (!realpath(o->bundle && *o->bundle ? o->bundle : ".", bundle)) return berth_error(err, errno, "bundle %s", o->bundle ? o->bundle : ".");
@@ -726,6 +729,13 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   }
   close(sp[1]);
   sp[1] = -1;
+  /* the cgroup is made while stage 1 makes the namespaces (the two do not
+   * wait for each other; the container process joins it later) */
+  {
+    cleanup_json json_t *cgl = cgroup_linux(linux_);
+    if (oci_cgroup_create(o->id, cgl, 0, in.rootless, g->systemd_cgroup, &cg, err) < 0) goto fail;
+  }
+  berth_trace("oci: cgroup made");
   for (;;) {
     if (oci_sync_recv(sp[0], &m) < 0) {
       berth_error(err, -EIO, "the container's setup ended without a word (see the messages above)");
@@ -750,10 +760,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   }
   waitpid(child, NULL, 0);
   child = -1;
-  {
-    cleanup_json json_t *cgl = cgroup_linux(linux_);
-    if (oci_cgroup_create(o->id, cgl, init, in.rootless, g->systemd_cgroup, &cg, err) < 0) goto fail;
-  }
+  berth_trace("oci: namespaces made");
   {
     /* the state: written before the hooks (they may ask for it) */
     unsigned long long st0 = proc_starttime(init);
@@ -762,7 +769,23 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
                                         bundle, "rootfs", rootfs, "created", created, "cgroup", cg);
     cleanup_free char *sp_ = xasprintf("%s/state.json", dir);
     cleanup_free char *txt = json_dumps(st, JSON_COMPACT);
-    if (write_file_atomic(sp_, txt, strlen(txt), 0600, err) < 0) goto fail;
+    /* run-time state (tmpfs under /run): replaced atomically, not synced */
+    if (write_file_replace(sp_, txt, strlen(txt), 0600, false, err) < 0) goto fail;
+  }
+  berth_trace("oci: state written");
+  {
+    cleanup_free char *files = oci_cgroup_self_files(cg);
+    oci_sync_send(sp[0], OCI_SYNC_CGROUP, 0, files && strlen(files) < sizeof m.text - 1 ? files : "");
+    if (oci_sync_recv(sp[0], &m) < 0 || (m.type != OCI_SYNC_HOOKS && m.type != OCI_SYNC_ERROR)) {
+      berth_error(err, -EIO, "the container process ended during its setup (see the messages above)");
+      goto fail;
+    }
+    if (m.type == OCI_SYNC_ERROR) {
+      berth_error(err, m.value > 0 ? -m.value : m.value ? m.value : -EIO, "%s", m.text);
+      goto fail;
+    }
+    /* it could not move itself (its ids do not own the cgroup files): from here */
+    if (m.value && oci_cgroup_enter(cg, init, err) < 0) goto fail;
   }
   if (run_hooks(spec, "prestart", o->id, "created", init, bundle, err) < 0 ||
       run_hooks(spec, "createRuntime", o->id, "created", init, bundle, err) < 0)
@@ -773,6 +796,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
     else berth_error(err, -EIO, "the container process ended during its setup (see the messages above)");
     goto fail;
   }
+  berth_trace("oci: created");
   close(sp[0]);
   sp[0] = -1;
   if (console >= 0) close(console);
@@ -790,6 +814,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   run_hooks_warn(spec, "poststart", o->id, "running", init, bundle);
   if (o->detach) return 0;
   code = wait_child(init);
+  berth_trace("oci: exited");
   if (!o->keep) {
     struct ostate s = {0};
     if (load(g, o->id, &s, &e) == 0) destroy(g, o->id, &s);
@@ -1040,7 +1065,7 @@ int oci_update(const struct oci_global *g, const char *id, json_t *resources, be
   json_object_update_recursive(res, resources);
   cleanup_free char *cp = state_path(g, id, "config.json");
   cleanup_free char *txt = json_dumps(s.spec, JSON_COMPACT);
-  return txt ? write_file_atomic(cp, txt, strlen(txt), 0600, err) : 0;
+  return txt ? write_file_replace(cp, txt, strlen(txt), 0600, false, err) : 0;
 }
 
 /* ---------- signals, features, spec ---------- */

@@ -83,8 +83,8 @@ enum oci_sync_type {
   OCI_SYNC_MAPPED = 1,  /* runtime -> stage 1: id maps written */
   OCI_SYNC_PID,         /* stage 1 -> runtime: the container process's pid (payload: int32) */
   OCI_SYNC_USERNS,      /* stage 1 -> runtime: please write the id maps */
-  OCI_SYNC_CGROUP,      /* runtime -> container: cgroup ready, createRuntime hooks done, go on */
-  OCI_SYNC_HOOKS,       /* container -> runtime: mounts done, run prestart? (unused) */
+  OCI_SYNC_CGROUP,      /* runtime -> container: the cgroup files to join ("0"), then (again) createRuntime hooks done, go on */
+  OCI_SYNC_HOOKS,       /* container -> runtime: joined (value 0) or please move me (1) */
   OCI_SYNC_CREATED,     /* container -> runtime: ready, waiting on exec.fifo */
   OCI_SYNC_ERROR,       /* any -> runtime: payload is the message */
 };

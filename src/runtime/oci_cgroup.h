@@ -17,6 +17,12 @@
  * (say so in a comment). */
 int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, bool systemd_cgroup,
                       json_t **info, berth_error_t *err);
+/* the files through which a process moves itself in ("0"), one per line
+ * (malloc'd): v1 `tasks` (a thread moving itself skips the kernel's global
+ * threadgroup lock), v2 cgroup.procs */
+char *oci_cgroup_self_files(json_t *info);
+/* move pid (all its threads) in from outside, through cgroup.procs */
+int oci_cgroup_enter(json_t *info, pid_t pid, berth_error_t *err);
 /* apply a linux.resources object again (runc update) */
 int oci_cgroup_update(json_t *info, json_t *resources, berth_error_t *err);
 /* freezer: v1 freezer.state FROZEN/THAWED (wait until it settles), v2 cgroup.freeze */
