@@ -471,6 +471,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [metrics]
   address = ""
 EOF
+  # containerd 1.6 and its shims keep fifos, shim sockets and the runtime's
+  # state under /run/containerd whatever the config says: a tmpfs of the
+  # suite's own there (in its private mount namespace; the directory is made
+  # on the host only when missing, and removed again)
+  if [ ! -e "$CTRD/run-mounted" ]; then
+    if [ ! -d /run/containerd ]; then mkdir -m 700 /run/containerd && touch "$SUITE_TMP/run-containerd-made"; fi
+    mount -t tmpfs -o mode=700 berth-oci-it /run/containerd || fail "cannot mount a tmpfs on /run/containerd"
+    touch "$CTRD/run-mounted"
+  fi
   setsid containerd --config "$CTRD/config.toml" >"$CTRD/containerd.log" 2>&1 </dev/null &
   echo $! >"$CTRD/pid"
   local w=0
@@ -500,6 +509,11 @@ stop_containerd() {
   # shims left over (their sockets are under our state dir)
   pgrep -f "containerd-shim.*-namespace $CTRD_NS " | xargs -r kill -9 2>/dev/null
   rm -f "$CTRD/pid"
+  if [ -e "$CTRD/run-mounted" ]; then
+    umount -l /run/containerd 2>/dev/null
+    rm -f "$CTRD/run-mounted"
+    [ -e "$SUITE_TMP/run-containerd-made" ] && rmdir /run/containerd 2>/dev/null
+  fi
   # the v1 cgroups ctr made for the namespace (rmdir takes only empty ones)
   find /sys/fs/cgroup/*/"$CTRD_NS" -depth -type d -exec rmdir {} + 2>/dev/null
   true
