@@ -251,7 +251,7 @@ test_podman_run_it_terminal() {
   need_podman_image "$BUSYBOX"
   local n q
   n=$(ctr_name it)
-  trap 'tm kill-server >/dev/null 2>&1; cleanup_podman_test '"$n" EXIT
+  trap 'tm kill-server >/dev/null 2>&1 || true; cleanup_podman_test '"$n" EXIT
   # the command tmux runs: podman run -it in a real terminal (tmux's pty)
   {
     echo '#!/bin/bash'
@@ -606,6 +606,41 @@ test_ctrd_detached_lifecycle() {
   for v in create start exec kill delete; do assert_called "$v"; done
 }
 
+# docs/kubernetes.md's containerd configuration (the toml block after its
+# containerd-cri-config marker), the runtime path made the one under test, in
+# a second private containerd with its CRI plugin on: the plugin loads and
+# knows the runtime
+test_ctrd_cri_config() {
+  need_containerd
+  local doc=$REPO/docs/kubernetes.md d=$SUITE_TMP/containerd-cri
+  need_file "$doc"
+  awk '/containerd-cri-config/ {m = 1; next} m && /^```toml/ {p = 1; next} p && /^```/ {exit} p' "$doc" >"$T_DIR/snippet.toml"
+  grep -q 'runtimes.berth' "$T_DIR/snippet.toml" || fail "no containerd-cri-config toml block in $doc"
+  mkdir -p "$d"
+  {
+    echo 'version = 2'
+    echo "root = \"$d/root\""
+    echo "state = \"$d/state\""
+    printf '[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n[debug]\n  address = "%s"\n[metrics]\n  address = ""\n' \
+      "$d/c.sock" "$d/c.sock.ttrpc" "$d/debug.sock"
+    grep -v '^version' "$T_DIR/snippet.toml" | sed "s|/usr/local/bin/berth-oci|$RT|"
+  } >"$d/config.toml"
+  cat "$d/config.toml"
+  containerd --config "$d/config.toml" config dump >"$T_DIR/dump" 2>&1 || { cat "$T_DIR/dump"; fail "containerd config dump failed"; }
+  grep -A14 'runtimes.berth\]' "$T_DIR/dump" | grep -q 'runtime_type = "io.containerd.runc.v2"' ||
+    fail "config dump: runtime berth is not io.containerd.runc.v2"
+  grep -q "BinaryName = \"$RT\"" "$T_DIR/dump" || fail "config dump: no BinaryName = $RT"
+  setsid containerd --config "$d/config.toml" >"$d/log" 2>&1 </dev/null &
+  local pid=$!
+  trap 'kill '"$pid"' 2>/dev/null || true; sleep 0.5; kill -9 '"$pid"' 2>/dev/null || true' EXIT
+  local w=0
+  until ctr -a "$d/c.sock" version >/dev/null 2>&1 || [ $w -ge 100 ]; do sleep 0.1; w=$((w + 1)); done
+  ctr -a "$d/c.sock" plugins ls >"$T_DIR/plugins" 2>&1 || { tail -n 20 "$d/log"; fail "the CRI containerd did not start"; }
+  awk '$1 == "io.containerd.grpc.v1" && $2 == "cri"' "$T_DIR/plugins"
+  [ "$(awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $4}' "$T_DIR/plugins")" = ok ] ||
+    { grep -i cri "$d/log" | tail -n 5; fail "the CRI plugin did not load with docs/kubernetes.md's configuration"; }
+}
+
 # ---------------------------------------------------------------- the run
 
 oci_cleanup() {
@@ -664,7 +699,8 @@ if [ "$BERTH_MODE" = root ]; then
   t_run "podman --memory (OOM kill) and --pids-limit enforced" test_podman_limits
   ctrd_tests=("containerd: ctr images pull --plain-http:test_ctrd_pull"
     "containerd: ctr run --runc-binary --rm:test_ctrd_run_rm"
-    "containerd: run -d, task exec, kill, delete, container delete:test_ctrd_detached_lifecycle")
+    "containerd: run -d, task exec, kill, delete, container delete:test_ctrd_detached_lifecycle"
+    "containerd: the CRI config of docs/kubernetes.md loads:test_ctrd_cri_config")
   for t in "${ctrd_tests[@]}"; do
     if containerd_missing; then
       t_skip "${t%:*}" "containerd is not installed: apt-get install containerd"
