@@ -274,28 +274,39 @@ test_podman_run_it_terminal() {
   wait_pane SIZE=
   grep -qE '^TTY=/dev/pts/[0-9]+$' "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "tty is not /dev/pts/N"; }
   grep -qx 'SIZE=30 100' "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "stty size is not the terminal's 30 100"; }
-  # a resize of the outer terminal reaches the container's (SIGWINCH path)
+  # a resize of the outer terminal reaches the container's (SIGWINCH path;
+  # asked again until it arrives, at most 10 s)
   tm resize-window -t it -x 90 -y 25
-  sleep 0.5
-  tm send-keys -t it 'echo SIZE2=$(stty size)' Enter
-  wait_pane 'SIZE2=25 90' 10
-  # the line discipline: with echo off typed text does not show, with echo on it does
-  tm send-keys -t it 'stty -echo; read a; stty echo; echo GOT1=$a' Enter
-  sleep 0.5
+  local i
+  for i in $(seq 20); do
+    tm send-keys -t it "echo SIZE$i=\$(stty size)" Enter
+    wait_pane "SIZE$i=" 10
+    grep -qx "SIZE$i=25 90" "$T_DIR/pane" && break
+    sleep 0.5
+  done
+  grep -qx "SIZE$i=25 90" "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "stty size after the resize is not 25 90"; }
+  # the line discipline: with echo off typed text does not show, with echo on
+  # it does (typed only once read(1) waits: the markers are computed, so the
+  # command line's own echo does not match them)
+  tm send-keys -t it 'stty -echo; echo NOECHO-$((1+1)); read a; stty echo; echo GOT1=$a' Enter
+  wait_pane NOECHO-2
+  sleep 0.2
   tm send-keys -t it 'hidden7391' Enter
   wait_pane GOT1=hidden7391
   if grep -qx 'hidden7391' "$T_DIR/pane"; then cat "$T_DIR/pane"; fail "typed text was echoed under stty -echo"; fi
-  tm send-keys -t it 'read b; echo GOT2=$b' Enter
-  sleep 0.5
+  tm send-keys -t it 'echo READING-$((3+4)); read b; echo GOT2=$b' Enter
+  wait_pane READING-7
+  sleep 0.2
   tm send-keys -t it 'shown5824' Enter
   wait_pane GOT2=shown5824
   grep -qx 'shown5824' "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "typed text was not echoed with echo on"; }
   # ^C reaches the foreground process through the terminal (it dies of
   # SIGINT: $? 130), and the shell and podman stay
-  tm send-keys -t it 'sleep 100' Enter
-  sleep 1
-  tm send-keys -t it C-c
+  tm send-keys -t it 'echo SLEEPING-$((2+3)); sleep 100' Enter
+  wait_pane SLEEPING-5
   sleep 0.5
+  tm send-keys -t it C-c
+  sleep 0.3
   tm send-keys -t it 'echo AFTER-SLEEP=$?' Enter
   wait_pane AFTER-SLEEP=130 10
   tm send-keys -t it 'exit 3' Enter
