@@ -411,8 +411,9 @@ foreign_cleanup_oci() {
     [ -n "${OCI_NAME:-}" ] || return 0
     oci_cmds
     local c
-    for c in $(ls "$MW/oci-state" 2>/dev/null | grep '^bench-oci-'); do "${OCI_RG[@]}" delete -f "$c" >/dev/null 2>&1; done
-    for c in $(ls "$MW/oci-crun-state" 2>/dev/null | grep '^bench-crun-'); do "${OCI_CG[@]}" delete -f "$c" >/dev/null 2>&1; done
+    # containers a failed run left (runc's `list -q`: their ids)
+    [ -d "$MW/oci-state" ] && for c in $("${OCI_RG[@]}" list -q 2>/dev/null); do "${OCI_RG[@]}" delete -f "$c" >/dev/null 2>&1; done
+    [ -d "$MW/oci-crun-state" ] && for c in $("${OCI_CG[@]}" list -q 2>/dev/null); do "${OCI_CG[@]}" delete -f "$c" >/dev/null 2>&1; done
     rm -rf "$MW/oci-state" "$MW/oci-crun-state"
     foreign_cleanup_podman "$MW/podman-oci"
 }

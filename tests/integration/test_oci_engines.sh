@@ -73,8 +73,6 @@ BUSYBOX=$REG/test/busybox:latest
 DEBIAN=$REG/test/debian:latest
 HTTPD=$REG/test/httpd:latest
 HTTPD_INDEX="hello from berth httpd"
-RUN_USER=root
-[ "$BERTH_MODE" = rootless ] && RUN_USER=$TEST_USER
 SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 T_SKIP=0
 
