@@ -23,6 +23,15 @@
 #   crun run       crun run of an OCI bundle (crun spec [--rootless], rootfs =
 #                  ROOTFS, args /bin/true, no terminal, no rlimits)
 #   crun exec      crun exec NAME /bin/true               (bundle running sleep)
+#   OCI run        berth-oci run and crun run of the same bundle (crun spec
+#                  [--rootless], rootfs = ROOTFS, /bin/true), a new container
+#                  id each run (sh -c 'exec RUNTIME run --bundle B ID-$$': the
+#                  same sh on both sides), in turns, BENCH_ROUNDS batches each
+#   podman --runtime  podman --runtime berth-oci run --rm ... localhost/busybox
+#                  /bin/true and the same with --runtime crun (same flags, same
+#                  store and image), in turns
+#                  (these four only when build/berth-oci, or the runtime that
+#                  BENCH_OCI_RUNTIME names, exists; a note says so otherwise)
 #   podman run     podman run --rm --network none localhost/busybox /bin/true
 #   podman exec    podman exec NAME /bin/true
 #   idle PSS       PSS (smaps_rollup) of an idle container's berth monitor +
@@ -60,7 +69,11 @@
 #   BENCH_DIR       scratch directory (default: mktemp -d /tmp/berth-start.XXXXXX)
 #   BENCH_KEEP=1    keep the scratch directory
 #   BENCH_RESULTS   also write "mode<TAB>name<TAB>median_ms" lines to this file
-#   BENCH_NO_FOREIGN=1  skip crun and podman
+#   BENCH_NO_FOREIGN=1  skip crun and podman (and the berth-oci rows)
+#   BENCH_OCI_RUNTIME   the runtime of the "OCI run" and "podman --runtime"
+#                   rows (default: OCI_RUNTIME, else build/berth-oci);
+#                   BENCH_OCI_RUNTIME=/usr/bin/crun checks the rows themselves
+#                   (ratios ~1.0)
 #   BENCH_LADDER=0  skip the ladder
 #   BENCH_FS        where every tool's files go: "host" (default: BENCH_DIR's
 #                   filesystem) or "loop" (root only: a fresh journaled ext4
@@ -253,8 +266,8 @@ json.dump(c, open(p, "w"), indent=1)
 EOF
 }
 
-podman_setup_env() {
-    local P=$MW/podman
+podman_setup_env() { # [DIR]  (default $MW/podman)
+    local P=${1:-$MW/podman}
     mkdir -p "$P/home" "$P/tmp" "$P/xdg"
     chmod 700 "$P/xdg"
     printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$P/root" "$P/run" >"$P/storage.conf"
@@ -313,22 +326,96 @@ foreign_cleanup_crun() {
     rm -rf "$MW/crun-state"
 }
 
-foreign_cleanup_podman() {
-    [ -d "$MW/podman" ] && [ ! -e "$MW/podman/cleaned" ] || return 0
-    podman_setup_env
+foreign_cleanup_podman() { # [DIR]  (default $MW/podman)
+    local P=${1:-$MW/podman}
+    [ -d "$P" ] && [ ! -e "$P/cleaned" ] || return 0
+    podman_setup_env "$P"
     "${PG[@]}" rm -af -t 0 >/dev/null 2>&1
     "${PG[@]}" rmi -af >/dev/null 2>&1
     # storage owned by subordinate ids: when nobody outside can remove it
     # (not run as root), only from inside podman's user namespace
-    [ "$OUTER_UID" != 0 ] && [ "$MODE" = rootless ] && "${PG[@]}" unshare rm -rf "$MW/podman/root" >/dev/null 2>&1
+    [ "$OUTER_UID" != 0 ] && [ "$MODE" = rootless ] && "${PG[@]}" unshare rm -rf "$P/root" >/dev/null 2>&1
     # the rootless pause process (catatonit) that keeps podman's user namespace
     local f pid
     while read -r f; do
         pid=$(cat "$f" 2>/dev/null)
         [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = catatonit ] && kill "$pid" 2>/dev/null
-    done < <(find "$MW/podman" -name pause.pid 2>/dev/null)
-    : >"$MW/podman/cleaned"
+    done < <(find "$P" -name pause.pid 2>/dev/null)
+    : >"$P/cleaned"
     return 0
+}
+
+# ---- the OCI runtime under test (berth-oci) against crun: the same bundle,
+# the same podman. Both run the same way: in the hidden-cgroup2 namespace
+# when the host needs it for crun, with --root in the section's directory;
+# rootless, crun (on either side) gets --cgroup-manager=disabled as above.
+is_crun() { "$1" --version 2>/dev/null | head -n 1 | grep -q '^crun'; }
+oci_cmds() { # sets OCI_RG (runtime under test) and OCI_CG (crun), global options included
+    local rt=$WORK/bin/$OCI_NAME crt
+    crt=$(command -v crun)
+    OCI_RG=("$rt" --root "$MW/oci-state")
+    OCI_CG=("$crt" --root "$MW/oci-crun-state")
+    if [ "$MODE" = rootless ]; then
+        OCI_CG=("$crt" --cgroup-manager=disabled --root "$MW/oci-crun-state")
+        is_crun "$rt" && OCI_RG=("$rt" --cgroup-manager=disabled --root "$MW/oci-state")
+    fi
+}
+
+section_oci() {
+    cd "$MW" || return 1
+    local k
+    for k in oci_run oci_crun_run podman_oci podman_crun; do echo n/a >"$RES/$k"; done
+    oci_cmds
+    local rt=$WORK/bin/$OCI_NAME crt r total=$RUNS
+    crt=$(command -v crun)
+    RUNS=$(( (total + ROUNDS - 1) / ROUNDS ))
+    if crun_bundle "$MW/oci-true" '["/bin/true"]'; then
+        # a new id per run (the pid of the sh that execs the runtime); the
+        # two go first in turns
+        for r in $(seq "$ROUNDS"); do
+            for k in $( ((r % 2)) && echo oci crun || echo crun oci); do
+                if [ "$k" = oci ]; then
+                    measure "oci_run.r$r" "" sh -c "exec $(quote_cmd "${OCI_RG[@]}") run --bundle $(quote_cmd "$MW/oci-true") bench-oci-\$\$"
+                else
+                    measure "oci_crun_run.r$r" "" sh -c "exec $(quote_cmd "${OCI_CG[@]}") run --bundle $(quote_cmd "$MW/oci-true") bench-crun-\$\$"
+                fi
+            done
+        done
+        pool_rounds oci_run
+        pool_rounds oci_crun_run
+    else
+        bench_log "[$MODE] crun spec failed: no OCI run rows"
+    fi
+    podman_setup_env "$MW/podman-oci"
+    if "${PG[@]}" load -q -i "$IMAGES_DIR/busybox-docker-save.tar" >"$RES/podman-oci-load.log" 2>&1; then
+        for r in $(seq "$ROUNDS"); do
+            for k in $( ((r % 2)) && echo oci crun || echo crun oci); do
+                if [ "$k" = oci ]; then
+                    measure "podman_oci.r$r" "" "${PG[@]}" --runtime "$rt" run --rm "${PRUN[@]}" "$IMG" /bin/true
+                else
+                    measure "podman_crun.r$r" "" "${PG[@]}" --runtime "$crt" run --rm "${PRUN[@]}" "$IMG" /bin/true
+                fi
+            done
+        done
+        pool_rounds podman_oci
+        pool_rounds podman_crun
+    else
+        bench_log "[$MODE] podman load failed"; cat "$RES/podman-oci-load.log" >&2
+    fi
+    RUNS=$total
+    foreign_cleanup_oci
+    return 0
+}
+
+foreign_cleanup_oci() {
+    [ -n "${OCI_NAME:-}" ] || return 0
+    oci_cmds
+    local c
+    # containers a failed run left (runc's `list -q`: their ids)
+    [ -d "$MW/oci-state" ] && for c in $("${OCI_RG[@]}" list -q 2>/dev/null); do "${OCI_RG[@]}" delete -f "$c" >/dev/null 2>&1; done
+    [ -d "$MW/oci-crun-state" ] && for c in $("${OCI_CG[@]}" list -q 2>/dev/null); do "${OCI_CG[@]}" delete -f "$c" >/dev/null 2>&1; done
+    rm -rf "$MW/oci-state" "$MW/oci-crun-state"
+    foreign_cleanup_podman "$MW/podman-oci"
 }
 
 section_main() { # NAME MODE
@@ -339,7 +426,8 @@ section_main() { # NAME MODE
     case $1 in
         berth) section_berth ;;
         foreign) section_foreign ;;
-        foreign-cleanup) foreign_cleanup_crun; foreign_cleanup_podman ;;
+        foreign-oci) section_oci ;;
+        foreign-cleanup) foreign_cleanup_crun; foreign_cleanup_podman; foreign_cleanup_oci ;;
         berth-cleanup)
             export BERTH_ROOT=$MW/berth BERTH_RUNROOT=$MW/berth-run BERTH_CONFIG=$WORK/berth-config.json
             local c
@@ -359,7 +447,7 @@ case ${1:-} in
     "" | --both) ;;
     --root) MODES=root ;;
     --rootless) MODES=rootless ;;
-    -h | --help) sed -n '2,45p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -uo pipefail/p' "$SELF" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) bench_die "unknown option '$1' (use --root, --rootless or --both)" ;;
 esac
 case $RUNS in '' | *[!0-9]* | 0) bench_die "BENCH_RUNS must be a positive integer (got '$RUNS')" ;; esac
@@ -419,6 +507,26 @@ fi
 OUTER_UID=$(id -u)
 export WORK RUNS ROUNDS WARMUP IMAGES_DIR IMG OUTER_UID
 
+# the OCI runtime of the berth-oci rows: a snapshot in $WORK/bin (755, so the
+# rootless user runs it too), named as the original (podman keys on the name)
+OCI_SRC=${BENCH_OCI_RUNTIME:-${OCI_RUNTIME:-$ROOT/build/berth-oci}}
+OCI_NAME=""
+OCI_NOTE=""
+if [ "${BENCH_NO_FOREIGN:-0}" = 1 ]; then
+    OCI_NOTE="berth-oci rows skipped (BENCH_NO_FOREIGN=1)"
+elif [ ! -f "$OCI_SRC" ]; then
+    OCI_NOTE="berth-oci rows skipped: $OCI_SRC does not exist (make build/berth-oci, or BENCH_OCI_RUNTIME=PATH)"
+else
+    mkdir -p "$WORK/bin"
+    if cp "$OCI_SRC" "$WORK/bin/$(basename "$OCI_SRC")" && chmod 755 "$WORK/bin/$(basename "$OCI_SRC")"; then
+        OCI_NAME=$(basename "$OCI_SRC")
+    else
+        OCI_NOTE="berth-oci rows skipped: cannot copy $OCI_SRC"
+    fi
+fi
+[ -n "$OCI_NOTE" ] && bench_log "$OCI_NOTE"
+export OCI_NAME
+
 # does crun need cgroup2 hidden (hybrid: tmpfs /sys/fs/cgroup + cgroup2 at unified)?
 HYBRID=0
 if [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] \
@@ -467,6 +575,7 @@ for mode in $MODES; do
     if [ "${BENCH_NO_FOREIGN:-0}" != 1 ]; then
         run_section foreign "$mode"
     fi
+    [ -n "$OCI_NAME" ] && run_section foreign-oci "$mode"
 done
 
 # ------------------------------------------------------------------ report
@@ -488,6 +597,21 @@ for row in "floor:floor (unshare+chroot /bin/true)" "berth_run:berth run --rm" "
     done
     echo
 done
+# the runtime under test, marked when it is crun itself (a check of the rows)
+OCI_LABEL=$OCI_NAME
+[ "$OCI_NAME" = crun ] && OCI_LABEL="crun*"
+if [ -n "$OCI_NAME" ]; then
+    for row in "oci_run:$OCI_LABEL run (bundle)" "oci_crun_run:crun run (same bundle)" \
+        "podman_oci:podman --runtime $OCI_LABEL run" "podman_crun:podman --runtime crun run"; do
+        key=${row%%:*}
+        printf '%-34s' "${row#*:}"
+        for mode in $MODES; do
+            printf '%20s' "$(val "$mode" "$key") ($(val "$mode" "$key.min"))"
+        done
+        echo
+    done
+    [ "$OCI_NAME" = crun ] && echo "  (crun*: $OCI_SRC as the runtime under test, BENCH_OCI_RUNTIME)"
+fi
 for row in "floor_cpu:floor, CPU ms per run" "berth_run_cpu:berth run --rm, CPU ms per run"; do
     printf '%-34s' "${row#*:}"
     for mode in $MODES; do printf '%20s' "$(val "$mode" "${row%%:*}")"; done
@@ -527,7 +651,7 @@ for mode in $MODES; do
     g() { val "$mode" "$1"; }
     if [ -n "${BENCH_RESULTS:-}" ]; then
         for k in floor berth_run berth_exec berth_create crun_run crun_exec podman_run podman_exec berth_start podman_start \
-            berth_logs_tail pss; do
+            berth_logs_tail pss ${OCI_NAME:+oci_run oci_crun_run podman_oci podman_crun}; do
             printf '%s\t%s\t%s\n' "$mode" "$k" "$(g $k)" >>"$BENCH_RESULTS"
         done
     fi
@@ -542,6 +666,14 @@ for mode in $MODES; do
     lt=$(g berth_logs_tail); st=""
     if [ "$lt" = n/a ] || ! bench_le "$lt" 50; then st=" MISSED"; MISSED_ANY=1; fi
     echo "[$mode] logs --tail 100 of a $(g berth_logs_bytes)-byte log = $lt ms (target <= 50)$st"
+    if [ -n "$OCI_NAME" ]; then
+        r=$(bench_ratio "$(g oci_run)" "$(g oci_crun_run)")
+        echo "[$mode] ratio run $OCI_LABEL/crun (same bundle) = $r (no target yet)"
+        [ -n "${BENCH_RESULTS:-}" ] && printf '%s\tratio run %s/crun\t%s\n' "$mode" "$OCI_NAME" "$r" >>"$BENCH_RESULTS"
+        r=$(bench_ratio "$(g podman_oci)" "$(g podman_crun)")
+        echo "[$mode] ratio podman run --runtime $OCI_LABEL/crun = $r (no target yet)"
+        [ -n "${BENCH_RESULTS:-}" ] && printf '%s\tratio podman run %s/crun\t%s\n' "$mode" "$OCI_NAME" "$r" >>"$BENCH_RESULTS"
+    fi
     pss=$(g pss)
     st=""
     if [ "$pss" = n/a ] || ! bench_le "$pss" 200; then st=" MISSED"; MISSED_ANY=1; fi
@@ -554,5 +686,6 @@ if [ "${BENCH_LADDER:-1}" != 0 ]; then
         if [ -s "$WORK/$mode/res/ladder" ]; then sed "s/^/[$mode] /" "$WORK/$mode/res/ladder"; else echo "[$mode] ladder: n/a"; fi
     done
 fi
+[ -n "$OCI_NOTE" ] && echo "note: $OCI_NOTE"
 [ $MISSED_ANY = 1 ] && bench_log "some targets MISSED (benchmark: exit 0 regardless)"
 exit 0

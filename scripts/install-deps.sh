@@ -16,6 +16,12 @@ pkgs=(
   tmux clang libclang-rt-14-dev
   # make test-vm: qemu boots Debian kernels fetched with apt-get download
   qemu-system-x86 kmod jq e2fsprogs xz-utils slirp4netns passwd
+  # tests/integration/test_oci_engines.sh: berth-oci under real engines. podman
+  # with its network stack named (--no-install-recommends leaves netavark out,
+  # and podman then falls back to CNI plugins that are not installed), crun
+  # (podman's default runtime, the suite's and bench/start.sh's reference),
+  # containerd (ctr, and runc by dependency); bench/start.sh times with hyperfine
+  podman crun conmon netavark aardvark-dns catatonit iptables containerd hyperfine
 )
 # the MCP test drives berth with the official TypeScript SDK (Node >= 18)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
