@@ -191,7 +191,7 @@ static int holder_ensure(const char *name, json_t *st, berth_error_t *err) {
 }
 
 int net_named_create(const char *name, json_t **out, berth_error_t *err) {
-  if (!container_name_valid(name) || !net_is_named(name) || !strcmp(name, "default"))
+  if (!name_valid(name) || !net_is_named(name) || !strcmp(name, "default"))
     return berth_error(err, -EINVAL, "invalid network name `%.80s`: use 1-63 letters, digits, `_`, `.` or `-` "
                        "(not `bridge`, `host`, `none` or `default`)", name);
   cleanup_free char *top = net_dir(NULL, err);
@@ -248,7 +248,7 @@ int net_named_create(const char *name, json_t **out, berth_error_t *err) {
 }
 
 int net_named_destroy(const char *name, json_t **out, berth_error_t *err) {
-  if (!container_name_valid(name) || !net_is_named(name))
+  if (!name_valid(name) || !net_is_named(name))
     return berth_error(err, -ENOENT, "network `%.80s` does not exist", name);
   cleanup_close int lk = net_lock(name, err);
   if (lk < 0) return -1;

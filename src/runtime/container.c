@@ -65,16 +65,7 @@ static char *cpath(const char *name, const char *file) {
   return file ? xasprintf("%s/%s/%s", d, name, file) : xasprintf("%s/%s", d, name);
 }
 
-bool container_name_valid(const char *n) {
-  size_t l = n ? strlen(n) : 0;
-  if (l == 0 || l > 63 || n[0] == '.' || n[0] == '-') return false;
-  for (size_t i = 0; i < l; i++) {
-    char c = n[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-      return false;
-  }
-  return true;
-}
+bool container_name_valid(const char *n) { return name_valid(n); }
 
 char *container_random_name(const char *prefix) {
   cleanup_free char *h = random_hex(3);

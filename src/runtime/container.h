@@ -158,6 +158,7 @@ struct cfs_op {
   bool replace;       /* CFS_SYMLINK/CFS_WRITE: replace what is there */
 };
 int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
+/* name_valid (util.h): the rule for container names */
 bool container_name_valid(const char *name);
 /* The container's directory (NULL: no data dir) and its state record as
  * last written (NULL: no such container); live_status says whether the

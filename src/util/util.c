@@ -145,6 +145,17 @@ bool str_has_suffix(const char *s, const char *p) {
   return a >= b && memcmp(s + a - b, p, b) == 0;
 }
 
+bool name_valid(const char *n) {
+  size_t l = n ? strlen(n) : 0;
+  if (l == 0 || l > 63 || n[0] == '.' || n[0] == '-') return false;
+  for (size_t i = 0; i < l; i++) {
+    char c = n[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
 int buf_append(struct buf *b, const void *data, size_t len) {
   if (b->len + len + 1 > b->cap) {
     size_t ncap = b->cap ? b->cap : 4096;

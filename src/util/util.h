@@ -61,6 +61,10 @@ char *xstrdup(const char *s);
 void *xmalloc0(size_t n);
 bool str_has_prefix(const char *s, const char *p);
 bool str_has_suffix(const char *s, const char *p);
+/* The rule for the names of containers and named networks (each one a
+ * directory): 1-63 letters, digits, `_`, `.` or `-`, not starting with `.`
+ * or `-`. */
+bool name_valid(const char *name);
 
 /* growable byte buffer */
 struct buf {
