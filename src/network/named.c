@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "container.h"
 #include "userns.h"
 
 #define NET_BRIDGE "br0"
@@ -247,12 +246,12 @@ int net_named_create(const char *name, json_t **out, berth_error_t *err) {
   return 0;
 }
 
-int net_named_destroy(const char *name, json_t **out, berth_error_t *err) {
+int net_named_destroy(const char *name, net_members_fn *members_of, json_t **out, berth_error_t *err) {
   if (!name_valid(name) || !net_is_named(name))
     return berth_error(err, -ENOENT, "network `%.80s` does not exist", name);
   cleanup_close int lk = net_lock(name, err);
   if (lk < 0) return -1;
-  json_t *members = container_network_members(name, false);
+  json_t *members = members_of(name, false);
   if (json_array_size(members)) {
     struct buf b = {0};
     size_t i;
@@ -289,7 +288,7 @@ int net_named_destroy(const char *name, json_t **out, berth_error_t *err) {
   return 0;
 }
 
-int net_named_list(json_t **out, berth_error_t *err) {
+int net_named_list(net_members_fn *members_of, json_t **out, berth_error_t *err) {
   cleanup_free char *top = net_dir(NULL, err);
   if (!top) return -1;
   json_t *arr = json_array();
@@ -299,7 +298,7 @@ int net_named_list(json_t **out, berth_error_t *err) {
     if (de->d_name[0] == '.') continue;
     json_t *st = net_state(de->d_name);
     if (!st) continue;
-    json_t *members = container_network_members(de->d_name, false), *names = json_array();
+    json_t *members = members_of(de->d_name, false), *names = json_array();
     size_t i;
     json_t *m;
     json_array_foreach(members, i, m) json_array_append(names, json_object_get(m, "name"));
@@ -314,7 +313,7 @@ int net_named_list(json_t **out, berth_error_t *err) {
   return 0;
 }
 
-int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
+int net_named_lease(const char *name, net_members_fn *members_of, struct net_lease *l, berth_error_t *err) {
   l->lock_fd = l->userns_fd = l->netns_fd = -1;
   int lk = net_lock(name, err);
   if (lk < 0) return -1;
@@ -343,7 +342,7 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
     return berth_error(err, -ESRCH, "network `%s`: its holder process went away; try again", name);
   }
   bool used[256] = {false};
-  json_t *members = container_network_members(name, true);
+  json_t *members = members_of(name, true);
   size_t i;
   json_t *m;
   json_array_foreach(members, i, m) {
@@ -432,11 +431,11 @@ static void hosts_rewrite(json_t *members) {
   }
 }
 
-void net_named_refresh(const char *name) {
+void net_named_refresh(const char *name, net_members_fn *members_of) {
   cleanup_error berth_error_t e = NULL;
   cleanup_close int lk = net_lock(name, &e);
   if (lk < 0) return;
-  json_t *members = container_network_members(name, true);
+  json_t *members = members_of(name, true);
   hosts_rewrite(members);
   json_decref(members);
 }

@@ -1778,7 +1778,7 @@ static int record_exit(const char *who, int code, bool reap_children) {
     }
     hb_release(jstr(s2, "id"));
     /* a stopped member loses its name on the network */
-    if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"));
+    if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"), container_network_members);
     json_decref(s2);
   }
   close(lk);
@@ -2454,7 +2454,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *id = c->id;
   bool named = net_is_named(c->network);
   /* the address is recorded in the state below, under the network's lock */
-  if (named && net_named_lease(c->network, &c->lease, err) < 0) return -1;
+  if (named && net_named_lease(c->network, container_network_members, &c->lease, err) < 0) return -1;
   c->hostbr = !strcmp(c->network, "bridge") && hb_usable();
   if (c->hostbr && hb_lease(id, c->hb_ip, err) < 0) return -1;
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
@@ -2499,7 +2499,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   berth_trace("create: state written");
   if (r < 0 || (o->run ? run_start(c, err) : start_monitor(c, err)) < 0) return -1;
   berth_trace("create: monitor verdict");
-  if (named) net_named_refresh(c->network); /* the others learn our name, we theirs */
+  if (named) net_named_refresh(c->network, container_network_members); /* the others learn our name, we theirs */
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:s}", "container", c->name, "container_id", id, "image",
                           json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
                           "persistent", o->persistent, "cgroup", c->cg, "mode", c->svc_argv ? "service" : "dev");
@@ -2796,7 +2796,7 @@ int container_list(json_t **out, berth_error_t *err) {
   }
   const char *net;
   json_t *v;
-  json_object_foreach(stale_nets, net, v) net_named_refresh(net);
+  json_object_foreach(stale_nets, net, v) net_named_refresh(net, container_network_members);
   json_decref(stale_nets);
   *out = json_pack("{s:o, s:I}", "containers", arr, "count", (json_int_t)json_array_size(arr));
   return 0;
@@ -2988,7 +2988,7 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   json_decref(st);
   if (remove_container_dir_at(userns_fd, cdir, later, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   berth_trace("rm: dir removed");
-  if (net) net_named_refresh(net); /* the others forget our name */
+  if (net) net_named_refresh(net, container_network_members); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
   return 0;
 }
@@ -3292,7 +3292,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   }
   if (json_is_true(json_object_get(json_object_get(st, "disk"), "enforced")) && disk_mount(cdir, err) < 0) goto done;
   if (pf_bind(so.ports, c.port_fds, err) < 0) goto done;
-  if (named && net_named_lease(network, &c.lease, err) < 0) goto done;
+  if (named && net_named_lease(network, container_network_members, &c.lease, err) < 0) goto done;
   c.hostbr = !strcmp(network, "bridge") && hb_usable();
   if (c.hostbr && hb_lease(id, c.hb_ip, err) < 0) goto done;
   ip = named ? c.lease.ip : c.hostbr ? c.hb_ip : NULL;
@@ -3338,7 +3338,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   berth_trace("start: state written");
   if (start_monitor(&c, err) < 0) goto done;
   berth_trace("start: monitor verdict");
-  if (named) net_named_refresh(network);
+  if (named) net_named_refresh(network, container_network_members);
   r = 0;
   *out = json_pack("{s:b, s:s, s:s, s:O, s:s, s:O}", "success", 1, "container", name, "status", "running", "restart_count",
                    json_object_get(st, "restart_count"), "mode", jstr(st, "mode") ?: "dev", "env_dropped", dropped);
