@@ -79,12 +79,6 @@ int net_named_lease(const char *name, net_members_fn *members, struct net_lease 
 int net_named_attach(const struct net_lease *l, pid_t init_pid, const char *id, berth_error_t *err);
 /* Close what a lease holds (lock and namespace fds). */
 void net_lease_close(struct net_lease *l);
-/* A veth pair: `veth` on `bridge` in the namespace of hfd (-1: ours), its
- * peer eth0 in cfd's with ip/prefix, a default route through gw (NULL:
- * none) and, when asked, an unreachable route to the other named networks.
- * Enters namespaces: call in a process that exits afterwards. */
-int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
-                  bool unreachable_others, bool isolated, berth_error_t *err);
 /* Rewrite the members' /etc/hosts (after a member came or went). */
 void net_named_refresh(const char *name, net_members_fn *members);
 
