@@ -39,7 +39,7 @@ $(BUILD)/completion.o: scripts/completion/berth.bash
 
 # the seccomp profile compiled to BPF at build time (loaded as is at run time);
 # through lazylib's libseccomp shims, as berth's own run-time fallback
-$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/runtime/security.c $(BUILD)/src/util/util.o $(BUILD)/src/util/lazylib.o \
+$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/util/security.c $(BUILD)/src/util/util.o $(BUILD)/src/util/lazylib.o \
                       $(BUILD)/profiles/seccomp/default.o
 	$(CC) $(CFLAGS) -DBERTH_SECCOMP_RUNTIME_ONLY -o $@ $^ $(LDLIBS)
 

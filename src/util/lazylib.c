@@ -206,7 +206,7 @@ SHIM(C, int, EVP_DigestFinal_ex, (EVP_MD_CTX * c, unsigned char *md, unsigned in
 SHIM(C, int, EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
 SHIM(C, int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
 
-/* ---- libseccomp (src/runtime/security.c's run-time filter, gen-seccomp) ---- */
+/* ---- libseccomp (src/util/security.c's run-time filter, gen-seccomp) ---- */
 #define S LIB_SECCOMP
 SHIM(S, scmp_filter_ctx, seccomp_init, (uint32_t a), (a))
 VSHIM(S, seccomp_release, (scmp_filter_ctx c), (c))
