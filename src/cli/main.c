@@ -12,42 +12,6 @@
 #include "cli.h"
 #include "container.h"
 
-static bool want_color(void) { return isatty(STDERR_FILENO) && !getenv("NO_COLOR"); }
-
-void cli_print_json(json_t *j) {
-  char *t = json_dumps(j, JSON_INDENT(2));
-  if (t) puts(t);
-  free(t);
-}
-
-int cli_fail(bool json, berth_error_t err) {
-  const char *msg = err && err->msg ? err->msg : "unknown error";
-  if (json) {
-    json_t *j = json_pack("{s:o, s:s}", "error", json_string_safe(msg), "code", err && err->status == ENOENT ? "not_found" : "failed");
-    char *t = json_dumps(j, JSON_INDENT(2));
-    puts(t);
-    free(t);
-    json_decref(j);
-  } else if (want_color())
-    fprintf(stderr, "\033[31mberth: error:\033[0m %s\n", msg);
-  else
-    fprintf(stderr, "berth: error: %s\n", msg);
-  berth_error_free(err);
-  return EXIT_BERTH;
-}
-
-int cli_unknown_option(const char *cmd, const char *arg) {
-  fprintf(stderr, "berth %s: unknown option `%s`; see `berth %s --help`\n", cmd, arg, cmd);
-  return EXIT_BERTH;
-}
-
-static int usage_error(const char *cmd, const char *fmt, const char *arg) {
-  fprintf(stderr, "berth %s: ", cmd);
-  fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\nSee `berth %s --help`.\n", cmd);
-  return EXIT_BERTH;
-}
-
 static const char *PULL_HELP =
     "Usage: berth pull [OPTIONS] REF\n\n"
     "Pull an image from a registry into berth's store.\n\n"
@@ -94,47 +58,26 @@ static int parse(const char *cmd, int argc, char **argv, struct common *c) {
     case 'p': c->platform = optarg; break;
     case 'n': c->name = optarg; break;
     case 'f':
-      if (strcmp(cmd, "rmi")) return usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
+      if (strcmp(cmd, "rmi")) return cli_usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
       c->force = true;
       break;
-    default: return usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
+    default: return cli_usage_error(cmd, "unknown option `%s`", argv[optind - 1]);
     }
   }
   return 0;
-}
-
-static void print_json_text(const char *t) {
-  fputs(t, stdout);
-  fputc('\n', stdout);
-}
-
-static void print_pull_human(const char *result) {
-  json_t *j = json_loads(result, 0, NULL);
-  json_t *arr = json_is_array(j) ? j : NULL;
-  size_t n = arr ? json_array_size(arr) : 1;
-  for (size_t i = 0; i < n; i++) {
-    json_t *o = arr ? json_array_get(arr, i) : j;
-    printf("%s\n  digest:   %s\n  platform: %s\n  layers:   %zu\n", json_string_value(json_object_get(o, "name")),
-           json_string_value(json_object_get(o, "digest")), json_string_value(json_object_get(o, "platform")),
-           json_array_size(json_object_get(o, "layers")));
-    size_t k;
-    json_t *note;
-    json_array_foreach(json_object_get(o, "notes"), k, note) fprintf(stderr, "note: %s\n", json_string_value(note));
-  }
-  json_decref(j);
 }
 
 static int cmd_pull(int argc, char **argv) {
   struct common c = {0};
   if (parse("pull", argc, argv, &c)) return EXIT_BERTH;
   if (c.help) return fputs(PULL_HELP, stdout), 0;
-  if (optind != argc - 1) return usage_error("pull", "expected exactly one image reference%s", "");
+  if (optind != argc - 1) return cli_usage_error("pull", "expected exactly one image reference%s", "");
   struct berth_pull_options po = {.platform = c.platform, .quiet = c.quiet, .json_progress = c.json};
   char *res = NULL;
   berth_error_t err = NULL;
   if (berth_image_pull(argv[optind], &po, &res, &err) < 0) return cli_fail(c.json, err);
-  if (c.json) print_json_text(res);
-  else if (!c.quiet) print_pull_human(res);
+  if (c.json) cli_print_json_text(res);
+  else if (!c.quiet) cli_print_pull_human(res);
   free(res);
   return 0;
 }
@@ -143,13 +86,13 @@ static int cmd_load(int argc, char **argv) {
   struct common c = {0};
   if (parse("load", argc, argv, &c)) return EXIT_BERTH;
   if (c.help) return fputs(LOAD_HELP, stdout), 0;
-  if (optind != argc - 1) return usage_error("load", "expected exactly one PATH%s", "");
+  if (optind != argc - 1) return cli_usage_error("load", "expected exactly one PATH%s", "");
   struct berth_pull_options po = {.quiet = c.quiet, .json_progress = c.json};
   char *res = NULL;
   berth_error_t err = NULL;
   if (berth_image_load(argv[optind], c.name, &po, &res, &err) < 0) return cli_fail(c.json, err);
-  if (c.json) print_json_text(res);
-  else if (!c.quiet) print_pull_human(res);
+  if (c.json) cli_print_json_text(res);
+  else if (!c.quiet) cli_print_pull_human(res);
   free(res);
   return 0;
 }
@@ -162,7 +105,7 @@ static int cmd_images(int argc, char **argv) {
   berth_error_t err = NULL;
   if (berth_image_list(&res, &err) < 0) return cli_fail(c.json, err);
   if (c.json) {
-    print_json_text(res);
+    cli_print_json_text(res);
     free(res);
     return 0;
   }
@@ -189,7 +132,7 @@ static int cmd_rmi(int argc, char **argv) {
   struct common c = {0};
   if (parse("rmi", argc, argv, &c)) return EXIT_BERTH;
   if (c.help) return fputs(RMI_HELP, stdout), 0;
-  if (optind >= argc) return usage_error("rmi", "expected at least one image reference%s", "");
+  if (optind >= argc) return cli_usage_error("rmi", "expected at least one image reference%s", "");
   int rc = 0;
   json_t *all = json_array();
   for (int i = optind; i < argc; i++) {
@@ -221,7 +164,7 @@ static int cmd_rmi(int argc, char **argv) {
   }
   if (c.json) {
     char *t = json_dumps(all, JSON_INDENT(2));
-    print_json_text(t);
+    cli_print_json_text(t);
     free(t);
   }
   json_decref(all);
@@ -329,7 +272,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) berth_log_level = BERTH_LOG_INFO;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(MAIN_HELP, stdout), 0;
     else if (!strcmp(argv[i], "--version")) return printf("berth %s\n", berth_version()), 0;
-    else return usage_error("", "unknown option `%s`", argv[i]);
+    else return cli_usage_error("", "unknown option `%s`", argv[i]);
     i++;
   }
   const char *lvl = getenv("BERTH_LOG");
