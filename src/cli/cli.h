@@ -17,6 +17,11 @@ int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
 /* pull's and load's result (one image or an array) for people; notes on stderr */
 void cli_print_pull_human(const char *result);
 
+/* images.c */
+int cmd_pull(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
