@@ -98,6 +98,14 @@ void berth_fclosep(FILE **f) {
   if (*f) fclose(*f);
   *f = NULL;
 }
+void berth_json_decrefp(json_t **j) {
+  json_decref(*j);
+  *j = NULL;
+}
+void berth_close_pairp(int (*p)[2]) {
+  berth_closep(&(*p)[0]);
+  berth_closep(&(*p)[1]);
+}
 
 void berth_log(int level, const char *fmt, ...) {
   if (level > berth_log_level) return;

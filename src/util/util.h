@@ -29,10 +29,16 @@ void berth_error_clear(berth_error_t *err);
 void berth_freep(void *p);
 void berth_closep(int *fd);
 void berth_fclosep(FILE **f);
+void berth_json_decrefp(json_t **j);
+/* both ends of a pipe or socket pair; an end already closed must be -1 */
+void berth_close_pairp(int (*p)[2]);
 #define cleanup_free __attribute__((cleanup(berth_freep)))
 #define cleanup_close __attribute__((cleanup(berth_closep)))
 #define cleanup_fclose __attribute__((cleanup(berth_fclosep)))
 #define cleanup_error __attribute__((cleanup(berth_error_clear)))
+#define cleanup_json __attribute__((cleanup(berth_json_decrefp)))
+/* int p[2] = {-1, -1}: closed when it goes out of scope */
+#define cleanup_close_pair __attribute__((cleanup(berth_close_pairp)))
 
 /* set by the berth command's main(): this process exits when its command
  * is done (a library caller may live on) */
