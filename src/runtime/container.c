@@ -92,6 +92,12 @@ static int state_write(const char *name, json_t *st, berth_error_t *err) {
   return write_file_replace(p, txt, strlen(txt), 0600, false, err);
 }
 
+/* state_write where no caller takes the error: a failure is logged, not lost */
+static void state_write_warn(const char *name, json_t *st, const char *what) {
+  cleanup_error berth_error_t e = NULL;
+  if (state_write(name, st, &e) < 0) berth_warn("recording %s of %s: %s", what, name, e && e->msg ? e->msg : "failed");
+}
+
 static void state_sync(const char *name) {
   cleanup_free char *p = cpath(name, "state.json");
   int fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
@@ -1456,7 +1462,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     json_t *st = state_read(m->name);
     if (st) {
       json_object_set(st, "cgroup", L->cg);
-      state_write(m->name, st, NULL);
+      state_write_warn(m->name, st, "the cgroup");
       json_decref(st);
     }
   }
@@ -1613,7 +1619,7 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   if (L->helper > 0) json_object_set_new(st, "network_helper", proc_ref(L->helper));
   if (L->fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(L->fwd));
   if (L->egress > 0) json_object_set_new(st, "egress_helper", proc_ref(L->egress));
-  state_write(name, st, NULL);
+  state_write_warn(name, st, "the start");
   json_decref(st);
 }
 
@@ -3041,7 +3047,7 @@ static void monitor_restart(const char *name, const char *id, int code, double r
     json_object_set_new(st, "restart_backoff_ms", json_integer(delay));
     json_object_set_new(st, "status", json_string("restarting"));
     json_object_set_new(st, "monitor", proc_ref(getpid()));
-    state_write(name, st, NULL);
+    state_write_warn(name, st, "the restart");
     json_decref(st);
     close(lk);
     struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
@@ -3060,7 +3066,7 @@ static void monitor_restart(const char *name, const char *id, int code, double r
       json_object_set_new(st, "status", json_string("exited"));
       json_object_set_new(st, "restart_count", json_integer(count + 1));
       json_object_set_new(st, "restart_error", json_string(e->msg));
-      state_write(name, st, NULL);
+      state_write_warn(name, st, "the failed restart");
     }
     json_decref(st);
     close(lk);
@@ -3167,7 +3173,7 @@ int container_stop(const char *name, int timeout, json_t **out, berth_error_t *e
   bool restarting = !strcmp(jstr(st, "status") ?: "", "restarting");
   bool running = !strcmp(live_status(st), "running");
   if (restarting) json_object_set_new(st, "status", json_string("exited"));
-  state_write(name, st, NULL);
+  state_write_warn(name, st, "the stop");
   close(lk);
   if (restarting && state_proc_alive(st, "monitor")) { /* asleep in its back-off */
     kill((pid_t)json_integer_value(json_object_get(json_object_get(st, "monitor"), "pid")), SIGKILL);
