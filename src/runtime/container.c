@@ -687,7 +687,7 @@ static void loopback_up(void) {
 }
 
 /* Root: the launcher brings the container's loopback up from outside,
- * while init mounts (0.2 ms that init would spend in line); rootless, the
+ * while init mounts (time init would otherwise spend in line); rootless, the
  * namespace belongs to the container's user namespace and init does it.
  * *done stays false when it could not enter the namespace (init does it
  * then). The launcher always returns to its own namespace, or fails the
@@ -1173,8 +1173,8 @@ static int helper_main(void *arg) {
  * pair it plugs in. CLONE_PARENT makes init our child all the same.
  * The helper is started like posix_spawn (CLONE_VM | CLONE_VFORK, as the
  * command is, exec.c): we wait for it anyway, and a fork of berth costs
- * ~0.15 ms more CPU on this VM, a copy of the page tables made to be torn
- * down again. Returns init's pid (in the monitor), with *err set when init
+ * more CPU: a copy of the page tables made to be torn down again.
+ * Returns init's pid (in the monitor), with *err set when init
  * exists but could not be mapped or plugged in. */
 static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, json_t *cg, bool *placed,
                               struct init_args *ia, struct init_fds *f, berth_error_t *err) {
@@ -1866,8 +1866,8 @@ static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
 }
 
 /* what a background removal (run --rm) leaves to its detached child: the
- * container's mount namespace (hold_fd; the unmounts take ~0.3 ms of
- * expedited RCU) and its cgroup */
+ * container's mount namespace (hold_fd; the unmounts wait for expedited
+ * RCU) and its cgroup */
 struct rm_later {
   int hold_fd;
   json_t *cg;
@@ -1966,8 +1966,8 @@ static pid_t trash_spawn_embedded(struct trash_child *tc, struct rm_later *later
  * (CLONE_VM, a stack of its own) and waits, all signals blocked, until
  * this process has exited (EOF on `gone`: its write end is only ours), so
  * the two never run on that memory at once; a fork would copy the page
- * tables for a process that touches almost nothing of them (~0.15 ms of
- * CPU here). What it needs is copied for it, and never freed by us. */
+ * tables for a process that touches almost nothing of them. What it
+ * needs is copied for it, and never freed by us. */
 static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
   struct trash_child *c = malloc(sizeof *c);
   if (!c || pipe2(tc->gone, O_CLOEXEC) < 0) {
@@ -1999,9 +1999,9 @@ static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
 
 /* A removed container's name is free at once: its directory is renamed
  * into <data>/trash and a detached child deletes it, so `rm` and
- * `run --rm` do not wait for the disk (about 1.5 ms for an empty
- * container on ext4, far more for a big one). Rootless, the child works in
- * the container's user namespace (userns_fd), where the subordinate ids
+ * `run --rm` do not wait for the disk (longer the bigger the container).
+ * Rootless, the child works in the container's user namespace
+ * (userns_fd), where the subordinate ids
  * its files belong to are mapped. Whatever is left in trash (a child
  * killed, a crash) goes with the next removal. */
 static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_later *later, berth_error_t *err) {

@@ -613,7 +613,7 @@ pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *e
   }
   /* like posix_spawn: the child borrows our memory on its own stack and
    * we sleep until it has exec'd, which spares a copy of berth's page
-   * tables and every copy-on-write fault of a fork (0.2-0.3 ms), and the
+   * tables and every copy-on-write fault of a fork, and the
    * exec a teardown of them. Nothing else of ours runs meanwhile. */
   if (ready) ready(ready_arg); /* the launcher sends the go byte once it hears from us */
   struct spawn_args sa = {.x = &x, .u = &u, .go_fd = go_fd, .slave = slave};

@@ -142,7 +142,7 @@ char *boot_id_read(void);
 const char *fuse_overlayfs_path(void);
 /* Keep a just-started child off the caller's CPU while the caller works on
  * in parallel: a new task is queued where its parent runs, and this
- * kernel's balancer leaves it waiting there (about 1 ms, bench/micro.sh)
+ * kernel's balancer leaves it waiting there (bench/micro.sh childwake)
  * while another CPU idles. Returns true and the child's old mask in *saved
  * when it moved it; cpu_restore gives it back. Best effort: false when
  * there is no other CPU to use or the kernel refuses. */
