@@ -14,7 +14,7 @@ CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(
 LDLIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -pthread -ldl
 BUILD := build
 
-LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/state/*.c src/api/*.c \
+LIB_SRC := $(filter-out src/runtime/seccomp_gen.c src/runtime/tinyinit.c,$(wildcard src/util/*.c src/image/*.c src/runtime/*.c src/api/*.c \
                       src/bundle/*.c src/network/*.c src/provision/*.c src/preflight/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/profiles/seccomp/default.o $(BUILD)/profiles/purposes.o $(BUILD)/seccomp_bpf.o
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c)) $(BUILD)/completion.o
@@ -44,7 +44,7 @@ $(BUILD)/completion.o: scripts/completion/berth.bash
 
 # the seccomp profile compiled to BPF at build time (loaded as is at run time);
 # through lazylib's libseccomp shims, as berth's own run-time fallback
-$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/runtime/security.c $(BUILD)/src/util/util.o $(BUILD)/src/util/lazylib.o \
+$(BUILD)/gen-seccomp: src/runtime/seccomp_gen.c src/util/security.c $(BUILD)/src/util/util.o $(BUILD)/src/util/lazylib.o \
                       $(BUILD)/profiles/seccomp/default.o
 	$(CC) $(CFLAGS) -DBERTH_SECCOMP_RUNTIME_ONLY -o $@ $^ $(LDLIBS)
 
@@ -96,7 +96,11 @@ integration: all
 test-vm: all
 	scripts/vmtest/vmtest.sh
 
-test: all
+# no module includes a header of a module above it (the layers: scripts/check-deps.sh)
+check-deps:
+	scripts/check-deps.sh
+
+test: all check-deps
 	scripts/test.sh
 
 # the OCI runtime conformance suite against build/berth-oci (root; make test runs it)
@@ -109,5 +113,5 @@ demo:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit deps fixtures integration test-vm test demo clean
+.PHONY: all unit deps fixtures integration test-vm check-deps test demo clean
 -include $(LIB_OBJ:.o=.d) $(filter-out $(BUILD)/completion.d,$(CLI_OBJ:.o=.d))

@@ -598,7 +598,7 @@ static json_t *h_egress_test(json_t *req) {
 static json_t *h_destroy_network(json_t *req) {
   json_t *out = NULL;
   berth_error_t e = NULL;
-  return net_named_destroy(jstr(req, "name"), &out, &e) < 0 ? from_error(e, NULL) : out;
+  return net_named_destroy(jstr(req, "name"), container_network_members, &out, &e) < 0 ? from_error(e, NULL) : out;
 }
 
 static bool preflight_done;

@@ -3,10 +3,25 @@
 #include <jansson.h>
 #include "berth.h"
 #define EXIT_BERTH 125
+/* ---- output.c: what commands print ---- */
+/* print err (as {"error", "code"} with json, else in red when stderr is a
+ * terminal and NO_COLOR is unset), free it; returns EXIT_BERTH */
 int cli_fail(bool json, berth_error_t err);
 void cli_print_json(json_t *j);
+/* JSON text as is, with a newline */
+void cli_print_json_text(const char *t);
 /* an option COMMAND does not take: say so, point at its help; exit 125 */
 int cli_unknown_option(const char *cmd, const char *arg);
+/* "berth CMD: " fmt (with arg) and a pointer to its help; returns EXIT_BERTH */
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
+/* pull's and load's result (one image or an array) for people; notes on stderr */
+void cli_print_pull_human(const char *result);
+
+/* images.c */
+int cmd_pull(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_exec(int argc, char **argv);

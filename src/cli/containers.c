@@ -829,7 +829,7 @@ int cmd_network(int argc, char **argv) {
   json_t *out = NULL;
   berth_error_t err = NULL;
   if (!strcmp(sub, "ls") || !strcmp(sub, "list")) {
-    if (net_named_list(&out, &err) < 0) return cli_fail(json, err);
+    if (net_named_list(container_network_members, &out, &err) < 0) return cli_fail(json, err);
     if (json) cli_print_json(out);
     else {
       printf("%-24s %-16s %s\n", "NAME", "SUBNET", "CONTAINERS");
@@ -850,7 +850,7 @@ int cmd_network(int argc, char **argv) {
   for (int i = 2; i < argc; i++) {
     if (argv[i][0] == '-') continue;
     names++;
-    int r = create ? net_named_create(argv[i], &out, &err) : net_named_destroy(argv[i], &out, &err);
+    int r = create ? net_named_create(argv[i], &out, &err) : net_named_destroy(argv[i], container_network_members, &out, &err);
     if (r < 0) {
       rc = cli_fail(json, err);
       continue;

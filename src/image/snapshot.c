@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include "berth.h"
-#include "container.h"
 #include "digest.h"
 #include "manifest.h"
 #include "ref.h"
@@ -409,7 +408,7 @@ int berth_snapshot(const char *container, const char *name, char **result, berth
 }
 
 int berth_commit(const char *container, const char *ref, char **result, berth_error_t *err) {
-  if (!container_name_valid(container)) return berth_error(err, -ENOENT, "Container not found: %.80s", container ? container : "");
+  if (!name_valid(container)) return berth_error(err, -ENOENT, "Container not found: %.80s", container ? container : "");
   cleanup_free char *dflt = NULL;
   if (!ref || !*ref) { /* localhost/NAME:latest, as load names what has no name */
     dflt = xasprintf("localhost/%s:latest", container);

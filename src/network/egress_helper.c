@@ -243,7 +243,7 @@ static int set_elem(int fd, const char *set, int family, const uint8_t *addr, ui
 }
 
 /* ---- the table, as nfnetlink messages (libnftables would cost this
- * process ~1 ms to load and 1-5 ms to parse the same, on the create's
+ * process a library load and a parse of the same, on the create's
  * path) ---- */
 static size_t b_attr(struct buf *b, uint16_t type, const void *data, size_t len) {
   size_t off = b->len;

@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "container.h"
 #include "userns.h"
 
 #define NET_BRIDGE "br0"
@@ -191,7 +190,7 @@ static int holder_ensure(const char *name, json_t *st, berth_error_t *err) {
 }
 
 int net_named_create(const char *name, json_t **out, berth_error_t *err) {
-  if (!container_name_valid(name) || !net_is_named(name) || !strcmp(name, "default"))
+  if (!name_valid(name) || !net_is_named(name) || !strcmp(name, "default"))
     return berth_error(err, -EINVAL, "invalid network name `%.80s`: use 1-63 letters, digits, `_`, `.` or `-` "
                        "(not `bridge`, `host`, `none` or `default`)", name);
   cleanup_free char *top = net_dir(NULL, err);
@@ -247,12 +246,12 @@ int net_named_create(const char *name, json_t **out, berth_error_t *err) {
   return 0;
 }
 
-int net_named_destroy(const char *name, json_t **out, berth_error_t *err) {
-  if (!container_name_valid(name) || !net_is_named(name))
+int net_named_destroy(const char *name, net_members_fn *members_of, json_t **out, berth_error_t *err) {
+  if (!name_valid(name) || !net_is_named(name))
     return berth_error(err, -ENOENT, "network `%.80s` does not exist", name);
   cleanup_close int lk = net_lock(name, err);
   if (lk < 0) return -1;
-  json_t *members = container_network_members(name, false);
+  json_t *members = members_of(name, false);
   if (json_array_size(members)) {
     struct buf b = {0};
     size_t i;
@@ -289,7 +288,7 @@ int net_named_destroy(const char *name, json_t **out, berth_error_t *err) {
   return 0;
 }
 
-int net_named_list(json_t **out, berth_error_t *err) {
+int net_named_list(net_members_fn *members_of, json_t **out, berth_error_t *err) {
   cleanup_free char *top = net_dir(NULL, err);
   if (!top) return -1;
   json_t *arr = json_array();
@@ -299,7 +298,7 @@ int net_named_list(json_t **out, berth_error_t *err) {
     if (de->d_name[0] == '.') continue;
     json_t *st = net_state(de->d_name);
     if (!st) continue;
-    json_t *members = container_network_members(de->d_name, false), *names = json_array();
+    json_t *members = members_of(de->d_name, false), *names = json_array();
     size_t i;
     json_t *m;
     json_array_foreach(members, i, m) json_array_append(names, json_object_get(m, "name"));
@@ -314,7 +313,7 @@ int net_named_list(json_t **out, berth_error_t *err) {
   return 0;
 }
 
-int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
+int net_named_lease(const char *name, net_members_fn *members_of, struct net_lease *l, berth_error_t *err) {
   l->lock_fd = l->userns_fd = l->netns_fd = -1;
   int lk = net_lock(name, err);
   if (lk < 0) return -1;
@@ -343,7 +342,7 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
     return berth_error(err, -ESRCH, "network `%s`: its holder process went away; try again", name);
   }
   bool used[256] = {false};
-  json_t *members = container_network_members(name, true);
+  json_t *members = members_of(name, true);
   size_t i;
   json_t *m;
   json_array_foreach(members, i, m) {
@@ -361,29 +360,6 @@ int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err) {
   }
   snprintf(l->ip, sizeof l->ip, "10.89.%d.%d", k, host);
   l->lock_fd = lk;
-  return 0;
-}
-
-int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
-                  bool unreachable_others, bool isolated, berth_error_t *err) {
-  struct in_addr a, g, all;
-  if (inet_pton(AF_INET, ip, &a) != 1 || (gw && inet_pton(AF_INET, gw, &g) != 1))
-    return berth_error(err, -EINVAL, "bad address %s", ip);
-  inet_pton(AF_INET, "10.89.0.0", &all);
-  if (hfd >= 0 && setns(hfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the network's namespace");
-  cleanup_close int nh = nl_open(err);
-  if (nh < 0) return -1;
-  if (nl_veth_add(nh, veth, "eth0", cfd, err) < 0) return -1;
-  int br = nl_ifindex(nh, bridge);
-  if (br <= 0) return berth_error(err, -ENODEV, "the network's bridge %s is gone: remove and create the network again", bridge);
-  if (nl_link_up(nh, veth, br, err) < 0) return -1;
-  if (isolated && nl_bridge_port_isolate(nh, veth, err) < 0) return -1;
-  if (setns(cfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the container's network namespace");
-  cleanup_close int nc = nl_open(err);
-  if (nc < 0) return -1;
-  if (nl_addr_add(nc, "eth0", a, prefix, err) < 0 || nl_link_up(nc, "eth0", 0, err) < 0) return -1;
-  if (gw && nl_route_default(nc, g, err) < 0) return -1;
-  if (unreachable_others && nl_route_unreachable(nc, all, 16, err) < 0) return -1;
   return 0;
 }
 
@@ -432,11 +408,11 @@ static void hosts_rewrite(json_t *members) {
   }
 }
 
-void net_named_refresh(const char *name) {
+void net_named_refresh(const char *name, net_members_fn *members_of) {
   cleanup_error berth_error_t e = NULL;
   cleanup_close int lk = net_lock(name, &e);
   if (lk < 0) return;
-  json_t *members = container_network_members(name, true);
+  json_t *members = members_of(name, true);
   hosts_rewrite(members);
   json_decref(members);
 }

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "netlink.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
@@ -8,6 +9,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -235,4 +237,27 @@ int nl_nft_table_exists(int family, const char *table) {
   int e = talk(s, &r);
   close(s);
   return e == 0 ? 1 : e == -ENOENT ? 0 : e;
+}
+
+int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
+                  bool unreachable_others, bool isolated, berth_error_t *err) {
+  struct in_addr a, g, all;
+  if (inet_pton(AF_INET, ip, &a) != 1 || (gw && inet_pton(AF_INET, gw, &g) != 1))
+    return berth_error(err, -EINVAL, "bad address %s", ip);
+  inet_pton(AF_INET, "10.89.0.0", &all);
+  if (hfd >= 0 && setns(hfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the network's namespace");
+  cleanup_close int nh = nl_open(err);
+  if (nh < 0) return -1;
+  if (nl_veth_add(nh, veth, "eth0", cfd, err) < 0) return -1;
+  int br = nl_ifindex(nh, bridge);
+  if (br <= 0) return berth_error(err, -ENODEV, "the network's bridge %s is gone: remove and create the network again", bridge);
+  if (nl_link_up(nh, veth, br, err) < 0) return -1;
+  if (isolated && nl_bridge_port_isolate(nh, veth, err) < 0) return -1;
+  if (setns(cfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the container's network namespace");
+  cleanup_close int nc = nl_open(err);
+  if (nc < 0) return -1;
+  if (nl_addr_add(nc, "eth0", a, prefix, err) < 0 || nl_link_up(nc, "eth0", 0, err) < 0) return -1;
+  if (gw && nl_route_default(nc, g, err) < 0) return -1;
+  if (unreachable_others && nl_route_unreachable(nc, all, 16, err) < 0) return -1;
+  return 0;
 }

@@ -29,4 +29,12 @@ int nl_nft_table_exists(int family, const char *table);
 /* The interface index of ifname in the socket's namespace (0 when absent). */
 int nl_ifindex(int nl, const char *ifname);
 
+/* A veth pair: `veth` on `bridge` in the namespace of hfd (-1: ours), its
+ * peer eth0 in cfd's with ip/prefix, a default route through gw (NULL:
+ * none) and, when asked, an unreachable route to the other named networks
+ * (10.89.0.0/16); isolated makes `veth` an isolated bridge port.
+ * Enters namespaces: call in a process that exits afterwards. */
+int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
+                  bool unreachable_others, bool isolated, berth_error_t *err);
+
 #endif

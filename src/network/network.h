@@ -52,10 +52,16 @@ bool net_helper_available(void);
 
 /* ---- named networks (named.c) ---- */
 bool net_is_named(const char *network); /* not bridge, none or host */
+/* The containers on a named network, [{name, ip, hosts, status}]; live_only
+ * keeps running (or being created) ones that hold an address. This module
+ * knows no containers: the caller passes the runtime's lister
+ * (container_network_members), and it is called under the network's lock,
+ * so an address chosen or a member counted stays true until it is released. */
+typedef json_t *net_members_fn(const char *network, bool live_only);
 int net_named_create(const char *name, json_t **out, berth_error_t *err);
 /* refuses while containers are attached, naming them */
-int net_named_destroy(const char *name, json_t **out, berth_error_t *err);
-int net_named_list(json_t **out, berth_error_t *err);
+int net_named_destroy(const char *name, net_members_fn *members, json_t **out, berth_error_t *err);
+int net_named_list(net_members_fn *members, json_t **out, berth_error_t *err);
 
 /* An address on the network for a new container. The network's lock is
  * held (lock_fd) until the caller has recorded the address in the
@@ -67,19 +73,13 @@ struct net_lease {
   bool single; /* the network's user namespace has only the user's own id */
   char ip[16];
 };
-int net_named_lease(const char *name, struct net_lease *l, berth_error_t *err);
+int net_named_lease(const char *name, net_members_fn *members, struct net_lease *l, berth_error_t *err);
 /* Plug init_pid's network namespace into the network: eth0 with ip. Enters
  * other network namespaces: call in a process that exits afterwards. */
 int net_named_attach(const struct net_lease *l, pid_t init_pid, const char *id, berth_error_t *err);
 /* Close what a lease holds (lock and namespace fds). */
 void net_lease_close(struct net_lease *l);
-/* A veth pair: `veth` on `bridge` in the namespace of hfd (-1: ours), its
- * peer eth0 in cfd's with ip/prefix, a default route through gw (NULL:
- * none) and, when asked, an unreachable route to the other named networks.
- * Enters namespaces: call in a process that exits afterwards. */
-int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
-                  bool unreachable_others, bool isolated, berth_error_t *err);
 /* Rewrite the members' /etc/hosts (after a member came or went). */
-void net_named_refresh(const char *name);
+void net_named_refresh(const char *name, net_members_fn *members);
 
 #endif

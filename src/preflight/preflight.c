@@ -716,8 +716,8 @@ json_t *preflight_run(void) {
 }
 
 /* ---------- the verdict cache of creates ----------
- * The checks cost a create ~1 ms (a fork for the user namespace probe, NSS
- * for the user name, ~60 system calls) and their answer seldom changes, so
+ * The checks cost a create a fork for the user namespace probe, NSS for
+ * the user name and ~60 system calls, and their answer seldom changes, so
  * a passing verdict is kept in the run dir, keyed by what it rests on: the
  * boot, the uids, the kernel, this berth build, the data and run dirs, the
  * user namespace sysctls, /etc/subuid and /etc/subgid, newuidmap and

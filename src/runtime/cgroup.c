@@ -571,8 +571,8 @@ int cgroup_enter(json_t *info, pid_t pid, berth_error_t *err) {
 
 /* Moving another process (or a whole thread group) takes the kernel's
  * global threadgroup lock for writing, and the first writer after a quiet
- * spell waits out an RCU grace period: 10-20 ms on this VM, on every
- * start a person makes. A thread that moves itself through v1's `tasks`
+ * spell waits out an RCU grace period, on every start a person makes
+ * (docs/performance.md). A thread that moves itself through v1's `tasks`
  * ("0") skips that lock. v2 has no such way (a thread cannot leave its
  * domain): there cgroup.procs, or better be born inside (cgroup_clone_into). */
 int cgroup_enter_self(json_t *info, berth_error_t *err) {

@@ -66,16 +66,7 @@ static char *cpath(const char *name, const char *file) {
   return file ? xasprintf("%s/%s/%s", d, name, file) : xasprintf("%s/%s", d, name);
 }
 
-bool container_name_valid(const char *n) {
-  size_t l = n ? strlen(n) : 0;
-  if (l == 0 || l > 63 || n[0] == '.' || n[0] == '-') return false;
-  for (size_t i = 0; i < l; i++) {
-    char c = n[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-      return false;
-  }
-  return true;
-}
+bool container_name_valid(const char *n) { return name_valid(n); }
 
 char *container_random_name(const char *prefix) {
   cleanup_free char *h = random_hex(3);
@@ -100,6 +91,12 @@ static int state_write(const char *name, json_t *st, berth_error_t *err) {
    * disk (write_file_swap) */
   if (json_is_true(json_object_get(st, "remove_on_exit"))) return write_file_swap(p, txt, strlen(txt), 0600, err);
   return write_file_replace(p, txt, strlen(txt), 0600, false, err);
+}
+
+/* state_write where no caller takes the error: a failure is logged, not lost */
+static void state_write_warn(const char *name, json_t *st, const char *what) {
+  cleanup_error berth_error_t e = NULL;
+  if (state_write(name, st, &e) < 0) berth_warn("recording %s of %s: %s", what, name, e && e->msg ? e->msg : "failed");
 }
 
 static void state_sync(const char *name) {
@@ -601,7 +598,7 @@ static void loopback_up(void) {
 }
 
 /* Root: the launcher brings the container's loopback up from outside,
- * while init mounts (0.2 ms that init would spend in line); rootless, the
+ * while init mounts (time init would otherwise spend in line); rootless, the
  * namespace belongs to the container's user namespace and init does it.
  * *done stays false when it could not enter the namespace (init does it
  * then). The launcher always returns to its own namespace, or fails the
@@ -1087,8 +1084,8 @@ static int helper_main(void *arg) {
  * pair it plugs in. CLONE_PARENT makes init our child all the same.
  * The helper is started like posix_spawn (CLONE_VM | CLONE_VFORK, as the
  * command is, exec.c): we wait for it anyway, and a fork of berth costs
- * ~0.15 ms more CPU on this VM, a copy of the page tables made to be torn
- * down again. Returns init's pid (in the monitor), with *err set when init
+ * more CPU: a copy of the page tables made to be torn down again.
+ * Returns init's pid (in the monitor), with *err set when init
  * exists but could not be mapped or plugged in. */
 static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, json_t *cg, bool *placed,
                               struct init_args *ia, struct init_fds *f, berth_error_t *err) {
@@ -1376,7 +1373,7 @@ static int launch(struct monitor_args *m, struct launched *L, berth_error_t *err
     json_t *st = state_read(m->name);
     if (st) {
       json_object_set(st, "cgroup", L->cg);
-      state_write(m->name, st, NULL);
+      state_write_warn(m->name, st, "the cgroup");
       json_decref(st);
     }
   }
@@ -1533,7 +1530,7 @@ static void record_running(const char *name, const struct launched *L, pid_t mon
   if (L->helper > 0) json_object_set_new(st, "network_helper", proc_ref(L->helper));
   if (L->fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(L->fwd));
   if (L->egress > 0) json_object_set_new(st, "egress_helper", proc_ref(L->egress));
-  state_write(name, st, NULL);
+  state_write_warn(name, st, "the start");
   json_decref(st);
 }
 
@@ -1698,7 +1695,7 @@ static int record_exit(const char *who, int code, bool reap_children) {
     }
     hb_release(jstr(s2, "id"));
     /* a stopped member loses its name on the network */
-    if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"));
+    if (net_is_named(jstr(s2, "network"))) net_named_refresh(jstr(s2, "network"), container_network_members);
     json_decref(s2);
   }
   close(lk);
@@ -1780,8 +1777,8 @@ static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
 }
 
 /* what a background removal (run --rm) leaves to its detached child: the
- * container's mount namespace (hold_fd; the unmounts take ~0.3 ms of
- * expedited RCU) and its cgroup */
+ * container's mount namespace (hold_fd; the unmounts wait for expedited
+ * RCU) and its cgroup */
 struct rm_later {
   int hold_fd;
   json_t *cg;
@@ -1880,8 +1877,8 @@ static pid_t trash_spawn_embedded(struct trash_child *tc, struct rm_later *later
  * (CLONE_VM, a stack of its own) and waits, all signals blocked, until
  * this process has exited (EOF on `gone`: its write end is only ours), so
  * the two never run on that memory at once; a fork would copy the page
- * tables for a process that touches almost nothing of them (~0.15 ms of
- * CPU here). What it needs is copied for it, and never freed by us. */
+ * tables for a process that touches almost nothing of them. What it
+ * needs is copied for it, and never freed by us. */
 static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
   struct trash_child *c = malloc(sizeof *c);
   if (!c || pipe2(tc->gone, O_CLOEXEC) < 0) {
@@ -1913,9 +1910,9 @@ static pid_t trash_spawn_cli(struct trash_child *tc, struct rm_later *later) {
 
 /* A removed container's name is free at once: its directory is renamed
  * into <data>/trash and a detached child deletes it, so `rm` and
- * `run --rm` do not wait for the disk (about 1.5 ms for an empty
- * container on ext4, far more for a big one). Rootless, the child works in
- * the container's user namespace (userns_fd), where the subordinate ids
+ * `run --rm` do not wait for the disk (longer the bigger the container).
+ * Rootless, the child works in the container's user namespace
+ * (userns_fd), where the subordinate ids
  * its files belong to are mapped. Whatever is left in trash (a child
  * killed, a crash) goes with the next removal. */
 static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_later *later, berth_error_t *err) {
@@ -2374,7 +2371,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *id = c->id;
   bool named = net_is_named(c->network);
   /* the address is recorded in the state below, under the network's lock */
-  if (named && net_named_lease(c->network, &c->lease, err) < 0) return -1;
+  if (named && net_named_lease(c->network, container_network_members, &c->lease, err) < 0) return -1;
   c->hostbr = !strcmp(c->network, "bridge") && hb_usable();
   if (c->hostbr && hb_lease(id, c->hb_ip, err) < 0) return -1;
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
@@ -2419,7 +2416,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   berth_trace("create: state written");
   if (r < 0 || (o->run ? run_start(c, err) : start_monitor(c, err)) < 0) return -1;
   berth_trace("create: monitor verdict");
-  if (named) net_named_refresh(c->network); /* the others learn our name, we theirs */
+  if (named) net_named_refresh(c->network, container_network_members); /* the others learn our name, we theirs */
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:s}", "container", c->name, "container_id", id, "image",
                           json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
                           "persistent", o->persistent, "cgroup", c->cg, "mode", c->svc_argv ? "service" : "dev");
@@ -2716,7 +2713,7 @@ int container_list(json_t **out, berth_error_t *err) {
   }
   const char *net;
   json_t *v;
-  json_object_foreach(stale_nets, net, v) net_named_refresh(net);
+  json_object_foreach(stale_nets, net, v) net_named_refresh(net, container_network_members);
   json_decref(stale_nets);
   *out = json_pack("{s:o, s:I}", "containers", arr, "count", (json_int_t)json_array_size(arr));
   return 0;
@@ -2908,7 +2905,7 @@ static int remove_container(const char *name, const char *want_id, int userns_hi
   json_decref(st);
   if (remove_container_dir_at(userns_fd, cdir, later, err) < 0) return berth_error_wrap(err, "remove container %s", name);
   berth_trace("rm: dir removed");
-  if (net) net_named_refresh(net); /* the others forget our name */
+  if (net) net_named_refresh(net, container_network_members); /* the others forget our name */
   *out = json_pack("{s:b, s:s, s:s}", "success", 1, "container", name, "detail", "Container removed");
   return 0;
 }
@@ -2961,7 +2958,7 @@ static void monitor_restart(const char *name, const char *id, int code, double r
     json_object_set_new(st, "restart_backoff_ms", json_integer(delay));
     json_object_set_new(st, "status", json_string("restarting"));
     json_object_set_new(st, "monitor", proc_ref(getpid()));
-    state_write(name, st, NULL);
+    state_write_warn(name, st, "the restart");
     json_decref(st);
     close(lk);
     struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
@@ -2980,7 +2977,7 @@ static void monitor_restart(const char *name, const char *id, int code, double r
       json_object_set_new(st, "status", json_string("exited"));
       json_object_set_new(st, "restart_count", json_integer(count + 1));
       json_object_set_new(st, "restart_error", json_string(e->msg));
-      state_write(name, st, NULL);
+      state_write_warn(name, st, "the failed restart");
     }
     json_decref(st);
     close(lk);
@@ -3087,7 +3084,7 @@ int container_stop(const char *name, int timeout, json_t **out, berth_error_t *e
   bool restarting = !strcmp(jstr(st, "status") ?: "", "restarting");
   bool running = !strcmp(live_status(st), "running");
   if (restarting) json_object_set_new(st, "status", json_string("exited"));
-  state_write(name, st, NULL);
+  state_write_warn(name, st, "the stop");
   close(lk);
   if (restarting && state_proc_alive(st, "monitor")) { /* asleep in its back-off */
     kill((pid_t)json_integer_value(json_object_get(json_object_get(st, "monitor"), "pid")), SIGKILL);
@@ -3212,7 +3209,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   }
   if (json_is_true(json_object_get(json_object_get(st, "disk"), "enforced")) && disk_mount(cdir, err) < 0) goto done;
   if (pf_bind(so.ports, c.port_fds, err) < 0) goto done;
-  if (named && net_named_lease(network, &c.lease, err) < 0) goto done;
+  if (named && net_named_lease(network, container_network_members, &c.lease, err) < 0) goto done;
   c.hostbr = !strcmp(network, "bridge") && hb_usable();
   if (c.hostbr && hb_lease(id, c.hb_ip, err) < 0) goto done;
   ip = named ? c.lease.ip : c.hostbr ? c.hb_ip : NULL;
@@ -3258,7 +3255,7 @@ static int start_existing(const char *name, int env_fd_in, bool auto_restart, js
   berth_trace("start: state written");
   if (start_monitor(&c, err) < 0) goto done;
   berth_trace("start: monitor verdict");
-  if (named) net_named_refresh(network);
+  if (named) net_named_refresh(network, container_network_members);
   r = 0;
   *out = json_pack("{s:b, s:s, s:s, s:O, s:s, s:O}", "success", 1, "container", name, "status", "running", "restart_count",
                    json_object_get(st, "restart_count"), "mode", jstr(st, "mode") ?: "dev", "env_dropped", dropped);

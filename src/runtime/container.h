@@ -158,6 +158,7 @@ struct cfs_op {
   bool replace;       /* CFS_SYMLINK/CFS_WRITE: replace what is there */
 };
 int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
+/* name_valid (util.h): the rule for container names */
 bool container_name_valid(const char *name);
 /* The container's directory (NULL: no data dir) and its state record as
  * last written (NULL: no such container); live_status says whether the
@@ -166,7 +167,8 @@ char *container_dir(const char *name);
 json_t *container_state(const char *name);
 const char *container_live_status(json_t *state);
 /* Containers whose network is `net`: [{name, ip, hosts, status}]; live_only
- * keeps running (or being created) ones that hold an address. */
+ * keeps running (or being created) ones that hold an address. The
+ * net_members_fn handed to network/'s named-network calls. */
 json_t *container_network_members(const char *net, bool live_only);
 /* internal: the monitor's last step (see tinyinit.c) */
 int container_monitor_exit(const char *name, int code);

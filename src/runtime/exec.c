@@ -607,10 +607,13 @@ pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *e
   const char *user = o->user ? o->user : json_string_value(json_object_get(json_object_get(spec, "annotations"), "berth.user"));
   if (container_lookup_user(user, &u, msg, sizeof msg) < 0) return berth_error(err, -EINVAL, "%s", msg);
   int slave = -1;
-  if (o->tty && (slave = open_pty(pty_sock, msg, sizeof msg)) < 0) return berth_error(err, -EIO, "%s", msg);
+  if (o->tty && (slave = open_pty(pty_sock, msg, sizeof msg)) < 0) {
+    user_ids_free(&u);
+    return berth_error(err, -EIO, "%s", msg);
+  }
   /* like posix_spawn: the child borrows our memory on its own stack and
    * we sleep until it has exec'd, which spares a copy of berth's page
-   * tables and every copy-on-write fault of a fork (0.2-0.3 ms), and the
+   * tables and every copy-on-write fault of a fork, and the
    * exec a teardown of them. Nothing else of ours runs meanwhile. */
   if (ready) ready(ready_arg); /* the launcher sends the go byte once it hears from us */
   struct spawn_args sa = {.x = &x, .u = &u, .go_fd = go_fd, .slave = slave};
@@ -618,6 +621,7 @@ pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *e
   pid_t c = clone_vm(spawn_child, &sa, CLONE_VFORK, 512 << 10);
   int e = errno;
   if (slave >= 0) close(slave);
+  user_ids_free(&u); /* the child has exec'd (or exited): CLONE_VFORK */
   if (c < 0) return berth_error(err, e, "start the command");
   return c;
 }
@@ -654,6 +658,14 @@ static int open_ns(pid_t pid, const char *ns) {
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)pid, ns);
   return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+/* the namespaces exec joins: user, ipc, uts, net, cgroup, pid, mnt */
+#define EXEC_NS 7
+/* cleanup of the namespace fds still open (-1: none, -2: shared with us) */
+static void ns_fds_close(int (*fds)[EXEC_NS]) {
+  for (int i = 0; i < EXEC_NS; i++)
+    if ((*fds)[i] >= 0) close((*fds)[i]), (*fds)[i] = -1;
 }
 
 static struct termios saved_tio;
@@ -840,20 +852,17 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   cleanup_free char *dir = xasprintf("%s/containers/%s", cfg->data_dir, o->name);
   cleanup_free char *sp = xasprintf("%s/state.json", dir);
   cleanup_free char *cp = xasprintf("%s/config.json", dir);
-  json_t *st = json_load_file(sp, 0, NULL);
+  cleanup_json json_t *st = json_load_file(sp, 0, NULL);
   if (!st) return berth_error(err, -ENOENT, "Container not found: %s", o->name);
-  json_t *spec = json_load_file(cp, 0, NULL);
+  cleanup_json json_t *spec = json_load_file(cp, 0, NULL);
   pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
   unsigned long long t0 = (unsigned long long)json_integer_value(json_object_get(json_object_get(st, "init"), "starttime"));
   /* the recorded init must still be that very process (no pid reuse) */
   bool alive = t0 && proc_starttime(pid) == t0;
-  json_t *secret_env = alive ? read_env_memfd(pid) : NULL;
-  if (!spec || !alive) {
-    json_decref(st);
-    json_decref(spec);
+  cleanup_json json_t *secret_env = alive ? read_env_memfd(pid) : NULL;
+  if (!spec || !alive)
     return berth_error(err, -ESRCH, "container %s is not running (%s)", o->name,
                        advice("start it again with `berth start NAME`", "start it again with the start operation"));
-  }
   /* the container's own seccomp profile, if it has one: read here, on the host */
   struct exec_opts eo = *o;
   /* under an egress policy not even setup steps may set SO_MARK (see
@@ -861,19 +870,14 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   if (eo.keep_caps) eo.keep_caps &= container_setup_caps(st) | ~security_setup_caps();
   cleanup_free char *bpf = NULL;
   if (!eo.seccomp_bpf) {
-    if (security_seccomp_read(spec, &bpf, &eo.seccomp_len, err) < 0) {
-      json_decref(st);
-      json_decref(spec);
-      json_decref(secret_env);
-      return -1;
-    }
+    if (security_seccomp_read(spec, &bpf, &eo.seccomp_len, err) < 0) return -1;
     eo.seccomp_bpf = bpf;
   }
   o = &eo;
   bool rootless = cfg->rootless;
-  int fds[7];
-  const char *names[] = {"user", "ipc", "uts", "net", "cgroup", "pid", "mnt"};
-  for (int i = 0; i < 7; i++) {
+  __attribute__((cleanup(ns_fds_close))) int fds[EXEC_NS] = {-1, -1, -1, -1, -1, -1, -1};
+  const char *names[EXEC_NS] = {"user", "ipc", "uts", "net", "cgroup", "pid", "mnt"};
+  for (int i = 0; i < EXEC_NS; i++) {
     fds[i] = (i == 0 && !rootless) ? -1 : open_ns(pid, names[i]);
     /* a namespace the container shares with us (network "host") is not
      * joined: setns into the host's own would need privileges we lack */
@@ -885,20 +889,19 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
       fds[i] = -2; /* shared: skip */
     }
   }
-  for (int i = 0; i < 7; i++)
-    if (fds[i] == -1 && !(i == 0 && !rootless)) {
-      int e = errno;
-      for (int j = 0; j < 7; j++) if (fds[j] >= 0) close(fds[j]);
-      json_decref(st);
-      json_decref(spec);
-      return berth_error(err, e, "open namespace `%s` of container %s", names[i], o->name);
-    }
+  for (int i = 0; i < EXEC_NS; i++)
+    if (fds[i] == -1 && !(i == 0 && !rootless))
+      return berth_error(err, errno, "open namespace `%s` of container %s", names[i], o->name);
   /* Without a terminal the command gets pipes, never the caller's own
    * descriptors: a terminal would stay readable (and open to TIOCSTI) for
    * whatever the command leaves in the background, and a pipe of the
    * caller's would keep it waiting for an end of file that such a child
    * holds back. The relay ends when the command does. */
-  int rp[2], sock[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1}, ip[2] = {-1, -1};
+  cleanup_close_pair int rp[2] = {-1, -1};
+  cleanup_close_pair int sock[2] = {-1, -1};
+  cleanup_close_pair int op[2] = {-1, -1};
+  cleanup_close_pair int ep[2] = {-1, -1};
+  cleanup_close_pair int ip[2] = {-1, -1};
   if (pipe2(rp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   if (o->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) return berth_error(err, errno, "socketpair");
   if (!o->tty && (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)) return berth_error(err, errno, "pipe");
@@ -921,7 +924,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
      * (/proc/self/fd/N, CVE-2024-21626) */
     int keep[] = {rp[1], sock[1], op[1], ep[1], ip[0], fds[0], fds[1], fds[2], fds[3], fds[4], fds[5], fds[6]};
     close_fds_except(keep, (int)(sizeof keep / sizeof *keep));
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < EXEC_NS; i++) {
       if (fds[i] < 0) continue; /* not ours to join (-1) or shared (-2) */
       if (setns(fds[i], 0) < 0) {
         struct exec_report rep = {.exit_code = 125};
@@ -949,16 +952,17 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
       if (got_sig) kill(sup, SIGTERM), got_sig = 0;
     _exit(0);
   }
-  for (int i = 0; i < 7; i++) if (fds[i] >= 0) close(fds[i]);
-  close(rp[1]);
-  if (sock[1] >= 0) close(sock[1]);
-  if (op[1] >= 0) close(op[1]), close(ep[1]);
-  if (ip[0] >= 0) close(ip[0]);
+  ns_fds_close(&fds);
+  berth_closep(&rp[1]);
+  berth_closep(&sock[1]);
+  berth_closep(&op[1]);
+  berth_closep(&ep[1]);
+  berth_closep(&ip[0]);
   struct exec_report rep = {.exit_code = -1};
   ssize_t n = -1;
   if (o->tty) {
     int master = exec_recv_fd(sock[0]);
-    close(sock[0]);
+    berth_closep(&sock[0]);
     if (master >= 0) {
       exec_relay_pty(master, joiner);
       close(master);
@@ -968,17 +972,15 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     n = exec_pump(op[0], ep[0], ip[1], rp[0], &rep, o->capture ? res : NULL, o->capture_max, joiner);
+    op[0] = ep[0] = ip[1] = -1; /* exec_pump closed them */
   }
   if (n < 0)
     while ((n = read(rp[0], &rep, sizeof rep)) < 0 && errno == EINTR)
       if (got_sig) kill(joiner, SIGTERM), got_sig = 0;
-  close(rp[0]);
+  berth_closep(&rp[0]);
   berth_trace("exec: reported %d", rep.exit_code);
   int s;
   while (waitpid(joiner, &s, 0) < 0 && errno == EINTR) {}
-  json_decref(st);
-  json_decref(spec);
-  json_decref(secret_env);
   if (n != (ssize_t)sizeof rep) return berth_error(err, -EIO, "exec in %s: the command's supervisor died", o->name);
   if (rep.msg[0] && rep.exit_code >= 125) return berth_error(err, -EIO, "exec in %s: %s", o->name, rep.msg);
   res->exit_code = rep.exit_code;

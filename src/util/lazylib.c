@@ -1,19 +1,20 @@
 /* libcurl, libarchive, libcrypto, libseccomp and libyaml, loaded on first use.
  *
- * Linked directly they cost every berth process ~6-9 ms and ~650 KiB of
- * relocated pages (libcurl pulls in ~30 libraries: krb5, ldap, nghttp2,
- * ssh2...; libarchive pulls libxml2 and ICU), although only pulls, loads
- * and snapshots use them. libcrypto (SHA-256 of blobs, base64 of registry
- * and git credentials) alone is 4.7 MB and ~20,000 relocations: ~1 ms
+ * Linked directly they cost every berth process their loading and
+ * relocation at start-up (libcurl pulls in ~30 libraries: krb5, ldap,
+ * nghttp2, ssh2...; libarchive pulls libxml2 and ICU), although only pulls,
+ * loads and snapshots use them. libcrypto (SHA-256 of blobs, base64 of
+ * registry and git credentials) alone is 4.7 MB and ~20,000 relocations
  * before main() in every process, for the same few operations. libseccomp
- * (~0.06 ms) only builds the filter where the one compiled at build time is
- * missing (gen-seccomp itself, the fuzzer). These
+ * only builds the filter where the one compiled at build time is missing
+ * (gen-seccomp itself, the fuzzer). The figures are in docs/performance.md
+ * (timing notes moved from code comments). These
  * shims carry the libraries' own names and prototypes (the headers check
  * them), so call sites are unchanged; the first call dlopen()s the
  * library. lazylib_require() lets an operation fail cleanly when a library
  * is missing instead of failing in a shim. libyaml (CDI specs, only for
  * creates that ask for devices) is small, but linked it would cost every
- * berth process another library load (~0.05-0.1 ms here). */
+ * berth process another library load. */
 #define _GNU_SOURCE
 #define CURL_DISABLE_TYPECHECK /* curl.h would turn setopt/getinfo into macros */
 #include <archive.h>
@@ -206,7 +207,7 @@ SHIM(C, int, EVP_DigestFinal_ex, (EVP_MD_CTX * c, unsigned char *md, unsigned in
 SHIM(C, int, EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
 SHIM(C, int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
 
-/* ---- libseccomp (src/runtime/security.c's run-time filter, gen-seccomp) ---- */
+/* ---- libseccomp (src/util/security.c's run-time filter, gen-seccomp) ---- */
 #define S LIB_SECCOMP
 SHIM(S, scmp_filter_ctx, seccomp_init, (uint32_t a), (a))
 VSHIM(S, seccomp_release, (scmp_filter_ctx c), (c))

@@ -98,6 +98,14 @@ void berth_fclosep(FILE **f) {
   if (*f) fclose(*f);
   *f = NULL;
 }
+void berth_json_decrefp(json_t **j) {
+  json_decref(*j);
+  *j = NULL;
+}
+void berth_close_pairp(int (*p)[2]) {
+  berth_closep(&(*p)[0]);
+  berth_closep(&(*p)[1]);
+}
 
 void (*berth_log_hook)(int level, const char *msg);
 
@@ -152,6 +160,17 @@ bool str_has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(
 bool str_has_suffix(const char *s, const char *p) {
   size_t a = strlen(s), b = strlen(p);
   return a >= b && memcmp(s + a - b, p, b) == 0;
+}
+
+bool name_valid(const char *n) {
+  size_t l = n ? strlen(n) : 0;
+  if (l == 0 || l > 63 || n[0] == '.' || n[0] == '-') return false;
+  for (size_t i = 0; i < l; i++) {
+    char c = n[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+      return false;
+  }
+  return true;
 }
 
 int buf_append(struct buf *b, const void *data, size_t len) {

@@ -29,10 +29,16 @@ void berth_error_clear(berth_error_t *err);
 void berth_freep(void *p);
 void berth_closep(int *fd);
 void berth_fclosep(FILE **f);
+void berth_json_decrefp(json_t **j);
+/* both ends of a pipe or socket pair; an end already closed must be -1 */
+void berth_close_pairp(int (*p)[2]);
 #define cleanup_free __attribute__((cleanup(berth_freep)))
 #define cleanup_close __attribute__((cleanup(berth_closep)))
 #define cleanup_fclose __attribute__((cleanup(berth_fclosep)))
 #define cleanup_error __attribute__((cleanup(berth_error_clear)))
+#define cleanup_json __attribute__((cleanup(berth_json_decrefp)))
+/* int p[2] = {-1, -1}: closed when it goes out of scope */
+#define cleanup_close_pair __attribute__((cleanup(berth_close_pairp)))
 
 /* set by the berth command's main(): this process exits when its command
  * is done (a library caller may live on) */
@@ -63,6 +69,10 @@ char *xstrdup(const char *s);
 void *xmalloc0(size_t n);
 bool str_has_prefix(const char *s, const char *p);
 bool str_has_suffix(const char *s, const char *p);
+/* The rule for the names of containers and named networks (each one a
+ * directory): 1-63 letters, digits, `_`, `.` or `-`, not starting with `.`
+ * or `-`. */
+bool name_valid(const char *name);
 
 /* growable byte buffer */
 struct buf {
@@ -134,7 +144,7 @@ char *boot_id_read(void);
 const char *fuse_overlayfs_path(void);
 /* Keep a just-started child off the caller's CPU while the caller works on
  * in parallel: a new task is queued where its parent runs, and this
- * kernel's balancer leaves it waiting there (about 1 ms, bench/micro.sh)
+ * kernel's balancer leaves it waiting there (bench/micro.sh childwake)
  * while another CPU idles. Returns true and the child's old mask in *saved
  * when it moved it; cpu_restore gives it back. Best effort: false when
  * there is no other CPU to use or the kernel refuses. */

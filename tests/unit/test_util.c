@@ -1,4 +1,4 @@
-/* util: cpu_aside / cpu_restore, write_file_swap */
+/* util: cpu_aside / cpu_restore, write_file_swap, name_valid */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -113,4 +113,21 @@ Test(util, write_file_swap_replaces_creates_and_leaves_no_temporary) {
   rmdir(dir);
   free(p);
   free(q);
+}
+
+Test(util, name_valid_is_the_container_and_network_name_rule) {
+  cr_assert(name_valid("web"));
+  cr_assert(name_valid("a.b_c-1"));
+  cr_assert(name_valid("A"));
+  char n63[64], n64[65];
+  memset(n63, 'x', 63), n63[63] = 0;
+  memset(n64, 'x', 64), n64[64] = 0;
+  cr_assert(name_valid(n63));
+  cr_assert_not(name_valid(n64));
+  cr_assert_not(name_valid(NULL));
+  cr_assert_not(name_valid(""));
+  cr_assert_not(name_valid(".hidden"));
+  cr_assert_not(name_valid("-x"));
+  cr_assert_not(name_valid("a/b"));
+  cr_assert_not(name_valid("a b"));
 }

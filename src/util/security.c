@@ -46,7 +46,7 @@ int security_drop_caps(uint64_t keep, berth_error_t *err) {
   if (security_drop_bounding(keep, err) < 0) return -1;
   /* permitted and effective = keep, inheritable empty: the one capset(2)
    * that libcap's cap_set_proc() makes (libcap is not linked: loading it,
-   * with its constructor's probes, cost every berth process ~0.07 ms) */
+   * with its constructor's probes, would cost every berth process) */
   uint64_t m = 0;
   for (int c = 0; c <= last && c < 64; c++)
     if (keep & (1ULL << c)) m |= 1ULL << c;
@@ -242,8 +242,9 @@ int security_seccomp_compile(json_t *p, void **out, berth_error_t *err) {
   if (!ctx) return berth_error(err, -EINVAL, "seccomp profile: libseccomp refused the default action");
   /* a binary tree over the syscall numbers rather than a list: the kernel
    * runs the filter once per syscall number when it is loaded (to build
-   * its allow cache), which for a ~400-instruction list cost 0.5 ms per
-   * load; with the tree it is a few dozen instructions per number */
+   * its allow cache), which for a ~400-instruction list means the whole
+   * list per number at every load; with the tree it is a few dozen
+   * instructions per number */
   seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   int ret = 0;
   json_array_foreach(json_object_get(p, "architectures"), i, v) if (ret == 0) ret = add_arch(ctx, json_string_value(v), err);

@@ -280,7 +280,7 @@ int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error
                   berth_error_t *err) {
   if (geteuid() == 0) return fn(arg, result, err);
   /* none given: the keeper's when there is one, the same maps without a
-   * newuidmap/newgidmap round (~2 ms); none is started for this */
+   * newuidmap/newgidmap round (two set-user-ID execs); none is started for this */
   cleanup_close int kfd = -1;
   if (userns_fd < 0) {
     struct berth_config *c = config_get(NULL);
