@@ -1115,7 +1115,7 @@ json_t *oci_features(void) {
       "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync",
       "unbindable");
   return json_pack("{s:s, s:s, s:[s,s,s,s,s,s], s:o, s:{s:[s,s,s,s,s,s,s,s], s:o, s:{s:b, s:b, s:b}, s:{s:b, s:b}, "
-                   "s:{s:b, s:[s,s,s,s,s,s,s,s,s,s,s], s:[s,s,s], s:[s], s:[s,s]}, s:{s:b}, s:{s:b}, s:{s:b}, s:{s:b}}, "
+                   "s:{s:b, s:[s,s,s,s,s,s,s,s,s,s,s], s:[s,s,s], s:[s], s:[s,s]}, s:{s:b}, s:{s:b}, s:{s:b}, s:{s:{s:b}}}, "
                    "s:{s:s}}",
                    "ociVersionMin", "1.0.0", "ociVersionMax", "1.1.0",
                    "hooks", "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
@@ -1126,7 +1126,7 @@ json_t *oci_features(void) {
                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP", "SCMP_ACT_NOTIFY", "SCMP_ACT_KILL",
                    "SCMP_ACT_ALLOW", "operators", "SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_MASKED_EQ", "archs", "SCMP_ARCH_X86_64",
                    "knownFlags", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                   "apparmor", "enabled", 1, "selinux", "enabled", 0, "intelRdt", "enabled", 0, "mountExtensions", "enabled", 0,
+                   "apparmor", "enabled", 1, "selinux", "enabled", 0, "intelRdt", "enabled", 0, "mountExtensions", "idmap", "enabled", 0,
                    "annotations", "org.opencontainers.runtime-spec.features.runtime", "berth-oci");
 }
 

@@ -802,6 +802,11 @@ static int process_prepare(json_t *process, json_t *spec, char **prog, berth_err
   /* without no_new_privs the filter needs CAP_SYS_ADMIN: load it while we have it */
   if (!nnp && seccomp && oci_seccomp_apply(seccomp, err) < 0) return -1;
   if (apparmor_apply(jstr(process, "apparmorProfile"), err) < 0) return -1;
+  /* a label asked for on a host that enforces SELinux cannot be honoured:
+   * refused rather than run unconfined */
+  const char *label = jstr(process, "selinuxLabel");
+  if (label && *label && access("/sys/fs/selinux/enforce", F_OK) == 0)
+    return berth_error(err, -ENOTSUP, "process.selinuxLabel `%s`: berth-oci does not apply SELinux labels; run this container with runc or crun", label);
   if (caps_bounding(&caps, err) < 0) return -1;
   if (ng || !in_setgroups_denied()) {
     if (setgroups(ng, gids) < 0 && !(errno == EPERM && !ng)) return berth_error(err, errno, "process.user.additionalGids");
