@@ -73,6 +73,18 @@ bool oci_id_valid(const char *id) {
   return true;
 }
 
+/* the state root must be ours alone: a directory another user made first
+ * (the /tmp fallback) could plant a saved config whose hooks we would run */
+static int root_check(const struct oci_global *g, berth_error_t *err) {
+  const char *root = oci_root(g);
+  struct stat st;
+  if (lstat(root, &st) < 0) return errno == ENOENT ? 0 : berth_error(err, errno, "the state directory %s", root);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+    return berth_error(err, -EPERM, "the state directory %s is not a directory of yours alone (owner %u, mode %o): remove it, or "
+                       "give --root DIR", root, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+  return 0;
+}
+
 static char *state_path(const struct oci_global *g, const char *id, const char *file) {
   return file ? xasprintf("%s/%s/%s", oci_root(g), id, file) : xasprintf("%s/%s", oci_root(g), id);
 }
@@ -113,7 +125,7 @@ static bool pid_alive(pid_t pid, unsigned long long start) {
 
 static int load(const struct oci_global *g, const char *id, struct ostate *s, berth_error_t *err) {
   memset(s, 0, sizeof *s);
-  if (id_check(id, err) < 0) return -1;
+  if (id_check(id, err) < 0 || root_check(g, err) < 0) return -1;
   cleanup_free char *sp = state_path(g, id, "state.json");
   cleanup_free char *cp = state_path(g, id, "config.json");
   json_error_t je;
@@ -664,6 +676,7 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   if (validate_spec(spec, bundle, &rootfs, err) < 0) return -1;
   const char *root = oci_root(g);
   if (mkdir_p(root, 0700, err) < 0) return berth_error_wrap(err, "the state directory (--root)");
+  if (root_check(g, err) < 0) return -1;
   cleanup_free char *dir = state_path(g, o->id, NULL);
   if (mkdir(dir, 0700) < 0) {
     if (errno == EEXIST) return berth_error(err, -EEXIST, "container `%s` already exists: pick another ID, or delete it first", o->id);
@@ -856,10 +869,14 @@ static void join_cgroups_of(pid_t pid) {
     *c2 = '\0';
     const char *ctrls = c1 + 1, *path = c2 + 1;
     cleanup_free char *mnt = NULL;
-    if (!*ctrls) mnt = xstrdup(access("/sys/fs/cgroup/unified", F_OK) == 0 ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup");
+    bool v1 = *ctrls != '\0';
+    /* a hybrid host's unified hierarchy: berth-oci gives containers no group there */
+    if (!v1 && access("/sys/fs/cgroup/unified", F_OK) == 0) continue;
+    if (!v1) mnt = xstrdup("/sys/fs/cgroup");
     else if (str_has_prefix(ctrls, "name=")) mnt = xasprintf("/sys/fs/cgroup/%s", ctrls + 5);
     else mnt = xasprintf("/sys/fs/cgroup/%s", ctrls);
-    cleanup_free char *procs = xasprintf("%s%s/cgroup.procs", mnt, path);
+    /* v1: `tasks` (we are one thread moving itself: no global lock) */
+    cleanup_free char *procs = xasprintf("%s%s/%s", mnt, path, v1 ? "tasks" : "cgroup.procs");
     if (write_value(procs, "0") < 0) berth_debug("exec: join %s: %s", procs, strerror(errno));
   }
 }
@@ -876,6 +893,7 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
     return berth_error(err, -EINVAL, "exec with a terminal: give --console-socket (a unix socket that receives the pty's master)");
   if (oci_seccomp_prepare(json_object_get(json_object_get(s.spec, "linux"), "seccomp"), err) < 0) return -1;
   /* the container's namespaces, opened before any is joined */
+  bool spec_has_mount_ns = false;
   int nsfd[8];
   for (size_t k = 0; k < 8; k++) nsfd[k] = -1;
   size_t i;
@@ -883,6 +901,7 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
   json_array_foreach(json_object_get(json_object_get(s.spec, "linux"), "namespaces"), i, ns) {
     int k = ns_index(jstr(ns, "type"));
     if (k < 0) continue;
+    if (k == 5) spec_has_mount_ns = true;
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)s.pid, NS[k].proc);
     nsfd[k] = open(p, O_RDONLY | O_CLOEXEC);
@@ -925,10 +944,16 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
     pid_t c = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
     if (c == 0) {
       close(pidp[1]);
-      /* the container's root, where its init is */
-      char rp[64];
-      snprintf(rp, sizeof rp, "/proc/%d/root", (int)s.pid);
-      (void)rp;
+      /* without a mount namespace of its own the container is a chroot:
+       * the same root as its first process */
+      if (!spec_has_mount_ns) {
+        char rp[64];
+        snprintf(rp, sizeof rp, "/proc/%d/root", (int)s.pid);
+        if (chroot(rp) < 0 || chdir("/") < 0) {
+          dprintf(rep[1], "enter the container's root %s: %s", rp, strerror(errno));
+          _exit(127);
+        }
+      }
       oci_process_exec(process, s.spec, console, rep[1], o->preserve_fds, true);
     }
     int32_t v = c;
@@ -1115,17 +1140,18 @@ json_t *oci_features(void) {
       "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync",
       "unbindable");
   return json_pack("{s:s, s:s, s:[s,s,s,s,s,s], s:o, s:{s:[s,s,s,s,s,s,s,s], s:o, s:{s:b, s:b, s:b}, s:{s:b, s:b}, "
-                   "s:{s:b, s:[s,s,s,s,s,s,s,s,s,s,s], s:[s,s,s], s:[s], s:[s,s]}, s:{s:b}, s:{s:b}, s:{s:b}, s:{s:{s:b}}}, "
+                   "s:{s:b, s:[s,s,s,s,s,s,s,s], s:[s,s,s,s,s,s,s], s:[s,s,s], s:[s]}, s:{s:b}, s:{s:b}, s:{s:b}, s:{s:{s:b}}}, "
                    "s:{s:s}}",
                    "ociVersionMin", "1.0.0", "ociVersionMax", "1.1.0",
                    "hooks", "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
                    "mountOptions", mopts,
                    "linux", "namespaces", "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts", "capabilities", caps,
                    "cgroup", "v1", 1, "v2", 1, "systemd", 0, "seccomp", "enabled", 1, "notify", 0,
+                   /* what security.c's compiler takes (NOTIFY needs an agent: refused) */
                    "seccomp", "enabled", 1, "actions", "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                   "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP", "SCMP_ACT_NOTIFY", "SCMP_ACT_KILL",
-                   "SCMP_ACT_ALLOW", "operators", "SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_MASKED_EQ", "archs", "SCMP_ARCH_X86_64",
-                   "knownFlags", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                   "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP", "operators", "SCMP_CMP_NE",
+                   "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ",
+                   "archs", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "knownFlags", "SECCOMP_FILTER_FLAG_TSYNC",
                    "apparmor", "enabled", 1, "selinux", "enabled", 0, "intelRdt", "enabled", 0, "mountExtensions", "idmap", "enabled", 0,
                    "annotations", "org.opencontainers.runtime-spec.features.runtime", "berth-oci");
 }

@@ -292,6 +292,15 @@ static bool spec_has_ns(json_t *spec, const char *type) {
   return false;
 }
 
+/* a namespace of this type to be made (not joined by path) */
+static bool spec_new_ns(json_t *spec, const char *type) {
+  size_t i;
+  json_t *ns;
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, ns)
+    if (!strcmp(jstr(ns, "type") ?: "", type)) return !(jstr(ns, "path") && *jstr(ns, "path"));
+  return false;
+}
+
 /* a bind source: relative paths are the bundle's */
 static char *bind_source(const struct oci_init *in, const char *src) {
   return src && src[0] == '/' ? xstrdup(src) : xasprintf("%s/%s", in->bundle, src ? src : "");
@@ -819,6 +828,12 @@ static int process_prepare(json_t *process, json_t *spec, char **prog, berth_err
   prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   if (caps_set(&caps, err) < 0) return -1;
   if (chdir(cwd) < 0) return berth_error(err, errno, "process.cwd %s", cwd);
+  /* the cwd must be inside the container's root: a path through a leaked
+   * directory fd (/proc/self/fd/N, CVE-2024-21626) would land outside, and
+   * getcwd() then fails (or is not absolute) */
+  char here[PATH_MAX];
+  if (!getcwd(here, sizeof here) || here[0] != '/')
+    return berth_error(err, -EPERM, "process.cwd %s is outside the container's root filesystem", cwd);
   /* the environment the program gets, and the PATH it is found on */
   clearenv();
   size_t i;
@@ -852,6 +867,14 @@ void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_
   /* nothing of the runtime's survives the exec: only 0-2 and the fds the
    * caller asked to pass on (--preserve-fds) */
   syscall(SYS_close_range, (unsigned)(3 + (preserve_fds > 0 ? preserve_fds : 0)), ~0U, CLOSE_RANGE_CLOEXEC);
+  /* the program starts with every signal at its default and none blocked:
+   * an ignored SIGCHLD inherited from the engine (the exec keeps ignored
+   * ones) would make every wait() of its shell fail with ECHILD */
+  sigset_t none;
+  sigemptyset(&none);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   berth_trace("oci-init: exec");
   if (report_fd >= 0) fcntl(report_fd, F_SETFD, FD_CLOEXEC);
   exec_prog(prog, process);
@@ -885,7 +908,7 @@ void oci_init_main(struct oci_init *in) {
   /* our cgroups as the host names them, for the cgroup mounts below */
   read_file("/proc/self/cgroup", 65536, &own_cgroups, NULL, NULL);
   /* after the runtime placed us: the namespace's root is our cgroup */
-  if (spec_has_ns(in->spec, "cgroup") && !json_object_get(in->spec, "_cgroupns_joined") && unshare(CLONE_NEWCGROUP) < 0)
+  if (spec_new_ns(in->spec, "cgroup") && unshare(CLONE_NEWCGROUP) < 0)
     die_sync(in->sync_fd, (berth_error(&err, errno, "unshare the cgroup namespace"), err));
   json_t *linux_ = json_object_get(in->spec, "linux");
   if (oci_seccomp_prepare(json_object_get(linux_, "seccomp"), &err) < 0) die_sync(in->sync_fd, err);
@@ -925,6 +948,28 @@ void oci_init_main(struct oci_init *in) {
     berth_debug("session keyring: %s", strerror(errno));
   if (json_is_true(json_object_get(process, "terminal")) && setup_terminal(process, in->console_fd, &err) < 0) die_sync(in->sync_fd, err);
   if (in->console_fd >= 0) close(in->console_fd);
+  /* what would fail only at the exec fails create instead: the user's ids
+   * must be mapped, the cwd is made if missing (as runc does) */
+  {
+    json_t *user = json_object_get(process, "user");
+    if (json_object_get(user, "uid") && json_integer_value(json_object_get(user, "uid")) != 0 && in->in_userns) {
+      uid_t u = (uid_t)json_integer_value(json_object_get(user, "uid"));
+      gid_t gg = (gid_t)json_integer_value(json_object_get(user, "gid"));
+      if (setresgid(-1, gg, -1) < 0 || setresgid(-1, 0, -1) < 0)
+        die_sync(in->sync_fd, (berth_error(&err, -EINVAL, "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)", (unsigned)gg), err));
+      if (setresuid(-1, u, -1) < 0 || setresuid(-1, 0, -1) < 0)
+        die_sync(in->sync_fd, (berth_error(&err, -EINVAL, "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)", (unsigned)u), err));
+    }
+    const char *cwd = jstr(process, "cwd");
+    struct stat cst;
+    if (cwd && cwd[0] == '/' && stat(cwd, &cst) < 0 && errno == ENOENT) {
+      int rfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      int w = rfd >= 0 ? mkdir_in_root(rfd, cwd + 1, 0755, 0, &err) : -1;
+      if (rfd >= 0) close(rfd);
+      if (w < 0) die_sync(in->sync_fd, (berth_error_wrap(&err, "process.cwd %s", cwd), err));
+      close(w);
+    }
+  }
   /* a missing program fails create, not start */
   const char *arg0 = json_string_value(json_array_get(json_object_get(process, "args"), 0));
   cleanup_free char *prog = find_program(arg0, json_object_get(process, "env"));

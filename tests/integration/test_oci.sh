@@ -39,6 +39,8 @@ pid_of() { oci state "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin
 # a bundle at $T_DIR/b: busybox and its applets, and a config (berth-oci spec,
 # rootless variant as the test user) edited by the python expression $1 on c
 bundle() {
+  # whatever a failing test leaves (processes, cgroups) goes with it
+  trap 'for id in $(oci list -q 2>/dev/null); do oci delete --force "$id" >/dev/null 2>&1; done' EXIT
   local r=$T_DIR/b/rootfs
   mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/etc" "$r/tmp" "$T_DIR/state" "$T_DIR/xdg"
   cp "$BUSYBOX" "$r/bin/busybox"
@@ -131,6 +133,45 @@ test_exec() {
   assert_eq "$(status_of e1)" stopped "kill --all KILL"
   gone "$epid" || fail "kill --all left the exec'd process $epid"
   o_ok delete e1
+}
+
+test_no_mount_namespace_exec_stays_in_root() {
+  # no mount namespace: the runtime mounts nothing (it would be the host's
+  # namespace); the container is a chroot, and an exec enters the same root
+  bundle "c['linux']['namespaces'] = [n for n in c['linux']['namespaces'] if n['type'] != 'mount']; c['mounts'] = []; $(args sleep 60)"
+  touch "$T_DIR/b/rootfs/marker-of-the-bundle"
+  o_ok run -d --bundle "$T_DIR/b" n1
+  o_ok exec n1 ls /
+  assert_contains "$O_OUT" "marker-of-the-bundle" "exec sees the container's root"
+  assert_not_contains "$O_OUT" "proc-is-not-mounted-here" ""
+  grep -q " $T_DIR/b/rootfs/proc " /proc/self/mountinfo && fail "a mount was made in the caller's namespace"
+  o_ok delete --force n1
+}
+
+test_cwd_escape_and_foreign_root() {
+  # fd 3 is a directory of the host's, passed on with --preserve-fds 1; a
+  # cwd through it would start the program outside the container's root
+  bundle "c['process']['cwd'] = '/proc/self/fd/3'; $(args sh -c 'pwd; ls')"
+  mkdir -p "$T_DIR/hostdir"; touch "$T_DIR/hostdir/host-secret"; chmod 755 "$T_DIR/hostdir"
+  o_run run --preserve-fds 1 --bundle "$T_DIR/b" w1 3<"$T_DIR/hostdir"
+  [ "$O_RC" != 0 ] || fail "a cwd through a leaked fd ran"
+  assert_not_contains "$O_OUT" "host-secret" "the program listed a host directory"
+  assert_contains "$O_ERR" "outside the container's root filesystem"
+  if [ "$BERTH_MODE" = rootless ]; then
+    # the rootless spec maps one id: uid 1000 cannot be the process's
+    bundle "c['process']['user'] = {'uid': 1000, 'gid': 1000}; $(args id)"
+    o_fails create --bundle "$T_DIR/b" w2
+    assert_contains "$O_ERR" "not mapped in the container's user namespace"
+  fi
+  assert_dir_empty "$T_DIR/state"
+  # a state root made by someone else (here: another owner, group-writable)
+  mkdir -p "$T_DIR/foreign"; chmod 777 "$T_DIR/foreign"; chown 4242 "$T_DIR/foreign"
+  bundle "$(args true)"
+  local pre=(); [ "$BERTH_MODE" = rootless ] && pre=(runuser -u "$TEST_USER" --)
+  local rc=0 out
+  out=$("${pre[@]}" "$OCI_BIN" --root "$T_DIR/foreign" run --bundle "$T_DIR/b" w3 2>&1) || rc=$?
+  [ "$rc" != 0 ] || fail "a state root of another owner was used"
+  assert_contains "$out" "not a directory of yours alone"
 }
 
 test_kill_and_force_delete() {
@@ -293,6 +334,8 @@ test_features_spec_version() {
 t_run "create leaves the program waiting; start runs it; state, pid file, list, delete" test_create_start_state_delete
 t_run "run: the program's exit code and stdio; the container is removed" test_run_exit_code_and_stdio
 t_run "exec: env, cwd, user, exit code, --process --detach, ps, kill --all" test_exec
+t_run "no mount namespace: nothing mounted on the host, exec enters the container's root" test_no_mount_namespace_exec_stays_in_root
+t_run "leaked directory fd as the cwd (CVE-2024-21626), unmapped user, a state root not ours" test_cwd_escape_and_foreign_root
 t_run "kill with a signal; delete refuses a running container, --force removes it" test_kill_and_force_delete
 t_run "pids and memory limits enforced, update, pause and resume (rootless: refused clearly)" test_limits_pause_update
 t_run "terminal: the pty master goes to --console-socket" test_console_socket
