@@ -8,30 +8,14 @@
 #include "network.h"
 #include "egress.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/mount.h>
-#include <linux/openat2.h>
-#include <net/if.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/magic.h>
-#include <sys/statfs.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -39,14 +23,10 @@
 #include "cdi.h"
 #include "config.h"
 #include "disk.h"
-#include "logs.h"
-#include "hooks.h"
 #include "preflight.h"
-#include "rootfs.h"
 #include "security.h"
 #include "spec.h"
 #include "store.h"
-#include "userns.h"
 
 /* ---------- create ---------- */
 /* resolv.conf on berth0: the host's, with a loopback resolver on
@@ -115,7 +95,6 @@ int write_gen_files(const char *cdir, const char *name, const char *network, con
   }
   return gen_write(rc, rv, again, err);
 }
-
 
 /* The image's record and config. On success *held is the store, open
  * shared: a prune or rmi (exclusive) waits until the container's
@@ -584,7 +563,6 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   *result = res;
   return 0;
 }
-
 
 static volatile sig_atomic_t run_sig;
 static void run_on_sig(int s) { run_sig = s; }

@@ -1,4 +1,4 @@
-/* Container lifecycle.
+/* Launching a container, and its monitor.
  *
  *   berth create ── fork ── setsid ── fork ──> monitor (outlives the CLI)
  *                                               └─ clone(new namespaces) ──> berth init (PID 1)
@@ -14,43 +14,24 @@
 #include "network.h"
 #include "egress.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/mount.h>
-#include <linux/openat2.h>
-#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/magic.h>
-#include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
-#include "berth.h"
-#include "cdi.h"
 #include "config.h"
-#include "disk.h"
 #include "logs.h"
 #include "hooks.h"
-#include "rootfs.h"
-#include "security.h"
-#include "spec.h"
-#include "store.h"
 #include "userns.h"
 
 /* Root: the launcher brings the container's loopback up from outside,
@@ -346,7 +327,6 @@ static int fuse_serve(struct monitor_args *m, pid_t pid, berth_error_t *err) {
   }
   return 0;
 }
-
 
 /* What the egress table needs to know of the container's network: how it
  * goes out (berth0, or slirp4netns: a named network's members too), its
@@ -747,7 +727,6 @@ void monitor_main(struct monitor_args *m) {
   _exit(0);
 }
 
-
 /* `berth __monitor-exit NAME STATUS`: berth-tiny's monitor execs this when
  * the container's init has ended. */
 
@@ -824,7 +803,7 @@ int record_exit(const char *who, int code, bool reap_children) {
   return 0;
 }
 
-/* ---------- service monitor, stop, start, restart policy ---------- */
+/* ---------- service monitor, restart policy ---------- */
 
 /* the sealed environment memfd's ["K=V"] */
 static json_t *read_env_fd(int fd) {
@@ -842,7 +821,6 @@ static json_t *read_env_fd(int fd) {
   }
   return j;
 }
-
 
 /* The restart policy, after the end was recorded: start the container
  * again (a new monitor takes over) after a back-off that doubles from

@@ -5,45 +5,21 @@
 #include "container.h"
 #include "container_internal.h"
 #include "network.h"
-#include "egress.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/mount.h>
-#include <linux/openat2.h>
-#include <net/if.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/magic.h>
-#include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
-#include "berth.h"
-#include "cdi.h"
 #include "config.h"
 #include "disk.h"
-#include "logs.h"
-#include "hooks.h"
-#include "rootfs.h"
-#include "security.h"
-#include "spec.h"
-#include "store.h"
 #include "userns.h"
 
 static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
