@@ -92,7 +92,7 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   const char *k;
   /* values of the caller's variables (tokens, keys) never go to disk: the
    * spec records their names; the values live in a sealed memfd held by the
-   * container's init (see container.c) */
+   * container's init (see launch.c, init_child) */
   json_t *env_names = json_array();
   json_object_foreach(in->env, k, v) {
     if (!env_key_valid(k) || !json_is_string(v)) {

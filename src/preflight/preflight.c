@@ -299,7 +299,7 @@ static void check_cgroups(json_t *c, bool rootless) {
 
 /* Probe an overlay mount the way containers use it (in a user namespace
  * when rootless); cached per kernel in the run dir. */
-/* what containers get when overlayfs cannot be mounted (container.c:
+/* what containers get when overlayfs cannot be mounted (init.c:
  * fuse-overlayfs where it can run, else a copied root filesystem) */
 static const char *overlay_fallback(void) {
   bool have = fuse_overlayfs_path() != NULL;

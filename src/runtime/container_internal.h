@@ -1,0 +1,180 @@
+/* What the container code of runtime/ shares between its files: the
+ * container record (state.c), berth init (init.c), the launch and the
+ * monitor (launch.c), create and run (container.c), removal (remove.c),
+ * list and status (status.c) and the lifecycle (lifecycle.c). Internal to
+ * runtime/: the API is container.h. */
+#ifndef BERTH_CONTAINER_INTERNAL_H
+#define BERTH_CONTAINER_INTERNAL_H
+#include <stdbool.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "container.h"
+#include "network.h"
+#include "store.h"
+#include "util.h"
+
+struct egress_net;
+
+/* ---------- the container record (state.c) ---------- */
+char *containers_dir(berth_error_t *err);
+/* <data>/containers/NAME[/FILE] */
+char *cpath(const char *name, const char *file);
+json_t *state_read(const char *name);
+int state_write(const char *name, json_t *st, berth_error_t *err);
+/* state_write where no caller takes the error: a failure is logged, not lost */
+void state_write_warn(const char *name, json_t *st, const char *what);
+void state_sync(const char *name);
+/* the container's lock (flock, exclusive): its fd, or -1 */
+int container_lock(const char *name, berth_error_t *err);
+/* Is the process recorded as `field` (pid + starttime) still that process? */
+bool state_proc_alive(json_t *st, const char *field);
+/* the spec's devices allow-list, for cgroup_create */
+json_t *spec_devices(json_t *spec);
+/* {"pid", "starttime"} of a process */
+json_t *proc_ref(pid_t pid);
+
+/* ---------- berth init (init.c) ---------- */
+struct init_args {
+  json_t *spec;
+  const char *cdir, *name;
+  pid_t host_pid; /* ours as the host sees it (for hooks' state), from the launcher */
+  int sync_fd;   /* read: monitor says go */
+  int report_fd; /* write: "" on success or an error message */
+  bool rootless, single_map;
+  const char *note; /* success with a remark (e.g. the copied root) */
+  /* berth run: the command, started by init once set up; it waits for a
+   * go byte on run_go (the launcher sends it when the network is up) */
+  const struct exec_opts *run;
+  json_t *run_env; /* ["K=V"]: the caller's variables */
+  int run_go, pty_sock, out_fd, err_fd;
+  /* the upper layer is thrown away with the container (run --rm): overlay
+   * may skip syncing it (`volatile`), which spares the unmount a flush of
+   * the store's filesystem */
+  bool volatile_upper;
+  /* the second go byte was read early (to ask for fuse-overlayfs) */
+  bool second_go_done, lo_done;
+};
+
+int init_main(struct init_args *a);
+/* ask the launcher to serve our root with fuse-overlayfs */
+bool init_fuse_root(struct init_args *a);
+void loopback_up(void);
+
+/* ---------- launch and monitor (launch.c) ---------- */
+struct monitor_args {
+  const char *name, *cdir, *id;
+  json_t *spec;
+  const char *cgname; /* made by launch(), while init mounts (berth run) */
+  json_t *cg_made;    /* or made already (create: before the monitor's fork, which
+                       * cgroup v2 placement needs: berth alone in its cgroup) */
+  const struct limits *limits;
+  bool rootless, own_net;
+  int report_fd; /* to the CLI (-1: `berth run`, the launcher is the CLI) */
+  int lock_fd;   /* the create's lock: init must not hold it */
+  int env_fd;    /* sealed memfd with the caller's variables; init keeps it as fd 3 */
+  bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
+  json_t *ports;
+  int *port_fds; /* bound on the host by create */
+  /* root's default network on berth0, or a named network: the address */
+  bool hostbr;
+  /* a named network: its holder's namespaces (opened under its lock) */
+  bool named;
+  const struct net_lease *lease;
+  bool net_single;
+  const char *ip;
+  json_t *egress; /* the egress policy (NULL: none) */
+  /* berth run: init starts this command (see struct init_args) */
+  const struct exec_opts *run;
+  json_t *run_env;
+  int run_go, pty_sock, out_fd, err_fd;
+  bool volatile_upper;
+  /* a service: init starts this command, its output goes to the log, and
+   * the monitor stays (resident) to write it; also resident for a restart
+   * policy or an expiry (expires_at, unix seconds) */
+  const struct exec_opts *service;
+  bool resident;
+  double expires_at;
+};
+
+/* what launch() started */
+struct launched {
+  json_t *cg;             /* the cgroup it made (cgroup_create's info) */
+  pid_t pid, helper, fwd; /* init, slirp4netns, the ports forwarder (0: none) */
+  pid_t egress;           /* the egress policy's helper (0: none) */
+  bool single;            /* one id mapped */
+  char *note;             /* a remark of init's setup */
+};
+
+int launch(struct monitor_args *m, struct launched *L, berth_error_t *err);
+/* exec berth-tiny from a memfd; returns only on failure */
+void exec_tiny(char *const argv[], char *const envp[]);
+void monitor_main(struct monitor_args *m);
+void egress_net_of(const struct monitor_args *m, struct egress_net *n);
+void poststart(json_t *spec, const char *name, const char *cdir, pid_t pid, char **note);
+void poststop(const char *name, const char *cdir, json_t *known);
+void record_running(const char *name, const struct launched *L, pid_t monitor);
+int record_exit(const char *who, int code, bool reap_children);
+
+/* ---------- removal (remove.c) ---------- */
+/* what a background removal (run --rm) leaves to its detached child: the
+ * container's mount namespace (hold_fd; the unmounts wait for expedited
+ * RCU) and its cgroup */
+struct rm_later {
+  int hold_fd;
+  json_t *cg;
+};
+
+int remove_container_dir(const char *cdir, berth_error_t *err);
+int remove_container(const char *name, const char *want_id, int userns_hint, bool force, struct rm_later *later,
+                     json_t **out, berth_error_t *err);
+/* wait until the process recorded as `field` is gone (at most secs) */
+void wait_gone(json_t *st, const char *field, double secs);
+
+/* ---------- create and run (container.c) ---------- */
+struct create_ctx {
+  const struct create_opts *o;
+  json_t *cdi_edits, *cdi_notes; /* the devices asked for, resolved before anything is made */
+  struct berth_config *cfg;
+  const char *name, *cdir, *network;
+  json_t *img, *icfg;
+  json_t *cg, *spec; /* owned by the caller, filled here */
+  int env_fd;
+  bool slirp;     /* outbound through slirp4netns (bridge or a named network) */
+  int *port_fds;  /* published ports, bound on the host before anything else */
+  char *note; /* a remark of the container's setup, for the result */
+  char *disk_note; /* a disk limit asked for and not enforced: why */
+  bool disk_on;    /* the writable layer is a filesystem of disk_limit bytes */
+  int lock_fd;
+  char *id, *cgname;
+  struct net_lease lease; /* named network: address and holder */
+  bool hostbr;            /* root's default network on berth0 */
+  char hb_ip[16];
+  /* container_run: what launch() started, and the launcher's ends */
+  struct launched L;
+  int userns_fd; /* rootless: the container's user namespace, for the removal */
+  int mnt_fd;
+  int run_go_w, pty_sock, out_r, err_r;
+  struct store store; /* open shared from the image's lookup to layers.json */
+  bool store_held;
+  /* a service: its command (a JSON array, and argv pointing into it) */
+  json_t *svc_argv;
+  char **svc_cargv;
+  struct exec_opts svc;
+  bool resident;
+  double expires_at;
+};
+
+char *hostbr_resolv(void);
+int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress,
+                    bool again, berth_error_t *err);
+int env_memfd(json_t *env, berth_error_t *err);
+int start_monitor(struct create_ctx *c, berth_error_t *err);
+
+/* ---------- list and status (status.c) ---------- */
+const char *live_status(json_t *st);
+bool reap_stale_create(const char *dir, const char *name, json_t *st);
+
+/* ---------- lifecycle (lifecycle.c) ---------- */
+int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **out, berth_error_t *err);
+bool reap_expired(const char *name, json_t *st);
+#endif
