@@ -2,7 +2,7 @@
  * opened with openat2(RESOLVE_IN_ROOT) and mounted through its
  * /proc/self/fd path, so a symlink planted in an image (or by a running
  * container) can never redirect a mount onto the host. Shared by berth's
- * own containers (container.c) and the bundle runtime (oci_linux.c). */
+ * own containers (init.c) and the bundle runtime (oci_linux.c). */
 #ifndef BERTH_ROOTFS_H
 #define BERTH_ROOTFS_H
 #include <stdbool.h>
