@@ -30,20 +30,7 @@ uint64_t container_setup_caps(json_t *state) {
 
 int container_parse_signal(const char *s) {
   if (!s || !*s) return 0;
-  char *end;
-  long n = strtol(s, &end, 10);
-  if (!*end && n > 0 && n < 65) return (int)n;
-  const char *b = str_has_prefix(s, "SIG") ? s + 3 : s;
-  static const struct { const char *n; int s; } T[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
-      {"TERM", SIGTERM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}, {"ALRM", SIGALRM}};
-  for (size_t i = 0; i < sizeof T / sizeof *T; i++)
-    if (!strcasecmp(b, T[i].n)) return T[i].s;
-  if (!strncasecmp(b, "RTMIN+", 6)) {
-    n = strtol(b + 6, &end, 10);
-    if (!*end && n >= 0 && SIGRTMIN + n <= SIGRTMAX) return SIGRTMIN + (int)n;
-  }
-  return -1;
+  return signal_parse(s);
 }
 
 int container_stop(const char *name, int timeout, json_t **out, berth_error_t *err) {

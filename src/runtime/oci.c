@@ -36,10 +36,6 @@
 
 #define OCI_VERSION "1.0.2"
 
-#ifndef cleanup_json
-static void oci_json_decrefp(json_t **j) { json_decref(*j); }
-#define cleanup_json __attribute__((cleanup(oci_json_decrefp)))
-#endif
 
 static bool in_userns(void) {
   static int cached = -1;
@@ -1094,45 +1090,11 @@ int oci_update(const struct oci_global *g, const char *id, json_t *resources, be
 }
 
 /* ---------- signals, features, spec ---------- */
-int oci_parse_signal(const char *s) {
-  if (!s || !*s) return -1;
-  char *end;
-  long n = strtol(s, &end, 10);
-  if (!*end) return n > 0 && n < 65 ? (int)n : -1;
-  if (!strncasecmp(s, "SIG", 3)) s += 3;
-  static const struct {
-    const char *n;
-    int v;
-  } T[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},   {"TRAP", SIGTRAP},     {"ABRT", SIGABRT},
-           {"IOT", SIGIOT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},     {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
-           {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD},
-           {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
-           {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-           {"POLL", SIGPOLL}, {"PWR", SIGPWR},   {"SYS", SIGSYS}};
-  for (size_t i = 0; i < sizeof T / sizeof *T; i++)
-    if (!strcasecmp(s, T[i].n)) return T[i].v;
-  if (!strncasecmp(s, "RTMIN", 5)) {
-    int off = s[5] == '+' ? atoi(s + 6) : 0;
-    return SIGRTMIN + off <= SIGRTMAX ? SIGRTMIN + off : -1;
-  }
-  if (!strncasecmp(s, "RTMAX", 5)) {
-    int off = s[5] == '-' ? atoi(s + 6) : 0;
-    return SIGRTMAX - off >= SIGRTMIN ? SIGRTMAX - off : -1;
-  }
-  return -1;
-}
+int oci_parse_signal(const char *s) { return signal_parse(s); }
 
 json_t *oci_features(void) {
   json_t *caps = json_array();
-  static const char *const capn[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-                                     "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-                                     "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-                                     "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-                                     "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-                                     "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-                                     "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-                                     "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
-  for (size_t i = 0; i < sizeof capn / sizeof *capn; i++) json_array_append_new(caps, json_string(capn[i]));
+  for (int i = 0; oci_cap_name(i); i++) json_array_append_new(caps, json_string(oci_cap_name(i)));
   json_t *mopts = json_pack(
       "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "async", "atime", "bind", "dev", "diratime",
       "dirsync", "exec", "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",

@@ -105,6 +105,8 @@ __attribute__((noreturn)) void oci_init_main(struct oci_init *in);
 __attribute__((noreturn)) void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_fd, int preserve_fds, bool setsid_);
 /* capabilities and rlimits that the kernel knows (checked at create) */
 int oci_process_validate(json_t *process, berth_error_t *err);
+/* capability number -> name (NULL past the last one berth-oci knows) */
+const char *oci_cap_name(int n);
 /* capability name -> number (-1 unknown) */
 int oci_cap_number(const char *name);
 /* compile linux.seccomp now (while the host's libseccomp can be loaded) */

@@ -82,6 +82,8 @@ static const char *const CAPS[] = {
     "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
     "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
 
+const char *oci_cap_name(int n) { return n >= 0 && n < (int)(sizeof CAPS / sizeof *CAPS) ? CAPS[n] : NULL; }
+
 int oci_cap_number(const char *name) {
   if (!name) return -1;
   for (size_t i = 0; i < sizeof CAPS / sizeof *CAPS; i++)
@@ -89,15 +91,6 @@ int oci_cap_number(const char *name) {
   return -1;
 }
 
-static int last_cap(void) {
-  static int last = -1;
-  if (last < 0) {
-    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
-    if (!f || fscanf(f, "%d", &last) != 1) last = CAP_LAST_CAP;
-    if (f) fclose(f);
-  }
-  return last;
-}
 
 /* a capability list -> mask; an unknown name is an error, one this
  * kernel lacks is left out (runc and crun warn the same way) */
@@ -109,7 +102,7 @@ static int cap_mask(json_t *list, const char *set, uint64_t *out, berth_error_t 
     int c = oci_cap_number(json_string_value(v));
     if (c < 0)
       return berth_error(err, -EINVAL, "process.capabilities.%s: unknown capability `%.60s`", set, json_string_value(v) ?: "?");
-    if (c <= last_cap()) *out |= 1ULL << c;
+    if (c <= security_last_cap()) *out |= 1ULL << c;
   }
   return 0;
 }
@@ -133,7 +126,7 @@ static int caps_parse(json_t *c, struct caps *out, berth_error_t *err) {
 }
 
 static int caps_bounding(const struct caps *c, berth_error_t *err) {
-  for (int i = 0; i <= last_cap(); i++) {
+  for (int i = 0; i <= security_last_cap(); i++) {
     if (c->bounding & (1ULL << i)) continue;
     if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0 && errno != EINVAL)
       return berth_error(err, errno, "drop capability %s from the bounding set", i < (int)(sizeof CAPS / sizeof *CAPS) ? CAPS[i] : "?");
@@ -149,7 +142,7 @@ static int caps_set(const struct caps *c, berth_error_t *err) {
        .inheritable = (uint32_t)(c->inheritable >> 32)}};
   if (syscall(SYS_capset, &h, d) < 0) return berth_error(err, errno, "set the process's capabilities");
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  for (int i = 0; i <= last_cap(); i++)
+  for (int i = 0; i <= security_last_cap(); i++)
     if ((c->ambient & (1ULL << i)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i, 0, 0) < 0 && errno != EPERM)
       return berth_error(err, errno, "raise ambient capability %s", CAPS[i]);
   return 0;

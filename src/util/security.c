@@ -19,7 +19,7 @@
 extern const char _binary_profiles_seccomp_default_json_start[];
 extern const char _binary_profiles_seccomp_default_json_end[];
 
-static int last_cap(void) {
+int security_last_cap(void) {
   static int last = -1;
   if (last < 0) {
     FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
@@ -30,7 +30,7 @@ static int last_cap(void) {
 }
 
 int security_drop_bounding(uint64_t keep, berth_error_t *err) {
-  int last = last_cap();
+  int last = security_last_cap();
   for (int c = 0; c <= last; c++) {
     if (keep & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) <= 0) continue;
@@ -42,7 +42,7 @@ int security_drop_bounding(uint64_t keep, berth_error_t *err) {
 }
 
 int security_drop_caps(uint64_t keep, berth_error_t *err) {
-  int last = last_cap();
+  int last = security_last_cap();
   if (security_drop_bounding(keep, err) < 0) return -1;
   /* permitted and effective = keep, inheritable empty: the one capset(2)
    * that libcap's cap_set_proc() makes (libcap is not linked: loading it,

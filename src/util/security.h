@@ -3,6 +3,8 @@
 #define BERTH_SECURITY_H
 #include "util.h"
 
+/* the highest capability number this kernel knows (cap_last_cap) */
+int security_last_cap(void);
 /* Drop every capability (bounding, ambient, permitted, effective,
  * inheritable) except those in keep (a bitmask of CAP_* numbers; 0 for
  * workloads). Call after setuid-type changes are done. */

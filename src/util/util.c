@@ -566,3 +566,35 @@ pid_t clone_vm(int (*fn)(void *), void *arg, unsigned long flags, size_t stack_l
   errno = e;
   return p;
 }
+
+/* a signal by name (TERM, SIGTERM, RTMIN+3, RTMAX-1) or number; -1 if unknown */
+int signal_parse(const char *s) {
+  if (!s || !*s) return -1;
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (!*end) return n > 0 && n < 65 ? (int)n : -1;
+  if (!strncasecmp(s, "SIG", 3)) s += 3;
+  static const struct {
+    const char *n;
+    int v;
+  } T[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},   {"TRAP", SIGTRAP},     {"ABRT", SIGABRT},
+           {"IOT", SIGIOT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},     {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
+           {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD},
+           {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
+           {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+           {"POLL", SIGPOLL}, {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+  for (size_t i = 0; i < sizeof T / sizeof *T; i++)
+    if (!strcasecmp(s, T[i].n)) return T[i].v;
+  if (!strncasecmp(s, "RTMIN", 5) || !strncasecmp(s, "RTMAX", 5)) {
+    bool min = !strncasecmp(s, "RTMIN", 5);
+    long off = 0;
+    if (s[5]) {
+      if (s[5] != (min ? '+' : '-')) return -1;
+      off = strtol(s + 6, &end, 10);
+      if (*end || end == s + 6 || off < 0) return -1;
+    }
+    long sig = min ? SIGRTMIN + off : SIGRTMAX - off;
+    return sig >= SIGRTMIN && sig <= SIGRTMAX ? (int)sig : -1;
+  }
+  return -1;
+}

@@ -64,6 +64,8 @@ extern void (*berth_log_hook)(int level, const char *msg);
 void berth_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- strings ---- */
+/* a signal by name (TERM, SIGTERM, RTMIN+3, RTMAX-1) or number 1-64; -1 if unknown */
+int signal_parse(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xstrdup(const char *s);
 void *xmalloc0(size_t n);

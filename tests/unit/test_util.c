@@ -131,3 +131,22 @@ Test(util, name_valid_is_the_container_and_network_name_rule) {
   cr_assert_not(name_valid("a/b"));
   cr_assert_not(name_valid("a b"));
 }
+
+/* signal names as runc, podman and `berth kill` take them */
+Test(util, signal_parse_names_numbers_and_realtime) {
+  cr_expect_eq(signal_parse("TERM"), SIGTERM);
+  cr_expect_eq(signal_parse("SIGKILL"), SIGKILL);
+  cr_expect_eq(signal_parse("sigusr1"), SIGUSR1);
+  cr_expect_eq(signal_parse("9"), 9);
+  cr_expect_eq(signal_parse("64"), 64);
+  cr_expect_eq(signal_parse("RTMIN"), SIGRTMIN);
+  cr_expect_eq(signal_parse("RTMIN+3"), SIGRTMIN + 3);
+  cr_expect_eq(signal_parse("SIGRTMAX-1"), SIGRTMAX - 1);
+  cr_expect_eq(signal_parse("RTMIN+99"), -1);
+  cr_expect_eq(signal_parse("RTMIN+3x"), -1);
+  cr_expect_eq(signal_parse("RTMIN-1"), -1);
+  cr_expect_eq(signal_parse("0"), -1);
+  cr_expect_eq(signal_parse("65"), -1);
+  cr_expect_eq(signal_parse("NOPE"), -1);
+  cr_expect_eq(signal_parse(""), -1);
+}
