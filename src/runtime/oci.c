@@ -387,8 +387,12 @@ static int validate_spec(json_t *spec, const char *bundle, char **rootfs, berth_
     if (!strcmp(jstr(ns, "type"), "user") && !(jstr(ns, "path") && *jstr(ns, "path"))) new_user = true;
   if (!new_user && (json_array_size(json_object_get(linux_, "uidMappings")) || json_array_size(json_object_get(linux_, "gidMappings"))))
     return berth_error(err, -EINVAL, "config.json: linux.uidMappings/gidMappings need a new user namespace in linux.namespaces");
-  if (new_user && (!json_array_size(json_object_get(linux_, "uidMappings")) || !json_array_size(json_object_get(linux_, "gidMappings"))))
-    return berth_error(err, -EINVAL, "config.json: a new user namespace needs linux.uidMappings and linux.gidMappings");
+  /* a new user namespace without maps (crun spec --rootless writes none):
+   * the caller's own ids become the container's root, as crun does */
+  if (new_user && !json_array_size(json_object_get(linux_, "uidMappings")))
+    json_object_set_new(linux_, "uidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID", (json_int_t)geteuid(), "size", 1));
+  if (new_user && !json_array_size(json_object_get(linux_, "gidMappings")))
+    json_object_set_new(linux_, "gidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID", (json_int_t)getegid(), "size", 1));
   json_t *h;
   json_object_foreach(json_object_get(spec, "hooks"), v, h) {
     if (strcmp(v, "prestart") && strcmp(v, "createRuntime") && strcmp(v, "createContainer") && strcmp(v, "startContainer") &&
