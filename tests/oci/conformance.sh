@@ -1,6 +1,7 @@
 #!/bin/bash
 # The OCI runtime conformance suite (opencontainers/runtime-tools
-# validation, pinned; ../shared/oci-conformance/run.sh or $OCI_CONFORMANCE)
+# validation, pinned; ../shared/oci-conformance/run.sh, tests/oci/suite/run.sh
+# or $OCI_CONFORMANCE)
 # against build/berth-oci, as root. A test fails this script when it fails
 # and is not in the list of known failures below (each with its reason,
 # also in docs/oci-runtime.md), or when fewer than OCI_MIN_PASS tests pass
@@ -10,7 +11,10 @@ cd "$(dirname "$0")/../.."
 RT=${OCI_RUNTIME:-$PWD/build/berth-oci}
 MIN=${OCI_MIN_PASS:-41}
 RUN=${OCI_CONFORMANCE:-}
-for c in "$RUN" ../shared/oci-conformance/run.sh /work/shared/oci-conformance/run.sh; do
+# the suite's harness: $OCI_CONFORMANCE, else the shared copy beside the
+# repository, else the copy in tests/oci/suite (run.sh and the pinned
+# runtime-tools sources, Apache-2.0, as shipped in ../shared/oci-conformance)
+for c in "$RUN" ../shared/oci-conformance/run.sh tests/oci/suite/run.sh; do
   [ -n "$c" ] && [ -x "$c" ] && { RUN=$c; break; }
 done
 if [ "$(id -u)" != 0 ]; then echo "conformance: needs root (the suite makes real containers)" >&2; echo "0 passed, 1 failed"; exit 1; fi
