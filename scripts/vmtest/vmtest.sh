@@ -11,6 +11,7 @@
 #     images) and switch_roots onto it (pivot_root cannot leave an initramfs);
 #   - scripts/vmtest/stage2.sh there mounts pure cgroup v2, lays out users
 #     and cgroups the way a systemd host does, and runs tests/vm/run-in-vm.sh;
+#   - python3's standard library goes in too (tests/integration/test_oci.sh);
 #   - the VM's serial console comes back here; its summary lines are counted.
 #
 #   scripts/vmtest/vmtest.sh                 # both kernels
@@ -163,6 +164,15 @@ build_stage() {
   copy_bin /usr/bin/newuidmap && copy_bin /usr/bin/newgidmap
   copy_bin /usr/sbin/usermod
   copy_bin /usr/bin/slirp4netns
+  # python3 and its standard library (no site-packages): test_oci.sh edits
+  # bundles' config.json and receives the console socket's fd with it
+  local py pylib so
+  py=$(readlink -f /usr/bin/python3)
+  pylib=$(/usr/bin/python3 -S -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+  copy_bin "$py" /usr/bin/python3
+  mkdir -p "$ST$pylib"
+  tar -C "$pylib" --exclude=./test --exclude=./site-packages --exclude=./dist-packages --exclude='__pycache__' -cf - . | tar -C "$ST$pylib" -xf -
+  for so in "$pylib"/lib-dynload/*.so; do copy_bin "$so"; done
   # berth and the libraries it dlopen()s
   copy_bin "$REPO/build/berth" /usr/local/bin/berth
   copy_bin "$(ldconfig -p | awk '/libcurl.so.4 .*x86-64/{print $NF; exit}')"
@@ -177,7 +187,7 @@ build_stage() {
   install -m 755 "$VMT/stage2.sh" "$ST/sbin/vm-stage2"
   # the repository parts the suites use
   mkdir -p "$ST/repo/tests/integration" "$ST/repo/tests/vm" "$ST/repo/rootfs-cache/images" "$ST/repo/build"
-  cp tests/integration/lib.sh "$ST/repo/tests/integration/"
+  cp tests/integration/lib.sh tests/integration/test_oci.sh "$ST/repo/tests/integration/"
   cp tests/vm/*.sh "$ST/repo/tests/vm/"
   cp -a rootfs-cache/images/busybox rootfs-cache/images/multilayer "$ST/repo/rootfs-cache/images/"
   cp "$REPO/build/berth" "$ST/repo/build/berth"
@@ -201,7 +211,7 @@ EOF
 }
 
 # build the stage when anything that goes into it is newer than it
-stage_inputs=(build/berth "$VMT"/* tests/vm/*.sh tests/integration/lib.sh rootfs-cache/images/busybox/index.json)
+stage_inputs=(build/berth "$VMT"/* tests/vm/*.sh tests/integration/lib.sh tests/integration/test_oci.sh rootfs-cache/images/busybox/index.json)
 need_stage=0
 [ -f "$CACHE/stage.ready" ] || need_stage=1
 for f in "${stage_inputs[@]}"; do [ "$f" -nt "$CACHE/stage.ready" ] && need_stage=1; done

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs inside the test VM (scripts/vmtest/stage2.sh starts it as root):
-# the cgroup v2 container suite as root and as the test user, then the
-# preflight-guided setup suite as the test user. Ends with
+# the cgroup v2 container suite and berth-oci's suite (tests/integration/
+# test_oci.sh) as root and as the test user, then the preflight-guided setup
+# suite as the test user. Ends with
 # "total: N passed, N failed".
 cd "$(dirname "$0")"
 CG=/sys/fs/cgroup
@@ -31,6 +32,15 @@ count /tmp/root.log "${PIPESTATUS[0]}"
 echo "# === test_cgroup_v2.sh as berthtest"
 BERTH_MODE=rootless bash test_cgroup_v2.sh 2>&1 | tee /tmp/rootless.log
 count /tmp/rootless.log "${PIPESTATUS[0]}"
+# berth-oci on pure v2: root from its session (runc's rule: a relative cgroup
+# path goes below the parent of the session scope, which holds the shell);
+# the test user from its session (refused) and from a delegated scope
+echo "# === test_oci.sh as root (from user-0.slice/session-2.scope)"
+(echo $BASHPID >$CG/user.slice/user-0.slice/session-2.scope/cgroup.procs && BERTH_MODE=root exec bash ../integration/test_oci.sh) 2>&1 | tee /tmp/oci-root.log
+count /tmp/oci-root.log "${PIPESTATUS[0]}"
+echo "# === test_oci.sh as berthtest"
+BERTH_MODE=rootless bash ../integration/test_oci.sh 2>&1 | tee /tmp/oci-rootless.log
+count /tmp/oci-rootless.log "${PIPESTATUS[0]}"
 echo "# === test_preflight_fix.sh as berthtest"
 BERTH_MODE=rootless bash test_preflight_fix.sh 2>&1 | tee /tmp/preflight.log
 count /tmp/preflight.log "${PIPESTATUS[0]}"
