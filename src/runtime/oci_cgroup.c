@@ -317,8 +317,16 @@ static int apply_memory(struct cg *c, json_t *m, berth_error_t *err) {
     if (hl && limit == -1 && (!hs || swap == 0)) sw = -1, set_sw = true;
     else if (hs && swap == -1) sw = -1, set_sw = true;
     else if (hs && swap > 0) {
+      /* update with a swap value alone: the limit in force, as runc update
+       * takes the one it keeps (a new group's memory.max is "max") */
+      cleanup_free char *cur = NULL;
+      cleanup_free char *mp = !hl && dir_of(c, "memory") ? xasprintf("%s/memory.max", dir_of(c, "memory")) : NULL;
+      if (mp && read_file(mp, 64, &cur, NULL, NULL) == 0 && cur[0] >= '1' && cur[0] <= '9') hl = 1, limit = strtoll(cur, NULL, 10);
       if (!hl || limit <= 0)
         return berth_error(err, -EINVAL, "%s.swap needs memory.limit too: cgroup v2 limits swap as swap - limit", W);
+      if (swap < limit)
+        return berth_error(err, -EINVAL, "%s.swap (%lld) is memory plus swap: it must be at least the memory limit in force (%lld), or -1", W,
+                           (long long)swap, (long long)limit);
       sw = swap - limit, set_sw = true;
     }
     if (set_sw) {

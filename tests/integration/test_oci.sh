@@ -289,6 +289,9 @@ if '$BERTH_MODE' == 'root':
   assert_eq "$(cat "$cg/memory.max")" 100663296 "memory.max after update --memory"
   o_ok exec v2 cat /sys/fs/cgroup/memory.max
   assert_eq "$O_OUT" 100663296 "memory.max inside after update"
+  # --memory-swap alone: memory plus swap, over the limit in force (v2's memory.swap.max is swap alone)
+  o_ok update --memory-swap 160M v2
+  assert_eq "$(cat "$cg/memory.swap.max")" 67108864 "memory.swap.max after update --memory-swap"
   # pause/resume: cgroup.freeze
   o_ok pause v2
   assert_eq "$(cat "$cg/cgroup.freeze")" 1 "cgroup.freeze while paused"
