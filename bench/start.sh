@@ -667,12 +667,10 @@ for mode in $MODES; do
     if [ "$lt" = n/a ] || ! bench_le "$lt" 50; then st=" MISSED"; MISSED_ANY=1; fi
     echo "[$mode] logs --tail 100 of a $(g berth_logs_bytes)-byte log = $lt ms (target <= 50)$st"
     if [ -n "$OCI_NAME" ]; then
-        r=$(bench_ratio "$(g oci_run)" "$(g oci_crun_run)")
-        echo "[$mode] ratio run $OCI_LABEL/crun (same bundle) = $r (no target yet)"
-        [ -n "${BENCH_RESULTS:-}" ] && printf '%s\tratio run %s/crun\t%s\n' "$mode" "$OCI_NAME" "$r" >>"$BENCH_RESULTS"
-        r=$(bench_ratio "$(g podman_oci)" "$(g podman_crun)")
-        echo "[$mode] ratio podman run --runtime $OCI_LABEL/crun = $r (no target yet)"
-        [ -n "${BENCH_RESULTS:-}" ] && printf '%s\tratio podman run %s/crun\t%s\n' "$mode" "$OCI_NAME" "$r" >>"$BENCH_RESULTS"
+        # issue #20's targets: berth-oci <= 0.8x crun on the same bundle,
+        # podman over berth-oci <= 1.0x podman over crun
+        ratio_line "$mode" "run $OCI_LABEL/crun (same bundle)" "$(g oci_run)" "$(g oci_crun_run)" le 0.8
+        ratio_line "$mode" "podman run --runtime $OCI_LABEL/crun" "$(g podman_oci)" "$(g podman_crun)" le 1.0
     fi
     pss=$(g pss)
     st=""
