@@ -268,21 +268,22 @@ test_podman_run_it_terminal() {
   q='echo READY-$((40+2))'
   tm send-keys -t it "$q" Enter
   wait_pane READY-42 60
-  tm send-keys -t it 'echo TTY=$(tty); echo SIZE=$(stty size)' Enter
-  wait_pane SIZE=
+  # markers are computed, so the typed command line's own echo never matches
+  tm send-keys -t it 'echo TTY=$(tty); echo SIZE-$((2+3))=$(stty size)' Enter
+  wait_pane SIZE-5=
   grep -qE '^TTY=/dev/pts/[0-9]+$' "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "tty is not /dev/pts/N"; }
-  grep -qx 'SIZE=30 100' "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "stty size is not the terminal's 30 100"; }
+  grep -qx 'SIZE-5=30 100' "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "stty size is not the terminal's 30 100"; }
   # a resize of the outer terminal reaches the container's (SIGWINCH path;
   # asked again until it arrives, at most 10 s)
   tm resize-window -t it -x 90 -y 25
   local i
   for i in $(seq 20); do
-    tm send-keys -t it "echo SIZE$i=\$(stty size)" Enter
-    wait_pane "SIZE$i=" 10
-    grep -qx "SIZE$i=25 90" "$T_DIR/pane" && break
+    tm send-keys -t it "echo SIZE$i-\$((1+1))=\$(stty size)" Enter
+    wait_pane "SIZE$i-2=" 10
+    grep -qx "SIZE$i-2=25 90" "$T_DIR/pane" && break
     sleep 0.5
   done
-  grep -qx "SIZE$i=25 90" "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "stty size after the resize is not 25 90"; }
+  grep -qx "SIZE$i-2=25 90" "$T_DIR/pane" || { cat "$T_DIR/pane"; fail "stty size after the resize is not 25 90"; }
   # the line discipline: with echo off typed text does not show, with echo on
   # it does (typed only once read(1) waits: the markers are computed, so the
   # command line's own echo does not match them)
