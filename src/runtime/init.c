@@ -577,18 +577,7 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
     cleanup_free char *dst = xasprintf("/etc/%s", gen[k]);
     if (bind_file(rootfd, src, dst, err) < 0) return -1;
   }
-  json_t *linux_ = json_object_get(a->spec, "linux");
-  json_t *p;
-  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
-    const char *rel = json_string_value(p);
-    while (rel && *rel == '/') rel++;
-    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
-  }
-  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
-    const char *rel = json_string_value(p);
-    while (rel && *rel == '/') rel++;
-    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
-  }
+  if (rootfs_mask_and_readonly(rootfd, json_object_get(a->spec, "linux"), err) < 0) return -1;
   const char *cwd = json_string_value(json_object_get(json_object_get(a->spec, "process"), "cwd"));
   if (cwd && *cwd) {
     const char *rel = cwd;

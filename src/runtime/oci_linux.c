@@ -591,20 +591,9 @@ static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
  * paths, the read-only root, the root's propagation */
 static int finish_rootfs(struct oci_init *in, berth_error_t *err) {
   json_t *linux_ = json_object_get(in->spec, "linux");
-  size_t i;
-  json_t *p;
   cleanup_close int rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return berth_error(err, errno, "open the root");
-  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
-    const char *rel = json_string_value(p);
-    while (rel && *rel == '/') rel++;
-    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
-  }
-  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
-    const char *rel = json_string_value(p);
-    while (rel && *rel == '/') rel++;
-    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
-  }
+  if (rootfs_mask_and_readonly(rootfd, linux_, err) < 0) return -1;
   bool ok;
   unsigned long prop = propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
   if (json_is_true(json_object_get(json_object_get(in->spec, "root"), "readonly"))) {

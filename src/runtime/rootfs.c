@@ -101,3 +101,18 @@ int rootfs_mask(int rootfd, const char *rel, berth_error_t *err) {
   return r;
 }
 
+int rootfs_mask_and_readonly(int rootfd, json_t *linux_, berth_error_t *err) {
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(linux_, "maskedPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && rootfs_mask(rootfd, rel, err) < 0) return -1;
+  }
+  json_array_foreach(json_object_get(linux_, "readonlyPaths"), i, p) {
+    const char *rel = json_string_value(p);
+    while (rel && *rel == '/') rel++;
+    if (rel && rootfs_remount_ro(rootfd, rel, err) < 0) return -1;
+  }
+  return 0;
+}

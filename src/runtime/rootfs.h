@@ -5,6 +5,7 @@
  * own containers (init.c) and the bundle runtime (oci_linux.c). */
 #ifndef BERTH_ROOTFS_H
 #define BERTH_ROOTFS_H
+#include <jansson.h>
 #include <stdbool.h>
 #include "util.h"
 
@@ -21,4 +22,6 @@ unsigned long rootfs_locked_flags(const char *path);
 int rootfs_remount_ro(int rootfd, const char *rel, berth_error_t *err);
 /* hide REL: /dev/null over a file, an empty read-only tmpfs over a directory */
 int rootfs_mask(int rootfd, const char *rel, berth_error_t *err);
+/* the spec's linux.maskedPaths and linux.readonlyPaths, below rootfd */
+int rootfs_mask_and_readonly(int rootfd, json_t *linux_, berth_error_t *err);
 #endif
