@@ -32,7 +32,14 @@ Test(util, cpu_aside_moves_the_child_off_this_cpu_and_restores_it) {
   cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
   pid_t p = sleeper();
   int here = sched_getcpu();
+  /* held on this CPU while cpu_aside looks where it runs (a migration in
+   * between would make "here" another CPU than cpu_aside's) */
+  cpu_set_t pin;
+  CPU_ZERO(&pin);
+  CPU_SET(here, &pin);
+  cr_assert_eq(sched_setaffinity(0, sizeof pin, &pin), 0);
   bool moved = cpu_aside(p, &saved);
+  sched_setaffinity(0, sizeof mine, &mine);
   cr_assert(CPU_EQUAL(&saved, &mine), "saved mask is the child's own (inherited) one");
   cr_assert_eq(sched_getaffinity(p, sizeof now, &now), 0);
   if (CPU_COUNT(&mine) > 1) {
@@ -58,12 +65,18 @@ Test(util, cpu_aside_of_a_gone_process_is_false) {
 
 Test(util, cpu_aside_with_a_single_allowed_cpu_is_false) {
   pid_t p = sleeper();
-  cpu_set_t one, saved, now;
+  cpu_set_t one, saved, now, mine;
   CPU_ZERO(&one);
   CPU_SET(sched_getcpu(), &one);
+  /* this process stays on that CPU too, or cpu_aside's own "here" could be
+   * another one (a migration in between made this test flaky) */
+  cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+  cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
   cr_assert_eq(sched_setaffinity(p, sizeof one, &one), 0);
   /* the child may only run here: moving it off would leave it no CPU */
-  cr_assert_not(cpu_aside(p, &saved));
+  bool moved = cpu_aside(p, &saved);
+  sched_setaffinity(0, sizeof mine, &mine);
+  cr_assert_not(moved);
   cr_assert_eq(sched_getaffinity(p, sizeof now, &now), 0);
   cr_assert(CPU_EQUAL(&now, &one), "left as it was");
   reap(p);
