@@ -300,6 +300,18 @@ static int bpf_load_attach(int cgfd, struct bpf_insn *p, int n, berth_error_t *e
  * and crun do). ctx is struct bpf_cgroup_dev_ctx {access_type (access <<
  * 16 | type), major, minor}; 1 allows, 0 refuses. */
 #define INSN(c, d, sr, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (sr), .off = (o), .imm = (i)})
+/* both programs start the same: r2 access, r3 type, r4 major, r5 minor */
+static int load_dev_ctx(struct bpf_insn *p) {
+  int n = 0;
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
+  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
+  p[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_3, 0, 0, 0xffff); /* r3 = type */
+  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
+  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
+  return n;
+}
+
 int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err) {
   size_t nr = 0;
   struct dev_rule *rules = dev_rules(devices, &nr);
@@ -310,13 +322,7 @@ int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err) {
     free(rules), free(p), free(to_allow);
     return berth_error(err, -ENOMEM, "devices program");
   }
-  int n = 0;
-  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
-  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
-  p[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_3, 0, 0, 0xffff); /* r3 = type */
-  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
-  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
-  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
+  int n = load_dev_ctx(p);
   int mknod_jump = n;
   p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, BPF_DEVCG_ACC_MKNOD); /* mknod: never */
   for (size_t i = 0; i < nr; i++) {
@@ -364,13 +370,7 @@ int cgroup_devices_bpf_rules(int cgfd, const struct cgroup_dev_rule *rules, size
     free(p), free(to_allow);
     return berth_error(err, -ENOMEM, "devices program");
   }
-  int n = 0;
-  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
-  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
-  p[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_3, 0, 0, 0xffff); /* r3 = type */
-  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
-  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
-  p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
+  int n = load_dev_ctx(p);
   for (size_t i = 0; i < nr; i++) {
     const struct cgroup_dev_rule *x = &rules[i];
     if ((x->type != 'a' && x->type != 'b' && x->type != 'c') || x->major > INT32_MAX || x->minor > INT32_MAX) {
