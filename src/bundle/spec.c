@@ -117,9 +117,10 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   }
   json_t *mounts = json_array();
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/proc", "type", "proc", "source", "proc", "options", "nosuid", "noexec", "nodev"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/pts", "type", "devpts", "source", "devpts", "options", "nosuid", "noexec", "newinstance"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/shm", "type", "tmpfs", "source", "shm", "options", "nosuid", "noexec", "nodev"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755", "size=65536k"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s,s]}", "destination", "/dev/pts", "type", "devpts", "source", "devpts", "options", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s]}", "destination", "/dev/shm", "type", "tmpfs", "source", "shm", "options", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/mqueue", "type", "mqueue", "source", "mqueue", "options", "nosuid", "noexec", "nodev"));
   json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/sys", "type", "sysfs", "source", "sysfs", "options", "nosuid", "noexec", "nodev", "ro"));
   /* an explicit mount at the workdir takes its place (never both, stacked) */
   bool wd_taken = false;
@@ -128,7 +129,7 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
     if (c && spec_same_path(c, wd)) wd_taken = true;
   }
   if (in->cwd_mount && !wd_taken)
-    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", wd, "type", "bind", "source", in->cwd_mount, "options", "rbind", "rw"));
+    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", wd, "type", "bind", "source", in->cwd_mount, "options", "rbind", "rw", "nodev"));
   json_array_foreach(in->mounts, i, v) {
     const char *h = json_string_value(json_object_get(v, "host"));
     const char *c = json_string_value(json_object_get(v, "container"));
@@ -154,7 +155,7 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
       json_decref(mounts);
       return berth_error(err, e, "mount source `%s`", h);
     }
-    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", c, "type", "bind", "source", h, "options", "rbind", mode));
+    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", c, "type", "bind", "source", h, "options", "rbind", mode, "nodev"));
   }
   const char *gen[] = {"hostname", "hosts", "resolv.conf"};
   for (int g = 0; g < 3; g++) {

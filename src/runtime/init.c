@@ -252,193 +252,6 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
   return ret;
 }
 
-/* One device the spec asks for (linux.devices) at its path under the
- * container's /dev: made with mknod as root; bound from its host node
- * rootless (mknod is not possible there) or where the devices program
- * refuses mknod (cgroup v2); the host node must still be the device the
- * spec names, so a node swapped on the host since create is not bound. */
-static int device_node(int dfd, json_t *d, const char *host, bool rootless, berth_error_t *err) {
-  const char *path = json_string_value(json_object_get(d, "path")), *type = json_string_value(json_object_get(d, "type"));
-  if (!path || !type || !str_has_prefix(path, "/dev/") || strstr(path, "/..") || strstr(path, "/./") || strstr(path, "//"))
-    return berth_error(err, -EINVAL, "device `%s`: the spec's path must lie under /dev", path ? path : "?");
-  unsigned major = (unsigned)json_integer_value(json_object_get(d, "major")), minor = (unsigned)json_integer_value(json_object_get(d, "minor"));
-  mode_t perm = (mode_t)json_integer_value(json_object_get(d, "fileMode")) & 07777;
-  if (!json_object_get(d, "fileMode")) perm = 0666;
-  mode_t fmt = type[0] == 'b' ? S_IFBLK : type[0] == 'p' ? S_IFIFO : S_IFCHR;
-  cleanup_free char *rel = strdup(path + 5);
-  char *slash = strrchr(rel, '/');
-  const char *base = slash ? slash + 1 : rel;
-  cleanup_close int pfd = -1;
-  if (slash) {
-    *slash = '\0';
-    pfd = mkdir_in_root(dfd, rel, 0755, RESOLVE_NO_SYMLINKS, err); /* inside our /dev tmpfs, no link followed */
-    if (pfd < 0) return berth_error_wrap(err, "device `%s`", path);
-  }
-  int at = pfd >= 0 ? pfd : dfd;
-  if (fmt == S_IFIFO || !rootless) {
-    if (mknodat(at, base, fmt | perm, makedev(major, minor)) == 0) {
-      fchmodat(at, base, perm, 0); /* past the umask */
-      if (fchownat(at, base, (uid_t)json_integer_value(json_object_get(d, "uid")), (gid_t)json_integer_value(json_object_get(d, "gid")),
-                   AT_SYMLINK_NOFOLLOW) < 0 && !rootless)
-        return berth_error(err, errno, "device `%s`: owner", path);
-      return 0;
-    }
-    if (errno != EPERM || fmt == S_IFIFO) return berth_error(err, errno, "create device `%s`", path);
-  }
-  if (!host) return berth_error(err, -ENOENT, "device `%s`: no host node to bind (mknod was refused)", path);
-  cleanup_close int hfd = open(host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  struct stat st;
-  if (hfd < 0 || fstat(hfd, &st) < 0) return berth_error(err, errno, "device `%s`: host node `%s`", path, host);
-  if ((st.st_mode & S_IFMT) != fmt || st.st_rdev != makedev(major, minor))
-    return berth_error(err, -EINVAL, "device `%s`: host node `%s` is no longer %c %u:%u; create the container again", path, host, type[0], major, minor);
-  int c = openat(at, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (c < 0) return berth_error(err, errno, "create device `%s`", path);
-  close(c);
-  cleanup_close int t = openat(at, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  cleanup_free char *src = rootfs_fdpath(hfd);
-  return t < 0 ? berth_error(err, errno, "device `%s`", path) : rootfs_mount_fd(src, t, NULL, MS_BIND, NULL, path, err);
-}
-
-/* the spec's devices (linux.devices), their host nodes in annotation berth.device_sources */
-static int spec_device_nodes(int dfd, struct init_args *a, berth_error_t *err) {
-  json_t *devs = json_object_get(json_object_get(a->spec, "linux"), "devices");
-  if (!json_array_size(devs)) return 0;
-  json_t *src = json_loads(json_string_value(json_object_get(json_object_get(a->spec, "annotations"), "berth.device_sources")) ?: "{}", 0, NULL);
-  size_t i;
-  json_t *d;
-  int r = 0;
-  json_array_foreach(devs, i, d) {
-    if ((r = device_node(dfd, d, json_string_value(json_object_get(src, json_string_value(json_object_get(d, "path")) ?: "")), a->rootless,
-                         err)) < 0)
-      break;
-  }
-  json_decref(src);
-  return r;
-}
-
-static int setup_dev(int rootfd, struct init_args *a, berth_error_t *err) {
-  cleanup_close int dev = rootfs_target(rootfd, "/dev", false, true, err);
-  if (dev < 0) return -1;
-  if (rootfs_mount_fd("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", "/dev", err) < 0) return -1;
-  cleanup_close int dfd = openat_in_root(rootfd, "dev", O_RDONLY | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
-  if (dfd < 0) return berth_error(err, errno, "open /dev");
-  /* device nodes: root makes them (one mknod each instead of a file and a
-   * bind mount); rootless may not, and binds the host's */
-  const char *devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
-  const dev_t nums[] = {makedev(1, 3), makedev(1, 5), makedev(1, 7), makedev(1, 8), makedev(1, 9), makedev(5, 0)};
-  bool made = !a->rootless;
-  for (size_t i = 0; i < 6 && made; i++)
-    made = mknodat(dfd, devs[i], S_IFCHR | 0666, nums[i]) == 0 && fchmodat(dfd, devs[i], 0666, 0) == 0;
-  for (size_t i = 0; i < 6 && !made; i++) {
-    unlinkat(dfd, devs[i], 0); /* a half-made set: bind all six */
-    int c = openat(dfd, devs[i], O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-    if (c < 0) return berth_error(err, errno, "create /dev/%s", devs[i]);
-    close(c);
-    cleanup_free char *src = xasprintf("/dev/%s", devs[i]);
-    cleanup_close int t = openat(dfd, devs[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (rootfs_mount_fd(src, t, NULL, MS_BIND, NULL, src, err) < 0) return -1;
-  }
-  mkdirat(dfd, "pts", 0755);
-  mkdirat(dfd, "shm", 01777);
-  mkdirat(dfd, "mqueue", 0755);
-  cleanup_close int pts = openat(dfd, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  const char *ptsopt = a->rootless && a->single_map ? "newinstance,ptmxmode=0666,mode=0620" : "newinstance,ptmxmode=0666,mode=0620,gid=5";
-  if (rootfs_mount_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, ptsopt, "/dev/pts", err) < 0) return -1;
-  cleanup_close int shm = openat(dfd, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (rootfs_mount_fd("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", "/dev/shm", err) < 0) return -1;
-  cleanup_close int mq = openat(dfd, "mqueue", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  berth_error_t ignored = NULL;
-  rootfs_mount_fd("mqueue", mq, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/dev/mqueue", &ignored);
-  berth_error_free(ignored);
-  const char *links[][2] = {{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                            {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
-  for (size_t i = 0; i < 5; i++)
-    if (symlinkat(links[i][1], dfd, links[i][0]) < 0) return berth_error(err, errno, "create /dev/%s", links[i][0]);
-  return spec_device_nodes(dfd, a, err);
-}
-
-/* A target opened in the root was checked as written; the image's
- * symlinks may still lead it to the root, /dev, or into /proc or /sys
- * (mounted by now): a bind there would cover the container's own setup */
-static int target_forbidden(int rootfd, int t, const char *dst, berth_error_t *err) {
-  struct stat ts, rs, ds;
-  struct statfs tf;
-  bool bad = fstatfs(t, &tf) < 0 || tf.f_type == PROC_SUPER_MAGIC || tf.f_type == SYSFS_MAGIC || fstat(t, &ts) < 0 ||
-             (fstat(rootfd, &rs) == 0 && rs.st_dev == ts.st_dev && rs.st_ino == ts.st_ino) ||
-             (fstatat(rootfd, "dev", &ds, AT_SYMLINK_NOFOLLOW) == 0 && ds.st_dev == ts.st_dev && ds.st_ino == ts.st_ino);
-  if (!bad) return 0;
-  return berth_error(err, -EINVAL, "mount target `%s` leads (through the image's symlinks) to `/`, `/dev`, or into `/proc` or "
-                     "`/sys`; refusing to mount there", dst);
-}
-
-static int bind_file(int rootfd, const char *host, const char *dest, berth_error_t *err) {
-  cleanup_close int t = rootfs_target(rootfd, dest, true, false, err);
-  if (t < 0 || target_forbidden(rootfd, t, dest, err) < 0) return -1;
-  return rootfs_mount_fd(host, t, NULL, MS_BIND, NULL, dest, err);
-}
-
-static int user_mounts(int rootfd, struct init_args *a, berth_error_t *err) {
-  size_t i;
-  json_t *m;
-  json_array_foreach(json_object_get(a->spec, "mounts"), i, m) {
-    const char *type = json_string_value(json_object_get(m, "type")) ?: "";
-    const char *src = json_string_value(json_object_get(m, "source"));
-    const char *dst = json_string_value(json_object_get(m, "destination"));
-    bool ro = false, nosuid = false, noexec = false, rec = true;
-    size_t k;
-    json_t *o;
-    struct buf data = {0};
-    json_array_foreach(json_object_get(m, "options"), k, o) {
-      const char *op = json_string_value(o) ?: "";
-      ro |= !strcmp(op, "ro"), nosuid |= !strcmp(op, "nosuid"), noexec |= !strcmp(op, "noexec");
-      if (!strcmp(op, "bind")) rec = false;
-      if (strchr(op, '=')) { /* tmpfs parameters: size=, mode= ... */
-        if (data.len) buf_append(&data, ",", 1);
-        buf_append(&data, op, strlen(op));
-      }
-    }
-    buf_append(&data, "", 1);
-    /* a tmpfs of a device's (CDI); /dev and /dev/shm are berth's own */
-    if (!strcmp(type, "tmpfs") && dst && strcmp(dst, "/dev") && strcmp(dst, "/dev/shm")) {
-      cleanup_close int t = rootfs_target(rootfd, dst, false, false, err);
-      int r = t < 0 || target_forbidden(rootfd, t, dst, err) < 0
-                  ? -1
-                  : rootfs_mount_fd("tmpfs", t, "tmpfs", MS_NODEV | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | (ro ? MS_RDONLY : 0),
-                             data.data, dst, err);
-      buf_free(&data);
-      if (r < 0) return -1;
-      continue;
-    }
-    buf_free(&data);
-    if (strcmp(type, "bind")) continue;
-    if (!src || !dst) continue;
-    if (!strncmp(dst, "/etc/", 5) && strstr(src, a->cdir) == src) continue; /* generated files: later */
-    cleanup_close int sfd = open(src, O_PATH | O_CLOEXEC);
-    if (sfd < 0) return berth_error(err, errno, "mount source `%s`", src);
-    struct stat st;
-    fstat(sfd, &st);
-    cleanup_close int t = rootfs_target(rootfd, dst, !S_ISDIR(st.st_mode), false, err);
-    if (t < 0) return berth_error_wrap(err, "mount `%s` at `%s`", src, dst);
-    if (target_forbidden(rootfd, t, dst, err) < 0) return -1;
-    cleanup_free char *sp = rootfs_fdpath(sfd);
-    if (rootfs_mount_fd(sp, t, NULL, MS_BIND | (rec ? MS_REC : 0), NULL, dst, err) < 0) return -1;
-    {
-      /* nodev always (a host directory's device nodes stay closed to the
-       * container), read-only, nosuid, noexec when asked */
-      const char *rel = dst;
-      while (*rel == '/') rel++;
-      int fd = openat_in_root(rootfd, rel, O_PATH, 0, 0);
-      cleanup_free char *p = rootfs_fdpath(fd);
-      unsigned long keep = rootfs_locked_flags(p);
-      int r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NODEV | (ro ? MS_RDONLY : 0) | (nosuid ? MS_NOSUID : 0) | (noexec ? MS_NOEXEC : 0) | keep,
-                    NULL);
-      close(fd);
-      if (r < 0) return berth_error(err, errno, "make mount `%s` %s", dst, ro ? "read-only" : "nodev");
-    }
-  }
-  return 0;
-}
-
 /* the highest group id this user namespace maps (ping_group_range takes
  * ids as the writer sees them and refuses unmapped ones) */
 static unsigned long gid_max_mapped(void) {
@@ -557,26 +370,15 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   json_array_foreach(json_object_get(json_object_get(a->spec, "linux"), "namespaces"), i, ns)
     if (!strcmp(json_string_value(json_object_get(ns, "type")) ?: "", "network")) own_net = true;
 
-  cleanup_close int proc = rootfs_target(rootfd, "/proc", false, true, err);
-  if (proc < 0) return -1;
-  if (rootfs_mount_fd("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", err) < 0) return -1;
-  if (setup_dev(rootfd, a, err) < 0) return -1;
-  cleanup_close int sys = rootfs_target(rootfd, "/sys", false, true, err);
-  if (sys < 0) return -1;
-  berth_error_t e2 = NULL;
-  if (!own_net || rootfs_mount_fd("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/sys", &e2) < 0) {
-    berth_error_clear(&e2);
-    /* host network namespace (or a kernel that refuses): the host's /sys, read-only */
-    if (rootfs_mount_fd("/sys", sys, NULL, MS_BIND | MS_REC, NULL, "/sys", err) < 0) return -1;
-    if (rootfs_remount_ro(rootfd, "sys", err) < 0) return -1;
-  }
-  if (user_mounts(rootfd, a, err) < 0) return -1;
-  const char *gen[] = {"hostname", "hosts", "resolv.conf"};
-  for (int k = 0; k < 3; k++) {
-    cleanup_free char *src = xasprintf("%s/etc/%s", a->cdir, gen[k]);
-    cleanup_free char *dst = xasprintf("/etc/%s", gen[k]);
-    if (bind_file(rootfd, src, dst, err) < 0) return -1;
-  }
+  /* the spec's mounts and devices, by the code berth-oci runs them with;
+   * berth's policy on top: nothing the caller binds (or a device's tmpfs)
+   * opens device nodes */
+  json_t *sources = json_loads(jstr(json_object_get(a->spec, "annotations"), "berth.device_sources") ?: "{}", 0, NULL);
+  struct rootfs_spec rs = {.spec = a->spec, .device_sources = sources, .in_userns = a->rootless, .nodev = true};
+  int r = rootfs_spec_mounts(&rs, rootfd, err);
+  if (r == 0) r = rootfs_spec_devices(&rs, rootfd, err);
+  json_decref(sources);
+  if (r < 0) return -1;
   if (rootfs_mask_and_readonly(rootfd, json_object_get(a->spec, "linux"), err) < 0) return -1;
   const char *cwd = json_string_value(json_object_get(json_object_get(a->spec, "process"), "cwd"));
   if (cwd && *cwd) {

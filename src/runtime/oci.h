@@ -77,6 +77,7 @@ struct oci_init {
   int console_fd;    /* connected console socket (-1: none) */
   int preserve_fds;
   bool no_pivot, no_new_keyring, in_userns, new_userns, rootless;
+  char *own_cgroups; /* /proc/self/cgroup before the cgroup namespace */
 };
 /* Messages on the sync socket (SOCK_SEQPACKET), fixed header + payload. */
 enum oci_sync_type {

@@ -171,111 +171,6 @@ int oci_seccomp_apply(json_t *seccomp, berth_error_t *err) {
   return 0;
 }
 
-/* ---------- mount options ---------- */
-struct mopt {
-  const char *name;
-  bool clear;
-  unsigned long flag;
-};
-static const struct mopt MOPTS[] = {
-    {"ro", false, MS_RDONLY},         {"rw", true, MS_RDONLY},           {"nosuid", false, MS_NOSUID},
-    {"suid", true, MS_NOSUID},        {"nodev", false, MS_NODEV},         {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},     {"exec", true, MS_NOEXEC},          {"sync", false, MS_SYNCHRONOUS},
-    {"async", true, MS_SYNCHRONOUS},  {"dirsync", false, MS_DIRSYNC},     {"remount", false, MS_REMOUNT},
-    {"mand", false, MS_MANDLOCK},     {"nomand", true, MS_MANDLOCK},      {"atime", true, MS_NOATIME},
-    {"noatime", false, MS_NOATIME},   {"diratime", true, MS_NODIRATIME},  {"nodiratime", false, MS_NODIRATIME},
-    {"relatime", false, MS_RELATIME}, {"norelatime", true, MS_RELATIME},  {"strictatime", false, MS_STRICTATIME},
-    {"nostrictatime", true, MS_STRICTATIME}, {"bind", false, MS_BIND}, {"rbind", false, MS_BIND | MS_REC},
-    {"silent", false, MS_SILENT},     {"loud", true, MS_SILENT},          {"iversion", false, MS_I_VERSION},
-    {"noiversion", true, MS_I_VERSION}, {"lazytime", false, MS_LAZYTIME}, {"nolazytime", true, MS_LAZYTIME},
-};
-static const struct mopt PROPS[] = {
-    {"private", false, MS_PRIVATE},   {"rprivate", false, MS_PRIVATE | MS_REC},   {"shared", false, MS_SHARED},
-    {"rshared", false, MS_SHARED | MS_REC}, {"slave", false, MS_SLAVE}, {"rslave", false, MS_SLAVE | MS_REC},
-    {"unbindable", false, MS_UNBINDABLE}, {"runbindable", false, MS_UNBINDABLE | MS_REC},
-};
-
-struct mount_opts {
-  unsigned long flags, prop;
-  char data[4096];
-  bool tmpcopyup;
-};
-
-static void parse_mount_options(json_t *opts, struct mount_opts *o) {
-  memset(o, 0, sizeof *o);
-  size_t i, n = 0;
-  json_t *v;
-  json_array_foreach(opts, i, v) {
-    const char *s = json_string_value(v);
-    if (!s) continue;
-    bool found = false;
-    for (size_t k = 0; k < sizeof MOPTS / sizeof *MOPTS && !found; k++)
-      if (!strcmp(s, MOPTS[k].name)) {
-        if (MOPTS[k].clear) o->flags &= ~MOPTS[k].flag;
-        else o->flags |= MOPTS[k].flag;
-        found = true;
-      }
-    for (size_t k = 0; k < sizeof PROPS / sizeof *PROPS && !found; k++)
-      if (!strcmp(s, PROPS[k].name)) o->prop = PROPS[k].flag, found = true;
-    if (!found && !strcmp(s, "tmpcopyup")) o->tmpcopyup = true, found = true;
-    /* runc's and podman's own markers: not kernel options */
-    if (!found && (!strcmp(s, "idmap") || !strcmp(s, "ridmap") || !strcmp(s, "copy-symlink") || str_has_prefix(s, "x-")))
-      found = true;
-    if (!found) {
-      int w = snprintf(o->data + n, sizeof o->data - n, "%s%s", n ? "," : "", s);
-      if (w > 0 && (size_t)w < sizeof o->data - n) n += (size_t)w;
-    }
-  }
-}
-
-static unsigned long propagation_of(const char *s, bool *ok) {
-  *ok = true;
-  if (!s || !*s) return MS_SLAVE | MS_REC;
-  for (size_t k = 0; k < sizeof PROPS / sizeof *PROPS; k++)
-    if (!strcmp(s, PROPS[k].name)) return PROPS[k].flag;
-  *ok = false;
-  return 0;
-}
-
-/* ---------- the root filesystem ---------- */
-/* /proc/self/cgroup before the cgroup namespace (the host's names) */
-static char *own_cgroups;
-
-/* the host's directory of our cgroup in the hierarchy mounted at mnt with
- * these super options (v2: NULL), or NULL */
-static char *own_cgroup_dir(const char *mnt, const char *opts) {
-  if (!own_cgroups) return NULL;
-  for (const char *l = own_cgroups; *l;) {
-    const char *e = strchrnul(l, '\n');
-    cleanup_free char *line = strndup(l, (size_t)(e - l));
-    l = *e ? e + 1 : e;
-    char *c1 = line ? strchr(line, ':') : NULL;
-    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (!c2) continue;
-    *c2 = '\0';
-    const char *ctrls = c1 + 1, *path = c2 + 1;
-    bool match;
-    if (!opts) match = !*ctrls;
-    else if (!*ctrls) match = false;
-    else {
-      /* every controller (or name=) of the line is among the mount's options */
-      match = true;
-      cleanup_free char *copy = xstrdup(ctrls);
-      for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && match; t = strtok_r(NULL, ",", &save)) {
-        size_t tl = strlen(t);
-        const char *p = opts;
-        bool found = false;
-        while ((p = strstr(p, t))) {
-          if ((p == opts || p[-1] == ',') && (p[tl] == ',' || !p[tl])) { found = true; break; }
-          p += tl;
-        }
-        match = found;
-      }
-    }
-    if (match) return xasprintf("%s%s", mnt, path);
-  }
-  return NULL;
-}
 
 static bool spec_has_ns(json_t *spec, const char *type) {
   size_t i;
@@ -294,263 +189,10 @@ static bool spec_new_ns(json_t *spec, const char *type) {
   return false;
 }
 
-/* a bind source: relative paths are the bundle's */
-static char *bind_source(const struct oci_init *in, const char *src) {
-  return src && src[0] == '/' ? xstrdup(src) : xasprintf("%s/%s", in->bundle, src ? src : "");
-}
-
-/* cgroup v1/hybrid: a tmpfs with each hierarchy of ours mounted again in
- * the container's cgroup namespace; where the kernel refuses (a user
- * namespace), the host's hierarchies read-only */
-static int mount_cgroup_v1(int rootfd, int tfd, const char *dest, unsigned long flags, berth_error_t *err) {
-  if (rootfs_mount_fd("tmpfs", tfd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", dest, err) < 0)
-    return -1;
-  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f) return berth_error(err, errno, "read /proc/self/mountinfo");
-  char line[4096];
-  while (fgets(line, sizeof line, f)) {
-    char mnt[1024], fstype[64], super[1024];
-    char *sep = strstr(line, " - ");
-    if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 || sscanf(sep + 3, "%63s %*s %1023s", fstype, super) != 2) continue;
-    bool v2 = !strcmp(fstype, "cgroup2");
-    if (strcmp(fstype, "cgroup") && !v2) continue;
-    if (!str_has_prefix(mnt, "/sys/fs/cgroup/")) continue;
-    const char *base = mnt + strlen("/sys/fs/cgroup/");
-    if (strchr(base, '/') || !*base) continue;
-    /* the controllers (and name=) of a v1 hierarchy, without rw/ro */
-    char opts[1024] = "";
-    size_t on = 0;
-    for (char *tok = strtok(super, ","); tok; tok = strtok(NULL, ",")) {
-      if (!strcmp(tok, "rw") || !strcmp(tok, "ro") || v2) continue;
-      on += (size_t)snprintf(opts + on, sizeof opts - on, "%s%s", on ? "," : "", tok);
-      if (on >= sizeof opts) break;
-    }
-    cleanup_free char *sub = xasprintf("%s/%s", dest, base);
-    berth_error_t e = NULL;
-    cleanup_close int sfd = rootfs_target(rootfd, sub, false, true, &e);
-    if (sfd < 0) {
-      berth_error_clear(&e);
-      continue;
-    }
-    cleanup_free char *p = rootfs_fdpath(sfd);
-    /* our own cgroup's directory, bound: what a mount in our cgroup
-     * namespace shows, without a new cgroup superblock (0.7-12 ms here) */
-    cleanup_free char *own = own_cgroup_dir(mnt, v2 ? NULL : opts);
-    unsigned long mf = flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    bool bound = own && mount(own, p, NULL, MS_BIND, NULL) == 0;
-    if (bound) {
-      free(p);
-      close(sfd);
-      sfd = rootfs_target(rootfd, sub, false, true, &e);
-      berth_error_clear(&e);
-      p = sfd >= 0 ? rootfs_fdpath(sfd) : NULL;
-      if (p) mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | mf | rootfs_locked_flags(p), NULL);
-    } else if (mount(v2 ? "cgroup2" : "cgroup", p, v2 ? "cgroup2" : "cgroup", mf, v2 ? NULL : opts) < 0 &&
-               mount(mnt, p, NULL, MS_BIND | MS_REC, NULL) == 0)
-      mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags(p), NULL);
-    /* cpu,cpuacct is also reachable as cpu and cpuacct */
-    if (strchr(base, ',')) {
-      cleanup_free char *copy = xstrdup(base);
-      for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-        cleanup_close int d = rootfs_target(rootfd, dest, false, true, &e);
-        if (d >= 0 && symlinkat(base, d, tok) < 0 && errno != EEXIST) {}
-        berth_error_clear(&e);
-      }
-    }
-  }
-  if (flags & MS_RDONLY) {
-    cleanup_free char *p = rootfs_fdpath(tfd);
-    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | rootfs_locked_flags(p), NULL) < 0)
-      berth_debug("cgroup tmpfs read-only: %s", strerror(errno));
-  }
-  return 0;
-}
-
-static bool host_cgroup_v2(void) {
-  struct stat st;
-  return stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-}
-
-static int do_mount(struct oci_init *in, int rootfd, json_t *m, size_t idx, berth_error_t *err) {
-  const char *dest = jstr(m, "destination"), *type = jstr(m, "type"), *src = jstr(m, "source");
-  if (!dest || !*dest) return berth_error(err, -EINVAL, "mounts[%zu]: `destination` is required", idx);
-  if (dest[0] != '/') return berth_error(err, -EINVAL, "mounts[%zu]: destination `%s` must be absolute", idx, dest);
-  if (json_object_get(m, "uidMappings") || json_object_get(m, "gidMappings"))
-    return berth_error(err, -ENOTSUP, "mounts[%zu] (%s): idmapped mounts (uidMappings/gidMappings) are not supported by berth-oci yet; "
-                       "drop the mapping or use runc/crun for this container", idx, dest);
-  struct mount_opts o;
-  parse_mount_options(json_object_get(m, "options"), &o);
-  bool bind = (o.flags & MS_BIND) || (type && !strcmp(type, "bind"));
-  if (bind) o.flags |= MS_BIND;
-  cleanup_free char *hsrc = bind ? bind_source(in, src) : NULL;
-  bool is_file = false;
-  if (bind) {
-    struct stat st;
-    if (stat(hsrc, &st) < 0) return berth_error(err, errno, "mounts[%zu]: bind source `%s`", idx, hsrc);
-    is_file = !S_ISDIR(st.st_mode);
-  }
-  /* /proc and /sys targets are the kernel's: no symlink on the way */
-  bool sys = str_has_prefix(dest, "/proc") || str_has_prefix(dest, "/sys") || str_has_prefix(dest, "/dev");
-  cleanup_close int tfd = rootfs_target(rootfd, dest, is_file, sys, err);
-  if (tfd < 0) return berth_error_wrap(err, "mounts[%zu]", idx);
-  cleanup_free char *tp = rootfs_fdpath(tfd);
-  if (type && !strcmp(type, "cgroup")) {
-    if (host_cgroup_v2()) {
-      cleanup_free char *own = own_cgroup_dir("/sys/fs/cgroup", NULL);
-      if (own && mount(own, tp, NULL, MS_BIND, NULL) == 0) {
-        /* our own cgroup, bound (see mount_cgroup_v1) */
-        close(tfd);
-        tfd = rootfs_target(rootfd, dest, false, sys, err);
-        if (tfd < 0) return -1;
-        free(tp);
-        tp = rootfs_fdpath(tfd);
-        unsigned long mf = o.flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-        if (mount(NULL, tp, NULL, MS_BIND | MS_REMOUNT | mf | rootfs_locked_flags(tp), NULL) < 0)
-          return berth_error(err, errno, "mounts[%zu]: cgroup2 at %s: its options", idx, dest);
-      } else if (mount("cgroup2", tp, "cgroup2", o.flags & ~(MS_BIND | MS_REC), NULL) < 0 &&
-                 mount("/sys/fs/cgroup", tp, NULL, MS_BIND | MS_REC, NULL) < 0)
-        return berth_error(err, errno, "mounts[%zu]: cgroup2 at %s", idx, dest);
-    } else if (mount_cgroup_v1(rootfd, tfd, dest, o.flags & ~(MS_BIND | MS_REC), err) < 0)
-      return -1;
-  } else if (bind) {
-    if (mount(hsrc, tp, NULL, o.flags & (MS_BIND | MS_REC), NULL) < 0)
-      return berth_error(err, errno, "mounts[%zu]: bind `%s` at %s", idx, hsrc, dest);
-    unsigned long extra = o.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
-    if (extra) {
-      /* the remount must be of the new mount: reopen the target */
-      close(tfd);
-      tfd = rootfs_target(rootfd, dest, is_file, sys, err);
-      if (tfd < 0) return -1;
-      free(tp);
-      tp = rootfs_fdpath(tfd);
-      if (mount(NULL, tp, NULL, MS_BIND | MS_REMOUNT | extra | rootfs_locked_flags(tp), NULL) < 0)
-        return berth_error(err, errno, "mounts[%zu]: remount %s with its options", idx, dest);
-    }
-  } else {
-    const char *t = type && *type ? type : src;
-    if (!t) return berth_error(err, -EINVAL, "mounts[%zu] (%s): needs a `type`", idx, dest);
-    int r = mount(src ? src : t, tp, t, o.flags & ~MS_REMOUNT, o.data[0] ? o.data : NULL);
-    if (r < 0 && errno == EINVAL && !strcmp(t, "devpts") && strstr(o.data, "gid=")) {
-      /* gid=5 (tty) is not mapped in most user namespaces: without it, as crun does */
-      char nd[sizeof o.data] = "";
-      size_t n = 0;
-      cleanup_free char *copy = xstrdup(o.data);
-      for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (!str_has_prefix(tok, "gid=")) n += (size_t)snprintf(nd + n, sizeof nd - n, "%s%s", n ? "," : "", tok);
-      r = mount(src ? src : t, tp, t, o.flags & ~MS_REMOUNT, nd[0] ? nd : NULL);
-    }
-    if (r < 0) {
-      int e = errno;
-      /* in a user namespace the kernel refuses sysfs without a network
-       * namespace of ours and mqueue without an IPC one: the host's, bound */
-      const char *host = !strcmp(t, "sysfs") ? "/sys" : !strcmp(t, "mqueue") ? "/dev/mqueue" : NULL;
-      if (!(host && (e == EPERM || e == EACCES) && mount(host, tp, NULL, MS_BIND | MS_REC, NULL) == 0))
-        return berth_error(err, e, "mounts[%zu]: mount %s (%s) at %s", idx, src ? src : t, t, dest);
-      if (o.flags & MS_RDONLY) {
-        close(tfd);
-        tfd = rootfs_target(rootfd, dest, false, sys, err);
-        if (tfd < 0) return -1;
-        free(tp);
-        tp = rootfs_fdpath(tfd);
-        mount(NULL, tp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags(tp), NULL);
-      }
-    }
-  }
-  if (o.prop) {
-    close(tfd);
-    tfd = rootfs_target(rootfd, dest, is_file, sys, err);
-    if (tfd < 0) return -1;
-    free(tp);
-    tp = rootfs_fdpath(tfd);
-    if (mount(NULL, tp, NULL, o.prop, NULL) < 0) return berth_error(err, errno, "mounts[%zu]: propagation of %s", idx, dest);
-  }
-  return 0;
-}
-
-static const struct {
-  const char *path;
-  unsigned maj, min;
-} DEFAULT_DEVS[] = {{"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
-                    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
-
-static int make_device(struct oci_init *in, int rootfd, const char *path, char type, unsigned maj, unsigned min, mode_t mode,
-                       uid_t uid, gid_t gid, berth_error_t *err) {
-  const char *rel = path;
-  while (*rel == '/') rel++;
-  cleanup_free char *dir = xstrdup(rel);
-  char *slash = strrchr(dir, '/');
-  const char *base = rel;
-  cleanup_close int dfd = -1;
-  if (slash) {
-    *slash = '\0';
-    base = slash + 1;
-    dfd = mkdir_in_root(rootfd, dir, 0755, RESOLVE_NO_SYMLINKS, err);
-  } else
-    dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
-  if (dfd < 0) return berth_error_wrap(err, "device %s", path);
-  unlinkat(dfd, base, 0);
-  mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
-  if (!in->in_userns || type == 'p') {
-    if (mknodat(dfd, base, kind | (mode & 07777), makedev(maj, min)) < 0)
-      return berth_error(err, errno, "create device %s", path);
-    if (fchownat(dfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) return berth_error(err, errno, "chown device %s", path);
-    if (fchmodat(dfd, base, mode & 07777, 0) < 0) return berth_error(err, errno, "chmod device %s", path);
-    return 0;
-  }
-  /* a user namespace cannot make device nodes: the host's own, bound, when
-   * it is the device asked for */
-  struct stat st;
-  if (stat(path, &st) < 0 || (st.st_mode & S_IFMT) != kind || major(st.st_rdev) != maj || minor(st.st_rdev) != min)
-    return berth_error(err, -EPERM, "device %s (%c %u:%u): a user namespace cannot create it and the host's %s is not that device",
-                       path, type, maj, min, path);
-  int c = openat(dfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (c < 0) return berth_error(err, errno, "create %s", path);
-  close(c);
-  cleanup_close int t = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (t < 0) return berth_error(err, errno, "open %s", path);
-  return rootfs_mount_fd(path, t, NULL, MS_BIND, NULL, path, err);
-}
-
-static int setup_devices(struct oci_init *in, int rootfd, berth_error_t *err) {
-  json_t *devs = json_object_get(json_object_get(in->spec, "linux"), "devices");
-  size_t i;
-  json_t *d;
-  json_array_foreach(devs, i, d) {
-    const char *path = jstr(d, "path"), *type = jstr(d, "type");
-    if (!path || path[0] != '/' || !type || !strchr("cbup", type[0]) || type[1])
-      return berth_error(err, -EINVAL, "linux.devices[%zu]: needs an absolute `path` and a `type` of c, b, u or p", i);
-    json_t *fm = json_object_get(d, "fileMode");
-    mode_t mode = fm ? (mode_t)json_integer_value(fm) : 0666;
-    uid_t uid = json_object_get(d, "uid") ? (uid_t)json_integer_value(json_object_get(d, "uid")) : 0;
-    gid_t gid = json_object_get(d, "gid") ? (gid_t)json_integer_value(json_object_get(d, "gid")) : 0;
-    if (make_device(in, rootfd, path, type[0] == 'u' ? 'c' : type[0], (unsigned)json_integer_value(json_object_get(d, "major")),
-                    (unsigned)json_integer_value(json_object_get(d, "minor")), mode, uid, gid, err) < 0)
-      return -1;
-  }
-  for (size_t k = 0; k < sizeof DEFAULT_DEVS / sizeof *DEFAULT_DEVS; k++) {
-    bool listed = false;
-    json_array_foreach(devs, i, d) if (!strcmp(jstr(d, "path") ?: "", DEFAULT_DEVS[k].path)) listed = true;
-    if (!listed && make_device(in, rootfd, DEFAULT_DEVS[k].path, 'c', DEFAULT_DEVS[k].maj, DEFAULT_DEVS[k].min, 0666, 0, 0, err) < 0)
-      return -1;
-  }
-  cleanup_close int dev = openat_in_root(rootfd, "dev", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
-  if (dev < 0) return 0;
-  static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-                                   {"/proc/self/fd/2", "stderr"}};
-  for (size_t k = 0; k < 4; k++)
-    if (symlinkat(links[k][0], dev, links[k][1]) < 0 && errno != EEXIST) return berth_error(err, errno, "/dev/%s", links[k][1]);
-  struct stat st;
-  if (fstatat(dev, "pts/ptmx", &st, 0) == 0) {
-    if (fstatat(dev, "ptmx", &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) unlinkat(dev, "ptmx", 0);
-    if (symlinkat("pts/ptmx", dev, "ptmx") < 0 && errno != EEXIST) return berth_error(err, errno, "/dev/ptmx");
-  }
-  return 0;
-}
-
 static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
   json_t *linux_ = json_object_get(in->spec, "linux");
   bool ok;
-  propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
+  rootfs_propagation(jstr(linux_, "rootfsPropagation"), &ok);
   if (!ok) return berth_error(err, -EINVAL, "linux.rootfsPropagation `%s`: use shared, slave, private or unbindable (r-prefixed too)",
                               jstr(linux_, "rootfsPropagation"));
   /* never let a mount made here travel back to the host: everything is a
@@ -560,12 +202,11 @@ static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
   if (mount(in->rootfs, in->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return berth_error(err, errno, "bind the root %s", in->rootfs);
   cleanup_close int rootfd = open(in->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return berth_error(err, errno, "open the root %s", in->rootfs);
-  size_t i;
-  json_t *m;
   berth_trace("oci-init: go");
-  json_array_foreach(json_object_get(in->spec, "mounts"), i, m) if (do_mount(in, rootfd, m, i, err) < 0) return -1;
+  struct rootfs_spec rs = {.spec = in->spec, .bundle = in->bundle, .own_cgroups = in->own_cgroups, .in_userns = in->in_userns};
+  if (rootfs_spec_mounts(&rs, rootfd, err) < 0) return -1;
   berth_trace("oci-init: mounts");
-  if (setup_devices(in, rootfd, err) < 0) return -1;
+  if (rootfs_spec_devices(&rs, rootfd, err) < 0) return -1;
   berth_trace("oci-init: devices");
   if (hooks_any(in->spec, "createContainer")) {
     cleanup_free char *st = hooks_state(in->spec, in->id, "created", getpid(), in->bundle);
@@ -595,7 +236,7 @@ static int finish_rootfs(struct oci_init *in, berth_error_t *err) {
   if (rootfd < 0) return berth_error(err, errno, "open the root");
   if (rootfs_mask_and_readonly(rootfd, linux_, err) < 0) return -1;
   bool ok;
-  unsigned long prop = propagation_of(jstr(linux_, "rootfsPropagation"), &ok);
+  unsigned long prop = rootfs_propagation(jstr(linux_, "rootfsPropagation"), &ok);
   if (json_is_true(json_object_get(json_object_get(in->spec, "root"), "readonly"))) {
     if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | rootfs_locked_flags("/"), NULL) < 0)
       return berth_error(err, errno, "make the root read-only (root.readonly)");
@@ -871,7 +512,6 @@ fail:
 
 void oci_init_main(struct oci_init *in) {
   berth_error_t err = NULL;
-  own_cgroups = NULL;
   int proc_fd = -1;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setsid(); /* as runc: the container's first process leads its own session */
@@ -888,7 +528,7 @@ void oci_init_main(struct oci_init *in) {
   if (in->new_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
     die_sync(in->sync_fd, (berth_error(&err, errno, "become root in the container's user namespace (are uid 0 and gid 0 mapped?)"), err));
   /* our cgroups as the host names them, for the cgroup mounts below */
-  read_file("/proc/self/cgroup", 65536, &own_cgroups, NULL, NULL);
+  read_file("/proc/self/cgroup", 65536, &in->own_cgroups, NULL, NULL);
   /* after the runtime placed us: the namespace's root is our cgroup */
   if (spec_new_ns(in->spec, "cgroup") && unshare(CLONE_NEWCGROUP) < 0)
     die_sync(in->sync_fd, (berth_error(&err, errno, "unshare the cgroup namespace"), err));

@@ -24,4 +24,25 @@ int rootfs_remount_ro(int rootfd, const char *rel, berth_error_t *err);
 int rootfs_mask(int rootfd, const char *rel, berth_error_t *err);
 /* the spec's linux.maskedPaths and linux.readonlyPaths, below rootfd */
 int rootfs_mask_and_readonly(int rootfd, json_t *linux_, berth_error_t *err);
+
+/* ---- a spec's mounts and devices, for berth-oci and berth's own init ----
+ * The caller's policy is in here; the rest comes from the spec. */
+struct rootfs_spec {
+  json_t *spec;
+  const char *bundle;      /* relative bind sources are the bundle's */
+  const char *own_cgroups; /* /proc/self/cgroup before the cgroup namespace (cgroup mounts) */
+  json_t *device_sources;  /* {"/dev/x": "/host/node"}: a device's host node, where not the same path */
+  bool in_userns;          /* no mknod: the host's nodes are bound */
+  bool nodev;              /* every bind and tmpfs but /dev is nodev, whatever its options say */
+};
+/* mounts[idx] of the spec, its target resolved inside the root */
+int rootfs_spec_mount(const struct rootfs_spec *c, int rootfd, json_t *m, size_t idx, berth_error_t *err);
+/* the spec's mounts, in order */
+int rootfs_spec_mounts(const struct rootfs_spec *c, int rootfd, berth_error_t *err);
+/* linux.devices, the default nodes (null, zero, full, random, urandom,
+ * tty) and the /dev links */
+int rootfs_spec_devices(const struct rootfs_spec *c, int rootfd, berth_error_t *err);
+/* a propagation option (rslave, private, ...) as mount flags; "" or NULL:
+ * rslave; *ok false when unknown */
+unsigned long rootfs_propagation(const char *s, bool *ok);
 #endif
