@@ -6,6 +6,7 @@
 #ifndef BERTH_CONTAINER_INTERNAL_H
 #define BERTH_CONTAINER_INTERNAL_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
 #include "container.h"
@@ -32,6 +33,32 @@ bool state_proc_alive(json_t *st, const char *field);
 json_t *spec_devices(json_t *spec);
 /* {"pid", "starttime"} of a process */
 json_t *proc_ref(pid_t pid);
+
+/* ---------- launcher <-> init messages (init.c) ----------
+ * On the two pipes between the launcher and berth init: a fixed header,
+ * then `len` bytes of payload. One writer per direction. */
+enum init_msg {
+  INIT_MSG_GO = 1,     /* launcher -> init: ids mapped, mount the root; value 0: give up */
+  INIT_MSG_CGROUP,     /* launcher -> init: the cgroup is made; value 1: the launcher brought our loopback up;
+                        * payload: a v1 cgroup (cgroup_create's JSON) to move ourselves into, or none (placed) */
+  INIT_MSG_HOOKS,      /* init -> launcher: run prestart and createRuntime, then answer */
+  INIT_MSG_HOOKS_DONE, /* launcher -> init: value: init's pid as the host sees it; 0: a hook failed */
+  INIT_MSG_FUSE,       /* init -> launcher: serve our root with fuse-overlayfs, then answer */
+  INIT_MSG_FUSE_DONE,  /* launcher -> init: value 1: mounted */
+  INIT_MSG_READY,      /* init -> launcher: set up; payload: a remark for the result, or none */
+  INIT_MSG_ERROR,      /* init -> launcher: the setup failed; payload: the message */
+};
+struct init_msg_hdr {
+  uint32_t type; /* enum init_msg */
+  int32_t value;
+  uint32_t len; /* payload bytes that follow */
+};
+int init_msg_send(int fd, enum init_msg type, int32_t value, const char *payload);
+/* the next message; its payload NUL-terminated in *payload (malloc'd, NULL
+ * when none). -1 on EOF, a broken message or a payload over 1 MiB */
+int init_msg_recv(int fd, struct init_msg_hdr *h, char **payload);
+/* the next message must be `type`: its value, or -1 */
+int init_msg_expect(int fd, enum init_msg type, char **payload);
 
 /* ---------- berth init (init.c) ---------- */
 struct init_args {

@@ -36,9 +36,69 @@
 /* ---------- init: everything below runs in the new namespaces ---------- */
 
 static int init_fail(struct init_args *a, berth_error_t err) {
-  const char *m = err && err->msg ? err->msg : "container setup failed";
-  if (write(a->report_fd, m, strlen(m)) < 0) {}
+  init_msg_send(a->report_fd, INIT_MSG_ERROR, err ? err->status : 0, err && err->msg ? err->msg : "container setup failed");
   _exit(1);
+}
+
+/* ---------- the messages of launch.c and init ---------- */
+static bool write_full(int fd, const void *p, size_t n) {
+  for (size_t done = 0; done < n;) {
+    ssize_t r = write(fd, (const char *)p + done, n - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += (size_t)r;
+  }
+  return true;
+}
+
+static bool read_full(int fd, void *p, size_t n) {
+  for (size_t got = 0; got < n;) {
+    ssize_t r = read(fd, (char *)p + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += (size_t)r;
+  }
+  return true;
+}
+
+int init_msg_send(int fd, enum init_msg type, int32_t value, const char *payload) {
+  size_t len = payload ? strlen(payload) : 0;
+  if (fd < 0 || len > (1U << 20)) return -1;
+  struct init_msg_hdr h = {.type = (uint32_t)type, .value = value, .len = (uint32_t)len};
+  /* one write where it fits: a pipe keeps writes of up to PIPE_BUF whole */
+  char small[512];
+  if (sizeof h + len <= sizeof small) {
+    memcpy(small, &h, sizeof h);
+    if (len) memcpy(small + sizeof h, payload, len);
+    return write_full(fd, small, sizeof h + len) ? 0 : -1;
+  }
+  return write_full(fd, &h, sizeof h) && write_full(fd, payload, len) ? 0 : -1;
+}
+
+int init_msg_recv(int fd, struct init_msg_hdr *h, char **payload) {
+  *payload = NULL;
+  if (!read_full(fd, h, sizeof *h) || h->type < INIT_MSG_GO || h->type > INIT_MSG_ERROR || h->len > (1U << 20)) return -1;
+  if (!h->len) return 0;
+  char *p = malloc(h->len + 1);
+  if (!p || !read_full(fd, p, h->len)) {
+    free(p);
+    return -1;
+  }
+  p[h->len] = '\0';
+  *payload = p;
+  return 0;
+}
+
+int init_msg_expect(int fd, enum init_msg type, char **payload) {
+  struct init_msg_hdr h;
+  char *p = NULL;
+  if (init_msg_recv(fd, &h, &p) < 0 || h.type != (uint32_t)type) {
+    free(p);
+    return -1;
+  }
+  if (payload) *payload = p;
+  else free(p);
+  return h.value;
 }
 
 /* ---- the fallback when overlayfs cannot be mounted: a copied root ----
@@ -124,7 +184,6 @@ static int copy_rootfs(json_t *lowers, const char *upper, const char *rootfs, be
 }
 
 static int init_second_go(struct init_args *a, berth_error_t *err);
-static bool read_full(int fd, void *buf, size_t n);
 
 /* Ask the launcher to serve our root with fuse-overlayfs. It runs it in
  * our mount (and user) namespace but outside our pid namespace: a daemon
@@ -137,9 +196,8 @@ bool init_fuse_root(struct init_args *a) {
     berth_error_free(e);
     return false;
   }
-  char req = '\x02', ack = 0;
-  if (write(a->report_fd, &req, 1) != 1 || !read_full(a->sync_fd, &ack, 1)) return false;
-  return ack == 1;
+  if (init_msg_send(a->report_fd, INIT_MSG_FUSE, 0, NULL) < 0) return false;
+  return init_msg_expect(a->sync_fd, INIT_MSG_FUSE_DONE, NULL) == 1;
 }
 
 static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t *err) {
@@ -282,28 +340,15 @@ void loopback_up(void) {
   }
   close(s);
 }
-static bool read_full(int fd, void *p, size_t n) {
-  for (size_t got = 0; got < n;) {
-    ssize_t r = read(fd, (char *)p + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    got += (size_t)r;
-  }
-  return true;
-}
-
-/* The launcher's second go: a byte (1, or 2 when it has brought our
- * loopback up: a->lo_done), then the length and JSON of a cgroup to move
- * ourselves into (length 0: the launcher placed us). */
+/* The launcher's second go (INIT_MSG_CGROUP): whether it brought our
+ * loopback up, and the cgroup to move ourselves into (none: it placed us). */
 static int init_second_go(struct init_args *a, berth_error_t *err) {
-  char go = 0;
-  uint32_t len = 0;
-  if (!read_full(a->sync_fd, &go, 1) || (go != 1 && go != 2) || !read_full(a->sync_fd, &len, sizeof len)) _exit(1);
+  cleanup_free char *txt = NULL;
+  int v = init_msg_expect(a->sync_fd, INIT_MSG_CGROUP, &txt);
+  if (v < 0) _exit(1);
   a->second_go_done = true;
-  a->lo_done = go == 2;
-  if (len) {
-    cleanup_free char *txt = len < (1U << 20) ? xmalloc0(len + 1) : NULL;
-    if (!txt || !read_full(a->sync_fd, txt, len)) _exit(1);
+  a->lo_done = v == 1;
+  if (txt) {
     json_t *cg = json_loads(txt, 0, NULL);
     int r = cg ? cgroup_enter_self(cg, err) : berth_error(err, -EINVAL, "bad cgroup from the launcher");
     json_decref(cg);
@@ -321,20 +366,18 @@ static void init_kill_rest(void) {
 }
 
 /* The hooks of the creation, while the host's root is still in view: the
- * launcher runs prestart and createRuntime on the host (a byte on the
- * report pipe; it answers with 1 and our pid as the host sees it, or 0
- * when a hook failed, which it reports); then createContainer here, in
- * the container's namespaces. */
+ * launcher runs prestart and createRuntime on the host (INIT_MSG_HOOKS; it
+ * answers with our pid as the host sees it, or 0 when a hook failed, which
+ * it reports); then createContainer here, in the container's namespaces. */
 static int init_hooks_created(struct init_args *a, berth_error_t *err) {
   static const char *const kinds[] = {"prestart", "createRuntime", "createContainer", "startContainer"};
   bool any = false;
   for (int i = 0; i < 4; i++) any |= hooks_any(a->spec, kinds[i]);
   if (!any) return 0;
-  char req = '\x03', ack = 0;
-  int32_t pid = 0;
-  if (write(a->report_fd, &req, 1) != 1 || !read_full(a->sync_fd, &ack, 1)) return berth_error(err, -EIO, "the launcher is gone");
-  if (ack != 1) return berth_error(err, -EIO, "a prestart or createRuntime hook failed");
-  if (!read_full(a->sync_fd, &pid, sizeof pid)) return berth_error(err, -EIO, "the launcher is gone");
+  if (init_msg_send(a->report_fd, INIT_MSG_HOOKS, 0, NULL) < 0) return berth_error(err, -EIO, "the launcher is gone");
+  int pid = init_msg_expect(a->sync_fd, INIT_MSG_HOOKS_DONE, NULL);
+  if (pid < 0) return berth_error(err, -EIO, "the launcher is gone");
+  if (pid == 0) return berth_error(err, -EIO, "a prestart or createRuntime hook failed");
   a->host_pid = pid;
   if (!hooks_any(a->spec, "createContainer")) return 0;
   cleanup_free char *state = hooks_state(a->spec, a->name, "creating", pid, a->cdir);
@@ -409,14 +452,10 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   return 0;
 }
 
-/* set up: tell the launcher (EOF without an error message) */
+/* set up: tell the launcher (with a remark for the result, if any) */
 static void init_ready(void *arg) {
   struct init_args *a = arg;
-  if (a->note) { /* success with a remark: \x01 marks it as not an error */
-    char m[512];
-    snprintf(m, sizeof m, "\x01%s", a->note);
-    if (write(a->report_fd, m, strlen(m)) < 0) {}
-  }
+  init_msg_send(a->report_fd, INIT_MSG_READY, 0, a->note);
   berth_trace("init: report");
   close(a->report_fd);
   a->report_fd = -1;
@@ -425,8 +464,7 @@ static void init_ready(void *arg) {
 int init_main(struct init_args *a) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   proc_set_title("berth-init");
-  char go = 0;
-  if (read(a->sync_fd, &go, 1) != 1 || go != 1) _exit(1);
+  if (init_msg_expect(a->sync_fd, INIT_MSG_GO, NULL) != 1) _exit(1);
   berth_error_t err = NULL;
   if (a->rootless) { /* one line in uid_map: only the user's own id is mapped */
     cleanup_free char *map = NULL;

@@ -437,10 +437,10 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
     fail = advice("cannot map user ids for the container; run `berth preflight`",
                   "cannot map user ids for the container; run the preflight operation");
   berth_trace("launch: mapped");
-  /* two go bytes: the first starts init's mounts, the second (after the
-   * cgroup move, which overlaps them) lets it root its cgroup namespace */
-  char go = fail ? 0 : 1;
-  if (write(sync[1], &go, 1) != 1) {}
+  /* two goes: the first (INIT_MSG_GO) starts init's mounts, the second
+   * (INIT_MSG_CGROUP, after the cgroup move, which overlaps them) lets it
+   * root its cgroup namespace */
+  init_msg_send(sync[1], INIT_MSG_GO, fail ? 0 : 1, NULL);
   /* v1: the cgroup is made now, while init mounts */
   L->cg = cg;
   if (!fail && !L->cg && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &L->cg, &e2) < 0) fail = e2->msg;
@@ -455,17 +455,8 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
   if (!fail && m->own_net && !m->rootless && !m->named && loopback_up_from_outside(pid, &lo_done, &e2) < 0) fail = e2->msg;
   /* before the second go: nothing init starts may inherit the narrowed mask */
   if (aside) cpu_restore(pid, &init_cpus);
-  {
-    uint32_t len = self_move ? (uint32_t)strlen(self_move) : 0;
-    struct buf g2 = {0};
-    char one = lo_done ? 2 : 1;
-    buf_append(&g2, &one, 1);
-    buf_append(&g2, &len, sizeof len);
-    if (len) buf_append(&g2, self_move, len);
-    /* EPIPE if init failed already: SIGPIPE is ignored */
-    if (fail || write(sync[1], g2.data, g2.len) != (ssize_t)g2.len) {}
-    buf_free(&g2);
-  }
+  /* EPIPE if init failed already: SIGPIPE is ignored */
+  if (!fail) init_msg_send(sync[1], INIT_MSG_CGROUP, lo_done ? 1 : 0, self_move);
   /* open until init reports, for its requests (fuse_serve); at once when
    * we gave up, so that init's read ends */
   if (fail) close(sync[1]), sync[1] = -1;
@@ -501,37 +492,53 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
   berth_error_t e3 = NULL;
   if (!fail && m->hostbr && hb_attach(pid, m->id, m->ip, &e3) < 0) net_fail = e3->msg;
   if (!fail && !net_fail && m->bridge && net_start(pid, m->rootless, exitp[0], &L->helper, &e3) < 0) net_fail = e3->msg;
-  struct buf msg = {0};
-  char tmp[4096];
-  ssize_t n;
+  /* init's requests and its report, until it closes the pipe (it has
+   * exec'd, or exited) */
+  struct buf msg = {0}; /* init's error */
+  bool ready = false;
   berth_error_t hook_err = NULL;
-  while ((n = read(rep[0], tmp, sizeof tmp)) > 0 || (n < 0 && errno == EINTR)) {
-    if (n == 1 && !msg.len && tmp[0] == '\x03' && sync[1] >= 0) { /* init asks for the creation hooks, and waits */
+  struct init_msg_hdr h;
+  char *payload;
+  while (init_msg_recv(rep[0], &h, &payload) == 0) {
+    switch ((enum init_msg)h.type) {
+    case INIT_MSG_HOOKS: { /* init waits for prestart and createRuntime */
       cleanup_free char *st = hooks_state(m->spec, m->name, "creating", pid, m->cdir);
       int hr = hooks_run(m->spec, "prestart", st, 0, &hook_err);
       if (hr == 0) hr = hooks_run(m->spec, "createRuntime", st, 0, &hook_err);
-      char ack[1 + sizeof(int32_t)] = {hr == 0};
-      int32_t p32 = (int32_t)pid;
-      memcpy(ack + 1, &p32, sizeof p32);
-      if (write(sync[1], ack, sizeof ack) != (ssize_t)sizeof ack) {}
-      continue;
+      init_msg_send(sync[1], INIT_MSG_HOOKS_DONE, hr == 0 ? (int32_t)pid : 0, NULL);
+      break;
     }
-    if (n == 1 && !msg.len && tmp[0] == '\x02' && sync[1] >= 0) { /* init asks for fuse-overlayfs, and waits */
+    case INIT_MSG_FUSE: { /* init waits for fuse-overlayfs */
       berth_error_t ef = NULL;
-      char ack = fuse_serve(m, pid, &ef) == 0 ? 1 : 0;
+      int ok = fuse_serve(m, pid, &ef) == 0;
       if (ef) berth_warn("%s", ef->msg);
       berth_error_free(ef);
-      if (write(sync[1], &ack, 1) != 1) {}
-      continue;
+      init_msg_send(sync[1], INIT_MSG_FUSE_DONE, ok, NULL);
+      break;
     }
-    if (n > 0) buf_append(&msg, tmp, n);
+    case INIT_MSG_READY:
+      ready = true;
+      if (payload && *payload) L->note = xstrdup(payload);
+      break;
+    case INIT_MSG_ERROR:
+      if (!msg.len) {
+        const char *t = payload && *payload ? payload : "container setup failed";
+        buf_append(&msg, t, strlen(t) + 1);
+        msg.len--; /* NUL-terminated, not counted */
+      }
+      break;
+    default:
+      break; /* not init's to send */
+    }
+    free(payload);
   }
   close(rep[0]);
   if (sync[1] >= 0) close(sync[1]);
   berth_trace("launch: init reported");
-  if (msg.len && msg.data[0] == '\x01') { /* a remark, not an error */
-    L->note = strdup(msg.data + 1);
-    buf_free(&msg);
+  if (!ready && !msg.len && !fail) { /* gone without a word (killed, or the launcher gave up) */
+    const char *t = "berth init exited during the container's setup without a report (BERTH_TRACE=1 shows how far it got); try the create again";
+    buf_append(&msg, t, strlen(t) + 1);
+    msg.len--;
   }
   if (L->single) { /* said with the create's result, and kept in its state */
     char *n = xasprintf("%s%sa single-id mapping: only root (you) exists in this container, and image files of other "

@@ -1,0 +1,208 @@
+/* runtime/ pieces below the container: the launcher <-> init messages
+ * (init.c) on a real pipe, and a spec's mounts and devices (rootfs.c) in a
+ * private mount namespace, as berth's init and berth-oci both run them. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "container_internal.h"
+#include "rootfs.h"
+
+/* ---------- messages ---------- */
+Test(init_msg, round_trip_with_and_without_payload) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  cr_assert_eq(init_msg_send(p[1], INIT_MSG_GO, 1, NULL), 0);
+  cr_assert_eq(init_msg_send(p[1], INIT_MSG_CGROUP, 1, "{\"version\":1}"), 0);
+  cr_assert_eq(init_msg_send(p[1], INIT_MSG_READY, 0, ""), 0); /* an empty remark is none */
+  cr_assert_eq(init_msg_expect(p[0], INIT_MSG_GO, NULL), 1);
+  char *pl = NULL;
+  cr_assert_eq(init_msg_expect(p[0], INIT_MSG_CGROUP, &pl), 1);
+  cr_assert_str_eq(pl, "{\"version\":1}");
+  free(pl);
+  struct init_msg_hdr h;
+  cr_assert_eq(init_msg_recv(p[0], &h, &pl), 0);
+  cr_assert_eq(h.type, INIT_MSG_READY);
+  cr_assert_null(pl);
+  close(p[1]);
+  cr_assert_eq(init_msg_recv(p[0], &h, &pl), -1, "EOF is no message");
+  close(p[0]);
+}
+
+Test(init_msg, a_payload_larger_than_a_pipe_write_arrives_whole) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  size_t n = 200000; /* more than the pipe holds: a reader must run meanwhile */
+  char *big = malloc(n + 1);
+  for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
+  big[n] = '\0';
+  pid_t c = fork();
+  if (c == 0) _exit(init_msg_send(p[1], INIT_MSG_ERROR, 5, big) == 0 ? 0 : 1);
+  close(p[1]);
+  char *pl = NULL;
+  struct init_msg_hdr h;
+  cr_assert_eq(init_msg_recv(p[0], &h, &pl), 0);
+  cr_assert_eq(h.type, INIT_MSG_ERROR);
+  cr_assert_eq(h.value, 5);
+  cr_assert_eq(strlen(pl), n);
+  cr_assert_eq(memcmp(pl, big, n), 0);
+  int st;
+  waitpid(c, &st, 0);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  free(pl);
+  free(big);
+  close(p[0]);
+}
+
+Test(init_msg, unexpected_unknown_or_truncated_messages_are_refused) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  cr_assert_eq(init_msg_send(p[1], INIT_MSG_READY, 0, NULL), 0);
+  cr_assert_eq(init_msg_expect(p[0], INIT_MSG_GO, NULL), -1, "not the message waited for");
+  struct init_msg_hdr bad = {.type = 99, .value = 1, .len = 0};
+  cr_assert_eq(write(p[1], &bad, sizeof bad), (ssize_t)sizeof bad);
+  struct init_msg_hdr h;
+  char *pl = NULL;
+  cr_assert_eq(init_msg_recv(p[0], &h, &pl), -1, "unknown type");
+  struct init_msg_hdr huge = {.type = INIT_MSG_ERROR, .len = 1U << 30};
+  cr_assert_eq(write(p[1], &huge, sizeof huge), (ssize_t)sizeof huge);
+  cr_assert_eq(init_msg_recv(p[0], &h, &pl), -1, "a payload over 1 MiB");
+  struct init_msg_hdr cut = {.type = INIT_MSG_ERROR, .len = 100};
+  cr_assert_eq(write(p[1], &cut, sizeof cut), (ssize_t)sizeof cut);
+  cr_assert_eq(write(p[1], "short", 5), 5);
+  close(p[1]);
+  cr_assert_eq(init_msg_recv(p[0], &h, &pl), -1, "a payload cut short");
+  cr_assert_null(pl);
+  close(p[0]);
+  cr_assert_eq(init_msg_send(-1, INIT_MSG_GO, 1, NULL), -1);
+}
+
+/* ---------- a spec's mounts ---------- */
+/* run fn in a child with a private mount namespace (root only); its exit
+ * status: 0 ok, 2 skipped, else the failed step */
+static int in_mount_ns(int (*fn)(const char *root), char *why, size_t whylen) {
+  if (geteuid() != 0) {
+    snprintf(why, whylen, "needs root (a mount namespace of its own)");
+    return 2;
+  }
+  char tmpl[] = "/tmp/berth-rootfs-XXXXXX";
+  cr_assert_not_null(mkdtemp(tmpl));
+  pid_t c = fork();
+  if (c == 0) {
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) _exit(3);
+    _exit(fn(tmpl));
+  }
+  int st;
+  waitpid(c, &st, 0);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
+  if (system(cmd) != 0) {}
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+}
+
+static json_t *mount_of(const char *dest, const char *type, const char *src, const char *opts) {
+  json_t *o = json_array();
+  char *copy = strdup(opts), *save = NULL;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) json_array_append_new(o, json_string(t));
+  free(copy);
+  return json_pack("{s:s, s:s, s:s, s:o}", "destination", dest, "type", type, "source", src, "options", o);
+}
+
+/* a bind through the image's symlink into /proc is refused; the same bind
+ * at an ordinary path works and, under berth's policy, is nodev */
+static int redirect_and_nodev(const char *root) {
+  char p[512], hostdir[512];
+  snprintf(p, sizeof p, "%s/root", root);
+  snprintf(hostdir, sizeof hostdir, "%s/host", root);
+  if (mkdir(p, 0755) < 0 || mkdir(hostdir, 0755) < 0) return 4;
+  snprintf(p, sizeof p, "%s/root/proc", root);
+  if (mkdir(p, 0755) < 0 || mount("proc", p, "proc", 0, NULL) < 0) return 5;
+  snprintf(p, sizeof p, "%s/root/data", root);
+  if (symlink("/proc/sys", p) < 0) return 6; /* absolute: resolved in the root */
+  snprintf(p, sizeof p, "%s/root", root);
+  int rootfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  json_t *spec = json_pack("{s:[o, o]}", "mounts", mount_of("/data", "bind", hostdir, "rbind,rw"),
+                           mount_of("/devices/mnt", "bind", hostdir, "rbind,ro"));
+  struct rootfs_spec rs = {.spec = spec, .nodev = true};
+  berth_error_t e = NULL;
+  if (rootfs_spec_mount(&rs, rootfd, json_array_get(json_object_get(spec, "mounts"), 0), 0, &e) != -1) return 7;
+  if (!e || !strstr(e->msg, "leads (through the image's symlinks)")) return 8;
+  berth_error_free(e);
+  e = NULL;
+  /* /devices is not /dev: an ordinary target (and checked like one) */
+  if (rootfs_spec_mount(&rs, rootfd, json_array_get(json_object_get(spec, "mounts"), 1), 1, &e) < 0) return 9;
+  snprintf(p, sizeof p, "%s/root/devices/mnt", root);
+  struct statvfs sv;
+  if (statvfs(p, &sv) < 0) return 10;
+  if (!(sv.f_flag & ST_NODEV)) return 11;
+  if (!(sv.f_flag & ST_RDONLY)) return 12;
+  json_decref(spec);
+  return 0;
+}
+
+Test(rootfs_spec, symlink_redirect_refused_and_binds_nodev) {
+  char why[128] = "";
+  int r = in_mount_ns(redirect_and_nodev, why, sizeof why);
+  if (r == 2) cr_skip_test("%s", why);
+  cr_assert_eq(r, 0, "step %d failed", r);
+}
+
+/* the default nodes and the /dev links; a device that cannot be made in a
+ * user namespace is bound only when the host's node is that device */
+static int devices(const char *root) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/dev", root);
+  if (mkdir(p, 0755) < 0 || mount("tmpfs", p, "tmpfs", 0, "mode=755") < 0) return 4;
+  int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  json_t *spec = json_pack("{s:{s:[{s:s, s:s, s:i, s:i, s:i}]}}", "linux", "devices", "path", "/dev/sub/mynull", "type", "c",
+                           "major", 1, "minor", 3, "fileMode", 0600);
+  struct rootfs_spec rs = {.spec = spec};
+  berth_error_t e = NULL;
+  if (rootfs_spec_devices(&rs, rootfd, &e) < 0) return 5;
+  struct stat st;
+  const char *want[] = {"null", "zero", "full", "random", "urandom", "tty", "sub/mynull"};
+  for (int i = 0; i < 7; i++) {
+    snprintf(p, sizeof p, "%s/dev/%s", root, want[i]);
+    if (lstat(p, &st) < 0 || !S_ISCHR(st.st_mode)) return 10 + i;
+  }
+  if ((st.st_mode & 07777) != 0600 || st.st_rdev != makedev(1, 3)) return 20;
+  char l[64] = "";
+  snprintf(p, sizeof p, "%s/dev/fd", root);
+  if (readlink(p, l, sizeof l - 1) < 0 || strcmp(l, "/proc/self/fd")) return 21;
+  json_decref(spec);
+  /* in a user namespace: /dev/null's host node is bound; a node whose host
+   * path is another device is refused */
+  umount2(p, MNT_DETACH);
+  snprintf(p, sizeof p, "%s/dev", root);
+  if (umount2(p, MNT_DETACH) < 0 || mount("tmpfs", p, "tmpfs", 0, "mode=755") < 0) return 22;
+  spec = json_pack("{s:{s:[{s:s, s:s, s:i, s:i}]}}", "linux", "devices", "path", "/dev/zero", "type", "c", "major", 1, "minor", 3);
+  json_t *src = json_pack("{s:s}", "/dev/zero", "/dev/zero"); /* 1:5 on the host, not 1:3 */
+  struct rootfs_spec ru = {.spec = spec, .in_userns = true, .device_sources = src};
+  if (rootfs_spec_devices(&ru, rootfd, &e) != -1 || !e || !strstr(e->msg, "is not that device")) return 23;
+  berth_error_free(e);
+  json_object_set_new(src, "/dev/zero", json_string("/dev/null"));
+  e = NULL;
+  if (rootfs_spec_devices(&ru, rootfd, &e) < 0) return 24;
+  snprintf(p, sizeof p, "%s/dev/zero", root);
+  if (stat(p, &st) < 0 || st.st_rdev != makedev(1, 3)) return 25; /* the host's /dev/null, bound */
+  json_decref(spec);
+  json_decref(src);
+  return 0;
+}
+
+Test(rootfs_spec, default_nodes_spec_devices_and_host_binds) {
+  char why[128] = "";
+  int r = in_mount_ns(devices, why, sizeof why);
+  if (r == 2) cr_skip_test("%s", why);
+  cr_assert_eq(r, 0, "step %d failed", r);
+}
