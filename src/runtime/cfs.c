@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "container.h"
+#include "container_internal.h"
 
 static char *expand(const char *path, const struct user_ids *u) {
   const char *home = u->home[0] == '/' ? u->home + 1 : u->home;
@@ -96,8 +97,8 @@ int container_fs_apply(const char *name, const char *user, const struct cfs_op *
   pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "metadata"), "pid"));
   json_decref(st);
   if (!running) return berth_error(err, -ESRCH, "container %s is not running", name);
-  cleanup_free char *cpath = xasprintf("%s/containers/%s/config.json", cfg->data_dir, name);
-  json_t *spec = json_load_file(cpath, 0, NULL);
+  cleanup_free char *cp = cpath(name, "config.json");
+  json_t *spec = cp ? json_load_file(cp, 0, NULL) : NULL;
   cleanup_free char *defuser = strdup(json_string_value(json_object_get(json_object_get(spec, "annotations"), "berth.user")) ?: "0");
   json_decref(spec);
   char p[64];

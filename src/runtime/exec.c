@@ -32,6 +32,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "container.h"
+#include "container_internal.h"
 #include "security.h"
 #include "spec.h"
 
@@ -849,10 +850,8 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   if (!container_name_valid(o->name)) return berth_error(err, -ENOENT, "Container not found: %.80s", o->name);
   struct berth_config *cfg = config_get(err);
   if (!cfg) return -1;
-  cleanup_free char *dir = xasprintf("%s/containers/%s", cfg->data_dir, o->name);
-  cleanup_free char *sp = xasprintf("%s/state.json", dir);
-  cleanup_free char *cp = xasprintf("%s/config.json", dir);
-  cleanup_json json_t *st = json_load_file(sp, 0, NULL);
+  cleanup_free char *cp = cpath(o->name, "config.json");
+  cleanup_json json_t *st = state_read(o->name);
   if (!st) return berth_error(err, -ENOENT, "Container not found: %s", o->name);
   cleanup_json json_t *spec = json_load_file(cp, 0, NULL);
   pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));

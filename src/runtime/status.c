@@ -155,8 +155,7 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_object_set_new(meta, "mode", json_string(jstr(st, "mode") ?: "dev"));
   json_t *dk = json_object_get(st, "disk");
   if (dk) { /* the writable layer's limit, and its use when enforced */
-    struct berth_config *cfg = config_get(NULL);
-    cleanup_free char *cdir = cfg ? xasprintf("%s/containers/%s", cfg->data_dir, name) : NULL;
+    cleanup_free char *cdir = cpath(name, NULL);
     json_t *u = json_is_true(json_object_get(dk, "enforced")) && cdir ? disk_usage(cdir, json_integer_value(json_object_get(dk, "limit"))) : NULL;
     json_t *d = json_deep_copy(dk);
     if (u) json_object_update(d, u);
