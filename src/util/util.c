@@ -553,6 +553,53 @@ int write_value(const char *path, const char *val) {
   return n == (ssize_t)strlen(val) ? 0 : -1;
 }
 
+/* ---- /proc/PID/cgroup ---- */
+struct cgroup_lines cgroup_lines_begin(const char *text) {
+  /* no copy (out of memory) reads as no lines: every caller treats a
+   * hierarchy it cannot find as one it is not in */
+  char *copy = xstrdup(text);
+  return (struct cgroup_lines){.text = copy, .next = copy};
+}
+
+bool cgroup_lines_next(struct cgroup_lines *it, struct cgroup_line *out) {
+  while (it->next && *it->next) {
+    char *line = it->next, *e = strchrnul(line, '\n');
+    it->next = *e ? e + 1 : e;
+    *e = '\0';
+    /* the first two ':' end the id and the controllers; the path keeps any further one */
+    char *a = strchr(line, ':');
+    char *b = a ? strchr(a + 1, ':') : NULL;
+    if (!b) continue;
+    *a = *b = '\0';
+    *out = (struct cgroup_line){.id = line, .ctrls = a + 1, .path = b + 1};
+    return true;
+  }
+  return false;
+}
+
+void cgroup_lines_free(struct cgroup_lines *it) {
+  free(it->text);
+  it->text = it->next = NULL;
+}
+
+bool cgroup_ctrls_has(const char *list, const char *word) {
+  size_t n = strlen(word);
+  for (const char *p = list; p && *p;) {
+    const char *e = strchrnul(p, ',');
+    if ((size_t)(e - p) == n && !strncmp(p, word, n)) return true;
+    p = *e ? e + 1 : e;
+  }
+  return false;
+}
+
+char *cgroup_own_path(const char *text, const char *ctrl) {
+  cleanup_cgroup_lines struct cgroup_lines it = cgroup_lines_begin(text);
+  struct cgroup_line l;
+  while (cgroup_lines_next(&it, &l))
+    if (*ctrl ? cgroup_ctrls_has(l.ctrls, ctrl) : !strcmp(l.id, "0") && !*l.ctrls) return xstrdup(l.path);
+  return NULL;
+}
+
 pid_t clone_vm(int (*fn)(void *), void *arg, unsigned long flags, size_t stack_len) {
   void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return -1;

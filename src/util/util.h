@@ -163,6 +163,34 @@ void cpu_restore(pid_t child, const cpu_set_t *saved);
 /* write a short value (a sysctl, a cgroup file): 0 or -1 with errno */
 int write_value(const char *path, const char *val);
 
+/* ---- /proc/PID/cgroup ----
+ * One line a hierarchy, "ID:CONTROLLERS:PATH": v1 ones ("4:memory:/a",
+ * "3:cpu,cpuacct:/a", "1:name=systemd:/a") and the v2 one ("0::/a"); a
+ * hybrid host lists both. The path is all after the second ':', so a ':'
+ * or a space in it stays; a line without two ':' is skipped. Matching a
+ * line stays with the caller (a controller, a mount's options, the v2 line). */
+struct cgroup_line {
+  const char *id;    /* the hierarchy's id as written: "0" for v2 */
+  const char *ctrls; /* comma separated controllers (and name=...); "" for v2 */
+  const char *path;
+};
+/* the lines of one text: a copy of it, cut in place (no allocation a line) */
+struct cgroup_lines {
+  char *text;
+  char *next;
+};
+/* text may be NULL (no lines); the caller frees with cgroup_lines_free */
+struct cgroup_lines cgroup_lines_begin(const char *text);
+/* the next line, false at the end; *out points into it until it is freed */
+bool cgroup_lines_next(struct cgroup_lines *it, struct cgroup_line *out);
+void cgroup_lines_free(struct cgroup_lines *it);
+#define cleanup_cgroup_lines __attribute__((cleanup(cgroup_lines_free)))
+/* does a comma separated list hold word? ("cpu" is not "cpuacct") */
+bool cgroup_ctrls_has(const char *list, const char *word);
+/* our path in the first hierarchy listing controller ctrl (or "name=..."),
+ * or ctrl "" for the v2 line ("0::"); NULL when there is none */
+char *cgroup_own_path(const char *text, const char *ctrl);
+
 /* a string member of a JSON object (NULL when absent or not a string) */
 static inline const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 /* a boolean member, def when absent or not a boolean */

@@ -1,4 +1,4 @@
-/* util: cpu_aside / cpu_restore, write_file_swap, name_valid */
+/* util: cpu_aside / cpu_restore, write_file_swap, name_valid, signal_parse, the /proc/PID/cgroup parser */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -162,4 +162,147 @@ Test(util, signal_parse_names_numbers_and_realtime) {
   cr_expect_eq(signal_parse("65"), -1);
   cr_expect_eq(signal_parse("NOPE"), -1);
   cr_expect_eq(signal_parse(""), -1);
+}
+
+/* ---- /proc/PID/cgroup ---- */
+
+/* every line the parser yields, as "id|ctrls|path;" */
+static char *cg_lines(const char *text) {
+  struct buf b = {0};
+  cleanup_cgroup_lines struct cgroup_lines it = cgroup_lines_begin(text);
+  struct cgroup_line l;
+  while (cgroup_lines_next(&it, &l)) {
+    cleanup_free char *s = xasprintf("%s|%s|%s;", l.id, l.ctrls, l.path);
+    buf_append(&b, s, strlen(s));
+  }
+  buf_append(&b, "", 1);
+  return b.data;
+}
+
+/* own path for ctrl, "(none)" for NULL (so cr_expect_str_eq can compare it) */
+static char *cg_own(const char *text, const char *ctrl) {
+  char *p = cgroup_own_path(text, ctrl);
+  return p ? p : xstrdup("(none)");
+}
+
+#define EXPECT_OWN(text, ctrl, want)       \
+  do {                                     \
+    cleanup_free char *o_ = cg_own(text, ctrl); \
+    cr_expect_str_eq(o_, want, "ctrl `%s`", ctrl); \
+  } while (0)
+
+static const char CG_V1[] = "12:pids:/user.slice/u\n"
+                            "11:memory:/user.slice\n"
+                            "10:cpuset:/\n"
+                            "4:cpu,cpuacct:/user.slice/cpu\n"
+                            "3:net_cls,net_prio:/\n"
+                            "1:name=systemd:/user.slice/session-1.scope\n";
+
+Test(util, cgroup_lines_of_a_v1_host) {
+  cleanup_free char *all = cg_lines(CG_V1);
+  cr_expect_str_eq(all, "12|pids|/user.slice/u;11|memory|/user.slice;10|cpuset|/;4|cpu,cpuacct|/user.slice/cpu;"
+                        "3|net_cls,net_prio|/;1|name=systemd|/user.slice/session-1.scope;");
+  EXPECT_OWN(CG_V1, "memory", "/user.slice");
+  EXPECT_OWN(CG_V1, "pids", "/user.slice/u");
+  /* a controller mounted with another: either name finds the line; "cpu" is not "cpuset" */
+  EXPECT_OWN(CG_V1, "cpu", "/user.slice/cpu");
+  EXPECT_OWN(CG_V1, "cpuacct", "/user.slice/cpu");
+  EXPECT_OWN(CG_V1, "cpuset", "/");
+  EXPECT_OWN(CG_V1, "net_prio", "/");
+  EXPECT_OWN(CG_V1, "cpuac", "(none)");
+  EXPECT_OWN(CG_V1, "devices", "(none)");
+  EXPECT_OWN(CG_V1, "", "(none)"); /* no v2 line */
+}
+
+Test(util, cgroup_lines_of_a_v2_host) {
+  const char *t = "0::/user.slice/user-1000.slice/session-2.scope\n";
+  cleanup_free char *all = cg_lines(t);
+  cr_expect_str_eq(all, "0||/user.slice/user-1000.slice/session-2.scope;");
+  EXPECT_OWN(t, "", "/user.slice/user-1000.slice/session-2.scope");
+  EXPECT_OWN(t, "memory", "(none)");
+  /* the last line without its newline */
+  EXPECT_OWN("0::/", "", "/");
+}
+
+/* a hybrid host: v1 hierarchies and the unified one, "0::", last */
+Test(util, cgroup_lines_of_a_hybrid_host) {
+  const char *t = "9:name=systemd:/\n8:pids:/p\n4:memory:/process_api/1cba\n1:cpu:/\n0::/unified/x\n";
+  cleanup_free char *all = cg_lines(t);
+  cr_expect_str_eq(all, "9|name=systemd|/;8|pids|/p;4|memory|/process_api/1cba;1|cpu|/;0||/unified/x;");
+  EXPECT_OWN(t, "", "/unified/x");
+  EXPECT_OWN(t, "memory", "/process_api/1cba");
+  EXPECT_OWN(t, "name=systemd", "/");
+  EXPECT_OWN(t, "cpu", "/");
+}
+
+/* named hierarchies: name=... is one more entry of the list (with or
+ * without controllers), not a controller called "systemd" */
+Test(util, cgroup_lines_with_named_hierarchies) {
+  const char *t = "2:name=systemd:/a\n3:cpu,name=mine:/b\n";
+  EXPECT_OWN(t, "name=systemd", "/a");
+  EXPECT_OWN(t, "name=mine", "/b");
+  EXPECT_OWN(t, "cpu", "/b");
+  EXPECT_OWN(t, "systemd", "(none)");
+  EXPECT_OWN(t, "mine", "(none)");
+  cr_expect(cgroup_ctrls_has("cpu,name=mine", "name=mine"));
+  cr_expect(cgroup_ctrls_has("cpu,cpuacct", "cpu"));
+  cr_expect(cgroup_ctrls_has("cpu,cpuacct", "cpuacct"));
+  cr_expect_not(cgroup_ctrls_has("cpu,cpuacct", "cpua"));
+  cr_expect_not(cgroup_ctrls_has("cpuset", "cpu"));
+  cr_expect_not(cgroup_ctrls_has("", "cpu"));
+  cr_expect_not(cgroup_ctrls_has(NULL, "cpu"));
+}
+
+/* a line without two ':' is skipped, the ones around it still read; no
+ * line is made up of the pieces */
+Test(util, cgroup_lines_skip_malformed_lines) {
+  const char *t = "garbage\n\n4:memory\n:\n5:pids:/p\n\n\n0::/v2\nno colon at all /x\n";
+  cleanup_free char *all = cg_lines(t);
+  cr_expect_str_eq(all, "5|pids|/p;0||/v2;");
+  EXPECT_OWN(t, "memory", "(none)");
+  EXPECT_OWN(t, "pids", "/p");
+  EXPECT_OWN(t, "", "/v2");
+  /* the v2 line is hierarchy 0's: an empty controller list alone is not it */
+  EXPECT_OWN("7::/odd\n", "", "(none)");
+  cleanup_free char *odd = cg_lines("::\n7::/odd");
+  cr_expect_str_eq(odd, "||;7||/odd;");
+}
+
+Test(util, cgroup_lines_of_an_empty_file) {
+  cleanup_free char *none = cg_lines("");
+  cr_expect_str_eq(none, "");
+  cleanup_free char *blank = cg_lines("\n\n");
+  cr_expect_str_eq(blank, "");
+  cleanup_free char *null = cg_lines(NULL);
+  cr_expect_str_eq(null, "");
+  EXPECT_OWN("", "", "(none)");
+  EXPECT_OWN(NULL, "memory", "(none)");
+}
+
+/* the path is all after the second ':': a ':' or a space in it stays */
+Test(util, cgroup_lines_keep_colons_and_spaces_in_the_path) {
+  const char *t = "4:memory:/a:b/c d\n0::/x:y: z\n";
+  cleanup_free char *all = cg_lines(t);
+  cr_expect_str_eq(all, "4|memory|/a:b/c d;0||/x:y: z;");
+  EXPECT_OWN(t, "memory", "/a:b/c d");
+  EXPECT_OWN(t, "", "/x:y: z");
+}
+
+/* the first line that lists the controller wins; the lines stay valid
+ * until the iterator is freed, and the text given is not changed */
+Test(util, cgroup_lines_first_match_and_lifetime) {
+  EXPECT_OWN("4:memory:/first\n5:memory:/second\n", "memory", "/first");
+  char text[] = "1:cpu:/a\n0::/b\n";
+  struct cgroup_line got[2];
+  int n = 0;
+  cleanup_cgroup_lines struct cgroup_lines it = cgroup_lines_begin(text);
+  while (n < 2 && cgroup_lines_next(&it, &got[n])) n++;
+  cr_assert_eq(n, 2);
+  cr_expect_not(cgroup_lines_next(&it, &got[0]), "no third line");
+  cr_expect_not(cgroup_lines_next(&it, &got[0]), "still none after the end");
+  cr_expect_str_eq(got[0].ctrls, "cpu");
+  cr_expect_str_eq(got[0].path, "/a");
+  cr_expect_str_eq(got[1].id, "0");
+  cr_expect_str_eq(got[1].path, "/b");
+  cr_expect_str_eq(text, "1:cpu:/a\n0::/b\n");
 }
