@@ -221,13 +221,7 @@ static void check_cgroups(json_t *c, bool rootless) {
   }
   cleanup_free char *own = NULL;
   cleanup_free char *cg = NULL;
-  if (read_file("/proc/self/cgroup", 4096, &cg, NULL, NULL) == 0) {
-    char *p = strstr(cg, "0::");
-    if (p) {
-      p += 3;
-      own = strndup(p, strcspn(p, "\n"));
-    }
-  }
+  if (read_file("/proc/self/cgroup", 4096, &cg, NULL, NULL) == 0) own = cgroup_own_path(cg, "");
   /* an earlier create of this process moved it into <base>/berth/monitor (see cgroup.c) */
   size_t ol = own ? strlen(own) : 0, sl = strlen("/berth/monitor");
   if (ol > sl && !strcmp(own + ol - sl, "/berth/monitor")) own[ol - sl] = '\0';

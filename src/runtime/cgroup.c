@@ -43,26 +43,7 @@ static int write_str(const char *dir, const char *file, const char *val) {
 static char *own_path_in(const char *text, const char *ctrl) {
   cleanup_free char *own = NULL;
   if (!text && read_file("/proc/self/cgroup", 1 << 16, &own, NULL, NULL) < 0) return NULL;
-  char *res = NULL;
-  for (const char *l = text ? text : own; !res && l && *l;) {
-    const char *e = strchrnul(l, '\n');
-    cleanup_free char *line = strndup(l, (size_t)(e - l));
-    l = *e ? e + 1 : e;
-    char *a = line ? strchr(line, ':') : NULL;
-    char *b = a ? strchr(a + 1, ':') : NULL;
-    if (!b) continue;
-    *a = *b = '\0'; /* line is the hierarchy id ("0" for v2), a + 1 the controllers */
-    const char *ctrls = a + 1;
-    if (!*ctrl) {
-      if (!strcmp(line, "0") && !*ctrls) res = strdup(b + 1);
-      continue;
-    }
-    char *save, *tok, *copy = strdup(ctrls);
-    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save))
-      if (!strcmp(tok, ctrl)) res = strdup(b + 1);
-    free(copy);
-  }
-  return res;
+  return cgroup_own_path(text ? text : own, ctrl);
 }
 
 /* mount point of a v1 controller in the text of /proc/self/mountinfo */

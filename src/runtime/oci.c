@@ -858,25 +858,21 @@ fail:
 static void join_cgroups_of(pid_t pid) {
   char p[64];
   snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
-  cleanup_fclose FILE *f = fopen(p, "re");
-  if (!f) return;
-  char line[4096];
-  while (fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = '\0';
-    char *c1 = strchr(line, ':');
-    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (!c2) continue;
-    *c2 = '\0';
-    const char *ctrls = c1 + 1, *path = c2 + 1;
+  /* read whole: a line is as long as its path, which no line buffer bounds */
+  cleanup_free char *text = NULL;
+  if (read_file(p, 1 << 20, &text, NULL, NULL) < 0) return;
+  cleanup_cgroup_lines struct cgroup_lines it = cgroup_lines_begin(text);
+  struct cgroup_line l;
+  while (cgroup_lines_next(&it, &l)) {
     cleanup_free char *mnt = NULL;
-    bool v1 = *ctrls != '\0';
+    bool v1 = *l.ctrls != '\0';
     /* a hybrid host's unified hierarchy: berth-oci gives containers no group there */
     if (!v1 && access("/sys/fs/cgroup/unified", F_OK) == 0) continue;
     if (!v1) mnt = xstrdup("/sys/fs/cgroup");
-    else if (str_has_prefix(ctrls, "name=")) mnt = xasprintf("/sys/fs/cgroup/%s", ctrls + 5);
-    else mnt = xasprintf("/sys/fs/cgroup/%s", ctrls);
+    else if (str_has_prefix(l.ctrls, "name=")) mnt = xasprintf("/sys/fs/cgroup/%s", l.ctrls + 5);
+    else mnt = xasprintf("/sys/fs/cgroup/%s", l.ctrls);
     /* v1: `tasks` (we are one thread moving itself: no global lock) */
-    cleanup_free char *procs = xasprintf("%s%s/%s", mnt, path, v1 ? "tasks" : "cgroup.procs");
+    cleanup_free char *procs = xasprintf("%s%s/%s", mnt, l.path, v1 ? "tasks" : "cgroup.procs");
     if (write_value(procs, "0") < 0) berth_debug("exec: join %s: %s", procs, strerror(errno));
   }
 }

@@ -103,21 +103,6 @@ static bool list_has(const char *list, const char *word, char sep) {
   return false;
 }
 
-/* our path in the hierarchy holding controller ctrl ("" for the v2 line) */
-static char *own_path(const char *cgs, const char *ctrl) {
-  for (const char *l = cgs; l && *l;) {
-    const char *e = strchrnul(l, '\n');
-    cleanup_free char *line = strndup(l, (size_t)(e - l));
-    l = *e ? e + 1 : e;
-    char *a = line ? strchr(line, ':') : NULL;
-    char *b = a ? strchr(a + 1, ':') : NULL;
-    if (!b) continue;
-    *b = '\0';
-    if (*ctrl ? list_has(a + 1, ctrl, ',') : (!strncmp(line, "0:", 2) && !a[1])) return strdup(b + 1);
-  }
-  return NULL;
-}
-
 static int hiers_load(struct hiers *hs, berth_error_t *err) {
   memset(hs, 0, sizeof *hs);
   cleanup_free char *minfo = NULL, *cgs = NULL;
@@ -151,7 +136,7 @@ static int hiers_load(struct hiers *hs, berth_error_t *err) {
       if (!hs->v2) continue;
       for (int i = 0; i < hs->n; i++) dup = dup || !hs->h[i].ctrls;
       if (dup || (hs->v2 && strcmp(mnt, "/sys/fs/cgroup"))) continue;
-      h.own = own_path(cgs, "");
+      h.own = cgroup_own_path(cgs, "");
     } else {
       const char *opts = strrchr(sep, ' ') + 1;
       struct buf b = {0};
@@ -164,7 +149,7 @@ static int hiers_load(struct hiers *hs, berth_error_t *err) {
       buf_append(&b, "", 1);
       h.ctrls = b.data;
       cleanup_free char *first = strndup(h.ctrls, strcspn(h.ctrls, ","));
-      h.own = own_path(cgs, first);
+      h.own = cgroup_own_path(cgs, first);
     }
     if (!h.own) { /* mounted but not ours (another namespace's view): skip */
       free(h.ctrls);

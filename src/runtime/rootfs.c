@@ -192,35 +192,20 @@ unsigned long rootfs_propagation(const char *s, bool *ok) {
  * these super options (v2: NULL), or NULL; own_cgroups is /proc/self/cgroup
  * read before the cgroup namespace (the host's names) */
 static char *own_cgroup_dir(const char *own_cgroups, const char *mnt, const char *opts) {
-  if (!own_cgroups) return NULL;
-  for (const char *l = own_cgroups; *l;) {
-    const char *e = strchrnul(l, '\n');
-    cleanup_free char *line = strndup(l, (size_t)(e - l));
-    l = *e ? e + 1 : e;
-    char *c1 = line ? strchr(line, ':') : NULL;
-    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (!c2) continue;
-    *c2 = '\0';
-    const char *ctrls = c1 + 1, *path = c2 + 1;
+  cleanup_cgroup_lines struct cgroup_lines it = cgroup_lines_begin(own_cgroups);
+  struct cgroup_line l;
+  while (cgroup_lines_next(&it, &l)) {
     bool match;
-    if (!opts) match = !*ctrls;
-    else if (!*ctrls) match = false;
+    if (!opts) match = !*l.ctrls;
+    else if (!*l.ctrls) match = false;
     else {
       /* every controller (or name=) of the line is among the mount's options */
       match = true;
-      cleanup_free char *copy = xstrdup(ctrls);
-      for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && match; t = strtok_r(NULL, ",", &save)) {
-        size_t tl = strlen(t);
-        const char *p = opts;
-        bool found = false;
-        while ((p = strstr(p, t))) {
-          if ((p == opts || p[-1] == ',') && (p[tl] == ',' || !p[tl])) { found = true; break; }
-          p += tl;
-        }
-        match = found;
-      }
+      cleanup_free char *copy = xstrdup(l.ctrls);
+      for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && match; t = strtok_r(NULL, ",", &save))
+        match = cgroup_ctrls_has(opts, t);
     }
-    if (match) return xasprintf("%s%s", mnt, path);
+    if (match) return xasprintf("%s%s", mnt, l.path);
   }
   return NULL;
 }

@@ -35,7 +35,7 @@ static void need_root_v2(void) {
 static char *own(const char *ctrl) {
   char *cgs = NULL;
   cr_assert_eq(read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL), 0);
-  char *p = own_path(cgs, ctrl);
+  char *p = cgroup_own_path(cgs, ctrl);
   free(cgs);
   cr_assert(p, "not in a %s cgroup", ctrl);
   if (!strcmp(p, "/")) p[0] = '\0';
@@ -105,7 +105,7 @@ static json_t *config(const char *path, const char *resources) {
 /* the line of /proc/pid/cgroup for ctrl ends with path */
 static bool in_cgroup(pid_t pid, const char *ctrl, const char *path) {
   char *cgs = rd("/proc/%d/cgroup", (int)pid);
-  char *p = own_path(cgs, ctrl);
+  char *p = cgroup_own_path(cgs, ctrl);
   bool ok = p && str_has_suffix(p, path);
   free(cgs), free(p);
   return ok;

@@ -250,10 +250,8 @@ Test(devices, bpf_allow_list_on_a_v2_cgroup) {
   cr_assert(mnt, "no cgroup v2 hierarchy mounted on this host");
   char *own = NULL;
   cr_assert_eq(read_file("/proc/self/cgroup", 65536, &own, NULL, NULL), 0);
-  char *v2 = strstr(own, "0::");
+  char *v2 = cgroup_own_path(own, "");
   cr_assert(v2, "no cgroup v2 line in /proc/self/cgroup");
-  v2 += 3;
-  v2[strcspn(v2, "\n")] = '\0';
   char dir[4096];
   snprintf(dir, sizeof dir, "%s%s/berth-unit-devices-%d", mnt, strcmp(v2, "/") ? v2 : "", (int)getpid());
   cr_assert_eq(mkdir(dir, 0755), 0, "mkdir %s: %s", dir, strerror(errno));
@@ -289,7 +287,7 @@ Test(devices, bpf_allow_list_on_a_v2_cgroup) {
   int st = 0;
   waitpid(c, &st, 0);
   rmdir(dir);
-  free(own);
+  free(own), free(v2);
   free(mnt);
   cr_assert(WIFEXITED(st), "the child died");
   int bits = WEXITSTATUS(st);
@@ -310,10 +308,8 @@ Test(devices, bpf_program_from_a_spec_list) {
   cr_assert(mnt, "no cgroup v2 hierarchy mounted on this host");
   char *own = NULL;
   cr_assert_eq(read_file("/proc/self/cgroup", 65536, &own, NULL, NULL), 0);
-  char *v2 = strstr(own, "0::");
+  char *v2 = cgroup_own_path(own, "");
   cr_assert(v2, "no cgroup v2 line in /proc/self/cgroup");
-  v2 += 3;
-  v2[strcspn(v2, "\n")] = '\0';
   char dir[4096];
   snprintf(dir, sizeof dir, "%s%s/berth-unit-devices2-%d", mnt, strcmp(v2, "/") ? v2 : "", (int)getpid());
   cr_assert_eq(mkdir(dir, 0755), 0, "mkdir %s: %s", dir, strerror(errno));
@@ -352,7 +348,7 @@ Test(devices, bpf_program_from_a_spec_list) {
   int st = 0;
   waitpid(c, &st, 0);
   rmdir(dir);
-  free(own);
+  free(own), free(v2);
   free(mnt);
   cr_assert(WIFEXITED(st), "the child died");
   int bits = WEXITSTATUS(st);
