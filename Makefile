@@ -5,7 +5,7 @@ VERSION := 0.1.0
 CFLAGS ?= -O2 -g
 # -Wjump-misses-init: a goto past a cleanup variable would free garbage
 CFLAGS += -std=c17 -Wall -Wextra -Werror -Wjump-misses-init -DBERTH_VERSION='"$(VERSION)"' \
-          -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/cli -Isrc/api -Isrc/preflight -Isrc/provision -Isrc/network -pthread -fPIC -MMD -MP \
+          -Iinclude -Isrc -pthread -fPIC -MMD -MP \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl, libarchive, libcrypto, libseccomp and libyaml are loaded on first use (src/util/lazylib.c): not
 # linked; capabilities are set with capset(2), without libcap.

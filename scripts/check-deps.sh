@@ -6,7 +6,9 @@
 #   util (and include/berth.h) < image, bundle < network < runtime
 #     < provision, preflight < api < cli
 #
-# Each `#include "x.h"` of a file under src/ is resolved as the compiler
+# Headers of the tree are included by module ("runtime/state.h"; the
+# Makefile has -Isrc), and a bare "state.h" is refused too.
+# Each `#include "module/x.h"` of a file under src/ is resolved as the compiler
 # resolves it: the including file's own directory first, then the -I
 # directories of the Makefile's CFLAGS, in their order. Includes that
 # resolve to no file of the tree (system headers, generated files) are not
@@ -24,8 +26,8 @@ declare -A LAYER=([include]=0 [util]=0 [image]=1 [bundle]=1 [network]=2 [runtime
 # FILE:HEADER, one a line; anything after `#` is the reason. Remove an entry
 # once its include is gone (a stale entry is reported).
 ALLOW='
-src/bundle/spec.h:cgroup.h  # struct limits (spec_input.limits) and cgroup_default_devices() (the devices allow-list spec.c writes into the spec) live in runtime/cgroup.h; moving them down renames API the runtime (and work in progress) uses
-src/runtime/container.c:preflight.h  # preflight_gpu_check() at create (--gpus): the GPU probe belongs to preflight; should become a check the caller (api/cli) passes down
+src/bundle/spec.h:runtime/cgroup.h  # struct limits (spec_input.limits) and cgroup_default_devices() (the devices allow-list spec.c writes into the spec) live in runtime/cgroup.h; moving them down renames API the runtime (and work in progress) uses
+src/runtime/container.c:preflight/preflight.h  # preflight_gpu_check() at create (--gpus): the GPU probe belongs to preflight; should become a check the caller (api/cli) passes down
 '
 
 # the -I directories, in the Makefile's order
@@ -68,6 +70,14 @@ while IFS= read -r f; do
     [ -n "$p" ] || continue
     t=$(module_of "$p")
     [ -n "$t" ] && [ -n "${LAYER[$t]+x}" ] || continue
+    # a header of the tree is named by its module, so the direction shows
+    # where it is included
+    if [ "$t" != include ] && [ "$h" != "$t/${p##*/}" ]; then
+      echo "check-deps: $f: #include \"$h\": write it as \"$t/${p##*/}\"" >&2
+      bad=$((bad + 1))
+      fail=1
+      continue
+    fi
     if [ "${LAYER[$t]}" -gt "${LAYER[$m]}" ]; then
       if [ -n "${allowed[$f:$h]+x}" ]; then
         used[$f:$h]=1
@@ -88,5 +98,5 @@ for e in "${!allowed[@]}"; do
     fail=1
   fi
 done
-echo "check-deps: $bad upward include(s), $known allowed"
+echo "check-deps: $bad violation(s), $known upward include(s) allowed"
 exit $fail

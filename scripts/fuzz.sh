@@ -18,7 +18,7 @@ fuzz() {
   local t=$1 s=$2 corpus=$3
   shift 3
   clang -g -O1 -std=c17 -DBERTH_SECCOMP_RUNTIME_ONLY -DBERTH_VERSION='"fuzz"' -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Iinclude -Isrc/util -Isrc/image -Isrc/runtime -Isrc/bundle -Isrc/api -Isrc/preflight -Isrc/cli -Isrc/provision -Isrc/network \
+    -Iinclude -Isrc \
     $(pkg-config --cflags $PKGS) -o "$out/$t" "tests/fuzz/$t.c" $srcs "$out/seccomp.o" "$out/purposes.o" \
     $(pkg-config --libs $PKGS) -pthread
   local work status=0 runs

@@ -1,7 +1,7 @@
 /* Request validation and dispatch for the `containers` tool contract.
  * Every bad request gets {"error", "code", "field"} and changes nothing. */
 #define _GNU_SOURCE
-#include "api.h"
+#include "api/api.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,17 +9,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cdi.h"
-#include "cgroup.h"
-#include "config.h"
-#include "container.h"
-#include "security.h"
-#include "preflight.h"
-#include "provision.h"
-#include "network.h"
-#include "egress.h"
+#include "bundle/cdi.h"
+#include "runtime/cgroup.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "util/security.h"
+#include "preflight/preflight.h"
+#include "provision/provision.h"
+#include "network/network.h"
+#include "network/egress.h"
 #include "berth.h"
-#include "store.h"
+#include "image/store.h"
 
 enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV, T_EGRESS, T_GPU, T_DEVICES };
 
@@ -1094,7 +1094,7 @@ static json_t *h_delete_snapshot(json_t *req) {
 }
 
 /* ---------- lifecycle: logs, stop, start, restart ---------- */
-#include "logs.h"
+#include "runtime/logs.h"
 
 static json_t *h_logs(json_t *req) {
   const char *name = jstr(req, "container");

@@ -3,7 +3,7 @@
 #ifndef BERTH_API_H
 #define BERTH_API_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 /* Parse and validate a request without acting on it. On success *req is
  * the request with defaults filled in; on failure *reply is the structured

@@ -2,9 +2,9 @@
 #define _GNU_SOURCE
 #include <string.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "berth.h"
-#include "util.h"
+#include "util/util.h"
 
 char *berth_call(const char *request_json) {
   if (!request_json) request_json = "";

@@ -8,7 +8,7 @@
  * versions, fields and merge order are the CDI project's (SPEC.md and its
  * Go reference, pkg/cdi and pkg/parser). */
 #define _GNU_SOURCE
-#include "cdi.h"
+#include "bundle/cdi.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,8 +20,8 @@
 #include <sys/sysmacros.h>
 #include <yaml.h>
 
-#include "config.h"
-#include "spec.h"
+#include "util/config.h"
+#include "bundle/spec.h"
 
 /* ---------- published spec versions, oldest first ----------
  * A spec must name one of them, and one no older than the newest feature

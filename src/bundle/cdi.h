@@ -7,7 +7,7 @@
 #ifndef BERTH_CDI_H
 #define BERTH_CDI_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 /* Every spec found in the spec dirs, by priority (a later dir wins). */
 struct cdi_registry {

@@ -1,11 +1,11 @@
 #define _GNU_SOURCE
-#include "spec.h"
+#include "bundle/spec.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
+#include "util/config.h"
 
 static const char *MASKED[] = {"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts",

@@ -3,8 +3,8 @@
 #ifndef BERTH_SPEC_H
 #define BERTH_SPEC_H
 #include <jansson.h>
-#include "cgroup.h"
-#include "util.h"
+#include "runtime/cgroup.h"
+#include "util/util.h"
 
 struct spec_input {
   const char *name, *cdir;

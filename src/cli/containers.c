@@ -8,14 +8,14 @@
 #include <unistd.h>
 
 #include "berth.h"
-#include "cdi.h"
-#include "cgroup.h"
-#include "cli.h"
-#include "container.h"
-#include "security.h"
-#include "api.h"
-#include "network.h"
-#include "logs.h"
+#include "bundle/cdi.h"
+#include "runtime/cgroup.h"
+#include "cli/cli.h"
+#include "runtime/container.h"
+#include "util/security.h"
+#include "api/api.h"
+#include "network/network.h"
+#include "runtime/logs.h"
 
 static const char *CREATE_HELP =
     "Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "berth.h"
-#include "cli.h"
-#include "container.h"
-#include "egress.h"
+#include "cli/cli.h"
+#include "runtime/container.h"
+#include "network/egress.h"
 
 static const char *EGRESS_HELP =
     "Usage: berth egress test [--json] NAME HOST[:PORT][/tcp|/udp]\n\n"

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "berth.h"
-#include "util.h"
+#include "util/util.h"
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static const char *PULL_HELP =
     "Usage: berth pull [OPTIONS] REF\n\n"

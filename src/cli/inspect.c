@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "berth.h"
-#include "cli.h"
-#include "config.h"
-#include "container.h"
-#include "inspect.h"
+#include "cli/cli.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "runtime/inspect.h"
 
 static int fail(bool json, berth_error_t err) {
   bool not_found = err && err->status == ENOENT;

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "berth.h"
-#include "cli.h"
-#include "config.h"
-#include "container.h"
-#include "logs.h"
+#include "cli/cli.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "runtime/logs.h"
 
 static const char *LOGS_HELP =
     "Usage: berth logs [OPTIONS] NAME\n\n"

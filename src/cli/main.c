@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "berth.h"
-#include "util.h"
+#include "util/util.h"
 
-#include "cli.h"
-#include "container.h"
+#include "cli/cli.h"
+#include "runtime/container.h"
 
 static const char *MAIN_HELP =
     "Usage: berth [--debug] COMMAND [OPTIONS]\n\n"

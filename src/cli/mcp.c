@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "container.h"
+#include "api/api.h"
+#include "runtime/container.h"
 #include "berth.h"
-#include "cli.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "util/util.h"
 
 static const char *VERSIONS[] = {"2025-06-18", "2025-03-26", "2024-11-05", NULL};
 

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "cli.h"
-#include "oci.h"
+#include "runtime/cgroup.h"
+#include "cli/cli.h"
+#include "runtime/oci.h"
 
 static FILE *log_file;
 static bool log_json;

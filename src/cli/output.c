@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "berth.h"
-#include "util.h"
+#include "util/util.h"
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static bool want_color(void) { return isatty(STDERR_FILENO) && !getenv("NO_COLOR"); }
 

@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "berth.h"
-#include "util.h"
+#include "util/util.h"
 
-#include "cli.h"
-#include "container.h"
+#include "cli/cli.h"
+#include "runtime/container.h"
 
 static const char *SYSTEM_HELP =
     "Usage: berth system df [-v] [--json]\n"

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "berth.h"
-#include "cli.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "util/util.h"
 
 static int read_stdin(struct buf *b) {
   char tmp[65536];

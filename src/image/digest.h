@@ -2,7 +2,7 @@
 #ifndef BERTH_DIGEST_H
 #define BERTH_DIGEST_H
 #include <openssl/evp.h>
-#include "util.h"
+#include "util/util.h"
 
 /* "sha256:" + 64 lowercase hex; anything else is rejected before the string
  * touches a path or URL. */

@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 
 #include "berth.h"
-#include "digest.h"
-#include "pull.h"
-#include "ref.h"
-#include "userns.h"
+#include "image/digest.h"
+#include "image/pull.h"
+#include "image/ref.h"
+#include "util/userns.h"
 
 struct file_src {
   int dirfd;

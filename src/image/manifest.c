@@ -1,11 +1,11 @@
 #define _GNU_SOURCE
-#include "manifest.h"
+#include "image/manifest.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "digest.h"
+#include "image/digest.h"
 
 static bool is_index_type(const char *t) { return t && (!strcmp(t, MT_OCI_INDEX) || !strcmp(t, MT_DOCKER_LIST)); }
 static bool is_image_type(const char *t) { return t && (!strcmp(t, MT_OCI_MANIFEST) || !strcmp(t, MT_DOCKER_MANIFEST)); }

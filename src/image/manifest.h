@@ -2,7 +2,7 @@
 #ifndef BERTH_MANIFEST_H
 #define BERTH_MANIFEST_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"

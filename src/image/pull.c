@@ -2,7 +2,7 @@
  * layers in parallel, one thread per layer in flight, each streaming
  * network -> sha256 -> decompression -> tar in one pass. */
 #define _GNU_SOURCE
-#include "pull.h"
+#include "image/pull.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,10 +13,10 @@
 #include <time.h>
 
 #include "berth.h"
-#include "digest.h"
-#include "ref.h"
-#include "registry.h"
-#include "userns.h"
+#include "image/digest.h"
+#include "image/ref.h"
+#include "image/registry.h"
+#include "util/userns.h"
 
 /* ---------- progress display ---------- */
 enum { L_WAIT, L_RUN, L_DONE, L_EXISTS, L_FAIL };

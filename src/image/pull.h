@@ -3,9 +3,9 @@
 #define BERTH_PULL_H
 #include <jansson.h>
 #include <stdatomic.h>
-#include "manifest.h"
-#include "store.h"
-#include "unpack.h"
+#include "image/manifest.h"
+#include "image/store.h"
+#include "image/unpack.h"
 
 /* A source of layer blobs: registry stream or local file. */
 struct layer_source {

@@ -2,13 +2,13 @@
  * package that Docker uses, so "busybox" means
  * "docker.io/library/busybox:latest" everywhere. */
 #define _GNU_SOURCE
-#include "ref.h"
+#include "image/ref.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
-#include "digest.h"
+#include "image/digest.h"
 
 static bool is_alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 

@@ -1,7 +1,7 @@
 /* Image references, normalized the way Docker does. */
 #ifndef BERTH_REF_H
 #define BERTH_REF_H
-#include "util.h"
+#include "util/util.h"
 
 struct image_ref {
   char *domain;   /* "docker.io", "127.0.0.1:5000" */

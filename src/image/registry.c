@@ -4,7 +4,7 @@
  * only to the registry host itself" is ours and visible: a 307 to a CDN on
  * another host or port gets a request without Authorization. */
 #define _GNU_SOURCE
-#include "registry.h"
+#include "image/registry.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "digest.h"
+#include "image/digest.h"
 
 #define MANIFEST_ACCEPT                                                                                         \
   "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "              \

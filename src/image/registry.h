@@ -4,9 +4,9 @@
 #define BERTH_REGISTRY_H
 #include <stdatomic.h>
 #include <pthread.h>
-#include "config.h"
-#include "ref.h"
-#include "util.h"
+#include "util/config.h"
+#include "image/ref.h"
+#include "util/util.h"
 
 struct registry {
   char *host;    /* host[:port] actually contacted */

@@ -18,11 +18,11 @@
 #include <time.h>
 
 #include "berth.h"
-#include "digest.h"
-#include "manifest.h"
-#include "ref.h"
-#include "store.h"
-#include "userns.h"
+#include "image/digest.h"
+#include "image/manifest.h"
+#include "image/ref.h"
+#include "image/store.h"
+#include "util/userns.h"
 
 int image_import_layout(const char *dir, const char *name, char **result, berth_error_t *err);
 char *berth_snapshot_ref(const char *name);

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "store.h"
+#include "image/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,8 +9,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "digest.h"
-#include "ref.h"
+#include "image/digest.h"
+#include "image/ref.h"
 
 char *store_path(struct store *s, const char *fmt, ...) {
   char *tail = NULL;

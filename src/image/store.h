@@ -8,8 +8,8 @@
 #ifndef BERTH_STORE_H
 #define BERTH_STORE_H
 #include <jansson.h>
-#include "config.h"
-#include "util.h"
+#include "util/config.h"
+#include "util/util.h"
 
 struct store {
   char *root; /* <data>/storage */

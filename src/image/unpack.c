@@ -6,7 +6,7 @@
  * that climb above the root ("../x") fail the layer; a leading "/" is
  * dropped (tar does the same); an entry for the root itself is ignored. */
 #define _GNU_SOURCE
-#include "unpack.h"
+#include "image/unpack.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -18,7 +18,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-#include "digest.h"
+#include "image/digest.h"
 
 struct src {
   blob_read_fn rd;

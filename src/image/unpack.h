@@ -2,7 +2,7 @@
  * overlay's on-disk form, every path resolved inside that directory. */
 #ifndef BERTH_UNPACK_H
 #define BERTH_UNPACK_H
-#include "util.h"
+#include "util/util.h"
 
 typedef ssize_t (*blob_read_fn)(void *ctx, const void **data, berth_error_t *err);
 

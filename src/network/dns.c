@@ -5,7 +5,7 @@
  * is checked against the message length, and it keeps the helper (which
  * starts on every create with a policy) free of another dlopen. */
 #define _GNU_SOURCE
-#include "dns.h"
+#include "network/dns.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * helper process that installs the table and answers DNS is in
  * egress_helper.c. */
 #define _GNU_SOURCE
-#include "egress.h"
+#include "network/egress.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
-#include "network.h"
+#include "network/dns.h"
+#include "network/network.h"
 
 static const char SYNTAX[] = "HOST[:PORT[-PORT]][/tcp|/udp], HOST a name (example.org, *.example.org), an IPv4 address "
                              "or CIDR (10.1.2.0/24) or an IPv6 one ([2001:db8::/32]:443)";

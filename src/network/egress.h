@@ -16,7 +16,7 @@
 #include <jansson.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "util.h"
+#include "util/util.h"
 
 #define EGRESS_MAX_ENTRIES 256
 #define EGRESS_MAX_NAMES 64

@@ -18,7 +18,7 @@
  * Once set up it keeps CAP_NET_ADMIN alone (to change its own sets), as
  * root runs as nobody, is not dumpable, and is under berth's seccomp
  * filter plus one that lets it make no socket but IPv4 and IPv6 ones. */
-#include "egress.h"
+#include "network/egress.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,10 +48,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dns.h"
-#include "netlink.h"
-#include "network.h"
-#include "security.h"
+#include "network/dns.h"
+#include "network/netlink.h"
+#include "network/network.h"
+#include "util/security.h"
 
 #define NFPROTO_INET_ 1 /* linux/netfilter.h's NFPROTO_INET and NF_ACCEPT (its headers clash with netinet/in.h) */
 #define NF_ACCEPT_ 1

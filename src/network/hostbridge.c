@@ -12,8 +12,8 @@
  * bridge and the table go too, after a linger of 1.5 s in which a new
  * container finds them up. ip_forward is turned on if it was off and left
  * on, as Docker does (docs/security.md). */
-#include "network.h"
-#include "netlink.h"
+#include "network/network.h"
+#include "network/netlink.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -16,8 +16,8 @@
  * Isolation comes from the layout: every network has its own namespace and
  * bridge, and each member has an `unreachable` route for 10.89.0.0/16, so
  * other networks' addresses fail at once inside the container. */
-#include "network.h"
-#include "netlink.h"
+#include "network/network.h"
+#include "network/netlink.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -36,8 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "userns.h"
+#include "util/config.h"
+#include "util/userns.h"
 
 #define NET_BRIDGE "br0"
 

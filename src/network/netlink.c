@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "netlink.h"
+#include "network/netlink.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

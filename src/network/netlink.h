@@ -4,7 +4,7 @@
 #ifndef BERTH_NETLINK_H
 #define BERTH_NETLINK_H
 #include <netinet/in.h>
-#include "util.h"
+#include "util/util.h"
 
 /* A NETLINK_ROUTE socket in the caller's current network namespace. */
 int nl_open(berth_error_t *err);

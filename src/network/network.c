@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "network.h"
+#include "network/network.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -9,7 +9,7 @@
 #ifndef BERTH_NETWORK_H
 #define BERTH_NETWORK_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 #define NET_GUEST_ADDR "10.0.2.100"
 #define NET_HOST_ADDR "10.0.2.2"

@@ -8,7 +8,7 @@
  * splice() through a pipe (no copy to user space), which is what makes
  * this several times faster than slirp4netns's user-space TCP stack. It
  * ends when the container's init does (a pidfd). */
-#include "network.h"
+#include "network/network.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

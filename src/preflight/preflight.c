@@ -4,8 +4,8 @@
  * that give containers more than one user) are `required:false`
  * and do not make the host "not ready". */
 #define _GNU_SOURCE
-#include "preflight.h"
-#include "network.h"
+#include "preflight/preflight.h"
+#include "network/network.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,12 +24,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "cdi.h"
-#include "config.h"
-#include "disk.h"
-#include "container.h"
-#include "userns.h"
-#include "util.h"
+#include "bundle/cdi.h"
+#include "util/config.h"
+#include "runtime/disk.h"
+#include "runtime/container.h"
+#include "util/userns.h"
+#include "util/util.h"
 
 /* guidance: what to do, for a person. fix: the exact shell command that
  * does it, run as this user (sudo inside where root is needed), when one

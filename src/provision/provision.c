@@ -6,7 +6,7 @@
  * a private temp dir (so images without git work, and nothing lands in the
  * caller's current directory), then is copied in. */
 #define _GNU_SOURCE
-#include "provision.h"
+#include "provision/provision.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +18,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "config.h"
-#include "container.h"
-#include "security.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "util/security.h"
 #include <openssl/evp.h>
 
 extern const char _binary_profiles_purposes_json_start[];

@@ -4,7 +4,7 @@
 #ifndef BERTH_PROVISION_H
 #define BERTH_PROVISION_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 struct prov {
   json_t *req;

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "config.h"
-#include "container.h"
-#include "container_internal.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
 
 static char *expand(const char *path, const struct user_ids *u) {
   const char *home = u->home[0] == '/' ? u->home + 1 : u->home;

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "cgroup.h"
+#include "runtime/cgroup.h"
 #include <sys/syscall.h>
 #include <linux/sched.h>
 

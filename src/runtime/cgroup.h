@@ -3,7 +3,7 @@
 #ifndef BERTH_CGROUP_H
 #define BERTH_CGROUP_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 /* the devices allow-list berth's own /dev needs (null, zero, full,
  * random, urandom, tty, ptmx, pts; read and write), as OCI

@@ -3,10 +3,10 @@
  * or the launch in the CLI (run: berth run waits for the command). The
  * process diagram is in launch.c. */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
-#include "network.h"
-#include "egress.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "network/network.h"
+#include "network/egress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +20,13 @@
 #include <time.h>
 
 #include "berth.h"
-#include "cdi.h"
-#include "config.h"
-#include "disk.h"
-#include "preflight.h"
-#include "security.h"
-#include "spec.h"
-#include "store.h"
+#include "bundle/cdi.h"
+#include "util/config.h"
+#include "runtime/disk.h"
+#include "preflight/preflight.h"
+#include "util/security.h"
+#include "bundle/spec.h"
+#include "image/store.h"
 
 /* ---------- create ---------- */
 /* resolv.conf on berth0: the host's, with a loopback resolver on

@@ -3,8 +3,8 @@
 #ifndef BERTH_CONTAINER_H
 #define BERTH_CONTAINER_H
 #include <jansson.h>
-#include "cgroup.h"
-#include "util.h"
+#include "runtime/cgroup.h"
+#include "util/util.h"
 
 struct exec_opts;
 struct create_opts {

@@ -9,10 +9,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
-#include "container.h"
-#include "network.h"
-#include "store.h"
-#include "util.h"
+#include "runtime/container.h"
+#include "network/network.h"
+#include "image/store.h"
+#include "util/util.h"
 
 struct egress_net;
 

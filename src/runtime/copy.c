@@ -13,8 +13,8 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "container.h"
+#include "util/config.h"
+#include "runtime/container.h"
 
 /* owner for everything created (uid -1: the creating process's), and
  * whether set-user-ID and set-group-ID bits survive */

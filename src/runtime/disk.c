@@ -24,8 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "disk.h"
-#include "util.h"
+#include "runtime/disk.h"
+#include "util/util.h"
 
 #define DISK_MIN (16LL << 20)
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "util/util.h"
 
 /* can this process enforce a disk limit here? *why says why not */
 bool disk_limit_supported(const char **why);

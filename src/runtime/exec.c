@@ -29,12 +29,12 @@
 #include <termios.h>
 #include <time.h>
 
-#include "cgroup.h"
-#include "config.h"
-#include "container.h"
-#include "container_internal.h"
-#include "security.h"
-#include "spec.h"
+#include "runtime/cgroup.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "util/security.h"
+#include "bundle/spec.h"
 
 struct exec_report {
   int exit_code;

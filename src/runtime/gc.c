@@ -18,7 +18,7 @@
  * Rootless, everything that reads or removes the data dir runs in the
  * mapped user namespace: a container's files belong to subordinate ids. */
 #define _GNU_SOURCE
-#include "gc.h"
+#include "runtime/gc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,11 +28,11 @@
 #include <unistd.h>
 
 #include "berth.h"
-#include "config.h"
-#include "container.h"
-#include "digest.h"
-#include "store.h"
-#include "userns.h"
+#include "util/config.h"
+#include "runtime/container.h"
+#include "image/digest.h"
+#include "image/store.h"
+#include "util/userns.h"
 
 /* ---------- sizes ---------- */
 

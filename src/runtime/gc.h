@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "util.h"
+#include "util/util.h"
 
 /* Inodes already counted, so that a file with several links counts once
  * (as du counts it). Zero-initialise; du_seen_free when done. */

@@ -3,7 +3,7 @@
  * an image, CVE-2025-23266) never reaches a program that runs with the
  * runtime's privileges. */
 #define _GNU_SOURCE
-#include "hooks.h"
+#include "runtime/hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +14,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "container.h"
-#include "security.h"
+#include "runtime/container.h"
+#include "util/security.h"
 
 bool hooks_any(json_t *spec, const char *kind) {
   return json_array_size(json_object_get(json_object_get(spec, "hooks"), kind)) > 0;

@@ -4,7 +4,7 @@
 #ifndef BERTH_HOOKS_H
 #define BERTH_HOOKS_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 /* the spec has hooks of this kind (createRuntime, createContainer, ...) */
 bool hooks_any(json_t *spec, const char *kind);

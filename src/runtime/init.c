@@ -3,8 +3,8 @@
  * root), /dev, the user's binds and masks, hooks, the pivot, then the
  * reaping loop (or berth-tiny). */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,9 +29,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "hooks.h"
-#include "rootfs.h"
-#include "security.h"
+#include "runtime/hooks.h"
+#include "runtime/rootfs.h"
+#include "util/security.h"
 
 /* ---------- init: everything below runs in the new namespaces ---------- */
 

@@ -1,7 +1,7 @@
 /* inspect, stats and top: readers of a container's record, counters and
  * processes (inspect.h). */
 #define _GNU_SOURCE
-#include "inspect.h"
+#include "runtime/inspect.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "container.h"
-#include "disk.h"
-#include "store.h"
+#include "runtime/container.h"
+#include "runtime/disk.h"
+#include "image/store.h"
 
 /* ---------- inspect ---------- */
 

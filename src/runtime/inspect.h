@@ -5,8 +5,8 @@
 #ifndef BERTH_INSPECT_H
 #define BERTH_INSPECT_H
 #include <jansson.h>
-#include "cgroup.h"
-#include "util.h"
+#include "runtime/cgroup.h"
+#include "util/util.h"
 
 /* A container's record: state, live status, config from its spec (the
  * caller's environment by name only), network, limits, disk, and its

@@ -9,10 +9,10 @@
  * /proc, /dev, /sys inside its own mount namespace (so the host never sees
  * them), pivots into the root and reaps orphans until told to stop. */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
-#include "network.h"
-#include "egress.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "network/network.h"
+#include "network/egress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +29,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "config.h"
-#include "logs.h"
-#include "hooks.h"
-#include "userns.h"
+#include "util/config.h"
+#include "runtime/logs.h"
+#include "runtime/hooks.h"
+#include "util/userns.h"
 
 /* Root: the launcher brings the container's loopback up from outside,
  * while init mounts (time init would otherwise spend in line); rootless, the

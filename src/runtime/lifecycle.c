@@ -1,9 +1,9 @@
 /* A created container's life: stop, kill, start (again), restart, the
  * persistent ones at boot, expiry. */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
-#include "network.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "network/network.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,9 +15,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "config.h"
-#include "disk.h"
-#include "security.h"
+#include "util/config.h"
+#include "runtime/disk.h"
+#include "util/security.h"
 
 uint64_t container_setup_caps(json_t *state) {
   uint64_t caps = security_setup_caps();

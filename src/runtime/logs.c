@@ -9,7 +9,7 @@
  * (the older ones shift up, the oldest goes), so the log never holds more
  * than max_size * max_files bytes. */
 #define _GNU_SOURCE
-#include "logs.h"
+#include "runtime/logs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "util/config.h"
 
 #define LOG_RECORD_MAX (16 * 1024)
 

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "util/util.h"
 
 /* the defaults (config `log_max_size`, `log_max_files`): at most
  * 3 files of 10 MiB on disk, Docker's common json-file setting */

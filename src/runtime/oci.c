@@ -9,7 +9,7 @@
  * with the fifo is `created`, without it `running` (or `paused` when
  * frozen), gone is `stopped`. */
 #define _GNU_SOURCE
-#include "oci.h"
+#include "runtime/oci.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "oci_cgroup.h"
+#include "runtime/hooks.h"
+#include "runtime/oci_cgroup.h"
 
 #define OCI_VERSION "1.0.2"
 

@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
-#include "util.h"
+#include "util/util.h"
 
 struct oci_global {
   const char *root;     /* state directory (--root) */

@@ -12,8 +12,8 @@
  * create fails naming the field, except where both of them skip it (noted
  * at each place). */
 #define _GNU_SOURCE
-#include "oci_cgroup.h"
-#include "cgroup.h"
+#include "runtime/oci_cgroup.h"
+#include "runtime/cgroup.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
 #define BERTH_OCI_CGROUP_H
 #include <jansson.h>
 #include <sys/types.h>
-#include "util.h"
+#include "util/util.h"
 /* Make the cgroup(s) for container `id` as `linux_` (the config's "linux" object; may be NULL) says,
  * apply linux.resources, and move `pid` (all its threads) into it.
  * No cgroupsPath: "berth-oci/<id>" below the caller's own cgroup.

@@ -10,7 +10,7 @@
  * Every mount target is resolved inside the root (rootfs.c), so a symlink
  * in the bundle cannot send a mount onto the host. */
 #define _GNU_SOURCE
-#include "oci.h"
+#include "runtime/oci.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,9 +38,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "rootfs.h"
-#include "security.h"
+#include "runtime/hooks.h"
+#include "runtime/rootfs.h"
+#include "util/security.h"
 
 /* ---------- the sync socket ---------- */
 int oci_sync_send(int fd, enum oci_sync_type t, int32_t value, const char *text) {

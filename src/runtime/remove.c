@@ -2,9 +2,9 @@
  * directory, moved to <data>/trash and deleted there (in the background
  * for run --rm). */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
-#include "network.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "network/network.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,9 +18,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "config.h"
-#include "disk.h"
-#include "userns.h"
+#include "util/config.h"
+#include "runtime/disk.h"
+#include "util/userns.h"
 
 static int remove_dir_fn(void *arg, char **result, berth_error_t *err) {
   *result = NULL;

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "rootfs.h"
+#include "runtime/rootfs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
 #define BERTH_ROOTFS_H
 #include <jansson.h>
 #include <stdbool.h>
-#include "util.h"
+#include "util/util.h"
 
 /* "/proc/self/fd/N" (malloc'd) */
 char *rootfs_fdpath(int fd);

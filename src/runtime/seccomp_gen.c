@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "security.h"
+#include "util/security.h"
 
 int main(int argc, char **argv) {
   /* --linear: the same filter as a list of comparisons, for bench/micro.sh */

@@ -2,15 +2,15 @@
  * its state (state.json: read, written, synced) and whether the processes
  * it names are still those processes. */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
 
-#include "config.h"
+#include "util/config.h"
 
 /* ---------- paths, state ---------- */
 char *containers_dir(berth_error_t *err) {

@@ -1,10 +1,10 @@
 /* Listing containers and their status (and what a list reaps: dead
  * creates, killed one-shots, expired containers). */
 #define _GNU_SOURCE
-#include "container.h"
-#include "container_internal.h"
-#include "network.h"
-#include "egress.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "network/network.h"
+#include "network/egress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "config.h"
-#include "disk.h"
+#include "util/config.h"
+#include "runtime/disk.h"
 
 /* ---------- list / status ---------- */
 const char *live_status(json_t *st) {

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "config.h"
+#include "util/config.h"
 
 #include <errno.h>
 #include <pwd.h>

@@ -3,7 +3,7 @@
 #ifndef BERTH_CONFIG_H
 #define BERTH_CONFIG_H
 #include <jansson.h>
-#include "util.h"
+#include "util/util.h"
 
 struct berth_config {
   json_t *root;

@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "util.h"
+#include "util/util.h"
 
 static void *libs[5];
 /* libcrypto: the OpenSSL 3 ABI only (the shims below carry its prototypes) */

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "security.h"
+#include "util/security.h"
 
 #include <errno.h>
 #include <jansson.h>

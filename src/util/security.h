@@ -1,7 +1,7 @@
 /* Workload confinement: capabilities, no_new_privs, seccomp. */
 #ifndef BERTH_SECURITY_H
 #define BERTH_SECURITY_H
-#include "util.h"
+#include "util/util.h"
 
 /* the highest capability number this kernel knows (cap_last_cap) */
 int security_last_cap(void);

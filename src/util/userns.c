@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
-#include "userns.h"
+#include "util/userns.h"
 
-#include "config.h"
+#include "util/config.h"
 
 #include <errno.h>
 #include <fcntl.h>

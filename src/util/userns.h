@@ -2,7 +2,7 @@
  * user's subordinate id ranges, so image files keep their owners. */
 #ifndef BERTH_USERNS_H
 #define BERTH_USERNS_H
-#include "util.h"
+#include "util/util.h"
 
 struct id_range {
   unsigned long start, count;

@@ -1,6 +1,6 @@
 /* berth: shared helpers. */
 #define _GNU_SOURCE
-#include "util.h"
+#include "util/util.h"
 
 #include <dirent.h>
 #include <errno.h>

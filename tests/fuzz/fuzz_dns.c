@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
-#include "egress.h"
+#include "network/dns.h"
+#include "network/egress.h"
 
 struct span {
   const uint8_t *lo, *hi;

@@ -4,9 +4,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "api.h"
-#include "cgroup.h"
-#include "spec.h"
+#include "api/api.h"
+#include "runtime/cgroup.h"
+#include "bundle/spec.h"
 
 static json_t *bad(const char *req, const char *code, const char *field) {
   json_t *r = NULL, *reply = NULL;

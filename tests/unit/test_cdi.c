@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cdi.h"
-#include "util.h"
+#include "bundle/cdi.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/cdi"
 

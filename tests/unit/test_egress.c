@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dns.h"
-#include "egress.h"
-#include "network.h"
+#include "network/dns.h"
+#include "network/egress.h"
+#include "network/network.h"
 
 /* ---- building messages ---- */
 struct msg {

@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gc.h"
-#include "store.h"
-#include "util.h"
+#include "runtime/gc.h"
+#include "image/store.h"
+#include "util/util.h"
 
 static char *tmpdir(void) {
   char *d = strdup("/tmp/berth-gc-test.XXXXXX");

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cgroup.h"
-#include "inspect.h"
+#include "runtime/cgroup.h"
+#include "runtime/inspect.h"
 
 Test(cgroup_parse, stat_field_matches_whole_keys_at_line_start) {
   const char *v1 = "cache 1048576\nrss 20480\ninactive_file 4096\nhierarchical_memory_limit 67108864\n"

@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "logs.h"
-#include "util.h"
+#include "runtime/logs.h"
+#include "util/util.h"
 
 static char dir[] = "/tmp/berth-logs-XXXXXX";
 

@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "netlink.h"
-#include "network.h"
+#include "network/netlink.h"
+#include "network/network.h"
 
 /* Run fn in a child inside fresh network namespaces; fn's return value is
  * the child's exit status (0 = all checks passed, else the failing step). */

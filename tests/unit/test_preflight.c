@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "preflight.h"
-#include "util.h"
+#include "util/config.h"
+#include "preflight/preflight.h"
+#include "util/util.h"
 
 /* each test runs in a process of its own: config_get() loads this fresh */
 static char dir[64];

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "ref.h"
+#include "image/ref.h"
 
 static char *norm(const char *in) {
   struct image_ref r;

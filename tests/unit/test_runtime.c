@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "container_internal.h"
-#include "rootfs.h"
+#include "runtime/container_internal.h"
+#include "runtime/rootfs.h"
 
 /* ---------- messages ---------- */
 Test(init_msg, round_trip_with_and_without_payload) {

@@ -11,13 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "security.h"
-#include "spec.h"
-#include "cgroup.h"
+#include "util/security.h"
+#include "bundle/spec.h"
+#include "runtime/cgroup.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include "util.h"
+#include "util/util.h"
 
 /* the filter compiled at build time (build/seccomp.bpf, linked into libberth.a) */
 extern const char _binary_seccomp_bpf_start[];

@@ -10,8 +10,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-#include "digest.h"
-#include "unpack.h"
+#include "image/digest.h"
+#include "image/unpack.h"
 
 struct ent {
   char type; /* f file, d dir, l symlink, h hardlink, c chardev, b blockdev, p fifo */

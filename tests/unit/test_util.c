@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "util/util.h"
 
 static pid_t sleeper(void) {
   pid_t p = fork();
