@@ -418,20 +418,22 @@ static const struct {
  * namespace, or a devices program that refuses mknod), the host's node
  * bound, when it is still the device asked for: a node swapped on the host
  * is not bound. host: the host's node (NULL: the same path). */
-static int make_device(const struct rootfs_spec *c, int rootfd, const char *path, const char *host, char type, unsigned maj,
-                       unsigned min, mode_t mode, uid_t uid, gid_t gid, berth_error_t *err) {
+static int make_device(const struct rootfs_spec *c, int rootfd, int devfd, const char *path, const char *host, char type,
+                       unsigned maj, unsigned min, mode_t mode, uid_t uid, gid_t gid, berth_error_t *err) {
   const char *rel = path;
   while (*rel == '/') rel++;
   cleanup_free char *dir = xstrdup(rel);
   char *slash = strrchr(dir, '/');
   const char *base = rel;
-  cleanup_close int dfd = -1;
+  cleanup_close int own = -1;
+  int dfd;
   if (slash) {
     *slash = '\0';
     base = slash + 1;
-    dfd = mkdir_in_root(rootfd, dir, 0755, RESOLVE_NO_SYMLINKS, err);
+    /* most nodes are right in /dev: its directory, opened once by the caller */
+    dfd = devfd >= 0 && !strcmp(dir, "dev") ? devfd : (own = mkdir_in_root(rootfd, dir, 0755, RESOLVE_NO_SYMLINKS, err));
   } else
-    dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+    dfd = own = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
   if (dfd < 0) return berth_error_wrap(err, "device %s", path);
   unlinkat(dfd, base, 0);
   mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
@@ -462,6 +464,9 @@ int rootfs_spec_devices(const struct rootfs_spec *c, int rootfd, berth_error_t *
   json_t *devs = json_object_get(json_object_get(c->spec, "linux"), "devices");
   size_t i;
   json_t *d;
+  berth_error_t ignored = NULL;
+  cleanup_close int devfd = mkdir_in_root(rootfd, "dev", 0755, RESOLVE_NO_SYMLINKS, &ignored); /* -1: each node opens its own */
+  berth_error_free(ignored);
   json_array_foreach(devs, i, d) {
     const char *path = jstr(d, "path"), *type = jstr(d, "type");
     if (!path || path[0] != '/' || strstr(path, "/../") || str_has_suffix(path, "/..") || !type || !strchr("cbup", type[0]) || type[1])
@@ -470,7 +475,7 @@ int rootfs_spec_devices(const struct rootfs_spec *c, int rootfd, berth_error_t *
     mode_t mode = fm ? (mode_t)json_integer_value(fm) : 0666;
     uid_t uid = json_object_get(d, "uid") ? (uid_t)json_integer_value(json_object_get(d, "uid")) : 0;
     gid_t gid = json_object_get(d, "gid") ? (gid_t)json_integer_value(json_object_get(d, "gid")) : 0;
-    if (make_device(c, rootfd, path, jstr(c->device_sources, path), type[0] == 'u' ? 'c' : type[0],
+    if (make_device(c, rootfd, devfd, path, jstr(c->device_sources, path), type[0] == 'u' ? 'c' : type[0],
                     (unsigned)json_integer_value(json_object_get(d, "major")), (unsigned)json_integer_value(json_object_get(d, "minor")),
                     mode, uid, gid, err) < 0)
       return -1;
@@ -478,10 +483,10 @@ int rootfs_spec_devices(const struct rootfs_spec *c, int rootfd, berth_error_t *
   for (size_t k = 0; k < sizeof DEFAULT_DEVS / sizeof *DEFAULT_DEVS; k++) {
     bool listed = false;
     json_array_foreach(devs, i, d) if (!strcmp(jstr(d, "path") ?: "", DEFAULT_DEVS[k].path)) listed = true;
-    if (!listed && make_device(c, rootfd, DEFAULT_DEVS[k].path, NULL, 'c', DEFAULT_DEVS[k].maj, DEFAULT_DEVS[k].min, 0666, 0, 0, err) < 0)
+    if (!listed && make_device(c, rootfd, devfd, DEFAULT_DEVS[k].path, NULL, 'c', DEFAULT_DEVS[k].maj, DEFAULT_DEVS[k].min, 0666, 0, 0, err) < 0)
       return -1;
   }
-  cleanup_close int dev = openat_in_root(rootfd, "dev", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+  int dev = devfd;
   if (dev < 0) return 0;
   static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
                                    {"/proc/self/fd/2", "stderr"}};
