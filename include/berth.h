@@ -33,17 +33,15 @@ void berth_free(void *p);
 /* ---- images ---- */
 struct berth_pull_options {
   const char *platform; /* "os/arch[/variant]"; NULL = host platform */
-  bool quiet;           /* no progress output */
-  bool json_progress;   /* progress suppressed, caller prints JSON */
+  bool quiet; /* no progress output */
+  bool json_progress; /* progress suppressed, caller prints JSON */
 };
 
 /* Pull REF into the store. On success *result is a JSON text describing the
  * image (caller frees). */
-int berth_image_pull(const char *ref, const struct berth_pull_options *opts, char **result,
-                     berth_error_t *err);
+int berth_image_pull(const char *ref, const struct berth_pull_options *opts, char **result, berth_error_t *err);
 /* Import an OCI layout (directory or tar) or a `docker save` archive. */
-int berth_image_load(const char *path, const char *name, const struct berth_pull_options *opts,
-                     char **result, berth_error_t *err);
+int berth_image_load(const char *path, const char *name, const struct berth_pull_options *opts, char **result, berth_error_t *err);
 /* JSON array of images in the store. */
 int berth_image_list(char **result, berth_error_t *err);
 /* Save a container's writable layer as image berth.local/snapshot/NAME. */
@@ -72,8 +70,8 @@ int berth_image_remove(const char *ref, char **result, berth_error_t *err);
  * active, size, reclaimable} in bytes of disk use. */
 int berth_system_df(char **result, berth_error_t *err);
 struct berth_prune_options {
-  bool all;         /* every image no container uses, not only unnamed ones */
-  bool dry_run;     /* only say what would go (and how much that frees) */
+  bool all; /* every image no container uses, not only unnamed ones */
+  bool dry_run; /* only say what would go (and how much that frees) */
   const char *plan; /* a dry run's result: remove only what it listed and is
                        garbage still; NULL: whatever is garbage now */
 };

@@ -94,8 +94,7 @@ int main(int argc, char **argv) {
   }
   sort_ms(s, n);
   printf("%s %s: median %.3f ms, min %.3f, max %.3f (%d moves, %d ms apart)\n", argv[2],
-         self ? (v2 ? "born inside (clone3 CLONE_INTO_CGROUP)" : "child moves itself (tasks \"0\")")
-              : "parent moves child (cgroup.procs)",
+         self ? (v2 ? "born inside (clone3 CLONE_INTO_CGROUP)" : "child moves itself (tasks \"0\")") : "parent moves child (cgroup.procs)",
          s[n / 2], s[0], s[n - 1], n, pause_ms);
   return 0;
 }

@@ -122,8 +122,11 @@ static void setup_mounts(struct start *s, const char *root) {
   mnt("devpts", AT("dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
   mnt("shm", AT("dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
   mount("mqueue", AT("dev/mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  const char *links[][2] = {{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                            {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+  const char *links[][2] = {{"ptmx", "pts/ptmx"},
+                            {"fd", "/proc/self/fd"},
+                            {"stdin", "/proc/self/fd/0"},
+                            {"stdout", "/proc/self/fd/1"},
+                            {"stderr", "/proc/self/fd/2"}};
   for (int i = 0; i < 5; i++) {
     char rel[64];
     snprintf(rel, sizeof rel, "dev/%s", links[i][0]);
@@ -138,9 +141,17 @@ static void setup_mounts(struct start *s, const char *root) {
     if (access(AT(rel), F_OK) < 0) close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
     mnt(src, p, NULL, MS_BIND, NULL);
   }
-  const char *masked[] = {"proc/acpi", "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list",
-                          "proc/timer_stats", "proc/sched_debug", "proc/scsi", "proc/interrupts",
-                          "sys/firmware", "sys/devices/virtual/powercap"};
+  const char *masked[] = {"proc/acpi",
+                          "proc/kcore",
+                          "proc/keys",
+                          "proc/latency_stats",
+                          "proc/timer_list",
+                          "proc/timer_stats",
+                          "proc/sched_debug",
+                          "proc/scsi",
+                          "proc/interrupts",
+                          "sys/firmware",
+                          "sys/devices/virtual/powercap"};
   char empty[4096];
   snprintf(empty, sizeof empty, "%s/empty", s->dir);
   for (int i = 0; i < 11; i++) {
@@ -390,7 +401,7 @@ int main(int argc, char **argv) {
     printf("level %d %-12s median %.2f ms  = %.2fx the floor\n", l, NAMES[l], t[l][k / 2], t[l][k / 2] / floor_ms);
   if (top < LEVELS) printf("level 6 +cgroup       n/a (not root)\n");
   if (other)
-    printf("%s ...: median %.2f ms  = %.2fx the floor, %.2fx level %d\n", other[0], t[top + 1][k / 2],
-           t[top + 1][k / 2] / floor_ms, t[top + 1][k / 2] / t[top - 1][k / 2], top - 1);
+    printf("%s ...: median %.2f ms  = %.2fx the floor, %.2fx level %d\n", other[0], t[top + 1][k / 2], t[top + 1][k / 2] / floor_ms,
+           t[top + 1][k / 2] / t[top - 1][k / 2], top - 1);
   return 0;
 }

@@ -20,8 +20,7 @@ static int step(const char *request) {
 int main(int argc, char **argv) {
   const char *image = argc > 1 ? argv[1] : "localhost/busybox:latest";
   char create[512];
-  snprintf(create, sizeof create,
-           "{\"operation\":\"create\",\"name\":\"embed-demo\",\"image\":\"%s\",\"mount_cwd\":false}", image);
+  snprintf(create, sizeof create, "{\"operation\":\"create\",\"name\":\"embed-demo\",\"image\":\"%s\",\"mount_cwd\":false}", image);
   if (step("{\"operation\":\"preflight\"}") < 0) return 1;
   if (step(create) < 0) return 1;
   int rc = step("{\"operation\":\"exec\",\"container\":\"embed-demo\",\"command\":\"echo hello from $(hostname)\"}");

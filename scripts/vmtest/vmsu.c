@@ -106,8 +106,7 @@ static int cmd_vmsu(int argc, char **argv) {
     if (mkdir(scope, 0755) < 0 && errno != EEXIST) die(scope);
     delegate(scope, pw->pw_uid, pw->pw_gid);
     join(scope);
-  } else if (cg)
-    join(cg);
+  } else if (cg) join(cg);
   become(pw->pw_uid, pw->pw_gid, pw);
   execvp(argv[i + 1], argv + i + 1);
   die(argv[i + 1]);

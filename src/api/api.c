@@ -21,7 +21,23 @@
 #include "berth.h"
 #include "image/store.h"
 
-enum ptype { T_STR, T_BOOL, T_INT, T_NUM, T_STRMAP, T_STRLIST, T_MOUNTS, T_PORTS, T_PASSTHROUGH, T_NAME, T_SNAP, T_ARGV, T_EGRESS, T_GPU, T_DEVICES };
+enum ptype {
+  T_STR,
+  T_BOOL,
+  T_INT,
+  T_NUM,
+  T_STRMAP,
+  T_STRLIST,
+  T_MOUNTS,
+  T_PORTS,
+  T_PASSTHROUGH,
+  T_NAME,
+  T_SNAP,
+  T_ARGV,
+  T_EGRESS,
+  T_GPU,
+  T_DEVICES
+};
 
 struct param {
   const char *name;
@@ -67,8 +83,9 @@ static const struct param P_CREATE[] = {
     {"dotfiles_skip", T_BOOL, false, "skip dotfiles"},
     {"setup_commands", T_STRLIST, false, "commands run in order after provisioning"},
     {"memory_limit", T_STR, false, "memory limit, e.g. 4g (default 4g)"},
-    {"disk_limit", T_STR, false, "size of the writable layer, e.g. 10g (default none, or `disk_limit` in berth's config); "
-                                 "writes past it fail with ENOSPC; root only: rootless the reply's notes say it is not enforced"},
+    {"disk_limit", T_STR, false,
+     "size of the writable layer, e.g. 10g (default none, or `disk_limit` in berth's config); "
+     "writes past it fail with ENOSPC; root only: rootless the reply's notes say it is not enforced"},
     {"cpu_limit", T_NUM, false, "CPU limit in cores"},
     {"pids_limit", T_INT, false, "process limit (default 256)"},
     {"gpu", T_GPU, false, "GPUs through CDI: true (all: nvidia.com/gpu=all), or a list of GPU ids (indexes or UUIDs: nvidia.com/gpu=ID)"},
@@ -86,8 +103,9 @@ static const struct param P_CREATE[] = {
     {"repo", T_STR, false, "purpose try-repo: the git URL (or path) to clone into the workspace"},
     {"repo_branch", T_STR, false, "purpose try-repo: branch to clone"},
     {"remove_on_failure", T_BOOL, false, "remove the container when a provisioning step fails (default false: keep and report)"},
-    {"command", T_ARGV, false, "the main process's command (an array, or a string run with /bin/sh -c): the container "
-                               "becomes a service running it (default: the image's Cmd when it is not a bare shell)"},
+    {"command", T_ARGV, false,
+     "the main process's command (an array, or a string run with /bin/sh -c): the container "
+     "becomes a service running it (default: the image's Cmd when it is not a bare shell)"},
     {"entrypoint", T_ARGV, false, "replaces the image's Entrypoint (and drops its Cmd unless `command` is given)"},
     {"keep_alive", T_BOOL, false, "a dev container (berth's init alone, for execs) whatever the image's command"},
     {"user", T_STR, false, "user[:group] of the main process (default the image's)"},
@@ -113,32 +131,31 @@ static const struct param P_LOGS[] = {{"container", T_NAME, true, "container nam
 static const struct param P_STOP[] = {{"container", T_NAME, true, "container name"},
                                       {"timeout", T_INT, false, "seconds between the stop signal and SIGKILL (default 10)"},
                                       {0}};
-static const struct param P_STATUS[] = {{"container", T_NAME, true, "container name"},
-                                        {"health_check", T_BOOL, false, "run a trivial exec and report latency and usage"},
-                                        {0}};
-static const struct param P_DESTROY[] = {{"container", T_NAME, true, "container name"},
-                                         {"force", T_BOOL, false, "kill at once instead of SIGTERM + grace"},
-                                         {0}};
+static const struct param P_STATUS[] = {
+    {"container", T_NAME, true, "container name"}, {"health_check", T_BOOL, false, "run a trivial exec and report latency and usage"}, {0}};
+static const struct param P_DESTROY[] = {
+    {"container", T_NAME, true, "container name"}, {"force", T_BOOL, false, "kill at once instead of SIGTERM + grace"}, {0}};
 static const struct param P_DESTROY_ALL[] = {{"confirm", T_BOOL, false, "must be true"}, {"force", T_BOOL, false, "kill at once"}, {0}};
 static const struct param P_COPY_IN[] = {{"container", T_NAME, true, "container name"},
                                          {"host_path", T_STR, true, "source on the host"},
                                          {"container_path", T_STR, true, "destination in the container"},
                                          {0}};
-static const struct param P_COPY_OUT[] = {{"container", T_NAME, true, "container name"},
-                                          {"container_path", T_STR, true, "source in the container"},
-                                          {"host_path", T_STR, true, "destination on the host"},
-                                          {"follow_symlinks", T_BOOL, false, "follow a link at container_path inside the container (default: copy the link)"},
-                                          {"keep_setid", T_BOOL, false, "keep set-user-ID and set-group-ID bits (default: stripped)"},
-                                          {0}};
-static const struct param P_SNAPSHOT[] = {{"container", T_NAME, true, "container name"},
-                                          {"name", T_SNAP, false, "snapshot name: 1-63 lowercase letters, digits, `-`, `_`, `.`; an existing one is replaced"},
-                                          {0}};
+static const struct param P_COPY_OUT[] = {
+    {"container", T_NAME, true, "container name"},
+    {"container_path", T_STR, true, "source in the container"},
+    {"host_path", T_STR, true, "destination on the host"},
+    {"follow_symlinks", T_BOOL, false, "follow a link at container_path inside the container (default: copy the link)"},
+    {"keep_setid", T_BOOL, false, "keep set-user-ID and set-group-ID bits (default: stripped)"},
+    {0}};
+static const struct param P_SNAPSHOT[] = {
+    {"container", T_NAME, true, "container name"},
+    {"name", T_SNAP, false, "snapshot name: 1-63 lowercase letters, digits, `-`, `_`, `.`; an existing one is replaced"},
+    {0}};
 static const struct param P_RESTORE[] = {{"snapshot", T_SNAP, true, "snapshot name"}, {"name", T_NAME, false, "new container name"}, {0}};
 static const struct param P_DELETE_SNAPSHOT[] = {{"snapshot", T_SNAP, true, "snapshot name"}, {0}};
 static const struct param P_NETWORK[] = {{"name", T_NAME, true, "network name"}, {0}};
-static const struct param P_EGRESS_TEST[] = {{"container", T_NAME, true, "container name"},
-                                             {"destination", T_STR, true, "HOST[:PORT][/tcp|/udp]: a name or an address"},
-                                             {0}};
+static const struct param P_EGRESS_TEST[] = {
+    {"container", T_NAME, true, "container name"}, {"destination", T_STR, true, "HOST[:PORT][/tcp|/udp]: a name or an address"}, {0}};
 
 static json_t *h_preflight(json_t *req);
 static json_t *h_create(json_t *req);
@@ -182,7 +199,8 @@ static const struct op OPS[] = {
     {"delete_snapshot", P_DELETE_SNAPSHOT, h_delete_snapshot, "delete a snapshot"},
     {"create_network", P_NETWORK, h_create_network, "create a named network"},
     {"destroy_network", P_NETWORK, h_destroy_network, "remove a named network (refused while containers are attached)"},
-    {"egress_test", P_EGRESS_TEST, h_egress_test, "dry run of a container's egress policy: would a destination be allowed, and by which rule"},
+    {"egress_test", P_EGRESS_TEST, h_egress_test,
+     "dry run of a container's egress policy: would a destination be allowed, and by which rule"},
     {0}};
 
 static json_t *err_reply(const char *code, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -199,8 +217,12 @@ static json_t *err_reply(const char *code, const char *field, const char *fmt, .
 }
 
 static json_t *from_error(berth_error_t e, const char *prefix) {
-  const char *code = !e ? "failed" : e->status == ENOENT ? "not_found" : e->status == EEXIST || e->status == EBUSY ? "conflict" :
-                     e->status == EINVAL || e->status == ERANGE ? "invalid_value" : e->status == ENOTSUP ? "not_implemented" : "failed";
+  const char *code = !e                                           ? "failed"
+                     : e->status == ENOENT                        ? "not_found"
+                     : e->status == EEXIST || e->status == EBUSY  ? "conflict"
+                     : e->status == EINVAL || e->status == ERANGE ? "invalid_value"
+                     : e->status == ENOTSUP                       ? "not_implemented"
+                                                                  : "failed";
   const char *m = e && e->msg ? e->msg : "unknown error";
   json_t *r = (prefix && !str_has_prefix(m, prefix)) ? err_reply(code, NULL, "%s%s", prefix, m) : err_reply(code, NULL, "%s", m);
   berth_error_free(e);
@@ -209,7 +231,9 @@ static json_t *from_error(berth_error_t e, const char *prefix) {
 
 static const char *type_name(enum ptype t) {
   switch (t) {
-  case T_STR: case T_NAME: case T_SNAP: return "string";
+  case T_STR:
+  case T_NAME:
+  case T_SNAP: return "string";
   case T_BOOL: return "boolean";
   case T_INT: return "integer";
   case T_NUM: return "number";
@@ -247,8 +271,10 @@ static json_t *check_value(const struct param *p, json_t *v) {
   case T_SNAP: /* the very rule the snapshot itself applies */
     if (!json_is_string(v)) break;
     if (!berth_snapshot_name_valid(json_string_value(v)))
-      return err_reply("invalid_value", n, "`%s` must be 1-63 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or "
-                       "digit (got `%.80s`)", n, json_string_value(v));
+      return err_reply("invalid_value", n,
+                       "`%s` must be 1-63 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or "
+                       "digit (got `%.80s`)",
+                       n, json_string_value(v));
     return NULL;
   case T_BOOL:
     if (json_is_boolean(v)) return NULL;
@@ -273,8 +299,7 @@ static json_t *check_value(const struct param *p, json_t *v) {
       if (!*k || strlen(k) > 4096) return err_reply("invalid_value", n, "`%s` has an empty or huge key", n);
       total += strlen(k) + json_string_length(x) + 2;
     }
-    if (total > MAX_MAP_BYTES)
-      return err_reply("invalid_value", n, "`%s` holds %zu bytes; at most %d in all", n, total, MAX_MAP_BYTES);
+    if (total > MAX_MAP_BYTES) return err_reply("invalid_value", n, "`%s` holds %zu bytes; at most %d in all", n, total, MAX_MAP_BYTES);
     return NULL;
   }
   case T_ARGV:
@@ -527,21 +552,25 @@ json_t *api_input_schema(void) {
   json_t *props = json_object();
   json_t *ops = json_array();
   for (const struct op *o = OPS; o->name; o++) json_array_append_new(ops, json_string(o->name));
-  json_object_set_new(props, "operation", json_pack("{s:s, s:o, s:s}", "type", "string", "enum", ops, "description",
-                                                    "preflight, create, exec, exec_interactive_hint, list, status, destroy, destroy_all, "
-                                                    "logs, stop, start, restart, copy_in, copy_out, snapshot, restore, delete_snapshot, "
-                                                    "create_network, destroy_network, egress_test"));
+  json_object_set_new(props, "operation",
+                      json_pack("{s:s, s:o, s:s}", "type", "string", "enum", ops, "description",
+                                "preflight, create, exec, exec_interactive_hint, list, status, destroy, destroy_all, "
+                                "logs, stop, start, restart, copy_in, copy_out, snapshot, restore, delete_snapshot, "
+                                "create_network, destroy_network, egress_test"));
   for (const struct op *o = OPS; o->name; o++)
     for (const struct param *p = o->params; p->name; p++) {
       if (json_object_get(props, p->name)) continue;
       json_t *s;
       switch (p->type) {
-      case T_STR: case T_NAME: case T_SNAP: s = json_pack("{s:s}", "type", "string"); break;
+      case T_STR:
+      case T_NAME:
+      case T_SNAP: s = json_pack("{s:s}", "type", "string"); break;
       case T_BOOL: s = json_pack("{s:s}", "type", "boolean"); break;
       case T_INT: s = json_pack("{s:s}", "type", "integer"); break;
       case T_NUM: s = json_pack("{s:s}", "type", "number"); break;
       case T_STRMAP: s = json_pack("{s:s, s:{s:s}}", "type", "object", "additionalProperties", "type", "string"); break;
-      case T_STRLIST: case T_DEVICES: s = json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"); break;
+      case T_STRLIST:
+      case T_DEVICES: s = json_pack("{s:s, s:{s:s}}", "type", "array", "items", "type", "string"); break;
       case T_GPU:
         s = json_pack("{s:[{s:s}, {s:s, s:{s:[s,s]}}]}", "anyOf", "type", "boolean", "type", "array", "items", "type", "string", "integer");
         break;
@@ -549,31 +578,30 @@ json_t *api_input_schema(void) {
         s = json_pack("{s:[{s:s}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "type", "array", "items", "type", "string");
         break;
       case T_PASSTHROUGH:
-        s = json_pack("{s:[{s:s, s:[s,s,s]}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "enum", "auto", "all", "none", "type",
-                      "array", "items", "type", "string");
+        s = json_pack("{s:[{s:s, s:[s,s,s]}, {s:s, s:{s:s}}]}", "anyOf", "type", "string", "enum", "auto", "all", "none", "type", "array",
+                      "items", "type", "string");
         break;
       case T_MOUNTS:
         s = json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:[s,s]}}, s:[s,s]}}", "type", "array", "items", "type", "object",
-                      "properties", "host", "type", "string", "container", "type", "string", "mode", "type", "string", "enum",
-                      "ro", "rw", "required", "host", "container");
+                      "properties", "host", "type", "string", "container", "type", "string", "mode", "type", "string", "enum", "ro", "rw",
+                      "required", "host", "container");
         break;
       case T_EGRESS:
-        s = json_pack("{s:s, s:{s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s}, s:{s:s}}, s:b}", "type", "object", "properties", "allow",
-                      "type", "array", "items", "type", "string", "deny_host", "type", "boolean", "log", "type", "boolean",
-                      "profile", "type", "boolean", "additionalProperties", 0);
+        s = json_pack("{s:s, s:{s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s}, s:{s:s}}, s:b}", "type", "object", "properties", "allow", "type",
+                      "array", "items", "type", "string", "deny_host", "type", "boolean", "log", "type", "boolean", "profile", "type",
+                      "boolean", "additionalProperties", 0);
         break;
       case T_PORTS:
         s = json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:[s,s]}, s:{s:s}}, s:[s,s]}}", "type", "array", "items", "type",
-                      "object", "properties", "host", "type", "integer", "container", "type", "integer", "protocol", "type",
-                      "string", "enum", "tcp", "udp", "host_ip", "type", "string", "required", "host", "container");
+                      "object", "properties", "host", "type", "integer", "container", "type", "integer", "protocol", "type", "string",
+                      "enum", "tcp", "udp", "host_ip", "type", "string", "required", "host", "container");
         break;
       default: s = json_object();
       }
       json_object_set_new(s, "description", json_string(p->desc));
       json_object_set_new(props, p->name, s);
     }
-  return json_pack("{s:s, s:o, s:[s], s:b}", "type", "object", "properties", props, "required", "operation",
-                   "additionalProperties", 0);
+  return json_pack("{s:s, s:o, s:[s], s:b}", "type", "object", "properties", props, "required", "operation", "additionalProperties", 0);
 }
 
 /* ---------- handlers ---------- */
@@ -623,8 +651,8 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   if (!preflight_done && !getenv("BERTH_SKIP_PREFLIGHT")) {
     json_t *pf = NULL;
     if (!preflight_ready(&pf))
-      return json_pack("{s:s, s:s, s:o}", "error", "Container runtime not ready. See preflight results.", "code", "not_ready",
-                       "preflight", pf);
+      return json_pack("{s:s, s:s, s:o}", "error", "Container runtime not ready. See preflight results.", "code", "not_ready", "preflight",
+                       pf);
     preflight_done = true;
   }
   /* machinery that is not built yet: refuse rather than ignore */
@@ -637,9 +665,10 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   json_t *egress = json_object_get(req, "egress");
   if (json_is_null(egress)) egress = NULL;
   if (egress && (!strcmp(net, "none") || !strcmp(net, "host")))
-    return err_reply("invalid_value", "egress", "an egress policy filters the container's own network namespace: it needs the "
-                     "bridge network or a named network (network `%s` %s)", net,
-                     !strcmp(net, "none") ? "reaches nothing anyway" : "is the host's own");
+    return err_reply("invalid_value", "egress",
+                     "an egress policy filters the container's own network namespace: it needs the "
+                     "bridge network or a named network (network `%s` %s)",
+                     net, !strcmp(net, "none") ? "reaches nothing anyway" : "is the host's own");
   struct berth_config *ecfg = egress ? config_get(NULL) : NULL;
   json_t *edns = ecfg ? json_object_get(ecfg->root, "egress_dns") : NULL;
   if (edns) {
@@ -656,8 +685,8 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   json_t *inl = json_object_get(req, "dotfiles_inline");
   const char *k;
   json_t *v;
-  json_object_foreach(inl, k, v) if (k[0] == '/' || k[0] == '~' || strstr(k, "..") || !*k)
-    return err_reply("invalid_value", "dotfiles_inline", "dotfiles_inline path `%.80s` must be relative to the home directory, without `..`", k);
+  json_object_foreach(inl, k, v) if (k[0] == '/' || k[0] == '~' || strstr(k, "..") || !*k) return err_reply(
+      "invalid_value", "dotfiles_inline", "dotfiles_inline path `%.80s` must be relative to the home directory, without `..`", k);
 
   struct prov *p = &cp->p;
   json_t *bad = NULL;
@@ -667,9 +696,18 @@ static json_t *create_prepare(json_t *req, struct create_prep *cp) {
   }
   cp->names = json_array();
   json_object_foreach(p->env, k, v) json_array_append_new(cp->names, json_string(k));
-  cp->o = (struct create_opts){.name = jstr(req, "name"), .image = p->image, .workdir = jstr(req, "workdir"), .purpose = jstr(req, "purpose"),
-                               .network = net, .ports = ports, .mounts = p->mounts, .env = p->env, .mount_cwd = p->mount_cwd,
-                               .persistent = jbool(req, "persistent", false), .quiet = true, .limits = {.memory = 4LL << 30, .pids = 256},
+  cp->o = (struct create_opts){.name = jstr(req, "name"),
+                               .image = p->image,
+                               .workdir = jstr(req, "workdir"),
+                               .purpose = jstr(req, "purpose"),
+                               .network = net,
+                               .ports = ports,
+                               .mounts = p->mounts,
+                               .env = p->env,
+                               .mount_cwd = p->mount_cwd,
+                               .persistent = jbool(req, "persistent", false),
+                               .quiet = true,
+                               .limits = {.memory = 4LL << 30, .pids = 256},
                                .seccomp_profile = jstr(req, "seccomp_profile")};
   berth_error_t e = NULL;
   if (json_is_string(json_object_get(req, "memory_limit"))) parse_size(jstr(req, "memory_limit"), &cp->o.limits.memory, &e);
@@ -778,9 +816,9 @@ json_t *api_run(json_t *request, const struct exec_opts *eo, bool rm, struct exe
     berth_error_t e = NULL;
     if (container_run(&cp.o, res, &out, &e) < 0) reply = from_error(e, "Failed to create container: ");
     else {
-      reply = json_pack("{s:b, s:O, s:O, s:O, s:i, s:b}", "success", 1, "container", json_object_get(out, "container"),
-                        "container_id", json_object_get(out, "container_id"), "image", json_object_get(out, "image"),
-                        "exit_code", res->exit_code, "removed", rm);
+      reply = json_pack("{s:b, s:O, s:O, s:O, s:i, s:b}", "success", 1, "container", json_object_get(out, "container"), "container_id",
+                        json_object_get(out, "container_id"), "image", json_object_get(out, "image"), "exit_code", res->exit_code,
+                        "removed", rm);
       if (json_object_get(out, "notes")) json_object_set(reply, "notes", json_object_get(out, "notes"));
       json_decref(out);
     }
@@ -818,7 +856,8 @@ static json_t *h_create(json_t *req) {
       const char *file = cfg ? (cfg->files[1] ? cfg->files[1] : cfg->files[0]) : NULL;
       static const char pre[] = "Failed to create container: ";
       if (str_has_prefix(e->msg, pre)) memmove(e->msg, e->msg + sizeof pre - 1, strlen(e->msg) - (sizeof pre - 1) + 1);
-      berth_error_wrap(&e, "the image `%s` (%s) could not be pulled; pass `image` with one that is present (%s) or "
+      berth_error_wrap(&e,
+                       "the image `%s` (%s) could not be pulled; pass `image` with one that is present (%s) or "
                        "reachable, or set `default_image`, a purpose's image under `profiles`, or `registry_mirrors` in "
                        "berth's config file%s%s. The registry said",
                        o.image ? o.image : "?", jstr(req, "purpose") ? "the purpose's image" : "the default image",
@@ -844,12 +883,11 @@ static json_t *h_create(json_t *req) {
     json_array_append_new(session_made, json_string(name));
   }
   api_progress(3, 3, "done");
-  json_t *reply = json_pack("{s:b, s:O, s:O, s:O, s:s?, s:O, s:O, s:o, s:O, s:O, s:s}", "success", 1, "container",
-                            json_object_get(res, "container"), "container_id", json_object_get(res, "container_id"), "image",
-                            json_object_get(res, "image"), "purpose", jstr(req, "purpose"), "connect_command",
-                            json_object_get(res, "connect_command"), "workdir", json_object_get(res, "workdir"),
-                            "env_vars_injected", names, "persistent", json_object_get(res, "persistent"),
-                            "provisioning_report", p.report, "status", failed ? "partial" : "ready");
+  json_t *reply = json_pack(
+      "{s:b, s:O, s:O, s:O, s:s?, s:O, s:O, s:o, s:O, s:O, s:s}", "success", 1, "container", json_object_get(res, "container"),
+      "container_id", json_object_get(res, "container_id"), "image", json_object_get(res, "image"), "purpose", jstr(req, "purpose"),
+      "connect_command", json_object_get(res, "connect_command"), "workdir", json_object_get(res, "workdir"), "env_vars_injected", names,
+      "persistent", json_object_get(res, "persistent"), "provisioning_report", p.report, "status", failed ? "partial" : "ready");
   if (p.lang) json_object_set_new(reply, "detected_language", json_string(p.lang));
   json_object_set(reply, "mode", json_object_get(res, "mode"));
   if (service) {
@@ -882,7 +920,8 @@ static json_t *h_create(json_t *req) {
     json_object_set_new(reply, "success", json_false());
     json_object_set_new(reply, "removed", json_true());
     cleanup_free char *em = xasprintf("Failed to create container: provisioning step %s failed; the container was removed "
-                                      "(remove_on_failure)", fstep ? fstep : "?");
+                                      "(remove_on_failure)",
+                                      fstep ? fstep : "?");
     json_object_set_new(reply, "error", json_string_safe(em));
     json_object_set_new(reply, "code", json_string("failed"));
   }
@@ -893,9 +932,18 @@ static json_t *h_create(json_t *req) {
 
 /* apt, dpkg, chown or a setuid-family call refused for want of privilege */
 static bool exec_looks_unprivileged(const struct exec_result *r) {
-  static const char *signs[] = {"setgroups", "seteuid", "setegid", "setresuid", "chown", "chmod", "Operation not permitted",
-                                "are you root?", "Could not open lock file", "unable to acquire the dpkg frontend lock",
-                                "requested operation requires superuser privilege", NULL};
+  static const char *signs[] = {"setgroups",
+                                "seteuid",
+                                "setegid",
+                                "setresuid",
+                                "chown",
+                                "chmod",
+                                "Operation not permitted",
+                                "are you root?",
+                                "Could not open lock file",
+                                "unable to acquire the dpkg frontend lock",
+                                "requested operation requires superuser privilege",
+                                NULL};
   for (int i = 0; signs[i]; i++)
     if ((r->err.data && memmem(r->err.data, r->err.len, signs[i], strlen(signs[i]))) ||
         (r->out.data && memmem(r->out.data, r->out.len, signs[i], strlen(signs[i]))))
@@ -907,9 +955,15 @@ static json_t *h_exec(json_t *req) {
   char *argv[] = {"/bin/sh", "-c", (char *)jstr(req, "command"), NULL};
   json_t *to = json_object_get(req, "timeout");
   bool caps = jbool(req, "setup_capabilities", false);
-  struct exec_opts eo = {.name = jstr(req, "container"), .argv = argv, .capture = true, .capture_max = 4 << 20,
-                         .timeout = json_is_integer(to) ? (int)json_integer_value(to) : 300, .workdir = jstr(req, "workdir"),
-                         .user = jstr(req, "user"), .env = json_object_get(req, "env"), .keep_caps = caps ? security_setup_caps() : 0};
+  struct exec_opts eo = {.name = jstr(req, "container"),
+                         .argv = argv,
+                         .capture = true,
+                         .capture_max = 4 << 20,
+                         .timeout = json_is_integer(to) ? (int)json_integer_value(to) : 300,
+                         .workdir = jstr(req, "workdir"),
+                         .user = jstr(req, "user"),
+                         .env = json_object_get(req, "env"),
+                         .keep_caps = caps ? security_setup_caps() : 0};
   struct exec_result r;
   berth_error_t e = NULL;
   if (container_exec(&eo, &r, &e) < 0) {
@@ -921,16 +975,17 @@ static json_t *h_exec(json_t *req) {
     }
     return from_error(e, NULL);
   }
-  json_t *o = json_pack("{s:i, s:s%, s:s%, s:b}", "returncode", r.exit_code, "stdout", r.out.data ? r.out.data : "", r.out.len,
-                        "stderr", r.err.data ? r.err.data : "", r.err.len, "timed_out", r.timed_out);
+  json_t *o = json_pack("{s:i, s:s%, s:s%, s:b}", "returncode", r.exit_code, "stdout", r.out.data ? r.out.data : "", r.out.len, "stderr",
+                        r.err.data ? r.err.data : "", r.err.len, "timed_out", r.timed_out);
   if (!o) /* not UTF-8: hand back what is valid, say so */
-    o = json_pack("{s:i, s:s, s:s, s:b, s:s}", "returncode", r.exit_code, "stdout", "", "stderr", "", "timed_out", r.timed_out,
-                  "note", "output was not valid UTF-8 and was dropped; redirect it to a file and use copy_out");
+    o = json_pack("{s:i, s:s, s:s, s:b, s:s}", "returncode", r.exit_code, "stdout", "", "stderr", "", "timed_out", r.timed_out, "note",
+                  "output was not valid UTF-8 and was dropped; redirect it to a file and use copy_out");
   if (r.out_truncated || r.err_truncated) json_object_set_new(o, "truncated", json_true());
   if (!caps && r.exit_code != 0 && !r.timed_out && exec_looks_unprivileged(&r))
-    json_object_set_new(o, "hint", json_string("the command failed as one that needs privileges (a package manager, chown, "
-                                                "setuid): exec runs with no capabilities; pass setup_capabilities=true to run "
-                                                "it with the setup set (as setup_commands do)"));
+    json_object_set_new(o, "hint",
+                        json_string("the command failed as one that needs privileges (a package manager, chown, "
+                                    "setuid): exec runs with no capabilities; pass setup_capabilities=true to run "
+                                    "it with the setup set (as setup_commands do)"));
   buf_free(&r.out);
   buf_free(&r.err);
   return o;
@@ -944,7 +999,8 @@ static const char *container_shell(const char *name) {
     berth_error_free(e);
     return "/bin/sh";
   }
-  json_int_t pid = json_is_true(json_object_get(st, "running")) ? json_integer_value(json_object_get(json_object_get(st, "metadata"), "pid")) : 0;
+  json_int_t pid =
+      json_is_true(json_object_get(st, "running")) ? json_integer_value(json_object_get(json_object_get(st, "metadata"), "pid")) : 0;
   json_decref(st);
   static const char *shells[] = {"/bin/bash", "/bin/zsh", "/bin/sh"};
   char rootp[64];
@@ -1116,12 +1172,14 @@ static json_t *h_logs(json_t *req) {
   bool trunc = false;
   if (log_read_text(cdir, &q, 1 << 20, &b, &trunc, &e) < 0) return from_error(e, NULL);
   json_t *o = json_pack("{s:s, s:s%}", "container", name, "logs", b.data ? b.data : "", b.len);
-  if (!o) o = json_pack("{s:s, s:s, s:s}", "container", name, "logs", "", "note",
-                        "the log is not valid UTF-8; read it with `berth logs` on the host");
+  if (!o)
+    o = json_pack("{s:s, s:s, s:s}", "container", name, "logs", "", "note",
+                  "the log is not valid UTF-8; read it with `berth logs` on the host");
   if (trunc) json_object_set_new(o, "truncated", json_true());
   if (!service)
-    json_object_set_new(o, "note", json_string("a dev container has no main process whose output is kept: exec returns "
-                                               "each command's output"));
+    json_object_set_new(o, "note",
+                        json_string("a dev container has no main process whose output is kept: exec returns "
+                                    "each command's output"));
   buf_free(&b);
   return o;
 }

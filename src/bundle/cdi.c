@@ -44,10 +44,10 @@ struct vctx {
   bool yaml;
   struct mark *marks;
   size_t nmarks, cap;
-  size_t nodes;       /* converted so far: a bound on alias expansion */
-  json_t *anchors;    /* YAML anchors: name -> {node, size} */
+  size_t nodes; /* converted so far: a bound on alias expansion */
+  json_t *anchors; /* YAML anchors: name -> {node, size} */
   yaml_parser_t *parser;
-  int need;           /* the newest version a used feature needs */
+  int need; /* the newest version a used feature needs */
   char need_by[96];
   berth_error_t *err;
 };
@@ -242,13 +242,12 @@ static json_t *y_node(struct vctx *v, yaml_event_t *ev, int depth) {
     }
     size_t before = v->nodes;
     j = y_collection(v, ev, depth, line);
-    if (j && anchor) json_object_set_new(v->anchors, anchor, json_pack("{s:O, s:I}", "node", j, "size", (json_int_t)(v->nodes - before + 1)));
+    if (j && anchor)
+      json_object_set_new(v->anchors, anchor, json_pack("{s:O, s:I}", "node", j, "size", (json_int_t)(v->nodes - before + 1)));
     yaml_event_delete(ev);
     return j;
   }
-  default:
-    berth_error(v->err, -EINVAL, "CDI spec `%s`, line %d: unexpected YAML event", v->file, line);
-    break;
+  default: berth_error(v->err, -EINVAL, "CDI spec `%s`, line %d: unexpected YAML event", v->file, line); break;
   }
   if (j && anchor) json_object_set_new(v->anchors, anchor, json_pack("{s:O, s:i}", "node", j, "size", 1));
   yaml_event_delete(ev);
@@ -318,8 +317,14 @@ static bool is_null(struct vctx *v, json_t *n) {
 static const char *shown(json_t *n) {
   static __thread char b[64];
   if (json_is_string(n)) snprintf(b, sizeof b, "`%.40s`", json_string_value(n));
-  else snprintf(b, sizeof b, "%s", json_is_object(n) ? "an object" : json_is_array(n) ? "a list" : json_is_integer(n) ? "a number"
-                                     : json_is_real(n) ? "a number" : json_is_boolean(n) ? "a boolean" : "null");
+  else
+    snprintf(b, sizeof b, "%s",
+             json_is_object(n)    ? "an object"
+             : json_is_array(n)   ? "a list"
+             : json_is_integer(n) ? "a number"
+             : json_is_real(n)    ? "a number"
+             : json_is_boolean(n) ? "a boolean"
+                                  : "null");
   return b;
 }
 
@@ -368,8 +373,7 @@ static int g_int(struct vctx *v, json_t *n, const char *field, int64_t min, int6
   else if (y_plain(v, n) && y_int(json_string_value(n), &x)) {
   } else if (json_is_string(n) && y_int(json_string_value(n), &x))
     return verr(v, n, field, "expected an integer, got the string %s: drop the quotes", shown(n));
-  else
-    return verr(v, n, field, "expected an integer, got %s", shown(n));
+  else return verr(v, n, field, "expected an integer, got %s", shown(n));
   if (x < min || x > max) return verr(v, n, field, "%lld is out of range (%lld to %lld)", (long long)x, (long long)min, (long long)max);
   *out = x;
   return 1;
@@ -470,7 +474,8 @@ static const char *device_name_why(const char *s) {
   if (!n) return "is empty";
   if (!is_alnum(s[0])) return "must start with a letter or digit";
   for (size_t i = 1; i + 1 < n; i++)
-    if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.' && s[i] != ':') return "may hold only letters, digits, `_`, `-`, `.` and `:`";
+    if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.' && s[i] != ':')
+      return "may hold only letters, digits, `_`, `-`, `.` and `:`";
   if (n > 1 && !is_alnum(s[n - 1])) return "must end with a letter or digit";
   return NULL;
 }
@@ -495,7 +500,8 @@ static const char *kind_why(const char *kind, const char **part) {
 int cdi_name_check(const char *q, berth_error_t *err) {
   const char *eq = strchr(q, '=');
   if (!eq || eq == q || !eq[1])
-    return berth_error(err, -EINVAL, "device `%.120s` is not a CDI name: use vendor/class=name (nvidia.com/gpu=0) or a host device path (/dev/fuse)", q);
+    return berth_error(err, -EINVAL,
+                       "device `%.120s` is not a CDI name: use vendor/class=name (nvidia.com/gpu=0) or a host device path (/dev/fuse)", q);
   cleanup_free char *kind = strndup(q, (size_t)(eq - q));
   const char *part, *why = kind_why(kind, &part);
   if (why) return berth_error(err, -EINVAL, "device `%.120s`: the %s %s", q, part, why);
@@ -703,8 +709,10 @@ static int v_hook(struct vctx *v, json_t *n, const char *field, json_t **out) {
   bool known = false;
   for (int i = 0; r && HOOK_NAMES[i]; i++) known |= !strcmp(name, HOOK_NAMES[i]);
   if (!known)
-    return verr(v, r ? json_object_get(n, "hookName") : n, f, "%s%.40s%s is not a hook: use prestart, createRuntime, createContainer, "
-                "startContainer, poststart or poststop", r ? "`" : "", r ? name : "(missing)", r ? "`" : "");
+    return verr(v, r ? json_object_get(n, "hookName") : n, f,
+                "%s%.40s%s is not a hook: use prestart, createRuntime, createContainer, "
+                "startContainer, poststart or poststop",
+                r ? "`" : "", r ? name : "(missing)", r ? "`" : "");
   FLD(f, "%s.path", field);
   if ((r = g_str(v, json_object_get(n, "path"), f, &path)) < 0) return -1;
   if (!r || !*path) return verr(v, n, f, "hook `%s` needs a path", name);
@@ -782,8 +790,8 @@ static int v_net_device(struct vctx *v, json_t *x, const char *fi, json_t *list,
   if (!h || !*h || !nm || !*nm) return verr(v, x, fi, "a net device needs hostInterfaceName and name");
   size_t j;
   json_t *y;
-  json_array_foreach(list, j, y) if (!strcmp(jstr(y, "hostInterfaceName"), h) || !strcmp(jstr(y, "name"), nm))
-    return verr(v, x, fi, "host interface `%s` or name `%s` is listed twice", h, nm);
+  json_array_foreach(list, j, y) if (!strcmp(jstr(y, "hostInterfaceName"), h) || !strcmp(jstr(y, "name"), nm)) return verr(
+      v, x, fi, "host interface `%s` or name `%s` is listed twice", h, nm);
   need(v, V110, "`netDevices`", x);
   *out = json_pack("{s:s, s:s}", "hostInterfaceName", h, "name", nm);
   return 0;
@@ -832,8 +840,10 @@ static int v_edits_into(struct vctx *v, json_t *n, const char *field, json_t *o)
       char fi[256];
       FLD(fi, "%s[%zu]", f, i);
       json_t *item = NULL;
-      int r = li == 0 ? v_device_node(v, x, fi, &item) : li == 1 ? v_mount(v, x, fi, &item) : li == 2 ? v_hook(v, x, fi, &item)
-                                                                                             : v_net_device(v, x, fi, a, &item);
+      int r = li == 0   ? v_device_node(v, x, fi, &item)
+              : li == 1 ? v_mount(v, x, fi, &item)
+              : li == 2 ? v_hook(v, x, fi, &item)
+                        : v_net_device(v, x, fi, a, &item);
       if (r < 0) return -1;
       json_array_append_new(a, item);
     }
@@ -882,8 +892,8 @@ static int v_spec(struct vctx *v, json_t *root, json_t **out) {
   if (!r) return verr(v, root, "cdiVersion", "missing: every spec names the CDI version it follows (1.1.0 is the newest)");
   int vi = version_index(ver);
   if (vi < 0)
-    return verr(v, json_object_get(root, "cdiVersion"), "cdiVersion", "`%.40s` is not a published CDI version (%s to %s)", ver,
-                VERSIONS[0], VERSIONS[N_VERSIONS - 1]);
+    return verr(v, json_object_get(root, "cdiVersion"), "cdiVersion", "`%.40s` is not a published CDI version (%s to %s)", ver, VERSIONS[0],
+                VERSIONS[N_VERSIONS - 1]);
   r = g_str(v, json_object_get(root, "kind"), "kind", &kind);
   if (r < 0) return -1;
   if (!r) return verr(v, root, "kind", "missing: the spec's `vendor/class`, such as `vendor.com/device`");
@@ -1081,7 +1091,8 @@ int cdi_registry_load(json_t *dirs, struct cdi_registry *r, berth_error_t *err) 
           if (json_integer_value(json_object_get(os, "priority")) == (json_int_t)prio) {
             /* the reference's rule: same priority, neither wins */
             json_array_append_new(r->errors, json_sprintf("device %s is defined by both %s and %s (one directory): neither is used; "
-                                                          "remove one of them", q, jstr(os, "path"), p));
+                                                          "remove one of them",
+                                                          q, jstr(os, "path"), p));
             json_object_set_new(conflicts, q, json_true());
           }
         }
@@ -1099,7 +1110,7 @@ int cdi_registry_load(json_t *dirs, struct cdi_registry *r, berth_error_t *err) 
 
 /* ---------- resolving requests into one set of edits ---------- */
 struct merge {
-  json_t *env;      /* ["K=V"] */
+  json_t *env; /* ["K=V"] */
   json_t *env_from; /* {K: source} */
   json_t *nodes, *mounts, *hooks, *gids;
   json_t *notes;
@@ -1109,8 +1120,8 @@ struct merge {
 enum { M_ROOTLESS = 1, M_GROUPS_KEPT = 2 };
 
 /* the container's /dev entries berth makes itself */
-static const char *const DEV_OWN[] = {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "fd", "stdin", "stdout",
-                                      "stderr", "core", "console", "pts", "shm", "mqueue", NULL};
+static const char *const DEV_OWN[] = {"null",   "zero",   "full", "random",  "urandom", "tty", "ptmx",   "fd", "stdin",
+                                      "stdout", "stderr", "core", "console", "pts",     "shm", "mqueue", NULL};
 
 static bool clean_abs(const char *p) {
   if (!p || p[0] != '/' || strlen(p) >= 4096) return false;
@@ -1166,15 +1177,21 @@ static int rootless_access(struct merge *m, const char *from, const char *host, 
   bool by_group = ((st->st_mode >> 3) & need) == need;
   if (by_group && in_groups(st->st_gid) && (m->flags & M_GROUPS_KEPT)) return 0;
   if (by_group && in_groups(st->st_gid))
-    return berth_error(m->err, -EACCES, "%s: %s (group %s, mode %o) is open to you only through group `%s`, and a rootless container's "
+    return berth_error(m->err, -EACCES,
+                       "%s: %s (group %s, mode %o) is open to you only through group `%s`, and a rootless container's "
                        "processes do not keep your supplementary groups (they take the container user's): make the node open to "
-                       "everyone (a udev rule with MODE=\"0666\"), or run berth as root", from, host, gname, st->st_mode & 0777, gname);
+                       "everyone (a udev rule with MODE=\"0666\"), or run berth as root",
+                       from, host, gname, st->st_mode & 0777, gname);
   if (by_group && (m->flags & M_GROUPS_KEPT))
-    return berth_error(m->err, -EACCES, "%s: %s (group %s, mode %o) is open to group `%s`, which your user is not in: `sudo usermod -aG "
-                       "%s $USER` and log in again, or run berth as root", from, host, gname, st->st_mode & 0777, gname, gname);
-  return berth_error(m->err, -EACCES, "%s: %s (owner uid %u, group %s, mode %o) is not open to your user, and a rootless container "
+    return berth_error(m->err, -EACCES,
+                       "%s: %s (group %s, mode %o) is open to group `%s`, which your user is not in: `sudo usermod -aG "
+                       "%s $USER` and log in again, or run berth as root",
+                       from, host, gname, st->st_mode & 0777, gname, gname);
+  return berth_error(m->err, -EACCES,
+                     "%s: %s (owner uid %u, group %s, mode %o) is not open to your user, and a rootless container "
                      "gets only the nodes its user may open (without your supplementary groups): have it made open to everyone "
-                     "(a udev rule with MODE=\"0666\"), or run berth as root", from, host, (unsigned)st->st_uid, gname, st->st_mode & 0777);
+                     "(a udev rule with MODE=\"0666\"), or run berth as root",
+                     from, host, (unsigned)st->st_uid, gname, st->st_mode & 0777);
 }
 
 /* fill a node from the host (the reference's fillMissingInfo), check its
@@ -1184,7 +1201,8 @@ static int merge_node(struct merge *m, json_t *n, const char *from) {
   const char *why = node_path_why(path);
   if (why) return berth_error(m->err, -EINVAL, "%s: device node path `%.200s` %s", from, path, why);
   const char *host = jstr(n, "hostPath") ? jstr(n, "hostPath") : path;
-  if (!clean_abs(host)) return berth_error(m->err, -EINVAL, "%s: host device path `%.200s` must be absolute, without `.` or `..`", from, host);
+  if (!clean_abs(host))
+    return berth_error(m->err, -EINVAL, "%s: host device path `%.200s` must be absolute, without `.` or `..`", from, host);
   char type = jstr(n, "type") ? jstr(n, "type")[0] : 0;
   if (type == 'u') type = 'c';
   int64_t major = json_integer_value(json_object_get(n, "major")), minor = json_integer_value(json_object_get(n, "minor"));
@@ -1194,8 +1212,10 @@ static int merge_node(struct merge *m, json_t *n, const char *from) {
   bool present = lr == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode));
   if (!present && !minimal) {
     if (lr == 0) return berth_error(m->err, -EINVAL, "%s: `%s` on the host is not a device node", from, host);
-    return berth_error(m->err, se == ENOENT ? -ENOENT : se, "%s: host device `%s`: %s (is its driver loaded? `berth preflight` "
-                       "shows the GPUs this host has)", from, host, strerror(se));
+    return berth_error(m->err, se == ENOENT ? -ENOENT : se,
+                       "%s: host device `%s`: %s (is its driver loaded? `berth preflight` "
+                       "shows the GPUs this host has)",
+                       from, host, strerror(se));
   }
   char htype = present ? (S_ISBLK(st.st_mode) ? 'b' : S_ISFIFO(st.st_mode) ? 'p' : 'c') : 0;
   if (!minimal) {
@@ -1205,7 +1225,8 @@ static int merge_node(struct merge *m, json_t *n, const char *from) {
     if (!major && type != 'p') major = major(st.st_rdev), minor = minor(st.st_rdev);
   }
   int64_t mode = json_object_get(n, "fileMode") ? json_integer_value(json_object_get(n, "fileMode")) & 07777
-                 : present ? (int64_t)(st.st_mode & 07777) : 0666;
+                 : present                      ? (int64_t)(st.st_mode & 07777)
+                                                : 0666;
   /* permissions for the devices cgroup: m (mknod) never goes to a
    * workload (none holds CAP_MKNOD), so r and w are what counts */
   const char *perm = jstr(n, "permissions") ? jstr(n, "permissions") : "rwm";
@@ -1233,11 +1254,13 @@ static int merge_node(struct merge *m, json_t *n, const char *from) {
       json_t *a = json_object_get(x, keys[k]), *b = json_object_get(o, keys[k]);
       same &= (!a && !b) || (a && b && json_equal(a, b));
     }
-    int r = same ? 0 : berth_error(m->err, -EINVAL, "conflicting edits: device node %s is %c %lld:%lld from %s but %c %lld:%lld (or another "
-                                   "mode or owner) from %s; ask for one of them", path, jstr(x, "type")[0],
-                                   (long long)json_integer_value(json_object_get(x, "major")),
-                                   (long long)json_integer_value(json_object_get(x, "minor")), jstr(x, "_from"), type, (long long)major,
-                                   (long long)minor, from);
+    int r = same ? 0
+                 : berth_error(m->err, -EINVAL,
+                               "conflicting edits: device node %s is %c %lld:%lld from %s but %c %lld:%lld (or another "
+                               "mode or owner) from %s; ask for one of them",
+                               path, jstr(x, "type")[0], (long long)json_integer_value(json_object_get(x, "major")),
+                               (long long)json_integer_value(json_object_get(x, "minor")), jstr(x, "_from"), type, (long long)major,
+                               (long long)minor, from);
     json_decref(o);
     return r;
   }
@@ -1253,8 +1276,8 @@ static int tmpfs_options(struct merge *m, json_t *n, const char *from, const cha
     const char *o = json_string_value(x);
     static const char *const keys[] = {"mode=", "size=", "nr_inodes=", "nr_blocks=", "uid=", "gid=", NULL};
     static const char *const flags[] = {"ro", "rw", "nosuid", "noexec", NULL};
-    static const char *const ignored[] = {"nodev", "dev", "suid", "exec", "strictatime", "relatime", "noatime", "nodiratime",
-                                          "rprivate", "private", "tmpcopyup", NULL};
+    static const char *const ignored[] = {"nodev",   "dev",        "suid",     "exec",    "strictatime", "relatime",
+                                          "noatime", "nodiratime", "rprivate", "private", "tmpcopyup",   NULL};
     bool ok = false;
     for (int k = 0; keys[k] && !ok; k++) ok = str_has_prefix(o, keys[k]) && o[strlen(keys[k])] && !strchr(o, ',');
     for (int k = 0; flags[k] && !ok; k++) ok = !strcmp(o, flags[k]);
@@ -1264,8 +1287,10 @@ static int tmpfs_options(struct merge *m, json_t *n, const char *from, const cha
     }
     for (int k = 0; ignored[k] && !ok; k++) ok = !strcmp(o, ignored[k]);
     if (!ok)
-      return berth_error(m->err, -ENOTSUP, "%s: tmpfs option `%.40s` at %s is not one berth applies (ro, nosuid, noexec, mode=, size=, "
-                         "nr_inodes=, nr_blocks=, uid=, gid=)", from, o, ctr);
+      return berth_error(m->err, -ENOTSUP,
+                         "%s: tmpfs option `%.40s` at %s is not one berth applies (ro, nosuid, noexec, mode=, size=, "
+                         "nr_inodes=, nr_blocks=, uid=, gid=)",
+                         from, o, ctr);
   }
   return 0;
 }
@@ -1274,8 +1299,10 @@ static int merge_mount(struct merge *m, json_t *n, const char *from) {
   const char *host = jstr(n, "hostPath"), *ctr = jstr(n, "containerPath"), *type = jstr(n, "type");
   bool tmpfs = type && !strcmp(type, "tmpfs");
   if (!clean_abs(ctr) || spec_mount_target_forbidden(ctr))
-    return berth_error(m->err, -EINVAL, "%s: mount target `%.200s` must be an absolute path without `.` or `..`, and not `/`, /dev, "
-                       "or /proc, /sys or below them", from, ctr);
+    return berth_error(m->err, -EINVAL,
+                       "%s: mount target `%.200s` must be an absolute path without `.` or `..`, and not `/`, /dev, "
+                       "or /proc, /sys or below them",
+                       from, ctr);
   if (type && strcmp(type, "bind") && strcmp(type, "none") && !tmpfs)
     return berth_error(m->err, -ENOTSUP, "%s: mount type `%.40s` at %s: berth applies bind and tmpfs mounts only", from, type, ctr);
   json_t *opts = json_array(), *o = NULL;
@@ -1301,9 +1328,10 @@ static int merge_mount(struct merge *m, json_t *n, const char *from) {
     json_t *x;
     json_array_foreach(json_object_get(n, "options"), i, x) {
       const char *op = json_string_value(x);
-      static const char *const ignored[] = {"nodev", "dev", "suid", "exec", "rprivate", "private", "rslave", "slave", "rshared", "shared",
-                                            "runbindable", "unbindable", "relatime", "norelatime", "noatime", "atime", "strictatime",
-                                            "nodiratime", "diratime", "z", "Z", NULL};
+      static const char *const ignored[] = {"nodev",    "dev",        "suid",    "exec",   "rprivate",    "private",
+                                            "rslave",   "slave",      "rshared", "shared", "runbindable", "unbindable",
+                                            "relatime", "norelatime", "noatime", "atime",  "strictatime", "nodiratime",
+                                            "diratime", "z",          "Z",       NULL};
       bool ign = false;
       for (int k = 0; ignored[k]; k++) ign |= !strcmp(op, ignored[k]);
       if (ign) continue; /* nodev is always set; propagation is berth's (private) */
@@ -1315,8 +1343,10 @@ static int merge_mount(struct merge *m, json_t *n, const char *from) {
       else if (!strcmp(op, "noexec")) noexec = true;
       else {
         json_decref(opts);
-        return berth_error(m->err, -ENOTSUP, "%s: mount option `%.40s` at %s is not one berth applies (bind, rbind, ro, rw, nosuid, "
-                           "noexec; nodev is always set)", from, op, ctr);
+        return berth_error(m->err, -ENOTSUP,
+                           "%s: mount option `%.40s` at %s is not one berth applies (bind, rbind, ro, rw, nosuid, "
+                           "noexec; nodev is always set)",
+                           from, op, ctr);
       }
     }
     json_array_append_new(opts, json_string(rec ? "rbind" : "bind"));
@@ -1331,8 +1361,9 @@ static int merge_mount(struct merge *m, json_t *n, const char *from) {
     if (!spec_same_path(jstr(x, "containerPath"), ctr)) continue;
     bool same = !strcmp(jstr(x, "hostPath"), jstr(o, "hostPath")) && !strcmp(jstr(x, "type"), jstr(o, "type")) &&
                 json_equal(json_object_get(x, "options"), json_object_get(o, "options"));
-    int r = same ? 0 : berth_error(m->err, -EINVAL, "conflicting edits: %s is mounted from %s by %s but from %s by %s", ctr,
-                                   jstr(x, "hostPath"), jstr(x, "_from"), jstr(o, "hostPath"), from);
+    int r = same ? 0
+                 : berth_error(m->err, -EINVAL, "conflicting edits: %s is mounted from %s by %s but from %s by %s", ctr,
+                               jstr(x, "hostPath"), jstr(x, "_from"), jstr(o, "hostPath"), from);
     json_decref(o);
     return r;
   }
@@ -1346,8 +1377,10 @@ static int merge_hook(struct merge *m, json_t *n, const char *from) {
   /* every hook but startContainer runs a host program: it must be there now */
   struct stat st;
   if (strcmp(kind, "startContainer") && (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0))
-    return berth_error(m->err, -ENOENT, "%s: %s hook `%s` is not an executable file on this host (install the vendor's container "
-                       "toolkit, or generate the spec again)", from, kind, path);
+    return berth_error(m->err, -ENOENT,
+                       "%s: %s hook `%s` is not an executable file on this host (install the vendor's container "
+                       "toolkit, or generate the spec again)",
+                       from, kind, path);
   json_t *o = json_deep_copy(n);
   json_object_set_new(o, "_from", json_string(from));
   size_t i;
@@ -1391,8 +1424,8 @@ static int merge_edits(struct merge *m, json_t *e, const char *from) {
     json_array_foreach(m->gids, j, y) have |= json_equal(x, y);
     if (have) continue;
     if (m->flags & M_ROOTLESS) {
-      cleanup_free char *n = xasprintf("%s: additional group %lld not given: a rootless container's group ids are not the host's",
-                                       from, (long long)json_integer_value(x));
+      cleanup_free char *n = xasprintf("%s: additional group %lld not given: a rootless container's group ids are not the host's", from,
+                                       (long long)json_integer_value(x));
       json_array_append_new(m->notes, json_string(n));
       continue;
     }
@@ -1437,8 +1470,9 @@ static int not_found(struct cdi_registry *r, const char *q, berth_error_t *err) 
     buf_append(&b, "", 1);
     bad = b.data;
   }
-  int ret = *names.data ? berth_error(err, -ENOENT, "CDI device `%s` not found: kind %s has %s%s", q, kind, names.data, bad ? bad : "")
-                        : berth_error(err, -ENOENT, "CDI device `%s` not found: no spec in %s names kind %s%s", q, dirs, kind, bad ? bad : "");
+  int ret = *names.data
+                ? berth_error(err, -ENOENT, "CDI device `%s` not found: kind %s has %s%s", q, kind, names.data, bad ? bad : "")
+                : berth_error(err, -ENOENT, "CDI device `%s` not found: no spec in %s names kind %s%s", q, dirs, kind, bad ? bad : "");
   buf_free(&names);
   return ret;
 }
@@ -1459,8 +1493,15 @@ int cdi_resolve(struct cdi_registry *r, json_t *requests, bool rootless, json_t 
     }
     if (!has) flags |= M_GROUPS_KEPT;
   }
-  struct merge m = {.env = json_array(), .env_from = json_object(), .nodes = json_array(), .mounts = json_array(), .hooks = json_array(),
-                    .gids = json_array(), .notes = notes ? json_incref(notes) : json_array(), .flags = flags, .err = err};
+  struct merge m = {.env = json_array(),
+                    .env_from = json_object(),
+                    .nodes = json_array(),
+                    .mounts = json_array(),
+                    .hooks = json_array(),
+                    .gids = json_array(),
+                    .notes = notes ? json_incref(notes) : json_array(),
+                    .flags = flags,
+                    .err = err};
   json_t *done = json_object(), *specs_done = json_object();
   int ret = -1;
   size_t i;
@@ -1475,12 +1516,13 @@ int cdi_resolve(struct cdi_registry *r, json_t *requests, bool rootless, json_t 
       if (hostdev_parse(q, &h, err) < 0) goto out;
       cleanup_free char *real = realpath(h.host, NULL);
       struct stat st;
-      int bad = !real ? berth_error(err, errno == ENOENT ? -ENOENT : errno, "device `%s`: %s", h.host, strerror(errno))
-                : stat(real, &st) < 0 ? berth_error(err, errno, "device `%s`", h.host)
-                : (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-                    ? berth_error(err, -EINVAL, "device `%s` is not a device node%s", h.host,
-                                  S_ISDIR(st.st_mode) ? ": name each node (berth does not add a directory's nodes)" : " (bind files with -v)")
-                    : 0;
+      int bad =
+          !real                 ? berth_error(err, errno == ENOENT ? -ENOENT : errno, "device `%s`: %s", h.host, strerror(errno))
+          : stat(real, &st) < 0 ? berth_error(err, errno, "device `%s`", h.host)
+          : (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+              ? berth_error(err, -EINVAL, "device `%s` is not a device node%s", h.host,
+                            S_ISDIR(st.st_mode) ? ": name each node (berth does not add a directory's nodes)" : " (bind files with -v)")
+              : 0;
       json_t *n = bad ? NULL : json_pack("{s:s, s:s, s:s}", "path", h.ctr, "hostPath", real, "permissions", h.perms);
       int r = bad ? -1 : merge_node(&m, n, q);
       json_decref(n);
@@ -1502,7 +1544,8 @@ int cdi_resolve(struct cdi_registry *r, json_t *requests, bool rootless, json_t 
       if (merge_edits(&m, json_object_get(spec, "edits"), from) < 0) goto out;
     }
     cleanup_free char *from = xasprintf("%s (%s)", q, path);
-    if (merge_edits(&m, json_object_get(json_object_get(json_object_get(spec, "devices"), strchr(q, '=') + 1), "edits"), from) < 0) goto out;
+    if (merge_edits(&m, json_object_get(json_object_get(json_object_get(spec, "devices"), strchr(q, '=') + 1), "edits"), from) < 0)
+      goto out;
   }
   *edits = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "env", m.env, "deviceNodes", m.nodes, "mounts", m.mounts, "hooks", m.hooks,
                      "additionalGids", m.gids, "requests", requests);
@@ -1545,8 +1588,9 @@ int cdi_apply(json_t *spec, json_t *edits, berth_error_t *err) {
     if (json_object_get(x, "gid")) json_object_set(d, "gid", json_object_get(x, "gid"));
     json_array_append_new(devs, d);
     if (*jstr(x, "access") && strcmp(jstr(x, "type"), "p"))
-      json_array_append_new(allow, json_pack("{s:b, s:s, s:O, s:O, s:s}", "allow", 1, "type", jstr(x, "type"), "major",
-                                             json_object_get(x, "major"), "minor", json_object_get(x, "minor"), "access", jstr(x, "access")));
+      json_array_append_new(allow,
+                            json_pack("{s:b, s:s, s:O, s:O, s:s}", "allow", 1, "type", jstr(x, "type"), "major",
+                                      json_object_get(x, "major"), "minor", json_object_get(x, "minor"), "access", jstr(x, "access")));
     if (jstr(x, "hostPath")) json_object_set_new(sources, jstr(x, "path"), json_string(jstr(x, "hostPath")));
   }
   if (json_object_size(sources)) {
@@ -1559,9 +1603,9 @@ int cdi_apply(json_t *spec, json_t *edits, berth_error_t *err) {
   json_array_foreach(json_object_get(edits, "mounts"), i, x) {
     size_t j;
     json_t *y;
-    json_array_foreach(mounts, j, y) if (spec_same_path(jstr(y, "destination") ?: "", jstr(x, "containerPath")))
-      return berth_error(err, -EINVAL, "%s mounts %s at %s, where the create already mounts something (%s): drop one of them",
-                         jstr(x, "_from"), jstr(x, "hostPath"), jstr(x, "containerPath"), jstr(y, "source") ?: jstr(y, "type"));
+    json_array_foreach(mounts, j, y) if (spec_same_path(jstr(y, "destination") ?: "", jstr(x, "containerPath"))) return berth_error(
+        err, -EINVAL, "%s mounts %s at %s, where the create already mounts something (%s): drop one of them", jstr(x, "_from"),
+        jstr(x, "hostPath"), jstr(x, "containerPath"), jstr(y, "source") ?: jstr(y, "type"));
     json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:O}", "destination", jstr(x, "containerPath"), "type", jstr(x, "type"),
                                             "source", jstr(x, "hostPath"), "options", json_object_get(x, "options")));
   }

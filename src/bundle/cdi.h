@@ -11,10 +11,10 @@
 
 /* Every spec found in the spec dirs, by priority (a later dir wins). */
 struct cdi_registry {
-  json_t *dirs;    /* the directories read, in order */
-  json_t *specs;   /* [{path, priority, version, kind, vendor, class, edits, devices: {name: {edits, annotations}}}] */
+  json_t *dirs; /* the directories read, in order */
+  json_t *specs; /* [{path, priority, version, kind, vendor, class, edits, devices: {name: {edits, annotations}}}] */
   json_t *devices; /* {"vendor/class=name": index into specs} */
-  json_t *errors;  /* ["FILE: why"]: specs that could not be used, devices in conflict */
+  json_t *errors; /* ["FILE: why"]: specs that could not be used, devices in conflict */
 };
 
 /* config `cdi_spec_dirs`, else /etc/cdi and /var/run/cdi (new reference) */

@@ -7,9 +7,17 @@
 
 #include "util/config.h"
 
-static const char *MASKED[] = {"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                               "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts",
-                               "/sys/firmware", "/sys/devices/virtual/powercap"};
+static const char *MASKED[] = {"/proc/acpi",
+                               "/proc/kcore",
+                               "/proc/keys",
+                               "/proc/latency_stats",
+                               "/proc/timer_list",
+                               "/proc/timer_stats",
+                               "/proc/sched_debug",
+                               "/proc/scsi",
+                               "/proc/interrupts",
+                               "/sys/firmware",
+                               "/sys/devices/virtual/powercap"};
 static const char *READONLY[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
 
 const char *env_get(json_t *env, const char *key) {
@@ -78,7 +86,7 @@ bool spec_mount_target_forbidden(const char *p) {
   size_t n = strlen(norm);
   if (!n || !strcmp(norm, "/dev")) return true;
   return str_has_prefix(norm, "/proc") && (!norm[5] || norm[5] == '/') ? true
-       : str_has_prefix(norm, "/sys") && (!norm[4] || norm[4] == '/');
+                                                                       : str_has_prefix(norm, "/sys") && (!norm[4] || norm[4] == '/');
 }
 
 int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err) {
@@ -86,7 +94,8 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   json_t *env = json_array();
   size_t i;
   json_t *v;
-  json_array_foreach(json_object_get(icfg, "Env"), i, v) if (json_is_string(v) && strchr(json_string_value(v), '=')) json_array_append(env, v);
+  json_array_foreach(json_object_get(icfg, "Env"), i, v) if (json_is_string(v) && strchr(json_string_value(v), '='))
+      json_array_append(env, v);
   if (!env_get(env, "PATH")) env_set(env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   env_set(env, "HOSTNAME", in->name);
   const char *k;
@@ -112,16 +121,24 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
 
   if (in->cwd_mount && spec_mount_target_forbidden(wd)) {
     json_decref(env);
-    return berth_error(err, -EINVAL, "workdir `%.100s` cannot take the current directory's mount: choose another workdir, or "
-                       "no mount of the current directory", wd);
+    return berth_error(err, -EINVAL,
+                       "workdir `%.100s` cannot take the current directory's mount: choose another workdir, or "
+                       "no mount of the current directory",
+                       wd);
   }
   json_t *mounts = json_array();
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/proc", "type", "proc", "source", "proc", "options", "nosuid", "noexec", "nodev"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755", "size=65536k"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s,s]}", "destination", "/dev/pts", "type", "devpts", "source", "devpts", "options", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s]}", "destination", "/dev/shm", "type", "tmpfs", "source", "shm", "options", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/mqueue", "type", "mqueue", "source", "mqueue", "options", "nosuid", "noexec", "nodev"));
-  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/sys", "type", "sysfs", "source", "sysfs", "options", "nosuid", "noexec", "nodev", "ro"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/proc", "type", "proc", "source", "proc", "options",
+                                          "nosuid", "noexec", "nodev"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options",
+                                          "nosuid", "strictatime", "mode=755", "size=65536k"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s,s]}", "destination", "/dev/pts", "type", "devpts", "source", "devpts",
+                                          "options", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s]}", "destination", "/dev/shm", "type", "tmpfs", "source", "shm",
+                                          "options", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", "/dev/mqueue", "type", "mqueue", "source", "mqueue",
+                                          "options", "nosuid", "noexec", "nodev"));
+  json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", "/sys", "type", "sysfs", "source", "sysfs", "options",
+                                          "nosuid", "noexec", "nodev", "ro"));
   /* an explicit mount at the workdir takes its place (never both, stacked) */
   bool wd_taken = false;
   json_array_foreach(in->mounts, i, v) {
@@ -129,7 +146,8 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
     if (c && spec_same_path(c, wd)) wd_taken = true;
   }
   if (in->cwd_mount && !wd_taken)
-    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", wd, "type", "bind", "source", in->cwd_mount, "options", "rbind", "rw", "nodev"));
+    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", wd, "type", "bind", "source", in->cwd_mount,
+                                            "options", "rbind", "rw", "nodev"));
   json_array_foreach(in->mounts, i, v) {
     const char *h = json_string_value(json_object_get(v, "host"));
     const char *c = json_string_value(json_object_get(v, "container"));
@@ -155,13 +173,15 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
       json_decref(mounts);
       return berth_error(err, e, "mount source `%s`", h);
     }
-    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", c, "type", "bind", "source", h, "options", "rbind", mode, "nodev"));
+    json_array_append_new(
+        mounts, json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", c, "type", "bind", "source", h, "options", "rbind", mode, "nodev"));
   }
   const char *gen[] = {"hostname", "hosts", "resolv.conf"};
   for (int g = 0; g < 3; g++) {
     cleanup_free char *src = xasprintf("%s/etc/%s", in->cdir, gen[g]);
     cleanup_free char *dst = xasprintf("/etc/%s", gen[g]);
-    json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source", src, "options", "bind", "rw"));
+    json_array_append_new(mounts,
+                          json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source", src, "options", "bind", "rw"));
   }
 
   json_t *ns = json_array();
@@ -176,9 +196,12 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   /* the devices cgroup's allow-list: berth's own /dev nodes (devices
    * asked for are added by cdi_apply); read by cgroup_create */
   json_object_set_new(res, "devices", cgroup_default_devices());
-  if (in->limits.memory > 0) json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)in->limits.memory, "swap", (json_int_t)in->limits.memory));
+  if (in->limits.memory > 0)
+    json_object_set_new(res, "memory",
+                        json_pack("{s:I, s:I}", "limit", (json_int_t)in->limits.memory, "swap", (json_int_t)in->limits.memory));
   if (in->limits.pids > 0) json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)in->limits.pids));
-  if (in->limits.cpus > 0) json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t)(in->limits.cpus * 100000), "period", (json_int_t)100000));
+  if (in->limits.cpus > 0)
+    json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t)(in->limits.cpus * 100000), "period", (json_int_t)100000));
 
   /* layers bottom-first, as the manifest lists them */
   struct berth_config *cfg = config_get(err);
@@ -198,15 +221,11 @@ int spec_generate(const struct spec_input *in, json_t **out, berth_error_t *err)
   const char *user = json_string_value(json_object_get(icfg, "User"));
   *out = json_pack("{s:s, s:{s:b, s:{s:i, s:i}, s:[s], s:o, s:s, s:b}, s:{s:s, s:b}, s:s, s:o,"
                    " s:{s:o, s:o, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
-                   "ociVersion", "1.0.2",
-                   "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args", "berth-init", "env", env, "cwd", wd,
-                   "noNewPrivileges", 1,
-                   "root", "path", rootfs, "readonly", 0,
-                   "hostname", in->name, "mounts", mounts,
-                   "linux", "namespaces", ns, "resources", res, "maskedPaths", masked, "readonlyPaths", ro,
-                   "annotations", "berth.lowerdirs", ltxt, "berth.upperdir", upper, "berth.workdir", work, "berth.user",
-                   user && *user ? user : "0", "berth.image", json_string_value(json_object_get(in->image_record, "name")) ?: "",
-                   "berth.env_names", env_names_txt, "berth.rootfs",
+                   "ociVersion", "1.0.2", "process", "terminal", 0, "user", "uid", 0, "gid", 0, "args", "berth-init", "env", env, "cwd", wd,
+                   "noNewPrivileges", 1, "root", "path", rootfs, "readonly", 0, "hostname", in->name, "mounts", mounts, "linux",
+                   "namespaces", ns, "resources", res, "maskedPaths", masked, "readonlyPaths", ro, "annotations", "berth.lowerdirs", ltxt,
+                   "berth.upperdir", upper, "berth.workdir", work, "berth.user", user && *user ? user : "0", "berth.image",
+                   json_string_value(json_object_get(in->image_record, "name")) ?: "", "berth.env_names", env_names_txt, "berth.rootfs",
                    json_string_value(json_object_get(cfg->root, "rootfs")) ?: "overlay");
   if (!*out) return berth_error(err, -ENOMEM, "spec");
   return 0;

@@ -9,9 +9,9 @@
 struct spec_input {
   const char *name, *cdir;
   json_t *image_record, *image_config;
-  const char *workdir;  /* NULL: /workspace */
-  json_t *mounts;       /* [{"host","container","mode"}] */
-  json_t *env;          /* {"K":"V"} */
+  const char *workdir; /* NULL: /workspace */
+  json_t *mounts; /* [{"host","container","mode"}] */
+  json_t *env; /* {"K":"V"} */
   const char *cwd_mount; /* host dir bound at the workdir, or NULL */
   const char *network;
   struct limits limits;

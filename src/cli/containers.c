@@ -17,82 +17,79 @@
 #include "network/network.h"
 #include "runtime/logs.h"
 
-static const char *CREATE_HELP =
-    "Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
-    "       berth create [OPTIONS] --image IMAGE\n\n"
-    "Create and start a container (detached). A service container runs COMMAND (else the\n"
-    "image's Entrypoint + Cmd) as its main process, its output kept for `berth logs`; a dev\n"
-    "container (an image whose command is a bare shell, --purpose, --setup, --keep-alive)\n"
-    "has berth's init alone, kept alive for `berth exec`.\n\n"
-    "      --entrypoint CMD replace the image's Entrypoint (a string, run as one program)\n"
-    "      --keep-alive     a dev container whatever the image's command\n"
-    "  -u, --user U[:G]     the main process's user (default the image's)\n"
-    "      --restart P      restart policy: no (default), on-failure[:N], always, unless-stopped\n"
-    "      --ttl DURATION   remove the container after this long (90s, 10m, 2h)\n"
-    "  --name NAME          container name (default: <purpose or env>-<6 hex>)\n"
-    "  --image REF          image (pulled when absent)\n"
-    "  --purpose P          purpose profile: python, node, rust, go, general, amplifier, clean, try-repo\n"
-    "  --repo URL           try-repo: the repository to clone into the workspace\n"
-    "  --setup CMD          setup command, run after provisioning (repeatable)\n"
-    "  --env-passthrough M  host variables passed in: auto (default), all, none\n"
-    "  -w, --workdir DIR    working directory (default /workspace)\n"
-    "  -v, --volume H:C[:ro] bind mount host path H at C\n"
-    "  -p, --publish [IP:]H:C[/udp]  publish container port C on host port H (127.0.0.1 unless IP)\n"
-    "      --no-mount-cwd   do not bind the current directory at the workdir (create binds it by default)\n"
-    "      --mount-cwd      bind the current directory at the workdir (run does not by default)\n"
-    "  -e, --env K=V        environment variable\n"
-    "      --memory SIZE    memory limit (default 4g)\n"
-    "      --disk SIZE      size of the writable layer (ENOSPC past it; root only; config disk_limit)\n"
-    "      --cpus N         CPU limit in cores\n"
-    "      --pids N         process limit (default 256)\n"
-    "      --network MODE   bridge (default: own namespace, outbound, published ports), none, host,\n"
-    "                       or a named network (berth network create NAME)\n"
-    "      --egress SPEC    an egress policy: the container reaches only what it allows (repeatable):\n"
-    "                         allow:ENTRY[,ENTRY...]  ENTRY is HOST[:PORT[-PORT]][/tcp|/udp], HOST a name\n"
-    "                           (deb.debian.org, *.pypi.org), an address or CIDR (10.1.2.0/24,\n"
-    "                           [2001:db8::/32]:443); other names get NXDOMAIN, other addresses an\n"
-    "                           immediate refusal; the purpose profile's list is added\n"
-    "                         deny       a policy that allows nothing else\n"
-    "                         host       the host's addresses too (host.berth.internal); default: denied\n"
-    "                         nolog      do not record refusals (`berth logs --network NAME`)\n"
-    "                         noprofile  without the purpose profile's list\n"
-    "      --egress-file F  the same from a file: one entry a line (# comments), or the tool's\n"
-    "                       JSON {allow, deny_host, log, profile}; `berth egress test` checks one\n"
-    "      --persistent     record the container as persistent\n"
-    "      --device D       a device (repeatable): a CDI name (vendor.com/class=name, from the specs\n"
-    "                       in /etc/cdi, /var/run/cdi) or a host node /dev/x[:/dev/y][:rwm]\n"
-    "      --gpus G         GPUs through NVIDIA's CDI names: all, a count (2), or device=ID[,ID...]\n"
-    "      --seccomp-profile FILE  seccomp profile (OCI or Docker JSON) for its processes\n"
-    "                       instead of berth's (see docs/security.md)\n"
-    "      --platform P     platform to pull\n"
-    "  -q, --quiet          print only the name\n"
-    "      --json           JSON output\n";
+static const char *CREATE_HELP = "Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+                                 "       berth create [OPTIONS] --image IMAGE\n\n"
+                                 "Create and start a container (detached). A service container runs COMMAND (else the\n"
+                                 "image's Entrypoint + Cmd) as its main process, its output kept for `berth logs`; a dev\n"
+                                 "container (an image whose command is a bare shell, --purpose, --setup, --keep-alive)\n"
+                                 "has berth's init alone, kept alive for `berth exec`.\n\n"
+                                 "      --entrypoint CMD replace the image's Entrypoint (a string, run as one program)\n"
+                                 "      --keep-alive     a dev container whatever the image's command\n"
+                                 "  -u, --user U[:G]     the main process's user (default the image's)\n"
+                                 "      --restart P      restart policy: no (default), on-failure[:N], always, unless-stopped\n"
+                                 "      --ttl DURATION   remove the container after this long (90s, 10m, 2h)\n"
+                                 "  --name NAME          container name (default: <purpose or env>-<6 hex>)\n"
+                                 "  --image REF          image (pulled when absent)\n"
+                                 "  --purpose P          purpose profile: python, node, rust, go, general, amplifier, clean, try-repo\n"
+                                 "  --repo URL           try-repo: the repository to clone into the workspace\n"
+                                 "  --setup CMD          setup command, run after provisioning (repeatable)\n"
+                                 "  --env-passthrough M  host variables passed in: auto (default), all, none\n"
+                                 "  -w, --workdir DIR    working directory (default /workspace)\n"
+                                 "  -v, --volume H:C[:ro] bind mount host path H at C\n"
+                                 "  -p, --publish [IP:]H:C[/udp]  publish container port C on host port H (127.0.0.1 unless IP)\n"
+                                 "      --no-mount-cwd   do not bind the current directory at the workdir (create binds it by default)\n"
+                                 "      --mount-cwd      bind the current directory at the workdir (run does not by default)\n"
+                                 "  -e, --env K=V        environment variable\n"
+                                 "      --memory SIZE    memory limit (default 4g)\n"
+                                 "      --disk SIZE      size of the writable layer (ENOSPC past it; root only; config disk_limit)\n"
+                                 "      --cpus N         CPU limit in cores\n"
+                                 "      --pids N         process limit (default 256)\n"
+                                 "      --network MODE   bridge (default: own namespace, outbound, published ports), none, host,\n"
+                                 "                       or a named network (berth network create NAME)\n"
+                                 "      --egress SPEC    an egress policy: the container reaches only what it allows (repeatable):\n"
+                                 "                         allow:ENTRY[,ENTRY...]  ENTRY is HOST[:PORT[-PORT]][/tcp|/udp], HOST a name\n"
+                                 "                           (deb.debian.org, *.pypi.org), an address or CIDR (10.1.2.0/24,\n"
+                                 "                           [2001:db8::/32]:443); other names get NXDOMAIN, other addresses an\n"
+                                 "                           immediate refusal; the purpose profile's list is added\n"
+                                 "                         deny       a policy that allows nothing else\n"
+                                 "                         host       the host's addresses too (host.berth.internal); default: denied\n"
+                                 "                         nolog      do not record refusals (`berth logs --network NAME`)\n"
+                                 "                         noprofile  without the purpose profile's list\n"
+                                 "      --egress-file F  the same from a file: one entry a line (# comments), or the tool's\n"
+                                 "                       JSON {allow, deny_host, log, profile}; `berth egress test` checks one\n"
+                                 "      --persistent     record the container as persistent\n"
+                                 "      --device D       a device (repeatable): a CDI name (vendor.com/class=name, from the specs\n"
+                                 "                       in /etc/cdi, /var/run/cdi) or a host node /dev/x[:/dev/y][:rwm]\n"
+                                 "      --gpus G         GPUs through NVIDIA's CDI names: all, a count (2), or device=ID[,ID...]\n"
+                                 "      --seccomp-profile FILE  seccomp profile (OCI or Docker JSON) for its processes\n"
+                                 "                       instead of berth's (see docs/security.md)\n"
+                                 "      --platform P     platform to pull\n"
+                                 "  -q, --quiet          print only the name\n"
+                                 "      --json           JSON output\n";
 
-static const char *RUN_HELP =
-    "Usage: berth run [OPTIONS] IMAGE [CMD [ARG...]]\n\n"
-    "Create a container, run CMD in it as its main process (default /bin/sh), and with --rm\n"
-    "remove it. The exit code is CMD's (125: berth failed). The current directory is not\n"
-    "bound unless --mount-cwd (or -v \"$PWD\":/workspace).\n\n"
-    "      --rm             remove the container when CMD ends\n"
-    "  -d, --detach         run in the background as a service container: print its name\n"
-    "                       (output: `berth logs NAME`)\n"
-    "  -u, --user U[:G]     run CMD as this user\n"
-    "  -i, --interactive    keep stdin open\n"
-    "  -t, --tty            allocate a terminal (use -it together)\n"
-    "and every option of `berth create` (see `berth create --help`).\n";
+static const char *RUN_HELP = "Usage: berth run [OPTIONS] IMAGE [CMD [ARG...]]\n\n"
+                              "Create a container, run CMD in it as its main process (default /bin/sh), and with --rm\n"
+                              "remove it. The exit code is CMD's (125: berth failed). The current directory is not\n"
+                              "bound unless --mount-cwd (or -v \"$PWD\":/workspace).\n\n"
+                              "      --rm             remove the container when CMD ends\n"
+                              "  -d, --detach         run in the background as a service container: print its name\n"
+                              "                       (output: `berth logs NAME`)\n"
+                              "  -u, --user U[:G]     run CMD as this user\n"
+                              "  -i, --interactive    keep stdin open\n"
+                              "  -t, --tty            allocate a terminal (use -it together)\n"
+                              "and every option of `berth create` (see `berth create --help`).\n";
 
-static const char *EXEC_HELP =
-    "Usage: berth exec [OPTIONS] NAME CMD [ARG...]\n\n"
-    "Run a command in a running container, with the same confinement.\n\n"
-    "  -i, --interactive    relay stdin to the command (without it: /dev/null)\n"
-    "  -t, --tty            allocate a terminal (use -it together)\n"
-    "  -e, --env K=V        environment variable\n"
-    "  -w, --workdir DIR    working directory\n"
-    "  -u, --user U[:G]     user (name or id) inside the container\n"
-    "      --timeout S      kill the command and all it started after S seconds (exit 124)\n"
-    "      --setup-caps     run with the setup capability set (Docker's default less CAP_MKNOD),\n"
-    "                       for package managers (apt-get install); default: no capabilities\n"
-    "      --json           capture output and print {returncode, stdout, stderr, timed_out}\n";
+static const char *EXEC_HELP = "Usage: berth exec [OPTIONS] NAME CMD [ARG...]\n\n"
+                               "Run a command in a running container, with the same confinement.\n\n"
+                               "  -i, --interactive    relay stdin to the command (without it: /dev/null)\n"
+                               "  -t, --tty            allocate a terminal (use -it together)\n"
+                               "  -e, --env K=V        environment variable\n"
+                               "  -w, --workdir DIR    working directory\n"
+                               "  -u, --user U[:G]     user (name or id) inside the container\n"
+                               "      --timeout S      kill the command and all it started after S seconds (exit 124)\n"
+                               "      --setup-caps     run with the setup capability set (Docker's default less CAP_MKNOD),\n"
+                               "                       for package managers (apt-get install); default: no capabilities\n"
+                               "      --json           capture output and print {returncode, stdout, stderr, timed_out}\n";
 
 static int env_arg(json_t *env, const char *kv) {
   const char *eq = strchr(kv, '=');
@@ -157,32 +154,76 @@ struct create_cli {
   json_t *egress; /* the request's egress object, from --egress and --egress-file */
 };
 
-enum { O_NAME = 256, O_IMAGE, O_PURPOSE, O_NOCWD, O_MEMORY, O_CPUS, O_PIDS, O_NETWORK, O_PERSIST, O_PLATFORM, O_JSON, O_RM, O_TIMEOUT,
-       O_REPO, O_SETUP, O_PASS, O_SECCOMP, O_SETUP_CAPS, O_MOUNTCWD, O_DISK, O_ENTRYPOINT, O_KEEPALIVE, O_RESTART, O_TTL,
-       O_EGRESS, O_EGRESS_FILE, O_DEVICE, O_GPUS };
+enum {
+  O_NAME = 256,
+  O_IMAGE,
+  O_PURPOSE,
+  O_NOCWD,
+  O_MEMORY,
+  O_CPUS,
+  O_PIDS,
+  O_NETWORK,
+  O_PERSIST,
+  O_PLATFORM,
+  O_JSON,
+  O_RM,
+  O_TIMEOUT,
+  O_REPO,
+  O_SETUP,
+  O_PASS,
+  O_SECCOMP,
+  O_SETUP_CAPS,
+  O_MOUNTCWD,
+  O_DISK,
+  O_ENTRYPOINT,
+  O_KEEPALIVE,
+  O_RESTART,
+  O_TTL,
+  O_EGRESS,
+  O_EGRESS_FILE,
+  O_DEVICE,
+  O_GPUS
+};
 
 /* parse create's flags; returns index of the first positional or -1 */
 static int parse_create(int argc, char **argv, struct create_cli *c, bool run, bool *help) {
-  static struct option opts[] = {
-      {"name", required_argument, 0, O_NAME},       {"image", required_argument, 0, O_IMAGE},
-      {"purpose", required_argument, 0, O_PURPOSE}, {"workdir", required_argument, 0, 'w'},
-      {"volume", required_argument, 0, 'v'},        {"no-mount-cwd", no_argument, 0, O_NOCWD},
-      {"env", required_argument, 0, 'e'},           {"memory", required_argument, 0, O_MEMORY},
-      {"cpus", required_argument, 0, O_CPUS},       {"pids", required_argument, 0, O_PIDS},
-      {"network", required_argument, 0, O_NETWORK}, {"persistent", no_argument, 0, O_PERSIST},
-      {"platform", required_argument, 0, O_PLATFORM}, {"quiet", no_argument, 0, 'q'},
-      {"json", no_argument, 0, O_JSON},             {"help", no_argument, 0, 'h'},
-      {"rm", no_argument, 0, O_RM},                 {"tty", no_argument, 0, 't'},
-      {"interactive", no_argument, 0, 'i'},         {"repo", required_argument, 0, O_REPO},
-      {"setup", required_argument, 0, O_SETUP},     {"env-passthrough", required_argument, 0, O_PASS},
-      {"publish", required_argument, 0, 'p'},        {"seccomp-profile", required_argument, 0, O_SECCOMP},
-      {"mount-cwd", no_argument, 0, O_MOUNTCWD},     {"disk", required_argument, 0, O_DISK},
-      {"entrypoint", required_argument, 0, O_ENTRYPOINT}, {"keep-alive", no_argument, 0, O_KEEPALIVE},
-      {"user", required_argument, 0, 'u'},           {"restart", required_argument, 0, O_RESTART},
-      {"ttl", required_argument, 0, O_TTL},          {"detach", no_argument, 0, 'd'},
-      {"egress", required_argument, 0, O_EGRESS},    {"egress-file", required_argument, 0, O_EGRESS_FILE},
-      {"device", required_argument, 0, O_DEVICE},    {"gpus", required_argument, 0, O_GPUS},
-      {0, 0, 0, 0}};
+  static struct option opts[] = {{"name", required_argument, 0, O_NAME},
+                                 {"image", required_argument, 0, O_IMAGE},
+                                 {"purpose", required_argument, 0, O_PURPOSE},
+                                 {"workdir", required_argument, 0, 'w'},
+                                 {"volume", required_argument, 0, 'v'},
+                                 {"no-mount-cwd", no_argument, 0, O_NOCWD},
+                                 {"env", required_argument, 0, 'e'},
+                                 {"memory", required_argument, 0, O_MEMORY},
+                                 {"cpus", required_argument, 0, O_CPUS},
+                                 {"pids", required_argument, 0, O_PIDS},
+                                 {"network", required_argument, 0, O_NETWORK},
+                                 {"persistent", no_argument, 0, O_PERSIST},
+                                 {"platform", required_argument, 0, O_PLATFORM},
+                                 {"quiet", no_argument, 0, 'q'},
+                                 {"json", no_argument, 0, O_JSON},
+                                 {"help", no_argument, 0, 'h'},
+                                 {"rm", no_argument, 0, O_RM},
+                                 {"tty", no_argument, 0, 't'},
+                                 {"interactive", no_argument, 0, 'i'},
+                                 {"repo", required_argument, 0, O_REPO},
+                                 {"setup", required_argument, 0, O_SETUP},
+                                 {"env-passthrough", required_argument, 0, O_PASS},
+                                 {"publish", required_argument, 0, 'p'},
+                                 {"seccomp-profile", required_argument, 0, O_SECCOMP},
+                                 {"mount-cwd", no_argument, 0, O_MOUNTCWD},
+                                 {"disk", required_argument, 0, O_DISK},
+                                 {"entrypoint", required_argument, 0, O_ENTRYPOINT},
+                                 {"keep-alive", no_argument, 0, O_KEEPALIVE},
+                                 {"user", required_argument, 0, 'u'},
+                                 {"restart", required_argument, 0, O_RESTART},
+                                 {"ttl", required_argument, 0, O_TTL},
+                                 {"detach", no_argument, 0, 'd'},
+                                 {"egress", required_argument, 0, O_EGRESS},
+                                 {"egress-file", required_argument, 0, O_EGRESS_FILE},
+                                 {"device", required_argument, 0, O_DEVICE},
+                                 {"gpus", required_argument, 0, O_GPUS},
+                                 {0, 0, 0, 0}};
   c->env = json_object();
   c->mounts = json_array();
   c->setup = json_array();
@@ -202,8 +243,12 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case O_IMAGE: c->o.image = optarg; break;
     case O_PURPOSE: c->o.purpose = optarg; break;
     case 'w': c->o.workdir = optarg; break;
-    case 'v': if (volume_arg(c->mounts, optarg) < 0) return -1; break;
-    case 'p': if (publish_arg(c->ports, optarg) < 0) return -1; break;
+    case 'v':
+      if (volume_arg(c->mounts, optarg) < 0) return -1;
+      break;
+    case 'p':
+      if (publish_arg(c->ports, optarg) < 0) return -1;
+      break;
     case O_NOCWD: c->o.mount_cwd = false, c->mount_cwd_set = true; break;
     case O_MOUNTCWD: c->o.mount_cwd = true, c->mount_cwd_set = true; break;
     case O_ENTRYPOINT: c->entrypoint = optarg; break;
@@ -235,8 +280,13 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       }
       break;
     }
-    case 'd': if (!run) goto bad; c->detach = true; break;
-    case 'e': if (env_arg(c->env, optarg) < 0) return -1; break;
+    case 'd':
+      if (!run) goto bad;
+      c->detach = true;
+      break;
+    case 'e':
+      if (env_arg(c->env, optarg) < 0) return -1;
+      break;
     case O_MEMORY:
       if (parse_size(optarg, &c->o.limits.memory, &err) < 0) {
         fprintf(stderr, "berth: --memory: %s\n", err->msg);
@@ -270,8 +320,12 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
       break;
     }
     case O_NETWORK: c->o.network = optarg; break;
-    case O_EGRESS: if (cli_egress_flag(&c->egress, optarg) < 0) return -1; break;
-    case O_EGRESS_FILE: if (cli_egress_file(&c->egress, optarg) < 0) return -1; break;
+    case O_EGRESS:
+      if (cli_egress_flag(&c->egress, optarg) < 0) return -1;
+      break;
+    case O_EGRESS_FILE:
+      if (cli_egress_file(&c->egress, optarg) < 0) return -1;
+      break;
     case O_PERSIST: c->o.persistent = true; break;
     case O_PLATFORM: c->o.platform = optarg; break;
     case O_REPO: c->repo = optarg; break;
@@ -297,9 +351,18 @@ static int parse_create(int argc, char **argv, struct create_cli *c, bool run, b
     case 'q': c->quiet = true; break;
     case O_JSON: c->json = true; break;
     case 'h': *help = true; return optind;
-    case O_RM: if (!run) goto bad; c->rm = true; break;
-    case 't': if (!run) goto bad; c->tty = true; break;
-    case 'i': if (!run) goto bad; c->interactive = true; break;
+    case O_RM:
+      if (!run) goto bad;
+      c->rm = true;
+      break;
+    case 't':
+      if (!run) goto bad;
+      c->tty = true;
+      break;
+    case 'i':
+      if (!run) goto bad;
+      c->interactive = true;
+      break;
     default:
     bad:
       fprintf(stderr, "berth %s: unknown option `%s`; see `berth %s --help`\n", run ? "run" : "create", argv[optind - 1],
@@ -366,8 +429,8 @@ static int create_reply(json_t *rep, bool json, bool quiet) {
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(pf, "checks"), i, c) if (!json && !json_is_true(json_object_get(c, "passed")))
-      fprintf(stderr, "  %s: %s\n    fix: %s\n", json_string_value(json_object_get(c, "name")),
-              json_string_value(json_object_get(c, "detail")), json_string_value(json_object_get(c, "guidance")) ?: "");
+        fprintf(stderr, "  %s: %s\n    fix: %s\n", json_string_value(json_object_get(c, "name")),
+                json_string_value(json_object_get(c, "detail")), json_string_value(json_object_get(c, "guidance")) ?: "");
     return EXIT_BERTH;
   }
   /* provisioning that failed is a failed create for scripts (exit 1), though
@@ -389,8 +452,10 @@ static int create_reply(json_t *rep, bool json, bool quiet) {
               json_string_value(json_object_get(s, "detail")) ?: "", json_string_value(json_object_get(s, "error")) ?: "");
   }
   if (failed_step)
-    fprintf(stderr, "berth: create: %s was created but provisioning failed at %s; it is kept: look inside with `berth exec -it %s "
-            "sh`, or remove it with `berth rm -f %s`\n", name, failed_step, name, name);
+    fprintf(stderr,
+            "berth: create: %s was created but provisioning failed at %s; it is kept: look inside with `berth exec -it %s "
+            "sh`, or remove it with `berth rm -f %s`\n",
+            name, failed_step, name, name);
   if (quiet) return failed_step ? 1 : 0;
   json_t *nt;
   json_array_foreach(json_object_get(rep, "notes"), i, nt) fprintf(stderr, "note: %s\n", json_string_value(nt));
@@ -439,22 +504,28 @@ int cmd_create(int argc, char **argv) {
 
 static int print_exec(const struct exec_result *r, bool json) {
   if (json) {
-    json_t *o = json_pack("{s:i, s:s#, s:s#, s:b}", "returncode", r->exit_code, "stdout", r->out.data ? r->out.data : "",
-                          r->out.len, "stderr", r->err.data ? r->err.data : "", r->err.len, "timed_out", r->timed_out);
-    if (!o) o = json_pack("{s:i, s:s, s:s, s:b}", "returncode", r->exit_code, "stdout", "(not valid UTF-8)", "stderr", "", "timed_out", r->timed_out);
+    json_t *o = json_pack("{s:i, s:s#, s:s#, s:b}", "returncode", r->exit_code, "stdout", r->out.data ? r->out.data : "", r->out.len,
+                          "stderr", r->err.data ? r->err.data : "", r->err.len, "timed_out", r->timed_out);
+    if (!o)
+      o = json_pack("{s:i, s:s, s:s, s:b}", "returncode", r->exit_code, "stdout", "(not valid UTF-8)", "stderr", "", "timed_out",
+                    r->timed_out);
     cli_print_json(o);
     json_decref(o);
-  } else if (r->timed_out)
-    fprintf(stderr, "berth: exec: timed out; the command and everything it started were killed\n");
+  } else if (r->timed_out) fprintf(stderr, "berth: exec: timed out; the command and everything it started were killed\n");
   return r->exit_code;
 }
 
 int cmd_exec(int argc, char **argv) {
-  static struct option opts[] = {{"interactive", no_argument, 0, 'i'}, {"tty", no_argument, 0, 't'},
-                                 {"env", required_argument, 0, 'e'},   {"workdir", required_argument, 0, 'w'},
-                                 {"user", required_argument, 0, 'u'},  {"timeout", required_argument, 0, O_TIMEOUT},
-                                 {"json", no_argument, 0, O_JSON},     {"help", no_argument, 0, 'h'},
-                                 {"setup-caps", no_argument, 0, O_SETUP_CAPS}, {0, 0, 0, 0}};
+  static struct option opts[] = {{"interactive", no_argument, 0, 'i'},
+                                 {"tty", no_argument, 0, 't'},
+                                 {"env", required_argument, 0, 'e'},
+                                 {"workdir", required_argument, 0, 'w'},
+                                 {"user", required_argument, 0, 'u'},
+                                 {"timeout", required_argument, 0, O_TIMEOUT},
+                                 {"json", no_argument, 0, O_JSON},
+                                 {"help", no_argument, 0, 'h'},
+                                 {"setup-caps", no_argument, 0, O_SETUP_CAPS},
+                                 {0, 0, 0, 0}};
   struct exec_opts o = {.capture_max = 10 << 20};
   json_t *env = json_object();
   bool json = false;
@@ -465,7 +536,9 @@ int cmd_exec(int argc, char **argv) {
     switch (op) {
     case 'i': o.interactive = true; break;
     case 't': o.tty = true; break;
-    case 'e': if (env_arg(env, optarg) < 0) return EXIT_BERTH; break;
+    case 'e':
+      if (env_arg(env, optarg) < 0) return EXIT_BERTH;
+      break;
     case 'w': o.workdir = optarg; break;
     case 'u': o.user = optarg; break;
     case O_TIMEOUT: {
@@ -545,8 +618,7 @@ int cmd_run(int argc, char **argv) {
   json_object_set_new(req, "forward_gh", json_false());
   json_object_set_new(req, "dotfiles_skip", json_true());
   /* the command as the container's main process: one launch, no exec */
-  struct exec_opts eo = {.argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20,
-                         .user = c.o.user};
+  struct exec_opts eo = {.argv = cmd, .tty = c.tty && isatty(STDIN_FILENO), .capture = c.json, .capture_max = 10 << 20, .user = c.o.user};
   struct exec_result r;
   bool long_way = false;
   json_t *res = api_run(req, &eo, c.rm, &r, &long_way);
@@ -563,7 +635,8 @@ int cmd_run(int argc, char **argv) {
       json_t *nt;
       if (!c.json) json_array_foreach(json_object_get(res, "notes"), k, nt) fprintf(stderr, "note: %s\n", json_string_value(nt));
       if (!c.rm && !c.json)
-        fprintf(stderr, "berth: container %s exited (%d); it stays: `berth start %s` runs it again (detached), `berth rm %s` removes it\n", name, rc, name, name);
+        fprintf(stderr, "berth: container %s exited (%d); it stays: `berth start %s` runs it again (detached), `berth rm %s` removes it\n",
+                name, rc, name, name);
     }
     buf_free(&r.out);
     buf_free(&r.err);
@@ -597,8 +670,7 @@ int cmd_run(int argc, char **argv) {
       berth_error_free(e2);
     }
     json_decref(out);
-  } else if (!c.json)
-    fprintf(stderr, "container %s is still running (berth rm %s)\n", name, name);
+  } else if (!c.json) fprintf(stderr, "container %s is still running (berth rm %s)\n", name, name);
   json_decref(res);
   json_decref(c.env);
   json_decref(c.mounts);
@@ -617,7 +689,9 @@ int cmd_ls(int argc, char **argv) {
       return fputs("Usage: berth ls [OPTIONS]   (also: berth ps)\n\nList running containers (-a: all, stopped ones too).\n\n"
                    "  -a, --all    stopped and exited containers too\n"
                    "  -q, --quiet  names only, one a line\n"
-                   "      --json   {count, containers: [{name, status, mode, image, network, persistent, ...}]}\n", stdout), 0;
+                   "      --json   {count, containers: [{name, status, mode, image, network, persistent, ...}]}\n",
+                   stdout),
+             0;
     else if (argv[i][0] == '-') return cli_unknown_option("ls", argv[i]);
     else return fprintf(stderr, "berth ls: unexpected argument `%s`; see `berth ls --help`\n", argv[i]), EXIT_BERTH;
   }
@@ -641,11 +715,10 @@ int cmd_ls(int argc, char **argv) {
     printf("%-24s %-10s %-8s %-40s %-8s %s\n", "NAME", "STATUS", "MODE", "IMAGE", "NETWORK", "PERSISTENT");
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(out, "containers"), i, c)
-      printf("%-24s %-10s %-8s %-40s %-8s %s\n", json_string_value(json_object_get(c, "name")),
-             json_string_value(json_object_get(c, "status")), json_string_value(json_object_get(c, "mode")) ?: "dev",
-             json_string_value(json_object_get(c, "image")), json_string_value(json_object_get(c, "network")) ?: "-",
-             json_is_true(json_object_get(c, "persistent")) ? "yes" : "no");
+    json_array_foreach(json_object_get(out, "containers"), i, c) printf(
+        "%-24s %-10s %-8s %-40s %-8s %s\n", json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "status")),
+        json_string_value(json_object_get(c, "mode")) ?: "dev", json_string_value(json_object_get(c, "image")),
+        json_string_value(json_object_get(c, "network")) ?: "-", json_is_true(json_object_get(c, "persistent")) ? "yes" : "no");
   }
   json_decref(out);
   return 0;
@@ -671,8 +744,9 @@ static void print_status(json_t *o) {
   char t1[64], t2[64], mem[32];
   printf("%-14s %s\n", "Name:", name);
   printf("%-14s %s", "Status:", json_string_value(json_object_get(o, "status")));
-  if (json_object_get(m, "exit_code")) printf(" (exit code %lld%s)", (long long)json_integer_value(json_object_get(m, "exit_code")),
-                                             json_is_true(json_object_get(m, "oom_killed")) ? ", killed for want of memory" : "");
+  if (json_object_get(m, "exit_code"))
+    printf(" (exit code %lld%s)", (long long)json_integer_value(json_object_get(m, "exit_code")),
+           json_is_true(json_object_get(m, "oom_killed")) ? ", killed for want of memory" : "");
   if (json_is_true(json_object_get(m, "stopped"))) printf(", stopped by a person");
   putchar('\n');
   printf("%-14s %s\n", "Mode:", json_string_value(json_object_get(m, "mode")));
@@ -696,14 +770,14 @@ static void print_status(json_t *o) {
     if (json_integer_value(json_object_get(rs, "max"))) printf(":%lld", (long long)json_integer_value(json_object_get(rs, "max")));
     printf(" (%lld restarts so far)\n", (long long)json_integer_value(json_object_get(m, "restart_count")));
   }
-  printf("%-14s %s%s%s\n", "Network:", json_string_value(json_object_get(m, "network")) ?: "-",
-         json_object_get(m, "ip") ? ", " : "", json_string_value(json_object_get(m, "ip")) ?: "");
+  printf("%-14s %s%s%s\n", "Network:", json_string_value(json_object_get(m, "network")) ?: "-", json_object_get(m, "ip") ? ", " : "",
+         json_string_value(json_object_get(m, "ip")) ?: "");
   size_t i;
   json_t *p;
   json_array_foreach(json_object_get(m, "ports"), i, p)
-    printf("%-14s %s:%lld -> %lld/%s\n", i ? "" : "Ports:", json_string_value(json_object_get(p, "host_ip")) ?: "127.0.0.1",
-           (long long)json_integer_value(json_object_get(p, "host")), (long long)json_integer_value(json_object_get(p, "container")),
-           json_string_value(json_object_get(p, "protocol")) ?: "tcp");
+      printf("%-14s %s:%lld -> %lld/%s\n", i ? "" : "Ports:", json_string_value(json_object_get(p, "host_ip")) ?: "127.0.0.1",
+             (long long)json_integer_value(json_object_get(p, "host")), (long long)json_integer_value(json_object_get(p, "container")),
+             json_string_value(json_object_get(p, "protocol")) ?: "tcp");
   json_t *l = json_object_get(m, "limits");
   fmt_bytes(json_integer_value(json_object_get(l, "memory")), mem, sizeof mem);
   printf("%-14s memory %s, pids %lld, cpus %g\n", "Limits:", mem, (long long)json_integer_value(json_object_get(l, "pids")),
@@ -715,8 +789,9 @@ static void print_status(json_t *o) {
     printf("%-14s %s\n", "Expires:", t1);
   }
   json_t *h = json_object_get(o, "health");
-  if (h) printf("%-14s %s (exec %.1f ms)\n", "Health:", json_is_true(json_object_get(h, "healthy")) ? "healthy" : "unhealthy",
-                json_number_value(json_object_get(h, "exec_latency_ms")));
+  if (h)
+    printf("%-14s %s (exec %.1f ms)\n", "Health:", json_is_true(json_object_get(h, "healthy")) ? "healthy" : "unhealthy",
+           json_number_value(json_object_get(h, "exec_latency_ms")));
   cli_egress_print_status(o);
   if (!strcmp(json_string_value(json_object_get(m, "mode")) ?: "", "service")) printf("%-14s berth logs %s\n", "Logs:", name);
   printf("(`berth status --json %s` or `berth inspect %s` for everything)\n", name, name);
@@ -731,7 +806,9 @@ int cmd_status(int argc, char **argv) {
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
       return fputs("Usage: berth status [OPTIONS] NAME\n\nShow one container: its state, main process, network and limits.\n\n"
                    "      --health  also check that it answers (an exec of `true`)\n"
-                   "      --json    the same, for scripts\n", stdout), 0;
+                   "      --json    the same, for scripts\n",
+                   stdout),
+             0;
     else if (argv[i][0] == '-') return cli_unknown_option("status", argv[i]);
     else if (name) return fprintf(stderr, "berth status: one NAME only, got `%s` too\n", argv[i]), EXIT_BERTH;
     else name = argv[i];
@@ -761,7 +838,9 @@ int cmd_rm(int argc, char **argv) {
                    "  -f, --force    kill at once\n"
                    "      --all      every container of this data dir (with --confirm)\n"
                    "      --confirm  needed with --all\n"
-                   "      --json     the results as JSON\n", stdout), 0;
+                   "      --json     the results as JSON\n",
+                   stdout),
+             0;
     else if (argv[i][0] == '-') {
       json_decref(results);
       return cli_unknown_option("rm", argv[i]);
@@ -782,8 +861,7 @@ int cmd_rm(int argc, char **argv) {
     if (i < argc) {
       if (argv[i][0] == '-') continue;
       name = argv[i];
-    } else
-      name = json_string_value(json_object_get(json_array_get(json_object_get(list, "containers"), (size_t)(i - argc)), "name"));
+    } else name = json_string_value(json_object_get(json_array_get(json_object_get(list, "containers"), (size_t)(i - argc)), "name"));
     names++;
     json_t *out = NULL;
     berth_error_t err = NULL;
@@ -802,8 +880,7 @@ int cmd_rm(int argc, char **argv) {
     rc = EXIT_BERTH;
   }
   if (json) {
-    json_t *o = all ? json_pack("{s:I, s:O}", "destroyed", (json_int_t)json_array_size(results), "results", results)
-                    : json_incref(results);
+    json_t *o = all ? json_pack("{s:I, s:O}", "destroyed", (json_int_t)json_array_size(results), "results", results) : json_incref(results);
     cli_print_json(o);
     json_decref(o);
   }

@@ -12,13 +12,12 @@
 #include "runtime/container.h"
 #include "network/egress.h"
 
-static const char *EGRESS_HELP =
-    "Usage: berth egress test [--json] NAME HOST[:PORT][/tcp|/udp]\n\n"
-    "Dry run of a container's egress policy (`berth create --egress`): would a connection\n"
-    "from it to HOST (a name or an address) be allowed, and by which rule? Exit 0 when\n"
-    "allowed, 1 when refused.\n\n"
-    "      --json     {allowed, destination, rule, reason}\n\n"
-    "Refusals that happened: `berth logs --network NAME`, `berth status NAME`.\n";
+static const char *EGRESS_HELP = "Usage: berth egress test [--json] NAME HOST[:PORT][/tcp|/udp]\n\n"
+                                 "Dry run of a container's egress policy (`berth create --egress`): would a connection\n"
+                                 "from it to HOST (a name or an address) be allowed, and by which rule? Exit 0 when\n"
+                                 "allowed, 1 when refused.\n\n"
+                                 "      --json     {allowed, destination, rule, reason}\n\n"
+                                 "Refusals that happened: `berth logs --network NAME`, `berth status NAME`.\n";
 
 static json_t *egress_obj(json_t **e) {
   if (!*e) *e = json_object();
@@ -53,8 +52,10 @@ int cli_egress_flag(json_t **egress, const char *spec) {
   } else if (!strcmp(spec, "noprofile")) {
     json_object_set_new(e, "profile", json_false());
   } else {
-    fprintf(stderr, "berth: --egress expects allow:ENTRY[,ENTRY...], deny, host, nolog or noprofile, got `%s`; an entry is "
-            "HOST[:PORT[-PORT]][/tcp|/udp] (see `berth create --help`)\n", spec);
+    fprintf(stderr,
+            "berth: --egress expects allow:ENTRY[,ENTRY...], deny, host, nolog or noprofile, got `%s`; an entry is "
+            "HOST[:PORT[-PORT]][/tcp|/udp] (see `berth create --help`)\n",
+            spec);
     return -1;
   }
   return 0;

@@ -9,30 +9,26 @@
 
 #include "cli/cli.h"
 
-static const char *PULL_HELP =
-    "Usage: berth pull [OPTIONS] REF\n\n"
-    "Pull an image from a registry into berth's store.\n\n"
-    "  --platform OS/ARCH[/VARIANT]  choose from a multi-platform image (default: this host)\n"
-    "  -q, --quiet                   no progress output\n"
-    "      --json                    print the result as JSON only\n";
+static const char *PULL_HELP = "Usage: berth pull [OPTIONS] REF\n\n"
+                               "Pull an image from a registry into berth's store.\n\n"
+                               "  --platform OS/ARCH[/VARIANT]  choose from a multi-platform image (default: this host)\n"
+                               "  -q, --quiet                   no progress output\n"
+                               "      --json                    print the result as JSON only\n";
 
-static const char *LOAD_HELP =
-    "Usage: berth load [OPTIONS] PATH\n\n"
-    "Import an OCI image layout (directory or tar) or a `docker save` archive.\n\n"
-    "  --name REF     name for the image (default: from the archive)\n"
-    "  -q, --quiet    no progress output\n"
-    "      --json     print the result as JSON only\n";
+static const char *LOAD_HELP = "Usage: berth load [OPTIONS] PATH\n\n"
+                               "Import an OCI image layout (directory or tar) or a `docker save` archive.\n\n"
+                               "  --name REF     name for the image (default: from the archive)\n"
+                               "  -q, --quiet    no progress output\n"
+                               "      --json     print the result as JSON only\n";
 
-static const char *IMAGES_HELP =
-    "Usage: berth images [--json]\n\nList images in berth's store.\n";
-static const char *RMI_HELP =
-    "Usage: berth rmi [-f] [--json] REF...\n\n"
-    "Remove image names; with an image's last name the image goes, with every layer no other\n"
-    "image or container uses. REF may be a digest (sha256:HEX or 4+ of its first hex digits):\n"
-    "every name of that image goes. An image a container uses is refused, naming the container.\n\n"
-    "  -f, --force   take the names of an image in use away anyway: the image stays, unnamed,\n"
-    "                until no container uses it (`berth system prune` removes it then)\n"
-    "      --json    the results as JSON\n";
+static const char *IMAGES_HELP = "Usage: berth images [--json]\n\nList images in berth's store.\n";
+static const char *RMI_HELP = "Usage: berth rmi [-f] [--json] REF...\n\n"
+                              "Remove image names; with an image's last name the image goes, with every layer no other\n"
+                              "image or container uses. REF may be a digest (sha256:HEX or 4+ of its first hex digits):\n"
+                              "every name of that image goes. An image a container uses is refused, naming the container.\n\n"
+                              "  -f, --force   take the names of an image in use away anyway: the image stays, unnamed,\n"
+                              "                until no container uses it (`berth system prune` removes it then)\n"
+                              "      --json    the results as JSON\n";
 
 struct common {
   bool json, quiet, help, force;
@@ -40,9 +36,12 @@ struct common {
 };
 
 static int parse(const char *cmd, int argc, char **argv, struct common *c) {
-  static struct option opts[] = {{"json", no_argument, 0, 'j'},         {"quiet", no_argument, 0, 'q'},
-                                 {"help", no_argument, 0, 'h'},         {"platform", required_argument, 0, 'p'},
-                                 {"name", required_argument, 0, 'n'},   {"force", no_argument, 0, 'f'},
+  static struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                 {"quiet", no_argument, 0, 'q'},
+                                 {"help", no_argument, 0, 'h'},
+                                 {"platform", required_argument, 0, 'p'},
+                                 {"name", required_argument, 0, 'n'},
+                                 {"force", no_argument, 0, 'f'},
                                  {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
@@ -152,7 +151,8 @@ int cmd_rmi(int argc, char **argv) {
       json_array_foreach(json_object_get(j, "deleted_layers"), k, d) printf("Deleted layer: %s\n", json_string_value(d));
       json_t *kept = json_object_get(j, "kept_for");
       if (json_array_size(kept)) {
-        printf("Kept image %s, unnamed: container%s", json_string_value(json_object_get(j, "digest")), json_array_size(kept) > 1 ? "s" : "");
+        printf("Kept image %s, unnamed: container%s", json_string_value(json_object_get(j, "digest")),
+               json_array_size(kept) > 1 ? "s" : "");
         json_array_foreach(kept, k, d) printf("%s %s", k ? "," : "", json_string_value(d));
         printf(" use%s it (`berth system prune` removes it once they are gone)\n", json_array_size(kept) > 1 ? "" : "s");
       }

@@ -23,22 +23,21 @@ static int fail(bool json, berth_error_t err) {
 
 /* ---------- inspect ---------- */
 
-static const char *INSPECT_HELP =
-    "Usage: berth inspect [OPTIONS] NAME|IMAGE...\n\n"
-    "Print what berth knows about containers or images, as a JSON array (one entry\n"
-    "each). A name is looked up as a container first, then as an image (a name, a\n"
-    "digest sha256:HEX, or 4 or more of its first hex digits).\n\n"
-    "A container: its state and live status, config (from its spec: hostname, user,\n"
-    "workdir, env, the names only of the variables given with -e, mounts, namespaces,\n"
-    "resources), network, limits, disk and its image's config. An image: its store\n"
-    "record, every name on it and its config (Env, Cmd, Entrypoint, ...).\n\n"
-    "      --type container|image  look for that kind only\n"
-    "      --json                  (the output is JSON anyway)\n\n"
-    "Exit 1 when a name is neither (nothing is printed then).\n";
+static const char *INSPECT_HELP = "Usage: berth inspect [OPTIONS] NAME|IMAGE...\n\n"
+                                  "Print what berth knows about containers or images, as a JSON array (one entry\n"
+                                  "each). A name is looked up as a container first, then as an image (a name, a\n"
+                                  "digest sha256:HEX, or 4 or more of its first hex digits).\n\n"
+                                  "A container: its state and live status, config (from its spec: hostname, user,\n"
+                                  "workdir, env, the names only of the variables given with -e, mounts, namespaces,\n"
+                                  "resources), network, limits, disk and its image's config. An image: its store\n"
+                                  "record, every name on it and its config (Env, Cmd, Entrypoint, ...).\n\n"
+                                  "      --type container|image  look for that kind only\n"
+                                  "      --json                  (the output is JSON anyway)\n\n"
+                                  "Exit 1 when a name is neither (nothing is printed then).\n";
 
 int cmd_inspect(int argc, char **argv) {
-  static struct option opts[] = {{"type", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
-                                 {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+  static struct option opts[] = {
+      {"type", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *type = NULL;
   bool json = false;
   optind = 1;
@@ -85,16 +84,15 @@ int cmd_inspect(int argc, char **argv) {
 
 /* ---------- stats ---------- */
 
-static const char *STATS_HELP =
-    "Usage: berth stats [OPTIONS] [NAME...]\n\n"
-    "Resource use of running containers (or of the NAMEs), one line each: CPU %\n"
-    "(100% = one CPU), memory use / limit (the host's memory when there is no limit),\n"
-    "network bytes received / sent (every interface but lo), block I/O read / written,\n"
-    "processes. Refreshed every second until Ctrl-C (the screen cleared on a terminal).\n"
-    "Figures the cgroup does not give (no limits applied, rootless on cgroup v1; no\n"
-    "io accounting) show as --, null in JSON.\n\n"
-    "      --no-stream  print once (CPU % over the first 50 ms) and exit\n"
-    "      --json       JSON: an array per refresh (one line each when streaming)\n";
+static const char *STATS_HELP = "Usage: berth stats [OPTIONS] [NAME...]\n\n"
+                                "Resource use of running containers (or of the NAMEs), one line each: CPU %\n"
+                                "(100% = one CPU), memory use / limit (the host's memory when there is no limit),\n"
+                                "network bytes received / sent (every interface but lo), block I/O read / written,\n"
+                                "processes. Refreshed every second until Ctrl-C (the screen cleared on a terminal).\n"
+                                "Figures the cgroup does not give (no limits applied, rootless on cgroup v1; no\n"
+                                "io accounting) show as --, null in JSON.\n\n"
+                                "      --no-stream  print once (CPU % over the first 50 ms) and exit\n"
+                                "      --json       JSON: an array per refresh (one line each when streaming)\n";
 
 /* the window of the first CPU reading: long enough for a figure, short
  * enough for --no-stream to answer at once */
@@ -148,8 +146,7 @@ static int srows_load(char **names, int nnames, bool first, struct srow **out, s
   int ret = 0;
   for (size_t i = 0; i < nl; i++) {
     json_t *st = container_state(list[i]);
-    if (!st && nnames && first && ret == 0)
-      ret = berth_error(err, -ENOENT, "No such container: %s (see `berth ls`)", list[i]);
+    if (!st && nnames && first && ret == 0) ret = berth_error(err, -ENOENT, "No such container: %s (see `berth ls`)", list[i]);
     if (!st) continue;
     const char *status = container_live_status(st);
     bool running = !strcmp(status, "running");
@@ -157,8 +154,8 @@ static int srows_load(char **names, int nnames, bool first, struct srow **out, s
       json_decref(st);
       continue;
     }
-    rows[n++] = (struct srow){.name = xstrdup(list[i]), .id = xstrdup(jstr(st, "id") ?: ""), .status = xstrdup(status),
-                              .running = running, .st = st};
+    rows[n++] = (struct srow){
+        .name = xstrdup(list[i]), .id = xstrdup(jstr(st, "id") ?: ""), .status = xstrdup(status), .running = running, .st = st};
   }
   for (size_t i = 0; i < nl; i++) free(list[i]);
   free(list);
@@ -244,10 +241,12 @@ static void stats_print_table(json_t *arr) {
   printf("%-*s   %-8s %-21s %-8s %-19s %-19s %s\n", w, "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS");
   json_array_foreach(arr, i, o) {
     char a[32], b[32], cpu[16] = "--", mp[16] = "--", pids[24] = "--", mem[48], net[48], blk[48];
-    if (json_is_number(json_object_get(o, "cpu_percent"))) snprintf(cpu, sizeof cpu, "%.2f%%", json_number_value(json_object_get(o, "cpu_percent")));
+    if (json_is_number(json_object_get(o, "cpu_percent")))
+      snprintf(cpu, sizeof cpu, "%.2f%%", json_number_value(json_object_get(o, "cpu_percent")));
     if (json_is_number(json_object_get(o, "memory_percent")))
       snprintf(mp, sizeof mp, "%.2f%%", json_number_value(json_object_get(o, "memory_percent")));
-    if (json_is_integer(json_object_get(o, "pids"))) snprintf(pids, sizeof pids, "%lld", (long long)json_integer_value(json_object_get(o, "pids")));
+    if (json_is_integer(json_object_get(o, "pids")))
+      snprintf(pids, sizeof pids, "%lld", (long long)json_integer_value(json_object_get(o, "pids")));
     /* no limit: the host's memory, which is what the container may use */
     json_t *lim = json_object_get(o, "memory_limit"), *host = NULL;
     if (!json_is_integer(lim) && json_is_integer(json_object_get(o, "memory_usage"))) lim = host = json_integer(host_memory());
@@ -262,8 +261,8 @@ static void stats_print_table(json_t *arr) {
 }
 
 int cmd_stats(int argc, char **argv) {
-  static struct option opts[] = {{"no-stream", no_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-                                 {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
+  static struct option opts[] = {
+      {"no-stream", no_argument, 0, 'n'}, {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   bool once = false, json = false;
   optind = 1;
   opterr = 0;
@@ -301,8 +300,11 @@ int cmd_stats(int argc, char **argv) {
     if (first) { /* the same containers again, at the end of the window */
       cur = xmalloc0(sizeof *cur * (np ? np : 1));
       for (size_t i = 0; i < np; i++)
-        cur[i] = (struct srow){.name = xstrdup(prev[i].name), .id = xstrdup(prev[i].id), .status = xstrdup(prev[i].status),
-                               .running = prev[i].running, .st = json_incref(prev[i].st)};
+        cur[i] = (struct srow){.name = xstrdup(prev[i].name),
+                               .id = xstrdup(prev[i].id),
+                               .status = xstrdup(prev[i].status),
+                               .running = prev[i].running,
+                               .st = json_incref(prev[i].st)};
       nc = np;
     } else if (srows_load(names, nnames, false, &cur, &nc, &err) < 0) {
       srows_free(prev, np);
@@ -334,12 +336,11 @@ int cmd_stats(int argc, char **argv) {
 
 /* ---------- top ---------- */
 
-static const char *TOP_HELP =
-    "Usage: berth top [--json] NAME\n\n"
-    "The processes running in a container: PID (the host's), CPID (inside the\n"
-    "container), USER (from the container's /etc/passwd, else the uid), TIME (CPU\n"
-    "time), CMD (the command line).\n\n"
-    "      --json  {container, processes: [{pid, container_pid, uid, user, time, cmd}]}\n";
+static const char *TOP_HELP = "Usage: berth top [--json] NAME\n\n"
+                              "The processes running in a container: PID (the host's), CPID (inside the\n"
+                              "container), USER (from the container's /etc/passwd, else the uid), TIME (CPU\n"
+                              "time), CMD (the command line).\n\n"
+                              "      --json  {container, processes: [{pid, container_pid, uid, user, time, cmd}]}\n";
 
 int cmd_top(int argc, char **argv) {
   bool json = false;
@@ -361,8 +362,8 @@ int cmd_top(int argc, char **argv) {
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(out, "processes"), i, p)
-      printf("%-8lld %-6lld %-10s %-10s %s\n", (long long)json_integer_value(json_object_get(p, "pid")),
-             (long long)json_integer_value(json_object_get(p, "container_pid")), jstr(p, "user"), jstr(p, "time"), jstr(p, "cmd"));
+        printf("%-8lld %-6lld %-10s %-10s %s\n", (long long)json_integer_value(json_object_get(p, "pid")),
+               (long long)json_integer_value(json_object_get(p, "container_pid")), jstr(p, "user"), jstr(p, "time"), jstr(p, "cmd"));
   }
   json_decref(out);
   return 0;

@@ -16,18 +16,17 @@
 #include "runtime/container.h"
 #include "runtime/logs.h"
 
-static const char *LOGS_HELP =
-    "Usage: berth logs [OPTIONS] NAME\n\n"
-    "Print a service container's output: its main process's stdout (to stdout) and\n"
-    "stderr (to stderr), kept in its log (capped: config log_max_size x log_max_files,\n"
-    "default 10m x 3).\n\n"
-    "  -f, --follow         keep printing what comes, until the container stops\n"
-    "  -n, --tail N         only the last N lines\n"
-    "      --since T        from T: 2026-12-03T12:00:00Z, unix seconds, or a duration (10m, 1h30m)\n"
-    "      --until T        up to T\n"
-    "  -t, --timestamps     prefix each line with its time\n"
-    "      --network        instead: what the container's egress policy refused (names and\n"
-    "                       connections, with their times; -n applies; --json as JSON)\n";
+static const char *LOGS_HELP = "Usage: berth logs [OPTIONS] NAME\n\n"
+                               "Print a service container's output: its main process's stdout (to stdout) and\n"
+                               "stderr (to stderr), kept in its log (capped: config log_max_size x log_max_files,\n"
+                               "default 10m x 3).\n\n"
+                               "  -f, --follow         keep printing what comes, until the container stops\n"
+                               "  -n, --tail N         only the last N lines\n"
+                               "      --since T        from T: 2026-12-03T12:00:00Z, unix seconds, or a duration (10m, 1h30m)\n"
+                               "      --until T        up to T\n"
+                               "  -t, --timestamps     prefix each line with its time\n"
+                               "      --network        instead: what the container's egress policy refused (names and\n"
+                               "                       connections, with their times; -n applies; --json as JSON)\n";
 
 static bool still_running(void *arg) {
   json_t *st = container_state(arg);
@@ -39,11 +38,10 @@ static bool still_running(void *arg) {
 }
 
 int cmd_logs(int argc, char **argv) {
-  static struct option opts[] = {{"follow", no_argument, 0, 'f'},      {"tail", required_argument, 0, 'n'},
-                                 {"since", required_argument, 0, 'S'}, {"until", required_argument, 0, 'U'},
-                                 {"timestamps", no_argument, 0, 't'},  {"help", no_argument, 0, 'h'},
-                                 {"network", no_argument, 0, 'N'},     {"json", no_argument, 0, 'J'},
-                                 {0, 0, 0, 0}};
+  static struct option opts[] = {
+      {"follow", no_argument, 0, 'f'},      {"tail", required_argument, 0, 'n'}, {"since", required_argument, 0, 'S'},
+      {"until", required_argument, 0, 'U'}, {"timestamps", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+      {"network", no_argument, 0, 'N'},     {"json", no_argument, 0, 'J'},       {0, 0, 0, 0}};
   struct log_query q = {.tail = -1};
   bool network = false, json = false;
   optind = 1;
@@ -93,8 +91,7 @@ int cmd_logs(int argc, char **argv) {
   }
   bool service = !strcmp(json_string_value(json_object_get(st, "mode")) ?: "", "service");
   json_decref(st);
-  if (!service)
-    fprintf(stderr, "berth logs: %s is a dev container: no main process output is kept (exec prints each command's)\n", name);
+  if (!service) fprintf(stderr, "berth logs: %s is a dev container: no main process output is kept (exec prints each command's)\n", name);
   cleanup_free char *cdir = container_dir(name);
   signal(SIGPIPE, SIG_DFL); /* `berth logs -f | head` ends quietly */
   if (log_read(cdir, &q, STDOUT_FILENO, STDERR_FILENO, still_running, (void *)name, &err) < 0) return cli_fail(false, err);
@@ -103,35 +100,37 @@ int cmd_logs(int argc, char **argv) {
 
 /* NAME... with -t/--time SECONDS (stop, restart) or -s/--signal SIG (kill) */
 enum verb { V_STOP, V_START, V_RESTART, V_KILL };
-static const char *VERB_HELP[] = {
-    "Usage: berth stop [-t SECONDS] NAME...\n\n"
-    "Stop containers: the image's StopSignal (else SIGTERM) to the main process, SIGKILL\n"
-    "after the grace period (default 10 s). The container stays, with its writable layer,\n"
-    "config, mounts and network, for `berth start`; its restart policy does not bring it back.\n\n"
-    "  -t, --time S         seconds before SIGKILL (default 10)\n"
-    "      --json           JSON output\n",
-    "Usage: berth start NAME...\n"
-    "       berth start --all-persistent\n\n"
-    "Start stopped containers again: same name, writable layer, mounts, ports, network and\n"
-    "limits. Provisioning does not run again. Variables that came from the host (passed\n"
-    "through, forwarded credentials) are not kept across a stop: the reply names them.\n\n"
-    "      --all-persistent start every persistent container (and those with restart policy\n"
-    "                       always or unless-stopped) that is not running: the boot command\n"
-    "                       `berth autostart enable` installs\n"
-    "      --json           JSON output\n",
-    "Usage: berth restart [-t SECONDS] NAME...\n\nStop, then start containers (see `berth stop --help`).\n\n"
-    "  -t, --time S         seconds before SIGKILL (default 10)\n"
-    "      --json           JSON output\n",
-    "Usage: berth kill [-s SIGNAL] NAME...\n\n"
-    "Send a signal (default SIGKILL) to a container's main process (a dev container: its init,\n"
-    "which takes TERM, INT and HUP as a stop).\n\n"
-    "  -s, --signal SIG     KILL, TERM, INT, HUP, USR1, 15, SIGRTMIN+3, ...\n"
-    "      --json           JSON output\n"};
+static const char *VERB_HELP[] = {"Usage: berth stop [-t SECONDS] NAME...\n\n"
+                                  "Stop containers: the image's StopSignal (else SIGTERM) to the main process, SIGKILL\n"
+                                  "after the grace period (default 10 s). The container stays, with its writable layer,\n"
+                                  "config, mounts and network, for `berth start`; its restart policy does not bring it back.\n\n"
+                                  "  -t, --time S         seconds before SIGKILL (default 10)\n"
+                                  "      --json           JSON output\n",
+                                  "Usage: berth start NAME...\n"
+                                  "       berth start --all-persistent\n\n"
+                                  "Start stopped containers again: same name, writable layer, mounts, ports, network and\n"
+                                  "limits. Provisioning does not run again. Variables that came from the host (passed\n"
+                                  "through, forwarded credentials) are not kept across a stop: the reply names them.\n\n"
+                                  "      --all-persistent start every persistent container (and those with restart policy\n"
+                                  "                       always or unless-stopped) that is not running: the boot command\n"
+                                  "                       `berth autostart enable` installs\n"
+                                  "      --json           JSON output\n",
+                                  "Usage: berth restart [-t SECONDS] NAME...\n\nStop, then start containers (see `berth stop --help`).\n\n"
+                                  "  -t, --time S         seconds before SIGKILL (default 10)\n"
+                                  "      --json           JSON output\n",
+                                  "Usage: berth kill [-s SIGNAL] NAME...\n\n"
+                                  "Send a signal (default SIGKILL) to a container's main process (a dev container: its init,\n"
+                                  "which takes TERM, INT and HUP as a stop).\n\n"
+                                  "  -s, --signal SIG     KILL, TERM, INT, HUP, USR1, 15, SIGRTMIN+3, ...\n"
+                                  "      --json           JSON output\n"};
 
 static int verb_cmd(enum verb v, const char *cmd, int argc, char **argv) {
-  static struct option opts[] = {{"time", required_argument, 0, 't'},  {"timeout", required_argument, 0, 't'},
-                                 {"signal", required_argument, 0, 's'}, {"json", no_argument, 0, 'j'},
-                                 {"all-persistent", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+  static struct option opts[] = {{"time", required_argument, 0, 't'},
+                                 {"timeout", required_argument, 0, 't'},
+                                 {"signal", required_argument, 0, 's'},
+                                 {"json", no_argument, 0, 'j'},
+                                 {"all-persistent", no_argument, 0, 'a'},
+                                 {"help", no_argument, 0, 'h'},
                                  {0, 0, 0, 0}};
   int timeout = -1, sig = SIGKILL;
   bool json = false, all = false;
@@ -155,10 +154,8 @@ static int verb_cmd(enum verb v, const char *cmd, int argc, char **argv) {
         fprintf(stderr, "berth kill: unknown signal `%s` (KILL, TERM, INT, HUP, USR1, 15, ...)\n", optarg);
         return EXIT_BERTH;
       }
-    } else if (op == 'a' && v == V_START)
-      all = true;
-    else
-      return cli_unknown_option(cmd, argv[optind - 1]);
+    } else if (op == 'a' && v == V_START) all = true;
+    else return cli_unknown_option(cmd, argv[optind - 1]);
   }
   if (all) {
     if (optind < argc) {
@@ -174,8 +171,8 @@ static int verb_cmd(enum verb v, const char *cmd, int argc, char **argv) {
       json_t *x;
       json_array_foreach(json_object_get(out, "started"), i, x) printf("%s\n", json_string_value(x));
       json_array_foreach(json_object_get(out, "failed"), i, x)
-        fprintf(stderr, "berth: start %s: %s\n", json_string_value(json_object_get(x, "container")),
-                json_string_value(json_object_get(x, "error")));
+          fprintf(stderr, "berth: start %s: %s\n", json_string_value(json_object_get(x, "container")),
+                  json_string_value(json_object_get(x, "error")));
     }
     int rc = json_is_true(json_object_get(out, "success")) ? 0 : 1;
     json_decref(out);
@@ -190,10 +187,10 @@ static int verb_cmd(enum verb v, const char *cmd, int argc, char **argv) {
   for (int i = optind; i < argc; i++) {
     json_t *out = NULL;
     berth_error_t err = NULL;
-    int r = v == V_STOP ? container_stop(argv[i], timeout, &out, &err)
-          : v == V_START ? container_start(argv[i], &out, &err)
-          : v == V_RESTART ? container_restart(argv[i], timeout, &out, &err)
-                           : container_kill(argv[i], sig, &out, &err);
+    int r = v == V_STOP      ? container_stop(argv[i], timeout, &out, &err)
+            : v == V_START   ? container_start(argv[i], &out, &err)
+            : v == V_RESTART ? container_restart(argv[i], timeout, &out, &err)
+                             : container_kill(argv[i], sig, &out, &err);
     if (r < 0) {
       if (json) json_array_append_new(all_out, json_pack("{s:s, s:s}", "container", argv[i], "error", err->msg));
       else fprintf(stderr, "berth: error: %s\n", err->msg);
@@ -226,14 +223,13 @@ int cmd_restart(int argc, char **argv) { return verb_cmd(V_RESTART, "restart", a
 int cmd_kill(int argc, char **argv) { return verb_cmd(V_KILL, "kill", argc, argv); }
 
 /* ---------- autostart: the boot hook ---------- */
-static const char *AUTOSTART_HELP =
-    "Usage: berth autostart enable|disable|status [--print]\n\n"
-    "The boot hook that runs `berth start --all-persistent`: persistent containers (and\n"
-    "those whose restart policy is always or unless-stopped) come back after a reboot.\n"
-    "As root a systemd system unit, rootless a systemd user unit (then `loginctl\n"
-    "enable-linger USER` lets it run without a login). Without systemd it says so and\n"
-    "prints the command to run at boot.\n\n"
-    "      --print          print the unit text and change nothing\n";
+static const char *AUTOSTART_HELP = "Usage: berth autostart enable|disable|status [--print]\n\n"
+                                    "The boot hook that runs `berth start --all-persistent`: persistent containers (and\n"
+                                    "those whose restart policy is always or unless-stopped) come back after a reboot.\n"
+                                    "As root a systemd system unit, rootless a systemd user unit (then `loginctl\n"
+                                    "enable-linger USER` lets it run without a login). Without systemd it says so and\n"
+                                    "prints the command to run at boot.\n\n"
+                                    "      --print          print the unit text and change nothing\n";
 
 static char *unit_text(const char *exe, struct berth_config *cfg, bool root) {
   struct buf env = {0};
@@ -315,7 +311,8 @@ int cmd_autostart(int argc, char **argv) {
   printf("wrote %s:\n\n%s\n", path, text);
   if (!systemd) {
     printf("systemd is not running on this host: nothing was enabled. Run this at boot instead\n"
-           "(from /etc/rc.local, a cron `@reboot` line, or your init system):\n\n    %s\n", boot_cmd);
+           "(from /etc/rc.local, a cron `@reboot` line, or your init system):\n\n    %s\n",
+           boot_cmd);
     return 0;
   }
   cleanup_free char *c = xasprintf("%s daemon-reload && %s enable berth-autostart.service", sc, sc);

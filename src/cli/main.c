@@ -12,43 +12,42 @@
 #include "cli/cli.h"
 #include "runtime/container.h"
 
-static const char *MAIN_HELP =
-    "Usage: berth [--debug] COMMAND [OPTIONS]\n\n"
-    "Daemonless, rootless-first development containers.\n\n"
-    "Images:\n"
-    "  pull       pull an image from a registry\n"
-    "  load       import an OCI layout or docker save archive\n"
-    "  images     list images\n"
-    "  rmi        remove images\n"
-    "  commit     make an image from a container\n"
-    "  snapshot   the snapshots agents make: ls, rm\n\n"
-    "Containers:\n"
-    "  create     create and start a container\n"
-    "  run        create, run a command, optionally remove (--rm)\n"
-    "  exec       run a command in a running container (-it for a terminal)\n"
-    "  ls, ps     list containers\n"
-    "  status     show one container (--health checks it)\n"
-    "  rm         stop and remove containers\n"
-    "  logs       a service container's output (-f follows)\n"
-    "  stop       stop containers, keeping them; start, restart: bring them back\n"
-    "  kill       send a signal to a container's main process\n"
-    "  inspect    a container's or an image's whole record, as JSON\n"
-    "  stats      resource use of running containers: CPU, memory, network, block I/O\n"
-    "  top        the processes running in a container\n\n"
-    "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
-    "  hint       the command that opens a shell in a container\n"
-    "  network    named networks: create, rm, ls\n"
-    "  egress     egress test NAME HOST[:PORT]: would the container's policy allow it?\n"
-    "  system     disk use (df) and removing what nothing needs (prune)\n\n"
-    "Agents and hosts:\n"
-    "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
-    "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
-    "  preflight  check this host; prints the exact fix for each problem\n"
-    "  autostart  the boot hook that starts persistent containers (enable, disable, status)\n\n"
-    "Other:\n"
-    "  version    print the version\n"
-    "  completion bash completion: source <(berth completion bash)\n\n"
-    "Every command takes --help (or `berth help COMMAND`) and --json.\n";
+static const char *MAIN_HELP = "Usage: berth [--debug] COMMAND [OPTIONS]\n\n"
+                               "Daemonless, rootless-first development containers.\n\n"
+                               "Images:\n"
+                               "  pull       pull an image from a registry\n"
+                               "  load       import an OCI layout or docker save archive\n"
+                               "  images     list images\n"
+                               "  rmi        remove images\n"
+                               "  commit     make an image from a container\n"
+                               "  snapshot   the snapshots agents make: ls, rm\n\n"
+                               "Containers:\n"
+                               "  create     create and start a container\n"
+                               "  run        create, run a command, optionally remove (--rm)\n"
+                               "  exec       run a command in a running container (-it for a terminal)\n"
+                               "  ls, ps     list containers\n"
+                               "  status     show one container (--health checks it)\n"
+                               "  rm         stop and remove containers\n"
+                               "  logs       a service container's output (-f follows)\n"
+                               "  stop       stop containers, keeping them; start, restart: bring them back\n"
+                               "  kill       send a signal to a container's main process\n"
+                               "  inspect    a container's or an image's whole record, as JSON\n"
+                               "  stats      resource use of running containers: CPU, memory, network, block I/O\n"
+                               "  top        the processes running in a container\n\n"
+                               "  cp         copy files: berth cp HOSTPATH NAME:PATH, berth cp NAME:PATH HOSTPATH\n"
+                               "  hint       the command that opens a shell in a container\n"
+                               "  network    named networks: create, rm, ls\n"
+                               "  egress     egress test NAME HOST[:PORT]: would the container's policy allow it?\n"
+                               "  system     disk use (df) and removing what nothing needs (prune)\n\n"
+                               "Agents and hosts:\n"
+                               "  tool       one JSON request of the containers tool contract -> one JSON reply\n"
+                               "  mcp        Model Context Protocol server on stdio (tool `containers`)\n"
+                               "  preflight  check this host; prints the exact fix for each problem\n"
+                               "  autostart  the boot hook that starts persistent containers (enable, disable, status)\n\n"
+                               "Other:\n"
+                               "  version    print the version\n"
+                               "  completion bash completion: source <(berth completion bash)\n\n"
+                               "Every command takes --help (or `berth help COMMAND`) and --json.\n";
 
 extern const char _binary_scripts_completion_berth_bash_start[];
 extern const char _binary_scripts_completion_berth_bash_end[];
@@ -61,7 +60,9 @@ static int cmd_completion(int argc, char **argv) {
   }
   if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
     return fputs("Usage: berth completion bash\n\nPrint bash completion for berth (commands, flags, and the names of containers,\n"
-                 "images and networks): `source <(berth completion bash)`.\n", stdout), 0;
+                 "images and networks): `source <(berth completion bash)`.\n",
+                 stdout),
+           0;
   fprintf(stderr, "berth completion: expected `bash`; see `berth completion --help`\n");
   return EXIT_BERTH;
 }

@@ -39,8 +39,8 @@ struct progress_ctx {
 static void on_progress(void *ud, double p, double total, const char *message) {
   struct progress_ctx *pc = ud;
   if (!pc->token) return;
-  send_msg(json_pack("{s:s, s:s, s:{s:O, s:f, s:f, s:s}}", "jsonrpc", "2.0", "method", "notifications/progress", "params",
-                     "progressToken", pc->token, "progress", p, "total", total, "message", message ? message : ""));
+  send_msg(json_pack("{s:s, s:s, s:{s:O, s:f, s:f, s:s}}", "jsonrpc", "2.0", "method", "notifications/progress", "params", "progressToken",
+                     pc->token, "progress", p, "total", total, "message", message ? message : ""));
 }
 
 static const char *TOOL_DESC =
@@ -66,9 +66,8 @@ static void handle(json_t *msg) {
     const char *ver = VERSIONS[0];
     for (int i = 0; want && VERSIONS[i]; i++)
       if (!strcmp(want, VERSIONS[i])) ver = VERSIONS[i];
-    send_msg(json_pack("{s:s, s:O, s:{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}}", "jsonrpc", "2.0", "id", id, "result",
-                       "protocolVersion", ver, "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "berth",
-                       "version", berth_version(), "instructions",
+    send_msg(json_pack("{s:s, s:O, s:{s:s, s:{s:{s:b}}, s:{s:s, s:s}, s:s}}", "jsonrpc", "2.0", "id", id, "result", "protocolVersion", ver,
+                       "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "berth", "version", berth_version(), "instructions",
                        "Use the `containers` tool. Run operation=preflight first; create returns a container name to use "
                        "with exec; give people the exec_interactive_hint command."));
     return;
@@ -79,9 +78,8 @@ static void handle(json_t *msg) {
     return;
   }
   if (!strcmp(method, "tools/list")) {
-    send_msg(json_pack("{s:s, s:O, s:{s:[{s:s, s:s, s:s, s:o}]}}", "jsonrpc", "2.0", "id", id, "result", "tools", "name",
-                       "containers", "title", "Development containers", "description", TOOL_DESC, "inputSchema",
-                       api_input_schema()));
+    send_msg(json_pack("{s:s, s:O, s:{s:[{s:s, s:s, s:s, s:o}]}}", "jsonrpc", "2.0", "id", id, "result", "tools", "name", "containers",
+                       "title", "Development containers", "description", TOOL_DESC, "inputSchema", api_input_schema()));
     return;
   }
   if (!strcmp(method, "tools/call")) {
@@ -101,13 +99,15 @@ static void handle(json_t *msg) {
     /* a create whose provisioning failed says so first, for a reader
      * of the text alone */
     const char *fs = json_string_value(json_object_get(reply, "failed_step"));
-    char *text = fs && dump ? xasprintf("PARTIAL: provisioning step %s failed; the container is up without it (see provisioning_report)\n%s",
-                                        fs, dump)
-                            : dump ? strdup(dump) : NULL;
+    char *text =
+        fs && dump
+            ? xasprintf("PARTIAL: provisioning step %s failed; the container is up without it (see provisioning_report)\n%s", fs, dump)
+        : dump ? strdup(dump)
+               : NULL;
     free(dump);
     bool is_error = json_object_get(reply, "error") != NULL;
-    send_msg(json_pack("{s:s, s:O, s:{s:[{s:s, s:s}], s:o, s:b}}", "jsonrpc", "2.0", "id", id, "result", "content", "type",
-                       "text", "text", text ? text : "{}", "structuredContent", reply, "isError", is_error));
+    send_msg(json_pack("{s:s, s:O, s:{s:[{s:s, s:s}], s:o, s:b}}", "jsonrpc", "2.0", "id", id, "result", "content", "type", "text", "text",
+                       text ? text : "{}", "structuredContent", reply, "isError", is_error));
     free(text);
     return;
   }
@@ -134,7 +134,9 @@ int cmd_mcp(int argc, char **argv) {
       return fputs("Usage: berth mcp [--keep-containers]\n\nServe the `containers` tool over the Model Context Protocol on "
                    "stdin/stdout.\n\nContainers the session creates are removed when it ends (stdin closed, the client\n"
                    "gone, SIGTERM/SIGHUP/SIGINT), unless persistent=true.\n\n"
-                   "      --keep-containers  keep them after the session\n", stdout), 0;
+                   "      --keep-containers  keep them after the session\n",
+                   stdout),
+             0;
     if (!strcmp(argv[i], "--keep-containers")) {
       keep = true;
       continue;
@@ -170,10 +172,8 @@ int cmd_mcp(int argc, char **argv) {
       size_t i;
       json_t *m;
       json_array_foreach(msg, i, m) if (json_is_object(m)) handle(m);
-    } else if (json_is_object(msg))
-      handle(msg);
-    else
-      send_error(NULL, -32600, "invalid request");
+    } else if (json_is_object(msg)) handle(msg);
+    else send_error(NULL, -32600, "invalid request");
     json_decref(msg);
   }
   free(line);

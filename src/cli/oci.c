@@ -37,8 +37,7 @@ static void log_line(int level, const char *msg) {
     if (s) fprintf(log_file, "%s\n", s);
     free(s);
     json_decref(o);
-  } else
-    fprintf(log_file, "time=\"%s\" level=%s msg=\"%s\"\n", t, names[level], msg);
+  } else fprintf(log_file, "time=\"%s\" level=%s msg=\"%s\"\n", t, names[level], msg);
   fflush(log_file);
 }
 
@@ -84,9 +83,9 @@ static const char HELP[] =
 struct opt {
   const char *name, *alt; /* long name, one-letter alias (or NULL) */
   bool arg;
-  const char **val;       /* the value (arg) */
-  bool *flag;             /* or set (no arg) */
-  json_t *multi;          /* or appended (repeatable arg) */
+  const char **val; /* the value (arg) */
+  bool *flag; /* or set (no arg) */
+  json_t *multi; /* or appended (repeatable arg) */
 };
 
 /* options anywhere; the rest (positional) in pos; "--" ends options.
@@ -120,8 +119,7 @@ static int parse(int argc, char **argv, struct opt *opts, char **pos, int *npos,
       else *o->val = v;
     } else if (eq) {
       *o->flag = !strcmp(eq + 1, "true") || !strcmp(eq + 1, "1");
-    } else
-      *o->flag = true;
+    } else *o->flag = true;
   }
   return 0;
 }
@@ -152,22 +150,24 @@ static int print_json(json_t *j) {
 static int ocmd_create_run(struct oci_global *g, int argc, char **argv, bool run) {
   const char *bundle = NULL, *pidf = NULL, *cs = NULL, *pres = NULL;
   bool nopivot = false, nokey = false, detach = false, keep = false, nosub = false;
-  struct opt opts[] = {{"bundle", "b", true, &bundle, NULL, NULL},
-                       {"pid-file", NULL, true, &pidf, NULL, NULL},
-                       {"console-socket", NULL, true, &cs, NULL, NULL},
-                       {"no-pivot", NULL, false, NULL, &nopivot, NULL},
-                       {"no-new-keyring", NULL, false, NULL, &nokey, NULL},
-                       {"preserve-fds", NULL, true, &pres, NULL, NULL},
-                       {"detach", "d", false, NULL, &detach, NULL},
-                       {"keep", NULL, false, NULL, &keep, NULL},
-                       {"no-subreaper", NULL, false, NULL, &nosub, NULL},
-                       {NULL, NULL, false, NULL, NULL, NULL}};
+  struct opt opts[] = {{"bundle", "b", true, &bundle, NULL, NULL},          {"pid-file", NULL, true, &pidf, NULL, NULL},
+                       {"console-socket", NULL, true, &cs, NULL, NULL},     {"no-pivot", NULL, false, NULL, &nopivot, NULL},
+                       {"no-new-keyring", NULL, false, NULL, &nokey, NULL}, {"preserve-fds", NULL, true, &pres, NULL, NULL},
+                       {"detach", "d", false, NULL, &detach, NULL},         {"keep", NULL, false, NULL, &keep, NULL},
+                       {"no-subreaper", NULL, false, NULL, &nosub, NULL},   {NULL, NULL, false, NULL, NULL, NULL}};
   char *pos[2];
   int npos;
   if (parse(argc, argv, opts, pos, &npos, 1, false) < 0 || need_id(npos, pos, argv[0]) < 0) return 1;
   if (!run && (detach || keep)) return usage("create: %s is an option of run", detach ? "--detach" : "--keep");
-  struct oci_create_opts o = {.id = pos[0], .bundle = bundle, .pid_file = pidf, .console_socket = cs, .no_pivot = nopivot,
-                              .no_new_keyring = nokey, .preserve_fds = pres ? atoi(pres) : 0, .detach = detach, .keep = keep};
+  struct oci_create_opts o = {.id = pos[0],
+                              .bundle = bundle,
+                              .pid_file = pidf,
+                              .console_socket = cs,
+                              .no_pivot = nopivot,
+                              .no_new_keyring = nokey,
+                              .preserve_fds = pres ? atoi(pres) : 0,
+                              .detach = detach,
+                              .keep = keep};
   if (o.preserve_fds < 0) return usage("--preserve-fds `%s`: a number of fds after 0-2", pres);
   berth_error_t err = NULL;
   int r = oci_create(g, &o, run, &err);
@@ -323,8 +323,8 @@ static int ocmd_exec(struct oci_global *g, int argc, char **argv) {
     rc = fail(err);
   }
   if (json_is_object(process)) {
-    struct oci_exec_opts o = {.id = pos[0], .process = process, .pid_file = pidf, .console_socket = cs, .detach = detach,
-                              .preserve_fds = pres ? atoi(pres) : 0};
+    struct oci_exec_opts o = {
+        .id = pos[0], .process = process, .pid_file = pidf, .console_socket = cs, .detach = detach, .preserve_fds = pres ? atoi(pres) : 0};
     int r = oci_exec(g, &o, &err);
     rc = r < 0 ? fail(err) : r;
   }
@@ -339,8 +339,8 @@ static int ocmd_exec(struct oci_global *g, int argc, char **argv) {
 static int ocmd_list(struct oci_global *g, int argc, char **argv) {
   const char *format = "table";
   bool quiet = false;
-  struct opt opts[] = {{"format", "f", true, &format, NULL, NULL}, {"quiet", "q", false, NULL, &quiet, NULL},
-                       {NULL, NULL, false, NULL, NULL, NULL}};
+  struct opt opts[] = {
+      {"format", "f", true, &format, NULL, NULL}, {"quiet", "q", false, NULL, &quiet, NULL}, {NULL, NULL, false, NULL, NULL, NULL}};
   char *pos[1];
   int npos;
   if (parse(argc, argv, opts, pos, &npos, 0, false) < 0) return 1;
@@ -360,8 +360,9 @@ static int ocmd_list(struct oci_global *g, int argc, char **argv) {
     return usage("list: --format `%s`: table or json", format);
   }
   printf("%-24s %-8s %-10s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
-  json_array_foreach(l, i, c) printf("%-24s %-8lld %-10s %-40s %-32s %s\n", jstr(c, "id"), (long long)json_integer_value(json_object_get(c, "pid")),
-                                     jstr(c, "status"), jstr(c, "bundle"), jstr(c, "created"), jstr(c, "owner"));
+  json_array_foreach(l, i, c)
+      printf("%-24s %-8lld %-10s %-40s %-32s %s\n", jstr(c, "id"), (long long)json_integer_value(json_object_get(c, "pid")),
+             jstr(c, "status"), jstr(c, "bundle"), jstr(c, "created"), jstr(c, "owner"));
   json_decref(l);
   return 0;
 }
@@ -400,8 +401,7 @@ static int ocmd_ps(struct oci_global *g, int argc, char **argv) {
       }
       buf_append(&cmd, "'", 1);
     }
-  else
-    buf_append(&cmd, " -ef", 4);
+  else buf_append(&cmd, " -ef", 4);
   buf_append(&cmd, "", 1);
   FILE *p = popen(cmd.data, "re");
   char line[4096];
@@ -469,8 +469,7 @@ static int ocmd_update(struct oci_global *g, int argc, char **argv) {
       json_decref(res);
       return usage("update: --resources: not a linux.resources JSON object (%s)", je.text);
     }
-  } else
-    res = json_object();
+  } else res = json_object();
   int64_t v;
   berth_error_t err = NULL;
   const char *sizes[][2] = {{"limit", mem}, {"swap", swap}, {"reservation", res_}, {"kernel", kmem}};
@@ -498,8 +497,8 @@ static int ocmd_update(struct oci_global *g, int argc, char **argv) {
 static int ocmd_spec(int argc, char **argv) {
   const char *bundle = ".";
   bool rootless = false;
-  struct opt opts[] = {{"bundle", "b", true, &bundle, NULL, NULL}, {"rootless", NULL, false, NULL, &rootless, NULL},
-                       {NULL, NULL, false, NULL, NULL, NULL}};
+  struct opt opts[] = {
+      {"bundle", "b", true, &bundle, NULL, NULL}, {"rootless", NULL, false, NULL, &rootless, NULL}, {NULL, NULL, false, NULL, NULL, NULL}};
   char *pos[1];
   int npos;
   if (parse(argc, argv, opts, pos, &npos, 0, false) < 0) return 1;
@@ -543,8 +542,7 @@ int oci_main(int argc, char **argv) {
     else if (IS("version") || IS("v")) {
       printf("berth-oci version %s\nspec: 1.0.2\n", berth_version());
       return 0;
-    } else
-      return usage("unknown global option `%s`", argv[i]);
+    } else return usage("unknown global option `%s`", argv[i]);
     if ((IS("root") || IS("log") || IS("log-format") || IS("rootless") || IS("criu")) && !(eq || argv[i]))
       return usage("option `%s` needs a value", a);
 #undef IS
@@ -569,7 +567,8 @@ int oci_main(int argc, char **argv) {
   if (!strcmp(cmd, "help") || want_help(sargc, sargv)) return fputs(HELP, stdout), 0;
   if (!strcmp(cmd, "create")) return ocmd_create_run(&g, sargc, sargv, false);
   if (!strcmp(cmd, "run")) return ocmd_create_run(&g, sargc, sargv, true);
-  if (!strcmp(cmd, "start") || !strcmp(cmd, "state") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume")) return ocmd_simple(&g, sargc, sargv);
+  if (!strcmp(cmd, "start") || !strcmp(cmd, "state") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume"))
+    return ocmd_simple(&g, sargc, sargv);
   if (!strcmp(cmd, "kill")) return ocmd_kill(&g, sargc, sargv);
   if (!strcmp(cmd, "delete")) return ocmd_delete(&g, sargc, sargv);
   if (!strcmp(cmd, "exec")) return ocmd_exec(&g, sargc, sargv);

@@ -27,10 +27,8 @@ int cli_fail(bool json, berth_error_t err) {
     puts(t);
     free(t);
     json_decref(j);
-  } else if (want_color())
-    fprintf(stderr, "\033[31mberth: error:\033[0m %s\n", msg);
-  else
-    fprintf(stderr, "berth: error: %s\n", msg);
+  } else if (want_color()) fprintf(stderr, "\033[31mberth: error:\033[0m %s\n", msg);
+  else fprintf(stderr, "berth: error: %s\n", msg);
   berth_error_free(err);
   return EXIT_BERTH;
 }

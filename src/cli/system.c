@@ -14,57 +14,52 @@
 #include "cli/cli.h"
 #include "runtime/container.h"
 
-static const char *SYSTEM_HELP =
-    "Usage: berth system df [-v] [--json]\n"
-    "       berth system prune [--all] [--volumes-if-any] [-f] [--dry-run] [--json]\n\n"
-    "Disk use of berth's data dir, and removing what nothing needs. See `berth system df --help`\n"
-    "and `berth system prune --help`.\n";
+static const char *SYSTEM_HELP = "Usage: berth system df [-v] [--json]\n"
+                                 "       berth system prune [--all] [--volumes-if-any] [-f] [--dry-run] [--json]\n\n"
+                                 "Disk use of berth's data dir, and removing what nothing needs. See `berth system df --help`\n"
+                                 "and `berth system prune --help`.\n";
 
-static const char *DF_HELP =
-    "Usage: berth system df [-v] [--json]\n\n"
-    "Disk use of berth's data dir (allocated blocks, each file once, as `du -x` counts):\n"
-    "images, snapshots (images too, counted in both rows), containers (their writable\n"
-    "layers: upper/, or disk.img with a disk limit), layers, and leftovers of interrupted\n"
-    "work. RECLAIMABLE is what `berth system prune -a` can free of each.\n\n"
-    "  -v, --verbose  list the images, containers, unused layers and leftovers\n"
-    "      --json     the figures as JSON (bytes)\n";
+static const char *DF_HELP = "Usage: berth system df [-v] [--json]\n\n"
+                             "Disk use of berth's data dir (allocated blocks, each file once, as `du -x` counts):\n"
+                             "images, snapshots (images too, counted in both rows), containers (their writable\n"
+                             "layers: upper/, or disk.img with a disk limit), layers, and leftovers of interrupted\n"
+                             "work. RECLAIMABLE is what `berth system prune -a` can free of each.\n\n"
+                             "  -v, --verbose  list the images, containers, unused layers and leftovers\n"
+                             "      --json     the figures as JSON (bytes)\n";
 
-static const char *PRUNE_HELP =
-    "Usage: berth system prune [OPTIONS]\n\n"
-    "Remove what nothing needs:\n"
-    "  - containers that exited and are neither persistent nor have a restart policy\n"
-    "    (never a running one, one being created, or one that may be started again);\n"
-    "  - dangling images: images no name points at (a tag pulled or loaded again onto a\n"
-    "    new image, `rmi --force` of an image a container used) that no container uses;\n"
-    "  - layers no image and no container names;\n"
-    "  - leftovers of interrupted pulls, loads, snapshots and removals whose process is\n"
-    "    gone, removed containers' files in the trash, blobs no image names.\n"
-    "On a terminal it lists what goes and asks first; elsewhere it needs -f.\n\n"
-    "  -a, --all             also every image no container uses (snapshots and commits too)\n"
-    "      --volumes-if-any  accepted for Docker's habits: berth has no volumes\n"
-    "  -f, --force           do not ask\n"
-    "      --dry-run         only list what would go and what that frees\n"
-    "      --json            the result as JSON\n";
+static const char *PRUNE_HELP = "Usage: berth system prune [OPTIONS]\n\n"
+                                "Remove what nothing needs:\n"
+                                "  - containers that exited and are neither persistent nor have a restart policy\n"
+                                "    (never a running one, one being created, or one that may be started again);\n"
+                                "  - dangling images: images no name points at (a tag pulled or loaded again onto a\n"
+                                "    new image, `rmi --force` of an image a container used) that no container uses;\n"
+                                "  - layers no image and no container names;\n"
+                                "  - leftovers of interrupted pulls, loads, snapshots and removals whose process is\n"
+                                "    gone, removed containers' files in the trash, blobs no image names.\n"
+                                "On a terminal it lists what goes and asks first; elsewhere it needs -f.\n\n"
+                                "  -a, --all             also every image no container uses (snapshots and commits too)\n"
+                                "      --volumes-if-any  accepted for Docker's habits: berth has no volumes\n"
+                                "  -f, --force           do not ask\n"
+                                "      --dry-run         only list what would go and what that frees\n"
+                                "      --json            the result as JSON\n";
 
-static const char *COMMIT_HELP =
-    "Usage: berth commit [--json] NAME [REF]\n\n"
-    "Make an image from container NAME: its writable layer on top of its image's layers,\n"
-    "the same as a snapshot, named REF (default localhost/NAME:latest; a name taken again\n"
-    "moves to the new image). Private ssh keys under any .ssh directory are left out.\n"
-    "Prints the image's digest.\n\n"
-    "      --json     the result as JSON\n";
+static const char *COMMIT_HELP = "Usage: berth commit [--json] NAME [REF]\n\n"
+                                 "Make an image from container NAME: its writable layer on top of its image's layers,\n"
+                                 "the same as a snapshot, named REF (default localhost/NAME:latest; a name taken again\n"
+                                 "moves to the new image). Private ssh keys under any .ssh directory are left out.\n"
+                                 "Prints the image's digest.\n\n"
+                                 "      --json     the result as JSON\n";
 
-static const char *SNAPSHOT_HELP =
-    "Usage: berth snapshot ls [--json]\n"
-    "       berth snapshot rm [-f] [--json] NAME...\n\n"
-    "The snapshots agents make (the tool's snapshot operation): images named\n"
-    "berth.local/snapshot/NAME:latest.\n\n"
-    "ls: NAME, DIGEST, CREATED, SIZE (the layer the snapshot added), USED BY (containers\n"
-    "    made from it, e.g. by restore).\n"
-    "rm: remove snapshots; one a container uses is refused, naming it.\n"
-    "  -f, --force   take the name of a snapshot in use away anyway: its image stays,\n"
-    "                unnamed, until no container uses it\n"
-    "      --json    the results as JSON\n";
+static const char *SNAPSHOT_HELP = "Usage: berth snapshot ls [--json]\n"
+                                   "       berth snapshot rm [-f] [--json] NAME...\n\n"
+                                   "The snapshots agents make (the tool's snapshot operation): images named\n"
+                                   "berth.local/snapshot/NAME:latest.\n\n"
+                                   "ls: NAME, DIGEST, CREATED, SIZE (the layer the snapshot added), USED BY (containers\n"
+                                   "    made from it, e.g. by restore).\n"
+                                   "rm: remove snapshots; one a container uses is refused, naming it.\n"
+                                   "  -f, --force   take the name of a snapshot in use away anyway: its image stays,\n"
+                                   "                unnamed, until no container uses it\n"
+                                   "      --json    the results as JSON\n";
 
 static const char *size_str(json_int_t n, char *buf, size_t len) { return human_size((uint64_t)(n > 0 ? n : 0), buf, len); }
 
@@ -95,19 +90,20 @@ static void df_verbose(json_t *o) {
     printf("\n");
   }
   printf("\nContainers:\n");
-  json_array_foreach(json_object_get(json_object_get(o, "containers"), "items"), i, v)
-      printf("  %-24s %-9s %10s%s%s\n", jstr(v, "name"), jstr(v, "status"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a),
-             jbool(v, "persistent", false) ? "  persistent" : "", jbool(v, "reclaimable", false) ? "  reclaimable" : "");
+  json_array_foreach(json_object_get(json_object_get(o, "containers"), "items"), i, v) printf(
+      "  %-24s %-9s %10s%s%s\n", jstr(v, "name"), jstr(v, "status"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a),
+      jbool(v, "persistent", false) ? "  persistent" : "", jbool(v, "reclaimable", false) ? "  reclaimable" : "");
   json_t *unused = json_object_get(json_object_get(o, "layers"), "unused");
   if (json_array_size(unused)) {
     printf("\nUnused layers:\n");
-    json_array_foreach(unused, i, v) printf("  %s %10s\n", jstr(v, "digest"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a));
+    json_array_foreach(unused, i, v)
+        printf("  %s %10s\n", jstr(v, "digest"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a));
   }
   json_t *left = json_object_get(json_object_get(o, "leftovers"), "items");
   if (json_array_size(left)) {
     printf("\nLeftovers:\n");
-    json_array_foreach(left, i, v) printf("  %s %s: %s\n", jstr(v, "path"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a),
-                                          jstr(v, "why"));
+    json_array_foreach(left, i, v)
+        printf("  %s %s: %s\n", jstr(v, "path"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a), jstr(v, "why"));
   }
 }
 
@@ -166,15 +162,20 @@ static void print_plan(FILE *f, json_t *p) {
   json_t *c = json_object_get(p, "containers"), *im = json_object_get(p, "images"), *ly = json_object_get(p, "layers"),
          *lo = json_object_get(p, "leftovers");
   if (json_array_size(c)) fprintf(f, "Containers that exited (%zu):\n", json_array_size(c));
-  json_array_foreach(c, i, v) fprintf(f, "  %s  %s\n", jstr(v, "name"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a));
+  json_array_foreach(c, i, v)
+      fprintf(f, "  %s  %s\n", jstr(v, "name"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a));
   if (json_array_size(im)) fprintf(f, "Images no container uses (%zu):\n", json_array_size(im));
-  json_array_foreach(im, i, v) fprintf(f, "  %s  %s%s\n", image_label(v, l, sizeof l), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a),
-                                       jbool(v, "snapshot", false) ? "  (a snapshot)" : jbool(v, "dangling", false) ? "  (dangling)" : "");
+  json_array_foreach(im, i, v)
+      fprintf(f, "  %s  %s%s\n", image_label(v, l, sizeof l), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a),
+              jbool(v, "snapshot", false)   ? "  (a snapshot)"
+              : jbool(v, "dangling", false) ? "  (dangling)"
+                                            : "");
   if (json_array_size(ly)) fprintf(f, "Layers nothing names (%zu):\n", json_array_size(ly));
-  json_array_foreach(ly, i, v) fprintf(f, "  %.19s  %s\n", jstr(v, "digest"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a));
+  json_array_foreach(ly, i, v)
+      fprintf(f, "  %.19s  %s\n", jstr(v, "digest"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a));
   if (json_array_size(lo)) fprintf(f, "Leftovers of interrupted work (%zu):\n", json_array_size(lo));
-  json_array_foreach(lo, i, v) fprintf(f, "  %s  %s: %s\n", jstr(v, "path"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a),
-                                       jstr(v, "why"));
+  json_array_foreach(lo, i, v)
+      fprintf(f, "  %s  %s: %s\n", jstr(v, "path"), size_str(json_integer_value(json_object_get(v, "size")), a, sizeof a), jstr(v, "why"));
   json_array_foreach(json_object_get(p, "notes"), i, v) fprintf(f, "note: %s\n", json_string_value(v));
 }
 
@@ -195,8 +196,9 @@ static int cmd_prune(int argc, char **argv) {
   bool ask = !force && !dry;
   if (ask && !isatty(STDIN_FILENO)) {
     berth_error_t err = NULL;
-    berth_error(&err, -EINVAL, "system prune removes things and there is no terminal to ask on: pass -f (--force) to remove "
-                               "without asking, or --dry-run to see what would go");
+    berth_error(&err, -EINVAL,
+                "system prune removes things and there is no terminal to ask on: pass -f (--force) to remove "
+                "without asking, or --dry-run to see what would go");
     return cli_fail(json, err);
   }
   /* what goes: listed (and confirmed) first, then exactly that is removed */
@@ -213,8 +215,7 @@ static int cmd_prune(int argc, char **argv) {
       char a[32];
       if (!plan_items(plan)) printf("Nothing to remove.\n");
       print_plan(stdout, plan);
-      if (plan_items(plan))
-        printf("Would free %s.\n", size_str(json_integer_value(json_object_get(plan, "reclaimable")), a, sizeof a));
+      if (plan_items(plan)) printf("Would free %s.\n", size_str(json_integer_value(json_object_get(plan, "reclaimable")), a, sizeof a));
       if (volumes) printf("%s.\n", NO_VOLUMES);
     }
     json_decref(plan);
@@ -359,11 +360,11 @@ static int snapshot_ls(bool json) {
     json_t *layers = json_object_get(img, "layers");
     json_t *own = json_object_get(json_array_get(layers, json_array_size(layers) - 1), "size");
     json_t *users = json_object_get(by, jstr(img, "digest"));
-    json_array_append_new(out, json_pack("{s:s%, s:s, s:s, s:O, s:O, s:O, s:O}", "name", name + strlen(SNAP_PREFIX),
-                                         strlen(name) - strlen(SNAP_PREFIX) - strlen(":latest"), "image", name, "digest",
-                                         jstr(img, "digest"), "created", json_object_get(img, "created") ?: json_null(), "size",
-                                         own ?: json_integer(0), "image_size", json_object_get(img, "size"), "containers",
-                                         users ?: json_array()));
+    json_array_append_new(out,
+                          json_pack("{s:s%, s:s, s:s, s:O, s:O, s:O, s:O}", "name", name + strlen(SNAP_PREFIX),
+                                    strlen(name) - strlen(SNAP_PREFIX) - strlen(":latest"), "image", name, "digest", jstr(img, "digest"),
+                                    "created", json_object_get(img, "created") ?: json_null(), "size", own ?: json_integer(0), "image_size",
+                                    json_object_get(img, "size"), "containers", users ?: json_array()));
   }
   if (json) cli_print_json(out);
   else {
@@ -410,7 +411,8 @@ static int snapshot_rm(int argc, char **argv, bool json, bool force) {
     berth_error_t err = NULL;
     int r;
     if (!berth_snapshot_name_valid(name))
-      r = berth_error(&err, -EINVAL, "`%.80s` is no snapshot name (1-63 lowercase letters, digits, `-`, `_`, `.`); see `berth snapshot ls`", name);
+      r = berth_error(&err, -EINVAL, "`%.80s` is no snapshot name (1-63 lowercase letters, digits, `-`, `_`, `.`); see `berth snapshot ls`",
+                      name);
     else {
       cleanup_free char *ref = berth_snapshot_ref(name);
       r = berth_rmi(ref, force, &res, &err);
@@ -439,16 +441,14 @@ static int snapshot_rm(int argc, char **argv, bool json, bool force) {
       if (json_array_size(kept))
         printf("Deleted snapshot %s (its image stays, unnamed, while container %s uses it)\n", name,
                json_string_value(json_array_get(kept, 0)));
-      else
-        printf("Deleted snapshot %s\n", name);
+      else printf("Deleted snapshot %s\n", name);
     }
     json_array_append_new(all, o);
   }
   if (!n) {
     fprintf(stderr, "berth snapshot rm: expected NAME...; see `berth snapshot --help`\n");
     rc = EXIT_BERTH;
-  } else if (json)
-    cli_print_json(all);
+  } else if (json) cli_print_json(all);
   json_decref(all);
   return rc;
 }

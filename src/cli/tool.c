@@ -36,7 +36,8 @@ int cmd_tool(int argc, char **argv) {
             "Read one request of the `containers` tool contract (from --request or stdin) and print one JSON reply.\n"
             "Exit 0 when the reply has no `error`. Operations: preflight, create, exec, exec_interactive_hint, list,\n"
             "status, destroy, destroy_all, copy_in, copy_out, snapshot, restore, delete_snapshot, create_network,\n"
-            "destroy_network. See docs/api.md.\n", stdout);
+            "destroy_network. See docs/api.md.\n",
+            stdout);
       return 0;
     } else {
       fprintf(stderr, "berth tool: unknown argument `%s`\n", argv[i]);
@@ -134,7 +135,8 @@ int cmd_cp(int argc, char **argv) {
                    "  -L, --follow-link  copy out what a link at NAME:PATH leads to, resolved inside the container\n"
                    "  -a, --archive      copy out keeping set-user-ID and set-group-ID bits (stripped by default)\n"
                    "      --json         print the result as JSON\n",
-                   stdout), 0;
+                   stdout),
+             0;
     else if (argv[i][0] == '-' && argv[i][1])
       return fprintf(stderr, "berth cp: unknown option `%s`; see `berth cp --help`\n", argv[i]), EXIT_BERTH;
     else if (!a) a = argv[i];
@@ -150,8 +152,8 @@ int cmd_cp(int argc, char **argv) {
   cleanup_free char *name = strndup(cspec, (size_t)(colon - cspec));
   char *abs = realpath(host, NULL);
   cleanup_free char *hostabs = abs ? abs : (host[0] == '/' ? strdup(host) : xasprintf("%s/%s", getcwd((char[4096]){0}, 4096), host));
-  json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "operation", into ? "copy_in" : "copy_out", "container", name, "host_path",
-                          hostabs, "container_path", colon + 1);
+  json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "operation", into ? "copy_in" : "copy_out", "container", name, "host_path", hostabs,
+                          "container_path", colon + 1);
   if (!into && follow) json_object_set_new(req, "follow_symlinks", json_true());
   if (!into && archive) json_object_set_new(req, "keep_setid", json_true());
   json_t *r = api_call_json(req);

@@ -17,8 +17,7 @@ int digest_check(const char *d, berth_error_t *err) {
   if (digest_valid(d)) return 0;
   if (d && strchr(d, ':') && strncmp(d, "sha256:", 7) != 0)
     return berth_error(err, -EINVAL, "unsupported digest algorithm in `%.80s`: berth verifies sha256 only", d);
-  return berth_error(err, -EINVAL, "invalid digest `%.80s`: expected sha256: followed by 64 lowercase hex digits",
-                     d ? d : "(null)");
+  return berth_error(err, -EINVAL, "invalid digest `%.80s`: expected sha256: followed by 64 lowercase hex digits", d ? d : "(null)");
 }
 
 const char *digest_hex(const char *d) { return d + 7; }

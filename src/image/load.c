@@ -105,9 +105,8 @@ static int hash_file(int dirfd, const char *rel, char out[72], uint64_t *size, b
   return 0;
 }
 
-static int import_manifest(struct store *s, int dirfd, struct file_src *fsrc, const char *mbody, size_t mlen,
-                           const char *mdigest, const char *index_digest, const char *name, bool quiet, json_t *results,
-                           berth_error_t *err) {
+static int import_manifest(struct store *s, int dirfd, struct file_src *fsrc, const char *mbody, size_t mlen, const char *mdigest,
+                           const char *index_digest, const char *name, bool quiet, json_t *results, berth_error_t *err) {
   int kind;
   json_t *mj = NULL;
   if (manifest_classify(mbody, mlen, NULL, &kind, &mj, err) < 0) return -1;
@@ -174,8 +173,7 @@ static char *choose_name(const char *explicit, json_t *desc, const char *path, b
   return full;
 }
 
-static int load_oci(struct store *s, int dirfd, const char *path, const char *name, bool quiet, json_t *results,
-                    berth_error_t *err) {
+static int load_oci(struct store *s, int dirfd, const char *path, const char *name, bool quiet, json_t *results, berth_error_t *err) {
   cleanup_free char *idx = NULL;
   size_t ilen;
   if (read_in(dirfd, "index.json", 4 << 20, &idx, &ilen, err) < 0) return -1;
@@ -198,19 +196,29 @@ static int load_oci(struct store *s, int dirfd, const char *path, const char *na
   json_array_foreach(ms, i, d) {
     const char *dg = json_string_value(json_object_get(d, "digest"));
     const char *mt = json_string_value(json_object_get(d, "mediaType"));
-    if (digest_check(dg, err) < 0) { r = berth_error_wrap(err, "`%s` index.json", path); break; }
+    if (digest_check(dg, err) < 0) {
+      r = berth_error_wrap(err, "`%s` index.json", path);
+      break;
+    }
     cleanup_free char *rel = xasprintf("blobs/sha256/%s", digest_hex(dg));
     cleanup_free char *body = NULL;
     size_t blen;
     if ((r = read_in(dirfd, rel, 4 << 20, &body, &blen, err)) < 0) break;
     char got[72];
     digest_of(body, blen, got);
-    if (strcmp(got, dg)) { r = berth_error(err, -EBADMSG, "manifest %s in `%s` has digest %s", dg, path, got); break; }
+    if (strcmp(got, dg)) {
+      r = berth_error(err, -EBADMSG, "manifest %s in `%s` has digest %s", dg, path, got);
+      break;
+    }
     int kind;
     json_t *mj = NULL;
     if ((r = manifest_classify(body, blen, mt, &kind, &mj, err)) < 0) break;
     cleanup_free char *nm = choose_name(name, d, path, err);
-    if (!nm) { json_decref(mj); r = -1; break; }
+    if (!nm) {
+      json_decref(mj);
+      r = -1;
+      break;
+    }
     if (kind == MANIFEST_INDEX) {
       cleanup_free char *child = NULL;
       uint64_t csize;
@@ -222,7 +230,10 @@ static int load_oci(struct store *s, int dirfd, const char *path, const char *na
       size_t clen;
       if ((r = read_in(dirfd, crel, 4 << 20, &cbody, &clen, err)) < 0) break;
       digest_of(cbody, clen, got);
-      if (strcmp(got, child)) { r = berth_error(err, -EBADMSG, "manifest %s in `%s` has digest %s", child, path, got); break; }
+      if (strcmp(got, child)) {
+        r = berth_error(err, -EBADMSG, "manifest %s in `%s` has digest %s", child, path, got);
+        break;
+      }
       r = import_manifest(s, dirfd, &fsrc, cbody, clen, child, dg, nm, quiet, results, err);
     } else {
       json_decref(mj);
@@ -235,8 +246,7 @@ static int load_oci(struct store *s, int dirfd, const char *path, const char *na
   return r;
 }
 
-static int load_docker(struct store *s, int dirfd, const char *path, const char *name, bool quiet, json_t *results,
-                       berth_error_t *err) {
+static int load_docker(struct store *s, int dirfd, const char *path, const char *name, bool quiet, json_t *results, berth_error_t *err) {
   cleanup_free char *mtxt = NULL;
   size_t mlen;
   if (read_in(dirfd, "manifest.json", 4 << 20, &mtxt, &mlen, err) < 0) return -1;
@@ -255,12 +265,18 @@ static int load_docker(struct store *s, int dirfd, const char *path, const char 
   json_array_foreach(arr, i, e) {
     const char *cfg = json_string_value(json_object_get(e, "Config"));
     json_t *layers = json_object_get(e, "Layers");
-    if (!cfg || !json_is_array(layers)) { r = berth_error(err, -EINVAL, "`%s`: manifest.json entry %zu lacks Config or Layers", path, i); break; }
+    if (!cfg || !json_is_array(layers)) {
+      r = berth_error(err, -EINVAL, "`%s`: manifest.json entry %zu lacks Config or Layers", path, i);
+      break;
+    }
     struct file_src fsrc = {.dirfd = dirfd, .paths = json_object()};
     char cdg[72];
     uint64_t csize;
     bool gz = false, zst = false;
-    if ((r = hash_file(dirfd, cfg, cdg, &csize, &gz, &zst, err)) < 0) { json_decref(fsrc.paths); break; }
+    if ((r = hash_file(dirfd, cfg, cdg, &csize, &gz, &zst, err)) < 0) {
+      json_decref(fsrc.paths);
+      break;
+    }
     json_object_set_new(fsrc.paths, cdg, json_string(cfg));
     json_t *ldescs = json_array();
     size_t k;
@@ -269,20 +285,26 @@ static int load_docker(struct store *s, int dirfd, const char *path, const char 
       const char *lp = json_string_value(l);
       char ldg[72];
       uint64_t lsize;
-      if (!lp) { r = berth_error(err, -EINVAL, "`%s`: bad layer entry", path); break; }
+      if (!lp) {
+        r = berth_error(err, -EINVAL, "`%s`: bad layer entry", path);
+        break;
+      }
       if ((r = hash_file(dirfd, lp, ldg, &lsize, &gz, &zst, err)) < 0) break;
       json_object_set_new(fsrc.paths, ldg, json_string(lp));
       json_array_append_new(ldescs, json_pack("{s:s, s:s, s:I}", "mediaType",
-                                              gz ? "application/vnd.oci.image.layer.v1.tar+gzip" :
-                                              zst ? "application/vnd.oci.image.layer.v1.tar+zstd" :
-                                                    "application/vnd.oci.image.layer.v1.tar",
+                                              gz    ? "application/vnd.oci.image.layer.v1.tar+gzip"
+                                              : zst ? "application/vnd.oci.image.layer.v1.tar+zstd"
+                                                    : "application/vnd.oci.image.layer.v1.tar",
                                               "digest", ldg, "size", (json_int_t)lsize));
     }
-    if (r < 0) { json_decref(ldescs); json_decref(fsrc.paths); break; }
+    if (r < 0) {
+      json_decref(ldescs);
+      json_decref(fsrc.paths);
+      break;
+    }
     /* synthesize the OCI manifest docker save does not carry */
-    json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_MANIFEST,
-                            "config", "mediaType", "application/vnd.oci.image.config.v1+json", "digest", cdg, "size",
-                            (json_int_t)csize, "layers", ldescs);
+    json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_MANIFEST, "config", "mediaType",
+                            "application/vnd.oci.image.config.v1+json", "digest", cdg, "size", (json_int_t)csize, "layers", ldescs);
     cleanup_free char *mbody = json_dumps(man, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(man);
     char mdg[72];
@@ -293,9 +315,12 @@ static int load_docker(struct store *s, int dirfd, const char *path, const char 
       json_t *fake = json_pack("{s:{s:s}}", "annotations", "io.containerd.image.name", name ? name : tag);
       nm = choose_name(NULL, fake, path, err);
       json_decref(fake);
-    } else
-      nm = choose_name(NULL, NULL, path, err);
-    if (!nm) { json_decref(fsrc.paths); r = -1; break; }
+    } else nm = choose_name(NULL, NULL, path, err);
+    if (!nm) {
+      json_decref(fsrc.paths);
+      r = -1;
+      break;
+    }
     r = import_manifest(s, dirfd, &fsrc, mbody, strlen(mbody), mdg, NULL, nm, quiet, results, err);
     json_decref(fsrc.paths);
     if (r < 0) break;
@@ -347,7 +372,10 @@ static int load_in_ns(void *arg, char **result, berth_error_t *err) {
   json_t *results = json_array();
   if (S_ISDIR(st.st_mode)) {
     dirfd = open(a->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0) { berth_error(err, errno, "open `%s`", a->path); goto out; }
+    if (dirfd < 0) {
+      berth_error(err, errno, "open `%s`", a->path);
+      goto out;
+    }
   } else {
     sweep_stale_loads(&s);
     cleanup_free char *rnd = random_hex(8);
@@ -355,7 +383,10 @@ static int load_in_ns(void *arg, char **result, berth_error_t *err) {
     load_lock = lock_file(lockp, true, err);
     if (load_lock < 0) goto out;
     unpacked = store_path(&s, "tmp/load-%s", rnd);
-    if (mkdir(unpacked, 0700) < 0) { berth_error(err, errno, "create `%s`", unpacked); goto out; }
+    if (mkdir(unpacked, 0700) < 0) {
+      berth_error(err, errno, "create `%s`", unpacked);
+      goto out;
+    }
     dirfd = open(unpacked, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct file_stream *fsm = malloc(sizeof *fsm);
     fsm->fd = open(a->path, O_RDONLY | O_CLOEXEC);
@@ -372,15 +403,17 @@ static int load_in_ns(void *arg, char **result, berth_error_t *err) {
     int ur = unpack_layer(dirfd, plain_read, fsm, NULL, 0, &uo, &ust, err);
     close(fsm->fd);
     free(fsm);
-    if (ur < 0) { berth_error_wrap(err, "load `%s`", a->path); goto out; }
+    if (ur < 0) {
+      berth_error_wrap(err, "load `%s`", a->path);
+      goto out;
+    }
   }
   if (faccessat(dirfd, "index.json", F_OK, 0) == 0 && faccessat(dirfd, "oci-layout", F_OK, 0) == 0)
     r = load_oci(&s, dirfd, a->path, a->name, quiet, results, err);
-  else if (faccessat(dirfd, "manifest.json", F_OK, 0) == 0)
-    r = load_docker(&s, dirfd, a->path, a->name, quiet, results, err);
+  else if (faccessat(dirfd, "manifest.json", F_OK, 0) == 0) r = load_docker(&s, dirfd, a->path, a->name, quiet, results, err);
   else
-    r = berth_error(err, -EINVAL, "`%s` is neither an OCI image layout (oci-layout + index.json) nor a `docker save` archive (manifest.json)",
-                    a->path);
+    r = berth_error(err, -EINVAL,
+                    "`%s` is neither an OCI image layout (oci-layout + index.json) nor a `docker save` archive (manifest.json)", a->path);
   if (r == 0) *result = json_dumps(results, JSON_INDENT(2));
 out:
   json_decref(results);
@@ -393,8 +426,7 @@ out:
   return r;
 }
 
-int berth_image_load(const char *path, const char *name, const struct berth_pull_options *opts, char **result,
-                     berth_error_t *err) {
+int berth_image_load(const char *path, const char *name, const struct berth_pull_options *opts, char **result, berth_error_t *err) {
   struct load_args a = {path, name, opts};
   return userns_run(load_in_ns, &a, result, err);
 }

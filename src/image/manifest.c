@@ -10,8 +10,7 @@
 static bool is_index_type(const char *t) { return t && (!strcmp(t, MT_OCI_INDEX) || !strcmp(t, MT_DOCKER_LIST)); }
 static bool is_image_type(const char *t) { return t && (!strcmp(t, MT_OCI_MANIFEST) || !strcmp(t, MT_DOCKER_MANIFEST)); }
 
-int manifest_classify(const char *body, size_t len, const char *content_type, int *kind, json_t **out,
-                      berth_error_t *err) {
+int manifest_classify(const char *body, size_t len, const char *content_type, int *kind, json_t **out, berth_error_t *err) {
   json_error_t je;
   json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
   if (!j) return berth_error(err, -EINVAL, "manifest is not valid JSON (line %d: %s)", je.line, je.text);
@@ -26,8 +25,7 @@ int manifest_classify(const char *body, size_t len, const char *content_type, in
   }
   json_t *sv = json_object_get(j, "schemaVersion");
   const char *mt = json_string_value(json_object_get(j, "mediaType"));
-  if ((json_is_integer(sv) && json_integer_value(sv) == 1) ||
-      (ct && (!strcmp(ct, MT_DOCKER_V1) || !strcmp(ct, MT_DOCKER_V1_SIGNED)))) {
+  if ((json_is_integer(sv) && json_integer_value(sv) == 1) || (ct && (!strcmp(ct, MT_DOCKER_V1) || !strcmp(ct, MT_DOCKER_V1_SIGNED)))) {
     json_decref(j);
     return berth_error(err, -ENOTSUP,
                        "this is a Docker schema 1 manifest, deprecated since 2017 and unverifiable by content digest: "
@@ -47,8 +45,8 @@ int manifest_classify(const char *body, size_t len, const char *content_type, in
   else if (is_image_type(type)) *kind = MANIFEST_IMAGE;
   else {
     json_decref(j);
-    return berth_error(err, -ENOTSUP, "unsupported manifest type `%.100s` (Content-Type `%.100s`)",
-                       type ? type : "(none)", ct ? ct : "(none)");
+    return berth_error(err, -ENOTSUP, "unsupported manifest type `%.100s` (Content-Type `%.100s`)", type ? type : "(none)",
+                       ct ? ct : "(none)");
   }
   *out = j;
   return 0;
@@ -95,8 +93,7 @@ int manifest_parse(json_t *j, struct manifest *m, berth_error_t *err) {
   json_t *cfg = json_object_get(j, "config");
   char *cmt = NULL;
   if (parse_desc(cfg, "config", &m->config_digest, &m->config_size, &cmt, err) < 0) goto fail;
-  if (cmt && strcmp(cmt, "application/vnd.oci.image.config.v1+json") &&
-      strcmp(cmt, "application/vnd.docker.container.image.v1+json")) {
+  if (cmt && strcmp(cmt, "application/vnd.oci.image.config.v1+json") && strcmp(cmt, "application/vnd.docker.container.image.v1+json")) {
     berth_error(err, -ENOTSUP, "config media type `%.100s`: this is an OCI artifact, not a container image", cmt);
     free(cmt);
     goto fail;
@@ -123,8 +120,7 @@ int manifest_parse(json_t *j, struct manifest *m, berth_error_t *err) {
     if (parse_desc(json_array_get(layers, i), what, &l->digest, &l->size, &l->media_type, err) < 0) goto fail;
     if (!l->media_type) l->media_type = strdup("application/vnd.oci.image.layer.v1.tar+gzip");
     if (!layer_type_ok(l->media_type)) {
-      berth_error(err, -ENOTSUP, "layer %s has media type `%.100s`, which is not a container filesystem layer",
-                  l->digest, l->media_type);
+      berth_error(err, -ENOTSUP, "layer %s has media type `%.100s`, which is not a container filesystem layer", l->digest, l->media_type);
       goto fail;
     }
   }
@@ -167,8 +163,8 @@ int platform_parse(const char *s, struct platform *p, berth_error_t *err) {
   const char *a = strchr(s, '/');
   const char *v = a ? strchr(a + 1, '/') : NULL;
   size_t ol = a ? (size_t)(a - s) : 0, al = a ? (v ? (size_t)(v - a - 1) : strlen(a + 1)) : 0;
-  if (!a || ol == 0 || ol >= sizeof p->os || al == 0 || al >= sizeof p->arch || (v && (strlen(v + 1) == 0 || strlen(v + 1) >= sizeof p->variant)) ||
-      (v && strchr(v + 1, '/')))
+  if (!a || ol == 0 || ol >= sizeof p->os || al == 0 || al >= sizeof p->arch ||
+      (v && (strlen(v + 1) == 0 || strlen(v + 1) >= sizeof p->variant)) || (v && strchr(v + 1, '/')))
     return berth_error(err, -EINVAL, "invalid platform `%.60s`: expected os/arch[/variant], e.g. linux/arm64/v8", s);
   memcpy(p->os, s, ol);
   memcpy(p->arch, a + 1, al);
@@ -214,8 +210,8 @@ int index_select(json_t *index, const struct platform *p, char **digest, uint64_
   }
   if (best < 0) {
     cleanup_free char *want = platform_string(p);
-    int r = berth_error(err, -ENOENT, "no image for platform %s in this index; available: %s (choose one with --platform)",
-                        want, avail.len ? avail.data : "none");
+    int r = berth_error(err, -ENOENT, "no image for platform %s in this index; available: %s (choose one with --platform)", want,
+                        avail.len ? avail.data : "none");
     buf_free(&avail);
     return r;
   }

@@ -33,8 +33,7 @@ struct platform {
 /* Decide what a manifest body is. The body's own mediaType wins; without
  * one, a known Content-Type decides; else the structure does. Schema 1 is
  * refused with the reason. */
-int manifest_classify(const char *body, size_t len, const char *content_type, int *kind, json_t **out,
-                      berth_error_t *err);
+int manifest_classify(const char *body, size_t len, const char *content_type, int *kind, json_t **out, berth_error_t *err);
 int manifest_parse(json_t *j, struct manifest *m, berth_error_t *err);
 void manifest_free(struct manifest *m);
 

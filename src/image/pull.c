@@ -72,7 +72,8 @@ static void render(struct job_queue *q, bool final, bool *drawn) {
       char hr[32];
       human_size((uint64_t)rate, hr, sizeof hr);
       int k = snprintf(tail, sizeof tail, "%s/%s %s/s", hb, ht, hr);
-      if (rate > 0 && tot > b && k > 0 && (size_t)k < sizeof tail) snprintf(tail + k, sizeof tail - (size_t)k, " ETA %.0fs", (tot - b) / rate);
+      if (rate > 0 && tot > b && k > 0 && (size_t)k < sizeof tail)
+        snprintf(tail + k, sizeof tail - (size_t)k, " ETA %.0fs", (tot - b) / rate);
       /* digest (19), a space, [bar], a space, the figures; one column spare */
       bar = cols - 1 - 20 - 3 - (int)strlen(tail);
       if (bar > 30) bar = 30;
@@ -81,12 +82,11 @@ static void render(struct job_queue *q, bool final, bool *drawn) {
       int fill = tot ? (int)(bar * (double)b / (double)tot) : 0;
       if (fill > bar) fill = bar;
       snprintf(line, sizeof line, "%.19s [%.*s%*s] %s", l->l->digest, fill, "==============================", bar - fill, "", tail);
-    } else
-      snprintf(line, sizeof line, "%.19s %s", l->l->digest, tail);
+    } else snprintf(line, sizeof line, "%.19s %s", l->l->digest, tail);
     if ((int)strlen(line) > cols - 1) line[cols - 1] = '\0';
     fprintf(stderr, "\r\033[2K%s\n", line);
   }
-  (void)final;
+  (void) final;
   *drawn = true;
   fflush(stderr);
 }
@@ -105,20 +105,20 @@ static void line_report(struct job_queue *q, struct lstate *l) {
 static void add_notes(struct job_queue *q, const struct layer_desc *l, const struct unpack_stats *st) {
   pthread_mutex_lock(&q->mu);
   if (st->devices_skipped)
-    json_array_append_new(q->notes, json_sprintf("layer %.19s: %u device node(s) skipped (containers get /dev from berth)",
-                                                 l->digest, st->devices_skipped));
+    json_array_append_new(
+        q->notes, json_sprintf("layer %.19s: %u device node(s) skipped (containers get /dev from berth)", l->digest, st->devices_skipped));
   if (st->chown_failed)
     json_array_append_new(q->notes, json_sprintf("layer %.19s: %u file(s) kept your ownership: no subordinate id range maps "
-                                                 "their owners (see `berth preflight`)", l->digest, st->chown_failed));
+                                                 "their owners (see `berth preflight`)",
+                                                 l->digest, st->chown_failed));
   if (st->neutralized)
-    json_array_append_new(q->notes, json_sprintf("layer %.19s: %u absolute or root entry name(s) confined to the layer",
-                                                 l->digest, st->neutralized));
+    json_array_append_new(q->notes,
+                          json_sprintf("layer %.19s: %u absolute or root entry name(s) confined to the layer", l->digest, st->neutralized));
   pthread_mutex_unlock(&q->mu);
 }
 
 /* Download and unpack into tmp/<work>; the caller renames or discards. */
-static int unpack_to_tmp(struct job_queue *q, struct lstate *ls, int tmpfd, const char *work, struct unpack_stats *st,
-                         berth_error_t *err) {
+static int unpack_to_tmp(struct job_queue *q, struct lstate *ls, int tmpfd, const char *work, struct unpack_stats *st, berth_error_t *err) {
   const struct layer_desc *l = ls->l;
   if (mkdirat(tmpfd, work, 0700) < 0) return berth_error(err, errno, "create `%s` in the store's tmp", work);
   cleanup_free char *diffrel = xasprintf("%s/diff", work);
@@ -131,8 +131,8 @@ static int unpack_to_tmp(struct job_queue *q, struct lstate *ls, int tmpfd, cons
   int r = unpack_layer(dfd, q->src->read, stream, l->digest, l->size, &uo, st, err);
   q->src->close(stream);
   if (r < 0) return -1;
-  json_t *info = json_pack("{s:s, s:s, s:I, s:I, s:I}", "digest", l->digest, "media_type", l->media_type, "size",
-                           (json_int_t)l->size, "unpacked_bytes", (json_int_t)st->bytes, "entries", (json_int_t)st->entries);
+  json_t *info = json_pack("{s:s, s:s, s:I, s:I, s:I}", "digest", l->digest, "media_type", l->media_type, "size", (json_int_t)l->size,
+                           "unpacked_bytes", (json_int_t)st->bytes, "entries", (json_int_t)st->entries);
   cleanup_free char *itxt = json_dumps(info, JSON_COMPACT);
   json_decref(info);
   cleanup_free char *irel = xasprintf("%s/layer.json", work);
@@ -200,8 +200,7 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-int fetch_layers(struct store *s, const struct manifest *m, struct layer_source *src, bool quiet, json_t *notes,
-                 berth_error_t *err) {
+int fetch_layers(struct store *s, const struct manifest *m, struct layer_source *src, bool quiet, json_t *notes, berth_error_t *err) {
   struct job_queue q = {.s = s, .m = m, .src = src, .notes = notes, .quiet = quiet};
   q.tty = !quiet && isatty(STDERR_FILENO) && !getenv("NO_PROGRESS");
   q.ls = xmalloc0(sizeof *q.ls * (m->n_layers ? m->n_layers : 1));
@@ -257,18 +256,18 @@ int check_config(const char *digest, const char *data, size_t len, json_t **out,
   return 0;
 }
 
-int commit_image(struct store *s, const char *name, const char *manifest_digest, const char *index_digest,
-                 const struct manifest *m, json_t *config, json_t *notes, json_t **out, berth_error_t *err) {
+int commit_image(struct store *s, const char *name, const char *manifest_digest, const char *index_digest, const struct manifest *m,
+                 json_t *config, json_t *notes, json_t **out, berth_error_t *err) {
   json_t *layers = json_array();
   for (size_t i = 0; i < m->n_layers; i++)
-    json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "digest", m->layers[i].digest, "media_type",
-                                            m->layers[i].media_type, "size", (json_int_t)m->layers[i].size));
+    json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "digest", m->layers[i].digest, "media_type", m->layers[i].media_type, "size",
+                                            (json_int_t)m->layers[i].size));
   const char *os = json_string_value(json_object_get(config, "os"));
   const char *arch = json_string_value(json_object_get(config, "architecture"));
   const char *var = json_string_value(json_object_get(config, "variant"));
   cleanup_free char *plat = xasprintf("%s/%s%s%s", os ? os : "linux", arch ? arch : "unknown", var ? "/" : "", var ? var : "");
-  json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "digest", manifest_digest, "media_type", m->media_type,
-                          "config", m->config_digest, "layers", layers, "platform", plat, "created", (json_int_t)time(NULL));
+  json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I}", "digest", manifest_digest, "media_type", m->media_type, "config",
+                          m->config_digest, "layers", layers, "platform", plat, "created", (json_int_t)time(NULL));
   if (index_digest) json_object_set_new(rec, "index", json_string(index_digest));
   if (store_write_image(s, manifest_digest, rec, err) < 0) {
     json_decref(rec);
@@ -278,8 +277,8 @@ int commit_image(struct store *s, const char *name, const char *manifest_digest,
     json_decref(rec);
     return -1;
   }
-  json_t *res = json_pack("{s:s*, s:s, s:s, s:s, s:O, s:O}", "name", name, "digest", manifest_digest, "config",
-                          m->config_digest, "platform", plat, "layers", layers, "notes", notes);
+  json_t *res = json_pack("{s:s*, s:s, s:s, s:s, s:O, s:O}", "name", name, "digest", manifest_digest, "config", m->config_digest,
+                          "platform", plat, "layers", layers, "notes", notes);
   json_decref(rec);
   *out = res;
   return 0;
@@ -293,8 +292,8 @@ static ssize_t reg_read(void *stream, const void **data, berth_error_t *err) { r
 static void reg_close(void *stream) { blob_stream_close(stream); }
 
 /* Resolve ref on one endpoint into a manifest (following an index). */
-static int resolve(struct registry *r, const struct image_ref *ref, const struct platform *p, struct buf *mbody,
-                   char mdigest[72], char **index_digest, berth_error_t *err) {
+static int resolve(struct registry *r, const struct image_ref *ref, const struct platform *p, struct buf *mbody, char mdigest[72],
+                   char **index_digest, berth_error_t *err) {
   const char *want = ref->digest ? ref->digest : ref->tag;
   cleanup_free char *ct = NULL, *hd = NULL;
   struct buf body = {0};
@@ -317,8 +316,9 @@ static int resolve(struct registry *r, const struct image_ref *ref, const struct
   if (!ref->digest && hd && digest_valid(hd) && strcmp(hd, got)) {
     buf_free(&body);
     json_decref(j);
-    return berth_error(err, -EBADMSG, "manifest for tag %s: body digest %s differs from the registry's Docker-Content-Digest %s; refusing it",
-                       ref->tag, got, hd);
+    return berth_error(err, -EBADMSG,
+                       "manifest for tag %s: body digest %s differs from the registry's Docker-Content-Digest %s; refusing it", ref->tag,
+                       got, hd);
   }
   if (kind == MANIFEST_INDEX) {
     *index_digest = strdup(got);
@@ -366,8 +366,7 @@ static int pull_in_ns(void *arg, char **result, berth_error_t *err) {
       ref_free(&ref);
       return -1;
     }
-  } else
-    platform_host(&p);
+  } else platform_host(&p);
   struct berth_config *cfg = config_get(err);
   if (!cfg) {
     ref_free(&ref);
@@ -436,8 +435,7 @@ static int pull_in_ns(void *arg, char **result, berth_error_t *err) {
     buf_free(&cb);
     if (r < 0) goto done_reg;
   }
-  if (!quiet && !(isatty(STDERR_FILENO)))
-    fprintf(stderr, "pulling %s (%s, %zu layers)\n", refstr, mdigest, m.n_layers);
+  if (!quiet && !(isatty(STDERR_FILENO))) fprintf(stderr, "pulling %s (%s, %zu layers)\n", refstr, mdigest, m.n_layers);
   if (fetch_layers(&s, &m, &src, quiet, notes, err) < 0) {
     berth_error_wrap(err, "pull %s", refstr);
     goto done_reg;
@@ -516,7 +514,9 @@ static int rmi_fn(void *arg, char **result, berth_error_t *err) {
     r = store_remove_digest(&s, refs, a->force, &out, err);
   } else if (!tagged) {
     store_close(&s);
-    if (!pe) return berth_error(err, -EINVAL, "`%s` is neither an image name nor a digest (sha256:HEX, or 4 or more of its first hex digits)", refs);
+    if (!pe)
+      return berth_error(err, -EINVAL, "`%s` is neither an image name nor a digest (sha256:HEX, or 4 or more of its first hex digits)",
+                         refs);
     if (err) *err = pe;
     else berth_error_free(pe);
     return -1;

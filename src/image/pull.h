@@ -18,11 +18,10 @@ struct layer_source {
 struct pull_progress; /* display */
 
 /* Make every layer of m present in the store (download/unpack in parallel). */
-int fetch_layers(struct store *s, const struct manifest *m, struct layer_source *src, bool quiet, json_t *notes,
-                 berth_error_t *err);
+int fetch_layers(struct store *s, const struct manifest *m, struct layer_source *src, bool quiet, json_t *notes, berth_error_t *err);
 /* Write the image record and name it; returns the record in *out. */
-int commit_image(struct store *s, const char *name, const char *manifest_digest, const char *index_digest,
-                 const struct manifest *m, json_t *config, json_t *notes, json_t **out, berth_error_t *err);
+int commit_image(struct store *s, const char *name, const char *manifest_digest, const char *index_digest, const struct manifest *m,
+                 json_t *config, json_t *notes, json_t **out, berth_error_t *err);
 /* Validate a config blob against the manifest and parse it. */
 int check_config(const char *digest, const char *data, size_t len, json_t **out, berth_error_t *err);
 

@@ -20,14 +20,11 @@ static bool path_component_valid(const char *s, size_t n) {
     while (i < n && is_alnum_lower(s[i])) i++;
     if (i == n) return true;
     size_t sep = i;
-    if (s[i] == '.' || (s[i] == '_' && (i + 1 >= n || s[i + 1] != '_')))
-      i++;
-    else if (s[i] == '_' && s[i + 1] == '_')
-      i += 2;
+    if (s[i] == '.' || (s[i] == '_' && (i + 1 >= n || s[i + 1] != '_'))) i++;
+    else if (s[i] == '_' && s[i + 1] == '_') i += 2;
     else if (s[i] == '-')
       while (i < n && s[i] == '-') i++;
-    else
-      return false;
+    else return false;
     if (i == n || !is_alnum_lower(s[i]) || i == sep) return false;
   }
   return true;
@@ -107,8 +104,8 @@ int ref_parse(const char *s, struct image_ref *out, berth_error_t *err) {
     if (!tag_valid(colon + 1)) {
       ref_free(out);
       return berth_error(err, -EINVAL,
-                         "invalid reference `%.100s`: tag `%.130s` must be 1-128 of [A-Za-z0-9_.-] and not start with `.` or `-`",
-                         s, colon + 1);
+                         "invalid reference `%.100s`: tag `%.130s` must be 1-128 of [A-Za-z0-9_.-] and not start with `.` or `-`", s,
+                         colon + 1);
     }
     out->tag = strdup(colon + 1);
   }
@@ -153,11 +150,11 @@ int ref_parse(const char *s, struct image_ref *out, berth_error_t *err) {
       for (size_t i = 0; i < n; i++) upper |= isupper((unsigned char)p[i]);
       ref_free(out);
       if (upper)
-        return berth_error(err, -EINVAL, "invalid reference `%.100s`: repository name component `%.*s` must be lowercase",
-                           s, (int)n, p);
-      return berth_error(err, -EINVAL,
-                         "invalid reference `%.100s`: repository name component `%.*s` may only contain [a-z0-9] separated by `.`, `_`, `__` or `-`",
-                         s, (int)n, p);
+        return berth_error(err, -EINVAL, "invalid reference `%.100s`: repository name component `%.*s` must be lowercase", s, (int)n, p);
+      return berth_error(
+          err, -EINVAL,
+          "invalid reference `%.100s`: repository name component `%.*s` may only contain [a-z0-9] separated by `.`, `_`, `__` or `-`", s,
+          (int)n, p);
     }
     if (!e) break;
     p = e + 1;
@@ -166,10 +163,8 @@ int ref_parse(const char *s, struct image_ref *out, berth_error_t *err) {
       return berth_error(err, -EINVAL, "invalid reference `%.100s`: trailing `/` in repository name", s);
     }
   }
-  if (!strcmp(out->domain, "docker.io") && !strchr(remote, '/'))
-    out->path = xasprintf("library/%s", remote);
-  else
-    out->path = strdup(remote);
+  if (!strcmp(out->domain, "docker.io") && !strchr(remote, '/')) out->path = xasprintf("library/%s", remote);
+  else out->path = strdup(remote);
   if (strlen(out->domain) + 1 + strlen(out->path) > 255) {
     ref_free(out);
     return berth_error(err, -EINVAL, "invalid reference `%.100s`: repository name longer than 255 characters", s);

@@ -4,10 +4,10 @@
 #include "util/util.h"
 
 struct image_ref {
-  char *domain;   /* "docker.io", "127.0.0.1:5000" */
-  char *path;     /* "library/busybox" */
-  char *tag;      /* may be NULL when only a digest was given */
-  char *digest;   /* "sha256:..." or NULL */
+  char *domain; /* "docker.io", "127.0.0.1:5000" */
+  char *path; /* "library/busybox" */
+  char *tag; /* may be NULL when only a digest was given */
+  char *digest; /* "sha256:..." or NULL */
 };
 
 int ref_parse(const char *s, struct image_ref *out, berth_error_t *err);

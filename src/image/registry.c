@@ -18,10 +18,10 @@
 
 #include "image/digest.h"
 
-#define MANIFEST_ACCEPT                                                                                         \
-  "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "              \
-  "application/vnd.docker.distribution.manifest.list.v2+json, "                                                 \
-  "application/vnd.docker.distribution.manifest.v2+json, "                                                      \
+#define MANIFEST_ACCEPT                                                                           \
+  "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, " \
+  "application/vnd.docker.distribution.manifest.list.v2+json, "                                   \
+  "application/vnd.docker.distribution.manifest.v2+json, "                                        \
   "application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5, application/json;q=0.1"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -313,8 +313,7 @@ static char *url_origin(const char *url) {
   CURLU *u = curl_url();
   char *host = NULL, *port = NULL, *scheme = NULL, *out = NULL;
   if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
     out = xasprintf("%s://%s:%s", scheme, host, port);
   curl_free(host);
   curl_free(port);
@@ -334,8 +333,7 @@ static struct curl_slist *auth_headers(struct registry *r, const char *url, stru
   if (!same_origin(r, url)) return h; /* never forward credentials to another host */
   pthread_mutex_lock(&r->lock);
   char *line = NULL;
-  if (r->token)
-    line = xasprintf("Authorization: Bearer %s", r->token);
+  if (r->token) line = xasprintf("Authorization: Bearer %s", r->token);
   else if (r->use_basic && r->user) {
     cleanup_free char *up = xasprintf("%s:%s", r->user, r->pass);
     size_t n = strlen(up);
@@ -355,9 +353,7 @@ static struct curl_slist *auth_headers(struct registry *r, const char *url, stru
   return h;
 }
 
-static bool creds_may_travel(const char *url) {
-  return str_has_prefix(url, "https://") || host_is_loopback(url);
-}
+static bool creds_may_travel(const char *url) { return str_has_prefix(url, "https://") || host_is_loopback(url); }
 
 /* Answer a 401 challenge: get a bearer token or switch to basic auth. */
 static int authenticate(struct registry *r, const char *challenge, berth_error_t *err) {
@@ -383,15 +379,15 @@ static int authenticate(struct registry *r, const char *challenge, berth_error_t
   if (!realm || !(str_has_prefix(realm, "https://") || str_has_prefix(realm, "http://")))
     return berth_error(err, -EACCES, "registry %s sent a bearer challenge without a usable realm", r->host);
   if (str_has_prefix(realm, "http://") && !host_is_loopback(realm) && !config_registry_insecure(r->cfg, r->host))
-    return berth_error(err, -EACCES, "token realm `%s` is plain HTTP; refusing (mark %s insecure in berth's config to allow)",
-                       realm, r->host);
+    return berth_error(err, -EACCES, "token realm `%s` is plain HTTP; refusing (mark %s insecure in berth's config to allow)", realm,
+                       r->host);
   CURL *c = curl_easy_init();
   if (!c) return berth_error(err, -ENOMEM, "curl");
   char *esc_service = service ? curl_easy_escape(c, service, 0) : NULL;
   cleanup_free char *want_scope = xasprintf("repository:%s:pull", r->repo);
   char *esc_scope = curl_easy_escape(c, scope ? scope : want_scope, 0);
-  cleanup_free char *url = xasprintf("%s%sscope=%s%s%s", realm, strchr(realm, '?') ? "&" : "?", esc_scope,
-                                     esc_service ? "&service=" : "", esc_service ? esc_service : "");
+  cleanup_free char *url = xasprintf("%s%sscope=%s%s%s", realm, strchr(realm, '?') ? "&" : "?", esc_scope, esc_service ? "&service=" : "",
+                                     esc_service ? esc_service : "");
   curl_free(esc_service);
   curl_free(esc_scope);
   struct resp rs = {.max = 1 << 20};
@@ -411,20 +407,17 @@ static int authenticate(struct registry *r, const char *challenge, berth_error_t
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs.status);
   curl_easy_cleanup(c);
   int ret = 0;
-  if (cc != CURLE_OK)
-    ret = berth_error(err, -EIO, "token request to %s failed: %s", realm, curl_easy_strerror(cc));
+  if (cc != CURLE_OK) ret = berth_error(err, -EIO, "token request to %s failed: %s", realm, curl_easy_strerror(cc));
   else if (rs.status == 401 || rs.status == 403)
     ret = berth_error(err, -EACCES, "token server %s refused access to %s (HTTP %ld): %s", realm, r->repo, rs.status,
-                      r->user ? "check the credentials for this registry" :
-                                "the repository may be private: add credentials to ~/.docker/config.json or $REGISTRY_AUTH_FILE");
-  else if (rs.status != 200)
-    ret = berth_error(err, -EIO, "token server %s answered HTTP %ld", realm, rs.status);
+                      r->user ? "check the credentials for this registry"
+                              : "the repository may be private: add credentials to ~/.docker/config.json or $REGISTRY_AUTH_FILE");
+  else if (rs.status != 200) ret = berth_error(err, -EIO, "token server %s answered HTTP %ld", realm, rs.status);
   else {
     json_t *j = json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, 0, NULL);
     const char *tok = json_string_value(json_object_get(j, "token"));
     if (!tok || !*tok) tok = json_string_value(json_object_get(j, "access_token"));
-    if (!tok || !*tok)
-      ret = berth_error(err, -EIO, "token server %s returned no `token` or `access_token`", realm);
+    if (!tok || !*tok) ret = berth_error(err, -EIO, "token server %s returned no `token` or `access_token`", realm);
     else {
       pthread_mutex_lock(&r->lock);
       free(r->token);
@@ -460,8 +453,8 @@ static char *distribution_error(const struct buf *b) {
 }
 
 /* GET (or HEAD) with auth, manual redirects and retries, body in memory. */
-static int request(struct registry *r, const char *path, const char *accept, size_t max, bool answer_401,
-                   struct resp *rs, berth_error_t *err) {
+static int request(struct registry *r, const char *path, const char *accept, size_t max, bool answer_401, struct resp *rs,
+                   berth_error_t *err) {
   cleanup_free char *url = xasprintf("%s://%s%s", r->scheme, r->host, path);
   int attempt = 0, redirects = 0, auths = 0;
   rs->max = max;
@@ -506,8 +499,7 @@ static int request(struct registry *r, const char *path, const char *accept, siz
         continue;
       }
       if (rs->stalled || cc == CURLE_OPERATION_TIMEDOUT)
-        return berth_error(err, -ETIMEDOUT, "%s: stalled, no data for %ld s (after %d attempts)", url, r->stall_timeout,
-                           attempt + 1);
+        return berth_error(err, -ETIMEDOUT, "%s: stalled, no data for %ld s (after %d attempts)", url, r->stall_timeout, attempt + 1);
       return berth_error(err, -EIO, "%s: %s (after %d attempts)", url, curl_easy_strerror(cc), attempt + 1);
     }
     if (rs->status == 401 && answer_401 && auths < 2) {
@@ -539,15 +531,15 @@ static int status_error(struct registry *r, const char *what, struct resp *rs, b
   cleanup_free char *detail = distribution_error(&rs->body);
   /* negative: the message says everything (no strerror after "HTTP 404") */
   int e = -(rs->status == 404 ? ENOENT : (rs->status == 401 || rs->status == 403) ? EACCES : EIO);
-  const char *hint = rs->status == 404 ? " (check the name and tag)" :
-                     (rs->status == 401 || rs->status == 403) ? " (check credentials and that the repository exists)" : "";
-  return berth_error(err, e, "%s from %s/%s: HTTP %ld%s%s%s", what, r->host, r->repo, rs->status,
-                     detail ? " " : "", detail ? detail : "", hint);
+  const char *hint = rs->status == 404                          ? " (check the name and tag)"
+                     : (rs->status == 401 || rs->status == 403) ? " (check credentials and that the repository exists)"
+                                                                : "";
+  return berth_error(err, e, "%s from %s/%s: HTTP %ld%s%s%s", what, r->host, r->repo, rs->status, detail ? " " : "", detail ? detail : "",
+                     hint);
 }
 
 /* ---------- open ---------- */
-int registry_open(struct registry *r, const char *endpoint, const char *auth_domain, const char *repo,
-                  berth_error_t *err) {
+int registry_open(struct registry *r, const char *endpoint, const char *auth_domain, const char *repo, berth_error_t *err) {
   memset(r, 0, sizeof *r);
   if (lazylib_require_curl(err) < 0 || lazylib_require_crypto(err) < 0) return -1;
   pthread_once(&curl_once, curl_init_once);
@@ -566,8 +558,10 @@ int registry_open(struct registry *r, const char *endpoint, const char *auth_dom
   lookup_ca(r);
   bool plain_ok = host_is_loopback(r->host) || config_registry_insecure(r->cfg, r->host);
   if (forced && !strcmp(forced, "http") && !plain_ok)
-    return berth_error(err, -EPERM, "registry %s: plain HTTP is only used for loopback or registries listed in "
-                       "`insecure_registries` of berth's config", r->host);
+    return berth_error(err, -EPERM,
+                       "registry %s: plain HTTP is only used for loopback or registries listed in "
+                       "`insecure_registries` of berth's config",
+                       r->host);
 
   const char *schemes[2] = {forced ? forced : "https", NULL};
   if (!forced && plain_ok) schemes[1] = "http";
@@ -597,7 +591,8 @@ int registry_open(struct registry *r, const char *endpoint, const char *auth_dom
       berth_error_free(e2);
       continue;
     }
-    if (err) *err = e2; else berth_error_free(e2);
+    if (err) *err = e2;
+    else berth_error_free(e2);
     resp_reset(&rs);
     return berth_error_wrap(err, "cannot reach registry %s", r->host);
   }
@@ -620,8 +615,8 @@ void registry_close(struct registry *r) {
   memset(r, 0, sizeof *r);
 }
 
-int registry_get_manifest(struct registry *r, const char *reference, struct buf *body, char **content_type,
-                          char **header_digest, berth_error_t *err) {
+int registry_get_manifest(struct registry *r, const char *reference, struct buf *body, char **content_type, char **header_digest,
+                          berth_error_t *err) {
   cleanup_free char *path = xasprintf("/v2/%s/manifests/%s", r->repo, reference);
   struct resp rs = {0};
   if (request(r, path, MANIFEST_ACCEPT, 4 << 20, true, &rs, err) < 0) {
@@ -669,9 +664,9 @@ int registry_get_blob(struct registry *r, const char *digest, size_t max, struct
 struct blob_stream {
   struct registry *r;
   char *digest, *url;
-  uint64_t size;     /* expected, from the manifest */
+  uint64_t size; /* expected, from the manifest */
   uint64_t received; /* bytes handed to the caller */
-  uint64_t skip;     /* bytes to drop (server ignored our Range) */
+  uint64_t skip; /* bytes to drop (server ignored our Range) */
   _Atomic uint64_t *progress;
   CURLM *multi;
   CURL *easy;
@@ -747,8 +742,8 @@ static int stream_start(struct blob_stream *s, berth_error_t *err) {
   return 0;
 }
 
-int blob_stream_open(struct registry *r, const char *digest, uint64_t size, _Atomic uint64_t *progress,
-                     struct blob_stream **out, berth_error_t *err) {
+int blob_stream_open(struct registry *r, const char *digest, uint64_t size, _Atomic uint64_t *progress, struct blob_stream **out,
+                     berth_error_t *err) {
   if (digest_check(digest, err) < 0) return -1;
   struct blob_stream *s = xmalloc0(sizeof *s);
   if (!s) return berth_error(err, -ENOMEM, "blob stream");
@@ -770,8 +765,8 @@ int blob_stream_open(struct registry *r, const char *digest, uint64_t size, _Ato
 static int stream_finished(struct blob_stream *s, CURLcode cc, bool *again, berth_error_t *err) {
   *again = false;
   if (s->range_bad)
-    return berth_error(err, -EIO, "blob %s: the server answered a resume request with an unusable Content-Range `%s`",
-                       s->digest, s->rs.content_range ? s->rs.content_range : "(none)");
+    return berth_error(err, -EIO, "blob %s: the server answered a resume request with an unusable Content-Range `%s`", s->digest,
+                       s->rs.content_range ? s->rs.content_range : "(none)");
   long status = s->rs.status;
   if (!s->checked) curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
   char *redir = NULL;
@@ -792,9 +787,8 @@ static int stream_finished(struct blob_stream *s, CURLcode cc, bool *again, bert
   bool retryable = cc != CURLE_OK || status_retryable(status) || status == 200 || status == 206;
   if (cc == CURLE_WRITE_ERROR && !s->bad_status) retryable = false;
   if (retryable && s->attempt < s->r->retries) {
-    berth_info("blob %.19s: %s at %llu of %llu bytes; resuming", s->digest,
-               cc != CURLE_OK ? curl_easy_strerror(cc) : "short transfer", (unsigned long long)s->received,
-               (unsigned long long)s->size);
+    berth_info("blob %.19s: %s at %llu of %llu bytes; resuming", s->digest, cc != CURLE_OK ? curl_easy_strerror(cc) : "short transfer",
+               (unsigned long long)s->received, (unsigned long long)s->size);
     backoff_sleep(s->attempt++, s->rs.retry_after);
     /* restart from the registry (a CDN URL may have expired), asking for the rest */
     free(s->url);
@@ -804,11 +798,11 @@ static int stream_finished(struct blob_stream *s, CURLcode cc, bool *again, bert
     return 0;
   }
   if (cc == CURLE_OPERATION_TIMEDOUT || s->rs.stalled)
-    return berth_error(err, -ETIMEDOUT, "blob %s stalled: no data for %ld s (after %d attempts)", s->digest,
-                       s->r->stall_timeout, s->attempt + 1);
+    return berth_error(err, -ETIMEDOUT, "blob %s stalled: no data for %ld s (after %d attempts)", s->digest, s->r->stall_timeout,
+                       s->attempt + 1);
   if (cc != CURLE_OK)
-    return berth_error(err, -EIO, "blob %s: %s (after %d attempts)", s->digest,
-                       s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc), s->attempt + 1);
+    return berth_error(err, -EIO, "blob %s: %s (after %d attempts)", s->digest, s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
+                       s->attempt + 1);
   if (status == 200 || status == 206)
     return berth_error(err, -EIO, "blob %s: transfer ended at %llu of %llu bytes (after %d attempts)", s->digest,
                        (unsigned long long)s->received, (unsigned long long)s->size, s->attempt + 1);

@@ -64,8 +64,8 @@ static bool secret_path(const char *rel) {
   const char *s = strstr(rel, ".ssh/");
   if (!s || (s != rel && s[-1] != '/')) return false;
   const char *base = strrchr(rel, '/') + 1;
-  return !(str_has_suffix(base, ".pub") || !strcmp(base, "known_hosts") || !strcmp(base, "config") ||
-           !strcmp(base, "authorized_keys") || !strcmp(base, "known_hosts.old"));
+  return !(str_has_suffix(base, ".pub") || !strcmp(base, "known_hosts") || !strcmp(base, "config") || !strcmp(base, "authorized_keys") ||
+           !strcmp(base, "known_hosts.old"));
 }
 
 static int add_entry(struct tarw *t, int dirfd, const char *name, const char *rel, int depth, berth_error_t *err);
@@ -124,8 +124,7 @@ static int add_entry(struct tarw *t, int dirfd, const char *name, const char *re
     if (first) {
       archive_entry_set_hardlink(e, first);
       archive_entry_set_size(e, 0);
-    } else
-      json_object_set_new(t->inodes, key, json_string(rel));
+    } else json_object_set_new(t->inodes, key, json_string(rel));
   } else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISFIFO(st.st_mode)) {
     archive_entry_free(e); /* sockets and devices are not part of a layer */
     return 0;
@@ -186,7 +185,7 @@ static int write_blob(const char *dir, const char *data, size_t len, char digest
 
 struct snap_args {
   const char *container, *name; /* name: a snapshot's (NULL for a commit) */
-  const char *ref;              /* the image it becomes, normalized */
+  const char *ref; /* the image it becomes, normalized */
 };
 
 struct snap_out {
@@ -230,8 +229,8 @@ static int write_layer(int ufd, const char *work, const char *container, struct 
 }
 
 /* Build an OCI layout in work/: base layers by reference, the new layer, config, manifest, index. */
-static int build_layout(struct store *s, const struct snap_args *sa, const char *cdir, json_t *rec, const char *work,
-                        const char *ref, struct snap_out *so, berth_error_t *err) {
+static int build_layout(struct store *s, const struct snap_args *sa, const char *cdir, json_t *rec, const char *work, const char *ref,
+                        struct snap_out *so, berth_error_t *err) {
   cleanup_free char *blobs = xasprintf("%s/blobs/sha256", work);
   if (mkdir_p(blobs, 0700, err) < 0) return -1;
   cleanup_free char *upper = xasprintf("%s/upper", cdir);
@@ -252,8 +251,8 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
       r = berth_error(err, -ENOENT, "layer %s of container %s is no longer in the store", d, sa->container);
       break;
     }
-    json_array_append_new(mlayers, json_pack("{s:O, s:s, s:O}", "mediaType", json_object_get(info, "media_type"), "digest", d,
-                                             "size", json_object_get(info, "size")));
+    json_array_append_new(mlayers, json_pack("{s:O, s:s, s:O}", "mediaType", json_object_get(info, "media_type"), "digest", d, "size",
+                                             json_object_get(info, "size")));
     json_decref(info);
   }
   json_decref(layers);
@@ -262,8 +261,8 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
     json_decref(mlayers);
     return -1;
   }
-  json_array_append_new(mlayers, json_pack("{s:s, s:s, s:I}", "mediaType", "application/vnd.oci.image.layer.v1.tar", "digest",
-                                           so->layer, "size", (json_int_t)so->size));
+  json_array_append_new(mlayers, json_pack("{s:s, s:s, s:I}", "mediaType", "application/vnd.oci.image.layer.v1.tar", "digest", so->layer,
+                                           "size", (json_int_t)so->size));
   /* config: the image's, plus the new diff_id and a history entry */
   const char *cd = json_string_value(json_object_get(rec, "config"));
   cleanup_free char *cbody = NULL;
@@ -290,14 +289,13 @@ static int build_layout(struct store *s, const struct snap_args *sa, const char 
     json_decref(mlayers);
     return -1;
   }
-  json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_MANIFEST, "config",
-                          "mediaType", "application/vnd.oci.image.config.v1+json", "digest", cdig, "size", (json_int_t)strlen(ctxt),
-                          "layers", mlayers);
+  json_t *man = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_MANIFEST, "config", "mediaType",
+                          "application/vnd.oci.image.config.v1+json", "digest", cdig, "size", (json_int_t)strlen(ctxt), "layers", mlayers);
   cleanup_free char *mtxt = json_dumps(man, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(man);
   if (write_blob(work, mtxt, strlen(mtxt), mdig, err) < 0) return -1;
-  json_t *idx = json_pack("{s:i, s:[{s:s, s:s, s:I, s:{s:s}}]}", "schemaVersion", 2, "manifests", "mediaType", MT_OCI_MANIFEST,
-                          "digest", mdig, "size", (json_int_t)strlen(mtxt), "annotations", "org.opencontainers.image.ref.name", ref);
+  json_t *idx = json_pack("{s:i, s:[{s:s, s:s, s:I, s:{s:s}}]}", "schemaVersion", 2, "manifests", "mediaType", MT_OCI_MANIFEST, "digest",
+                          mdig, "size", (json_int_t)strlen(mtxt), "annotations", "org.opencontainers.image.ref.name", ref);
   cleanup_free char *itxt = json_dumps(idx, JSON_COMPACT);
   json_decref(idx);
   cleanup_free char *ip = xasprintf("%s/index.json", work);
@@ -419,7 +417,9 @@ int berth_commit(const char *container, const char *ref, char **result, berth_er
   if (ref_parse(ref, &r, err) < 0) return berth_error_wrap(err, "commit %s", container);
   if (!r.tag || r.digest) {
     ref_free(&r);
-    return berth_error(err, -EINVAL, "commit %s: `%s` names a digest; give a name with a tag (NAME[:TAG]): the digest is the new image's own", container, ref);
+    return berth_error(err, -EINVAL,
+                       "commit %s: `%s` names a digest; give a name with a tag (NAME[:TAG]): the digest is the new image's own", container,
+                       ref);
   }
   cleanup_free char *name = ref_name(&r);
   cleanup_free char *key = xasprintf("%s:%s", name, r.tag);

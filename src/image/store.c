@@ -167,9 +167,8 @@ int store_list(struct store *s, json_t **out, berth_error_t *err) {
       }
       json_array_append_new(layers, o);
     }
-    json_t *img = json_pack("{s:o, s:s, s:O, s:O, s:I, s:o}", "names", names, "digest", digest, "config",
-                            json_object_get(rec, "config"), "platform", json_object_get(rec, "platform"), "size",
-                            (json_int_t)record_size(rec), "layers", layers);
+    json_t *img = json_pack("{s:o, s:s, s:O, s:O, s:I, s:o}", "names", names, "digest", digest, "config", json_object_get(rec, "config"),
+                            "platform", json_object_get(rec, "platform"), "size", (json_int_t)record_size(rec), "layers", layers);
     if (img) {
       json_object_set(img, "created", json_object_get(rec, "created"));
       json_array_append_new(arr, img);
@@ -200,7 +199,8 @@ static bool digest_used(struct store *s, const char *digest, const char *except,
     else {
       size_t i;
       json_t *l;
-      json_array_foreach(json_object_get(rec, "layers"), i, l) if (!strcmp(json_string_value(json_object_get(l, "digest")) ?: "", digest)) used = true;
+      json_array_foreach(json_object_get(rec, "layers"), i, l) if (!strcmp(json_string_value(json_object_get(l, "digest")) ?: "", digest))
+          used = true;
     }
     json_decref(rec);
   }

@@ -13,7 +13,7 @@
 
 struct store {
   char *root; /* <data>/storage */
-  int gc_lock;  /* shared while pulling, exclusive for removal */
+  int gc_lock; /* shared while pulling, exclusive for removal */
   bool user_xattrs;
 };
 

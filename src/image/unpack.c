@@ -139,8 +139,7 @@ static int set_xattrs(struct ctx *c, int fd, struct archive_entry *e, berth_erro
   while (archive_entry_xattr_next(e, &name, &val, &size) == ARCHIVE_OK) {
     /* overlay's own attributes would let a layer forge whiteouts or
      * redirects; other namespaces are not the image's to set */
-    bool ok = (str_has_prefix(name, "user.") && !str_has_prefix(name, "user.overlay.")) ||
-              !strcmp(name, "security.capability");
+    bool ok = (str_has_prefix(name, "user.") && !str_has_prefix(name, "user.overlay.")) || !strcmp(name, "security.capability");
     if (!ok || fsetxattr(fd, name, val, size, 0) < 0) c->st->xattrs_skipped++;
   }
   return 0;
@@ -169,12 +168,11 @@ static void entry_times(struct archive_entry *e, struct timespec ts[2]) {
   if (archive_entry_atime_is_set(e)) {
     ts[0].tv_sec = archive_entry_atime(e);
     ts[0].tv_nsec = archive_entry_atime_nsec(e);
-  } else
-    ts[0] = ts[1];
+  } else ts[0] = ts[1];
 }
 
-static int write_regular(struct ctx *c, struct archive *a, struct archive_entry *e, int parent, const char *base,
-                         const char *path, berth_error_t *err) {
+static int write_regular(struct ctx *c, struct archive *a, struct archive_entry *e, int parent, const char *base, const char *path,
+                         berth_error_t *err) {
   cleanup_close int fd = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return berth_error(err, errno, "create `%s`", path);
   const void *buf;
@@ -231,8 +229,7 @@ static int whiteout(struct ctx *c, const char *dir, const char *wbase, const cha
   if (parent < 0) return -1;
   struct stat st;
   if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) return 0; /* this layer's own file wins */
-  if (mknodat(parent, name, S_IFCHR | 0, makedev(0, 0)) < 0)
-    return berth_error(err, errno, "create whiteout for `%s/%s`", dir, name);
+  if (mknodat(parent, name, S_IFCHR | 0, makedev(0, 0)) < 0) return berth_error(err, errno, "create whiteout for `%s/%s`", dir, name);
   return 0;
 }
 
@@ -272,8 +269,8 @@ static int handle_entry(struct ctx *c, struct archive *a, struct archive_entry *
     cleanup_free char *target = NULL;
     bool tabs;
     if (clean_path(hl, &target, &tabs) != 0 || !*target)
-      return berth_error(err, -EPERM, "layer %s: hardlink `%.200s` points outside the layer (`%.200s`); refusing the layer",
-                         c->digest, raw, hl);
+      return berth_error(err, -EPERM, "layer %s: hardlink `%.200s` points outside the layer (`%.200s`); refusing the layer", c->digest, raw,
+                         hl);
     cleanup_free char *tcopy = strdup(target);
     char *tdir, *tbase;
     split(tcopy, &tdir, &tbase);
@@ -288,8 +285,7 @@ static int handle_entry(struct ctx *c, struct archive *a, struct archive_entry *
   struct timespec ts[2];
   entry_times(e, ts);
   switch (type) {
-  case AE_IFREG:
-    return write_regular(c, a, e, parent, base, path, err);
+  case AE_IFREG: return write_regular(c, a, e, parent, base, path, err);
   case AE_IFDIR: {
     if (!was_dir && mkdirat(parent, base, 0700) < 0) return berth_error(err, errno, "create directory `%s`", path);
     cleanup_close int fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -309,8 +305,7 @@ static int handle_entry(struct ctx *c, struct archive *a, struct archive_entry *
     return 0;
   }
   case AE_IFIFO: {
-    if (mknodat(parent, base, S_IFIFO | (archive_entry_perm(e) & 0777), 0) < 0)
-      return berth_error(err, errno, "create fifo `%s`", path);
+    if (mknodat(parent, base, S_IFIFO | (archive_entry_perm(e) & 0777), 0) < 0) return berth_error(err, errno, "create fifo `%s`", path);
     set_owner(c, parent, base, archive_entry_uid(e), archive_entry_gid(e));
     utimensat(parent, base, ts, AT_SYMLINK_NOFOLLOW);
     return 0;
@@ -328,14 +323,12 @@ static int handle_entry(struct ctx *c, struct archive *a, struct archive_entry *
     berth_debug("layer %.19s: device node `%s` skipped", c->digest, path);
     c->st->devices_skipped++;
     return 0;
-  default:
-    berth_debug("layer %.19s: `%s` of type 0%o skipped", c->digest, path, (unsigned)type);
-    return 0;
+  default: berth_debug("layer %.19s: `%s` of type 0%o skipped", c->digest, path, (unsigned)type); return 0;
   }
 }
 
-int unpack_layer(int destfd, blob_read_fn rd, void *rdctx, const char *digest, uint64_t size,
-                 const struct unpack_opts *o, struct unpack_stats *st, berth_error_t *err) {
+int unpack_layer(int destfd, blob_read_fn rd, void *rdctx, const char *digest, uint64_t size, const struct unpack_opts *o,
+                 struct unpack_stats *st, berth_error_t *err) {
   struct src s = {.rd = rd, .ctx = rdctx};
   if (hasher_init(&s.h) < 0) return berth_error(err, -ENOMEM, "sha256");
   struct ctx c = {.root = destfd, .o = o, .st = st, .digest = digest ? digest : "archive"};
@@ -351,8 +344,7 @@ int unpack_layer(int destfd, blob_read_fn rd, void *rdctx, const char *digest, u
     if (s.err) {
       if (err) *err = s.err, s.err = NULL;
       ret = berth_error_wrap(err, "layer %s", c.digest);
-    } else
-      ret = berth_error(err, -EINVAL, "layer %s: not a tar stream: %s", c.digest, archive_error_string(a));
+    } else ret = berth_error(err, -EINVAL, "layer %s: not a tar stream: %s", c.digest, archive_error_string(a));
     goto out;
   }
   struct archive_entry *e;
@@ -363,8 +355,7 @@ int unpack_layer(int destfd, blob_read_fn rd, void *rdctx, const char *digest, u
       if (s.err) {
         if (err) *err = s.err, s.err = NULL;
         ret = berth_error_wrap(err, "layer %s", c.digest);
-      } else
-        ret = berth_error(err, -EINVAL, "layer %s: corrupt tar stream: %s", c.digest, archive_error_string(a));
+      } else ret = berth_error(err, -EINVAL, "layer %s: corrupt tar stream: %s", c.digest, archive_error_string(a));
       goto out;
     }
     if (handle_entry(&c, a, e, err) < 0) {
@@ -402,10 +393,8 @@ int unpack_layer(int destfd, blob_read_fn rd, void *rdctx, const char *digest, u
     ret = berth_error(err, -EBADMSG, "layer %s: got %llu bytes, the manifest says %llu; the data was discarded", digest,
                       (unsigned long long)s.n, (unsigned long long)size);
     goto out;
-  }
-  else if (strcmp(got, digest)) {
-    ret = berth_error(err, -EBADMSG, "layer %s: content digest is %s; the data was discarded (corrupt or tampered blob)",
-                      digest, got);
+  } else if (strcmp(got, digest)) {
+    ret = berth_error(err, -EBADMSG, "layer %s: content digest is %s; the data was discarded (corrupt or tampered blob)", digest, got);
     goto out;
   }
   /* directories last, so their children did not bump the mtimes */

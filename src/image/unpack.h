@@ -18,7 +18,7 @@ struct unpack_stats {
 /* Read the blob through `rd`, verify it is exactly `size` bytes with
  * `digest`, and unpack it into destfd. On any failure the caller discards
  * the directory: nothing partial is kept. */
-int unpack_layer(int destfd, blob_read_fn rd, void *ctx, const char *digest, uint64_t size,
-                 const struct unpack_opts *o, struct unpack_stats *st, berth_error_t *err);
+int unpack_layer(int destfd, blob_read_fn rd, void *ctx, const char *digest, uint64_t size, const struct unpack_opts *o,
+                 struct unpack_stats *st, berth_error_t *err);
 
 #endif

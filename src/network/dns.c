@@ -68,8 +68,8 @@ int dns_parse_query(const uint8_t *m, size_t len, struct dns_query *q) {
   if (len < DNS_HEADER) return -1;
   q->id = dns_get16(m);
   q->flags = dns_get16(m + 2);
-  if (q->flags & 0x8000) return -1;      /* a reply, not a query */
-  if (dns_get16(m + 4) != 1) return -1;  /* exactly one question */
+  if (q->flags & 0x8000) return -1; /* a reply, not a query */
+  if (dns_get16(m + 4) != 1) return -1; /* exactly one question */
   size_t next = 0;
   bool ptr = false;
   if (read_name(m, len, DNS_HEADER, q->name, &next, &q->name_ok, &ptr) < 0) return -1;

@@ -144,8 +144,7 @@ static bool is_host_name(const struct egress_rule *r) { return r->is_name && !r-
 
 int egress_normalize(json_t *req, json_t *profile_list, json_t **out, berth_error_t *err) {
   *out = NULL;
-  if (!json_is_object(req))
-    return berth_error(err, -EINVAL, "`egress` must be an object {allow: [entries], deny_host, log, profile}");
+  if (!json_is_object(req)) return berth_error(err, -EINVAL, "`egress` must be an object {allow: [entries], deny_host, log, profile}");
   const char *k;
   json_t *v;
   json_object_foreach(req, k, v) {
@@ -181,8 +180,10 @@ int egress_normalize(json_t *req, json_t *profile_list, json_t **out, berth_erro
       if (dup) continue;
       if (json_array_size(canon) >= EGRESS_MAX_ENTRIES || (r.is_name && !is_host_name(&r) && ++names > EGRESS_MAX_NAMES)) {
         json_decref(canon);
-        return berth_error(err, -EINVAL, "an egress policy takes at most %d entries, %d of them names; use CIDRs or "
-                           "wildcards (*.example.org) to say more with fewer", EGRESS_MAX_ENTRIES, EGRESS_MAX_NAMES);
+        return berth_error(err, -EINVAL,
+                           "an egress policy takes at most %d entries, %d of them names; use CIDRs or "
+                           "wildcards (*.example.org) to say more with fewer",
+                           EGRESS_MAX_ENTRIES, EGRESS_MAX_NAMES);
       }
       json_array_append_new(canon, json_string(t));
     }
@@ -369,8 +370,7 @@ int egress_table_build(const struct egress_policy *p, const struct egress_net *n
       add_ported(t, &b, &p->rules[i]);
     }
   for (size_t i = 0; i < n->nhost; i++)
-    set_addr(add(t, p->deny_host ? EGRESS_DENY : EGRESS_ACCEPT), n->host[i].family, n->host[i].addr,
-             n->host[i].family == 4 ? 32 : 128);
+    set_addr(add(t, p->deny_host ? EGRESS_DENY : EGRESS_ACCEPT), n->host[i].family, n->host[i].addr, n->host[i].family == 4 ? 32 : 128);
   struct egress_rule sn;
   if (n->subnet[0] && egress_rule_parse(n->subnet, &sn, NULL) == 0) set_addr(add(t, EGRESS_ACCEPT), sn.family, sn.addr, sn.prefix);
   for (size_t i = 0; i < p->n; i++) {
@@ -405,8 +405,10 @@ char *egress_nft_script(const struct egress_policy *p, const struct egress_net *
   struct buf b = {0};
   appendf(&b, "table inet " EGRESS_TABLE " {\n");
   for (int i = 0; i < t.sets; i++)
-    appendf(&b, "  set n%d_4 { type ipv4_addr; flags timeout; size 65536; }\n"
-                "  set n%d_6 { type ipv6_addr; flags timeout; size 65536; }\n", i, i);
+    appendf(&b,
+            "  set n%d_4 { type ipv4_addr; flags timeout; size 65536; }\n"
+            "  set n%d_6 { type ipv6_addr; flags timeout; size 65536; }\n",
+            i, i);
   /* every refusal goes through here: recorded (at a bounded rate: a flood
    * cannot fill the disk), then refused at once, never left to time out */
   appendf(&b, "  chain deny {\n");
@@ -459,9 +461,7 @@ static bool port_ok(const struct egress_rule *r, int port, int proto) {
   return true;
 }
 
-static bool port_limited(const struct egress_rule *r, int port, int proto) {
-  return (r->port_lo && !port) || (r->proto && !proto);
-}
+static bool port_limited(const struct egress_rule *r, int port, int proto) { return (r->port_lo && !port) || (r->proto && !proto); }
 
 int egress_check(json_t *policy, const struct egress_net *n, const char *dest, json_t **out, berth_error_t *err) {
   struct egress_rule d;
@@ -483,13 +483,12 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
   if (!d.is_name) {
     bool loop = d.family == 4 ? d.addr[0] == 127 : IN6_IS_ADDR_LOOPBACK((struct in6_addr *)d.addr);
     bool host = false, upstream = false, subnet = false;
-    for (size_t i = 0; i < n->nhost; i++)
-      host |= n->host[i].family == d.family && !memcmp(n->host[i].addr, d.addr, d.family == 4 ? 4 : 16);
+    for (size_t i = 0; i < n->nhost; i++) host |= n->host[i].family == d.family && !memcmp(n->host[i].addr, d.addr, d.family == 4 ? 4 : 16);
     for (size_t i = 0; i < n->nup; i++)
-      upstream |= n->up[i].family == d.family && !memcmp(n->up[i].addr, d.addr, d.family == 4 ? 4 : 16) &&
-                  (!port || port == n->up[i].port);
+      upstream |= n->up[i].family == d.family && !memcmp(n->up[i].addr, d.addr, d.family == 4 ? 4 : 16) && (!port || port == n->up[i].port);
     struct egress_rule sn;
-    if (n->subnet[0] && egress_rule_parse(n->subnet, &sn, NULL) == 0 && sn.family == d.family) subnet = in_prefix(d.addr, sn.addr, sn.prefix);
+    if (n->subnet[0] && egress_rule_parse(n->subnet, &sn, NULL) == 0 && sn.family == d.family)
+      subnet = in_prefix(d.addr, sn.addr, sn.prefix);
     if (loop) {
       allowed = true, reason = "the container's own loopback";
     } else if (upstream) {
@@ -499,7 +498,8 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
         if (is_host_name(&p.rules[i]) && port_ok(&p.rules[i], port, proto)) {
           egress_rule_format(&p.rules[i], rt, sizeof rt);
           allowed = true, rule = rt;
-          reason = port_limited(&p.rules[i], port, proto) ? "host.berth.internal (for the rule's ports and protocol only)" : "host.berth.internal";
+          reason = port_limited(&p.rules[i], port, proto) ? "host.berth.internal (for the rule's ports and protocol only)"
+                                                          : "host.berth.internal";
         }
       if (!allowed && host && p.deny_host) {
         reason = "an address of the host (deny_host: the host's services stay out of reach; allow host.berth.internal[:PORT] "
@@ -515,7 +515,10 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
         if (r->is_name || r->family != d.family || !in_prefix(d.addr, r->addr, r->prefix)) continue;
         egress_rule_format(r, rt, sizeof rt);
         if (!port_ok(r, port, proto)) {
-          snprintf(why, sizeof why, "rule `%s` covers the address but not %s%s%d", rt, proto == IPPROTO_UDP ? "udp " : proto ? "tcp " : "",
+          snprintf(why, sizeof why, "rule `%s` covers the address but not %s%s%d", rt,
+                   proto == IPPROTO_UDP ? "udp "
+                   : proto              ? "tcp "
+                                        : "",
                    "port ", port);
           reason = why;
           continue;
@@ -534,7 +537,10 @@ int egress_check(json_t *policy, const struct egress_net *n, const char *dest, j
       egress_rule_format(r, rt, sizeof rt);
       if (!port_ok(r, port, proto)) {
         snprintf(why, sizeof why, "the name resolves (rule `%s`), but connections to %s%s%d are refused", rt,
-                 proto == IPPROTO_UDP ? "udp " : proto ? "tcp " : "", "port ", port);
+                 proto == IPPROTO_UDP ? "udp "
+                 : proto              ? "tcp "
+                                      : "",
+                 "port ", port);
         reason = why;
         continue;
       }

@@ -41,8 +41,8 @@ struct egress_rule {
   uint8_t addr[16];
   int prefix;
   uint16_t port_lo, port_hi; /* 0: any port */
-  uint8_t proto;             /* 0: any protocol, else IPPROTO_TCP or IPPROTO_UDP */
-  int set;                   /* a name: its sets are n<set>_4 and n<set>_6 (-1: none) */
+  uint8_t proto; /* 0: any protocol, else IPPROTO_TCP or IPPROTO_UDP */
+  int set; /* a name: its sets are n<set>_4 and n<set>_6 (-1: none) */
 };
 
 struct egress_policy {
@@ -59,8 +59,8 @@ struct egress_addr {
 
 /* The container's network as the rules see it. */
 struct egress_net {
-  bool slirp;        /* outbound through slirp4netns; else root's berth0 */
-  char subnet[24];   /* a named network's subnet (its members stay reachable), or "" */
+  bool slirp; /* outbound through slirp4netns; else root's berth0 */
+  char subnet[24]; /* a named network's subnet (its members stay reachable), or "" */
   struct egress_addr up[4]; /* the resolvers berth's resolver forwards to */
   size_t nup;
   struct egress_addr host[32]; /* the host's own addresses (deny_host) */
@@ -96,14 +96,14 @@ int egress_addr_parse(const char *text, struct egress_addr *a);
  * as nft text. */
 enum { EGRESS_ACCEPT, EGRESS_DENY };
 struct egress_match {
-  uint8_t family;           /* 0: any, 4 or 6 */
+  uint8_t family; /* 0: any, 4 or 6 */
   bool oif_lo, ct_ok, mark; /* oif lo; ct state established,related; the resolver's mark */
-  int prefix;               /* daddr within addr/prefix (-1: any address) */
+  int prefix; /* daddr within addr/prefix (-1: any address) */
   uint8_t addr[16];
-  int set;         /* daddr in set n<set>_<family> (-1: none) */
-  uint8_t proto;   /* meta l4proto (0: any) */
+  int set; /* daddr in set n<set>_<family> (-1: none) */
+  uint8_t proto; /* meta l4proto (0: any) */
   uint16_t port_lo, port_hi; /* th dport (0: any) */
-  int icmp6_type;  /* icmpv6 type (-1: any) */
+  int icmp6_type; /* icmpv6 type (-1: any) */
   int verdict;
 };
 struct egress_table {

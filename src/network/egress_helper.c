@@ -55,7 +55,7 @@
 
 #define NFPROTO_INET_ 1 /* linux/netfilter.h's NFPROTO_INET and NF_ACCEPT (its headers clash with netinet/in.h) */
 #define NF_ACCEPT_ 1
-#define TTL_MIN 30      /* seconds an answer's addresses stay allowed at least */
+#define TTL_MIN 30 /* seconds an answer's addresses stay allowed at least */
 #define TTL_MAX 86400
 #define UP_TIMEOUT 2.0 /* seconds per upstream resolver */
 #define MAX_PENDING 256
@@ -418,8 +418,7 @@ static void put_match(struct tx *t, const struct egress_match *m) {
     uint16_t lo = htons(m->port_lo), hi = htons(m->port_hi);
     e_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
     if (m->port_lo == m->port_hi) e_cmp(b, NFT_CMP_EQ, &lo, 2);
-    else { /* big-endian bytes compare as the numbers do */
-      e_cmp(b, NFT_CMP_GTE, &lo, 2);
+    else { /* big-endian bytes compare as the numbers do */ e_cmp(b, NFT_CMP_GTE, &lo, 2);
       e_cmp(b, NFT_CMP_LTE, &hi, 2);
     }
   }
@@ -761,8 +760,7 @@ static void on_addr(int family, const uint8_t *addr, uint32_t ttl, void *ud) {
     if (e < 0) continue;
     if (!l) {
       if (H->nlearned < LEARNED_MAX) l = &H->learned[H->nlearned++];
-      else { /* full: forget the one that ends first */
-        l = &H->learned[0];
+      else { /* full: forget the one that ends first */ l = &H->learned[0];
         for (size_t k = 1; k < LEARNED_MAX; k++)
           if (H->learned[k].expires < l->expires) l = &H->learned[k];
       }
@@ -978,8 +976,11 @@ static void nflog_read(struct helper *H) {
       if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && l4len >= 4) port = dns_get16(l4 + 2);
       char a[INET6_ADDRSTRLEN], f[500], ps[16] = "", pn[24];
       inet_ntop(family == 4 ? AF_INET : AF_INET6, dst, a, sizeof a);
-      const char *pname = proto == IPPROTO_TCP ? "tcp" : proto == IPPROTO_UDP ? "udp" : proto == IPPROTO_ICMP ? "icmp"
-                          : proto == IPPROTO_ICMPV6 ? "icmpv6" : NULL;
+      const char *pname = proto == IPPROTO_TCP      ? "tcp"
+                          : proto == IPPROTO_UDP    ? "udp"
+                          : proto == IPPROTO_ICMP   ? "icmp"
+                          : proto == IPPROTO_ICMPV6 ? "icmpv6"
+                                                    : NULL;
       if (!pname) snprintf(pn, sizeof pn, "%d", proto), pname = pn;
       if (port >= 0) snprintf(ps, sizeof ps, ",\"port\":%d", port);
       const char *name = NULL;
@@ -1174,8 +1175,8 @@ static int setup(struct helper *H, struct egress_net *n, int ufd, int nfd, int d
   return 0;
 }
 
-static __attribute__((noreturn)) void helper_main(const struct egress_policy *p, const struct egress_net *n0, int pidfd,
-                                                  int ufd, int nfd, int dirfd, int ready, bool rootless) {
+static __attribute__((noreturn)) void helper_main(const struct egress_policy *p, const struct egress_net *n0, int pidfd, int ufd, int nfd,
+                                                  int dirfd, int ready, bool rootless) {
   static struct helper H; /* large (the tables above): not on the stack */
   static struct egress_net n;
   n = *n0;

@@ -79,7 +79,8 @@ static int nft_lib(const char *script, berth_error_t *err) {
 int net_nft_run(const char *script, berth_error_t *err) {
   int r = nft_lib(script, err);
   if (r > 0)
-    return berth_error(err, -ENOENT, "libnftables (package libnftables1, with nftables) cannot be loaded: "
+    return berth_error(err, -ENOENT,
+                       "libnftables (package libnftables1, with nftables) cannot be loaded: "
                        "sudo apt-get install nftables");
   return r;
 }
@@ -238,8 +239,7 @@ static int bridge_up(berth_error_t *err) {
   if (nl_ifindex(nl, HB_BRIDGE) <= 0) {
     struct in_addr gw;
     inet_pton(AF_INET, HB_GATEWAY, &gw);
-    if (nl_bridge_add(nl, HB_BRIDGE, err) < 0 || nl_addr_add(nl, HB_BRIDGE, gw, 16, err) < 0 ||
-        nl_link_up(nl, HB_BRIDGE, 0, err) < 0)
+    if (nl_bridge_add(nl, HB_BRIDGE, err) < 0 || nl_addr_add(nl, HB_BRIDGE, gw, 16, err) < 0 || nl_link_up(nl, HB_BRIDGE, 0, err) < 0)
       return -1;
   }
   int up = open(HB_DIR "/up", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -254,34 +254,32 @@ static int bridge_up(berth_error_t *err) {
   /* the marker holds the rules' version: a table of an older berth
    * (without the output chain) is replaced too */
   cleanup_free char *ver = NULL;
-  if (read_file(HB_DIR "/table", 64, &ver, NULL, NULL) < 0 || strcmp(ver, HB_RULES_VERSION) ||
-      nl_nft_table_exists(AF_INET, "berth") != 1) {
-    const char *rules =
-        "table ip berth\n"
-        "delete table ip berth\n"
-        "table ip berth {\n"
-        "  chain postrouting {\n"
-        "    type nat hook postrouting priority srcnat; policy accept;\n"
-        "    ip saddr 10.88.0.0/16 oifname != \"" HB_BRIDGE "\" masquerade\n"
-        "  }\n"
-        "  chain prerouting {\n"
-        "    type nat hook prerouting priority dstnat; policy accept;\n"
-        "    iifname \"" HB_BRIDGE "\" ip daddr " HB_GATEWAY " dnat to 127.0.0.1\n"
-        "  }\n"
-        "  chain forward {\n"
-        "    type filter hook forward priority filter; policy accept;\n"
-        "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" ct state established,related accept\n"
-        "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" drop\n"
-        "  }\n"
-        /* the host's own processes (any user, slirp4netns of rootless
+  if (read_file(HB_DIR "/table", 64, &ver, NULL, NULL) < 0 || strcmp(ver, HB_RULES_VERSION) || nl_nft_table_exists(AF_INET, "berth") != 1) {
+    const char *rules = "table ip berth\n"
+                        "delete table ip berth\n"
+                        "table ip berth {\n"
+                        "  chain postrouting {\n"
+                        "    type nat hook postrouting priority srcnat; policy accept;\n"
+                        "    ip saddr 10.88.0.0/16 oifname != \"" HB_BRIDGE "\" masquerade\n"
+                        "  }\n"
+                        "  chain prerouting {\n"
+                        "    type nat hook prerouting priority dstnat; policy accept;\n"
+                        "    iifname \"" HB_BRIDGE "\" ip daddr " HB_GATEWAY " dnat to 127.0.0.1\n"
+                        "  }\n"
+                        "  chain forward {\n"
+                        "    type filter hook forward priority filter; policy accept;\n"
+                        "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" ct state established,related accept\n"
+                        "    oifname \"" HB_BRIDGE "\" iifname != \"" HB_BRIDGE "\" drop\n"
+                        "  }\n"
+                        /* the host's own processes (any user, slirp4netns of rootless
          * containers) open nothing into the bridge: published ports are
          * served inside the container's namespace, not through it */
-        "  chain output {\n"
-        "    type filter hook output priority filter; policy accept;\n"
-        "    oifname \"" HB_BRIDGE "\" ct state established,related accept\n"
-        "    oifname \"" HB_BRIDGE "\" reject with icmp type admin-prohibited\n"
-        "  }\n"
-        "}\n";
+                        "  chain output {\n"
+                        "    type filter hook output priority filter; policy accept;\n"
+                        "    oifname \"" HB_BRIDGE "\" ct state established,related accept\n"
+                        "    oifname \"" HB_BRIDGE "\" reject with icmp type admin-prohibited\n"
+                        "  }\n"
+                        "}\n";
     if (net_nft_run(rules, err) < 0) return -1;
     write_file_replace(HB_DIR "/table", HB_RULES_VERSION, strlen(HB_RULES_VERSION), 0600, false, NULL);
   }

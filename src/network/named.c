@@ -122,8 +122,7 @@ static pid_t holder_start(const char *name, int k, bool rootless, bool *single, 
     char msg[256] = "";
     char c = 0;
     if (unshare(CLONE_NEWNET | (rootless ? CLONE_NEWUSER : 0)) < 0)
-      snprintf(msg, sizeof msg, "create the network's namespace: %s%s", strerror(errno),
-               rootless ? " (run `berth preflight`)" : "");
+      snprintf(msg, sizeof msg, "create the network's namespace: %s%s", strerror(errno), rootless ? " (run `berth preflight`)" : "");
     if (write(rep[1], "u", 1) != 1 || read(go[0], &c, 1) != 1 || c != 1) _exit(1);
     berth_error_t e = NULL;
     int nl = msg[0] ? -1 : nl_open(&e);
@@ -191,8 +190,10 @@ static int holder_ensure(const char *name, json_t *st, berth_error_t *err) {
 
 int net_named_create(const char *name, json_t **out, berth_error_t *err) {
   if (!name_valid(name) || !net_is_named(name) || !strcmp(name, "default"))
-    return berth_error(err, -EINVAL, "invalid network name `%.80s`: use 1-63 letters, digits, `_`, `.` or `-` "
-                       "(not `bridge`, `host`, `none` or `default`)", name);
+    return berth_error(err, -EINVAL,
+                       "invalid network name `%.80s`: use 1-63 letters, digits, `_`, `.` or `-` "
+                       "(not `bridge`, `host`, `none` or `default`)",
+                       name);
   cleanup_free char *top = net_dir(NULL, err);
   if (!top || mkdir_p(top, 0700, err) < 0) return -1;
   /* the subnet index is chosen under one lock for all networks */
@@ -223,8 +224,8 @@ int net_named_create(const char *name, json_t **out, berth_error_t *err) {
   int lf = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   char subnet[32];
   snprintf(subnet, sizeof subnet, "10.89.%d.0/24", k);
-  json_t *st = json_pack("{s:s, s:i, s:s, s:s, s:I}", "name", name, "index", k, "subnet", subnet, "gateway", "", "created",
-                         (json_int_t)time(NULL));
+  json_t *st =
+      json_pack("{s:s, s:i, s:s, s:s, s:I}", "name", name, "index", k, "subnet", subnet, "gateway", "", "created", (json_int_t)time(NULL));
   char gw[20];
   snprintf(gw, sizeof gw, "10.89.%d.1", k);
   json_object_set_new(st, "gateway", json_string(gw));
@@ -247,8 +248,7 @@ int net_named_create(const char *name, json_t **out, berth_error_t *err) {
 }
 
 int net_named_destroy(const char *name, net_members_fn *members_of, json_t **out, berth_error_t *err) {
-  if (!name_valid(name) || !net_is_named(name))
-    return berth_error(err, -ENOENT, "network `%.80s` does not exist", name);
+  if (!name_valid(name) || !net_is_named(name)) return berth_error(err, -ENOENT, "network `%.80s` does not exist", name);
   cleanup_close int lk = net_lock(name, err);
   if (lk < 0) return -1;
   json_t *members = members_of(name, false);
@@ -261,8 +261,7 @@ int net_named_destroy(const char *name, net_members_fn *members_of, json_t **out
       buf_append(&b, jstr(m, "name"), strlen(jstr(m, "name")));
     }
     buf_append(&b, "", 1);
-    berth_error(err, -EBUSY, "network `%s` still has containers attached: %s; remove them first (`berth rm -f %s`)", name,
-                b.data, b.data);
+    berth_error(err, -EBUSY, "network `%s` still has containers attached: %s; remove them first (`berth rm -f %s`)", name, b.data, b.data);
     buf_free(&b);
     json_decref(members);
     return -1;
@@ -303,9 +302,8 @@ int net_named_list(net_members_fn *members_of, json_t **out, berth_error_t *err)
     json_t *m;
     json_array_foreach(members, i, m) json_array_append(names, json_object_get(m, "name"));
     json_decref(members);
-    json_array_append_new(arr, json_pack("{s:s, s:O, s:O, s:o, s:b}", "name", de->d_name, "subnet",
-                                         json_object_get(st, "subnet"), "gateway", json_object_get(st, "gateway"),
-                                         "containers", names, "active", holder_alive(st)));
+    json_array_append_new(arr, json_pack("{s:s, s:O, s:O, s:o, s:b}", "name", de->d_name, "subnet", json_object_get(st, "subnet"),
+                                         "gateway", json_object_get(st, "gateway"), "containers", names, "active", holder_alive(st)));
     json_decref(st);
   }
   if (dd) closedir(dd);

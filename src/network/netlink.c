@@ -197,8 +197,12 @@ int nl_addr_add(int nl, const char *ifname, struct in_addr addr, int prefix, ber
 int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *err) {
   struct nlreq r;
   req_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
-  struct rtmsg rt = {.rtm_family = AF_INET, .rtm_dst_len = (unsigned char)prefix, .rtm_table = RT_TABLE_MAIN,
-                     .rtm_protocol = RTPROT_BOOT, .rtm_scope = RT_SCOPE_UNIVERSE, .rtm_type = RTN_UNREACHABLE};
+  struct rtmsg rt = {.rtm_family = AF_INET,
+                     .rtm_dst_len = (unsigned char)prefix,
+                     .rtm_table = RT_TABLE_MAIN,
+                     .rtm_protocol = RTPROT_BOOT,
+                     .rtm_scope = RT_SCOPE_UNIVERSE,
+                     .rtm_type = RTN_UNREACHABLE};
   body_put(&r, &rt, sizeof rt);
   attr_put(&r, RTA_DST, &dst, sizeof dst);
   int e = talk(nl, &r);
@@ -208,8 +212,11 @@ int nl_route_unreachable(int nl, struct in_addr dst, int prefix, berth_error_t *
 int nl_route_default(int nl, struct in_addr gw, berth_error_t *err) {
   struct nlreq r;
   req_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
-  struct rtmsg rt = {.rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN, .rtm_protocol = RTPROT_BOOT,
-                     .rtm_scope = RT_SCOPE_UNIVERSE, .rtm_type = RTN_UNICAST};
+  struct rtmsg rt = {.rtm_family = AF_INET,
+                     .rtm_table = RT_TABLE_MAIN,
+                     .rtm_protocol = RTPROT_BOOT,
+                     .rtm_scope = RT_SCOPE_UNIVERSE,
+                     .rtm_type = RTN_UNICAST};
   body_put(&r, &rt, sizeof rt);
   attr_put(&r, RTA_GATEWAY, &gw, sizeof gw);
   int e = talk(nl, &r);
@@ -242,8 +249,7 @@ int nl_nft_table_exists(int family, const char *table) {
 int net_veth_plug(int hfd, int cfd, const char *veth, const char *bridge, const char *ip, int prefix, const char *gw,
                   bool unreachable_others, bool isolated, berth_error_t *err) {
   struct in_addr a, g, all;
-  if (inet_pton(AF_INET, ip, &a) != 1 || (gw && inet_pton(AF_INET, gw, &g) != 1))
-    return berth_error(err, -EINVAL, "bad address %s", ip);
+  if (inet_pton(AF_INET, ip, &a) != 1 || (gw && inet_pton(AF_INET, gw, &g) != 1)) return berth_error(err, -EINVAL, "bad address %s", ip);
   inet_pton(AF_INET, "10.89.0.0", &all);
   if (hfd >= 0 && setns(hfd, CLONE_NEWNET) < 0) return berth_error(err, errno, "enter the network's namespace");
   cleanup_close int nh = nl_open(err);

@@ -32,7 +32,8 @@ bool net_helper_available(void) {
 int net_start(pid_t init_pid, bool rootless, int exit_fd, pid_t *helper, berth_error_t *err) {
   const char *bin = helper_path();
   if (!bin || !net_helper_available())
-    return berth_error(err, -ENOENT, "the bridge network needs slirp4netns and a usable /dev/net/tun (see `berth preflight`: "
+    return berth_error(err, -ENOENT,
+                       "the bridge network needs slirp4netns and a usable /dev/net/tun (see `berth preflight`: "
                        "sudo apt-get install slirp4netns; sudo chmod 0666 /dev/net/tun), or use network \"none\" or \"host\"");
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
@@ -84,16 +85,17 @@ int net_start(pid_t init_pid, bool rootless, int exit_fd, pid_t *helper, berth_e
 int net_ports_check(json_t *ports, berth_error_t *err) {
   size_t i;
   json_t *p;
-  if (json_array_size(ports) > PF_MAX_PORTS)
-    return berth_error(err, -EINVAL, "at most %d published ports per container", PF_MAX_PORTS);
+  if (json_array_size(ports) > PF_MAX_PORTS) return berth_error(err, -EINVAL, "at most %d published ports per container", PF_MAX_PORTS);
   json_array_foreach(ports, i, p) {
     json_int_t h = json_integer_value(json_object_get(p, "host")), c = json_integer_value(json_object_get(p, "container"));
     const char *proto = json_string_value(json_object_get(p, "protocol"));
     const char *ip = json_string_value(json_object_get(p, "host_ip"));
     if (h < 1 || h > 65535 || c < 1 || c > 65535) return berth_error(err, -EINVAL, "ports[%zu]: host and container must be 1-65535", i);
-    if (proto && strcmp(proto, "tcp") && strcmp(proto, "udp")) return berth_error(err, -EINVAL, "ports[%zu]: protocol must be tcp or udp", i);
+    if (proto && strcmp(proto, "tcp") && strcmp(proto, "udp"))
+      return berth_error(err, -EINVAL, "ports[%zu]: protocol must be tcp or udp", i);
     struct in_addr a;
-    if (ip && inet_pton(AF_INET, ip, &a) != 1) return berth_error(err, -EINVAL, "ports[%zu]: host_ip `%.40s` is not an IPv4 address", i, ip);
+    if (ip && inet_pton(AF_INET, ip, &a) != 1)
+      return berth_error(err, -EINVAL, "ports[%zu]: host_ip `%.40s` is not an IPv4 address", i, ip);
   }
   return 0;
 }

@@ -190,8 +190,7 @@ static void udp_forward(int lfd, int idx, int cport, struct udp_peer *peers) {
     if (peers[i].fd >= 0 && peers[i].listen_idx == idx && peers[i].client.sin_port == from.sin_port &&
         peers[i].client.sin_addr.s_addr == from.sin_addr.s_addr)
       p = &peers[i];
-    else if (peers[i].fd < 0 && !free_slot)
-      free_slot = &peers[i];
+    else if (peers[i].fd < 0 && !free_slot) free_slot = &peers[i];
   }
   if (!p) {
     if (!free_slot) { /* full: recycle the first */

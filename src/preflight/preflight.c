@@ -92,10 +92,12 @@ static void check_userns(json_t *c, bool rootless) {
   bool ok = probe;
   if (max == 0) {
     ok = false;
-    g = fix = "sudo sysctl -w user.max_user_namespaces=28633 && echo 'user.max_user_namespaces=28633' | sudo tee /etc/sysctl.d/90-berth-userns.conf";
+    g = fix =
+        "sudo sysctl -w user.max_user_namespaces=28633 && echo 'user.max_user_namespaces=28633' | sudo tee /etc/sysctl.d/90-berth-userns.conf";
   } else if (clone == 0) {
     ok = false;
-    g = fix = "sudo sysctl -w kernel.unprivileged_userns_clone=1 && echo 'kernel.unprivileged_userns_clone=1' | sudo tee /etc/sysctl.d/90-berth-userns-clone.conf";
+    g = fix =
+        "sudo sysctl -w kernel.unprivileged_userns_clone=1 && echo 'kernel.unprivileged_userns_clone=1' | sudo tee /etc/sysctl.d/90-berth-userns-clone.conf";
   } else if (aa == 1 && !probe) {
     g = "either allow unprivileged user namespaces: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 ; or give berth an "
         "AppArmor profile: printf 'abi <abi/4.0>,\\ninclude <tunables/global>\\nprofile berth /usr/local/bin/berth flags=(unconfined) {\\n  userns,\\n}\\n' "
@@ -137,8 +139,8 @@ static unsigned long free_subid_start(void) {
 }
 
 /* what a rootless container gets without subordinate ids or newuidmap */
-#define SINGLE_ID_NOTE                                                                                                 \
-  "; until fixed, containers run with a single-id mapping: only root (you) exists inside, image files of other "    \
+#define SINGLE_ID_NOTE                                                                                           \
+  "; until fixed, containers run with a single-id mapping: only root (you) exists inside, image files of other " \
   "owners become root's, and switching to another user fails"
 
 static void check_subids(json_t *c, bool rootless) {
@@ -234,7 +236,8 @@ static void check_cgroups(json_t *c, bool rootless) {
     bool has = has_word(ctl, "memory") && has_word(ctl, "pids") && has_word(ctl, "cpu");
     snprintf(d, sizeof d, "cgroup v2: root cgroup controllers [%s]%s", ctl ? strtok(ctl, "\n") : "none",
              has ? "; memory, pids and cpu limits apply" : "");
-    add(c, "cgroups", has, false, d, "enable the memory, pids and cpu controllers in the kernel (cgroup_enable=memory on the kernel command line)");
+    add(c, "cgroups", has, false, d,
+        "enable the memory, pids and cpu controllers in the kernel (cgroup_enable=memory on the kernel command line)");
     return;
   }
   cleanup_free char *ctl = NULL;
@@ -265,7 +268,8 @@ static void check_cgroups(json_t *c, bool rootless) {
   cleanup_free char *svcctl = NULL;
   cleanup_free char *svcf = xasprintf("%s/cgroup.controllers", svc);
   read_file(svcf, 4096, &svcctl, NULL, NULL);
-  bool svc_ok = stat(svc, &st) == 0 && st.st_uid == uid && has_word(svcctl, "memory") && has_word(svcctl, "pids") && has_word(svcctl, "cpu");
+  bool svc_ok =
+      stat(svc, &st) == 0 && st.st_uid == uid && has_word(svcctl, "memory") && has_word(svcctl, "pids") && has_word(svcctl, "cpu");
   const char *scope = "systemd-run --user --scope -p Delegate=yes";
   const char *dropin = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' "
                        "| sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload";
@@ -274,13 +278,15 @@ static void check_cgroups(json_t *c, bool rootless) {
     add(c, "cgroups", true, false, d, NULL);
   } else if (systemd && !svc_ok) {
     cleanup_free char *g = xasprintf("delegate memory, pids and cpu to your systemd user manager: %s; then log in again and run "
-                                     "berth in a delegated scope: %s berth ...", dropin, scope);
+                                     "berth in a delegated scope: %s berth ...",
+                                     dropin, scope);
     j = add(c, "cgroups", false, false, d, g);
     set_fix(j, dropin, "log in again");
     json_object_set_new(j, "run_with", json_string(scope));
   } else if (systemd) {
     cleanup_free char *g = xasprintf("your user manager has memory, pids and cpu delegated, but berth runs outside it (%s): run "
-                                     "berth in a delegated scope: %s berth ...", own ? own : "?", scope);
+                                     "berth in a delegated scope: %s berth ...",
+                                     own ? own : "?", scope);
     j = add(c, "cgroups", false, false, d, g);
     json_object_set_new(j, "run_with", json_string(scope));
   } else {
@@ -300,7 +306,8 @@ static const char *overlay_fallback(void) {
   int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fd >= 0) close(fd);
   if (have && fd >= 0) return "containers get fuse-overlayfs instead (slower file access)";
-  if (have) return "containers get a copied root filesystem (slower, more disk): fuse-overlayfs is installed but /dev/fuse is not open to you";
+  if (have)
+    return "containers get a copied root filesystem (slower, more disk): fuse-overlayfs is installed but /dev/fuse is not open to you";
   return "containers get a copied root filesystem (slower, more disk), or fuse-overlayfs where it is installed "
          "(sudo apt-get install fuse-overlayfs)";
 }
@@ -339,8 +346,9 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
     char d0[400];
     snprintf(d0, sizeof d0, "the overlay filesystem is not available (no `overlay` in /proc/filesystems; module not loaded): %s",
              overlay_fallback());
-    json_t *j = add(c, "overlay", false, false, d0,
-                    "load the module now and at every boot: sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf");
+    json_t *j = add(
+        c, "overlay", false, false, d0,
+        "load the module now and at every boot: sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf");
     set_fix(j, "sudo modprobe overlay && echo overlay | sudo tee /etc/modules-load.d/berth-overlay.conf", NULL);
     return;
   }
@@ -370,7 +378,10 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
       char m[64];
       snprintf(m, sizeof m, "0 %u 1", (unsigned)uid);
       int fd = open("/proc/self/setgroups", O_WRONLY);
-      if (fd >= 0) { if (write(fd, "deny", 4) < 0) {} close(fd); }
+      if (fd >= 0) {
+        if (write(fd, "deny", 4) < 0) {}
+        close(fd);
+      }
       fd = open("/proc/self/uid_map", O_WRONLY);
       if (fd < 0 || write(fd, m, strlen(m)) < 0) _exit(3);
       close(fd);
@@ -378,8 +389,7 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
       fd = open("/proc/self/gid_map", O_WRONLY);
       if (fd < 0 || write(fd, m, strlen(m)) < 0) _exit(3);
       close(fd);
-    } else if (unshare(CLONE_NEWNS) < 0)
-      _exit(2);
+    } else if (unshare(CLONE_NEWNS) < 0) _exit(2);
     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     cleanup_free char *opt = xasprintf("lowerdir=%s/l,upperdir=%s/u,workdir=%s/w%s", dir, dir, dir, rootless ? ",userxattr" : "");
     cleanup_free char *m = xasprintf("%s/m", dir);
@@ -392,11 +402,13 @@ static void check_overlay(json_t *c, bool rootless, struct berth_config *cfg) {
   if (ok) write_file_replace(cache, want, strlen(want), 0600, false, NULL); /* a cache: no fsync (base exists) */
   char d[512];
   if (!xattr_ok)
-    snprintf(d, sizeof d, "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "
-             "opaque directories: images that have them cannot be stored there", base);
+    snprintf(d, sizeof d,
+             "the store's filesystem (%s) takes no user.* extended attributes, which rootless overlayfs needs for "
+             "opaque directories: images that have them cannot be stored there",
+             base);
   else
-    snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s%s", ok ? "mounts" : "cannot be mounted", rootless ? " in a user namespace" : "",
-             base, ok ? "" : ": ", ok ? "" : overlay_fallback());
+    snprintf(d, sizeof d, "overlayfs %s%s (probe under %s)%s%s", ok ? "mounts" : "cannot be mounted",
+             rootless ? " in a user namespace" : "", base, ok ? "" : ": ", ok ? "" : overlay_fallback());
   add(c, "overlay", ok, false, d,
       "keep the store on a filesystem overlayfs can use as its upper layer (not overlayfs itself, not NFS; rootless also needs "
       "user xattrs: ext4, xfs, btrfs, tmpfs 6.6+): set `data_dir` in berth's config (~/.config/berth/config.json) or BERTH_ROOT "
@@ -483,8 +495,8 @@ static void check_disk(json_t *c, struct berth_config *cfg) {
   json_decref(list);
   cleanup_free char *fx = names.len ? xasprintf("berth rm%.*s", (int)names.len, names.data) : NULL;
   cleanup_free char *g = xasprintf("free space under %s: %s%s`berth rmi` images you no longer use, `berth rm` containers you no longer "
-                                   "need, or set `data_dir` in berth's config to a larger filesystem", p,
-                                   fx ? "remove the containers that are not running: " : "", fx ? fx : "");
+                                   "need, or set `data_dir` in berth's config to a larger filesystem",
+                                   p, fx ? "remove the containers that are not running: " : "", fx ? fx : "");
   buf_free(&names);
   set_fix(add(c, "disk_space", false, true, d, g), fx, NULL);
 }
@@ -499,8 +511,8 @@ static void check_run_dir(json_t *c, struct berth_config *cfg) {
     return;
   }
   json_t *r = add(c, "run_dir", false, false, e->msg, "berth keeps no records there (slower starts, no rootless user namespace keeper)");
-  cleanup_free char *fx = xasprintf("mkdir -m 0700 -p %s/.cache/berth-run && export BERTH_RUNROOT=%s/.cache/berth-run", cfg->home,
-                                    cfg->home);
+  cleanup_free char *fx =
+      xasprintf("mkdir -m 0700 -p %s/.cache/berth-run && export BERTH_RUNROOT=%s/.cache/berth-run", cfg->home, cfg->home);
   set_fix(r, fx, NULL);
   berth_error_free(e);
 }
@@ -606,26 +618,30 @@ json_t *preflight_gpu_check(void) {
   if (!nv && !amd && !dri) {
     d = xasprintf("no GPU on this host: no /dev/nvidia*, /dev/kfd or /dev/dri (or its driver is not loaded)%s%s",
                   errs ? "; CDI specs left out: " : "", errs ? errs : "");
-    chk = add(c, "gpu", false, false, d, "`gpu` and `--gpus` need a host with a GPU and its driver loaded; other devices can still "
-                                         "be given by CDI name or path (--device, the create request's `devices`)");
+    chk = add(c, "gpu", false, false, d,
+              "`gpu` and `--gpus` need a host with a GPU and its driver loaded; other devices can still "
+              "be given by CDI name or path (--device, the create request's `devices`)");
   } else if (nv && !*nvd) {
     d = xasprintf("NVIDIA GPU nodes (%s) but no CDI spec in %s names nvidia.com/gpu devices%s%s", nodes.data, dirs,
                   errs ? "; specs left out: " : "", errs ? errs : "");
     fx = xasprintf("%snvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml", sudo);
     g = xasprintf("install the NVIDIA Container Toolkit (nvidia-ctk) and write the CDI spec: %s; it must be written again after a "
-                  "driver upgrade", fx);
+                  "driver upgrade",
+                  fx);
     chk = add(c, "gpu", false, false, d, g);
   } else if (amd && !nv && !*amdd) {
-    d = xasprintf("AMD GPU nodes (%s) but no CDI spec in %s names amd.com/gpu devices%s%s", nodes.data, dirs, errs ? "; specs left out: " : "",
-                  errs ? errs : "");
+    d = xasprintf("AMD GPU nodes (%s) but no CDI spec in %s names amd.com/gpu devices%s%s", nodes.data, dirs,
+                  errs ? "; specs left out: " : "", errs ? errs : "");
     fx = xasprintf("%samd-ctk cdi generate --output=/etc/cdi/amd.json", sudo);
     g = xasprintf("install the AMD Container Toolkit (amd-ctk) and write the CDI spec: %s; then ask for `--device amd.com/gpu=all` "
-                  "(`gpu`/`--gpus` name NVIDIA's devices)", fx);
+                  "(`gpu`/`--gpus` name NVIDIA's devices)",
+                  fx);
     chk = add(c, "gpu", false, false, d, g);
   } else if (!nv && !amd) {
     d = xasprintf("GPU nodes %s (no NVIDIA or AMD compute node), named by no CDI spec of theirs", nodes.data);
-    chk = add(c, "gpu", false, false, d, "give the nodes by path (--device /dev/dri/renderD128), or write a CDI spec for them; "
-                                         "`gpu`/`--gpus` name NVIDIA's devices");
+    chk = add(c, "gpu", false, false, d,
+              "give the nodes by path (--device /dev/dri/renderD128), or write a CDI spec for them; "
+              "`gpu`/`--gpus` name NVIDIA's devices");
   } else {
     /* the spec must also be usable now: nodes, libraries and hooks present (a driver upgrade leaves it stale) */
     json_t *req = json_pack("[s]", nv ? "nvidia.com/gpu=all" : "amd.com/gpu=all"), *edits = NULL;
@@ -740,8 +756,7 @@ static bool key_file(struct buf *k, const char *path) {
     return false;
   }
   key_printf(k, "%s %llu:%llu %lld %lld.%09ld %lld.%09ld\n", path, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-             (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
-             st.st_ctim.tv_nsec);
+             (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
   return true;
 }
 
@@ -751,8 +766,8 @@ char *preflight_cache_key(struct berth_config *cfg) {
   struct utsname u;
   uname(&u);
   struct buf k = {0};
-  key_printf(&k, "berth preflight verdict 1\nboot %s\nuid %u euid %u\nkernel %s\nberth %s\n", boot, (unsigned)getuid(),
-             (unsigned)geteuid(), u.release, berth_version());
+  key_printf(&k, "berth preflight verdict 1\nboot %s\nuid %u euid %u\nkernel %s\nberth %s\n", boot, (unsigned)getuid(), (unsigned)geteuid(),
+             u.release, berth_version());
   key_file(&k, "/proc/self/exe");
   key_printf(&k, "data_dir %s\nrun_dir %s\n", cfg->data_dir, cfg->run_dir);
   key_printf(&k, "userns %ld %ld %ld\n", read_long("/proc/sys/user/max_user_namespaces", -1),

@@ -27,10 +27,8 @@ extern const char _binary_profiles_purposes_json_start[];
 extern const char _binary_profiles_purposes_json_end[];
 
 json_t *prov_step(const char *name, const char *status, double ms, const char *detail, const char *error) {
-  return json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "name", name, "status", status, "duration_ms", (int)ms, "detail", detail,
-                   "error", error);
+  return json_pack("{s:s, s:s, s:i, s:s*, s:s*}", "name", name, "status", status, "duration_ms", (int)ms, "detail", detail, "error", error);
 }
-
 
 /* ---------- running host tools (never a shell, never secrets in argv) ---------- */
 static int host_run(char *const argv[], json_t *extra_env, int timeout, struct buf *out, int *status, berth_error_t *err) {
@@ -116,12 +114,31 @@ static bool pkg_name_ok(const char *s) {
 }
 
 /* ---------- environment ---------- */
-static const char *AUTO_PATTERNS[] = {"*_API_KEY", "*_TOKEN", "*_SECRET", "ANTHROPIC_*", "OPENAI_*", "AZURE_OPENAI_*",
-                                      "GOOGLE_*", "GEMINI_*", "OLLAMA_*", "VLLM_*", "AMPLIFIER_*", "HTTP_PROXY",
-                                      "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", NULL};
-static const char *NEVER[] = {"PATH", "HOME", "SHELL", "USER", "LOGNAME", "PWD", "OLDPWD", "TERM", "DISPLAY",
-                              "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK", "SSH_CONNECTION",
-                              "SSH_CLIENT", "SSH_TTY", "LS_COLORS", "LANG", "LC_ALL", "HOSTNAME", "SHLVL", "_", NULL};
+static const char *AUTO_PATTERNS[] = {"*_API_KEY",   "*_TOKEN",  "*_SECRET",   "ANTHROPIC_*", "OPENAI_*",    "AZURE_OPENAI_*",
+                                      "GOOGLE_*",    "GEMINI_*", "OLLAMA_*",   "VLLM_*",      "AMPLIFIER_*", "HTTP_PROXY",
+                                      "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",    NULL};
+static const char *NEVER[] = {"PATH",
+                              "HOME",
+                              "SHELL",
+                              "USER",
+                              "LOGNAME",
+                              "PWD",
+                              "OLDPWD",
+                              "TERM",
+                              "DISPLAY",
+                              "DBUS_SESSION_BUS_ADDRESS",
+                              "XDG_RUNTIME_DIR",
+                              "SSH_AUTH_SOCK",
+                              "SSH_CONNECTION",
+                              "SSH_CLIENT",
+                              "SSH_TTY",
+                              "LS_COLORS",
+                              "LANG",
+                              "LC_ALL",
+                              "HOSTNAME",
+                              "SHLVL",
+                              "_",
+                              NULL};
 
 static bool in_list(const char **l, const char *s) {
   for (; *l; l++)
@@ -252,7 +269,8 @@ static const char *repo_base(const char *url, char *buf, size_t len) {
   size_t n = strlen(buf);
   if (n > 4 && !strcmp(buf + n - 4, ".git")) buf[n - 4] = '\0';
   for (char *p = buf; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.')) *p = '-';
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+      *p = '-';
   if (!*buf || buf[0] == '.') snprintf(buf, len, "repo");
   return buf;
 }
@@ -310,8 +328,8 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply) {
     char *detail = NULL;
     const char *tok = getenv("GH_TOKEN");
     if (!dest || host_clone(url, jstr(req, "repo_branch"), tok, dest, &detail) < 0) {
-      *error_reply = json_pack("{s:s+, s:s}", "error", "Failed to create container: try-repo: ", detail ? detail : "no temp dir",
-                               "code", "failed");
+      *error_reply =
+          json_pack("{s:s+, s:s}", "error", "Failed to create container: try-repo: ", detail ? detail : "no temp dir", "code", "failed");
       free(detail);
       return -1;
     }
@@ -348,10 +366,8 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply) {
   /* 3. gh: the token from the host's gh, for every process */
   bool want_gh = jbool(req, "forward_gh", true) && p->credentials;
   double g0 = now_seconds();
-  if (!want_gh)
-    p->gh_step = prov_step("gh", "skipped", 0, p->credentials ? "forward_gh is false" : "purpose clean: no credentials", NULL);
-  else if (!on_path("gh"))
-    p->gh_step = prov_step("gh", "skipped", 0, "gh is not installed on the host", NULL);
+  if (!want_gh) p->gh_step = prov_step("gh", "skipped", 0, p->credentials ? "forward_gh is false" : "purpose clean: no credentials", NULL);
+  else if (!on_path("gh")) p->gh_step = prov_step("gh", "skipped", 0, "gh is not installed on the host", NULL);
   else {
     char *argv[] = {"gh", "auth", "token", NULL};
     struct buf out = {0};
@@ -365,8 +381,7 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply) {
       if (!json_object_get(p->env, "GITHUB_TOKEN")) json_object_set_new(p->env, "GITHUB_TOKEN", json_string(tok));
       p->gh_step = prov_step("gh", "success", (now_seconds() - g0) * 1000,
                              "token from `gh auth token` set as GH_TOKEN and GITHUB_TOKEN for every process", NULL);
-    } else
-      p->gh_step = prov_step("gh", "skipped", (now_seconds() - g0) * 1000, "gh on the host is not logged in (`gh auth login`)", NULL);
+    } else p->gh_step = prov_step("gh", "skipped", (now_seconds() - g0) * 1000, "gh on the host is not logged in (`gh auth login`)", NULL);
     if (tok) explicit_bzero(tok, strlen(tok));
     free(tok);
     if (out.data) explicit_bzero(out.data, out.len);
@@ -384,8 +399,8 @@ int provision_prepare(struct prov *p, json_t *req, json_t **error_reply) {
     }
   }
   cleanup_free char *d = skipped.len ? xasprintf("%zu variable(s) injected; not passed through, the container keeps its own: %.*s",
-                                                  json_object_size(p->env), (int)skipped.len, skipped.data)
-                                      : xasprintf("%zu variable(s) injected", json_object_size(p->env));
+                                                 json_object_size(p->env), (int)skipped.len, skipped.data)
+                                     : xasprintf("%zu variable(s) injected", json_object_size(p->env));
   buf_free(&skipped);
   p->env_step = prov_step("environment", "success", (now_seconds() - t0) * 1000, d, NULL);
   return 0;
@@ -401,8 +416,8 @@ struct runner {
 static int exec_in(struct runner *r, const char *cmd, const char *cwd, uint64_t caps, int timeout, struct exec_result *res,
                    berth_error_t *err) {
   char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-  struct exec_opts eo = {.name = r->name, .argv = argv, .capture = true, .capture_max = 1 << 20, .timeout = timeout,
-                         .workdir = cwd, .keep_caps = caps};
+  struct exec_opts eo = {
+      .name = r->name, .argv = argv, .capture = true, .capture_max = 1 << 20, .timeout = timeout, .workdir = cwd, .keep_caps = caps};
   return container_exec(&eo, res, err);
 }
 
@@ -425,11 +440,15 @@ static void shell_step(struct runner *r, const char *name, const char *cmd, cons
    * profile: no secret in it); the caller's setup commands are never shown */
   bool ours = str_has_prefix(name, "purpose_profile:");
   cleanup_free char *shown = ours && !(rc == 0 && res.exit_code == 0) ? xasprintf("; command: %.300s", cmd) : strdup("");
-  cleanup_free char *d = rc < 0 ? xasprintf("%s%s", e->msg, shown)
-                                : xasprintf("exit %d%s%s; output tail: %s", res.exit_code, res.timed_out ? " (timed out)" : "", shown, tail);
+  cleanup_free char *d = rc < 0
+                             ? xasprintf("%s%s", e->msg, shown)
+                             : xasprintf("exit %d%s%s; output tail: %s", res.exit_code, res.timed_out ? " (timed out)" : "", shown, tail);
   bool ok = rc == 0 && res.exit_code == 0;
   json_array_append_new(r->p->report, prov_step(name, ok ? "success" : "failed", (now_seconds() - t0) * 1000, d,
-                                                ok ? NULL : rc < 0 ? "could not run" : res.timed_out ? "timed out" : "non-zero exit"));
+                                                ok              ? NULL
+                                                : rc < 0        ? "could not run"
+                                                : res.timed_out ? "timed out"
+                                                                : "non-zero exit"));
   if (!ok) r->failed = true;
   berth_error_free(e);
   if (rc == 0) {
@@ -511,7 +530,8 @@ static char *host_gitconfig(char **why) {
 static void step_git(struct runner *r) {
   struct prov *p = r->p;
   if (!p->credentials || !jbool(p->req, "forward_git", true)) {
-    json_array_append_new(p->report, prov_step("git", "skipped", 0, p->credentials ? "forward_git is false" : "purpose clean: no credentials", NULL));
+    json_array_append_new(p->report,
+                          prov_step("git", "skipped", 0, p->credentials ? "forward_git is false" : "purpose clean: no credentials", NULL));
     return;
   }
   double t0 = now_seconds();
@@ -522,7 +542,9 @@ static void step_git(struct runner *r) {
   cleanup_free char *home = xstrdup(getenv("HOME"));
   cleanup_close int hfd = home ? open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   cleanup_close int sshfd = home ? openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (cfgtxt) ops[n++] = (struct cfs_op){.kind = CFS_WRITE, .path = "~/.gitconfig", .data = cfgtxt, .len = strlen(cfgtxt), .mode = 0644, .replace = true};
+  if (cfgtxt)
+    ops[n++] =
+        (struct cfs_op){.kind = CFS_WRITE, .path = "~/.gitconfig", .data = cfgtxt, .len = strlen(cfgtxt), .mode = 0644, .replace = true};
   struct stat st;
   bool local = hfd >= 0 && fstatat(hfd, ".gitconfig.local", &st, 0) == 0 && S_ISREG(st.st_mode);
   if (local) ops[n++] = (struct cfs_op){.kind = CFS_COPY, .path = "~/.gitconfig.local", .host_dirfd = hfd, .host_name = ".gitconfig.local"};
@@ -550,11 +572,13 @@ static void step_git(struct runner *r) {
 static void step_ssh(struct runner *r) {
   struct prov *p = r->p;
   if (!jbool(p->req, "forward_ssh", false) || !p->credentials) {
-    json_array_append_new(p->report, prov_step("ssh", "skipped", 0, !p->credentials ? "purpose clean: no credentials" : "forward_ssh is false", NULL));
+    json_array_append_new(p->report,
+                          prov_step("ssh", "skipped", 0, !p->credentials ? "purpose clean: no credentials" : "forward_ssh is false", NULL));
     return;
   }
   if (p->ssh_agent) {
-    json_array_append_new(p->report, prov_step("ssh", "success", 0, "ssh-agent socket forwarded at /run/berth/ssh-agent.sock (SSH_AUTH_SOCK)", NULL));
+    json_array_append_new(p->report,
+                          prov_step("ssh", "success", 0, "ssh-agent socket forwarded at /run/berth/ssh-agent.sock (SSH_AUTH_SOCK)", NULL));
     return;
   }
   double t0 = now_seconds();
@@ -573,7 +597,8 @@ static void step_ssh(struct runner *r) {
   berth_error_t e = NULL;
   int rc = container_fs_apply(r->name, NULL, ops, n, &e);
   if (rc == 0) {
-    cleanup_free char *fix = strdup("cd ~/.ssh && for f in * .[!.]*; do [ -f \"$f\" ] || continue; case \"$f\" in *.pub|known_hosts*|config|authorized_keys) chmod 644 \"$f\";; *) chmod 600 \"$f\";; esac; done; chmod 700 ~/.ssh");
+    cleanup_free char *fix = strdup(
+        "cd ~/.ssh && for f in * .[!.]*; do [ -f \"$f\" ] || continue; case \"$f\" in *.pub|known_hosts*|config|authorized_keys) chmod 644 \"$f\";; *) chmod 600 \"$f\";; esac; done; chmod 700 ~/.ssh");
     shell_step(r, "ssh", fix, NULL, 0, 60);
     json_t *last = json_array_get(p->report, json_array_size(p->report) - 1);
     if (json_is_true(json_object_get(last, "status")) || !strcmp(json_string_value(json_object_get(last, "status")) ?: "", "success"))
@@ -585,18 +610,17 @@ static void step_ssh(struct runner *r) {
   r->failed = true;
 }
 
-static const char *SYMLINKABLE[] = {".bashrc", ".bash_profile", ".bash_aliases", ".zshrc", ".zprofile", ".gitconfig",
-                                    ".gitignore_global", ".vimrc", ".tmux.conf", ".inputrc", ".editorconfig", NULL};
+static const char *SYMLINKABLE[] = {".bashrc",           ".bash_profile", ".bash_aliases", ".zshrc",   ".zprofile",     ".gitconfig",
+                                    ".gitignore_global", ".vimrc",        ".tmux.conf",    ".inputrc", ".editorconfig", NULL};
 
-static bool inline_path_ok(const char *k) {
-  return k && *k && k[0] != '/' && k[0] != '~' && !strstr(k, "..") && strlen(k) < 1024;
-}
+static bool inline_path_ok(const char *k) { return k && *k && k[0] != '/' && k[0] != '~' && !strstr(k, "..") && strlen(k) < 1024; }
 
 static void step_dotfiles(struct runner *r) {
   struct prov *p = r->p;
   json_t *req = p->req;
   if (jbool(req, "dotfiles_skip", false) || !p->dotfiles) {
-    json_array_append_new(p->report, prov_step("dotfiles", "skipped", 0, !p->dotfiles ? "purpose clean: no dotfiles" : "dotfiles_skip is true", NULL));
+    json_array_append_new(p->report,
+                          prov_step("dotfiles", "skipped", 0, !p->dotfiles ? "purpose clean: no dotfiles" : "dotfiles_skip is true", NULL));
     return;
   }
   json_t *inl = json_object_get(req, "dotfiles_inline");
@@ -617,7 +641,8 @@ static void step_dotfiles(struct runner *r) {
     cleanup_free char *dest = tmp ? xasprintf("%s/dotfiles", tmp) : NULL;
     const char *tok = jstr(json_object_get(p->env, "GH_TOKEN") ? p->env : NULL, "GH_TOKEN");
     if (!dest || host_clone(repo, jstr(req, "dotfiles_branch"), tok, dest, &why) < 0) {
-      json_array_append_new(p->report, prov_step("dotfiles", "failed", (now_seconds() - t0) * 1000, "clone on the host", why ? why : "no temp dir"));
+      json_array_append_new(p->report,
+                            prov_step("dotfiles", "failed", (now_seconds() - t0) * 1000, "clone on the host", why ? why : "no temp dir"));
       free(why);
       if (tmp) rm_rf(tmp, NULL);
       r->failed = true;
@@ -626,7 +651,8 @@ static void step_dotfiles(struct runner *r) {
     const char *target = jstr(req, "dotfiles_target");
     if (!target) target = "~/.dotfiles";
     if (!(str_has_prefix(target, "~/") || target[0] == '/') || strstr(target, "..")) {
-      json_array_append_new(p->report, prov_step("dotfiles", "failed", 0, "dotfiles_target", "must be ~/... or an absolute path without `..`"));
+      json_array_append_new(p->report,
+                            prov_step("dotfiles", "failed", 0, "dotfiles_target", "must be ~/... or an absolute path without `..`"));
       rm_rf(tmp, NULL);
       r->failed = true;
       return;
@@ -651,7 +677,8 @@ static void step_dotfiles(struct runner *r) {
     struct stat st;
     if (script) {
       if (strstr(script, "..") || script[0] == '/' || fstatat(dfd, script, &st, 0) < 0) {
-        json_array_append_new(p->report, prov_step("dotfiles", "failed", (now_seconds() - t0) * 1000, "dotfiles_script", "not found in the repository"));
+        json_array_append_new(
+            p->report, prov_step("dotfiles", "failed", (now_seconds() - t0) * 1000, "dotfiles_script", "not found in the repository"));
         rm_rf(tmp, NULL);
         r->failed = true;
         return;
@@ -663,8 +690,9 @@ static void step_dotfiles(struct runner *r) {
     bool has_make = !chosen && fstatat(dfd, "Makefile", &st, 0) == 0;
     cleanup_free char *tdir = str_has_prefix(target, "~/") ? xasprintf("$HOME/%s", target + 2) : strdup(target);
     if (chosen || has_make) {
-      cleanup_free char *cmd = chosen ? xasprintf("cd \"%s\" && if [ -x './%s' ]; then './%s'; else sh './%s'; fi", tdir, chosen, chosen, chosen)
-                                      : xasprintf("cd \"%s\" && make", tdir);
+      cleanup_free char *cmd =
+          chosen ? xasprintf("cd \"%s\" && if [ -x './%s' ]; then './%s'; else sh './%s'; fi", tdir, chosen, chosen, chosen)
+                 : xasprintf("cd \"%s\" && make", tdir);
       shell_step(r, "dotfiles", cmd, NULL, 0, 900);
       json_t *last = json_array_get(p->report, json_array_size(p->report) - 1);
       cleanup_free char *d = xasprintf("cloned %s into %s, ran %s; %s", repo, target, chosen ? chosen : "make",
@@ -712,8 +740,8 @@ static void step_dotfiles(struct runner *r) {
     json_object_foreach(inl, k, v) {
       if (!inline_path_ok(k)) bad = true;
       paths[i] = xasprintf("~/%s", k);
-      ops[i] = (struct cfs_op){.kind = CFS_WRITE, .path = paths[i], .data = json_string_value(v), .len = json_string_length(v),
-                               .mode = 0644, .replace = true};
+      ops[i] = (struct cfs_op){
+          .kind = CFS_WRITE, .path = paths[i], .data = json_string_value(v), .len = json_string_length(v), .mode = 0644, .replace = true};
       i++;
     }
     berth_error_t e = NULL;
@@ -756,7 +784,8 @@ static void step_profile(struct runner *r) {
     struct cfs_op op = {.kind = CFS_COPY, .path = repo_dst, .host_dirfd = tfd, .host_name = p->repo_name};
     berth_error_t e = NULL;
     if (container_fs_apply(r->name, NULL, &op, 1, &e) < 0) {
-      json_array_append_new(p->report, prov_step("purpose_profile:repo", "failed", (now_seconds() - t0) * 1000, "copy the clone in", e->msg));
+      json_array_append_new(p->report,
+                            prov_step("purpose_profile:repo", "failed", (now_seconds() - t0) * 1000, "copy the clone in", e->msg));
       berth_error_free(e);
       r->failed = true;
     } else {
@@ -829,15 +858,17 @@ void provision_run(struct prov *p, const char *container, bool *failed) {
 
 void provision_run_service(struct prov *p) {
   json_array_append(p->report, p->env_step);
-  json_array_append_new(p->report, prov_step("provisioning", "skipped", 0, "a service container runs its image's command: "
+  json_array_append_new(p->report, prov_step("provisioning", "skipped", 0,
+                                             "a service container runs its image's command: "
                                              "no credentials, dotfiles or profile are carried in (a purpose, setup_commands "
-                                             "or keep_alive make a dev container)", NULL));
+                                             "or keep_alive make a dev container)",
+                                             NULL));
 }
 
 bool provision_wants_dev(const struct prov *p) {
   json_t *req = p->req;
-  return p->profile || p->repo_dir || json_array_size(json_object_get(req, "setup_commands")) ||
-         jstr(req, "dotfiles_repo") || json_object_size(json_object_get(req, "dotfiles_inline"));
+  return p->profile || p->repo_dir || json_array_size(json_object_get(req, "setup_commands")) || jstr(req, "dotfiles_repo") ||
+         json_object_size(json_object_get(req, "dotfiles_inline"));
 }
 
 bool provision_needs_container(const struct prov *p) {

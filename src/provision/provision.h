@@ -8,17 +8,17 @@
 
 struct prov {
   json_t *req;
-  json_t *profile;     /* borrowed from the profile set, or NULL */
-  json_t *profiles;    /* owned */
+  json_t *profile; /* borrowed from the profile set, or NULL */
+  json_t *profiles; /* owned */
   const char *purpose; /* requested purpose (or NULL) */
-  const char *lang;    /* try-repo: detected language profile */
+  const char *lang; /* try-repo: detected language profile */
   bool credentials, dotfiles;
   const char *image;
   bool mount_cwd;
-  json_t *env;    /* name -> value, secret values included (memory only) */
+  json_t *env; /* name -> value, secret values included (memory only) */
   json_t *mounts; /* request mounts + the ssh agent socket */
   json_t *report;
-  char *repo_dir;  /* try-repo: host-side clone in a private temp dir */
+  char *repo_dir; /* try-repo: host-side clone in a private temp dir */
   char *repo_name;
   /* early findings, reported in order after the container exists */
   json_t *env_step, *gh_step;

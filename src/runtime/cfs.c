@@ -48,7 +48,8 @@ static int apply_one(int rootfd, const struct cfs_op *op, const struct user_ids 
   char *slash = strrchr(copy, '/');
   const char *base = slash ? slash + 1 : copy;
   if (slash) *slash = '\0';
-  int ppath = slash ? mkdir_in_root_owned(rootfd, copy, 0755, 0, u->uid, u->gid, err) : openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+  int ppath =
+      slash ? mkdir_in_root_owned(rootfd, copy, 0755, 0, u->uid, u->gid, err) : openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
   if (ppath < 0) return -1;
   cleanup_close int parent = openat(ppath, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   close(ppath);
@@ -81,10 +82,8 @@ static int apply_one(int rootfd, const struct cfs_op *op, const struct user_ids 
     if (symlinkat(op->data, parent, base) < 0) return berth_error(err, errno, "link `%s`", op->path);
     fchownat(parent, base, u->uid, u->gid, AT_SYMLINK_NOFOLLOW);
     return 0;
-  case CFS_COPY:
-    return copy_tree_owned(op->host_dirfd, op->host_name, parent, base, u->uid, u->gid, err);
-  default:
-    return berth_error(err, -EINVAL, "unknown operation");
+  case CFS_COPY: return copy_tree_owned(op->host_dirfd, op->host_name, parent, base, u->uid, u->gid, err);
+  default: return berth_error(err, -EINVAL, "unknown operation");
   }
 }
 

@@ -19,16 +19,32 @@ int parse_size(const char *s, int64_t *out, berth_error_t *err) {
   if (end == s || errno || v <= 0) return berth_error(err, -EINVAL, "invalid size `%s`: use e.g. 512m, 4g, 1048576", s);
   int64_t mul = 1;
   switch (*end) {
-  case 'k': case 'K': mul = 1LL << 10; end++; break;
-  case 'm': case 'M': mul = 1LL << 20; end++; break;
-  case 'g': case 'G': mul = 1LL << 30; end++; break;
-  case 't': case 'T': mul = 1LL << 40; end++; break;
-  case 'b': case 'B': end++; break;
+  case 'k':
+  case 'K':
+    mul = 1LL << 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    mul = 1LL << 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    mul = 1LL << 30;
+    end++;
+    break;
+  case 't':
+  case 'T':
+    mul = 1LL << 40;
+    end++;
+    break;
+  case 'b':
+  case 'B': end++; break;
   }
   if ((*end == 'b' || *end == 'B') && mul > 1) end++;
   if (*end) return berth_error(err, -EINVAL, "invalid size `%s`: use e.g. 512m, 4g, 1048576", s);
-  if (v * mul < 6 * (1 << 20) || v * mul > 1e15)
-    return berth_error(err, -ERANGE, "size `%s` out of range (at least 6m)", s);
+  if (v * mul < 6 * (1 << 20) || v * mul > 1e15) return berth_error(err, -ERANGE, "size `%s` out of range (at least 6m)", s);
   *out = (int64_t)(v * mul);
   return 0;
 }
@@ -161,7 +177,8 @@ static char *v2_parent(char **why) {
     /* EBUSY: processes in base. Only berth itself? then step aside. */
     if (v2_has_others(base)) {
       *why = xasprintf("cgroup %s holds other processes besides berth, and cgroup v2 gives controllers only to cgroups "
-                       "without processes of their own", base);
+                       "without processes of their own",
+                       base);
       goto fallback;
     }
     cleanup_free char *leaf = xasprintf("%s/monitor", parent);
@@ -287,7 +304,7 @@ static int load_dev_ctx(struct bpf_insn *p) {
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_2, BPF_REG_1, 0, 0); /* r2 = access_type */
   p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_2, 0, 0);
   p[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_3, 0, 0, 0xffff); /* r3 = type */
-  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16);     /* r2 = access */
+  p[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_2, 0, 0, 16); /* r2 = access */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
   return n;
@@ -440,7 +457,8 @@ int cgroup_create(const char *name, const struct limits *l, json_t *devices, jso
       if (geteuid() == 0) {
         cleanup_close int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         berth_error_t de = NULL;
-        if (cfd < 0 || cgroup_devices_bpf(cfd, devices, &de) < 0) berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
+        if (cfd < 0 || cgroup_devices_bpf(cfd, devices, &de) < 0)
+          berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
         berth_error_free(de);
       }
       if (l->cpus > 0) {
@@ -455,8 +473,7 @@ int cgroup_create(const char *name, const struct limits *l, json_t *devices, jso
     const char *ctrls[] = {"memory", "pids", "cpu", "devices", "cpuacct"};
     /* each read once for them all (mountinfo is the costly one) */
     cleanup_free char *minfo = NULL, *cgs = NULL;
-    if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 ||
-        read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
+    if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 || read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
       minfo = cgs = NULL;
     for (int i = 0; i < 5; i++) {
       cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
@@ -481,8 +498,7 @@ int cgroup_create(const char *name, const struct limits *l, json_t *devices, jso
       if ((mkdir(parent, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
         if (i == 4) continue; /* no CPU figures in `berth stats`, nothing else lost */
         applied = false;
-        cleanup_free char *m = xasprintf("%scannot create cgroup v1 `%s` group (%s)", note.len ? "; " : "", ctrls[i],
-                                         strerror(errno));
+        cleanup_free char *m = xasprintf("%scannot create cgroup v1 `%s` group (%s)", note.len ? "; " : "", ctrls[i], strerror(errno));
         buf_append(&note, m, strlen(m));
         continue;
       }
@@ -584,8 +600,7 @@ pid_t cgroup_clone_into(json_t *info, uint64_t flags, bool *placed) {
   int cfd = open(json_string_value(json_array_get(paths, 0)), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cfd < 0) return -1;
   /* CLONE_PARENT: the child's exit signal is ours to our parent (clone3 wants 0 here) */
-  struct clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
-                         .cgroup = (uint64_t)cfd};
+  struct clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD, .cgroup = (uint64_t)cfd};
   long r = syscall(SYS_clone3, &a, sizeof a);
   int e = errno;
   close(cfd); /* in the child too: no handle on the host's cgroupfs */
@@ -724,8 +739,7 @@ static unsigned v1_controllers(const char *path) {
 }
 
 int cgroup_stats(json_t *info, struct cgroup_stats *out) {
-  *out = (struct cgroup_stats){.mem_usage = -1, .mem_limit = -1, .cpu_ns = -1, .pids = -1, .pids_max = -1,
-                               .io_read = -1, .io_write = -1};
+  *out = (struct cgroup_stats){.mem_usage = -1, .mem_limit = -1, .cpu_ns = -1, .pids = -1, .pids_max = -1, .io_read = -1, .io_write = -1};
   bool v2 = json_integer_value(json_object_get(info, "version")) == 2;
   json_t *paths = json_object_get(info, "paths");
   if (!json_array_size(paths)) return -1;
@@ -756,8 +770,7 @@ int cgroup_stats(json_t *info, struct cgroup_stats *out) {
       if (v2) {
         int64_t us = cg_read(dfd, "cpu.stat", buf, sizeof buf) > 0 ? cgroup_stat_field(buf, "usage_usec") : -1;
         if (us >= 0) out->cpu_ns = us * 1000;
-      } else if (cg_read(dfd, "cpuacct.usage", buf, sizeof buf) > 0)
-        out->cpu_ns = strtoll(buf, NULL, 10);
+      } else if (cg_read(dfd, "cpuacct.usage", buf, sizeof buf) > 0) out->cpu_ns = strtoll(buf, NULL, 10);
     }
     if (has & CG_PIDS) {
       if (cg_read(dfd, "pids.current", buf, sizeof buf) > 0) out->pids = strtoll(buf, NULL, 10);

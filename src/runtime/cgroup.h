@@ -28,8 +28,8 @@ int cgroup_devices_bpf_rules(int cgfd, const struct cgroup_dev_rule *rules, size
 
 struct limits {
   int64_t memory; /* bytes, 0 = none */
-  int64_t pids;   /* 0 = none */
-  double cpus;    /* 0 = none */
+  int64_t pids; /* 0 = none */
+  double cpus; /* 0 = none */
 };
 
 /* Create the container's cgroup(s) and apply limits, and (root) the

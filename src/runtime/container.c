@@ -49,7 +49,8 @@ char *hostbr_resolv(void) {
     for (char *l = strtok_r(hv, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
       char ns[64];
       cleanup_free char *line = (sscanf(l, "nameserver %63s", ns) == 1 && (str_has_prefix(ns, "127.") || !strcmp(ns, "::1")))
-                                    ? xstrdup("nameserver " HB_GATEWAY) : xstrdup(l);
+                                    ? xstrdup("nameserver " HB_GATEWAY)
+                                    : xstrdup(l);
       buf_append(&b, line, strlen(line));
       buf_append(&b, "\n", 1);
     }
@@ -66,8 +67,8 @@ static int gen_write(const char *p, const char *v, bool again, berth_error_t *er
 }
 
 /* egress: a policy's resolver answers the container's DNS */
-int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress,
-                    bool again, berth_error_t *err) {
+int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress, bool again,
+                    berth_error_t *err) {
   /* a named network's members also go through slirp4netns for the outside */
   bool host_net = !strcmp(network, "host"), bridge = !strcmp(network, "bridge") || net_is_named(network);
   cleanup_free char *etc = xasprintf("%s/etc", cdir);
@@ -77,8 +78,13 @@ int write_gen_files(const char *cdir, const char *name, const char *network, con
   if (gen_write(hn, hnv, again, err) < 0) return -1;
   cleanup_free char *hosts = xasprintf("%s/hosts", etc);
   cleanup_free char *hv = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s",
-                                    ip ? ip : bridge ? NET_GUEST_ADDR : "127.0.1.1", name,
-                                    hostbr ? HB_GATEWAY "\thost.berth.internal\n" : bridge ? NET_HOST_ADDR "\thost.berth.internal\n" : "");
+                                    ip       ? ip
+                                    : bridge ? NET_GUEST_ADDR
+                                             : "127.0.1.1",
+                                    name,
+                                    hostbr   ? HB_GATEWAY "\thost.berth.internal\n"
+                                    : bridge ? NET_HOST_ADDR "\thost.berth.internal\n"
+                                             : "");
   if (gen_write(hosts, hv, again, err) < 0) return -1;
   cleanup_free char *rc = xasprintf("%s/resolv.conf", etc);
   cleanup_free char *rv = NULL;
@@ -159,13 +165,30 @@ static bool reap_named(const char *dir, const char *name) {
 
 /* the monitor's arguments for this create */
 static struct monitor_args monitor_args_of(struct create_ctx *c) {
-  return (struct monitor_args){.name = c->name, .cdir = c->cdir, .spec = c->spec, .cgname = c->cgname, .limits = &c->o->limits,
+  return (struct monitor_args){.name = c->name,
+                               .cdir = c->cdir,
+                               .spec = c->spec,
+                               .cgname = c->cgname,
+                               .limits = &c->o->limits,
                                .rootless = c->cfg->rootless,
-                               .own_net = strcmp(c->network, "host") != 0, .report_fd = -1, .lock_fd = -1,
-                               .env_fd = c->env_fd, .bridge = c->slirp, .port_fds = c->port_fds, .id = c->id,
-                               .ports = c->o->ports, .named = net_is_named(c->network), .lease = &c->lease,
-                               .net_single = c->lease.single, .ip = c->hostbr ? c->hb_ip : c->lease.ip, .hostbr = c->hostbr,
-                               .run_go = -1, .pty_sock = -1, .out_fd = -1, .err_fd = -1, .egress = c->o->egress};
+                               .own_net = strcmp(c->network, "host") != 0,
+                               .report_fd = -1,
+                               .lock_fd = -1,
+                               .env_fd = c->env_fd,
+                               .bridge = c->slirp,
+                               .port_fds = c->port_fds,
+                               .id = c->id,
+                               .ports = c->o->ports,
+                               .named = net_is_named(c->network),
+                               .lease = &c->lease,
+                               .net_single = c->lease.single,
+                               .ip = c->hostbr ? c->hb_ip : c->lease.ip,
+                               .hostbr = c->hostbr,
+                               .run_go = -1,
+                               .pty_sock = -1,
+                               .out_fd = -1,
+                               .err_fd = -1,
+                               .egress = c->o->egress};
 }
 
 /* Spawn the monitor and wait for its verdict on the container's setup. */
@@ -333,7 +356,8 @@ static int resolve_main(const struct create_opts *o, json_t *icc, json_t **argv,
   *argv = NULL;
   bool given = o->command || o->entrypoint;
   if (given && o->keep_alive)
-    return berth_error(err, -EINVAL, "keep_alive and a command exclude each other: a command given runs as the main "
+    return berth_error(err, -EINVAL,
+                       "keep_alive and a command exclude each other: a command given runs as the main "
                        "process, keep_alive keeps berth's init alone; drop one");
   if (!given && (o->keep_alive || o->dev_needed)) return 0;
   json_t *a = json_array();
@@ -454,8 +478,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
     if (disk_setup(c->cdir, o->disk_limit, err) < 0) return -1;
     c->disk_on = true;
   } else if (o->disk_limit > 0)
-    c->disk_note = xasprintf("disk limit not enforced: %s; the writable layer can grow to the free space of %s", why,
-                             c->cfg->data_dir);
+    c->disk_note = xasprintf("disk limit not enforced: %s; the writable layer can grow to the free space of %s", why, c->cfg->data_dir);
   const char *sub[] = {"upper", "work", "rootfs"};
   for (int i = c->disk_on ? 2 : 0; i < 3; i++) {
     cleanup_free char *p = xasprintf("%s/%s", c->cdir, sub[i]);
@@ -468,9 +491,17 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *wdir = o->workdir;
   if (c->svc_argv && !wdir) wdir = jstr(icc, "WorkingDir") && *jstr(icc, "WorkingDir") ? jstr(icc, "WorkingDir") : "/";
   cleanup_free char *cwd = o->mount_cwd && (!c->svc_argv || o->mount_cwd_explicit) ? getcwd(NULL, 0) : NULL;
-  struct spec_input si = {.name = c->name, .cdir = c->cdir, .image_record = c->img, .image_config = c->icfg,
-                          .workdir = wdir, .mounts = o->mounts, .env = o->env, .cwd_mount = cwd,
-                          .network = c->network, .limits = o->limits, .rootless = c->cfg->rootless};
+  struct spec_input si = {.name = c->name,
+                          .cdir = c->cdir,
+                          .image_record = c->img,
+                          .image_config = c->icfg,
+                          .workdir = wdir,
+                          .mounts = o->mounts,
+                          .env = o->env,
+                          .cwd_mount = cwd,
+                          .network = c->network,
+                          .limits = o->limits,
+                          .rootless = c->cfg->rootless};
   if (spec_generate(&si, &c->spec, err) < 0) return -1;
   if (c->cdi_edits && cdi_apply(c->spec, c->cdi_edits, err) < 0) return -1;
   const char *prof = o->seccomp_profile ? o->seccomp_profile : jstr(c->cfg->root, "seccomp_profile");
@@ -504,18 +535,17 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   if (c->env_fd < 0) return -1;
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
-  json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id,
-                         "name", c->name, "status", "creating", "image", json_string_value(json_object_get(c->img, "name")),
-                         "image_digest", json_string_value(json_object_get(c->img, "digest")), "mounts",
-                         json_object_get(c->spec, "mounts"), "persistent", o->persistent, "network", c->network,
-                         "purpose", o->purpose, "cgroup", c->cg ? c->cg : json_null(), "created", (json_int_t)time(NULL), "limits", "memory",
-                         (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids, "cpus", o->limits.cpus,
-                         "workdir", workdir);
+  json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id, "name", c->name,
+                         "status", "creating", "image", json_string_value(json_object_get(c->img, "name")), "image_digest",
+                         json_string_value(json_object_get(c->img, "digest")), "mounts", json_object_get(c->spec, "mounts"), "persistent",
+                         o->persistent, "network", c->network, "purpose", o->purpose, "cgroup", c->cg ? c->cg : json_null(), "created",
+                         (json_int_t)time(NULL), "limits", "memory", (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids,
+                         "cpus", o->limits.cpus, "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
   if (ip) json_object_set_new(st, "ip", json_string(ip));
   if (o->disk_limit > 0)
-    json_object_set_new(st, "disk", json_pack("{s:I, s:b, s:s*}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on,
-                                              "note", c->disk_note));
+    json_object_set_new(st, "disk",
+                        json_pack("{s:I, s:b, s:s*}", "limit", (json_int_t)o->disk_limit, "enforced", c->disk_on, "note", c->disk_note));
   if (json_array_size(o->ports)) json_object_set(st, "ports", o->ports);
   if (o->egress) json_object_set(st, "egress", o->egress);
   if (json_array_size(o->devices)) json_object_set(st, "devices", o->devices);
@@ -540,8 +570,8 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   berth_trace("create: monitor verdict");
   if (named) net_named_refresh(c->network, container_network_members); /* the others learn our name, we theirs */
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:s}", "container", c->name, "container_id", id, "image",
-                          json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network,
-                          "persistent", o->persistent, "cgroup", c->cg, "mode", c->svc_argv ? "service" : "dev");
+                          json_string_value(json_object_get(c->img, "name")), "workdir", workdir, "network", c->network, "persistent",
+                          o->persistent, "cgroup", c->cg, "mode", c->svc_argv ? "service" : "dev");
   if (c->svc_argv) json_object_set(res, "command", c->svc_argv);
   if (c->expires_at > 0) json_object_set_new(res, "expires_at", json_integer((json_int_t)c->expires_at));
   cleanup_free char *cc = xasprintf("berth exec -it %s /bin/sh", c->name);
@@ -658,8 +688,10 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   if (!o->image || !*o->image) return berth_error(err, -EINVAL, "Failed to create container: an image is required");
   cleanup_free char *name = o->name ? strdup(o->name) : container_random_name(o->purpose);
   if (!container_name_valid(name))
-    return berth_error(err, -EINVAL, "Failed to create container: invalid container name `%.80s`: use 1-63 letters, "
-                       "digits, `_`, `.` or `-`, not starting with `.` or `-`", name);
+    return berth_error(err, -EINVAL,
+                       "Failed to create container: invalid container name `%.80s`: use 1-63 letters, "
+                       "digits, `_`, `.` or `-`, not starting with `.` or `-`",
+                       name);
   const char *network = o->network ? o->network : "none";
   if (net_is_named(network) && !container_name_valid(network))
     return berth_error(err, -EINVAL, "Failed to create container: invalid network name `%.80s`", network);
@@ -669,11 +701,23 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
   /* probed only for a network that needs it (it opens /dev/net/tun) */
   if (strcmp(network, "none") && strcmp(network, "host") &&
       !(!strcmp(network, "bridge") ? hb_usable() || net_helper_available() : net_helper_available()))
-    return berth_error(err, -ENOENT, "Failed to create container: network `%s` needs slirp4netns and a usable "
-                       "/dev/net/tun (%s), or use network \"none\" or \"host\"", network, advice("see `berth preflight`", "see the preflight operation"));
-  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, .env_fd = -1, .lock_fd = -1,
-                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
-                         .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
+    return berth_error(err, -ENOENT,
+                       "Failed to create container: network `%s` needs slirp4netns and a usable "
+                       "/dev/net/tun (%s), or use network \"none\" or \"host\"",
+                       network, advice("see `berth preflight`", "see the preflight operation"));
+  struct create_ctx c = {.o = o,
+                         .cfg = cfg,
+                         .name = name,
+                         .network = network,
+                         .env_fd = -1,
+                         .lock_fd = -1,
+                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1},
+                         .userns_fd = -1,
+                         .run_go_w = -1,
+                         .pty_sock = -1,
+                         .out_r = -1,
+                         .err_r = -1,
+                         .mnt_fd = -1};
   berth_trace("create: start");
   /* devices first: a name that does not resolve, or a node that cannot be
    * given, fails the create before anything exists */
@@ -706,8 +750,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
       cleanup_free char *how = berth_for_agents ? xasprintf("the destroy operation with container=\"%s\", or choose another name", name)
                                                 : xasprintf("`berth rm -f %s`, or choose another name", name);
       berth_error(err, -EEXIST, "container name `%s` is already in use (remove it with %s)", name, how);
-    }
-    else berth_error(err, errno, "create `%s`", cdir);
+    } else berth_error(err, errno, "create `%s`", cdir);
   } else {
     ret = create_in_dir(&c, result, err);
     if (ret < 0) {

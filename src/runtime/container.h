@@ -10,8 +10,8 @@ struct exec_opts;
 struct create_opts {
   const char *name, *image, *workdir, *purpose, *network, *platform;
   json_t *mounts; /* [{"host","container","mode"}] */
-  json_t *env;    /* {"K":"V"} */
-  json_t *ports;  /* [{"host","container","protocol","host_ip"}], bridge network only */
+  json_t *env; /* {"K":"V"} */
+  json_t *ports; /* [{"host","container","protocol","host_ip"}], bridge network only */
   bool mount_cwd, persistent, quiet;
   struct limits limits;
   /* the writable layer's size in bytes (0: none); root only, else the
@@ -33,9 +33,9 @@ struct create_opts {
   json_t *command, *entrypoint;
   bool keep_alive, dev_needed;
   bool mount_cwd_explicit; /* a service gets the cwd mount only when asked */
-  const char *user;        /* the main process's user (default the image's) */
-  const char *restart;     /* no | on-failure[:N] | always | unless-stopped */
-  int64_t ttl;             /* seconds until it is removed (0: never) */
+  const char *user; /* the main process's user (default the image's) */
+  const char *restart; /* no | on-failure[:N] | always | unless-stopped */
+  int64_t ttl; /* seconds until it is removed (0: never) */
   /* names of the env values kept (0600, in its directory) for a later
    * start; NULL: all of them. The others exist only while it runs. */
   json_t *env_keep;
@@ -59,8 +59,8 @@ struct exec_opts {
   const char *workdir, *user;
   int timeout; /* seconds, 0 = none */
   bool tty;
-  bool interactive;  /* without tty: the caller's stdin is relayed (else the command reads /dev/null) */
-  bool capture;      /* collect stdout/stderr instead of passing them through */
+  bool interactive; /* without tty: the caller's stdin is relayed (else the command reads /dev/null) */
+  bool capture; /* collect stdout/stderr instead of passing them through */
   size_t capture_max; /* per stream */
   uint64_t keep_caps; /* capabilities kept (0 = none, the default) */
   /* the container's own seccomp program (security_seccomp_read); NULL:
@@ -122,8 +122,7 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
 /* copy out: follow links at container_path inside the container's root
  * (by default a link is copied as a link) */
 #define COPY_FOLLOW_LINKS 2u
-int container_copy(const char *name, const char *host_path, const char *container_path, bool into, unsigned flags,
-                   berth_error_t *err);
+int container_copy(const char *name, const char *host_path, const char *container_path, bool into, unsigned flags, berth_error_t *err);
 /* copy a host tree into dirfd ddir, everything owned by uid:gid (-1 keeps) */
 int copy_tree_owned(int sdir, const char *sname, int ddir, const char *dname, uid_t uid, gid_t gid, berth_error_t *err);
 
@@ -149,13 +148,13 @@ void user_ids_free(struct user_ids *u);
 enum cfs_kind { CFS_MKDIR, CFS_WRITE, CFS_SYMLINK, CFS_COPY };
 struct cfs_op {
   enum cfs_kind kind;
-  const char *path;   /* absolute, or "~/..." */
-  const char *data;   /* CFS_WRITE: bytes; CFS_SYMLINK: link target */
+  const char *path; /* absolute, or "~/..." */
+  const char *data; /* CFS_WRITE: bytes; CFS_SYMLINK: link target */
   size_t len;
   mode_t mode;
-  int host_dirfd;     /* CFS_COPY: the source is host_name in this directory */
+  int host_dirfd; /* CFS_COPY: the source is host_name in this directory */
   const char *host_name;
-  bool replace;       /* CFS_SYMLINK/CFS_WRITE: replace what is there */
+  bool replace; /* CFS_SYMLINK/CFS_WRITE: replace what is there */
 };
 int container_fs_apply(const char *name, const char *user, const struct cfs_op *ops, size_t n, berth_error_t *err);
 /* name_valid (util.h): the rule for container names */
@@ -185,8 +184,8 @@ struct init_args;
  * before anything of it runs. A terminal's master goes to pty_sock.
  * ready(ready_arg) runs once nothing is left that could fail but the
  * start itself; the call returns once the command has exec'd (or ended). */
-pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
-                              int err_fd, void (*ready)(void *), void *ready_arg, berth_error_t *err);
+pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd, int err_fd,
+                              void (*ready)(void *), void *ready_arg, berth_error_t *err);
 /* the caller's side of a command's stdio: a terminal relayed until the
  * master closes or child ends (not reaped), or captured output */
 void exec_relay_pty(int master, pid_t child);

@@ -38,15 +38,15 @@ json_t *proc_ref(pid_t pid);
  * On the two pipes between the launcher and berth init: a fixed header,
  * then `len` bytes of payload. One writer per direction. */
 enum init_msg {
-  INIT_MSG_GO = 1,     /* launcher -> init: ids mapped, mount the root; value 0: give up */
-  INIT_MSG_CGROUP,     /* launcher -> init: the cgroup is made; value 1: the launcher brought our loopback up;
+  INIT_MSG_GO = 1, /* launcher -> init: ids mapped, mount the root; value 0: give up */
+  INIT_MSG_CGROUP, /* launcher -> init: the cgroup is made; value 1: the launcher brought our loopback up;
                         * payload: a v1 cgroup (cgroup_create's JSON) to move ourselves into, or none (placed) */
-  INIT_MSG_HOOKS,      /* init -> launcher: run prestart and createRuntime, then answer */
+  INIT_MSG_HOOKS, /* init -> launcher: run prestart and createRuntime, then answer */
   INIT_MSG_HOOKS_DONE, /* launcher -> init: value: init's pid as the host sees it; 0: a hook failed */
-  INIT_MSG_FUSE,       /* init -> launcher: serve our root with fuse-overlayfs, then answer */
-  INIT_MSG_FUSE_DONE,  /* launcher -> init: value 1: mounted */
-  INIT_MSG_READY,      /* init -> launcher: set up; payload: a remark for the result, or none */
-  INIT_MSG_ERROR,      /* init -> launcher: the setup failed; payload: the message */
+  INIT_MSG_FUSE, /* init -> launcher: serve our root with fuse-overlayfs, then answer */
+  INIT_MSG_FUSE_DONE, /* launcher -> init: value 1: mounted */
+  INIT_MSG_READY, /* init -> launcher: set up; payload: a remark for the result, or none */
+  INIT_MSG_ERROR, /* init -> launcher: the setup failed; payload: the message */
 };
 struct init_msg_hdr {
   uint32_t type; /* enum init_msg */
@@ -65,7 +65,7 @@ struct init_args {
   json_t *spec;
   const char *cdir, *name;
   pid_t host_pid; /* ours as the host sees it (for hooks' state), from the launcher */
-  int sync_fd;   /* read: monitor says go */
+  int sync_fd; /* read: monitor says go */
   int report_fd; /* write: "" on success or an error message */
   bool rootless, single_map;
   const char *note; /* success with a remark (e.g. the copied root) */
@@ -92,14 +92,14 @@ struct monitor_args {
   const char *name, *cdir, *id;
   json_t *spec;
   const char *cgname; /* made by launch(), while init mounts (berth run) */
-  json_t *cg_made;    /* or made already (create: before the monitor's fork, which
+  json_t *cg_made; /* or made already (create: before the monitor's fork, which
                        * cgroup v2 placement needs: berth alone in its cgroup) */
   const struct limits *limits;
   bool rootless, own_net;
   int report_fd; /* to the CLI (-1: `berth run`, the launcher is the CLI) */
-  int lock_fd;   /* the create's lock: init must not hold it */
-  int env_fd;    /* sealed memfd with the caller's variables; init keeps it as fd 3 */
-  bool bridge;   /* start slirp4netns; init keeps its exit pipe as fd 4 */
+  int lock_fd; /* the create's lock: init must not hold it */
+  int env_fd; /* sealed memfd with the caller's variables; init keeps it as fd 3 */
+  bool bridge; /* start slirp4netns; init keeps its exit pipe as fd 4 */
   json_t *ports;
   int *port_fds; /* bound on the host by create */
   /* root's default network on berth0, or a named network: the address */
@@ -125,11 +125,11 @@ struct monitor_args {
 
 /* what launch() started */
 struct launched {
-  json_t *cg;             /* the cgroup it made (cgroup_create's info) */
+  json_t *cg; /* the cgroup it made (cgroup_create's info) */
   pid_t pid, helper, fwd; /* init, slirp4netns, the ports forwarder (0: none) */
-  pid_t egress;           /* the egress policy's helper (0: none) */
-  bool single;            /* one id mapped */
-  char *note;             /* a remark of init's setup */
+  pid_t egress; /* the egress policy's helper (0: none) */
+  bool single; /* one id mapped */
+  char *note; /* a remark of init's setup */
 };
 
 int launch(struct monitor_args *m, struct launched *L, berth_error_t *err);
@@ -152,8 +152,8 @@ struct rm_later {
 };
 
 int remove_container_dir(const char *cdir, berth_error_t *err);
-int remove_container(const char *name, const char *want_id, int userns_hint, bool force, struct rm_later *later,
-                     json_t **out, berth_error_t *err);
+int remove_container(const char *name, const char *want_id, int userns_hint, bool force, struct rm_later *later, json_t **out,
+                     berth_error_t *err);
 /* wait until the process recorded as `field` is gone (at most secs) */
 void wait_gone(json_t *st, const char *field, double secs);
 
@@ -166,15 +166,15 @@ struct create_ctx {
   json_t *img, *icfg;
   json_t *cg, *spec; /* owned by the caller, filled here */
   int env_fd;
-  bool slirp;     /* outbound through slirp4netns (bridge or a named network) */
-  int *port_fds;  /* published ports, bound on the host before anything else */
+  bool slirp; /* outbound through slirp4netns (bridge or a named network) */
+  int *port_fds; /* published ports, bound on the host before anything else */
   char *note; /* a remark of the container's setup, for the result */
   char *disk_note; /* a disk limit asked for and not enforced: why */
-  bool disk_on;    /* the writable layer is a filesystem of disk_limit bytes */
+  bool disk_on; /* the writable layer is a filesystem of disk_limit bytes */
   int lock_fd;
   char *id, *cgname;
   struct net_lease lease; /* named network: address and holder */
-  bool hostbr;            /* root's default network on berth0 */
+  bool hostbr; /* root's default network on berth0 */
   char hb_ip[16];
   /* container_run: what launch() started, and the launcher's ends */
   struct launched L;
@@ -192,8 +192,8 @@ struct create_ctx {
 };
 
 char *hostbr_resolv(void);
-int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress,
-                    bool again, berth_error_t *err);
+int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress, bool again,
+                    berth_error_t *err);
 int env_memfd(json_t *env, berth_error_t *err);
 int start_monitor(struct create_ctx *c, berth_error_t *err);
 

@@ -23,11 +23,10 @@ struct copy_owner {
   gid_t gid;
   bool keep_setid;
 };
-static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, int depth, const struct copy_owner *ow,
-                      berth_error_t *err);
+static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, int depth, const struct copy_owner *ow, berth_error_t *err);
 
-static int copy_file(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st,
-                     const struct copy_owner *ow, berth_error_t *err) {
+static int copy_file(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st, const struct copy_owner *ow,
+                     berth_error_t *err) {
   /* never waiting on what was swapped in since the stat (a FIFO would hang
    * us): the opened file must be the regular file we looked at */
   cleanup_close int in = openat(sdir, sname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -57,8 +56,8 @@ static int copy_file(int sdir, const char *sname, int ddir, const char *dname, c
   return 0;
 }
 
-static int copy_dir(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st, int depth,
-                    const struct copy_owner *ow, berth_error_t *err) {
+static int copy_dir(int sdir, const char *sname, int ddir, const char *dname, const struct stat *st, int depth, const struct copy_owner *ow,
+                    berth_error_t *err) {
   if (depth > 128) return berth_error(err, -ELOOP, "directory tree deeper than 128 levels");
   if (mkdirat(ddir, dname, st->st_mode & 07777) < 0 && errno != EEXIST) return berth_error(err, errno, "create `%s`", dname);
   cleanup_close int s = openat(sdir, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -97,9 +96,7 @@ static int copy_entry(int sdir, const char *sname, int ddir, const char *dname, 
   return 0; /* devices, fifos and sockets are not copied (never opened) */
 }
 
-static bool clean_abs(const char *p) {
-  return p && p[0] == '/' && strlen(p) < 4096 && !strstr(p, "/../") && !str_has_suffix(p, "/..");
-}
+static bool clean_abs(const char *p) { return p && p[0] == '/' && strlen(p) < 4096 && !strstr(p, "/../") && !str_has_suffix(p, "/.."); }
 
 /* PATH with ".." and "." taken out lexically, never above "/" (as the
  * kernel's in-root resolution clamps them); always absolute */
@@ -203,8 +200,7 @@ int container_copy(const char *name, const char *host_path, const char *cpath_, 
     }
     cleanup_close int cdr = openat(cd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cdr < 0) return berth_error(err, errno, "open `%s` in the container", cdir);
-    if (faccessat(hd, hbase, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-      return berth_error(err, errno, "host_path `%s` (on the host)", host_path);
+    if (faccessat(hd, hbase, F_OK, AT_SYMLINK_NOFOLLOW) < 0) return berth_error(err, errno, "host_path `%s` (on the host)", host_path);
     return copy_entry(hd, hbase, cdr, dname, 0, &ow, err);
   }
   cleanup_close int cd = openat_in_root(rootfd, *cdir == '/' ? cdir + 1 : cdir, O_RDONLY | O_DIRECTORY, 0, 0);
@@ -215,8 +211,7 @@ int container_copy(const char *name, const char *host_path, const char *cpath_, 
   if (stat(host_path, &hs) == 0 && S_ISDIR(hs.st_mode)) {
     hd = open(host_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     dname = !strcmp(cbase, "/") ? "root" : cbase;
-  } else
-    hd = open(hdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } else hd = open(hdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (hd < 0) return berth_error(err, errno, "host_path `%s` (on the host)", host_path);
   if (faccessat(cd, !strcmp(cbase, "/") ? "." : cbase, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
     return berth_error(err, errno, "container_path `%s` (in the container)", cpath_);

@@ -68,7 +68,7 @@ static int make_fs(const char *img, berth_error_t *err) {
     /* no journal: the layer is rebuilt or worthless after a crash, as
      * the rest of a container's files; no reserved blocks: all of it is
      * the container's */
-    char *argv[] = {(char *)mke2fs_path(), "-q", "-F", "-t", "ext4", "-m", "0", "-O", "^has_journal", "-E",
+    char *argv[] = {(char *)mke2fs_path(),          "-q",        "-F", "-t", "ext4", "-m", "0", "-O", "^has_journal", "-E",
                     "nodiscard,lazy_itable_init=1", (char *)img, NULL};
     char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     execve(argv[0], argv, envp);
@@ -106,8 +106,7 @@ static int loop_attach(int fd, char *dev, size_t devlen, berth_error_t *err) {
         if (ioctl(lfd, LOOP_SET_STATUS64, &li) == 0) return lfd;
         e = errno;
         ioctl(lfd, LOOP_CLR_FD, 0);
-      } else
-        e = errno;
+      } else e = errno;
     }
     close(lfd);
     if (e != EBUSY) return berth_error(err, e, "attach %s", dev);
@@ -194,6 +193,6 @@ json_t *disk_usage(const char *cdir, int64_t limit) {
   if (statvfs(mnt, &sv) < 0 || stat(mnt, &a) < 0 || stat(parent, &b) < 0 || a.st_dev == b.st_dev)
     return json_pack("{s:I, s:b}", "limit", (json_int_t)limit, "mounted", 0);
   uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize, avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-  return json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)limit, "used", (json_int_t)(total - avail), "available",
-                   (json_int_t)avail, "mounted", 1);
+  return json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)limit, "used", (json_int_t)(total - avail), "available", (json_int_t)avail,
+                   "mounted", 1);
 }

@@ -65,8 +65,7 @@ static int read_etc(const char *path, char **out, char *msg, size_t ml) {
   const char *why = NULL;
   if (fd < 0 || fstat(fd, &st) < 0) why = strerror(errno);
   else if (!S_ISREG(st.st_mode)) why = "it is not a regular file (a FIFO, a device or a directory)";
-  else if (fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC))
-    why = "it leads into /proc or /sys";
+  else if (fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)) why = "it leads into /proc or /sys";
   else if ((uint64_t)st.st_size > ETC_MAX) why = "it is larger than 4 MiB";
   size_t len = 0;
   if (!why && read_file_at(fd, "", ETC_MAX, out, &len, NULL) < 0) why = "it could not be read whole";
@@ -249,7 +248,10 @@ static int output_holders(ino_t out, ino_t err, bool kill_them) {
 }
 
 static volatile sig_atomic_t sup_alarm, sup_term;
-static void sup_on_alarm(int s) { (void)s; sup_alarm = 1; }
+static void sup_on_alarm(int s) {
+  (void)s;
+  sup_alarm = 1;
+}
 static void sup_on_term(int s) { sup_term = s; }
 
 static void send_fd(int sock, int fd) {
@@ -285,7 +287,7 @@ struct exec_ctx {
   json_t *secret_env; /* "K=V" from the container's environment memfd */
   int report_fd, pty_sock;
   int out_fd, err_fd; /* capture pipes or -1 */
-  int in_fd;          /* exec -i without a terminal: the relayed stdin, else -1 (/dev/null) */
+  int in_fd; /* exec -i without a terminal: the relayed stdin, else -1 (/dev/null) */
 };
 
 static void close_fds_except(const int *keep, int n);
@@ -399,8 +401,10 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   if (setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0) {
     int e = errno;
     if (e == EINVAL && single)
-      fprintf(stderr, "berth: exec: become %u:%u: only root exists in this container (a single-id mapping: the user has no "
-              "subordinate ids); `berth preflight` shows the fix\n", (unsigned)u->uid, (unsigned)u->gid);
+      fprintf(stderr,
+              "berth: exec: become %u:%u: only root exists in this container (a single-id mapping: the user has no "
+              "subordinate ids); `berth preflight` shows the fix\n",
+              (unsigned)u->uid, (unsigned)u->gid);
     else fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));
     _exit(126);
   }
@@ -599,10 +603,16 @@ static int spawn_child(void *arg) {
   return 125;
 }
 
-pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd,
-                              int err_fd, void (*ready)(void *), void *ready_arg, berth_error_t *err) {
-  struct exec_ctx x = {.o = o, .spec = spec, .secret_env = env_kv, .report_fd = -1, .pty_sock = pty_sock,
-                       .out_fd = o->tty ? -1 : out_fd, .err_fd = o->tty ? -1 : err_fd, .in_fd = -1};
+pid_t container_spawn_command(const struct exec_opts *o, json_t *spec, json_t *env_kv, int go_fd, int pty_sock, int out_fd, int err_fd,
+                              void (*ready)(void *), void *ready_arg, berth_error_t *err) {
+  struct exec_ctx x = {.o = o,
+                       .spec = spec,
+                       .secret_env = env_kv,
+                       .report_fd = -1,
+                       .pty_sock = pty_sock,
+                       .out_fd = o->tty ? -1 : out_fd,
+                       .err_fd = o->tty ? -1 : err_fd,
+                       .in_fd = -1};
   struct user_ids u;
   char msg[512];
   const char *user = o->user ? o->user : json_string_value(json_object_get(json_object_get(spec, "annotations"), "berth.user"));
@@ -676,7 +686,10 @@ static void restore_tty(void) {
 }
 
 static volatile sig_atomic_t got_winch, got_sig;
-static void on_winch(int s) { (void)s; got_winch = 1; }
+static void on_winch(int s) {
+  (void)s;
+  got_winch = 1;
+}
 static void on_fwd(int s) { got_sig = s; }
 
 static void copy_winsize(int master) {
@@ -719,8 +732,7 @@ void exec_relay_pty(int master, pid_t joiner) {
         if (w <= 0) break;
         off += w;
       }
-    } else if (p[0].revents & (POLLHUP | POLLERR))
-      break;
+    } else if (p[0].revents & (POLLHUP | POLLERR)) break;
     if (p[1].revents & (POLLIN | POLLHUP)) {
       ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
       if (n <= 0) in_open = false;
@@ -889,8 +901,7 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     }
   }
   for (int i = 0; i < EXEC_NS; i++)
-    if (fds[i] == -1 && !(i == 0 && !rootless))
-      return berth_error(err, errno, "open namespace `%s` of container %s", names[i], o->name);
+    if (fds[i] == -1 && !(i == 0 && !rootless)) return berth_error(err, errno, "open namespace `%s` of container %s", names[i], o->name);
   /* Without a terminal the command gets pipes, never the caller's own
    * descriptors: a terminal would stay readable (and open to TIOCSTI) for
    * whatever the command leaves in the background, and a pipe of the
@@ -935,7 +946,14 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
     }
     berth_trace("exec: joined");
     if (rootless && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) _exit(125);
-    struct exec_ctx x = {.o = o, .spec = spec, .secret_env = secret_env, .report_fd = rp[1], .pty_sock = sock[1], .out_fd = op[1], .err_fd = ep[1], .in_fd = ip[0]};
+    struct exec_ctx x = {.o = o,
+                         .spec = spec,
+                         .secret_env = secret_env,
+                         .report_fd = rp[1],
+                         .pty_sock = sock[1],
+                         .out_fd = op[1],
+                         .err_fd = ep[1],
+                         .in_fd = ip[0]};
     pid_t sup = fork();
     if (sup == 0) supervisor(&x);
     if (op[1] >= 0) close(op[1]), close(ep[1]);

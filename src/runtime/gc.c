@@ -121,7 +121,8 @@ const char *gc_tmp_why(enum gc_tmp_kind k, bool stale) {
   case GC_TMP_SNAPSHOT: return stale ? "a snapshot whose process is gone" : "a snapshot being made";
   case GC_TMP_REMOVAL: return stale ? "a layer removal that ended early" : "a layer being removed";
   case GC_TMP_CACHE: return "preflight's cached overlay probe: kept";
-  case GC_TMP_NO_OWNER: return "no owner recorded (a preflight probe, a try-repo clone): kept; remove it by hand while no berth command runs";
+  case GC_TMP_NO_OWNER:
+    return "no owner recorded (a preflight probe, a try-repo clone): kept; remove it by hand while no berth command runs";
   default: return "not berth's: kept";
   }
 }
@@ -129,15 +130,15 @@ const char *gc_tmp_why(enum gc_tmp_kind k, bool stale) {
 /* ---------- the scan ---------- */
 
 struct scan {
-  char *data;      /* the data dir */
-  struct store s;  /* open (exclusively to remove) */
-  json_t *ctrs;    /* name -> {status, persistent, removable, image_digest, layers, size} */
-  json_t *images;  /* digest -> {names, layers, blobs, record, snapshot} */
-  json_t *layers;  /* digest -> size of layers/HEX */
-  json_t *blobs;   /* digest -> size */
+  char *data; /* the data dir */
+  struct store s; /* open (exclusively to remove) */
+  json_t *ctrs; /* name -> {status, persistent, removable, image_digest, layers, size} */
+  json_t *images; /* digest -> {names, layers, blobs, record, snapshot} */
+  json_t *layers; /* digest -> size of layers/HEX */
+  json_t *blobs; /* digest -> size */
   json_t *records; /* digest -> size of images/HEX.json */
-  json_t *left;    /* [{path, size, stale, why}]: tmp, trash */
-  bool busy;       /* a container is being created: it may be about to use any image */
+  json_t *left; /* [{path, size, stale, why}]: tmp, trash */
+  bool busy; /* a container is being created: it may be about to use any image */
   const char *unsure; /* a record that could not be read: what it names is unknown */
   struct du_seen seen;
 };
@@ -199,8 +200,8 @@ static int scan_images(struct scan *sc, berth_error_t *err) {
     struct stat st;
     json_int_t rsz = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? (json_int_t)st.st_blocks * 512 : 0;
     json_object_set_new(sc->records, dg, json_integer(rsz));
-    json_object_set_new(sc->images, dg, json_pack("{s:o, s:o, s:o, s:b}", "names", names, "layers", layers, "blobs", blobs,
-                                                  "snapshot", snap));
+    json_object_set_new(sc->images, dg,
+                        json_pack("{s:o, s:o, s:o, s:b}", "names", names, "layers", layers, "blobs", blobs, "snapshot", snap));
     json_decref(rec);
   }
   closedir(d);
@@ -257,9 +258,9 @@ static void scan_containers(struct scan *sc, json_t *list) {
     /* exited and not to be started again: not persistent, no restart policy */
     bool removable = st && !strcmp(status, "exited") && !persistent && (!policy || !strcmp(policy, "no"));
     if (!strcmp(status, "creating")) sc->busy = true;
-    json_t *o = json_pack("{s:s, s:b, s:b, s:s?, s:O, s:o, s:I}", "status", status, "persistent", persistent, "removable",
-                          removable, "image_digest", dg, "id", json_object_get(st, "id") ?: json_null(), "layers", layers,
-                          "size", (json_int_t)(cfd >= 0 ? du_at(cfd, name, &sc->seen) : 0));
+    json_t *o = json_pack("{s:s, s:b, s:b, s:s?, s:O, s:o, s:I}", "status", status, "persistent", persistent, "removable", removable,
+                          "image_digest", dg, "id", json_object_get(st, "id") ?: json_null(), "layers", layers, "size",
+                          (json_int_t)(cfd >= 0 ? du_at(cfd, name, &sc->seen) : 0));
     json_object_set_new(sc->ctrs, name, o);
     json_decref(st);
   }
@@ -274,8 +275,8 @@ static void scan_containers(struct scan *sc, json_t *list) {
 
 static void add_left(struct scan *sc, int dfd, const char *rel, const char *entry, bool stale, const char *why) {
   cleanup_free char *path = xasprintf("%s/%s", rel, entry);
-  json_array_append_new(sc->left, json_pack("{s:s, s:I, s:b, s:s}", "path", path, "size", (json_int_t)du_at(dfd, entry, &sc->seen),
-                                            "stale", stale, "why", why));
+  json_array_append_new(sc->left, json_pack("{s:s, s:I, s:b, s:s}", "path", path, "size", (json_int_t)du_at(dfd, entry, &sc->seen), "stale",
+                                            stale, "why", why));
 }
 
 /* tmp/ of the store and of the data dir, and the trash */
@@ -339,8 +340,8 @@ static json_t *image_users(struct scan *sc, const char *dg, bool without_removab
   json_t *u = json_array();
   const char *n;
   json_t *c;
-  json_object_foreach(sc->ctrs, n, c) if (!strcmp(jstr(c, "image_digest") ?: "", dg) && !(without_removable && jbool(c, "removable", false)))
-      json_array_append_new(u, json_string(n));
+  json_object_foreach(sc->ctrs, n, c) if (!strcmp(jstr(c, "image_digest") ?: "", dg) &&
+                                          !(without_removable && jbool(c, "removable", false))) json_array_append_new(u, json_string(n));
   return u;
 }
 
@@ -517,9 +518,9 @@ static int df_in_ns(void *arg, char **result, berth_error_t *err) {
 /* ---------- prune ---------- */
 
 struct prune_args {
-  json_t *list;    /* container_list's containers */
+  json_t *list; /* container_list's containers */
   bool all;
-  json_t *plan;    /* collect: what may go (the plan made before) */
+  json_t *plan; /* collect: what may go (the plan made before) */
 };
 
 /* the plan: what would go, and what that frees */
@@ -537,14 +538,15 @@ static int plan_in_ns(void *arg, char **result, berth_error_t *err) {
   const char *k;
   json_t *v;
   json_object_foreach(sc.ctrs, k, v) if (jbool(v, "removable", false)) {
-    json_array_append_new(ctrs, json_pack("{s:s, s:O, s:O}", "name", k, "id", json_object_get(v, "id"), "size", json_object_get(v, "size")));
+    json_array_append_new(ctrs,
+                          json_pack("{s:s, s:O, s:O}", "name", k, "id", json_object_get(v, "id"), "size", json_object_get(v, "size")));
     total += (uint64_t)jint(v, "size");
   }
   json_t *gone = json_object();
   if (sc.busy)
-    json_array_append_new(notes, json_string("a container is being created: no image is removed this time (run prune again once it is up)"));
-  else
-    json_object_foreach(sc.images, k, v) {
+    json_array_append_new(notes,
+                          json_string("a container is being created: no image is removed this time (run prune again once it is up)"));
+  else json_object_foreach(sc.images, k, v) {
       json_t *u = image_users(&sc, k, true);
       bool named = json_array_size(json_object_get(v, "names")) > 0;
       if (!json_array_size(u) && (!named || a->all)) json_object_set(gone, k, json_true());
@@ -555,10 +557,10 @@ static int plan_in_ns(void *arg, char **result, berth_error_t *err) {
     json_array_append_new(notes, json_string(n));
   }
   json_t *fr = freed_by(&sc, gone, kept_cl, &img_total);
-  json_object_foreach(sc.images, k, v) if (json_object_get(gone, k))
-      json_array_append_new(images, json_pack("{s:s, s:O, s:O, s:b, s:O}", "digest", k, "names", json_object_get(v, "names"), "size",
-                                              json_object_get(json_object_get(fr, k), "size"), "dangling",
-                                              json_array_size(json_object_get(v, "names")) == 0, "snapshot", json_object_get(v, "snapshot")));
+  json_object_foreach(sc.images, k, v) if (json_object_get(gone, k)) json_array_append_new(
+      images, json_pack("{s:s, s:O, s:O, s:b, s:O}", "digest", k, "names", json_object_get(v, "names"), "size",
+                        json_object_get(json_object_get(fr, k), "size"), "dangling", json_array_size(json_object_get(v, "names")) == 0,
+                        "snapshot", json_object_get(v, "snapshot")));
   total += img_total;
   json_t *orph = orphan_layers(&sc, kept_cl);
   size_t i;
@@ -623,14 +625,14 @@ static int collect_in_ns(void *arg, char **result, berth_error_t *err) {
   uint64_t freed = 0;
   const char *k;
   json_t *v;
-  if (!sc.busy)
-    json_object_foreach(sc.images, k, v) {
+  if (!sc.busy) json_object_foreach(sc.images, k, v) {
       json_t *u = image_users(&sc, k, false);
       if (!json_array_size(u) && in_plan(a->plan, "images", "digest", k)) json_object_set(gone, k, json_true());
       json_decref(u);
     }
   else if (json_array_size(json_object_get(a->plan, "images")))
-    json_array_append_new(notes, json_string("a container is being created: no image is removed this time (run prune again once it is up)"));
+    json_array_append_new(notes,
+                          json_string("a container is being created: no image is removed this time (run prune again once it is up)"));
   json_object_foreach(sc.images, k, v) {
     if (!json_object_get(gone, k)) continue;
     json_t *out = NULL;
@@ -645,8 +647,8 @@ static int collect_in_ns(void *arg, char **result, berth_error_t *err) {
     if (!path_exists(rp)) n += (uint64_t)jint(sc.records, k);
     size_t i;
     json_t *x;
-    json_array_foreach(json_object_get(out, "deleted_layers"), i, x) if (layer_gone(&sc, json_string_value(x)))
-        n += (uint64_t)jint(sc.layers, json_string_value(x));
+    json_array_foreach(json_object_get(out, "deleted_layers"), i, x) if (layer_gone(&sc, json_string_value(x))) n +=
+        (uint64_t)jint(sc.layers, json_string_value(x));
     json_array_foreach(json_object_get(v, "blobs"), i, x) {
       cleanup_free char *bp = store_path(&sc.s, "blobs/sha256/%s", digest_hex(json_string_value(x)));
       /* counted once: a blob two removed images share goes with the second */
@@ -695,8 +697,8 @@ static int collect_in_ns(void *arg, char **result, berth_error_t *err) {
     }
     if (path_exists(full)) continue;
     freed += (uint64_t)jint(v, "size");
-    json_array_append_new(left, json_pack("{s:O, s:O, s:O}", "path", json_object_get(v, "path"), "size", json_object_get(v, "size"),
-                                          "why", json_object_get(v, "why")));
+    json_array_append_new(left, json_pack("{s:O, s:O, s:O}", "path", json_object_get(v, "path"), "size", json_object_get(v, "size"), "why",
+                                          json_object_get(v, "why")));
   }
   json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "images", images, "layers", layers, "leftovers", left, "failed", fails,
                         "bytes_freed", (json_int_t)freed, "notes", notes);
@@ -749,9 +751,9 @@ static void plan_intersect(json_t *fresh, json_t *confirmed) {
       json_t *it = json_array_get(arr, i), *c;
       size_t k;
       bool keep = false;
-      json_array_foreach(json_object_get(confirmed, what[w][0]), k, c)
-          keep = keep || (!strcmp(jstr(c, what[w][1]) ?: "", jstr(it, what[w][1]) ?: "") &&
-                          (w || json_equal(json_object_get(c, "id"), json_object_get(it, "id"))));
+      json_array_foreach(json_object_get(confirmed, what[w][0]), k, c) keep =
+          keep || (!strcmp(jstr(c, what[w][1]) ?: "", jstr(it, what[w][1]) ?: "") &&
+                   (w || json_equal(json_object_get(c, "id"), json_object_get(it, "id"))));
       if (!keep) json_array_remove(arr, i);
     }
   }

@@ -23,13 +23,13 @@ uint64_t du_at(int dirfd, const char *name, struct du_seen *seen);
 
 /* What an entry of <data>/tmp or <data>/storage/tmp is. */
 enum gc_tmp_kind {
-  GC_TMP_UNKNOWN,   /* not berth's: kept */
-  GC_TMP_CACHE,     /* overlay-ok-KERNEL: preflight's cached probe, kept */
-  GC_TMP_NO_OWNER,  /* overlay-probe-X, provision-X: no owner recorded, kept */
-  GC_TMP_LAYER,     /* storage: a pull's layer-HEX */
-  GC_TMP_LOAD,      /* storage: a load's load-X */
-  GC_TMP_SNAPSHOT,  /* storage: snap-PID-START-X */
-  GC_TMP_REMOVAL,   /* storage: rm-HEX-X, a layer being deleted */
+  GC_TMP_UNKNOWN, /* not berth's: kept */
+  GC_TMP_CACHE, /* overlay-ok-KERNEL: preflight's cached probe, kept */
+  GC_TMP_NO_OWNER, /* overlay-probe-X, provision-X: no owner recorded, kept */
+  GC_TMP_LAYER, /* storage: a pull's layer-HEX */
+  GC_TMP_LOAD, /* storage: a load's load-X */
+  GC_TMP_SNAPSHOT, /* storage: snap-PID-START-X */
+  GC_TMP_REMOVAL, /* storage: rm-HEX-X, a layer being deleted */
 };
 enum gc_tmp_kind gc_tmp_kind(const char *entry, bool in_store);
 /* why such an entry is, or is not, garbage (for a person) */

@@ -17,9 +17,7 @@
 #include "runtime/container.h"
 #include "util/security.h"
 
-bool hooks_any(json_t *spec, const char *kind) {
-  return json_array_size(json_object_get(json_object_get(spec, "hooks"), kind)) > 0;
-}
+bool hooks_any(json_t *spec, const char *kind) { return json_array_size(json_object_get(json_object_get(spec, "hooks"), kind)) > 0; }
 
 char *hooks_state(json_t *spec, const char *id, const char *status, pid_t pid, const char *bundle) {
   json_t *s = json_pack("{s:s, s:s, s:s, s:s}", "ociVersion", "1.0.2", "id", id, "status", status, "bundle", bundle);
@@ -61,8 +59,7 @@ static __attribute__((noreturn)) void hook_child(const char *path, char **argv, 
     t[0] = "berth-tiny", t[1] = "exec", t[2] = (char *)path;
     for (size_t i = 1; i < n; i++) t[i + 2] = argv[i];
     syscall(SYS_execveat, tfd, "", t, envp, AT_EMPTY_PATH);
-  } else
-    execve(path, argv, envp);
+  } else execve(path, argv, envp);
   dprintf(2, "berth: cannot run the hook: %s\n", strerror(errno));
   _exit(127);
 }
@@ -159,8 +156,9 @@ static int hook_one(json_t *h, const char *kind, const char *state, unsigned fla
   kill(-pid, SIGKILL);
   while (tl && (tail[tl - 1] == '\n' || tail[tl - 1] == ' ')) tl--;
   tail[tl < sizeof tail ? tl : sizeof tail - 1] = '\0';
-  if (timed_out) return berth_error(err, -ETIMEDOUT, "%s hook `%s` did not finish within %lld s%s%s", kind, path, (long long)timeout,
-                                    tl ? ": " : "", tail);
+  if (timed_out)
+    return berth_error(err, -ETIMEDOUT, "%s hook `%s` did not finish within %lld s%s%s", kind, path, (long long)timeout, tl ? ": " : "",
+                       tail);
   if (WIFSIGNALED(status))
     return berth_error(err, -EIO, "%s hook `%s` was killed by signal %d%s%s", kind, path, WTERMSIG(status), tl ? ": " : "", tail);
   if (WEXITSTATUS(status))

@@ -224,8 +224,10 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
       a->note = "root filesystem served by fuse-overlayfs (config `rootfs`: fuse)";
       return 0;
     }
-    return berth_error(err, -ENOTSUP, "config `rootfs` is fuse, but fuse-overlayfs could not serve the root filesystem "
-                                      "(is it installed, and /dev/fuse open to you? %s)", advice("see `berth preflight`", "see the preflight operation"));
+    return berth_error(err, -ENOTSUP,
+                       "config `rootfs` is fuse, but fuse-overlayfs could not serve the root filesystem "
+                       "(is it installed, and /dev/fuse open to you? %s)",
+                       advice("see `berth preflight`", "see the preflight operation"));
   }
   /* new mount API: one lowerdir+ per layer, no option-length limit (6.8+) */
   int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
@@ -273,11 +275,14 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     int cwd = open(".", O_PATH | O_CLOEXEC);
     bool in = chdir(a->cdir) == 0;
     if (in && mount("overlay", rootfs, "overlay", MS_NODEV, opt.data) == 0) ret = 0;
-    else if (in && a->volatile_upper && errno == EINVAL && (opt.data[plain] = '\0', mount("overlay", rootfs, "overlay", MS_NODEV, opt.data) == 0))
+    else if (in && a->volatile_upper && errno == EINVAL &&
+             (opt.data[plain] = '\0', mount("overlay", rootfs, "overlay", MS_NODEV, opt.data) == 0))
       ret = 0; /* a kernel before 5.10: no `volatile` */
     else
       berth_error(err, errno, "mount the overlay root filesystem (%zu layers)%s", n,
-                  a->rootless ? advice("; rootless overlay needs Linux 5.11+ (see `berth preflight`)", "; rootless overlay needs Linux 5.11+ (see the preflight operation)") : "");
+                  a->rootless ? advice("; rootless overlay needs Linux 5.11+ (see `berth preflight`)",
+                                       "; rootless overlay needs Linux 5.11+ (see the preflight operation)")
+                              : "");
     if (cwd >= 0) {
       if (fchdir(cwd) < 0) {}
       close(cwd);
@@ -286,7 +291,8 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
   }
   if (ret < 0 && init_fuse_root(a)) { /* overlayfs refused: fuse-overlayfs next, and say so */
     a->note = xasprintf("overlayfs could not be mounted here (%s): fuse-overlayfs serves the root filesystem (slower "
-                        "file access; %s)", err && *err ? (*err)->msg : "?", advice("see `berth preflight`", "see the preflight operation"));
+                        "file access; %s)",
+                        err && *err ? (*err)->msg : "?", advice("see `berth preflight`", "see the preflight operation"));
     berth_error_clear(err);
     ret = 0;
   }
@@ -296,7 +302,8 @@ static int mount_overlay(struct init_args *a, const char *rootfs, berth_error_t 
     if (copy_rootfs(lowers, upper, rootfs, &e2) == 0) {
       /* the init's note lives until it sends it: a one-off allocation */
       a->note = xasprintf("overlayfs could not be mounted here (%s): the root filesystem was copied from the layers (slower "
-                          "creates, more disk; %s)", err && *err ? (*err)->msg : "?", advice("see `berth preflight`", "see the preflight operation"));
+                          "creates, more disk; %s)",
+                          err && *err ? (*err)->msg : "?", advice("see `berth preflight`", "see the preflight operation"));
       berth_error_clear(err);
       ret = 0;
     } else {
@@ -410,8 +417,8 @@ static int init_setup(struct init_args *a, berth_error_t *err) {
   bool own_net = false;
   size_t i;
   json_t *ns;
-  json_array_foreach(json_object_get(json_object_get(a->spec, "linux"), "namespaces"), i, ns)
-    if (!strcmp(json_string_value(json_object_get(ns, "type")) ?: "", "network")) own_net = true;
+  json_array_foreach(json_object_get(json_object_get(a->spec, "linux"), "namespaces"), i,
+                     ns) if (!strcmp(json_string_value(json_object_get(ns, "type")) ?: "", "network")) own_net = true;
 
   /* the spec's mounts and devices, by the code berth-oci runs them with;
    * berth's policy on top: nothing the caller binds (or a device's tmpfs)

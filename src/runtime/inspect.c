@@ -141,14 +141,12 @@ static json_t *spec_summary(json_t *spec) {
     if (!caller) json_array_append(env, v);
   }
   json_t *ns = json_array();
-  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, v)
-      json_array_append(ns, json_object_get(v, "type"));
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, v) json_array_append(ns, json_object_get(v, "type"));
   json_t *linux = json_object_get(spec, "linux");
-  return json_pack("{s:O?, s:s?, s:O?, s:o, s:o, s:O?, s:o, s:O?, s:s?, s:s}", "hostname", json_object_get(spec, "hostname"),
-                   "user", jstr(ann, "berth.user"), "workdir", json_object_get(proc, "cwd"), "env", env, "env_names", names,
-                   "mounts", json_object_get(spec, "mounts"), "namespaces", ns, "resources",
-                   json_object_get(linux, "resources"), "rootfs", jstr(ann, "berth.rootfs"), "seccomp",
-                   jstr(ann, "berth.seccomp") ? "own profile" : "berth's");
+  return json_pack("{s:O?, s:s?, s:O?, s:o, s:o, s:O?, s:o, s:O?, s:s?, s:s}", "hostname", json_object_get(spec, "hostname"), "user",
+                   jstr(ann, "berth.user"), "workdir", json_object_get(proc, "cwd"), "env", env, "env_names", names, "mounts",
+                   json_object_get(spec, "mounts"), "namespaces", ns, "resources", json_object_get(linux, "resources"), "rootfs",
+                   jstr(ann, "berth.rootfs"), "seccomp", jstr(ann, "berth.seccomp") ? "own profile" : "berth's");
 }
 
 int container_inspect(const char *name, json_t **out, berth_error_t *err) {
@@ -157,13 +155,12 @@ int container_inspect(const char *name, json_t **out, berth_error_t *err) {
   cleanup_free char *dir = container_dir(name);
   const char *status = container_live_status(st);
   bool running = !strcmp(status, "running");
-  json_t *o = json_pack("{s:s, s:s, s:O?, s:s, s:b, s:O?, s:s?}", "type", "container", "name", name, "id",
-                        json_object_get(st, "id"), "status", status, "running", running, "created",
-                        json_object_get(st, "created"), "dir", dir);
+  json_t *o = json_pack("{s:s, s:s, s:O?, s:s, s:b, s:O?, s:s?}", "type", "container", "name", name, "id", json_object_get(st, "id"),
+                        "status", status, "running", running, "created", json_object_get(st, "created"), "dir", dir);
   json_object_set(o, "pid", running ? json_object_get(json_object_get(st, "init"), "pid") : json_null());
   /* what the lifecycle records, where this container has it */
-  static const char *const lift[] = {"started_at", "finished_at", "exit_code", "oom_killed", "stopped", "mode", "command",
-                                     "restart", "restart_count", "persistent", "purpose", "one_shot", "notes"};
+  static const char *const lift[] = {"started_at", "finished_at",   "exit_code",  "oom_killed", "stopped",  "mode", "command",
+                                     "restart",    "restart_count", "persistent", "purpose",    "one_shot", "notes"};
   for (size_t i = 0; i < sizeof lift / sizeof *lift; i++)
     if (json_object_get(st, lift[i])) json_object_set(o, lift[i], json_object_get(st, lift[i]));
 
@@ -173,9 +170,9 @@ int container_inspect(const char *name, json_t **out, berth_error_t *err) {
   json_decref(spec);
 
   const char *net = jstr(st, "network");
-  json_object_set_new(o, "network", json_pack("{s:s?, s:O?, s:O, s:b}", "name", net, "ip", json_object_get(st, "ip"), "ports",
-                                              json_object_get(st, "ports") ?: json_array(), "isolated",
-                                              strcmp(net ?: "", "host") != 0));
+  json_object_set_new(o, "network",
+                      json_pack("{s:s?, s:O?, s:O, s:b}", "name", net, "ip", json_object_get(st, "ip"), "ports",
+                                json_object_get(st, "ports") ?: json_array(), "isolated", strcmp(net ?: "", "host") != 0));
   json_t *lim = json_deep_copy(json_object_get(st, "limits")) ?: json_object(), *cg = json_object_get(st, "cgroup");
   json_object_set(lim, "applied", json_object_get(cg, "limits_applied") ?: json_false());
   if (json_object_get(cg, "note")) json_object_set(lim, "note", json_object_get(cg, "note"));
@@ -184,7 +181,8 @@ int container_inspect(const char *name, json_t **out, berth_error_t *err) {
   json_t *dk = json_object_get(st, "disk");
   if (dk) { /* the writable layer's limit, and its use when enforced */
     json_t *d = json_deep_copy(dk);
-    json_t *u = json_is_true(json_object_get(dk, "enforced")) && dir ? disk_usage(dir, json_integer_value(json_object_get(dk, "limit"))) : NULL;
+    json_t *u =
+        json_is_true(json_object_get(dk, "enforced")) && dir ? disk_usage(dir, json_integer_value(json_object_get(dk, "limit"))) : NULL;
     if (u) json_object_update(d, u);
     json_decref(u);
     json_object_set_new(o, "disk", d);
@@ -192,8 +190,8 @@ int container_inspect(const char *name, json_t **out, berth_error_t *err) {
 
   /* the image as the store has it now: by the digest the container was
    * made from (a name may point elsewhere since) */
-  json_t *img = json_pack("{s:O?, s:O?, s:n}", "name", json_object_get(st, "image"), "digest", json_object_get(st, "image_digest"),
-                          "config");
+  json_t *img =
+      json_pack("{s:O?, s:O?, s:n}", "name", json_object_get(st, "image"), "digest", json_object_get(st, "image_digest"), "config");
   struct store s;
   berth_error_t e = NULL;
   json_t *rec = NULL, *cfg = NULL;
@@ -382,8 +380,11 @@ static json_t *top_row(int pid, const char *map, const char *passwd, long ticks)
     snprintf(cmd, sizeof cmd, "[%.*s]", nm ? (int)strcspn(nm + 6, "\n") : 1, nm ? nm + 6 : "?");
   }
   return json_pack("{s:i, s:I, s:I, s:o, s:s, s:o}", "pid", pid, "container_pid", (json_int_t)proc_status_nspid(status), "uid",
-                   (json_int_t)uid, "user", json_string_safe(uname ? uname : uid >= 0 ? ubuf : "?"), "time", tbuf, "cmd",
-                   json_string_safe(cmd));
+                   (json_int_t)uid, "user",
+                   json_string_safe(uname      ? uname
+                                    : uid >= 0 ? ubuf
+                                               : "?"),
+                   "time", tbuf, "cmd", json_string_safe(cmd));
 }
 
 int container_top(const char *name, json_t **out, berth_error_t *err) {

@@ -21,7 +21,7 @@ int image_inspect(const char *ref, json_t **out, berth_error_t *err);
 struct ctr_sample {
   struct cgroup_stats cg;
   int64_t net_rx, net_tx; /* bytes through every interface but lo; -1: unknown (host network) */
-  double at;              /* CLOCK_MONOTONIC seconds */
+  double at; /* CLOCK_MONOTONIC seconds */
 };
 void container_sample(json_t *state, struct ctr_sample *s);
 

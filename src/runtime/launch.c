@@ -191,14 +191,15 @@ static int helper_main(void *arg) {
  * more CPU: a copy of the page tables made to be torn down again.
  * Returns init's pid (in the monitor), with *err set when init
  * exists but could not be mapped or plugged in. */
-static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, json_t *cg, bool *placed,
-                              struct init_args *ia, struct init_fds *f, berth_error_t *err) {
+static pid_t clone_via_helper(struct monitor_args *m, unsigned long flags, int userns_fd, json_t *cg, bool *placed, struct init_args *ia,
+                              struct init_fds *f, berth_error_t *err) {
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   /* the helper runs with every signal blocked; init gets our mask back */
   sigset_t old;
   sigprocmask(SIG_SETMASK, NULL, &old);
-  struct helper_args h = {.m = m, .flags = flags, .userns_fd = userns_fd, .rfd = pp[0], .wfd = pp[1], .cg = cg, .ia = ia, .f = f, .mask = &old};
+  struct helper_args h = {
+      .m = m, .flags = flags, .userns_fd = userns_fd, .rfd = pp[0], .wfd = pp[1], .cg = cg, .ia = ia, .f = f, .mask = &old};
   pid_t x = clone_vm(helper_main, &h, CLONE_VFORK, 512 << 10);
   int ce = errno;
   close(pp[1]);
@@ -379,9 +380,19 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
     close(sync[0]), close(sync[1]), close(rep[0]), close(rep[1]);
     return berth_error(err, e, "pipe");
   }
-  struct init_args ia = {.spec = m->spec, .cdir = m->cdir, .name = m->name, .sync_fd = sync[0], .report_fd = rep[1], .rootless = m->rootless,
-                         .run = m->run, .run_env = m->run_env, .run_go = m->run_go, .pty_sock = m->pty_sock,
-                         .out_fd = m->out_fd, .err_fd = m->err_fd, .volatile_upper = m->volatile_upper};
+  struct init_args ia = {.spec = m->spec,
+                         .cdir = m->cdir,
+                         .name = m->name,
+                         .sync_fd = sync[0],
+                         .report_fd = rep[1],
+                         .rootless = m->rootless,
+                         .run = m->run,
+                         .run_env = m->run_env,
+                         .run_go = m->run_go,
+                         .pty_sock = m->pty_sock,
+                         .out_fd = m->out_fd,
+                         .err_fd = m->err_fd,
+                         .volatile_upper = m->volatile_upper};
   struct init_fds fds = {.sync_w = sync[1], .rep_r = rep[0], .exit_r = exitp[0], .exit_w = exitp[1], .extra = -1};
   berth_error_t e1 = NULL, e2 = NULL;
   /* cgroup v2: made first, so that init is born in it (clone3 with
@@ -406,8 +417,7 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
   if (m->named || keeper >= 0)
     pid = clone_via_helper(m, flags, m->named ? (m->rootless ? m->lease->userns_fd : -1) : keeper, cg, &placed, &ia, &fds, &e1);
   else if (cg) pid = cgroup_clone_into(cg, flags & ~(unsigned long)CSIGNAL, &placed);
-  if (!m->named && keeper < 0 && pid < 0 && cgroup_clone_refused(errno))
-    pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+  if (!m->named && keeper < 0 && pid < 0 && cgroup_clone_refused(errno)) pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid == 0) init_child(m, &ia, &fds);
   int clone_errno = errno;
   berth_trace("launch: cloned init %d", (int)pid);
@@ -527,8 +537,7 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
         msg.len--; /* NUL-terminated, not counted */
       }
       break;
-    default:
-      break; /* not init's to send */
+    default: break; /* not init's to send */
     }
     free(payload);
   }
@@ -536,14 +545,16 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
   if (sync[1] >= 0) close(sync[1]);
   berth_trace("launch: init reported");
   if (!ready && !msg.len && !fail) { /* gone without a word (killed, or the launcher gave up) */
-    const char *t = "berth init exited during the container's setup without a report (BERTH_TRACE=1 shows how far it got); try the create again";
+    const char *t =
+        "berth init exited during the container's setup without a report (BERTH_TRACE=1 shows how far it got); try the create again";
     buf_append(&msg, t, strlen(t) + 1);
     msg.len--;
   }
   if (L->single) { /* said with the create's result, and kept in its state */
     char *n = xasprintf("%s%sa single-id mapping: only root (you) exists in this container, and image files of other "
                         "owners are root's (this user has no subordinate ids, or no working newuidmap); `berth "
-                        "preflight` shows the fix", L->note ? L->note : "", L->note ? "; " : "");
+                        "preflight` shows the fix",
+                        L->note ? L->note : "", L->note ? "; " : "");
     free(L->note);
     L->note = n;
   }
@@ -894,8 +905,7 @@ static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_
   int status = 0, fds[2] = {out_r, err_r};
   static char buf[65536];
   while (!exited || fds[0] >= 0 || fds[1] >= 0) {
-    struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN},
-                          {.fd = exited ? -1 : pfd, .events = POLLIN}};
+    struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN}, {.fd = exited ? -1 : pfd, .events = POLLIN}};
     double now = wall_seconds(), wake = 0; /* expires_at is a wall-clock time */
     if (m->expires_at > 0 && !expired) wake = m->expires_at;
     if (kill_at > 0 && !exited) wake = kill_at;
@@ -922,8 +932,7 @@ static void monitor_serve(struct monitor_args *m, pid_t pid, int out_r, int err_
       expired = true; /* its time is up: stopped as `berth stop` would, then removed */
       kill(pid, SIGTERM);
       kill_at = now + 10;
-    } else if (!exited && kill_at > 0 && now >= kill_at)
-      kill(pid, SIGKILL);
+    } else if (!exited && kill_at > 0 && now >= kill_at) kill(pid, SIGKILL);
   }
   if (pfd >= 0) close(pfd);
   if (lw.path) log_close(&lw);

@@ -66,8 +66,8 @@ int container_stop(const char *name, int timeout, json_t **out, berth_error_t *e
   }
   json_decref(st);
   st = state_read(name);
-  *out = json_pack("{s:b, s:s, s:s, s:O}", "success", 1, "container", name, "status", st ? live_status(st) : "removed",
-                   "exit_code", json_object_get(st, "exit_code") ?: json_null());
+  *out = json_pack("{s:b, s:s, s:s, s:O}", "success", 1, "container", name, "status", st ? live_status(st) : "removed", "exit_code",
+                   json_object_get(st, "exit_code") ?: json_null());
   if (!running) json_object_set_new(*out, "detail", json_string("it was not running"));
   json_decref(st);
   return 0;
@@ -115,8 +115,7 @@ static json_t *env_kept(const char *cdir, json_t *spec, json_t **dropped) {
   json_t *all = names ? json_loads(names, 0, NULL) : NULL;
   size_t i;
   json_t *n;
-  json_array_foreach(all, i, n) if (json_is_string(n) && !json_object_get(kept, json_string_value(n)))
-    json_array_append(*dropped, n);
+  json_array_foreach(all, i, n) if (json_is_string(n) && !json_object_get(kept, json_string_value(n))) json_array_append(*dropped, n);
   json_decref(all);
   return kept;
 }
@@ -152,14 +151,29 @@ int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **
   cleanup_free char *cdir = cpath(name, NULL);
   cleanup_free char *sp = xasprintf("%s/config.json", cdir);
   json_t *limits = json_object_get(st, "limits");
-  struct create_opts so = {.name = name, .image = jstr(st, "image"), .persistent = jbool(st, "persistent", false),
-                           .quiet = true, .ports = json_object_get(st, "ports"), .egress = json_object_get(st, "egress"),
+  struct create_opts so = {.name = name,
+                           .image = jstr(st, "image"),
+                           .persistent = jbool(st, "persistent", false),
+                           .quiet = true,
+                           .ports = json_object_get(st, "ports"),
+                           .egress = json_object_get(st, "egress"),
                            .limits = {.memory = json_integer_value(json_object_get(limits, "memory")),
                                       .pids = json_integer_value(json_object_get(limits, "pids")),
                                       .cpus = json_number_value(json_object_get(limits, "cpus"))}};
-  struct create_ctx c = {.o = &so, .cfg = cfg, .name = name, .cdir = cdir, .network = network, .env_fd = -1, .lock_fd = lk,
-                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1,
-                         .pty_sock = -1, .out_r = -1, .err_r = -1, .mnt_fd = -1};
+  struct create_ctx c = {.o = &so,
+                         .cfg = cfg,
+                         .name = name,
+                         .cdir = cdir,
+                         .network = network,
+                         .env_fd = -1,
+                         .lock_fd = lk,
+                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1},
+                         .userns_fd = -1,
+                         .run_go_w = -1,
+                         .pty_sock = -1,
+                         .out_r = -1,
+                         .err_r = -1,
+                         .mnt_fd = -1};
   c.spec = json_load_file(sp, 0, NULL);
   c.port_fds = xmalloc0(sizeof(int) * (json_array_size(so.ports) + 1));
   json_t *kept = NULL, *dropped = NULL, *cmd = NULL, *restored = NULL, *v;
@@ -227,9 +241,10 @@ int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **
   json_object_foreach(kept, k, v) json_array_append_new(restored, json_string(k));
   json_object_set_new(*out, "env_restored", restored);
   if (json_array_size(dropped))
-    json_object_set_new(*out, "notes", json_pack("[s]", "variables that came from the host (passed through or forwarded "
-                                                        "credentials) live only while a container runs: env_dropped names "
-                                                        "them; pass them again with exec -e, or recreate the container"));
+    json_object_set_new(*out, "notes",
+                        json_pack("[s]", "variables that came from the host (passed through or forwarded "
+                                         "credentials) live only while a container runs: env_dropped names "
+                                         "them; pass them again with exec -e, or recreate the container"));
 done:
   if (r < 0) {
     if (c.cg) cgroup_destroy(c.cg);
@@ -266,25 +281,23 @@ int container_start_persistent(json_t **out, berth_error_t *err) {
     const char *policy = jstr(json_object_get(st, "restart"), "policy") ?: "no";
     bool stopped = json_is_true(json_object_get(st, "stopped"));
     /* persistent and unless-stopped: unless a person stopped it; always: even then (Docker's rule) */
-    bool want = st && strcmp(live_status(st), "running") && strcmp(live_status(st), "creating") &&
-                ((jbool(st, "persistent", false) && !stopped) || !strcmp(policy, "always") ||
-                 (!strcmp(policy, "unless-stopped") && !stopped));
+    bool want =
+        st && strcmp(live_status(st), "running") && strcmp(live_status(st), "creating") &&
+        ((jbool(st, "persistent", false) && !stopped) || !strcmp(policy, "always") || (!strcmp(policy, "unless-stopped") && !stopped));
     if (want) {
       json_t *o = NULL;
       berth_error_t e = NULL;
       if (start_existing(de->d_name, -1, false, &o, &e) < 0) {
         json_array_append_new(failed, json_pack("{s:s, s:s}", "container", de->d_name, "error", e->msg));
         berth_error_free(e);
-      } else
-        json_array_append_new(started, json_string(de->d_name));
+      } else json_array_append_new(started, json_string(de->d_name));
       json_decref(o);
-    } else if (st && jbool(st, "persistent", false) && stopped)
-      json_array_append_new(skipped, json_string(de->d_name));
+    } else if (st && jbool(st, "persistent", false) && stopped) json_array_append_new(skipped, json_string(de->d_name));
     json_decref(st);
   }
   if (dd) closedir(dd);
-  *out = json_pack("{s:b, s:o, s:o, s:o}", "success", json_array_size(failed) == 0, "started", started, "failed", failed,
-                   "skipped_stopped", skipped);
+  *out = json_pack("{s:b, s:o, s:o, s:o}", "success", json_array_size(failed) == 0, "started", started, "failed", failed, "skipped_stopped",
+                   skipped);
   return 0;
 }
 

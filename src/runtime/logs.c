@@ -95,8 +95,8 @@ static void log_record(struct log_writer *w, int stream, bool full, const char *
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char head[80];
-  int h = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ", tm.tm_year + 1900, tm.tm_mon + 1,
-                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, stream ? "stderr" : "stdout", full ? 'F' : 'P');
+  int h = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                   tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, stream ? "stderr" : "stdout", full ? 'F' : 'P');
   int64_t need = h + (int64_t)len + 1;
   if (w->size + (int64_t)w->out.len > 0 && w->size + (int64_t)w->out.len + need > w->max_size) {
     log_drain(w);
@@ -128,8 +128,7 @@ void log_feed(struct log_writer *w, int stream, const char *data, size_t len) {
       buf_append(p, data, take);
       log_record(w, stream, true, p->data, p->len);
       p->len = 0;
-    } else
-      log_record(w, stream, true, data, take);
+    } else log_record(w, stream, true, data, take);
     data += take + 1, len -= take + 1;
   }
   log_drain(w);
@@ -162,8 +161,8 @@ static double parse_rfc3339(const char *s, size_t n, const char **end) {
   struct tm tm = {0};
   int frac_digits = 0;
   double frac = 0;
-  if (n < 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                       &tm.tm_sec) != 6 || s[4] != '-' || s[10] != 'T')
+  if (n < 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6 ||
+      s[4] != '-' || s[10] != 'T')
     return -1;
   size_t i = 19;
   if (i < n && s[i] == '.')
@@ -176,8 +175,7 @@ static double parse_rfc3339(const char *s, size_t n, const char **end) {
     int oh = atoi(s + i + 1), om = atoi(s + i + 4);
     off = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
     i += 6;
-  } else
-    return -1;
+  } else return -1;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   time_t t = timegm(&tm);
@@ -205,7 +203,8 @@ int log_parse_time(const char *s, double *out, berth_error_t *err) {
     p = e + 1;
   }
   if (*p || p == s)
-    return berth_error(err, -EINVAL, "`%.60s` is not a time: use 2026-12-03T12:00:00Z, unix seconds, or a duration such as 10m or 1h30m", s);
+    return berth_error(err, -EINVAL, "`%.60s` is not a time: use 2026-12-03T12:00:00Z, unix seconds, or a duration such as 10m or 1h30m",
+                       s);
   *out = wall_seconds() - total;
   return 0;
 }
@@ -342,8 +341,7 @@ static void emit_file_from(struct emit *e, const char *path, off_t from) {
   buf_free(&pend);
 }
 
-static int log_run(const char *cdir, const struct log_query *q, struct emit *e, bool (*alive)(void *), void *arg,
-                   berth_error_t *err) {
+static int log_run(const char *cdir, const struct log_query *q, struct emit *e, bool (*alive)(void *), void *arg, berth_error_t *err) {
   char **files = NULL;
   int n = log_files(cdir, &files);
   int f0 = 0;
@@ -382,7 +380,8 @@ static int log_run(const char *cdir, const struct log_query *q, struct emit *e, 
       pend.len -= used;
     }
     struct stat a, b;
-    if (stat(files[n - 1], &a) == 0 && (cur < 0 || (fstat(cur, &b) == 0 && (a.st_ino != b.st_ino || a.st_size < lseek(cur, 0, SEEK_CUR))))) {
+    if (stat(files[n - 1], &a) == 0 &&
+        (cur < 0 || (fstat(cur, &b) == 0 && (a.st_ino != b.st_ino || a.st_size < lseek(cur, 0, SEEK_CUR))))) {
       if (cur >= 0) close(cur);
       cur = open(files[n - 1], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       pend.len = 0;
@@ -410,14 +409,12 @@ static int log_run(const char *cdir, const struct log_query *q, struct emit *e, 
   return 0;
 }
 
-int log_read(const char *cdir, const struct log_query *q, int out_fd, int err_fd, bool (*alive)(void *), void *arg,
-             berth_error_t *err) {
+int log_read(const char *cdir, const struct log_query *q, int out_fd, int err_fd, bool (*alive)(void *), void *arg, berth_error_t *err) {
   struct emit e = {.out_fd = out_fd, .err_fd = err_fd, .q = q};
   return log_run(cdir, q, &e, alive, arg, err);
 }
 
-int log_read_text(const char *cdir, const struct log_query *q, size_t max, struct buf *out, bool *truncated,
-                  berth_error_t *err) {
+int log_read_text(const char *cdir, const struct log_query *q, size_t max, struct buf *out, bool *truncated, berth_error_t *err) {
   struct log_query q2 = *q;
   q2.follow = false;
   struct emit e = {.out_fd = -1, .err_fd = -1, .text = out, .q = &q2};

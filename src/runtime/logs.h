@@ -15,7 +15,7 @@
 #define LOG_DEFAULT_MAX_FILES 3
 
 struct log_writer {
-  char *path;      /* <cdir>/ctr.log; rotated to ctr.log.1 ... */
+  char *path; /* <cdir>/ctr.log; rotated to ctr.log.1 ... */
   int fd, dirfd;
   int64_t size, max_size;
   int max_files;
@@ -32,10 +32,10 @@ void log_flush(struct log_writer *w, int stream);
 void log_close(struct log_writer *w);
 
 struct log_query {
-  int64_t tail;     /* the last N lines (-1: all) */
-  double since;     /* unix seconds, 0: from the start */
-  double until;     /* 0: no end */
-  bool timestamps;  /* prefix each line with its time */
+  int64_t tail; /* the last N lines (-1: all) */
+  double since; /* unix seconds, 0: from the start */
+  double until; /* 0: no end */
+  bool timestamps; /* prefix each line with its time */
   bool follow;
 };
 /* parse --since/--until: RFC 3339 (2026-12-03T12:00:00Z), unix seconds, or
@@ -44,10 +44,8 @@ int log_parse_time(const char *s, double *out, berth_error_t *err);
 /* Write the container's log to out_fd / err_fd (each line to its stream's
  * fd; the same fd for both keeps their order). follow: keep writing what
  * comes until alive(arg) says the container has stopped. */
-int log_read(const char *cdir, const struct log_query *q, int out_fd, int err_fd, bool (*alive)(void *), void *arg,
-             berth_error_t *err);
+int log_read(const char *cdir, const struct log_query *q, int out_fd, int err_fd, bool (*alive)(void *), void *arg, berth_error_t *err);
 /* The same as one text (for the tool), at most max bytes: the newest kept */
-int log_read_text(const char *cdir, const struct log_query *q, size_t max, struct buf *out, bool *truncated,
-                  berth_error_t *err);
+int log_read_text(const char *cdir, const struct log_query *q, size_t max, struct buf *out, bool *truncated, berth_error_t *err);
 
 #endif

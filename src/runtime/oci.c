@@ -36,7 +36,6 @@
 
 #define OCI_VERSION "1.0.2"
 
-
 static bool in_userns(void) {
   static int cached = -1;
   if (cached < 0) {
@@ -76,8 +75,10 @@ static int root_check(const struct oci_global *g, berth_error_t *err) {
   struct stat st;
   if (lstat(root, &st) < 0) return errno == ENOENT ? 0 : berth_error(err, errno, "the state directory %s", root);
   if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
-    return berth_error(err, -EPERM, "the state directory %s is not a directory of yours alone (owner %u, mode %o): remove it, or "
-                       "give --root DIR", root, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+    return berth_error(err, -EPERM,
+                       "the state directory %s is not a directory of yours alone (owner %u, mode %o): remove it, or "
+                       "give --root DIR",
+                       root, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
   return 0;
 }
 
@@ -129,8 +130,10 @@ static int load(const struct oci_global *g, const char *id, struct ostate *s, be
   if (!s->st) {
     cleanup_free char *dir = state_path(g, id, NULL);
     if (access(dir, F_OK) < 0) return berth_error(err, -ENOENT, "container `%s` does not exist (no state in %s)", id, oci_root(g));
-    return berth_error(err, -EIO, "container `%s`: its state %s cannot be read: %s (a create still running, or a crash: "
-                       "`delete --force %s` clears it)", id, sp, je.text, id);
+    return berth_error(err, -EIO,
+                       "container `%s`: its state %s cannot be read: %s (a create still running, or a crash: "
+                       "`delete --force %s` clears it)",
+                       id, sp, je.text, id);
   }
   s->spec = json_load_file(cp, 0, &je);
   if (!s->spec) s->spec = json_object();
@@ -263,8 +266,7 @@ int oci_delete(const struct oci_global *g, const char *id, bool force, berth_err
   /* the spec: deleting a container that is not stopped is an error (runc
    * deletes a created one; --force does here) */
   if (strcmp(s.status, "stopped")) {
-    if (!force)
-      return berth_error(err, -EBUSY, "container `%s` is %s: stop it first (kill %s KILL) or delete --force", id, s.status, id);
+    if (!force) return berth_error(err, -EBUSY, "container `%s` is %s: stop it first (kill %s KILL) or delete --force", id, s.status, id);
   }
   if (strcmp(s.status, "stopped")) {
     berth_error_t e = NULL;
@@ -315,8 +317,7 @@ int oci_start(const struct oci_global *g, const char *id, berth_error_t *err) {
       if (n < 0 && errno != EAGAIN) return berth_error(err, errno, "container `%s`: read the start fifo", id);
       if (n == 0 && !pid_alive(s.pid, start)) return berth_error(err, -ESRCH, "container `%s`: its process ended before it started", id);
       if (n == 0) usleep(1000); /* no writer yet: POLLHUP */
-    } else if (!pid_alive(s.pid, start))
-      return berth_error(err, -ESRCH, "container `%s`: its process ended before it started", id);
+    } else if (!pid_alive(s.pid, start)) return berth_error(err, -ESRCH, "container `%s`: its process ended before it started", id);
   }
   /* the writer closes at the program's exec (or its end): wait for it, so
    * that a signal sent right after start reaches the program, not us */
@@ -338,8 +339,8 @@ static const struct {
   const char *type;
   int flag;
   const char *proc;
-} NS[] = {{"user", CLONE_NEWUSER, "user"}, {"pid", CLONE_NEWPID, "pid"},     {"network", CLONE_NEWNET, "net"},
-          {"ipc", CLONE_NEWIPC, "ipc"},     {"uts", CLONE_NEWUTS, "uts"},     {"mount", CLONE_NEWNS, "mnt"},
+} NS[] = {{"user", CLONE_NEWUSER, "user"},       {"pid", CLONE_NEWPID, "pid"},   {"network", CLONE_NEWNET, "net"},
+          {"ipc", CLONE_NEWIPC, "ipc"},          {"uts", CLONE_NEWUTS, "uts"},   {"mount", CLONE_NEWNS, "mnt"},
           {"cgroup", CLONE_NEWCGROUP, "cgroup"}, {"time", CLONE_NEWTIME, "time"}};
 
 static int ns_index(const char *type) {
@@ -375,32 +376,37 @@ static int validate_spec(json_t *spec, const char *bundle, char **rootfs, berth_
   json_array_foreach(json_object_get(linux_, "namespaces"), i, ns) {
     int k = ns_index(jstr(ns, "type"));
     if (k < 0)
-      return berth_error(err, -EINVAL, "config.json: linux.namespaces[%zu]: unknown type `%s` (user, pid, network, ipc, uts, mount, "
-                         "cgroup or time)", i, jstr(ns, "type") ?: "");
+      return berth_error(err, -EINVAL,
+                         "config.json: linux.namespaces[%zu]: unknown type `%s` (user, pid, network, ipc, uts, mount, "
+                         "cgroup or time)",
+                         i, jstr(ns, "type") ?: "");
     if (seen & (1 << k)) return berth_error(err, -EINVAL, "config.json: linux.namespaces: `%s` is listed twice", NS[k].type);
     seen |= 1 << k;
     const char *p = jstr(ns, "path");
-    if (p && *p && access(p, F_OK) < 0) return berth_error(err, errno, "config.json: linux.namespaces[%zu] (%s): path %s", i, NS[k].type, p);
+    if (p && *p && access(p, F_OK) < 0)
+      return berth_error(err, errno, "config.json: linux.namespaces[%zu] (%s): path %s", i, NS[k].type, p);
   }
   bool new_user = false;
-  json_array_foreach(json_object_get(linux_, "namespaces"), i, ns)
-    if (!strcmp(jstr(ns, "type"), "user") && !(jstr(ns, "path") && *jstr(ns, "path"))) new_user = true;
+  json_array_foreach(json_object_get(linux_, "namespaces"), i,
+                     ns) if (!strcmp(jstr(ns, "type"), "user") && !(jstr(ns, "path") && *jstr(ns, "path"))) new_user = true;
   if (!new_user && (json_array_size(json_object_get(linux_, "uidMappings")) || json_array_size(json_object_get(linux_, "gidMappings"))))
     return berth_error(err, -EINVAL, "config.json: linux.uidMappings/gidMappings need a new user namespace in linux.namespaces");
   /* a new user namespace without maps (crun spec --rootless writes none):
    * the caller's own ids become the container's root, as crun does */
   if (new_user && !json_array_size(json_object_get(linux_, "uidMappings")))
-    json_object_set_new(linux_, "uidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID", (json_int_t)geteuid(), "size", 1));
+    json_object_set_new(linux_, "uidMappings",
+                        json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID", (json_int_t)geteuid(), "size", 1));
   if (new_user && !json_array_size(json_object_get(linux_, "gidMappings")))
-    json_object_set_new(linux_, "gidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID", (json_int_t)getegid(), "size", 1));
+    json_object_set_new(linux_, "gidMappings",
+                        json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID", (json_int_t)getegid(), "size", 1));
   json_t *h;
   json_object_foreach(json_object_get(spec, "hooks"), v, h) {
     if (strcmp(v, "prestart") && strcmp(v, "createRuntime") && strcmp(v, "createContainer") && strcmp(v, "startContainer") &&
         strcmp(v, "poststart") && strcmp(v, "poststop"))
       return berth_error(err, -EINVAL, "config.json: hooks.%s is not a hook kind", v);
     json_t *e;
-    json_array_foreach(h, i, e) if (!jstr(e, "path") || jstr(e, "path")[0] != '/')
-      return berth_error(err, -EINVAL, "config.json: hooks.%s[%zu].path must be an absolute path", v, i);
+    json_array_foreach(h, i, e) if (!jstr(e, "path") || jstr(e, "path")[0] != '/') return berth_error(
+        err, -EINVAL, "config.json: hooks.%s[%zu].path must be an absolute path", v, i);
   }
   *rootfs = xstrdup(real);
   return 0;
@@ -412,8 +418,9 @@ static char *map_text(json_t *maps) {
   json_t *m;
   json_array_foreach(maps, i, m) {
     char line[96];
-    int n = snprintf(line, sizeof line, "%lld %lld %lld\n", (long long)json_integer_value(json_object_get(m, "containerID")),
-                     (long long)json_integer_value(json_object_get(m, "hostID")), (long long)json_integer_value(json_object_get(m, "size")));
+    int n =
+        snprintf(line, sizeof line, "%lld %lld %lld\n", (long long)json_integer_value(json_object_get(m, "containerID")),
+                 (long long)json_integer_value(json_object_get(m, "hostID")), (long long)json_integer_value(json_object_get(m, "size")));
     buf_append(&b, line, (size_t)n);
   }
   buf_append(&b, "", 1);
@@ -479,7 +486,8 @@ static int write_maps(pid_t pid, json_t *linux_, berth_error_t *err) {
 static uid_t host_id_of_root(json_t *maps, uid_t def) {
   size_t i;
   json_t *m;
-  json_array_foreach(maps, i, m) if (json_integer_value(json_object_get(m, "containerID")) == 0) return (uid_t)json_integer_value(json_object_get(m, "hostID"));
+  json_array_foreach(maps, i, m) if (json_integer_value(json_object_get(m, "containerID")) ==
+                                     0) return (uid_t)json_integer_value(json_object_get(m, "hostID"));
   return def;
 }
 
@@ -499,9 +507,8 @@ static json_t *cgroup_linux(json_t *linux_) {
     const char *type;
     int major, minor;
     const char *access;
-  } std[] = {{"c", -1, -1, "m"}, {"b", -1, -1, "m"}, {"c", 1, 3, "rwm"}, {"c", 1, 5, "rwm"}, {"c", 1, 7, "rwm"},
-             {"c", 1, 8, "rwm"}, {"c", 1, 9, "rwm"}, {"c", 5, 0, "rwm"}, {"c", 5, 1, "rwm"}, {"c", 5, 2, "rwm"},
-             {"c", 136, -1, "rwm"}, {"c", 10, 200, "rwm"}};
+  } std[] = {{"c", -1, -1, "m"}, {"b", -1, -1, "m"}, {"c", 1, 3, "rwm"}, {"c", 1, 5, "rwm"}, {"c", 1, 7, "rwm"},    {"c", 1, 8, "rwm"},
+             {"c", 1, 9, "rwm"}, {"c", 5, 0, "rwm"}, {"c", 5, 1, "rwm"}, {"c", 5, 2, "rwm"}, {"c", 136, -1, "rwm"}, {"c", 10, 200, "rwm"}};
   for (size_t i = 0; i < sizeof std / sizeof *std; i++) {
     json_t *d = json_pack("{s:b, s:s, s:s}", "allow", 1, "type", std[i].type, "access", std[i].access);
     if (std[i].major >= 0) json_object_set_new(d, "major", json_integer(std[i].major));
@@ -549,17 +556,16 @@ static __attribute__((noreturn)) void stage1_main(struct stage1 *s) {
         berth_error(&err, errno, "open the %s namespace %s", NS[k].type, p);
         goto fail;
       }
-    } else if (k == 0)
-      new_user = true;
-    else if (NS[k].flag != CLONE_NEWCGROUP) /* after the cgroup is made (oci_linux.c) */
-      unshare_flags |= NS[k].flag;
+    } else if (k == 0) new_user = true;
+    else if (NS[k].flag != CLONE_NEWCGROUP) /* after the cgroup is made (oci_linux.c) */ unshare_flags |= NS[k].flag;
   }
   /* the user namespace first: the others are joined with its rights */
   for (size_t k = 0; k < 8; k++) {
     if (fds[k] < 0) continue;
     if (setns(fds[k], NS[k].flag) < 0) {
-      berth_error(&err, errno, errno == EINVAL ? "join the %s namespace: the path is not a %s namespace (or cannot be joined)"
-                                                : "join the %s namespace", NS[k].type, NS[k].type);
+      berth_error(&err, errno,
+                  errno == EINVAL ? "join the %s namespace: the path is not a %s namespace (or cannot be joined)" : "join the %s namespace",
+                  NS[k].type, NS[k].type);
       goto fail;
     }
     close(fds[k]);
@@ -664,7 +670,8 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   berth_trace("oci: create");
   if (id_check(o->id, err) < 0) return -1;
   char bundle[PATH_MAX];
-  if (!realpath(o->bundle && *o->bundle ? o->bundle : ".", bundle)) return berth_error(err, errno, "bundle %s", o->bundle ? o->bundle : ".");
+  if (!realpath(o->bundle && *o->bundle ? o->bundle : ".", bundle))
+    return berth_error(err, errno, "bundle %s", o->bundle ? o->bundle : ".");
   cleanup_free char *cfgp = xasprintf("%s/config.json", bundle);
   json_error_t je;
   cleanup_json json_t *spec = json_load_file(cfgp, JSON_REJECT_DUPLICATES, &je);
@@ -691,9 +698,17 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
   berth_error_t e = NULL;
   int code;
   json_t *linux_ = json_object_get(spec, "linux");
-  struct oci_init in = {.spec = spec, .bundle = bundle, .rootfs = rootfs, .id = o->id, .state_dir = dir, .fifo_fd = -1,
-                        .console_fd = -1, .preserve_fds = o->preserve_fds, .no_pivot = o->no_pivot,
-                        .no_new_keyring = o->no_new_keyring, .rootless = is_rootless(g)};
+  struct oci_init in = {.spec = spec,
+                        .bundle = bundle,
+                        .rootfs = rootfs,
+                        .id = o->id,
+                        .state_dir = dir,
+                        .fifo_fd = -1,
+                        .console_fd = -1,
+                        .preserve_fds = o->preserve_fds,
+                        .no_pivot = o->no_pivot,
+                        .no_new_keyring = o->no_new_keyring,
+                        .rootless = is_rootless(g)};
   cleanup_free char *copy = xasprintf("%s/config.json", dir);
   if (json_dump_file(spec, copy, JSON_COMPACT) < 0) {
     berth_error(err, errno, "write %s", copy);
@@ -721,7 +736,8 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
     if (console < 0) goto fail;
     in.console_fd = console;
   } else if (json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"))) {
-    berth_error(err, -EINVAL, "process.terminal is true: give --console-socket (a unix socket that receives the pty's master), "
+    berth_error(err, -EINVAL,
+                "process.terminal is true: give --console-socket (a unix socket that receives the pty's master), "
                 "or set terminal to false");
     goto fail;
   }
@@ -778,8 +794,8 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, bool
     /* the state: written before the hooks (they may ask for it) */
     unsigned long long st0 = proc_starttime(init);
     cleanup_free char *created = now_rfc3339();
-    cleanup_json json_t *st = json_pack("{s:i, s:I, s:s, s:s, s:s, s:O}", "pid", (int)init, "starttime", (json_int_t)st0, "bundle",
-                                        bundle, "rootfs", rootfs, "created", created, "cgroup", cg);
+    cleanup_json json_t *st = json_pack("{s:i, s:I, s:s, s:s, s:s, s:O}", "pid", (int)init, "starttime", (json_int_t)st0, "bundle", bundle,
+                                        "rootfs", rootfs, "created", created, "cgroup", cg);
     cleanup_free char *sp_ = xasprintf("%s/state.json", dir);
     cleanup_free char *txt = json_dumps(st, JSON_COMPACT);
     /* run-time state (tmpfs under /run): replaced atomically, not synced */
@@ -1022,7 +1038,8 @@ static int ns_pids(pid_t init, pid_t **pids, size_t *n, berth_error_t *err) {
   char self[64] = "";
   l = readlink(got, self, sizeof self - 1);
   if (l > 0 && (self[l] = '\0', !strcmp(self, want)))
-    return berth_error(err, -ENOTSUP, "the container shares the runtime's PID namespace and has no cgroup of its own: its processes cannot be told apart");
+    return berth_error(err, -ENOTSUP,
+                       "the container shares the runtime's PID namespace and has no cgroup of its own: its processes cannot be told apart");
   DIR *d = opendir("/proc");
   if (!d) return berth_error(err, errno, "/proc");
   size_t cap = 16;
@@ -1067,7 +1084,8 @@ int oci_pids(const struct oci_global *g, const char *id, pid_t **pids, size_t *n
 int oci_pause(const struct oci_global *g, const char *id, bool pause, berth_error_t *err) {
   cleanup_ostate struct ostate s;
   if (load(g, id, &s, err) < 0) return -1;
-  if (pause && strcmp(s.status, "running")) return berth_error(err, -EINVAL, "container `%s` is %s: only a running one can be paused", id, s.status);
+  if (pause && strcmp(s.status, "running"))
+    return berth_error(err, -EINVAL, "container `%s` is %s: only a running one can be paused", id, s.status);
   if (!pause && strcmp(s.status, "paused")) return berth_error(err, -EINVAL, "container `%s` is %s, not paused", id, s.status);
   return oci_cgroup_freeze(json_object_get(s.st, "cgroup"), pause, err);
 }
@@ -1095,27 +1113,24 @@ int oci_parse_signal(const char *s) { return signal_parse(s); }
 json_t *oci_features(void) {
   json_t *caps = json_array();
   for (int i = 0; oci_cap_name(i); i++) json_array_append_new(caps, json_string(oci_cap_name(i)));
-  json_t *mopts = json_pack(
-      "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "async", "atime", "bind", "dev", "diratime",
-      "dirsync", "exec", "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
-      "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-      "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync",
-      "unbindable");
-  return json_pack("{s:s, s:s, s:[s,s,s,s,s,s], s:o, s:{s:[s,s,s,s,s,s,s,s], s:o, s:{s:b, s:b, s:b}, s:{s:b, s:b}, "
-                   "s:{s:b, s:[s,s,s,s,s,s,s,s], s:[s,s,s,s,s,s,s], s:[s,s,s], s:[s]}, s:{s:b}, s:{s:b}, s:{s:b}, s:{s:{s:b}}}, "
-                   "s:{s:s}}",
-                   "ociVersionMin", "1.0.0", "ociVersionMax", "1.1.0",
-                   "hooks", "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
-                   "mountOptions", mopts,
-                   "linux", "namespaces", "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts", "capabilities", caps,
-                   "cgroup", "v1", 1, "v2", 1, "systemd", 0, "seccomp", "enabled", 1, "notify", 0,
-                   /* what security.c's compiler takes (NOTIFY needs an agent: refused) */
-                   "seccomp", "enabled", 1, "actions", "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                   "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP", "operators", "SCMP_CMP_NE",
-                   "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ",
-                   "archs", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "knownFlags", "SECCOMP_FILTER_FLAG_TSYNC",
-                   "apparmor", "enabled", 1, "selinux", "enabled", 0, "intelRdt", "enabled", 0, "mountExtensions", "idmap", "enabled", 0,
-                   "annotations", "org.opencontainers.runtime-spec.features.runtime", "berth-oci");
+  json_t *mopts = json_pack("[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "async", "atime", "bind",
+                            "dev", "diratime", "dirsync", "exec", "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime",
+                            "noexec", "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind",
+                            "relatime", "remount", "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
+                            "strictatime", "suid", "sync", "unbindable");
+  return json_pack(
+      "{s:s, s:s, s:[s,s,s,s,s,s], s:o, s:{s:[s,s,s,s,s,s,s,s], s:o, s:{s:b, s:b, s:b}, s:{s:b, s:b}, "
+      "s:{s:b, s:[s,s,s,s,s,s,s,s], s:[s,s,s,s,s,s,s], s:[s,s,s], s:[s]}, s:{s:b}, s:{s:b}, s:{s:b}, s:{s:{s:b}}}, "
+      "s:{s:s}}",
+      "ociVersionMin", "1.0.0", "ociVersionMax", "1.1.0", "hooks", "prestart", "createRuntime", "createContainer", "startContainer",
+      "poststart", "poststop", "mountOptions", mopts, "linux", "namespaces", "cgroup", "ipc", "mount", "network", "pid", "time", "user",
+      "uts", "capabilities", caps, "cgroup", "v1", 1, "v2", 1, "systemd", 0, "seccomp", "enabled", 1, "notify", 0,
+      /* what security.c's compiler takes (NOTIFY needs an agent: refused) */
+      "seccomp", "enabled", 1, "actions", "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+      "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP", "operators", "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
+      "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ", "archs", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+      "knownFlags", "SECCOMP_FILTER_FLAG_TSYNC", "apparmor", "enabled", 1, "selinux", "enabled", 0, "intelRdt", "enabled", 0,
+      "mountExtensions", "idmap", "enabled", 0, "annotations", "org.opencontainers.runtime-spec.features.runtime", "berth-oci");
 }
 
 json_t *oci_default_spec(bool rootless) {
@@ -1127,26 +1142,20 @@ json_t *oci_default_spec(bool rootless) {
       "    {s:s,s:s,s:s,s:[s,s,s]}, {s:s,s:s,s:s,s:[s,s,s,s]}, {s:s,s:s,s:s,s:[s,s,s,s,s]}],"
       " s:{s:{s:[{s:b, s:s}]}, s:[{s:s},{s:s},{s:s},{s:s},{s:s}],"
       "    s:[s,s,s,s,s,s,s,s,s,s], s:[s,s,s,s,s]}}",
-      "ociVersion", OCI_VERSION,
-      "process", "terminal", 1, "user", "uid", 0, "gid", 0, "args", "sh", "env",
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "cwd", "/", "capabilities",
-      "bounding", caps, "effective", caps, "permitted", caps, "inheritable", caps, "ambient", caps, "rlimits", "type",
-      "RLIMIT_NOFILE", "hard", 1024, "soft", 1024, "noNewPrivileges", 1,
-      "root", "path", "rootfs", "readonly", 1, "hostname", "berth",
-      "mounts", "destination", "/proc", "type", "proc", "source", "proc",
-      "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755", "size=65536k",
-      "destination", "/dev/pts", "type", "devpts", "source", "devpts", "options", "nosuid", "noexec", "newinstance",
-      "ptmxmode=0666", "mode=0620", "gid=5",
-      "destination", "/dev/shm", "type", "tmpfs", "source", "shm", "options", "nosuid", "noexec", "nodev", "mode=1777",
-      "destination", "/dev/mqueue", "type", "mqueue", "source", "mqueue", "options", "nosuid", "noexec", "nodev",
-      "destination", "/sys", "type", "sysfs", "source", "sysfs", "options", "nosuid", "noexec", "nodev", "ro",
-      "destination", "/sys/fs/cgroup", "type", "cgroup", "source", "cgroup", "options", "nosuid", "noexec", "nodev",
-      "relatime", "ro",
-      "linux", "resources", "devices", "allow", 0, "access", "rwm", "namespaces", "type", "pid", "type", "network", "type",
-      "ipc", "type", "uts", "type", "mount",
-      "maskedPaths", "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-      "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-      "readonlyPaths", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
+      "ociVersion", OCI_VERSION, "process", "terminal", 1, "user", "uid", 0, "gid", 0, "args", "sh", "env",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "cwd", "/", "capabilities", "bounding", caps,
+      "effective", caps, "permitted", caps, "inheritable", caps, "ambient", caps, "rlimits", "type", "RLIMIT_NOFILE", "hard", 1024, "soft",
+      1024, "noNewPrivileges", 1, "root", "path", "rootfs", "readonly", 1, "hostname", "berth", "mounts", "destination", "/proc", "type",
+      "proc", "source", "proc", "destination", "/dev", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "strictatime", "mode=755",
+      "size=65536k", "destination", "/dev/pts", "type", "devpts", "source", "devpts", "options", "nosuid", "noexec", "newinstance",
+      "ptmxmode=0666", "mode=0620", "gid=5", "destination", "/dev/shm", "type", "tmpfs", "source", "shm", "options", "nosuid", "noexec",
+      "nodev", "mode=1777", "destination", "/dev/mqueue", "type", "mqueue", "source", "mqueue", "options", "nosuid", "noexec", "nodev",
+      "destination", "/sys", "type", "sysfs", "source", "sysfs", "options", "nosuid", "noexec", "nodev", "ro", "destination",
+      "/sys/fs/cgroup", "type", "cgroup", "source", "cgroup", "options", "nosuid", "noexec", "nodev", "relatime", "ro", "linux",
+      "resources", "devices", "allow", 0, "access", "rwm", "namespaces", "type", "pid", "type", "network", "type", "ipc", "type", "uts",
+      "type", "mount", "maskedPaths", "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+      "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi", "readonlyPaths", "/proc/bus", "/proc/fs", "/proc/irq",
+      "/proc/sys", "/proc/sysrq-trigger");
   json_decref(caps);
   if (rootless && spec) {
     json_t *linux_ = json_object_get(spec, "linux");
@@ -1159,8 +1168,9 @@ json_t *oci_default_spec(bool rootless) {
     json_object_del(linux_, "resources");
     /* sysfs needs a network namespace of its own: the host's, bound */
     json_t *mounts = json_object_get(spec, "mounts");
-    json_array_set_new(mounts, 5, json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s]}", "destination", "/sys", "type", "none", "source", "/sys",
-                                            "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
+    json_array_set_new(mounts, 5,
+                       json_pack("{s:s,s:s,s:s,s:[s,s,s,s,s]}", "destination", "/sys", "type", "none", "source", "/sys", "options", "rbind",
+                                 "nosuid", "noexec", "nodev", "ro"));
     json_array_remove(mounts, 6);
     /* gid=5 is not mapped in a one-id user namespace */
     json_t *pts = json_object_get(json_array_get(mounts, 2), "options");

@@ -20,9 +20,9 @@
 #include "util/util.h"
 
 struct oci_global {
-  const char *root;     /* state directory (--root) */
-  bool systemd_cgroup;  /* --systemd-cgroup */
-  int rootless;         /* --rootless: -1 auto, 0 false, 1 true */
+  const char *root; /* state directory (--root) */
+  bool systemd_cgroup; /* --systemd-cgroup */
+  int rootless; /* --rootless: -1 auto, 0 false, 1 true */
   bool debug;
 };
 
@@ -31,12 +31,12 @@ struct oci_create_opts {
   bool no_pivot, no_new_keyring;
   int preserve_fds;
   bool detach; /* run: do not wait */
-  bool keep;   /* run: keep the container after it exits */
+  bool keep; /* run: keep the container after it exits */
 };
 
 struct oci_exec_opts {
   const char *id;
-  json_t *process;      /* a runtime-spec process object (from --process or the flags) */
+  json_t *process; /* a runtime-spec process object (from --process or the flags) */
   const char *pid_file, *console_socket;
   bool detach;
   int preserve_fds;
@@ -72,22 +72,22 @@ int oci_parse_signal(const char *s);
 struct oci_init {
   json_t *spec;
   const char *bundle, *rootfs, *id, *state_dir;
-  int sync_fd;       /* to the runtime: messages below */
-  int fifo_fd;       /* O_PATH exec.fifo (-1: run, start at once) */
-  int console_fd;    /* connected console socket (-1: none) */
+  int sync_fd; /* to the runtime: messages below */
+  int fifo_fd; /* O_PATH exec.fifo (-1: run, start at once) */
+  int console_fd; /* connected console socket (-1: none) */
   int preserve_fds;
   bool no_pivot, no_new_keyring, in_userns, new_userns, rootless;
   char *own_cgroups; /* /proc/self/cgroup before the cgroup namespace */
 };
 /* Messages on the sync socket (SOCK_SEQPACKET), fixed header + payload. */
 enum oci_sync_type {
-  OCI_SYNC_MAPPED = 1,  /* runtime -> stage 1: id maps written */
-  OCI_SYNC_PID,         /* stage 1 -> runtime: the container process's pid (payload: int32) */
-  OCI_SYNC_USERNS,      /* stage 1 -> runtime: please write the id maps */
-  OCI_SYNC_CGROUP,      /* runtime -> container: the cgroup files to join ("0"), then (again) createRuntime hooks done, go on */
-  OCI_SYNC_HOOKS,       /* container -> runtime: joined (value 0) or please move me (1) */
-  OCI_SYNC_CREATED,     /* container -> runtime: ready, waiting on exec.fifo */
-  OCI_SYNC_ERROR,       /* any -> runtime: payload is the message */
+  OCI_SYNC_MAPPED = 1, /* runtime -> stage 1: id maps written */
+  OCI_SYNC_PID, /* stage 1 -> runtime: the container process's pid (payload: int32) */
+  OCI_SYNC_USERNS, /* stage 1 -> runtime: please write the id maps */
+  OCI_SYNC_CGROUP, /* runtime -> container: the cgroup files to join ("0"), then (again) createRuntime hooks done, go on */
+  OCI_SYNC_HOOKS, /* container -> runtime: joined (value 0) or please move me (1) */
+  OCI_SYNC_CREATED, /* container -> runtime: ready, waiting on exec.fifo */
+  OCI_SYNC_ERROR, /* any -> runtime: payload is the message */
 };
 struct oci_sync_msg {
   uint32_t type;
@@ -103,7 +103,8 @@ __attribute__((noreturn)) void oci_init_main(struct oci_init *in);
 /* the exec'd process in an existing container: user, caps, rlimits,
  * no_new_privs, seccomp, cwd, env, terminal; never returns (on failure
  * writes the message to report_fd and exits 127) */
-__attribute__((noreturn)) void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_fd, int preserve_fds, bool setsid_);
+__attribute__((noreturn)) void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_fd, int preserve_fds,
+                                                bool setsid_);
 /* capabilities and rlimits that the kernel knows (checked at create) */
 int oci_process_validate(json_t *process, berth_error_t *err);
 /* capability number -> name (NULL past the last one berth-oci knows) */

@@ -24,8 +24,8 @@
 #include <time.h>
 
 /* the v1 controllers a container gets a group in, where mounted */
-static const char *const V1_CTRLS[] = {"memory", "cpu",     "cpuacct", "cpuset",     "pids", "blkio", "devices",
-                                       "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"};
+static const char *const V1_CTRLS[] = {"memory",  "cpu",     "cpuacct", "cpuset",   "pids",       "blkio", "devices",
+                                       "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma",  "misc"};
 enum { N_V1_CTRLS = sizeof V1_CTRLS / sizeof *V1_CTRLS };
 
 static void sleep_ms(long ms) {
@@ -37,7 +37,8 @@ static const char *json_kind(json_t *v) {
   switch (json_typeof(v)) {
   case JSON_STRING: return "a string";
   case JSON_REAL: return "a real number";
-  case JSON_TRUE: case JSON_FALSE: return "a boolean";
+  case JSON_TRUE:
+  case JSON_FALSE: return "a boolean";
   case JSON_OBJECT: return "an object";
   case JSON_ARRAY: return "an array";
   case JSON_NULL: return "null";
@@ -54,7 +55,9 @@ static int get_int(json_t *obj, const char *where, const char *key, int64_t min,
   *out = json_integer_value(v);
   if (*out < min)
     return berth_error(err, -EINVAL, "%s.%s is %lld: it must be %s", where, key, (long long)*out,
-                       min == -1 ? "-1 (unlimited) or at least 0" : min == 0 ? "at least 0" : "larger");
+                       min == -1  ? "-1 (unlimited) or at least 0"
+                       : min == 0 ? "at least 0"
+                                  : "larger");
   return 1;
 }
 
@@ -77,8 +80,8 @@ static int get_str(json_t *obj, const char *where, const char *key, const char *
 /* ---- hierarchies ---- */
 
 struct hier {
-  char *mnt;   /* mount point */
-  char *own;   /* our cgroup in it, from /proc/self/cgroup */
+  char *mnt; /* mount point */
+  char *own; /* our cgroup in it, from /proc/self/cgroup */
   char *ctrls; /* v1: the known controllers, comma separated; v2: NULL */
 };
 
@@ -194,7 +197,8 @@ static int clean_path(const char *in, char **out, bool *absolute, berth_error_t 
 static int systemd_path(const char *in, bool rootless, char **out, berth_error_t *err) {
   const char *c1 = strchr(in, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
   if (!c2 || strchr(c2 + 1, ':') || !c2[1] || strchr(in, '/'))
-    return berth_error(err, -EINVAL, "linux.cgroupsPath `%s`: with --systemd-cgroup it must be \"slice:prefix:name\", e.g. system.slice:berth:ctr", in);
+    return berth_error(err, -EINVAL,
+                       "linux.cgroupsPath `%s`: with --systemd-cgroup it must be \"slice:prefix:name\", e.g. system.slice:berth:ctr", in);
   cleanup_free char *slice = strndup(in, (size_t)(c1 - in));
   cleanup_free char *prefix = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
   if (!*slice) {
@@ -242,8 +246,10 @@ static bool has_file(struct cg *c, const char *ctrl, const char *file) {
 static int need(struct cg *c, const char *ctrl, const char *field, berth_error_t *err) {
   if (dir_of(c, ctrl)) return 0;
   if (c->version == 2) return berth_error(err, -ENOTSUP, "%s: the container has no cgroup", field);
-  return berth_error(err, -ENOTSUP, "%s needs the cgroup v1 `%s` controller, which this host has not mounted: remove the setting, or mount it (/sys/fs/cgroup/%s)",
-                     field, ctrl, ctrl);
+  return berth_error(
+      err, -ENOTSUP,
+      "%s needs the cgroup v1 `%s` controller, which this host has not mounted: remove the setting, or mount it (/sys/fs/cgroup/%s)", field,
+      ctrl, ctrl);
 }
 
 /* write val into the group of ctrl; field names the setting for messages */
@@ -285,8 +291,8 @@ static int apply_memory(struct cg *c, json_t *m, berth_error_t *err) {
   /* -1 is "unset" for swappiness (docker's default), as runc takes it */
   if (hw && swappiness > 100) return berth_error(err, -EINVAL, "%s.swappiness is %lld: it must be 0 to 100", W, (long long)swappiness);
   if (hl && hs && limit > 0 && swap > 0 && swap < limit)
-    return berth_error(err, -EINVAL, "%s.swap (%lld) is memory plus swap: it must be at least memory.limit (%lld), or -1", W, (long long)swap,
-                       (long long)limit);
+    return berth_error(err, -EINVAL, "%s.swap (%lld) is memory plus swap: it must be at least memory.limit (%lld), or -1", W,
+                       (long long)swap, (long long)limit);
   if (c->version == 2) {
     if (hl && limit) {
       if (put_max(c, "memory", "memory.max", limit, "linux.resources.memory.limit", err) < 0) return -1;
@@ -307,22 +313,23 @@ static int apply_memory(struct cg *c, json_t *m, berth_error_t *err) {
       cleanup_free char *cur = NULL;
       cleanup_free char *mp = !hl && dir_of(c, "memory") ? xasprintf("%s/memory.max", dir_of(c, "memory")) : NULL;
       if (mp && read_file(mp, 64, &cur, NULL, NULL) == 0 && cur[0] >= '1' && cur[0] <= '9') hl = 1, limit = strtoll(cur, NULL, 10);
-      if (!hl || limit <= 0)
-        return berth_error(err, -EINVAL, "%s.swap needs memory.limit too: cgroup v2 limits swap as swap - limit", W);
+      if (!hl || limit <= 0) return berth_error(err, -EINVAL, "%s.swap needs memory.limit too: cgroup v2 limits swap as swap - limit", W);
       if (swap < limit)
-        return berth_error(err, -EINVAL, "%s.swap (%lld) is memory plus swap: it must be at least the memory limit in force (%lld), or -1", W,
-                           (long long)swap, (long long)limit);
+        return berth_error(err, -EINVAL, "%s.swap (%lld) is memory plus swap: it must be at least the memory limit in force (%lld), or -1",
+                           W, (long long)swap, (long long)limit);
       sw = swap - limit, set_sw = true;
     }
     if (set_sw) {
       if (!has_file(c, "memory", "memory.swap.max")) {
         if (sw != -1)
-          return berth_error(err, -ENOTSUP, "%s.swap: this kernel has no swap accounting (memory.swap.max): remove the setting or boot with swapaccount=1", W);
-      } else if (put_max(c, "memory", "memory.swap.max", sw, "linux.resources.memory.swap", err) < 0)
-        return -1;
+          return berth_error(err, -ENOTSUP,
+                             "%s.swap: this kernel has no swap accounting (memory.swap.max): remove the setting or boot with swapaccount=1",
+                             W);
+      } else if (put_max(c, "memory", "memory.swap.max", sw, "linux.resources.memory.swap", err) < 0) return -1;
     }
     /* no v2 files for these: runc and crun ignore them there */
-    if (hk || ht || hw || ho || hh) berth_debug("cgroup v2: memory kernel, kernelTCP, swappiness, disableOOMKiller and useHierarchy are ignored");
+    if (hk || ht || hw || ho || hh)
+      berth_debug("cgroup v2: memory kernel, kernelTCP, swappiness, disableOOMKiller and useHierarchy are ignored");
     return 0;
   }
   if ((hl || hr || hs || hk || ht || hw || ho || hh) && need(c, "memory", W, err) < 0) return -1;
@@ -330,14 +337,16 @@ static int apply_memory(struct cg *c, json_t *m, berth_error_t *err) {
     /* always hierarchical on current kernels: write only if it reads 0 */
     cleanup_free char *p = xasprintf("%s/memory.use_hierarchy", dir_of(c, "memory"));
     cleanup_free char *cur = NULL;
-    if (read_file(p, 64, &cur, NULL, NULL) == 0 && atoi(cur) != 1 && put(c, "memory", "memory.use_hierarchy", "1", "linux.resources.memory.useHierarchy", err) < 0)
+    if (read_file(p, 64, &cur, NULL, NULL) == 0 && atoi(cur) != 1 &&
+        put(c, "memory", "memory.use_hierarchy", "1", "linux.resources.memory.useHierarchy", err) < 0)
       return -1;
-  } else if (hh && put(c, "memory", "memory.use_hierarchy", "0", "linux.resources.memory.useHierarchy", err) < 0)
-    return -1;
+  } else if (hh && put(c, "memory", "memory.use_hierarchy", "0", "linux.resources.memory.useHierarchy", err) < 0) return -1;
   /* memsw must stay >= limit at every step: raising, memsw goes first;
    * lowering, the limit (runc's order); a swap without accounting fails */
   if (hs && swap && !has_file(c, "memory", "memory.memsw.limit_in_bytes"))
-    return berth_error(err, -ENOTSUP, "%s.swap: this kernel has no swap accounting (memory.memsw.limit_in_bytes): remove the setting or boot with swapaccount=1", W);
+    return berth_error(
+        err, -ENOTSUP,
+        "%s.swap: this kernel has no swap accounting (memory.memsw.limit_in_bytes): remove the setting or boot with swapaccount=1", W);
   bool both = hl && limit && hs && swap;
   if (both) {
     berth_error_t first = NULL;
@@ -346,16 +355,14 @@ static int apply_memory(struct cg *c, json_t *m, berth_error_t *err) {
       if (put_i(c, "memory", "memory.memsw.limit_in_bytes", swap, "linux.resources.memory.swap", err) < 0 ||
           put_i(c, "memory", "memory.limit_in_bytes", limit, "linux.resources.memory.limit", err) < 0)
         return -1;
-    } else if (put_i(c, "memory", "memory.memsw.limit_in_bytes", swap, "linux.resources.memory.swap", err) < 0)
-      return -1;
+    } else if (put_i(c, "memory", "memory.memsw.limit_in_bytes", swap, "linux.resources.memory.swap", err) < 0) return -1;
   } else if (hl && limit) {
     if (put_i(c, "memory", "memory.limit_in_bytes", limit, "linux.resources.memory.limit", err) < 0) return -1;
     /* unlimited memory and no swap value: unlimited swap too (runc) */
     if (limit == -1 && !hs && has_file(c, "memory", "memory.memsw.limit_in_bytes") &&
         put(c, "memory", "memory.memsw.limit_in_bytes", "-1", "linux.resources.memory.swap", err) < 0)
       return -1;
-  } else if (hs && swap && put_i(c, "memory", "memory.memsw.limit_in_bytes", swap, "linux.resources.memory.swap", err) < 0)
-    return -1;
+  } else if (hs && swap && put_i(c, "memory", "memory.memsw.limit_in_bytes", swap, "linux.resources.memory.swap", err) < 0) return -1;
   if (hr && resv && put_i(c, "memory", "memory.soft_limit_in_bytes", resv, "linux.resources.memory.reservation", err) < 0) return -1;
   /* kernel memory limits are a no-op or gone on current kernels (runc
    * ignores them, crun writes where it can): written where the file takes
@@ -465,14 +472,15 @@ static int apply_blkio(struct cg *c, json_t *b, berth_error_t *err) {
   int hw, hl;
   if ((hw = get_int(b, W, "weight", 0, &weight, err)) < 0 || (hl = get_int(b, W, "leafWeight", 0, &leaf, err)) < 0) return -1;
   if ((hw && weight && (weight < 10 || weight > 1000)) || (hl && leaf && (leaf < 10 || leaf > 1000)))
-    return berth_error(err, -EINVAL, "%s.%s is %lld: it must be 10 to 1000", W, hw && weight && (weight < 10 || weight > 1000) ? "weight" : "leafWeight",
+    return berth_error(err, -EINVAL, "%s.%s is %lld: it must be 10 to 1000", W,
+                       hw && weight && (weight < 10 || weight > 1000) ? "weight" : "leafWeight",
                        (long long)(hw && weight && (weight < 10 || weight > 1000) ? weight : leaf));
   bool v2 = c->version == 2;
   /* BFQ's own weight file takes the v1 range as is; v2's io.weight is
    * [1, 10000] (runc's conversion) */
   bool bfq = v2 ? has_file(c, "blkio", "io.bfq.weight") : !has_file(c, "blkio", "blkio.weight") && has_file(c, "blkio", "blkio.bfq.weight");
   const char *wfile = v2 ? (bfq ? "io.bfq.weight" : "io.weight") : bfq ? "blkio.bfq.weight" : "blkio.weight";
-#define CONV(w) (v2 && !bfq ? 1 + ((w) - 10) * 9999 / 990 : (w))
+#define CONV(w) (v2 && !bfq ? 1 + ((w)-10) * 9999 / 990 : (w))
   if (hw && weight && put_i(c, "blkio", wfile, CONV(weight), "linux.resources.blockIO.weight", err) < 0) return -1;
   if (hl && leaf) {
     /* crun refuses it on v2 (nothing like it there); v1 needs CFQ's file */
@@ -487,7 +495,8 @@ static int apply_blkio(struct cg *c, json_t *b, berth_error_t *err) {
     snprintf(where, sizeof where, "%s.weightDevice[%zu]", W, i);
     int64_t maj, min, w = 0, lw = 0;
     int a, l;
-    if (dev_of(d, where, &maj, &min, err) < 0 || (a = get_int(d, where, "weight", 0, &w, err)) < 0 || (l = get_int(d, where, "leafWeight", 0, &lw, err)) < 0)
+    if (dev_of(d, where, &maj, &min, err) < 0 || (a = get_int(d, where, "weight", 0, &w, err)) < 0 ||
+        (l = get_int(d, where, "leafWeight", 0, &lw, err)) < 0)
       return -1;
     if (a && w) {
       if (w < 10 || w > 1000) return berth_error(err, -EINVAL, "%s.weight is %lld: it must be 10 to 1000", where, (long long)w);
@@ -544,8 +553,8 @@ static int apply_hugetlb(struct cg *c, json_t *arr, berth_error_t *err) {
     if (need(c, "hugetlb", where, err) < 0) return -1;
     cleanup_free char *file = xasprintf("hugetlb.%s.%s", ps, c->version == 2 ? "max" : "limit_in_bytes");
     if (!has_file(c, "hugetlb", file))
-      return berth_error(err, -ENOTSUP, "%s.pageSize `%s`: this host has no such huge page size (see /sys/kernel/mm/hugepages)%s", where, ps,
-                         c->version == 2 ? " or the hugetlb controller is not enabled" : "");
+      return berth_error(err, -ENOTSUP, "%s.pageSize `%s`: this host has no such huge page size (see /sys/kernel/mm/hugepages)%s", where,
+                         ps, c->version == 2 ? " or the hugetlb controller is not enabled" : "");
     if (put_i(c, "hugetlb", file, limit, where, err) < 0) return -1;
     /* the reservation limit too, where the kernel has it (runc) */
     cleanup_free char *rsvd = xasprintf("hugetlb.%s.rsvd.%s", ps, c->version == 2 ? "max" : "limit_in_bytes");
@@ -575,7 +584,8 @@ static int apply_network(struct cg *c, json_t *n, berth_error_t *err) {
     const char *name = NULL;
     int64_t prio = 0;
     if (get_str(p, where, "name", &name, err) < 0 || get_int(p, where, "priority", 0, &prio, err) < 0) return -1;
-    if (!name || !*name || strchr(name, ' ') || strchr(name, '\n')) return berth_error(err, -EINVAL, "%s.name must be an interface name", where);
+    if (!name || !*name || strchr(name, ' ') || strchr(name, '\n'))
+      return berth_error(err, -EINVAL, "%s.name must be an interface name", where);
     cleanup_free char *v = xasprintf("%s %lld", name, (long long)prio);
     if (put(c, "net_prio", "net_prio.ifpriomap", v, where, err) < 0) return -1;
   }
@@ -617,8 +627,9 @@ static int dev_entry(json_t *d, size_t i, struct devent *e, berth_error_t *err) 
   const char *type = "a", *acc = "rwm";
   e->allow = false;
   e->major = e->minor = -1;
-  if (get_bool(d, where, "allow", &e->allow, err) < 0 || get_str(d, where, "type", &type, err) < 0 || get_str(d, where, "access", &acc, err) < 0 ||
-      get_int(d, where, "major", -1, &e->major, err) < 0 || get_int(d, where, "minor", -1, &e->minor, err) < 0)
+  if (get_bool(d, where, "allow", &e->allow, err) < 0 || get_str(d, where, "type", &type, err) < 0 ||
+      get_str(d, where, "access", &acc, err) < 0 || get_int(d, where, "major", -1, &e->major, err) < 0 ||
+      get_int(d, where, "minor", -1, &e->minor, err) < 0)
     return -1;
   if (strlen(type) != 1 || !strchr("abc", type[0])) return berth_error(err, -EINVAL, "%s.type is `%s`: it must be a, b or c", where, type);
   if (!*acc) acc = "rwm";
@@ -665,8 +676,7 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
       berth_debug("rootless: devices cgroup not applied: %s", de->msg);
       berth_error_free(de);
       r = 0;
-    } else if (r < 0)
-      *err = de;
+    } else if (r < 0) *err = de;
     free(es);
     return r;
   }
@@ -694,8 +704,8 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
     }
     if (e->allow) {
       if (allow_all) continue;
-      rules[nr++] = (struct cgroup_dev_rule){e->type, e->major, e->minor, strchr(e->access, 'r') != NULL, strchr(e->access, 'w') != NULL,
-                                             strchr(e->access, 'm') != NULL};
+      rules[nr++] = (struct cgroup_dev_rule){
+          e->type, e->major, e->minor, strchr(e->access, 'r') != NULL, strchr(e->access, 'w') != NULL, strchr(e->access, 'm') != NULL};
       continue;
     }
     /* a deny: take its access from the allows it covers (they match no
@@ -703,7 +713,8 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
      * would only narrow a wider allow */
     for (size_t k = nr; k-- > 0;) {
       struct cgroup_dev_rule *a = &rules[k];
-      bool covers = (e->type == 'a' || e->type == a->type) && (e->major < 0 || e->major == a->major) && (e->minor < 0 || e->minor == a->minor);
+      bool covers =
+          (e->type == 'a' || e->type == a->type) && (e->major < 0 || e->major == a->major) && (e->minor < 0 || e->minor == a->minor);
       bool overlaps = (e->type == 'a' || a->type == 'a' || e->type == a->type) && (e->major < 0 || a->major < 0 || e->major == a->major) &&
                       (e->minor < 0 || a->minor < 0 || e->minor == a->minor) &&
                       ((a->r && strchr(e->access, 'r')) || (a->w && strchr(e->access, 'w')) || (a->m && strchr(e->access, 'm')));
@@ -713,12 +724,16 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
         a->m = a->m && !strchr(e->access, 'm');
         if (!a->r && !a->w && !a->m) memmove(a, a + 1, (nr - k - 1) * sizeof *a), nr--;
       } else if (overlaps)
-        r = berth_error(err, -ENOTSUP, "linux.resources.devices[%zu]: a deny that narrows an earlier allow cannot be expressed on cgroup v2: "
-                                       "list only what is allowed after the deny-all entry", i);
+        r = berth_error(err, -ENOTSUP,
+                        "linux.resources.devices[%zu]: a deny that narrows an earlier allow cannot be expressed on cgroup v2: "
+                        "list only what is allowed after the deny-all entry",
+                        i);
     }
     if (r == 0 && allow_all)
-      r = berth_error(err, -ENOTSUP, "linux.resources.devices[%zu]: denying one device after allowing all is not supported on cgroup v2: "
-                                     "deny all, then allow what the container needs", i);
+      r = berth_error(err, -ENOTSUP,
+                      "linux.resources.devices[%zu]: denying one device after allowing all is not supported on cgroup v2: "
+                      "deny all, then allow what the container needs",
+                      i);
   }
   free(es);
   if (r == 0 && !allow_all) {
@@ -734,14 +749,17 @@ static int apply_unified(struct cg *c, json_t *u, berth_error_t *err) {
   if (!json_is_object(u)) return berth_error(err, -EINVAL, "linux.resources.unified must be an object of file: value");
   if (!json_object_size(u)) return 0;
   if (c->version != 2)
-    return berth_error(err, -ENOTSUP, "linux.resources.unified needs cgroup v2, and this host has cgroup v1 (hybrid): use the v1 fields of linux.resources instead");
+    return berth_error(
+        err, -ENOTSUP,
+        "linux.resources.unified needs cgroup v2, and this host has cgroup v1 (hybrid): use the v1 fields of linux.resources instead");
   const char *k;
   json_t *v;
   json_object_foreach(u, k, v) {
     char where[128];
     snprintf(where, sizeof where, "linux.resources.unified[\"%.80s\"]", k);
     if (!json_is_string(v)) return berth_error(err, -EINVAL, "%s must be a string, not %s", where, json_kind(v));
-    if (!*k || strchr(k, '/') || !strchr(k, '.') || !strcmp(k, "cgroup.procs") || !strcmp(k, "cgroup.threads") || !strcmp(k, "cgroup.subtree_control"))
+    if (!*k || strchr(k, '/') || !strchr(k, '.') || !strcmp(k, "cgroup.procs") || !strcmp(k, "cgroup.threads") ||
+        !strcmp(k, "cgroup.subtree_control"))
       return berth_error(err, -EINVAL, "%s: not a cgroup interface file a container may set", where);
     if (put(c, "unified", k, json_string_value(v), where, err) < 0) return -1;
   }
@@ -833,7 +851,8 @@ static void cpuset_init(const char *dir) {
 }
 
 /* make base + rel, component by component, recording what is new */
-static int mkdirs(const char *base, const char *rel, bool cpuset, bool v2, bool base_is_root, json_t *created, bool *leaf_new, berth_error_t *err) {
+static int mkdirs(const char *base, const char *rel, bool cpuset, bool v2, bool base_is_root, json_t *created, bool *leaf_new,
+                  berth_error_t *err) {
   cleanup_free char *path = xstrdup(base);
   cleanup_free char *copy = xstrdup(rel);
   char *save;
@@ -851,8 +870,7 @@ static int mkdirs(const char *base, const char *rel, bool cpuset, bool v2, bool 
       if (cpuset) cpuset_init(path);
     } else if (errno == EEXIST) {
       *leaf_new = false;
-    } else
-      return berth_error(err, errno, "create cgroup %s", path);
+    } else return berth_error(err, errno, "create cgroup %s", path);
   }
   return 0;
 }
@@ -889,7 +907,8 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
   *info = NULL;
   json_t *res = json_object_get(linux_, "resources");
   json_t *cgp = json_object_get(linux_, "cgroupsPath");
-  if (cgp && !json_is_null(cgp) && !json_is_string(cgp)) return berth_error(err, -EINVAL, "linux.cgroupsPath must be a string, not %s", json_kind(cgp));
+  if (cgp && !json_is_null(cgp) && !json_is_string(cgp))
+    return berth_error(err, -EINVAL, "linux.cgroupsPath must be a string, not %s", json_kind(cgp));
   const char *given = json_string_value(cgp);
   if (!id || !*id || strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, ".."))
     return berth_error(err, -EINVAL, "container id `%s` cannot name a cgroup", id ? id : "");
@@ -946,16 +965,17 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
       cleanup_free char *copy = xstrdup(h->ctrls);
       char *save;
       for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) json_object_set_new(c.paths, t, json_string(dir));
-    } else
-      json_object_set_new(c.paths, "unified", json_string(dir));
+    } else json_object_set_new(c.paths, "unified", json_string(dir));
   }
   hiers_free(&hs);
   if (r == 0 && no_access) {
     rmdirs_created(created);
     if (sets_something(res, 0)) {
       json_decref(o);
-      return berth_error(err, -EPERM, "linux.resources sets limits, but this rootless runtime cannot create cgroup `%s`%s (no write access to the cgroup hierarchy): %s",
-                         rel, absolute ? "" : " below its own cgroup", rootless_advice());
+      return berth_error(
+          err, -EPERM,
+          "linux.resources sets limits, but this rootless runtime cannot create cgroup `%s`%s (no write access to the cgroup hierarchy): %s",
+          rel, absolute ? "" : " below its own cgroup", rootless_advice());
     }
     json_object_set_new(o, "paths", json_object());
     json_object_set_new(o, "created", json_array());
@@ -979,13 +999,15 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
       json_t *cpu = json_object_get(res, "cpu");
       /* cpus/mems alone need cpuset, the rest of cpu needs cpu */
       const char *ctrl = NEED[i].ctrl;
-      if (!strcmp(NEED[i].key, "cpu") && !json_object_get(cpu, "shares") && !json_object_get(cpu, "quota") && !json_object_get(cpu, "period") &&
-          !json_object_get(cpu, "burst") && !json_object_get(cpu, "idle"))
+      if (!strcmp(NEED[i].key, "cpu") && !json_object_get(cpu, "shares") && !json_object_get(cpu, "quota") &&
+          !json_object_get(cpu, "period") && !json_object_get(cpu, "burst") && !json_object_get(cpu, "idle"))
         ctrl = "cpuset";
       if (!list_has(ctl, ctrl, ' '))
-        r = berth_error(err, -ENOTSUP, "linux.resources.%s needs the cgroup v2 `%s` controller, which is not enabled for %s: the parent must have it in "
-                                       "cgroup.subtree_control, which cgroup v2 allows only while the parent holds no process; %s",
-                        NEED[i].key, ctrl, dir_of(&c, "unified"), rootless ? rootless_advice() : "use a cgroupsPath in a cgroup without processes of its own");
+        r = berth_error(err, -ENOTSUP,
+                        "linux.resources.%s needs the cgroup v2 `%s` controller, which is not enabled for %s: the parent must have it in "
+                        "cgroup.subtree_control, which cgroup v2 allows only while the parent holds no process; %s",
+                        NEED[i].key, ctrl, dir_of(&c, "unified"),
+                        rootless ? rootless_advice() : "use a cgroupsPath in a cgroup without processes of its own");
     }
   }
   if (r == 0 && rootless && c.version == 2) {
@@ -995,7 +1017,8 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
       rmdirs_created(created);
       if (sets_something(res, 0)) {
         json_decref(o);
-        return berth_error(err, -EPERM, "linux.resources sets limits, but cgroup %s is not delegated to this user: %s", p, rootless_advice());
+        return berth_error(err, -EPERM, "linux.resources sets limits, but cgroup %s is not delegated to this user: %s", p,
+                           rootless_advice());
       }
       json_object_set_new(o, "paths", json_object());
       json_object_set_new(o, "created", json_array());
@@ -1013,7 +1036,10 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
     for (size_t i = 0; r == 0 && i < n; i++) {
       cleanup_free char *p = xasprintf("%s/cgroup.procs", dirs[i]);
       if (write_value(p, v) < 0) {
-        if (c.version == 1 && !strcmp(dirs[i], json_string_value(json_object_get(c.paths, "unified")) ? json_string_value(json_object_get(c.paths, "unified")) : "")) continue;
+        if (c.version == 1 &&
+            !strcmp(dirs[i],
+                    json_string_value(json_object_get(c.paths, "unified")) ? json_string_value(json_object_get(c.paths, "unified")) : ""))
+          continue;
         r = berth_error(err, errno, "move process %d into cgroup %s", (int)pid, dirs[i]);
       }
     }
@@ -1104,7 +1130,9 @@ int oci_cgroup_freeze(json_t *info, bool frozen, berth_error_t *err) {
   if (load_cg(info, &c, err) < 0) return -1;
   bool v1;
   const char *d = freezer(info, &v1);
-  if (!d) return berth_error(err, -ENOTSUP, "cannot %s: this host has no cgroup freezer (mount the v1 freezer controller)", frozen ? "pause" : "resume");
+  if (!d)
+    return berth_error(err, -ENOTSUP, "cannot %s: this host has no cgroup freezer (mount the v1 freezer controller)",
+                       frozen ? "pause" : "resume");
   cleanup_free char *p = xasprintf("%s/%s", d, v1 ? "freezer.state" : "cgroup.freeze");
   const char *want = v1 ? (frozen ? "FROZEN" : "THAWED") : frozen ? "1" : "0";
   /* v1 can stay FREEZING while a task is busy in the kernel: write again
@@ -1115,8 +1143,7 @@ int oci_cgroup_freeze(json_t *info, bool frozen, berth_error_t *err) {
     if (v1) {
       cleanup_free char *st = read_small(d, "freezer.state");
       done = st && !strncmp(st, want, strlen(want));
-    } else
-      done = v2_events_frozen(d) == frozen;
+    } else done = v2_events_frozen(d) == frozen;
     if (done) return 0;
     sleep_ms(10);
   }

@@ -15,8 +15,7 @@
  * systemd_cgroup: the cgroupsPath may be "slice:prefix:name" (runc --systemd-cgroup);
  * there is no systemd here: map it to the cgroupfs path <slice>/<prefix>-<name>.scope
  * (say so in a comment). */
-int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, bool systemd_cgroup,
-                      json_t **info, berth_error_t *err);
+int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, bool systemd_cgroup, json_t **info, berth_error_t *err);
 /* the files through which a process moves itself in ("0"), one per line
  * (malloc'd): v1 `tasks` (a thread moving itself skips the kernel's global
  * threadgroup lock), v2 cgroup.procs */

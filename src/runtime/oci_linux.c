@@ -73,14 +73,47 @@ static __attribute__((noreturn)) void die_sync(int fd, berth_error_t err) {
 }
 
 /* ---------- capabilities ---------- */
-static const char *const CAPS[] = {
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+static const char *const CAPS[] = {"CAP_CHOWN",
+                                   "CAP_DAC_OVERRIDE",
+                                   "CAP_DAC_READ_SEARCH",
+                                   "CAP_FOWNER",
+                                   "CAP_FSETID",
+                                   "CAP_KILL",
+                                   "CAP_SETGID",
+                                   "CAP_SETUID",
+                                   "CAP_SETPCAP",
+                                   "CAP_LINUX_IMMUTABLE",
+                                   "CAP_NET_BIND_SERVICE",
+                                   "CAP_NET_BROADCAST",
+                                   "CAP_NET_ADMIN",
+                                   "CAP_NET_RAW",
+                                   "CAP_IPC_LOCK",
+                                   "CAP_IPC_OWNER",
+                                   "CAP_SYS_MODULE",
+                                   "CAP_SYS_RAWIO",
+                                   "CAP_SYS_CHROOT",
+                                   "CAP_SYS_PTRACE",
+                                   "CAP_SYS_PACCT",
+                                   "CAP_SYS_ADMIN",
+                                   "CAP_SYS_BOOT",
+                                   "CAP_SYS_NICE",
+                                   "CAP_SYS_RESOURCE",
+                                   "CAP_SYS_TIME",
+                                   "CAP_SYS_TTY_CONFIG",
+                                   "CAP_MKNOD",
+                                   "CAP_LEASE",
+                                   "CAP_AUDIT_WRITE",
+                                   "CAP_AUDIT_CONTROL",
+                                   "CAP_SETFCAP",
+                                   "CAP_MAC_OVERRIDE",
+                                   "CAP_MAC_ADMIN",
+                                   "CAP_SYSLOG",
+                                   "CAP_WAKE_ALARM",
+                                   "CAP_BLOCK_SUSPEND",
+                                   "CAP_AUDIT_READ",
+                                   "CAP_PERFMON",
+                                   "CAP_BPF",
+                                   "CAP_CHECKPOINT_RESTORE"};
 
 const char *oci_cap_name(int n) { return n >= 0 && n < (int)(sizeof CAPS / sizeof *CAPS) ? CAPS[n] : NULL; }
 
@@ -91,7 +124,6 @@ int oci_cap_number(const char *name) {
   return -1;
 }
 
-
 /* a capability list -> mask; an unknown name is an error, one this
  * kernel lacks is left out (runc and crun warn the same way) */
 static int cap_mask(json_t *list, const char *set, uint64_t *out, berth_error_t *err) {
@@ -100,8 +132,7 @@ static int cap_mask(json_t *list, const char *set, uint64_t *out, berth_error_t 
   json_t *v;
   json_array_foreach(list, i, v) {
     int c = oci_cap_number(json_string_value(v));
-    if (c < 0)
-      return berth_error(err, -EINVAL, "process.capabilities.%s: unknown capability `%.60s`", set, json_string_value(v) ?: "?");
+    if (c < 0) return berth_error(err, -EINVAL, "process.capabilities.%s: unknown capability `%.60s`", set, json_string_value(v) ?: "?");
     if (c <= security_last_cap()) *out |= 1ULL << c;
   }
   return 0;
@@ -138,7 +169,8 @@ static int caps_set(const struct caps *c, berth_error_t *err) {
   struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct d[2] = {
       {.effective = (uint32_t)c->effective, .permitted = (uint32_t)c->permitted, .inheritable = (uint32_t)c->inheritable},
-      {.effective = (uint32_t)(c->effective >> 32), .permitted = (uint32_t)(c->permitted >> 32),
+      {.effective = (uint32_t)(c->effective >> 32),
+       .permitted = (uint32_t)(c->permitted >> 32),
        .inheritable = (uint32_t)(c->inheritable >> 32)}};
   if (syscall(SYS_capset, &h, d) < 0) return berth_error(err, errno, "set the process's capabilities");
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -171,12 +203,11 @@ int oci_seccomp_apply(json_t *seccomp, berth_error_t *err) {
   return 0;
 }
 
-
 static bool spec_has_ns(json_t *spec, const char *type) {
   size_t i;
   json_t *ns;
-  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, ns)
-    if (!strcmp(jstr(ns, "type") ?: "", type)) return true;
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i,
+                     ns) if (!strcmp(jstr(ns, "type") ?: "", type)) return true;
   return false;
 }
 
@@ -184,8 +215,8 @@ static bool spec_has_ns(json_t *spec, const char *type) {
 static bool spec_new_ns(json_t *spec, const char *type) {
   size_t i;
   json_t *ns;
-  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, ns)
-    if (!strcmp(jstr(ns, "type") ?: "", type)) return !(jstr(ns, "path") && *jstr(ns, "path"));
+  json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i,
+                     ns) if (!strcmp(jstr(ns, "type") ?: "", type)) return !(jstr(ns, "path") && *jstr(ns, "path"));
   return false;
 }
 
@@ -193,8 +224,9 @@ static int setup_rootfs(struct oci_init *in, berth_error_t *err) {
   json_t *linux_ = json_object_get(in->spec, "linux");
   bool ok;
   rootfs_propagation(jstr(linux_, "rootfsPropagation"), &ok);
-  if (!ok) return berth_error(err, -EINVAL, "linux.rootfsPropagation `%s`: use shared, slave, private or unbindable (r-prefixed too)",
-                              jstr(linux_, "rootfsPropagation"));
+  if (!ok)
+    return berth_error(err, -EINVAL, "linux.rootfsPropagation `%s`: use shared, slave, private or unbindable (r-prefixed too)",
+                       jstr(linux_, "rootfsPropagation"));
   /* never let a mount made here travel back to the host: everything is a
    * slave first (which pivot_root also needs); the propagation the config
    * asks for is applied to the new root after the pivot */
@@ -270,11 +302,11 @@ static int write_sysctls(json_t *sysctl, berth_error_t *err) {
 static const struct {
   const char *name;
   int res;
-} RLIMITS[] = {{"RLIMIT_AS", RLIMIT_AS},         {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_CPU", RLIMIT_CPU},
-               {"RLIMIT_DATA", RLIMIT_DATA},     {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+} RLIMITS[] = {{"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},         {"RLIMIT_CPU", RLIMIT_CPU},
+               {"RLIMIT_DATA", RLIMIT_DATA},       {"RLIMIT_FSIZE", RLIMIT_FSIZE},       {"RLIMIT_LOCKS", RLIMIT_LOCKS},
                {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-               {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
-               {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},   {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+               {"RLIMIT_NOFILE", RLIMIT_NOFILE},   {"RLIMIT_NPROC", RLIMIT_NPROC},       {"RLIMIT_RSS", RLIMIT_RSS},
+               {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},     {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
                {"RLIMIT_STACK", RLIMIT_STACK}};
 
 static int set_rlimits(json_t *list, berth_error_t *err) {
@@ -291,8 +323,9 @@ static int set_rlimits(json_t *list, berth_error_t *err) {
     /* 2^64-1 does not fit jansson's integer: it arrives as a real */
     if (json_is_real(soft) || json_integer_value(soft) < 0) rl.rlim_cur = RLIM_INFINITY;
     if (json_is_real(hard) || json_integer_value(hard) < 0) rl.rlim_max = RLIM_INFINITY;
-    if (setrlimit(res, &rl) < 0) return berth_error(err, errno, "process.rlimits %s (soft %llu, hard %llu)", t,
-                                                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    if (setrlimit(res, &rl) < 0)
+      return berth_error(err, errno, "process.rlimits %s (soft %llu, hard %llu)", t, (unsigned long long)rl.rlim_cur,
+                         (unsigned long long)rl.rlim_max);
   }
   return 0;
 }
@@ -311,8 +344,8 @@ int oci_process_validate(json_t *process, berth_error_t *err) {
     json_t *soft = json_object_get(r, "soft"), *hard = json_object_get(r, "hard");
     if (json_is_integer(soft) && json_is_integer(hard) && json_integer_value(soft) >= 0 && json_integer_value(hard) >= 0 &&
         json_integer_value(soft) > json_integer_value(hard))
-      return berth_error(err, -EINVAL, "process.rlimits[%zu] (%s): soft %lld is above hard %lld", i, t,
-                         (long long)json_integer_value(soft), (long long)json_integer_value(hard));
+      return berth_error(err, -EINVAL, "process.rlimits[%zu] (%s): soft %lld is above hard %lld", i, t, (long long)json_integer_value(soft),
+                         (long long)json_integer_value(hard));
   }
   return 0;
 }
@@ -393,8 +426,8 @@ static int apparmor_apply(const char *profile, berth_error_t *err) {
     close(fd);
   }
   if (en[0] != 'Y')
-    return berth_error(err, -ENOTSUP, "process.apparmorProfile `%s`: AppArmor is not enabled on this host; drop the profile or enable AppArmor",
-                       profile);
+    return berth_error(err, -ENOTSUP,
+                       "process.apparmorProfile `%s`: AppArmor is not enabled on this host; drop the profile or enable AppArmor", profile);
   cleanup_free char *cmd = xasprintf("exec %s", profile);
   fd = open("/proc/self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
   if (fd < 0) fd = open("/proc/self/attr/exec", O_WRONLY | O_CLOEXEC);
@@ -438,16 +471,23 @@ static int process_prepare(json_t *process, json_t *spec, char **prog, berth_err
    * refused rather than run unconfined */
   const char *label = jstr(process, "selinuxLabel");
   if (label && *label && access("/sys/fs/selinux/enforce", F_OK) == 0)
-    return berth_error(err, -ENOTSUP, "process.selinuxLabel `%s`: berth-oci does not apply SELinux labels; run this container with runc or crun", label);
+    return berth_error(err, -ENOTSUP,
+                       "process.selinuxLabel `%s`: berth-oci does not apply SELinux labels; run this container with runc or crun", label);
   if (caps_bounding(&caps, err) < 0) return -1;
   if (ng || !in_setgroups_denied()) {
     if (setgroups(ng, gids) < 0 && !(errno == EPERM && !ng)) return berth_error(err, errno, "process.user.additionalGids");
   }
   prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
   if (setresgid(gid, gid, gid) < 0)
-    return berth_error(err, errno == EINVAL ? -EINVAL : errno, errno == EINVAL ? "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)" : "process.user.gid %u", (unsigned)gid);
+    return berth_error(err, errno == EINVAL ? -EINVAL : errno,
+                       errno == EINVAL ? "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)"
+                                       : "process.user.gid %u",
+                       (unsigned)gid);
   if (setresuid(uid, uid, uid) < 0)
-    return berth_error(err, errno == EINVAL ? -EINVAL : errno, errno == EINVAL ? "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)" : "process.user.uid %u", (unsigned)uid);
+    return berth_error(err, errno == EINVAL ? -EINVAL : errno,
+                       errno == EINVAL ? "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)"
+                                       : "process.user.uid %u",
+                       (unsigned)uid);
   prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   if (caps_set(&caps, err) < 0) return -1;
   if (chdir(cwd) < 0) return berth_error(err, errno, "process.cwd %s", cwd);
@@ -505,8 +545,7 @@ void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_
 fail:
   if (report_fd >= 0) {
     if (write(report_fd, err->msg, strlen(err->msg)) < 0) {}
-  } else
-    dprintf(2, "berth-oci: %s\n", err->msg);
+  } else dprintf(2, "berth-oci: %s\n", err->msg);
   _exit(127);
 }
 
@@ -560,8 +599,7 @@ void oci_init_main(struct oci_init *in) {
   if (osa) {
     char b[24];
     snprintf(b, sizeof b, "%lld", (long long)json_integer_value(osa));
-    if (write_value("/proc/self/oom_score_adj", b) < 0)
-      die_sync(in->sync_fd, (berth_error(&err, errno, "process.oomScoreAdj %s", b), err));
+    if (write_value("/proc/self/oom_score_adj", b) < 0) die_sync(in->sync_fd, (berth_error(&err, errno, "process.oomScoreAdj %s", b), err));
   }
   json_t *pers = json_object_get(linux_, "personality");
   if (pers && !strcmp(jstr(pers, "domain") ?: "", "LINUX32") && personality(PER_LINUX32) < 0)
@@ -578,9 +616,15 @@ void oci_init_main(struct oci_init *in) {
       uid_t u = (uid_t)json_integer_value(json_object_get(user, "uid"));
       gid_t gg = (gid_t)json_integer_value(json_object_get(user, "gid"));
       if (setresgid(-1, gg, -1) < 0 || setresgid(-1, 0, -1) < 0)
-        die_sync(in->sync_fd, (berth_error(&err, -EINVAL, "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)", (unsigned)gg), err));
+        die_sync(in->sync_fd,
+                 (berth_error(&err, -EINVAL, "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)",
+                              (unsigned)gg),
+                  err));
       if (setresuid(-1, u, -1) < 0 || setresuid(-1, 0, -1) < 0)
-        die_sync(in->sync_fd, (berth_error(&err, -EINVAL, "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)", (unsigned)u), err));
+        die_sync(in->sync_fd,
+                 (berth_error(&err, -EINVAL, "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)",
+                              (unsigned)u),
+                  err));
     }
     const char *cwd = jstr(process, "cwd");
     struct stat cst;
@@ -596,8 +640,8 @@ void oci_init_main(struct oci_init *in) {
   const char *arg0 = json_string_value(json_array_get(json_object_get(process, "args"), 0));
   cleanup_free char *prog = find_program(arg0, json_object_get(process, "env"));
   if (!prog && !(arg0 && strchr(arg0, '/') && errno == EACCES))
-    die_sync(in->sync_fd, (berth_error(&err, -ENOENT, "process.args[0] `%s`: no such executable in the container (PATH searched)",
-                                       arg0 ?: ""), err));
+    die_sync(in->sync_fd,
+             (berth_error(&err, -ENOENT, "process.args[0] `%s`: no such executable in the container (PATH searched)", arg0 ?: ""), err));
   /* the runtime exits once we are created: we must outlive it */
   prctl(PR_SET_PDEATHSIG, 0);
   if (oci_sync_send(in->sync_fd, OCI_SYNC_CREATED, 0, NULL) < 0) _exit(127);

@@ -171,8 +171,8 @@ static int remove_container_dir_at(int userns_fd, const char *cdir, struct rm_la
   if (dst && (mkdir(trash, 0700) == 0 || errno == EEXIST) && rename(cdir, dst) == 0) {
     fflush(stdout);
     fflush(stderr);
-    struct trash_child tc = {.job = {.dir = trash, .own = own}, .cg = later->cg, .userns_fd = userns_fd,
-                             .held = {-1, -1}, .gone = {-1, -1}};
+    struct trash_child tc = {
+        .job = {.dir = trash, .own = own}, .cg = later->cg, .userns_fd = userns_fd, .held = {-1, -1}, .gone = {-1, -1}};
     pid_t p = berth_is_cli ? trash_spawn_cli(&tc, later) : trash_spawn_embedded(&tc, later);
     if (p > 0) return 0;
     cdir = dst; /* no fork: delete it here */
@@ -208,8 +208,8 @@ int container_remove(const char *name, bool force, json_t **out, berth_error_t *
 /* want_id: remove only that instance (a one-shot's launcher: the name may
  * have been removed and taken again meanwhile); userns_fd: the container's
  * user namespace, held by the caller (rootless), or -1 */
-int remove_container(const char *name, const char *want_id, int userns_hint, bool force, struct rm_later *later,
-                     json_t **out, berth_error_t *err) {
+int remove_container(const char *name, const char *want_id, int userns_hint, bool force, struct rm_later *later, json_t **out,
+                     berth_error_t *err) {
   if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
   cleanup_close int lk = container_lock(name, err);
   if (lk < 0) return -1;

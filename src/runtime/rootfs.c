@@ -36,8 +36,7 @@ int rootfs_target(int rootfd, const char *dest, bool is_file, bool no_symlinks, 
     *slash = '\0';
     dfd = mkdir_in_root(rootfd, copy, 0755, res, err);
     base = slash + 1;
-  } else
-    dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+  } else dfd = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
   if (dfd < 0) return -1;
   int fd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
@@ -99,7 +98,8 @@ int rootfs_mask(int rootfd, const char *rel, berth_error_t *err) {
   struct stat st;
   fstat(fd, &st);
   int r;
-  if (S_ISDIR(st.st_mode)) r = rootfs_mount_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555", rel, err);
+  if (S_ISDIR(st.st_mode))
+    r = rootfs_mount_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555", rel, err);
   else r = rootfs_mount_fd("/dev/null", fd, NULL, MS_BIND, NULL, rel, err);
   close(fd);
   return r;
@@ -128,20 +128,41 @@ struct mopt {
   unsigned long flag;
 };
 static const struct mopt MOPTS[] = {
-    {"ro", false, MS_RDONLY},         {"rw", true, MS_RDONLY},           {"nosuid", false, MS_NOSUID},
-    {"suid", true, MS_NOSUID},        {"nodev", false, MS_NODEV},         {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},     {"exec", true, MS_NOEXEC},          {"sync", false, MS_SYNCHRONOUS},
-    {"async", true, MS_SYNCHRONOUS},  {"dirsync", false, MS_DIRSYNC},     {"remount", false, MS_REMOUNT},
-    {"mand", false, MS_MANDLOCK},     {"nomand", true, MS_MANDLOCK},      {"atime", true, MS_NOATIME},
-    {"noatime", false, MS_NOATIME},   {"diratime", true, MS_NODIRATIME},  {"nodiratime", false, MS_NODIRATIME},
-    {"relatime", false, MS_RELATIME}, {"norelatime", true, MS_RELATIME},  {"strictatime", false, MS_STRICTATIME},
-    {"nostrictatime", true, MS_STRICTATIME}, {"bind", false, MS_BIND}, {"rbind", false, MS_BIND | MS_REC},
-    {"silent", false, MS_SILENT},     {"loud", true, MS_SILENT},          {"iversion", false, MS_I_VERSION},
-    {"noiversion", true, MS_I_VERSION}, {"lazytime", false, MS_LAZYTIME}, {"nolazytime", true, MS_LAZYTIME},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},
+    {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},
+    {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},
+    {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"remount", false, MS_REMOUNT},
+    {"mand", false, MS_MANDLOCK},
+    {"nomand", true, MS_MANDLOCK},
+    {"atime", true, MS_NOATIME},
+    {"noatime", false, MS_NOATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
+    {"bind", false, MS_BIND},
+    {"rbind", false, MS_BIND | MS_REC},
+    {"silent", false, MS_SILENT},
+    {"loud", true, MS_SILENT},
+    {"iversion", false, MS_I_VERSION},
+    {"noiversion", true, MS_I_VERSION},
+    {"lazytime", false, MS_LAZYTIME},
+    {"nolazytime", true, MS_LAZYTIME},
 };
 static const struct mopt PROPS[] = {
-    {"private", false, MS_PRIVATE},   {"rprivate", false, MS_PRIVATE | MS_REC},   {"shared", false, MS_SHARED},
-    {"rshared", false, MS_SHARED | MS_REC}, {"slave", false, MS_SLAVE}, {"rslave", false, MS_SLAVE | MS_REC},
+    {"private", false, MS_PRIVATE},       {"rprivate", false, MS_PRIVATE | MS_REC},
+    {"shared", false, MS_SHARED},         {"rshared", false, MS_SHARED | MS_REC},
+    {"slave", false, MS_SLAVE},           {"rslave", false, MS_SLAVE | MS_REC},
     {"unbindable", false, MS_UNBINDABLE}, {"runbindable", false, MS_UNBINDABLE | MS_REC},
 };
 
@@ -169,8 +190,7 @@ static void parse_mount_options(json_t *opts, struct mount_opts *o) {
       if (!strcmp(s, PROPS[k].name)) o->prop = PROPS[k].flag, found = true;
     if (!found && !strcmp(s, "tmpcopyup")) o->tmpcopyup = true, found = true;
     /* runc's and podman's own markers: not kernel options */
-    if (!found && (!strcmp(s, "idmap") || !strcmp(s, "ridmap") || !strcmp(s, "copy-symlink") || str_has_prefix(s, "x-")))
-      found = true;
+    if (!found && (!strcmp(s, "idmap") || !strcmp(s, "ridmap") || !strcmp(s, "copy-symlink") || str_has_prefix(s, "x-"))) found = true;
     if (!found) {
       int w = snprintf(o->data + n, sizeof o->data - n, "%s%s", n ? "," : "", s);
       if (w > 0 && (size_t)w < sizeof o->data - n) n += (size_t)w;
@@ -219,8 +239,7 @@ static char *bind_source(const struct rootfs_spec *c, const char *src) {
  * the container's cgroup namespace; where the kernel refuses (a user
  * namespace), the host's hierarchies read-only */
 static int mount_cgroup_v1(const struct rootfs_spec *c, int rootfd, int tfd, const char *dest, unsigned long flags, berth_error_t *err) {
-  if (rootfs_mount_fd("tmpfs", tfd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", dest, err) < 0)
-    return -1;
+  if (rootfs_mount_fd("tmpfs", tfd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", dest, err) < 0) return -1;
   cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
   if (!f) return berth_error(err, errno, "read /proc/self/mountinfo");
   char line[4096];
@@ -303,8 +322,10 @@ static int target_redirected(int rootfd, int t, const char *dst, berth_error_t *
              (fstat(rootfd, &rs) == 0 && rs.st_dev == ts.st_dev && rs.st_ino == ts.st_ino) ||
              (fstatat(rootfd, "dev", &ds, AT_SYMLINK_NOFOLLOW) == 0 && ds.st_dev == ts.st_dev && ds.st_ino == ts.st_ino);
   if (!bad) return 0;
-  return berth_error(err, -EINVAL, "mount target `%s` leads (through the image's symlinks) to `/`, `/dev`, or into `/proc` or "
-                     "`/sys`; refusing to mount there", dst);
+  return berth_error(err, -EINVAL,
+                     "mount target `%s` leads (through the image's symlinks) to `/`, `/dev`, or into `/proc` or "
+                     "`/sys`; refusing to mount there",
+                     dst);
 }
 
 int rootfs_spec_mount(const struct rootfs_spec *c, int rootfd, json_t *m, size_t idx, berth_error_t *err) {
@@ -312,8 +333,10 @@ int rootfs_spec_mount(const struct rootfs_spec *c, int rootfd, json_t *m, size_t
   if (!dest || !*dest) return berth_error(err, -EINVAL, "mounts[%zu]: `destination` is required", idx);
   if (dest[0] != '/') return berth_error(err, -EINVAL, "mounts[%zu]: destination `%s` must be absolute", idx, dest);
   if (json_object_get(m, "uidMappings") || json_object_get(m, "gidMappings"))
-    return berth_error(err, -ENOTSUP, "mounts[%zu] (%s): idmapped mounts (uidMappings/gidMappings) are not supported by berth-oci yet; "
-                       "drop the mapping or use runc/crun for this container", idx, dest);
+    return berth_error(err, -ENOTSUP,
+                       "mounts[%zu] (%s): idmapped mounts (uidMappings/gidMappings) are not supported by berth-oci yet; "
+                       "drop the mapping or use runc/crun for this container",
+                       idx, dest);
   struct mount_opts o;
   parse_mount_options(json_object_get(m, "options"), &o);
   bool bind = (o.flags & MS_BIND) || (type && !strcmp(type, "bind"));
@@ -351,8 +374,7 @@ int rootfs_spec_mount(const struct rootfs_spec *c, int rootfd, json_t *m, size_t
       } else if (mount("cgroup2", tp, "cgroup2", o.flags & ~(MS_BIND | MS_REC), NULL) < 0 &&
                  mount("/sys/fs/cgroup", tp, NULL, MS_BIND | MS_REC, NULL) < 0)
         return berth_error(err, errno, "mounts[%zu]: cgroup2 at %s", idx, dest);
-    } else if (mount_cgroup_v1(c, rootfd, tfd, dest, o.flags & ~(MS_BIND | MS_REC), err) < 0)
-      return -1;
+    } else if (mount_cgroup_v1(c, rootfd, tfd, dest, o.flags & ~(MS_BIND | MS_REC), err) < 0) return -1;
   } else if (bind) {
     if (mount(hsrc, tp, NULL, o.flags & (MS_BIND | MS_REC), NULL) < 0)
       return berth_error(err, errno, "mounts[%zu]: bind `%s` at %s", idx, hsrc, dest);
@@ -411,15 +433,15 @@ int rootfs_spec_mount(const struct rootfs_spec *c, int rootfd, json_t *m, size_t
 static const struct {
   const char *path;
   unsigned maj, min;
-} DEFAULT_DEVS[] = {{"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
+} DEFAULT_DEVS[] = {{"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
                     {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
 
 /* One device node: made with mknod, or, where that is not possible (a user
  * namespace, or a devices program that refuses mknod), the host's node
  * bound, when it is still the device asked for: a node swapped on the host
  * is not bound. host: the host's node (NULL: the same path). */
-static int make_device(const struct rootfs_spec *c, int rootfd, int devfd, const char *path, const char *host, char type,
-                       unsigned maj, unsigned min, mode_t mode, uid_t uid, gid_t gid, berth_error_t *err) {
+static int make_device(const struct rootfs_spec *c, int rootfd, int devfd, const char *path, const char *host, char type, unsigned maj,
+                       unsigned min, mode_t mode, uid_t uid, gid_t gid, berth_error_t *err) {
   const char *rel = path;
   while (*rel == '/') rel++;
   cleanup_free char *dir = xstrdup(rel);
@@ -432,8 +454,7 @@ static int make_device(const struct rootfs_spec *c, int rootfd, int devfd, const
     base = slash + 1;
     /* most nodes are right in /dev: its directory, opened once by the caller */
     dfd = devfd >= 0 && !strcmp(dir, "dev") ? devfd : (own = mkdir_in_root(rootfd, dir, 0755, RESOLVE_NO_SYMLINKS, err));
-  } else
-    dfd = own = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
+  } else dfd = own = openat_in_root(rootfd, "", O_PATH | O_DIRECTORY, 0, 0);
   if (dfd < 0) return berth_error_wrap(err, "device %s", path);
   unlinkat(dfd, base, 0);
   mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
@@ -449,8 +470,10 @@ static int make_device(const struct rootfs_spec *c, int rootfd, int devfd, const
   cleanup_close int hfd = open(host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
   if (hfd < 0 || fstat(hfd, &st) < 0 || (st.st_mode & S_IFMT) != kind || major(st.st_rdev) != maj || minor(st.st_rdev) != min)
-    return berth_error(err, -EPERM, "device %s (%c %u:%u): it cannot be created here (a user namespace, or the devices cgroup) and "
-                       "the host's %s is not that device", path, type, maj, min, host);
+    return berth_error(err, -EPERM,
+                       "device %s (%c %u:%u): it cannot be created here (a user namespace, or the devices cgroup) and "
+                       "the host's %s is not that device",
+                       path, type, maj, min, host);
   int fd = openat(dfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return berth_error(err, errno, "create %s", path);
   close(fd);
@@ -483,13 +506,14 @@ int rootfs_spec_devices(const struct rootfs_spec *c, int rootfd, berth_error_t *
   for (size_t k = 0; k < sizeof DEFAULT_DEVS / sizeof *DEFAULT_DEVS; k++) {
     bool listed = false;
     json_array_foreach(devs, i, d) if (!strcmp(jstr(d, "path") ?: "", DEFAULT_DEVS[k].path)) listed = true;
-    if (!listed && make_device(c, rootfd, devfd, DEFAULT_DEVS[k].path, NULL, 'c', DEFAULT_DEVS[k].maj, DEFAULT_DEVS[k].min, 0666, 0, 0, err) < 0)
+    if (!listed &&
+        make_device(c, rootfd, devfd, DEFAULT_DEVS[k].path, NULL, 'c', DEFAULT_DEVS[k].maj, DEFAULT_DEVS[k].min, 0666, 0, 0, err) < 0)
       return -1;
   }
   int dev = devfd;
   if (dev < 0) return 0;
-  static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-                                   {"/proc/self/fd/2", "stderr"}};
+  static const char *links[][2] = {
+      {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
   for (size_t k = 0; k < 4; k++)
     if (symlinkat(links[k][0], dev, links[k][1]) < 0 && errno != EEXIST) return berth_error(err, errno, "/dev/%s", links[k][1]);
   struct stat st;

@@ -29,11 +29,11 @@ int rootfs_mask_and_readonly(int rootfd, json_t *linux_, berth_error_t *err);
  * The caller's policy is in here; the rest comes from the spec. */
 struct rootfs_spec {
   json_t *spec;
-  const char *bundle;      /* relative bind sources are the bundle's */
+  const char *bundle; /* relative bind sources are the bundle's */
   const char *own_cgroups; /* /proc/self/cgroup before the cgroup namespace (cgroup mounts) */
-  json_t *device_sources;  /* {"/dev/x": "/host/node"}: a device's host node, where not the same path */
-  bool in_userns;          /* no mknod: the host's nodes are bound */
-  bool nodev;              /* every bind and tmpfs but /dev is nodev, whatever its options say */
+  json_t *device_sources; /* {"/dev/x": "/host/node"}: a device's host node, where not the same path */
+  bool in_userns; /* no mknod: the host's nodes are bound */
+  bool nodev; /* every bind and tmpfs but /dev is nodev, whatever its options say */
 };
 /* mounts[idx] of the spec, its target resolved inside the root */
 int rootfs_spec_mount(const struct rootfs_spec *c, int rootfd, json_t *m, size_t idx, berth_error_t *err);

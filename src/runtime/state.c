@@ -71,7 +71,8 @@ int container_lock(const char *name, berth_error_t *err) {
   cleanup_free char *p = cpath(name, "lock");
   if (!p) return berth_error(err, -ENOMEM, "lock");
   int fd = open(p, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return berth_error(err, errno == ENOENT ? -ENOENT : errno, errno == ENOENT ? "Container not found: %s" : "lock container %s", name);
+  if (fd < 0)
+    return berth_error(err, errno == ENOENT ? -ENOENT : errno, errno == ENOENT ? "Container not found: %s" : "lock container %s", name);
   if (flock(fd, LOCK_EX) < 0) {
     close(fd);
     return berth_error(err, errno, "lock container %s", name);
@@ -91,10 +92,6 @@ bool state_proc_alive(json_t *st, const char *field) {
 }
 
 /* the spec's devices allow-list, for cgroup_create */
-json_t *spec_devices(json_t *spec) {
-  return json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices");
-}
+json_t *spec_devices(json_t *spec) { return json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices"); }
 
-json_t *proc_ref(pid_t pid) {
-  return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid));
-}
+json_t *proc_ref(pid_t pid) { return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid)); }

@@ -39,8 +39,7 @@ bool reap_stale_create(const char *dir, const char *name, json_t *st) {
     cleanup_free char *p = xasprintf("%s/%s", dir, name);
     /* no lock file yet: only old directories count (a create may be starting) */
     if (stat(p, &sb) < 0 || time(NULL) - sb.st_mtime < 30) return false;
-  } else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-    return false; /* its create is still running */
+  } else if (flock(fd, LOCK_EX | LOCK_NB) < 0) return false; /* its create is still running */
   if (st) cgroup_destroy(json_object_get(st, "cgroup"));
   cleanup_free char *p = xasprintf("%s/%s", dir, name);
   berth_error_t e = NULL;
@@ -52,8 +51,8 @@ bool reap_stale_create(const char *dir, const char *name, json_t *st) {
  * (init's parent-death signal). Finish what the launcher would have done:
  * remove it (--rm), or record it exited. */
 static bool reap_one_shot(const char *name, json_t *st) {
-  if (!json_is_true(json_object_get(st, "one_shot")) || strcmp(live_status(st), "exited") ||
-      strcmp(jstr(st, "status") ?: "", "running") || state_proc_alive(st, "monitor"))
+  if (!json_is_true(json_object_get(st, "one_shot")) || strcmp(live_status(st), "exited") || strcmp(jstr(st, "status") ?: "", "running") ||
+      state_proc_alive(st, "monitor"))
     return false;
   if (!json_is_true(json_object_get(st, "remove_on_exit"))) {
     cleanup_free char *who = xasprintf("%s:%s", name, jstr(st, "id") ?: "");
@@ -85,14 +84,13 @@ int container_list(json_t **out, berth_error_t *err) {
       if (!st) continue;
       const char *ls = live_status(st), *net = jstr(st, "network");
       /* recorded running, found dead (a crash): its network's members forget it */
-      if (net_is_named(net) && !strcmp(ls, "exited") && !strcmp(jstr(st, "status") ?: "", "running") &&
-          !json_object_get(stale_nets, net))
+      if (net_is_named(net) && !strcmp(ls, "exited") && !strcmp(jstr(st, "status") ?: "", "running") && !json_object_get(stale_nets, net))
         json_object_set_new(stale_nets, net, json_true());
-      json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "name", de->d_name, "status",
-                                           ls, "image", json_string_value(json_object_get(st, "image")) ?: "",
-                                           "ports", json_object_get(st, "ports") ?: json_array(), "purpose", json_object_get(st, "purpose") ?: json_null(),
-                                           "persistent", json_object_get(st, "persistent") ?: json_false(), "network",
-                                           json_object_get(st, "network") ?: json_null()));
+      json_array_append_new(
+          arr, json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "name", de->d_name, "status", ls, "image",
+                         json_string_value(json_object_get(st, "image")) ?: "", "ports", json_object_get(st, "ports") ?: json_array(),
+                         "purpose", json_object_get(st, "purpose") ?: json_null(), "persistent",
+                         json_object_get(st, "persistent") ?: json_false(), "network", json_object_get(st, "network") ?: json_null()));
       json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "mode", json_string(jstr(st, "mode") ?: "dev"));
       json_decref(st);
     }
@@ -120,8 +118,7 @@ json_t *container_network_members(const char *net, bool live_only) {
     bool live = !strcmp(s, "running") || !strcmp(s, "creating");
     if (st && !strcmp(jstr(st, "network") ?: "", net) && (!live_only || (live && jstr(st, "ip")))) {
       cleanup_free char *hosts = xasprintf("%s/%s/etc/hosts", d, de->d_name);
-      json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s}", "name", de->d_name, "ip", jstr(st, "ip"), "hosts",
-                                           hosts, "status", s));
+      json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s}", "name", de->d_name, "ip", jstr(st, "ip"), "hosts", hosts, "status", s));
     }
     json_decref(st);
   }
@@ -135,10 +132,10 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   if (!st) return berth_error(err, -ENOENT, "Container not found: %s", name);
   const char *s = live_status(st);
   bool running = !strcmp(s, "running");
-  json_t *meta = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(st, "id"), "limits",
-                           json_object_get(st, "limits"), "mounts", json_object_get(st, "mounts") ?: json_array(),
-                           "network", json_object_get(st, "network") ?: json_null(), "workdir",
-                           json_object_get(st, "workdir") ?: json_null(), "cgroup", json_object_get(st, "cgroup") ?: json_null());
+  json_t *meta =
+      json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(st, "id"), "limits", json_object_get(st, "limits"), "mounts",
+                json_object_get(st, "mounts") ?: json_array(), "network", json_object_get(st, "network") ?: json_null(), "workdir",
+                json_object_get(st, "workdir") ?: json_null(), "cgroup", json_object_get(st, "cgroup") ?: json_null());
   if (running) json_object_set(meta, "pid", json_object_get(json_object_get(st, "init"), "pid"));
   if (json_object_get(st, "ip")) json_object_set(meta, "ip", json_object_get(st, "ip"));
   json_object_set_new(meta, "network_isolated", json_boolean(strcmp(jstr(st, "network") ?: "", "host") != 0));
@@ -148,23 +145,24 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   if (json_object_get(st, "devices")) json_object_set(meta, "devices", json_object_get(st, "devices"));
   json_object_set(meta, "purpose", json_object_get(st, "purpose") ?: json_null());
   /* the main process and its life */
-  const char *keys[] = {"command", "user", "restart", "restart_count", "finished_at", "oom_killed", "expires_at", "stopped",
-                        "stop_signal", "restart_error"};
+  const char *keys[] = {"command",    "user",       "restart", "restart_count", "finished_at",
+                        "oom_killed", "expires_at", "stopped", "stop_signal",   "restart_error"};
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
     if (json_object_get(st, keys[k])) json_object_set(meta, keys[k], json_object_get(st, keys[k]));
   json_object_set_new(meta, "mode", json_string(jstr(st, "mode") ?: "dev"));
   json_t *dk = json_object_get(st, "disk");
   if (dk) { /* the writable layer's limit, and its use when enforced */
     cleanup_free char *cdir = cpath(name, NULL);
-    json_t *u = json_is_true(json_object_get(dk, "enforced")) && cdir ? disk_usage(cdir, json_integer_value(json_object_get(dk, "limit"))) : NULL;
+    json_t *u =
+        json_is_true(json_object_get(dk, "enforced")) && cdir ? disk_usage(cdir, json_integer_value(json_object_get(dk, "limit"))) : NULL;
     json_t *d = json_deep_copy(dk);
     if (u) json_object_update(d, u);
     json_decref(u);
     json_object_set_new(meta, "disk", d);
   }
-  json_t *o = json_pack("{s:s, s:b, s:s, s:O, s:s, s:o}", "container", name, "running", running, "status", s,
-                        "started_at", json_object_get(st, "started_at") ?: json_null(), "image",
-                        json_string_value(json_object_get(st, "image")) ?: "", "metadata", meta);
+  json_t *o = json_pack("{s:s, s:b, s:s, s:O, s:s, s:o}", "container", name, "running", running, "status", s, "started_at",
+                        json_object_get(st, "started_at") ?: json_null(), "image", json_string_value(json_object_get(st, "image")) ?: "",
+                        "metadata", meta);
   if (json_object_get(st, "egress")) { /* the policy, and what it refused lately */
     json_object_set(meta, "egress", json_object_get(st, "egress"));
     cleanup_free char *cdir = container_dir(name);
@@ -182,9 +180,9 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
     berth_error_t e2 = NULL;
     int er = container_exec(&eo, &r, &e2);
     double ms = (now_seconds() - t0) * 1000;
-    json_object_set_new(o, "health", json_pack("{s:b, s:f, s:I, s:I, s:s*}", "healthy", er == 0 && r.exit_code == 0,
-                                               "exec_latency_ms", ms, "memory_bytes", (json_int_t)mem, "pids",
-                                               (json_int_t)pids, "error", e2 ? e2->msg : NULL));
+    json_object_set_new(o, "health",
+                        json_pack("{s:b, s:f, s:I, s:I, s:s*}", "healthy", er == 0 && r.exit_code == 0, "exec_latency_ms", ms,
+                                  "memory_bytes", (json_int_t)mem, "pids", (json_int_t)pids, "error", e2 ? e2->msg : NULL));
     berth_error_free(e2);
     buf_free(&r.out);
     buf_free(&r.err);

@@ -70,7 +70,7 @@ static void utoa(ulong v, char *out) {
   *out = 0;
 }
 
-#define BIT(s) (1UL << ((s) - 1))
+#define BIT(s) (1UL << ((s)-1))
 
 static void run_init(void) {
   /* kill(-1) below means "everything in this pid namespace" only as its
@@ -92,8 +92,7 @@ static void run_init(void) {
         SYS(__NR_kill, -1, SIGTERM, 0, 0);
         SYS(__NR_alarm, 10, 0, 0, 0);
       }
-    } else if (sig == SIGALRM && stopping)
-      die(0); /* the kernel kills what is left when PID 1 exits */
+    } else if (sig == SIGALRM && stopping) die(0); /* the kernel kills what is left when PID 1 exits */
   }
 }
 
@@ -198,10 +197,13 @@ static void run_exec(char **argv, char **envp) {
     put2("`: executable file not found in $PATH\n");
     die(127);
   }
-  static const struct { long e; const char *m; } msgs[] = {
-      {-2, "No such file or directory"}, {-13, "Permission denied"},     {-8, "Exec format error"},
-      {-20, "Not a directory"},          {-21, "Is a directory"},        {-7, "Argument list too long"},
-      {-12, "Cannot allocate memory"},   {-26, "Text file busy"},        {-40, "Too many levels of symbolic links"},
+  static const struct {
+    long e;
+    const char *m;
+  } msgs[] = {
+      {-2, "No such file or directory"}, {-13, "Permission denied"},      {-8, "Exec format error"},
+      {-20, "Not a directory"},          {-21, "Is a directory"},         {-7, "Argument list too long"},
+      {-12, "Cannot allocate memory"},   {-26, "Text file busy"},         {-40, "Too many levels of symbolic links"},
       {-36, "File name too long"},       {-1, "Operation not permitted"}, {-11, "Resource temporarily unavailable"},
   };
   const char *m = "cannot execute";

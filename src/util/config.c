@@ -55,21 +55,16 @@ int config_load(struct berth_config *c, berth_error_t *err) {
 
   const char *d = getenv("BERTH_ROOT");
   json_t *jd = json_object_get(c->root, "data_dir");
-  if (d && *d)
-    c->data_dir = strdup(d);
-  else if (json_is_string(jd))
-    c->data_dir = strdup(json_string_value(jd));
-  else if (!c->rootless)
-    c->data_dir = strdup("/var/lib/berth");
+  if (d && *d) c->data_dir = strdup(d);
+  else if (json_is_string(jd)) c->data_dir = strdup(json_string_value(jd));
+  else if (!c->rootless) c->data_dir = strdup("/var/lib/berth");
   else {
     const char *x = getenv("XDG_DATA_HOME");
     c->data_dir = (x && *x) ? xasprintf("%s/berth", x) : xasprintf("%s/.local/share/berth", c->home);
   }
   const char *r = getenv("BERTH_RUNROOT");
-  if (r && *r)
-    c->run_dir = strdup(r);
-  else if (!c->rootless)
-    c->run_dir = strdup("/run/berth");
+  if (r && *r) c->run_dir = strdup(r);
+  else if (!c->rootless) c->run_dir = strdup("/run/berth");
   else {
     const char *x = getenv("XDG_RUNTIME_DIR");
     c->run_dir = (x && *x) ? xasprintf("%s/berth", x) : xasprintf("/tmp/berth-run-%u", (unsigned)geteuid());
@@ -82,9 +77,10 @@ int config_run_dir_check(const struct berth_config *c, berth_error_t *err) {
   if (mkdir_p(c->run_dir, 0700, err) < 0) return -1;
   struct stat st;
   if (lstat(c->run_dir, &st) < 0) return berth_error(err, errno, "run dir `%s`", c->run_dir);
-  const char *why = !S_ISDIR(st.st_mode) ? "is not a directory"
+  const char *why = !S_ISDIR(st.st_mode)     ? "is not a directory"
                     : st.st_uid != geteuid() ? "belongs to another user"
-                    : (st.st_mode & 022) ? "can be written by other users" : NULL;
+                    : (st.st_mode & 022)     ? "can be written by other users"
+                                             : NULL;
   if (!why) return 0;
   return berth_error(err, -EPERM,
                      "berth's run dir `%s` %s (owner uid %u, mode %04o): another user could plant berth's records there; remove it, or "

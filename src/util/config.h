@@ -7,11 +7,11 @@
 
 struct berth_config {
   json_t *root;
-  bool rootless;     /* euid != 0 */
-  char *data_dir;    /* store and container data */
-  char *run_dir;     /* locks, sockets, pids */
+  bool rootless; /* euid != 0 */
+  char *data_dir; /* store and container data */
+  char *run_dir; /* locks, sockets, pids */
   char *home;
-  char *files[2];    /* the config files consulted (present or not), NULL after the last */
+  char *files[2]; /* the config files consulted (present or not), NULL after the last */
 };
 
 int config_load(struct berth_config *c, berth_error_t *err);

@@ -55,8 +55,8 @@ static void *open_lib(int which) {
 
 int lazylib_require(int which, berth_error_t *err) {
   if (open_lib(which)) return 0;
-  return berth_error(err, -ENOENT, "cannot load %s (%s): install it with `sudo apt-get install %s`", sonames[which][0],
-                     dlerror(), pkgs[which]);
+  return berth_error(err, -ENOENT, "cannot load %s (%s): install it with `sudo apt-get install %s`", sonames[which][0], dlerror(),
+                     pkgs[which]);
 }
 
 int lazylib_require_curl(berth_error_t *err) { return lazylib_require(LIB_CURL, err); }
@@ -77,17 +77,17 @@ static void *sym(int which, const char *name) {
   return f;
 }
 
-#define SHIM(lib, ret, name, params, args)                                                                             \
-  ret name params {                                                                                                    \
-    static ret(*fn_) params;                                                                                          \
-    if (!fn_) fn_ = (ret(*) params)sym(lib, #name);                                                                       \
-    return fn_ args;                                                                                                   \
+#define SHIM(lib, ret, name, params, args)          \
+  ret name params {                                 \
+    static ret(*fn_) params;                        \
+    if (!fn_) fn_ = (ret(*) params)sym(lib, #name); \
+    return fn_ args;                                \
   }
-#define VSHIM(lib, name, params, args)                                                                                 \
-  void name params {                                                                                                   \
-    static void(*fn_) params;                                                                                         \
-    if (!fn_) fn_ = (void(*) params)sym(lib, #name);                                                                      \
-    fn_ args;                                                                                                          \
+#define VSHIM(lib, name, params, args)               \
+  void name params {                                 \
+    static void(*fn_) params;                        \
+    if (!fn_) fn_ = (void(*) params)sym(lib, #name); \
+    fn_ args;                                        \
   }
 
 /* ---- libcurl ---- */
@@ -147,8 +147,7 @@ SHIM(A, int, archive_read_support_filter_none, (struct archive * a), (a))
 SHIM(A, int, archive_read_support_format_tar, (struct archive * a), (a))
 SHIM(A, int, archive_read_support_format_empty, (struct archive * a), (a))
 SHIM(A, int, archive_read_open,
-     (struct archive * a, void *d, archive_open_callback *o, archive_read_callback *r, archive_close_callback *c),
-     (a, d, o, r, c))
+     (struct archive * a, void *d, archive_open_callback *o, archive_read_callback *r, archive_close_callback *c), (a, d, o, r, c))
 SHIM(A, int, archive_read_next_header, (struct archive * a, struct archive_entry **e), (a, e))
 SHIM(A, int, archive_read_data_block, (struct archive * a, const void **b, size_t *s, la_int64_t *o), (a, b, s, o))
 SHIM(A, int, archive_read_free, (struct archive * a), (a))
@@ -158,8 +157,7 @@ SHIM(A, int, archive_write_add_filter_gzip, (struct archive * a), (a))
 SHIM(A, int, archive_write_set_format_pax_restricted, (struct archive * a), (a))
 SHIM(A, int, archive_write_set_bytes_in_last_block, (struct archive * a, int n), (a, n))
 SHIM(A, int, archive_write_open,
-     (struct archive * a, void *d, archive_open_callback *o, archive_write_callback *w, archive_close_callback *c),
-     (a, d, o, w, c))
+     (struct archive * a, void *d, archive_open_callback *o, archive_write_callback *w, archive_close_callback *c), (a, d, o, w, c))
 SHIM(A, int, archive_write_open_memory, (struct archive * a, void *b, size_t n, size_t *u), (a, b, n, u))
 SHIM(A, int, archive_write_header, (struct archive * a, struct archive_entry *e), (a, e))
 SHIM(A, la_ssize_t, archive_write_data, (struct archive * a, const void *b, size_t n), (a, b, n))
@@ -212,8 +210,7 @@ SHIM(C, int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n),
 SHIM(S, scmp_filter_ctx, seccomp_init, (uint32_t a), (a))
 VSHIM(S, seccomp_release, (scmp_filter_ctx c), (c))
 SHIM(S, int, seccomp_syscall_resolve_name, (const char *n), (n))
-SHIM(S, int, seccomp_rule_add_array, (scmp_filter_ctx c, uint32_t a, int s, unsigned int n, const struct scmp_arg_cmp *v),
-     (c, a, s, n, v))
+SHIM(S, int, seccomp_rule_add_array, (scmp_filter_ctx c, uint32_t a, int s, unsigned int n, const struct scmp_arg_cmp *v), (c, a, s, n, v))
 SHIM(S, int, seccomp_attr_set, (scmp_filter_ctx c, enum scmp_filter_attr a, uint32_t v), (c, a, v))
 SHIM(S, int, seccomp_load, (const scmp_filter_ctx c), (c))
 SHIM(S, int, seccomp_export_bpf, (const scmp_filter_ctx c, int fd), (c, fd))

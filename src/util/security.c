@@ -66,9 +66,8 @@ int security_no_new_privs(berth_error_t *err) {
 /* Docker's default set less CAP_MKNOD: setup steps run code berth did not
  * write (a package's maintainer scripts), which must not make device nodes */
 uint64_t security_setup_caps(void) {
-  static const int d[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_NET_RAW,
-                          CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE,
-                          CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+  static const int d[] = {CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,     CAP_NET_RAW, CAP_SETGID,     CAP_SETUID,
+                          CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,    CAP_AUDIT_WRITE};
   uint64_t m = 0;
   for (size_t i = 0; i < sizeof d / sizeof *d; i++) m |= 1ULL << d[i];
   return m;
@@ -126,10 +125,14 @@ int security_seccomp(berth_error_t *err) {
 static const struct {
   const char *name;
   uint32_t act; /* SCMP_ACT_ERRNO/TRACE take errnoRet */
-} actions[] = {{"SCMP_ACT_ALLOW", SCMP_ACT_ALLOW},           {"SCMP_ACT_ERRNO", SCMP_ACT_ERRNO(0)},
-               {"SCMP_ACT_KILL", SCMP_ACT_KILL},             {"SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL},
-               {"SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS}, {"SCMP_ACT_TRAP", SCMP_ACT_TRAP},
-               {"SCMP_ACT_LOG", SCMP_ACT_LOG},               {"SCMP_ACT_TRACE", SCMP_ACT_TRACE(0)}};
+} actions[] = {{"SCMP_ACT_ALLOW", SCMP_ACT_ALLOW},
+               {"SCMP_ACT_ERRNO", SCMP_ACT_ERRNO(0)},
+               {"SCMP_ACT_KILL", SCMP_ACT_KILL},
+               {"SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL},
+               {"SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS},
+               {"SCMP_ACT_TRAP", SCMP_ACT_TRAP},
+               {"SCMP_ACT_LOG", SCMP_ACT_LOG},
+               {"SCMP_ACT_TRACE", SCMP_ACT_TRACE(0)}};
 
 static int action_of(json_t *name, json_t *ret, int def_ret, const char *where, uint32_t *out, berth_error_t *err) {
   const char *n = json_string_value(name);
@@ -139,7 +142,9 @@ static int action_of(json_t *name, json_t *ret, int def_ret, const char *where, 
   uint16_t r = ret ? (uint16_t)json_integer_value(ret) : (uint16_t)def_ret;
   for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
     if (!strcmp(n, actions[i].name)) {
-      *out = actions[i].act == SCMP_ACT_ERRNO(0) ? SCMP_ACT_ERRNO(r) : actions[i].act == SCMP_ACT_TRACE(0) ? SCMP_ACT_TRACE(r) : actions[i].act;
+      *out = actions[i].act == SCMP_ACT_ERRNO(0)   ? SCMP_ACT_ERRNO(r)
+             : actions[i].act == SCMP_ACT_TRACE(0) ? SCMP_ACT_TRACE(r)
+                                                   : actions[i].act;
       return 0;
     }
   if (!strcmp(n, "SCMP_ACT_NOTIFY"))
@@ -150,8 +155,12 @@ static int action_of(json_t *name, json_t *ret, int def_ret, const char *where, 
 static const struct {
   const char *name;
   enum scmp_compare op;
-} ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
-           {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+} ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
+           {"SCMP_CMP_LT", SCMP_CMP_LT},
+           {"SCMP_CMP_LE", SCMP_CMP_LE},
+           {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+           {"SCMP_CMP_GE", SCMP_CMP_GE},
+           {"SCMP_CMP_GT", SCMP_CMP_GT},
            {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
 
 static int arg_of(json_t *a, const char *where, struct scmp_arg_cmp *out, berth_error_t *err) {
@@ -162,7 +171,8 @@ static int arg_of(json_t *a, const char *where, struct scmp_arg_cmp *out, berth_
   /* JSON integers are signed 64-bit: values above 2^63 come negative, as the same bits */
   if (!json_is_integer(v) || (v2 && !json_is_integer(v2)))
     return berth_error(err, -EINVAL, "%s: `value` and `valueTwo` must be integers", where);
-  *out = (struct scmp_arg_cmp){.arg = (unsigned)json_integer_value(idx), .datum_a = (scmp_datum_t)json_integer_value(v),
+  *out = (struct scmp_arg_cmp){.arg = (unsigned)json_integer_value(idx),
+                               .datum_a = (scmp_datum_t)json_integer_value(v),
                                .datum_b = v2 ? (scmp_datum_t)json_integer_value(v2) : 0};
   for (size_t i = 0; op && i < sizeof ops / sizeof *ops; i++)
     if (!strcmp(op, ops[i].name)) {
@@ -210,7 +220,7 @@ static bool rule_applies(json_t *sc) {
 static int add_arch(scmp_filter_ctx ctx, const char *name, berth_error_t *err) {
   static const struct {
     const char *oci, *scmp;
-  } names[] = {{"SCMP_ARCH_X86", "x86"},         {"SCMP_ARCH_X86_64", "x86_64"}, {"SCMP_ARCH_X32", "x32"},
+  } names[] = {{"SCMP_ARCH_X86", "x86"},         {"SCMP_ARCH_X86_64", "x86_64"},   {"SCMP_ARCH_X32", "x32"},
                {"SCMP_ARCH_ARM", "arm"},         {"SCMP_ARCH_AARCH64", "aarch64"}, {"SCMP_ARCH_RISCV64", "riscv64"},
                {"SCMP_ARCH_PPC64LE", "ppc64le"}, {"SCMP_ARCH_S390X", "s390x"}};
   for (size_t i = 0; name && i < sizeof names / sizeof *names; i++)
@@ -253,7 +263,8 @@ int security_seccomp_compile(json_t *p, void **out, berth_error_t *err) {
     bool native = a && ((!strcmp(NATIVE_GOARCH, "amd64") && !strcmp(a, "SCMP_ARCH_X86_64")) ||
                         (!strcmp(NATIVE_GOARCH, "arm64") && !strcmp(a, "SCMP_ARCH_AARCH64")));
     json_t *s2;
-    if (native) json_array_foreach(json_object_get(v, "subArchitectures"), k, s2) if (ret == 0) ret = add_arch(ctx, json_string_value(s2), err);
+    if (native)
+      json_array_foreach(json_object_get(v, "subArchitectures"), k, s2) if (ret == 0) ret = add_arch(ctx, json_string_value(s2), err);
   }
   json_t *sc;
   json_array_foreach(json_object_get(p, "syscalls"), i, sc) {

@@ -276,8 +276,7 @@ int userns_enter(int userns_fd, berth_error_t *err) {
   return 0;
 }
 
-int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
-                  berth_error_t *err) {
+int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err) {
   if (geteuid() == 0) return fn(arg, result, err);
   /* none given: the keeper's when there is one, the same maps without a
    * newuidmap/newgidmap round (two set-user-ID execs); none is started for this */
@@ -287,8 +286,7 @@ int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error
     userns_fd = kfd = c && config_run_dir_usable(c) ? userns_keeper_open(c->run_dir, NULL) : -1;
   }
   int sync1[2], sync2[2], res[2];
-  if (pipe2(sync1, O_CLOEXEC) < 0 || pipe2(sync2, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
-    return berth_error(err, errno, "pipe");
+  if (pipe2(sync1, O_CLOEXEC) < 0 || pipe2(sync2, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
@@ -308,11 +306,8 @@ int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error
     berth_error_t cerr = NULL;
     char *out = NULL;
     int r;
-    if (!ok)
-      r = berth_error(&cerr, e,
-                      "cannot create a user namespace for rootless image storage; run `berth preflight` for the fix");
-    else if (!go)
-      r = berth_error(&cerr, -EPERM, "cannot map ids into the user namespace; run `berth preflight` for the fix");
+    if (!ok) r = berth_error(&cerr, e, "cannot create a user namespace for rootless image storage; run `berth preflight` for the fix");
+    else if (!go) r = berth_error(&cerr, -EPERM, "cannot map ids into the user namespace; run `berth preflight` for the fix");
     else {
       if (become_root() < 0) _exit(125);
       r = fn(arg, &out, &cerr);
@@ -371,8 +366,7 @@ int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error
   if (json_is_true(json_object_get(j, "ok"))) {
     *result = strdup(json_string_value(json_object_get(j, "result")) ?: "");
     ret = 0;
-  } else
-  {
+  } else {
     /* the message already carries strerror: rebuild without appending it again */
     ret = berth_error(err, 0, "%s", json_string_value(json_object_get(j, "msg")) ?: "error");
     if (err && *err) (*err)->status = (int)json_integer_value(json_object_get(j, "status"));

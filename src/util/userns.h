@@ -32,8 +32,7 @@ int userns_map_identity(pid_t pid);
 int userns_run(int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err);
 /* The same in an existing, mapped user namespace (an nsfs fd), which saves
  * the newuidmap/newgidmap round; userns_fd < 0 is userns_run. */
-int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result,
-                  berth_error_t *err);
+int userns_run_at(int userns_fd, int (*fn)(void *arg, char **result, berth_error_t *err), void *arg, char **result, berth_error_t *err);
 /* Move this process for good into an existing, mapped user namespace and
  * become its root (a dedicated child with nothing left to do outside it,
  * where userns_run_at would fork once more). Root: nothing to do. */

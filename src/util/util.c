@@ -167,8 +167,7 @@ bool name_valid(const char *n) {
   if (l == 0 || l > 63 || n[0] == '.' || n[0] == '-') return false;
   for (size_t i = 0; i < l; i++) {
     char c = n[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-      return false;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')) return false;
   }
   return true;
 }
@@ -256,8 +255,7 @@ char *random_hex(size_t nbytes) {
 }
 
 enum { WF_DURABLE = 1, WF_SWAP = 2 };
-static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, int flags,
-                         berth_error_t *err);
+static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, int flags, berth_error_t *err);
 
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err) {
   return write_file_replace(path, data, len, mode, true, err);
@@ -283,8 +281,7 @@ int write_file_new(const char *path, const void *data, size_t len, mode_t mode, 
 }
 
 /* write tmp (created, never there before), then rename it to path (NULL: none) */
-static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, int flags,
-                         berth_error_t *err) {
+static int write_file_as(const char *tmp, const char *path, const void *data, size_t len, mode_t mode, int flags, berth_error_t *err) {
   cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return berth_error(err, errno, "create `%s`", tmp);
   const char *p = data;
@@ -349,8 +346,7 @@ int rm_rf_at(int dirfd, const char *name, berth_error_t *err) {
   }
   /* A directory we cannot list (mode 000) still needs emptying. */
   if (rm_rf_fd(fd, err) < 0) return -1;
-  if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return berth_error(err, errno, "remove directory `%s`", name);
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) return berth_error(err, errno, "remove directory `%s`", name);
   return 0;
 }
 
@@ -394,10 +390,8 @@ const char *human_size(uint64_t n, char *buf, size_t len) {
     v /= 1000;
     i++;
   }
-  if (i == 0)
-    snprintf(buf, len, "%llu B", (unsigned long long)n);
-  else
-    snprintf(buf, len, "%.1f %s", v, u[i]);
+  if (i == 0) snprintf(buf, len, "%llu B", (unsigned long long)n);
+  else snprintf(buf, len, "%.1f %s", v, u[i]);
   return buf;
 }
 
@@ -624,11 +618,11 @@ int signal_parse(const char *s) {
   static const struct {
     const char *n;
     int v;
-  } T[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},   {"TRAP", SIGTRAP},     {"ABRT", SIGABRT},
-           {"IOT", SIGIOT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},     {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
-           {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD},
-           {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
-           {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+  } T[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},   {"TRAP", SIGTRAP},     {"ABRT", SIGABRT},
+           {"IOT", SIGIOT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
+           {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD},
+           {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
+           {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},   {"IO", SIGIO},
            {"POLL", SIGPOLL}, {"PWR", SIGPWR},   {"SYS", SIGSYS}};
   for (size_t i = 0; i < sizeof T / sizeof *T; i++)
     if (!strcasecmp(s, T[i].n)) return T[i].v;

@@ -19,8 +19,7 @@
 /* ---- errors (crun style): fallible calls return < 0 and fill *err ----
  * errno_ > 0: a system call failed and strerror is appended;
  * errno_ < 0 (e.g. -EINVAL): berth's own finding, classified by -errno_. */
-int berth_error(berth_error_t *err, int errno_, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int berth_error(berth_error_t *err, int errno_, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prefix an existing error with more context; returns -1. */
 int berth_error_wrap(berth_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void berth_error_clear(berth_error_t *err);
@@ -170,7 +169,7 @@ int write_value(const char *path, const char *val);
  * or a space in it stays; a line without two ':' is skipped. Matching a
  * line stays with the caller (a controller, a mount's options, the v2 line). */
 struct cgroup_line {
-  const char *id;    /* the hierarchy's id as written: "0" for v2 */
+  const char *id; /* the hierarchy's id as written: "0" for v2 */
   const char *ctrls; /* comma separated controllers (and name=...); "" for v2 */
   const char *path;
 };

@@ -32,15 +32,24 @@ static void report(const char *what, long r) {
 /* `probe agent`: ask $SSH_AUTH_SOCK for its identities, print how many */
 static int agent(void) {
   const char *path = getenv("SSH_AUTH_SOCK");
-  if (!path) { puts("agent no-SSH_AUTH_SOCK"); return 1; }
+  if (!path) {
+    puts("agent no-SSH_AUTH_SOCK");
+    return 1;
+  }
   int s = socket(AF_UNIX, SOCK_STREAM, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   strncpy(a.sun_path, path, sizeof a.sun_path - 1);
-  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) { printf("agent connect errno=%s\n", strerrorname_np(errno)); return 1; }
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+    printf("agent connect errno=%s\n", strerrorname_np(errno));
+    return 1;
+  }
   unsigned char req[5] = {0, 0, 0, 1, 11}; /* SSH_AGENTC_REQUEST_IDENTITIES */
   if (write(s, req, 5) != 5) return 1;
   unsigned char rep[9];
-  if (read(s, rep, 9) < 9 || rep[4] != 12) { puts("agent bad-reply"); return 1; }
+  if (read(s, rep, 9) < 9 || rep[4] != 12) {
+    puts("agent bad-reply");
+    return 1;
+  }
   printf("agent identities=%u\n", (unsigned)rep[5] << 24 | rep[6] << 16 | rep[7] << 8 | rep[8]);
   return 0;
 }
@@ -49,12 +58,18 @@ static int agent(void) {
 static int udprecv(const char *port) {
   int s = socket(AF_INET, SOCK_DGRAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
-  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { printf("udprecv bind errno=%s\n", strerrorname_np(errno)); return 1; }
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) {
+    printf("udprecv bind errno=%s\n", strerrorname_np(errno));
+    return 1;
+  }
   struct timeval tv = {5, 0};
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   char buf[256];
   ssize_t n = recv(s, buf, sizeof buf - 1, 0);
-  if (n < 0) { puts("udprecv timeout"); return 1; }
+  if (n < 0) {
+    puts("udprecv timeout");
+    return 1;
+  }
   buf[n] = 0;
   printf("udprecv %s", buf);
   return 0;
@@ -69,7 +84,10 @@ static double ms_since(const struct timespec *t0) {
 /* `probe connect IP PORT`: a TCP connect (5 s at most): ok or its errno, and how long it took */
 static int tcpconnect(const char *ip, const char *port) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
-  if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) { puts("connect bad-address"); return 1; }
+  if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
+    puts("connect bad-address");
+    return 1;
+  }
   int s = socket(AF_INET, SOCK_STREAM, 0);
   struct timeval tv = {5, 0};
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -85,15 +103,24 @@ static int tcpconnect(const char *ip, const char *port) {
 /* `probe udpsend IP PORT`: one datagram, then 1 s for an answer */
 static int udpsend(const char *ip, const char *port) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
-  if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) { puts("udpsend bad-address"); return 1; }
+  if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
+    puts("udpsend bad-address");
+    return 1;
+  }
   int s = socket(AF_INET, SOCK_DGRAM, 0);
   struct timeval tv = {1, 0};
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   /* a DNS query for example.org, so that a resolver would answer */
   unsigned char q[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'o', 'r', 'g', 0, 0, 1, 0, 1};
-  if (sendto(s, q, sizeof q, 0, (struct sockaddr *)&a, sizeof a) < 0) { printf("udpsend errno=%s\n", strerrorname_np(errno)); return 1; }
+  if (sendto(s, q, sizeof q, 0, (struct sockaddr *)&a, sizeof a) < 0) {
+    printf("udpsend errno=%s\n", strerrorname_np(errno));
+    return 1;
+  }
   char buf[512];
-  if (recv(s, buf, sizeof buf, 0) < 0) { printf("udpsend recv errno=%s\n", strerrorname_np(errno)); return 1; }
+  if (recv(s, buf, sizeof buf, 0) < 0) {
+    printf("udpsend recv errno=%s\n", strerrorname_np(errno));
+    return 1;
+  }
   puts("udpsend answered");
   return 0;
 }
@@ -101,7 +128,10 @@ static int udpsend(const char *ip, const char *port) {
 /* one nfnetlink batch around one nf_tables message; prints the kernel's answer */
 static void nft_try(const char *what, unsigned short msgtype, unsigned char family, const char *table) {
   int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
-  if (s < 0) { printf("%s socket errno=%s\n", what, strerrorname_np(errno)); return; }
+  if (s < 0) {
+    printf("%s socket errno=%s\n", what, strerrorname_np(errno));
+    return;
+  }
   unsigned char b[512];
   size_t n = 0;
   memset(b, 0, sizeof b);
@@ -135,17 +165,26 @@ static void nft_try(const char *what, unsigned short msgtype, unsigned char fami
   ((struct nfgenmsg *)NLMSG_DATA(h))->res_id = htons(NFNL_SUBSYS_NFTABLES);
   n += NLMSG_ALIGN(h->nlmsg_len);
   struct sockaddr_nl k = {.nl_family = AF_NETLINK};
-  if (sendto(s, b, n, 0, (struct sockaddr *)&k, sizeof k) < 0) { printf("%s send errno=%s\n", what, strerrorname_np(errno)); return; }
+  if (sendto(s, b, n, 0, (struct sockaddr *)&k, sizeof k) < 0) {
+    printf("%s send errno=%s\n", what, strerrorname_np(errno));
+    return;
+  }
   struct timeval tv = {2, 0};
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   unsigned char r[4096];
   ssize_t m = recv(s, r, sizeof r, 0);
-  if (m < 0) { printf("%s recv errno=%s\n", what, strerrorname_np(errno)); return; }
+  if (m < 0) {
+    printf("%s recv errno=%s\n", what, strerrorname_np(errno));
+    return;
+  }
   for (struct nlmsghdr *x = (struct nlmsghdr *)r; NLMSG_OK(x, (size_t)m); x = NLMSG_NEXT(x, m))
     if (x->nlmsg_type == NLMSG_ERROR) {
       int e = ((struct nlmsgerr *)NLMSG_DATA(x))->error;
       if (e == 0) printf("%s ok\n", what);
-      else { errno = -e; printf("%s errno=%s\n", what, strerrorname_np(errno)); }
+      else {
+        errno = -e;
+        printf("%s errno=%s\n", what, strerrorname_np(errno));
+      }
       return;
     }
   printf("%s no-answer\n", what);

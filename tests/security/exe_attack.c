@@ -77,8 +77,7 @@ static void scan(void) {
       seen++;
       printf("held pid=%d exe=%s\n", pid, target);
       held[nheld++] = fd;
-    } else
-      close(fd);
+    } else close(fd);
   }
   closedir(d);
 }
@@ -99,8 +98,7 @@ static void try_write(void) {
     if (pwrite(w, "PWNED-BY-CONTAINER", 18, 0) == 18) {
       wrote++;
       printf("WROTE into %s\n", p);
-    } else
-      printf("write fd=%d errno=%s\n", held[i], strerrorname_np(errno) ?: "?");
+    } else printf("write fd=%d errno=%s\n", held[i], strerrorname_np(errno) ?: "?");
     close(w);
     close(held[i]);
     held[i] = -1;

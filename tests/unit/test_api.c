@@ -27,9 +27,10 @@ static void good(const char *req) {
 
 Test(api, valid_requests) {
   good("{\"operation\":\"list\"}");
-  good("{\"operation\":\"create\",\"name\":\"a-1.b_c\",\"image\":\"busybox\",\"mounts\":[{\"host\":\"/a\",\"container\":\"/b\",\"mode\":\"ro\"}],"
-       "\"env\":{\"A\":\"b\"},\"env_passthrough\":[\"X\"],\"memory_limit\":\"512m\",\"cpu_limit\":1.5,\"pids_limit\":64,"
-       "\"ports\":[{\"host\":8080,\"container\":80,\"protocol\":\"udp\"}],\"setup_commands\":[\"ls\"],\"persistent\":true}");
+  good(
+      "{\"operation\":\"create\",\"name\":\"a-1.b_c\",\"image\":\"busybox\",\"mounts\":[{\"host\":\"/a\",\"container\":\"/b\",\"mode\":\"ro\"}],"
+      "\"env\":{\"A\":\"b\"},\"env_passthrough\":[\"X\"],\"memory_limit\":\"512m\",\"cpu_limit\":1.5,\"pids_limit\":64,"
+      "\"ports\":[{\"host\":8080,\"container\":80,\"protocol\":\"udp\"}],\"setup_commands\":[\"ls\"],\"persistent\":true}");
   good("{\"operation\":\"exec\",\"container\":\"c\",\"command\":\"ls\",\"timeout\":5}");
   good("{\"operation\":\"destroy_all\",\"confirm\":true,\"force\":null}");
 }
@@ -70,8 +71,9 @@ Test(api, huge_strings_refused) {
 Test(api, schema_lists_every_parameter) {
   json_t *s = api_input_schema();
   json_t *props = json_object_get(s, "properties");
-  const char *names[] = {"operation", "container", "command", "timeout", "image", "mounts", "ports", "env", "env_passthrough",
-                         "dotfiles_inline", "setup_commands", "confirm", "host_path", "container_path", "snapshot", NULL};
+  const char *names[] = {
+      "operation",       "container",       "command",        "timeout", "image",     "mounts",         "ports",    "env",
+      "env_passthrough", "dotfiles_inline", "setup_commands", "confirm", "host_path", "container_path", "snapshot", NULL};
   for (int i = 0; names[i]; i++) cr_assert_not_null(json_object_get(props, names[i]), "schema lacks %s", names[i]);
   cr_assert(json_is_false(json_object_get(s, "additionalProperties")));
   json_decref(s);

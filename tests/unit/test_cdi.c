@@ -220,16 +220,27 @@ Test(cdi_parse, yaml_bombs_and_bad_bytes_are_refused) {
 }
 
 Test(cdi_names, qualified_names_and_host_paths) {
-  const char *ok[] = {"nvidia.com/gpu=0", "nvidia.com/gpu=all", "vendor.com/device=myDevice", "foo.bar.baz/foo-bar123.B_az=a:b.c",
-                      "nvidia.com/gpu=GPU-4b1c2a0e-1111", "/dev/fuse", "/dev/fuse:rw", "/dev/sda:/dev/xvda:r", "/dev/null:/dev/x"};
+  const char *ok[] = {"nvidia.com/gpu=0",
+                      "nvidia.com/gpu=all",
+                      "vendor.com/device=myDevice",
+                      "foo.bar.baz/foo-bar123.B_az=a:b.c",
+                      "nvidia.com/gpu=GPU-4b1c2a0e-1111",
+                      "/dev/fuse",
+                      "/dev/fuse:rw",
+                      "/dev/sda:/dev/xvda:r",
+                      "/dev/null:/dev/x"};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     berth_error_t e = NULL;
     cr_expect_eq(cdi_request_check(ok[i], &e), 0, "%s: %s", ok[i], e ? e->msg : "");
     berth_error_free(e);
   }
-  const char *bad[] = {"nvidia.com/gpu", "gpu=0", "nvidia.com/=0", "nvidia.com/gpu/x=0", "nvidia.com/gpu=", "nvidia.com/gpu=-0",
-                       "nvidia.com/gpu=a b", "1vendor.com/gpu=0", "vendor.com/gpu-=0", "dev/fuse", "/dev/fuse:rwx", "/dev/a:b:c",
-                       "/dev/a:/b:/c:rw", ""};
+  const char *bad[] = {"nvidia.com/gpu",     "gpu=0",
+                       "nvidia.com/=0",      "nvidia.com/gpu/x=0",
+                       "nvidia.com/gpu=",    "nvidia.com/gpu=-0",
+                       "nvidia.com/gpu=a b", "1vendor.com/gpu=0",
+                       "vendor.com/gpu-=0",  "dev/fuse",
+                       "/dev/fuse:rwx",      "/dev/a:b:c",
+                       "/dev/a:/b:/c:rw",    ""};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     berth_error_t e = NULL;
     cr_expect_lt(cdi_request_check(bad[i], &e), 0, "`%s` must be refused", bad[i]);
@@ -306,8 +317,10 @@ static json_t *dirs2(void) {
 Test(cdi_registry, later_dirs_win_same_dir_conflicts_and_bad_specs_are_named, .init = mk_tmp, .fini = rm_tmp) {
   put("a/one.yaml", SPEC("x.com/y", "d1", "WHO=a"), 0644);
   put("b/two.yaml", SPEC("x.com/y", "d1", "WHO=b"), 0644);
-  put("a/three.json", "{\"cdiVersion\": \"0.6.0\", \"kind\": \"x.com/y\", \"devices\": [{\"name\": \"d2\", \"containerEdits\": "
-                      "{\"env\": [\"C=1\"]}}]}", 0644);
+  put("a/three.json",
+      "{\"cdiVersion\": \"0.6.0\", \"kind\": \"x.com/y\", \"devices\": [{\"name\": \"d2\", \"containerEdits\": "
+      "{\"env\": [\"C=1\"]}}]}",
+      0644);
   put("a/four.yaml", SPEC("x.com/y", "d2", "C=2"), 0644);
   put("a/broken.yaml", "cdiVersion: [\n", 0644);
   put("a/notes.txt", "not a spec", 0644);
@@ -326,7 +339,8 @@ Test(cdi_registry, later_dirs_win_same_dir_conflicts_and_bad_specs_are_named, .i
   req = json_pack("[s]", "x.com/y=d2");
   cr_expect_lt(cdi_resolve(&r, req, false, &edits, NULL, &e), 0);
   cr_expect(e && strstr(e->msg, "not found") && strstr(e->msg, "defined by both") && strstr(e->msg, "three.json") &&
-            strstr(e->msg, "four.yaml"), "%s", e ? e->msg : "");
+                strstr(e->msg, "four.yaml"),
+            "%s", e ? e->msg : "");
   berth_error_free(e);
   e = NULL;
   json_decref(req);
@@ -347,25 +361,26 @@ Test(cdi_registry, later_dirs_win_same_dir_conflicts_and_bad_specs_are_named, .i
 
 Test(cdi_resolve, nodes_from_the_host_conflicts_and_checks, .init = mk_tmp, .fini = rm_tmp) {
   char spec[4096];
-  snprintf(spec, sizeof spec,
-           "cdiVersion: 0.7.0\nkind: example.com/gpu\n"
-           "containerEdits:\n  env: [VENDOR=1]\n  deviceNodes: [{path: /dev/gpuctl, hostPath: /dev/zero}]\n"
-           "  mounts: [{hostPath: %s/a, containerPath: /opt/gpu/lib, options: [ro, nosuid, nodev, bind]}]\n"
-           "  hooks: [{hookName: createContainer, path: /bin/true, args: [true, x]}]\n"
-           "devices:\n"
-           "- name: \"0\"\n  containerEdits: {deviceNodes: [{path: /dev/gpu0, hostPath: /dev/null, permissions: rw}], env: [GPU=0]}\n"
-           "- name: \"1\"\n  containerEdits: {deviceNodes: [{path: /dev/gpu0, hostPath: /dev/full}]}\n"
-           "- name: same\n  containerEdits: {deviceNodes: [{path: /dev/gpu0, hostPath: /dev/null, permissions: rw}]}\n"
-           "- name: envclash\n  containerEdits: {env: [GPU=1]}\n"
-           "- name: outside\n  containerEdits: {deviceNodes: [{path: /opt/gpu0, hostPath: /dev/null}]}\n"
-           "- name: own\n  containerEdits: {deviceNodes: [{path: /dev/null}]}\n"
-           "- name: nohook\n  containerEdits: {hooks: [{hookName: poststart, path: /nonexistent/hook}]}\n"
-           "- name: ro\n  containerEdits: {deviceNodes: [{path: /dev/gpuro, hostPath: /dev/null, permissions: r}]}\n"
-           "- name: rdt\n  containerEdits: {intelRdt: {closID: x}}\n"
-           "- name: tmp\n  containerEdits: {mounts: [{hostPath: tmpfs, containerPath: /scratch, type: tmpfs, options: [nosuid, size=1m]}]}\n"
-           "- name: overproc\n  containerEdits: {mounts: [{hostPath: /tmp, containerPath: /proc/x}]}\n"
-           "- name: ghost\n  containerEdits: {deviceNodes: [{path: /dev/ghost, hostPath: /dev/nonexistent-berth}]}\n",
-           tmp);
+  snprintf(
+      spec, sizeof spec,
+      "cdiVersion: 0.7.0\nkind: example.com/gpu\n"
+      "containerEdits:\n  env: [VENDOR=1]\n  deviceNodes: [{path: /dev/gpuctl, hostPath: /dev/zero}]\n"
+      "  mounts: [{hostPath: %s/a, containerPath: /opt/gpu/lib, options: [ro, nosuid, nodev, bind]}]\n"
+      "  hooks: [{hookName: createContainer, path: /bin/true, args: [true, x]}]\n"
+      "devices:\n"
+      "- name: \"0\"\n  containerEdits: {deviceNodes: [{path: /dev/gpu0, hostPath: /dev/null, permissions: rw}], env: [GPU=0]}\n"
+      "- name: \"1\"\n  containerEdits: {deviceNodes: [{path: /dev/gpu0, hostPath: /dev/full}]}\n"
+      "- name: same\n  containerEdits: {deviceNodes: [{path: /dev/gpu0, hostPath: /dev/null, permissions: rw}]}\n"
+      "- name: envclash\n  containerEdits: {env: [GPU=1]}\n"
+      "- name: outside\n  containerEdits: {deviceNodes: [{path: /opt/gpu0, hostPath: /dev/null}]}\n"
+      "- name: own\n  containerEdits: {deviceNodes: [{path: /dev/null}]}\n"
+      "- name: nohook\n  containerEdits: {hooks: [{hookName: poststart, path: /nonexistent/hook}]}\n"
+      "- name: ro\n  containerEdits: {deviceNodes: [{path: /dev/gpuro, hostPath: /dev/null, permissions: r}]}\n"
+      "- name: rdt\n  containerEdits: {intelRdt: {closID: x}}\n"
+      "- name: tmp\n  containerEdits: {mounts: [{hostPath: tmpfs, containerPath: /scratch, type: tmpfs, options: [nosuid, size=1m]}]}\n"
+      "- name: overproc\n  containerEdits: {mounts: [{hostPath: /tmp, containerPath: /proc/x}]}\n"
+      "- name: ghost\n  containerEdits: {deviceNodes: [{path: /dev/ghost, hostPath: /dev/nonexistent-berth}]}\n",
+      tmp);
   cr_assert_eq(chdir(tmp), 0);
   mkdir("a", 0755);
   put("a/gpu.yaml", spec, 0644);
@@ -440,7 +455,8 @@ Test(cdi_resolve, nodes_from_the_host_conflicts_and_checks, .init = mk_tmp, .fin
     e = NULL;
     edits = NULL;
     cr_expect_lt(cdi_resolve(&r, req, false, &edits, NULL, &e), 0, "%s must be refused", refuse[i].req[0]);
-    for (int k = 0; k < 2 && e; k++) cr_expect(strstr(e->msg, refuse[i].want[k]), "%s: `%s` not in: %s", refuse[i].req[0], refuse[i].want[k], e->msg);
+    for (int k = 0; k < 2 && e; k++)
+      cr_expect(strstr(e->msg, refuse[i].want[k]), "%s: `%s` not in: %s", refuse[i].req[0], refuse[i].want[k], e->msg);
     berth_error_free(e);
     json_decref(edits);
     json_decref(req);

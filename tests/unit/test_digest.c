@@ -43,4 +43,3 @@ Test(digest, base64_through_lazy_libcrypto) {
   cr_assert_eq(EVP_DecodeBlock(dec, enc, 12), 9); /* counts the padding */
   cr_assert_eq(memcmp(dec, "user:pw", 7), 0);
 }
-

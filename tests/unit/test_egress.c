@@ -405,8 +405,8 @@ Test(policy, normalize_merges_profile_and_drops_repeats) {
 }
 
 Test(policy, normalize_refuses_bad_requests) {
-  const char *bad[] = {"[]", "{\"allow\": \"x.org\"}", "{\"allow\": [1]}", "{\"deny_host\": \"no\"}", "{\"allows\": []}",
-                       "{\"allow\": [\"x.org:0\"]}"};
+  const char *bad[] = {
+      "[]", "{\"allow\": \"x.org\"}", "{\"allow\": [1]}", "{\"deny_host\": \"no\"}", "{\"allows\": []}", "{\"allow\": [\"x.org:0\"]}"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     json_t *req = json_loads(bad[i], 0, NULL), *out = NULL;
     berth_error_t e = NULL;
@@ -581,34 +581,33 @@ static int install_in_netns(const char *json, bool slirp, const char *subnet, co
 }
 
 Test(table, installed_by_netlink_reads_back_as_written) {
-  const char *want =
-      "ct state established,related accept\n"
-      "oif \"lo\" accept\n"
-      "ip6 daddr ff02::/16 accept\n"
-      "icmpv6 type nd-router-solicit accept\n"
-      "icmpv6 type nd-neighbor-solicit accept\n"
-      "icmpv6 type nd-neighbor-advert accept\n"
-      "meta mark 0x62657274 ip daddr 192.0.2.53 tcp dport 53 accept\n"
-      "meta mark 0x62657274 ip daddr 192.0.2.53 udp dport 53 accept\n"
-      "ip daddr 192.0.2.53 tcp dport 53 jump deny\n"
-      "ip daddr 192.0.2.53 udp dport 53 jump deny\n"
-      "ip daddr 10.88.0.1 tcp dport 8080 accept\n"
-      "ip daddr 10.88.0.1 udp dport 8080 accept\n"
-      "ip daddr 10.88.0.1 jump deny\n"
-      "ip daddr 198.51.100.4 jump deny\n"
-      "ip6 daddr fd00::2 jump deny\n"
-      "ip daddr @n0_4 tcp dport 443 accept\n"
-      "ip6 daddr @n0_6 tcp dport 443 accept\n"
-      "ip daddr @n1_4 accept\n"
-      "ip6 daddr @n1_6 accept\n"
-      "ip daddr 10.1.2.0/24 tcp dport 5432 accept\n"
-      "ip daddr 10.1.2.0/24 udp dport 5432 accept\n"
-      "ip6 daddr 2001:db8::/32 tcp dport 443 accept\n"
-      "ip daddr 203.0.113.7 udp dport 123 accept\n"
-      "ip daddr 198.18.0.0/15 tcp dport 8000-8100 accept\n"
-      "ip daddr 192.0.2.9 meta l4proto tcp accept\n"
-      "meta nfproto ipv4 tcp dport 22 accept\n"
-      "jump deny\n";
+  const char *want = "ct state established,related accept\n"
+                     "oif \"lo\" accept\n"
+                     "ip6 daddr ff02::/16 accept\n"
+                     "icmpv6 type nd-router-solicit accept\n"
+                     "icmpv6 type nd-neighbor-solicit accept\n"
+                     "icmpv6 type nd-neighbor-advert accept\n"
+                     "meta mark 0x62657274 ip daddr 192.0.2.53 tcp dport 53 accept\n"
+                     "meta mark 0x62657274 ip daddr 192.0.2.53 udp dport 53 accept\n"
+                     "ip daddr 192.0.2.53 tcp dport 53 jump deny\n"
+                     "ip daddr 192.0.2.53 udp dport 53 jump deny\n"
+                     "ip daddr 10.88.0.1 tcp dport 8080 accept\n"
+                     "ip daddr 10.88.0.1 udp dport 8080 accept\n"
+                     "ip daddr 10.88.0.1 jump deny\n"
+                     "ip daddr 198.51.100.4 jump deny\n"
+                     "ip6 daddr fd00::2 jump deny\n"
+                     "ip daddr @n0_4 tcp dport 443 accept\n"
+                     "ip6 daddr @n0_6 tcp dport 443 accept\n"
+                     "ip daddr @n1_4 accept\n"
+                     "ip6 daddr @n1_6 accept\n"
+                     "ip daddr 10.1.2.0/24 tcp dport 5432 accept\n"
+                     "ip daddr 10.1.2.0/24 udp dport 5432 accept\n"
+                     "ip6 daddr 2001:db8::/32 tcp dport 443 accept\n"
+                     "ip daddr 203.0.113.7 udp dport 123 accept\n"
+                     "ip daddr 198.18.0.0/15 tcp dport 8000-8100 accept\n"
+                     "ip daddr 192.0.2.9 meta l4proto tcp accept\n"
+                     "meta nfproto ipv4 tcp dport 22 accept\n"
+                     "jump deny\n";
   int r = install_in_netns("{\"allow\": [\"*.pypi.org:443/tcp\", \"deb.debian.org\", \"10.1.2.0/24:5432\", \"host.berth.internal:8080\", "
                            "\"[2001:db8::/32]:443/tcp\", \"203.0.113.7:123/udp\", \"198.18.0.0/15:8000-8100/tcp\", "
                            "\"192.0.2.9/tcp\", \"0.0.0.0/0:22/tcp\"]}",
@@ -641,8 +640,9 @@ static void check(json_t *pol, const struct egress_net *n, const char *dest, boo
   cr_assert_eq(egress_check(pol, n, dest, &out, &e), 0, "%s: %s", dest, e ? e->msg : "");
   cr_assert_eq(json_is_true(json_object_get(out, "allowed")), allowed, "%s: %s", dest, json_dumps(out, 0));
   if (rule) cr_assert_str_eq(json_string_value(json_object_get(out, "rule")) ?: "(none)", rule, "%s", dest);
-  if (why) cr_assert(strstr(json_string_value(json_object_get(out, "reason")), why), "%s: %s", dest,
-                     json_string_value(json_object_get(out, "reason")));
+  if (why)
+    cr_assert(strstr(json_string_value(json_object_get(out, "reason")), why), "%s: %s", dest,
+              json_string_value(json_object_get(out, "reason")));
   json_decref(out);
 }
 

@@ -47,7 +47,7 @@ Test(gc, du_counts_blocks_each_inode_once_and_follows_no_link) {
   cr_assert_eq(mkdir(sub, 0755), 0);
   write_bytes(a, 100000);
   write_bytes(b, 1);
-  cr_assert_eq(link(a, ln), 0);   /* a second name: counted once */
+  cr_assert_eq(link(a, ln), 0); /* a second name: counted once */
   write_bytes(big, 3 << 20);
   cr_assert_eq(symlink(big, sym), 0); /* a link to 3 MiB outside: not followed */
   uint64_t want = blocks_of(sub) + blocks_of(a) + blocks_of(b) + blocks_of(sym);

@@ -80,19 +80,24 @@ Test(manifest, parse_rejects_bad_descriptors) {
   cr_assert_lt(parse("{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":-5},\"layers\":[]}", &err), 0);
   berth_error_clear(&err);
   cr_assert_lt(parse("{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"mediaType\":"
-                     "\"application/vnd.cncf.helm.chart.content.v1.tar+gzip\",\"digest\":\"" D2 "\",\"size\":1}]}", &err), 0);
+                     "\"application/vnd.cncf.helm.chart.content.v1.tar+gzip\",\"digest\":\"" D2 "\",\"size\":1}]}",
+                     &err),
+               0);
   cr_assert(strstr(err->msg, "not a container filesystem layer"), "%s", err->msg);
   berth_error_clear(&err);
   cr_assert_lt(parse("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.cncf.helm.config.v1+json\",\"digest\":\"" D1
-                     "\",\"size\":1},\"layers\":[]}", &err), 0);
+                     "\",\"size\":1},\"layers\":[]}",
+                     &err),
+               0);
   cr_assert(strstr(err->msg, "artifact"), "%s", err->msg);
   berth_error_clear(&err);
 }
 
-static const char *INDEX = "{\"schemaVersion\":2,\"manifests\":["
-                           "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}},"
-                           "{\"digest\":\"" D2 "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
-                           "{\"digest\":\"" D2 "\",\"size\":3,\"platform\":{\"os\":\"unknown\",\"architecture\":\"unknown\"}}]}";
+static const char *INDEX =
+    "{\"schemaVersion\":2,\"manifests\":["
+    "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}},"
+    "{\"digest\":\"" D2 "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
+    "{\"digest\":\"" D2 "\",\"size\":3,\"platform\":{\"os\":\"unknown\",\"architecture\":\"unknown\"}}]}";
 
 static char *select_for(const char *plat, berth_error_t *err) {
   struct platform p;

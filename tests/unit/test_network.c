@@ -47,8 +47,7 @@ static char *addr_of(const char *ifname, char *out, size_t len) {
   struct ifreq r = {0};
   snprintf(r.ifr_name, sizeof r.ifr_name, "%s", ifname);
   out[0] = 0;
-  if (s >= 0 && ioctl(s, SIOCGIFADDR, &r) == 0)
-    inet_ntop(AF_INET, &((struct sockaddr_in *)&r.ifr_addr)->sin_addr, out, (socklen_t)len);
+  if (s >= 0 && ioctl(s, SIOCGIFADDR, &r) == 0) inet_ntop(AF_INET, &((struct sockaddr_in *)&r.ifr_addr)->sin_addr, out, (socklen_t)len);
   if (s >= 0) close(s);
   return out;
 }
@@ -123,8 +122,8 @@ static int bind_conflict(void) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(18080), .sin_addr = {htonl(INADDR_LOOPBACK)}};
   if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 1) < 0) return 2;
-  json_t *ports = json_pack("[{s:i, s:i}, {s:i, s:i, s:s}]", "host", 18081, "container", 80, "host", 18080, "container", 81,
-                            "protocol", "tcp");
+  json_t *ports =
+      json_pack("[{s:i, s:i}, {s:i, s:i, s:s}]", "host", 18081, "container", 80, "host", 18080, "container", 81, "protocol", "tcp");
   int fds[2] = {-1, -1};
   int r = pf_bind(ports, fds, &e);
   if (r >= 0 || !e || e->status != EADDRINUSE || !strstr(e->msg, "127.0.0.1:18080")) return 3;
@@ -138,8 +137,8 @@ static int bind_conflict(void) {
   e = NULL;
   close(s);
   /* free now: both bound, on loopback, UDP too */
-  json_t *p2 = json_pack("[{s:i, s:i}, {s:i, s:i, s:s}]", "host", 18080, "container", 80, "host", 18080, "container", 81,
-                         "protocol", "udp");
+  json_t *p2 =
+      json_pack("[{s:i, s:i}, {s:i, s:i, s:s}]", "host", 18080, "container", 80, "host", 18080, "container", 81, "protocol", "udp");
   if (pf_bind(p2, fds, &e) < 0) return 6;
   struct sockaddr_in got;
   socklen_t gl = sizeof got;

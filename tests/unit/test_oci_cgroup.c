@@ -56,11 +56,11 @@ static char *rd(const char *fmt, ...) {
 }
 
 /* a cgroup file reads want */
-#define EXPECT_FILE(want, ...)                                              \
-  do {                                                                      \
-    char *got_ = rd(__VA_ARGS__);                                           \
+#define EXPECT_FILE(want, ...)                                                    \
+  do {                                                                            \
+    char *got_ = rd(__VA_ARGS__);                                                 \
     cr_expect_str_eq(got_, want, "%s: `%s`, not `%s`", #__VA_ARGS__, got_, want); \
-    free(got_);                                                             \
+    free(got_);                                                                   \
   } while (0)
 
 static bool exists(const char *fmt, ...) {
@@ -111,7 +111,9 @@ static bool in_cgroup(pid_t pid, const char *ctrl, const char *path) {
   return ok;
 }
 
-static const char *path_of(json_t *info, const char *ctrl) { return json_string_value(json_object_get(json_object_get(info, "paths"), ctrl)); }
+static const char *path_of(json_t *info, const char *ctrl) {
+  return json_string_value(json_object_get(json_object_get(info, "paths"), ctrl));
+}
 
 Test(oci_cgroup_paths, clean_and_systemd) {
   char *out = NULL;
@@ -239,7 +241,8 @@ Test(oci_cgroup_v1, absolute_path_and_devices_in_order) {
    * hierarchies) went too */
   size_t i;
   json_t *d;
-  json_array_foreach(json_object_get(info, "created"), i, d) cr_expect(!exists("%s", json_string_value(d)), "%s left", json_string_value(d));
+  json_array_foreach(json_object_get(info, "created"), i, d)
+      cr_expect(!exists("%s", json_string_value(d)), "%s left", json_string_value(d));
   json_decref(info), json_decref(l);
   free(om);
 }
@@ -294,7 +297,8 @@ Test(oci_cgroup_v1, default_path_freeze_pids_update) {
   EXPECT_FILE("THAWED", "%s/freezer.state", path_of(info, "freezer"));
 
   json_error_t je;
-  json_t *upd = json_loads("{\"pids\": {\"limit\": 50}, \"memory\": {\"limit\": 209715200}, \"cpu\": {\"quota\": 20000, \"period\": 100000}}", 0, &je);
+  json_t *upd = json_loads(
+      "{\"pids\": {\"limit\": 50}, \"memory\": {\"limit\": 209715200}, \"cpu\": {\"quota\": 20000, \"period\": 100000}}", 0, &je);
   cr_expect_eq(oci_cgroup_update(info, upd, &err), 0, "%s", err ? err->msg : "");
   EXPECT_FILE("50", "%s/pids.max", path_of(info, "pids"));
   EXPECT_FILE("209715200", "%s/memory.limit_in_bytes", path_of(info, "memory"));
@@ -509,18 +513,22 @@ Test(oci_cgroup_v1, v2_paths_on_the_hybrid_unified_hierarchy) {
   berth_error_t err = NULL;
   struct cg c = {.version = 2, .paths = json_object_get(info, "paths")};
   /* a deny that only narrows an allow cannot be an allow-list: refused */
-  json_t *devs = json_loads("[{\"allow\": true, \"type\": \"c\", \"major\": 1, \"access\": \"rw\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"r\"}]", 0, NULL);
+  json_t *devs = json_loads(
+      "[{\"allow\": true, \"type\": \"c\", \"major\": 1, \"access\": \"rw\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"r\"}]",
+      0, NULL);
   cr_expect_eq(apply_devices(&c, devs, false, &err), -1);
   cr_expect(err && strstr(err->msg, "linux.resources.devices[1]"), "%s", err ? err->msg : "");
   berth_error_clear(&err);
   json_decref(devs);
   /* deny all; /dev/null rwm, less rm, r again; mknod of any 1:x; c 1:5 allowed, then denied again */
-  devs = json_loads("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rwm\"},"
-                    " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rm\"},"
-                    " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"r\"},"
-                    " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": -1, \"access\": \"m\"},"
-                    " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"r\"},"
-                    " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"rw\"}]", 0, NULL);
+  devs = json_loads(
+      "[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rwm\"},"
+      " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rm\"},"
+      " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"r\"},"
+      " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": -1, \"access\": \"m\"},"
+      " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"r\"},"
+      " {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 5, \"access\": \"rw\"}]",
+      0, NULL);
   cr_expect_eq(apply_devices(&c, devs, false, &err), 0, "devices program: %s", err ? err->msg : "");
   berth_error_clear(&err);
   json_decref(devs);
@@ -547,7 +555,8 @@ Test(oci_cgroup_v1, v2_paths_on_the_hybrid_unified_hierarchy) {
   int st = 0;
   waitpid(g, &st, 0);
   cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 15,
-            "devices program: /dev/null open (1), /dev/zero refused (2), mknod 1:7 allowed (4), mknod 5:0 refused (8): status %d", WEXITSTATUS(st));
+            "devices program: /dev/null open (1), /dev/zero refused (2), mknod 1:7 allowed (4), mknod 5:0 refused (8): status %d",
+            WEXITSTATUS(st));
   json_t *upd = json_loads("{\"unified\": {\"cgroup.max.descendants\": \"5\"}}", 0, NULL);
   cr_expect_eq(oci_cgroup_update(info, upd, &err), 0, "%s", err ? err->msg : "");
   EXPECT_FILE("5", "%s/cgroup.max.descendants", dir);
@@ -584,10 +593,12 @@ Test(oci_cgroup_v2, limits_converted_freeze_kill) {
   need_root_v2();
   char abs[256];
   snprintf(abs, sizeof abs, "/berth-unit-v2-%d/ctr", (int)getpid());
-  json_t *l = config(abs, "{\"memory\": {\"limit\": 104857600, \"swap\": 209715200, \"reservation\": 52428800},"
-                          " \"pids\": {\"limit\": 64}, \"cpu\": {\"shares\": 1024, \"quota\": 50000, \"period\": 100000},"
-                          " \"unified\": {\"memory.high\": \"94371840\"},"
-                          " \"devices\": [{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rw\"}]}");
+  json_t *l = config(
+      abs,
+      "{\"memory\": {\"limit\": 104857600, \"swap\": 209715200, \"reservation\": 52428800},"
+      " \"pids\": {\"limit\": 64}, \"cpu\": {\"shares\": 1024, \"quota\": 50000, \"period\": 100000},"
+      " \"unified\": {\"memory.high\": \"94371840\"},"
+      " \"devices\": [{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rw\"}]}");
   pid_t child = spawn();
   json_t *info = NULL;
   berth_error_t err = NULL;

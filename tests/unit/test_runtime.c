@@ -164,8 +164,8 @@ static int devices(const char *root) {
   snprintf(p, sizeof p, "%s/dev", root);
   if (mkdir(p, 0755) < 0 || mount("tmpfs", p, "tmpfs", 0, "mode=755") < 0) return 4;
   int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  json_t *spec = json_pack("{s:{s:[{s:s, s:s, s:i, s:i, s:i}]}}", "linux", "devices", "path", "/dev/sub/mynull", "type", "c",
-                           "major", 1, "minor", 3, "fileMode", 0600);
+  json_t *spec = json_pack("{s:{s:[{s:s, s:s, s:i, s:i, s:i}]}}", "linux", "devices", "path", "/dev/sub/mynull", "type", "c", "major", 1,
+                           "minor", 3, "fileMode", 0600);
   struct rootfs_spec rs = {.spec = spec};
   berth_error_t e = NULL;
   if (rootfs_spec_devices(&rs, rootfd, &e) < 0) return 5;

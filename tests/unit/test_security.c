@@ -121,8 +121,11 @@ static void run_profile(const char *profile, char *out, size_t outn) {
     char res[8] = "";
     for (int i = 0; i < 5; i++) {
       errno = 0;
-      long v = i == 0 ? syscall(SYS_getppid) : i == 1 ? syscall(SYS_getpgid, 0) : i == 2 ? syscall(SYS_personality, 0xffffffffUL)
-               : i == 3 ? syscall(SYS_personality, 0x0040000UL) : syscall(SYS_getpriority, 0, 0);
+      long v = i == 0   ? syscall(SYS_getppid)
+               : i == 1 ? syscall(SYS_getpgid, 0)
+               : i == 2 ? syscall(SYS_personality, 0xffffffffUL)
+               : i == 3 ? syscall(SYS_personality, 0x0040000UL)
+                        : syscall(SYS_getpriority, 0, 0);
       res[i] = v >= 0 || errno == 0 ? '0' : (char)('A' + errno);
     }
     if (write(pfd[1], res, 5) != 5) _exit(2);
@@ -227,8 +230,9 @@ Test(security, bad_profiles_are_refused_clearly) {
 
 /* the container's own setup is never a caller's mount target, however written */
 Test(mount_targets, forbidden_as_the_kernel_walks_them) {
-  const char *bad[] = {"/", "//", "/.", "/proc", "/proc/", "//proc", "/./proc", "/proc/sys", "/proc/self/fd", "/sys", "/sys/fs/cgroup",
-                       "/dev", "/dev/", "/./dev/."};
+  const char *bad[] = {
+      "/",    "//",    "/.",      "/proc", "/proc/", "//proc", "/./proc", "/proc/sys", "/proc/self/fd", "/sys", "/sys/fs/cgroup",
+      "/dev", "/dev/", "/./dev/."};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) cr_expect(spec_mount_target_forbidden(bad[i]), "%s must be refused", bad[i]);
   const char *ok[] = {"/workspace", "/procfs", "/sysroot", "/devx", "/dev/fuse", "/mnt/proc", "/home/sys"};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) cr_expect(!spec_mount_target_forbidden(ok[i]), "%s must be allowed", ok[i]);

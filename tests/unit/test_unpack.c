@@ -48,11 +48,30 @@ static struct blob make_tar(const struct ent *e, size_t n, bool gzip) {
       if (e[i].sparse_size) archive_entry_sparse_add_entry(ae, 0, (int64_t)dl);
       break;
     case 'd': archive_entry_set_filetype(ae, AE_IFDIR); break;
-    case 'l': archive_entry_set_filetype(ae, AE_IFLNK); archive_entry_set_symlink(ae, e[i].data); dl = 0; break;
-    case 'h': archive_entry_set_filetype(ae, AE_IFREG); archive_entry_set_hardlink(ae, e[i].data); dl = 0; break;
-    case 'c': archive_entry_set_filetype(ae, AE_IFCHR); archive_entry_set_rdev(ae, makedev(1, 1)); dl = 0; break;
-    case 'b': archive_entry_set_filetype(ae, AE_IFBLK); archive_entry_set_rdev(ae, makedev(8, 0)); dl = 0; break;
-    case 'p': archive_entry_set_filetype(ae, AE_IFIFO); dl = 0; break;
+    case 'l':
+      archive_entry_set_filetype(ae, AE_IFLNK);
+      archive_entry_set_symlink(ae, e[i].data);
+      dl = 0;
+      break;
+    case 'h':
+      archive_entry_set_filetype(ae, AE_IFREG);
+      archive_entry_set_hardlink(ae, e[i].data);
+      dl = 0;
+      break;
+    case 'c':
+      archive_entry_set_filetype(ae, AE_IFCHR);
+      archive_entry_set_rdev(ae, makedev(1, 1));
+      dl = 0;
+      break;
+    case 'b':
+      archive_entry_set_filetype(ae, AE_IFBLK);
+      archive_entry_set_rdev(ae, makedev(8, 0));
+      dl = 0;
+      break;
+    case 'p':
+      archive_entry_set_filetype(ae, AE_IFIFO);
+      dl = 0;
+      break;
     }
     archive_entry_set_perm(ae, e[i].mode ? e[i].mode : (e[i].type == 'd' ? 0755 : 0644));
     if (e[i].xattr) archive_entry_xattr_add_entry(ae, e[i].xattr, "v", 1);
@@ -117,9 +136,12 @@ static bool exists_in_layer(const char *rel) {
 TestSuite(unpack, .init = setup, .fini = teardown);
 
 Test(unpack, regular_tree_gzip_and_plain) {
-  struct ent e[] = {{'d', "etc", NULL, 0755, NULL, 0}, {'f', "etc/hello", "hi\n", 0640, "user.berth", 0},
-                    {'f', "usr/bin/tool", "#!/bin/sh\n", 04755, NULL, 0}, {'l', "etc/link", "hello", 0, NULL, 0},
-                    {'h', "etc/hard", "etc/hello", 0, NULL, 0}, {'p', "fifo", NULL, 0600, NULL, 0}};
+  struct ent e[] = {{'d', "etc", NULL, 0755, NULL, 0},
+                    {'f', "etc/hello", "hi\n", 0640, "user.berth", 0},
+                    {'f', "usr/bin/tool", "#!/bin/sh\n", 04755, NULL, 0},
+                    {'l', "etc/link", "hello", 0, NULL, 0},
+                    {'h', "etc/hard", "etc/hello", 0, NULL, 0},
+                    {'p', "fifo", NULL, 0600, NULL, 0}};
   for (int gz = 0; gz < 2; gz++) {
     struct blob b = make_tar(e, 6, gz);
     struct unpack_stats st;
@@ -147,8 +169,8 @@ Test(unpack, regular_tree_gzip_and_plain) {
 
 Test(unpack, whiteouts_become_overlay_form) {
   struct ent e[] = {{'f', "a/.wh.gone", "", 0, NULL, 0}, {'f', "a/opq/.wh..wh..opq", "", 0, NULL, 0},
-                    {'f', "a/opq/new", "n", 0, NULL, 0}, {'f', "keep", "k", 0, NULL, 0}, {'f', ".wh.keep", "", 0, NULL, 0},
-                    {'f', ".wh..wh.plnk", "", 0, NULL, 0}};
+                    {'f', "a/opq/new", "n", 0, NULL, 0}, {'f', "keep", "k", 0, NULL, 0},
+                    {'f', ".wh.keep", "", 0, NULL, 0},   {'f', ".wh..wh.plnk", "", 0, NULL, 0}};
   struct blob b = make_tar(e, 6, true);
   struct unpack_stats st;
   berth_error_t err = NULL;
@@ -199,12 +221,9 @@ Test(unpack, absolute_and_symlink_writes_stay_inside) {
   char abs[400], target[400];
   snprintf(abs, sizeof abs, "%s/pwned-abs", outside);
   snprintf(target, sizeof target, "%s", outside);
-  struct ent e[] = {{'f', abs, "x", 0, NULL, 0},
-                    {'l', "evil", target, 0, NULL, 0},
-                    {'f', "evil/pwned", "x", 0, NULL, 0},
-                    {'l', "up", "../../../../../../../../..", 0, NULL, 0},
-                    {'f', "up/pwned-up", "x", 0, NULL, 0},
-                    {'l', ".", "/", 0, NULL, 0},
+  struct ent e[] = {{'f', abs, "x", 0, NULL, 0},           {'l', "evil", target, 0, NULL, 0},
+                    {'f', "evil/pwned", "x", 0, NULL, 0},  {'l', "up", "../../../../../../../../..", 0, NULL, 0},
+                    {'f', "up/pwned-up", "x", 0, NULL, 0}, {'l', ".", "/", 0, NULL, 0},
                     {'f', "after", "x", 0, NULL, 0}};
   struct blob b = make_tar(e, 7, false);
   struct unpack_stats st;

@@ -185,9 +185,9 @@ static char *cg_own(const char *text, const char *ctrl) {
   return p ? p : xstrdup("(none)");
 }
 
-#define EXPECT_OWN(text, ctrl, want)       \
-  do {                                     \
-    cleanup_free char *o_ = cg_own(text, ctrl); \
+#define EXPECT_OWN(text, ctrl, want)               \
+  do {                                             \
+    cleanup_free char *o_ = cg_own(text, ctrl);    \
     cr_expect_str_eq(o_, want, "ctrl `%s`", ctrl); \
   } while (0)
 
