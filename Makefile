@@ -100,7 +100,18 @@ test-vm: all
 check-deps:
 	scripts/check-deps.sh
 
-test: all check-deps
+# the C style of .clang-format (clang-format 14): `make format` applies it,
+# check-format fails on any file that differs (make test runs it)
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^tests/oci/suite/')
+format:
+	clang-format -i $(FORMAT_FILES)
+
+check-format:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "check-format: $(words $(FORMAT_FILES)) files in the style of .clang-format"
+
+# scripts/test.sh installs the packages first, then builds and runs
+# check-deps, check-format and every suite
+test:
 	scripts/test.sh
 
 # the OCI runtime conformance suite against build/berth-oci (root; make test runs it)
@@ -113,5 +124,5 @@ demo:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit deps fixtures integration test-vm check-deps test demo clean
+.PHONY: all unit deps fixtures integration test-vm check-deps format check-format test demo clean
 -include $(LIB_OBJ:.o=.d) $(filter-out $(BUILD)/completion.d,$(CLI_OBJ:.o=.d))

@@ -14,6 +14,8 @@ pkgs=(
   busybox-static debootstrap
   docker-registry apache2-utils
   tmux clang libclang-rt-14-dev
+  # make check-format (the style in .clang-format)
+  clang-format
   # make test-vm: qemu boots Debian kernels fetched with apt-get download
   qemu-system-x86 kmod jq e2fsprogs xz-utils slirp4netns passwd
   # tests/integration/test_oci_engines.sh: berth-oci under real engines. podman

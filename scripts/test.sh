@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 make -s all || exit 1
 status=0
+# the layering of the modules, and the C style of .clang-format
+make -s check-deps || status=1
+make -s check-format || status=1
 make -s unit || status=1
 if [ "$(id -u)" -eq 0 ]; then
   scripts/setup-test-user.sh || status=1
