@@ -33,6 +33,7 @@
 #include "util/config.h"
 #include "runtime/container.h"
 #include "runtime/container_internal.h"
+#include "runtime/process.h"
 #include "util/security.h"
 #include "bundle/spec.h"
 
@@ -181,11 +182,6 @@ int container_lookup_user(const char *spec, struct user_ids *u, char *msg, size_
 }
 
 /* this user namespace forbids setgroups (its /proc/self/setgroups says deny) */
-static bool setgroups_denied(void) {
-  cleanup_free char *v = NULL;
-  return read_file("/proc/self/setgroups", 64, &v, NULL, NULL) == 0 && !strncmp(v, "deny", 4);
-}
-
 /* ---------- the supervisor's tree killing ---------- */
 static int children_of(pid_t pid, pid_t *out, int max) {
   char p[64];
@@ -311,21 +307,7 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   }
   /* every signal as a fresh process has it: what berth ignores (SIGPIPE
    * while it launches) would stay ignored across the exec */
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
-  /* the raw call: glibc's sigaction refuses its own signals (32 and 33),
-   * which a caller may have left ignored too */
-  struct {
-    void *handler;
-    unsigned long flags;
-    void *restorer;
-    uint64_t mask;
-  } dfl = {.handler = SIG_DFL};
-  for (int sig = 1; sig <= 64; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
+  process_reset_signals();
   setsid();
   if (pty_slave >= 0) {
     ioctl(pty_slave, TIOCSCTTY, 0);
@@ -357,26 +339,19 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
   json_object_foreach(o->env, k, v) if (json_is_string(v)) env_set(env, k, json_string_value(v));
   const char *wd = o->workdir ? o->workdir : json_string_value(json_object_get(json_object_get(x->spec, "process"), "cwd"));
   berth_error_t err = NULL;
-  if (wd && chdir(wd) < 0) {
-    fprintf(stderr, "berth: exec: workdir `%s`: %s\n", wd, strerror(errno));
-    _exit(126);
-  }
-  /* the workdir must lie inside the container's root: getcwd fails
-   * (ENOENT, "unreachable") for a directory outside it */
-  char cwdbuf[64];
-  if (wd && !getcwd(cwdbuf, sizeof cwdbuf) && errno != ERANGE) {
-    fprintf(stderr, "berth: exec: workdir `%s` is outside the container's root filesystem; refusing\n", wd);
+  /* the workdir must lie inside the container's root */
+  if (wd && process_enter_cwd(wd, &err) < 0) {
+    fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
   }
   if (security_drop_bounding(o->keep_caps, &err) < 0) {
     fprintf(stderr, "berth: exec: %s\n", err->msg);
     _exit(126);
   }
-  /* a single-id mapping (rootless without subordinate ids) denies
-   * setgroups and maps only root: the groups stay as they are */
-  bool single = false;
   /* the user's groups, and the additional ones the spec names (a device's
-   * group from a CDI spec: process.user.additionalGids) */
+   * group from a CDI spec: process.user.additionalGids); a single-id
+   * mapping (rootless without subordinate ids) denies setgroups and maps
+   * only root: the groups stay as they are */
   json_t *extra = json_object_get(json_object_get(json_object_get(x->spec, "process"), "user"), "additionalGids");
   size_t ng = (size_t)u->ngroups;
   gid_t *groups = calloc(ng + json_array_size(extra) + 1, sizeof *groups);
@@ -390,22 +365,8 @@ static void run_command(struct exec_ctx *x, const struct user_ids *u, int pty_sl
     for (size_t k = 0; k < ng; k++) have |= groups[k] == g;
     if (!have && json_is_integer(gv) && ng < NGROUPS_MAX) groups[ng++] = g;
   }
-  if (setgroups(ng, groups) < 0) {
-    int e = errno;
-    if (e != EPERM || !setgroups_denied()) {
-      fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));
-      _exit(126);
-    }
-    single = true;
-  }
-  if (setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0) {
-    int e = errno;
-    if (e == EINVAL && single)
-      fprintf(stderr,
-              "berth: exec: become %u:%u: only root exists in this container (a single-id mapping: the user has no "
-              "subordinate ids); `berth preflight` shows the fix\n",
-              (unsigned)u->uid, (unsigned)u->gid);
-    else fprintf(stderr, "berth: exec: become %u:%u: %s\n", (unsigned)u->uid, (unsigned)u->gid, strerror(e));
+  if (process_set_ids(u->uid, u->gid, groups, ng, false, false, "exec", NULL, &err) < 0) {
+    fprintf(stderr, "berth: %s\n", err->msg);
     _exit(126);
   }
   if (security_drop_caps(o->keep_caps, &err) < 0 || security_no_new_privs(&err) < 0 ||

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "runtime/hooks.h"
+#include "runtime/process.h"
 #include "runtime/rootfs.h"
 #include "util/security.h"
 
@@ -389,15 +390,6 @@ static int setup_terminal(json_t *process, int console_fd, berth_error_t *err) {
   return 0;
 }
 
-static bool in_setgroups_denied(void) {
-  char buf[16] = "";
-  int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  return n > 0 && !strncmp(buf, "deny", 4);
-}
-
 /* the program, found on the process's own PATH (as execvpe would, but
  * checked before `created` is reported, so a missing one fails create) */
 static char *find_program(const char *arg0, json_t *env) {
@@ -474,29 +466,11 @@ static int process_prepare(json_t *process, json_t *spec, char **prog, berth_err
     return berth_error(err, -ENOTSUP,
                        "process.selinuxLabel `%s`: berth-oci does not apply SELinux labels; run this container with runc or crun", label);
   if (caps_bounding(&caps, err) < 0) return -1;
-  if (ng || !in_setgroups_denied()) {
-    if (setgroups(ng, gids) < 0 && !(errno == EPERM && !ng)) return berth_error(err, errno, "process.user.additionalGids");
-  }
-  prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
-  if (setresgid(gid, gid, gid) < 0)
-    return berth_error(err, errno == EINVAL ? -EINVAL : errno,
-                       errno == EINVAL ? "process.user.gid %u is not mapped in the container's user namespace (linux.gidMappings)"
-                                       : "process.user.gid %u",
-                       (unsigned)gid);
-  if (setresuid(uid, uid, uid) < 0)
-    return berth_error(err, errno == EINVAL ? -EINVAL : errno,
-                       errno == EINVAL ? "process.user.uid %u is not mapped in the container's user namespace (linux.uidMappings)"
-                                       : "process.user.uid %u",
-                       (unsigned)uid);
-  prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  /* the capabilities survive the uid change: caps_set makes the process's own */
+  if (process_set_ids(uid, gid, gids, ng, true, true, "process.user", NULL, err) < 0) return -1;
   if (caps_set(&caps, err) < 0) return -1;
-  if (chdir(cwd) < 0) return berth_error(err, errno, "process.cwd %s", cwd);
-  /* the cwd must be inside the container's root: a path through a leaked
-   * directory fd (/proc/self/fd/N, CVE-2024-21626) would land outside, and
-   * getcwd() then fails (or is not absolute) */
-  char here[PATH_MAX];
-  if (!getcwd(here, sizeof here) || here[0] != '/')
-    return berth_error(err, -EPERM, "process.cwd %s is outside the container's root filesystem", cwd);
+  /* inside the container's root (CVE-2024-21626: a cwd through a leaked fd) */
+  if (process_enter_cwd(cwd, err) < 0) return berth_error_wrap(err, "process.cwd");
   /* the environment the program gets, and the PATH it is found on */
   clearenv();
   size_t i;
@@ -533,11 +507,7 @@ void oci_process_exec(json_t *process, json_t *spec, int console_fd, int report_
   /* the program starts with every signal at its default and none blocked:
    * an ignored SIGCHLD inherited from the engine (the exec keeps ignored
    * ones) would make every wait() of its shell fail with ECHILD */
-  sigset_t none;
-  sigemptyset(&none);
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  process_reset_signals();
   berth_trace("oci-init: exec");
   if (report_fd >= 0) fcntl(report_fd, F_SETFD, FD_CLOEXEC);
   exec_prog(prog, process);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "runtime/container_internal.h"
+#include "runtime/process.h"
 #include "runtime/rootfs.h"
 
 /* ---------- messages ---------- */
@@ -206,3 +207,92 @@ Test(rootfs_spec, default_nodes_spec_devices_and_host_binds) {
   if (r == 2) cr_skip_test("%s", why);
   cr_assert_eq(r, 0, "step %d failed", r);
 }
+
+/* ---------- becoming the container's process (process.c) ---------- */
+static int ids_as_root(const char *unused) {
+  (void)unused;
+  berth_error_t e = NULL;
+  gid_t want[] = {1000, 5};
+  if (process_set_ids(1000, 1000, want, 2, true, false, "test", NULL, &e) < 0) return 4;
+  if (getuid() != 1000 || geteuid() != 1000 || getgid() != 1000) return 5;
+  gid_t got[8];
+  int n = getgroups(8, got);
+  if (n != 2 || !((got[0] == 1000 && got[1] == 5) || (got[0] == 5 && got[1] == 1000))) return 6; /* the kernel sorts them */
+  return 0;
+}
+
+Test(process, set_ids_with_groups) {
+  char why[128] = "";
+  int r = in_mount_ns(ids_as_root, why, sizeof why);
+  if (r == 2) cr_skip_test("%s", why);
+  cr_assert_eq(r, 0, "step %d failed", r);
+}
+
+/* a user namespace that maps only root and denies setgroups, as a
+ * rootless container without subordinate ids has it */
+static int single_map(const char *unused) {
+  (void)unused;
+  uid_t u = geteuid();
+  gid_t g = getegid();
+  if (unshare(CLONE_NEWUSER) < 0) return 20;
+  char m[64];
+  snprintf(m, sizeof m, "0 %u 1", (unsigned)u);
+  if (write_value("/proc/self/uid_map", m) < 0 || write_value("/proc/self/setgroups", "deny") < 0) return 21;
+  snprintf(m, sizeof m, "0 %u 1", (unsigned)g);
+  if (write_value("/proc/self/gid_map", m) < 0) return 22;
+  berth_error_t e = NULL;
+  bool single = false;
+  gid_t root_groups[] = {0};
+  /* berth's exec: the groups stay, root is become */
+  if (process_set_ids(0, 0, root_groups, 1, false, false, "exec", &single, &e) < 0 || !single) return 23;
+  /* an unmapped user: refused, and the message says why */
+  if (process_set_ids(1000, 1000, NULL, 0, false, false, "exec", &single, &e) >= 0 || e->status != EINVAL) return 24;
+  if (!strstr(e->msg, "only root exists in this container")) return 25;
+  berth_error_free(e);
+  e = NULL;
+  /* berth-oci's: groups the config names cannot be dropped silently */
+  gid_t named[] = {0, 7};
+  if (process_set_ids(0, 0, named, 2, true, false, "process.user", NULL, &e) >= 0) return 26;
+  berth_error_free(e);
+  e = NULL;
+  if (process_set_ids(1000, 0, NULL, 0, true, false, "process.user", NULL, &e) >= 0 || e->status != EINVAL) return 27;
+  if (!strstr(e->msg, "uid 1000 is not mapped in the container's user namespace")) return 28;
+  return 0;
+}
+
+Test(process, set_ids_in_a_single_id_user_namespace) {
+  pid_t c = fork();
+  if (c == 0) _exit(single_map(NULL));
+  int st;
+  waitpid(c, &st, 0);
+  cr_assert(WIFEXITED(st));
+  cr_assert_eq(WEXITSTATUS(st), 0, "step %d failed", WEXITSTATUS(st));
+}
+
+/* a working directory reached through a host directory's fd lies outside
+ * the root: refused (CVE-2024-21626) */
+static int cwd_escape(const char *root) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/r", root);
+  if (mkdir(p, 0755) < 0) return 4;
+  snprintf(p, sizeof p, "%s/r/proc", root);
+  if (mkdir(p, 0755) < 0 || mount("proc", p, "proc", 0, NULL) < 0) return 5;
+  snprintf(p, sizeof p, "%s/r/inside", root);
+  if (mkdir(p, 0755) < 0) return 6;
+  int leaked = open(root, O_RDONLY | O_DIRECTORY); /* the host's, not close-on-exec */
+  snprintf(p, sizeof p, "%s/r", root);
+  if (leaked < 0 || chroot(p) < 0 || chdir("/") < 0) return 7;
+  berth_error_t e = NULL;
+  if (process_enter_cwd("/inside", &e) < 0) return 8;
+  snprintf(p, sizeof p, "/proc/self/fd/%d", leaked);
+  if (process_enter_cwd(p, &e) >= 0 || e->status != EPERM || !strstr(e->msg, "outside the container's root filesystem")) return 9;
+  return 0;
+}
+
+Test(process, cwd_through_a_leaked_fd_is_refused) {
+  char why[128] = "";
+  int r = in_mount_ns(cwd_escape, why, sizeof why);
+  if (r == 2) cr_skip_test("%s", why);
+  cr_assert_eq(r, 0, "step %d failed", r);
+}
+
