@@ -27,7 +27,14 @@ void state_write_warn(const char *name, json_t *st, const char *what);
 void state_sync(const char *name);
 /* the container's lock (flock, exclusive): its fd, or -1 */
 int container_lock(const char *name, berth_error_t *err);
-/* Is the process recorded as `field` (pid + starttime) still that process? */
+/* a process the record names ("init", "monitor"): its pid and start time
+ * (clock ticks after boot); {0, 0} when none is recorded */
+struct state_proc {
+  pid_t pid;
+  unsigned long long start;
+};
+struct state_proc state_proc(json_t *st, const char *field);
+/* Is the process recorded as `field` still that process, in this boot? */
 bool state_proc_alive(json_t *st, const char *field);
 /* the spec's devices allow-list, for cgroup_create */
 json_t *spec_devices(json_t *spec);

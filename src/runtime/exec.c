@@ -827,10 +827,10 @@ int container_exec(const struct exec_opts *o, struct exec_result *res, berth_err
   cleanup_json json_t *st = state_read(o->name);
   if (!st) return berth_error(err, -ENOENT, "Container not found: %s", o->name);
   cleanup_json json_t *spec = json_load_file(cp, 0, NULL);
-  pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
-  unsigned long long t0 = (unsigned long long)json_integer_value(json_object_get(json_object_get(st, "init"), "starttime"));
+  struct state_proc init = state_proc(st, "init");
+  pid_t pid = init.pid;
   /* the recorded init must still be that very process (no pid reuse) */
-  bool alive = t0 && proc_starttime(pid) == t0;
+  bool alive = init.start && proc_starttime(pid) == init.start;
   cleanup_json json_t *secret_env = alive ? read_env_memfd(pid) : NULL;
   if (!spec || !alive)
     return berth_error(err, -ESRCH, "container %s is not running (%s)", o->name,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/container.h"
+#include "runtime/container_internal.h"
 #include "runtime/disk.h"
 #include "image/store.h"
 
@@ -246,7 +247,7 @@ void container_sample(json_t *st, struct ctr_sample *s) {
   s->net_rx = s->net_tx = -1;
   /* init's view of /proc/net is its network namespace's; with the host's
    * network those would be the host's counters */
-  int pid = (int)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+  int pid = state_proc(st, "init").pid;
   if (pid <= 0 || !strcmp(jstr(st, "network") ?: "", "host")) return;
   char p[64], buf[8192];
   snprintf(p, sizeof p, "/proc/%d/net/dev", pid);
@@ -391,7 +392,7 @@ int container_top(const char *name, json_t **out, berth_error_t *err) {
   json_t *st = container_state(name);
   if (!st) return berth_error(err, -ENOENT, "No such container: %.80s%s", name, advice(" (see `berth ls`)", " (see the list operation)"));
   bool running = !strcmp(container_live_status(st), "running");
-  int init = (int)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+  int init = state_proc(st, "init").pid;
   json_decref(st);
   if (!running) return berth_error(err, -EINVAL, "Container %s is not running: it has no processes to list", name);
   char p[64], want[64], got[64];

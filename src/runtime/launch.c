@@ -785,7 +785,7 @@ int record_exit(const char *who, int code, bool reap_children) {
     json_decref(s2); /* the name now belongs to another container */
     s2 = NULL;
   }
-  if (s2 && watched > 0 && json_integer_value(json_object_get(json_object_get(s2, "init"), "pid")) != watched) {
+  if (s2 && watched > 0 && state_proc(s2, "init").pid != watched) {
     json_decref(s2); /* started again meanwhile: that start's monitor records its end */
     s2 = NULL;
   }

@@ -51,11 +51,11 @@ int container_stop(const char *name, int timeout, json_t **out, berth_error_t *e
   state_write_warn(name, st, "the stop");
   close(lk);
   if (restarting && state_proc_alive(st, "monitor")) { /* asleep in its back-off */
-    kill((pid_t)json_integer_value(json_object_get(json_object_get(st, "monitor"), "pid")), SIGKILL);
+    kill(state_proc(st, "monitor").pid, SIGKILL);
     wait_gone(st, "monitor", 2);
   }
   if (running) {
-    pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+    pid_t pid = state_proc(st, "init").pid;
     int sig = strcmp(jstr(st, "mode") ?: "", "service") ? SIGTERM : container_parse_signal(jstr(st, "stop_signal"));
     if (sig <= 0) sig = SIGTERM;
     kill(pid, sig);
@@ -81,7 +81,7 @@ int container_kill(const char *name, int sig, json_t **out, berth_error_t *err) 
     json_decref(st);
     return berth_error(err, -ESRCH, "container %s is not running", name);
   }
-  pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+  pid_t pid = state_proc(st, "init").pid;
   /* a service's init passes it to the main process; a dev container's
    * init takes TERM, INT and HUP as a stop */
   int r = state_proc_alive(st, "init") && kill(pid, sig) == 0 ? 0 : berth_error(err, errno, "signal container %s", name);

@@ -224,7 +224,7 @@ int remove_container(const char *name, const char *want_id, int userns_hint, boo
   cleanup_close int userns_fd = userns_hint >= 0 ? fcntl(userns_hint, F_DUPFD_CLOEXEC, 3) : -1;
   bool was_running = st && state_proc_alive(st, "init");
   if (st && state_proc_alive(st, "init")) {
-    pid_t pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "init"), "pid"));
+    pid_t pid = state_proc(st, "init").pid;
     /* rootless: the container's own user namespace outlives init through
      * this fd, and removes its files without a fresh newuidmap round */
     if (geteuid() != 0 && userns_fd < 0) {

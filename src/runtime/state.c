@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
 
@@ -81,10 +82,17 @@ int container_lock(const char *name, berth_error_t *err) {
 }
 
 /* Is the process recorded as `field` (pid + starttime) still that process? */
-bool state_proc_alive(json_t *st, const char *field) {
+struct state_proc state_proc(json_t *st, const char *field) {
   json_t *p = json_object_get(st, field);
-  pid_t pid = (pid_t)json_integer_value(json_object_get(p, "pid"));
-  unsigned long long t = (unsigned long long)json_integer_value(json_object_get(p, "starttime"));
+  json_int_t pid = json_integer_value(json_object_get(p, "pid")), t = json_integer_value(json_object_get(p, "starttime"));
+  if (pid <= 0 || pid > INT32_MAX || t <= 0) return (struct state_proc){0, 0};
+  return (struct state_proc){(pid_t)pid, (unsigned long long)t};
+}
+
+bool state_proc_alive(json_t *st, const char *field) {
+  struct state_proc sp = state_proc(st, field);
+  pid_t pid = sp.pid;
+  unsigned long long t = sp.start;
   cleanup_free char *b = boot_id_read();
   const char *sb = json_string_value(json_object_get(st, "boot_id"));
   if (!sb || strcmp(sb, b)) return false; /* rebooted since */

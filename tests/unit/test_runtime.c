@@ -296,3 +296,23 @@ Test(process, cwd_through_a_leaked_fd_is_refused) {
   cr_assert_eq(r, 0, "step %d failed", r);
 }
 
+/* ---------- the record's processes (state.c) ---------- */
+Test(state, proc_refs_are_read_safely) {
+  json_t *st = json_pack("{s:{s:i, s:I}, s:{s:i}, s:{s:I, s:I}, s:s}", "init", "pid", (int)getpid(), "starttime",
+                         (json_int_t)proc_starttime(getpid()), "monitor", "pid", -5, "other", "pid", (json_int_t)1 << 40, "starttime",
+                         (json_int_t)7, "boot_id", "not-this-boot");
+  struct state_proc p = state_proc(st, "init");
+  cr_assert_eq(p.pid, getpid());
+  cr_assert_eq(p.start, proc_starttime(getpid()));
+  /* a negative pid (kill(-5) would signal a group), one past pid_t, none at all: no process */
+  cr_assert_eq(state_proc(st, "monitor").pid, 0);
+  cr_assert_eq(state_proc(st, "other").pid, 0);
+  cr_assert_eq(state_proc(st, "missing").pid, 0);
+  /* recorded in another boot: not alive, whatever the pid */
+  cr_assert(!state_proc_alive(st, "init"));
+  cleanup_free char *bid = boot_id_read();
+  json_object_set_new(st, "boot_id", json_string(bid));
+  cr_assert(state_proc_alive(st, "init"));
+  cr_assert(!state_proc_alive(st, "monitor"));
+  json_decref(st);
+}
