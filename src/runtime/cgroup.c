@@ -64,29 +64,11 @@ static char *own_path_in(const char *text, const char *ctrl) {
 
 /* mount point of a v1 controller in the text of /proc/self/mountinfo */
 static char *v1_mount_in(const char *text, const char *ctrl) {
-  char *res = NULL;
-  for (const char *l = text; !res && l && *l;) {
-    const char *e = strchrnul(l, '\n');
-    cleanup_free char *line = strndup(l, (size_t)(e - l));
-    l = *e ? e + 1 : e;
-    char *sep = line ? strstr(line, " - ") : NULL;
-    if (!sep || strncmp(sep + 3, "cgroup ", 7)) continue;
-    char *opts = strrchr(sep, ' ');
-    if (!opts) continue;
-    bool has = false;
-    char *copy = strdup(opts + 1), *save, *tok;
-    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save))
-      if (!strcmp(tok, ctrl)) has = true;
-    free(copy);
-    if (!has) continue;
-    /* field 5 is the mount point */
-    char *p = line;
-    for (int i = 0; i < 4 && p; i++) p = strchr(p + 1, ' ');
-    if (!p) continue;
-    p++;
-    res = strndup(p, strcspn(p, " "));
-  }
-  return res;
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(text);
+  struct mountinfo_line m;
+  while (mountinfo_lines_next(&it, &m))
+    if (!strcmp(m.fstype, "cgroup") && cgroup_ctrls_has(m.super, ctrl)) return xstrdup(m.mnt);
+  return NULL;
 }
 
 static bool is_pure_v2(void) {
@@ -473,8 +455,11 @@ int cgroup_create(const char *name, const struct limits *l, json_t *devices, jso
     const char *ctrls[] = {"memory", "pids", "cpu", "devices", "cpuacct"};
     /* each read once for them all (mountinfo is the costly one) */
     cleanup_free char *minfo = NULL, *cgs = NULL;
-    if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0 || read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0)
+    if (mountinfo_read(&minfo, NULL) < 0 || read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0) {
+      /* both or neither: no hierarchy is found without the other file */
+      free(minfo), free(cgs);
       minfo = cgs = NULL;
+    }
     for (int i = 0; i < 5; i++) {
       cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
       cleanup_free char *own = own_path_in(cgs, ctrls[i]);
@@ -724,7 +709,7 @@ static char *v1_mnt[4];
 static pthread_once_t v1_mnt_once = PTHREAD_ONCE_INIT;
 static void v1_mnt_load(void) {
   cleanup_free char *minfo = NULL;
-  if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, NULL) < 0) return;
+  if (mountinfo_read(&minfo, NULL) < 0) return;
   const char *ctrls[] = {"memory", "pids", "cpuacct", "blkio"};
   for (int i = 0; i < 4; i++) v1_mnt[i] = v1_mount_in(minfo, ctrls[i]);
 }

@@ -109,22 +109,15 @@ static bool list_has(const char *list, const char *word, char sep) {
 static int hiers_load(struct hiers *hs, berth_error_t *err) {
   memset(hs, 0, sizeof *hs);
   cleanup_free char *minfo = NULL, *cgs = NULL;
-  if (read_file("/proc/self/mountinfo", 1 << 20, &minfo, NULL, err) < 0 || read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, err) < 0)
-    return -1;
+  if (mountinfo_read(&minfo, err) < 0 || read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, err) < 0) return -1;
   hs->v2 = cgroup_is_v2();
-  for (const char *l = minfo; *l && hs->n < (int)(sizeof hs->h / sizeof *hs->h);) {
-    const char *e = strchrnul(l, '\n');
-    cleanup_free char *line = strndup(l, (size_t)(e - l));
-    l = *e ? e + 1 : e;
-    char *sep = line ? strstr(line, " - ") : NULL;
-    if (!sep) continue;
-    bool v1 = !strncmp(sep + 3, "cgroup ", 7), v2 = !strncmp(sep + 3, "cgroup2 ", 8);
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(minfo);
+  struct mountinfo_line m;
+  while (hs->n < (int)(sizeof hs->h / sizeof *hs->h) && mountinfo_lines_next(&it, &m)) {
+    bool v1 = !strcmp(m.fstype, "cgroup"), v2 = !strcmp(m.fstype, "cgroup2");
     if (!v1 && !v2) continue;
     if (v1 && hs->v2) continue;
-    char *p = line; /* field 5 is the mount point */
-    for (int i = 0; i < 4 && p; i++) p = strchr(p + 1, ' ');
-    if (!p) continue;
-    cleanup_free char *mnt = strndup(p + 1, strcspn(p + 1, " "));
+    const char *mnt = m.mnt;
     bool dup = false;
     for (int i = 0; i < hs->n; i++) dup = dup || !strcmp(hs->h[i].mnt, mnt);
     if (dup) continue;
@@ -141,7 +134,7 @@ static int hiers_load(struct hiers *hs, berth_error_t *err) {
       if (dup || (hs->v2 && strcmp(mnt, "/sys/fs/cgroup"))) continue;
       h.own = cgroup_own_path(cgs, "");
     } else {
-      const char *opts = strrchr(sep, ' ') + 1;
+      const char *opts = m.super;
       struct buf b = {0};
       for (int i = 0; i < N_V1_CTRLS; i++)
         if (list_has(opts, V1_CTRLS[i], ',')) {
@@ -158,7 +151,10 @@ static int hiers_load(struct hiers *hs, berth_error_t *err) {
       free(h.ctrls);
       continue;
     }
-    h.mnt = mnt, mnt = NULL;
+    if (!(h.mnt = xstrdup(mnt))) { /* out of memory: as if not mounted */
+      free(h.own), free(h.ctrls);
+      continue;
+    }
     hs->h[hs->n++] = h;
   }
   if (hs->v2 && !hs->n) return berth_error(err, -ENOENT, "no cgroup2 mount at /sys/fs/cgroup, although the host looks like cgroup v2");

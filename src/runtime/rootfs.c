@@ -240,25 +240,25 @@ static char *bind_source(const struct rootfs_spec *c, const char *src) {
  * namespace), the host's hierarchies read-only */
 static int mount_cgroup_v1(const struct rootfs_spec *c, int rootfd, int tfd, const char *dest, unsigned long flags, berth_error_t *err) {
   if (rootfs_mount_fd("tmpfs", tfd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", dest, err) < 0) return -1;
-  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f) return berth_error(err, errno, "read /proc/self/mountinfo");
-  char line[4096];
-  while (fgets(line, sizeof line, f)) {
-    char mnt[1024], fstype[64], super[1024];
-    char *sep = strstr(line, " - ");
-    if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 || sscanf(sep + 3, "%63s %*s %1023s", fstype, super) != 2) continue;
-    bool v2 = !strcmp(fstype, "cgroup2");
-    if (strcmp(fstype, "cgroup") && !v2) continue;
+  cleanup_free char *minfo = NULL;
+  if (mountinfo_read(&minfo, err) < 0) return -1;
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(minfo);
+  struct mountinfo_line m;
+  while (mountinfo_lines_next(&it, &m)) {
+    const char *mnt = m.mnt;
+    bool v2 = !strcmp(m.fstype, "cgroup2");
+    if (strcmp(m.fstype, "cgroup") && !v2) continue;
     if (!str_has_prefix(mnt, "/sys/fs/cgroup/")) continue;
     const char *base = mnt + strlen("/sys/fs/cgroup/");
     if (strchr(base, '/') || !*base) continue;
     /* the controllers (and name=) of a v1 hierarchy, without rw/ro */
     char opts[1024] = "";
     size_t on = 0;
-    for (char *tok = strtok(super, ","); tok; tok = strtok(NULL, ",")) {
-      if (!strcmp(tok, "rw") || !strcmp(tok, "ro") || v2) continue;
-      on += (size_t)snprintf(opts + on, sizeof opts - on, "%s%s", on ? "," : "", tok);
-      if (on >= sizeof opts) break;
+    for (const char *tok = m.super; *tok && !v2 && on < sizeof opts;) {
+      int tl = (int)strcspn(tok, ",");
+      bool rwro = tl == 2 && (!strncmp(tok, "rw", 2) || !strncmp(tok, "ro", 2));
+      if (tl && !rwro) on += (size_t)snprintf(opts + on, sizeof opts - on, "%s%.*s", on ? "," : "", tl, tok);
+      tok += tl + (tok[tl] == ',');
     }
     cleanup_free char *sub = xasprintf("%s/%s", dest, base);
     berth_error_t e = NULL;

@@ -594,6 +594,86 @@ char *cgroup_own_path(const char *text, const char *ctrl) {
   return NULL;
 }
 
+/* ---- /proc/PID/mountinfo ---- */
+struct mountinfo_lines mountinfo_lines_begin(const char *text) {
+  /* no copy (out of memory) reads as no mounts, as for cgroup_lines */
+  char *copy = xstrdup(text);
+  return (struct mountinfo_lines){.text = copy, .next = copy};
+}
+
+/* the next field of a line, cut in place at the space after it; NULL past
+ * the last one (one space each: an empty field is "") */
+static char *mountinfo_field(char **rest) {
+  char *f = *rest;
+  if (!f) return NULL;
+  char *sp = strchr(f, ' ');
+  if (sp) *sp = '\0';
+  *rest = sp ? sp + 1 : NULL;
+  return f;
+}
+
+/* decode the kernel's \ooo escapes in place (the text only shrinks); a
+ * backslash not followed by three octal digits stays as it is */
+static char *mountinfo_unescape(char *s) {
+  char *w = s;
+  for (const char *r = s; *r;) {
+    if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+      char c = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+      if (c) { /* \000 would cut the path short: keep it as written */
+        *w++ = c;
+        r += 4;
+        continue;
+      }
+    }
+    *w++ = *r++;
+  }
+  *w = '\0';
+  return s;
+}
+
+bool mountinfo_lines_next(struct mountinfo_lines *it, struct mountinfo_line *out) {
+  while (it->next && *it->next) {
+    char *line = it->next, *e = strchrnul(line, '\n');
+    it->next = *e ? e + 1 : e;
+    *e = '\0';
+    char *rest = line, *f[6];
+    int n = 0;
+    while (n < 6 && (f[n] = mountinfo_field(&rest))) n++;
+    if (n < 6 || f[4][0] != '/') continue;
+    /* the optional fields (shared:1, master:2, ...), as many as there
+     * are, end at a lone "-" */
+    char *sep;
+    while ((sep = mountinfo_field(&rest)) && strcmp(sep, "-")) {}
+    char *fstype = mountinfo_field(&rest), *source = mountinfo_field(&rest), *super = mountinfo_field(&rest);
+    if (!sep || !super || !*fstype) continue;
+    *out = (struct mountinfo_line){.root = mountinfo_unescape(f[3]),
+                                   .mnt = mountinfo_unescape(f[4]),
+                                   .opts = f[5],
+                                   .fstype = fstype,
+                                   .source = mountinfo_unescape(source),
+                                   .super = super};
+    return true;
+  }
+  return false;
+}
+
+void mountinfo_lines_free(struct mountinfo_lines *it) {
+  free(it->text);
+  it->text = it->next = NULL;
+}
+
+int mountinfo_read(char **out, berth_error_t *err) {
+  /* room for the kernel's own bound (fs.mount-max, 100000 mounts by
+   * default) at a few hundred bytes a line: a host with many containers
+   * must not lose its cgroup hierarchies to a size limit */
+  if (read_file("/proc/self/mountinfo", 64 << 20, out, NULL, err) == 0) return 0;
+  if (err && *err)
+    berth_error_wrap(err, "%s",
+                     (*err)->status == EFBIG ? "cannot read the mount table; unmount what is no longer in use"
+                                             : "cannot read the mount table; mount /proc, where berth finds the cgroup hierarchies");
+  return -1;
+}
+
 pid_t clone_vm(int (*fn)(void *), void *arg, unsigned long flags, size_t stack_len) {
   void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return -1;

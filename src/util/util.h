@@ -190,6 +190,37 @@ bool cgroup_ctrls_has(const char *list, const char *word);
  * or ctrl "" for the v2 line ("0::"); NULL when there is none */
 char *cgroup_own_path(const char *text, const char *ctrl);
 
+/* ---- /proc/PID/mountinfo ----
+ * One line a mount (proc(5)): "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS
+ * [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS", fields split by one space
+ * each (an empty source leaves two in a row). The kernel writes a space,
+ * tab, newline or backslash of a path as \040, \011, \012, \134: the
+ * paths come back decoded. The option lists stay as written, since a ','
+ * inside an option is escaped too and decoding it would split the option.
+ * A line without the six leading fields, a mount point starting with '/',
+ * the lone "-" and the three fields after it is skipped. */
+struct mountinfo_line {
+  const char *root; /* the mount's root within its filesystem, decoded */
+  const char *mnt; /* the mount point, decoded */
+  const char *opts; /* the mount's own options: "rw,nosuid,relatime" */
+  const char *fstype; /* "cgroup", "cgroup2", "fuse.fuse-overlayfs" */
+  const char *source; /* decoded; may be "" */
+  const char *super; /* the superblock's options: "rw,cpu,cpuacct" for a v1 cgroup */
+};
+/* the lines of one text: a copy of it, cut in place (no allocation a line) */
+struct mountinfo_lines {
+  char *text;
+  char *next;
+};
+/* text may be NULL (no lines); the caller frees with mountinfo_lines_free */
+struct mountinfo_lines mountinfo_lines_begin(const char *text);
+/* the next mount, false at the end; *out points into it until it is freed */
+bool mountinfo_lines_next(struct mountinfo_lines *it, struct mountinfo_line *out);
+void mountinfo_lines_free(struct mountinfo_lines *it);
+#define cleanup_mountinfo_lines __attribute__((cleanup(mountinfo_lines_free)))
+/* this process's /proc/self/mountinfo, whole (the caller frees *out) */
+int mountinfo_read(char **out, berth_error_t *err);
+
 /* a string member of a JSON object (NULL when absent or not a string) */
 static inline const char *jstr(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 /* a boolean member, def when absent or not a boolean */

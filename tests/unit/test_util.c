@@ -1,4 +1,4 @@
-/* util: cpu_aside / cpu_restore, write_file_swap, name_valid, signal_parse, the /proc/PID/cgroup parser */
+/* util: cpu_aside / cpu_restore, write_file_swap, name_valid, signal_parse, the /proc/PID/cgroup and mountinfo parsers */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -305,4 +305,177 @@ Test(util, cgroup_lines_first_match_and_lifetime) {
   cr_expect_str_eq(got[1].id, "0");
   cr_expect_str_eq(got[1].path, "/b");
   cr_expect_str_eq(text, "1:cpu:/a\n0::/b\n");
+}
+
+/* ---- /proc/PID/mountinfo ---- */
+
+/* every mount the parser yields, as "mnt|fstype|super|opts|root|source;" */
+static char *mi_lines(const char *text) {
+  struct buf b = {0};
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(text);
+  struct mountinfo_line m;
+  while (mountinfo_lines_next(&it, &m)) {
+    cleanup_free char *s = xasprintf("%s|%s|%s|%s|%s|%s;", m.mnt, m.fstype, m.super, m.opts, m.root, m.source);
+    buf_append(&b, s, strlen(s));
+  }
+  buf_append(&b, "", 1);
+  return b.data;
+}
+
+/* the mount points of fstype whose super options hold word ("" for any),
+ * in order, as "a;b;" (what cgroup.c and oci_cgroup.c look for) */
+static char *mi_find(const char *text, const char *fstype, const char *word) {
+  struct buf b = {0};
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(text);
+  struct mountinfo_line m;
+  while (mountinfo_lines_next(&it, &m))
+    if (!strcmp(m.fstype, fstype) && (!*word || cgroup_ctrls_has(m.super, word))) {
+      buf_append(&b, m.mnt, strlen(m.mnt));
+      buf_append(&b, ";", 1);
+    }
+  buf_append(&b, "", 1);
+  return b.data;
+}
+
+#define EXPECT_FIND(text, fstype, word, want)                        \
+  do {                                                               \
+    cleanup_free char *f_ = mi_find(text, fstype, word);             \
+    cr_expect_str_eq(f_, want, "%s mounts with `%s`", fstype, word); \
+  } while (0)
+
+/* this host's kind: v1 controllers under /sys/fs/cgroup/<ctrl>, a named
+ * systemd hierarchy and a controller-less cgroup2 at .../unified */
+static const char MI_HYBRID[] =
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n"
+    "23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n"
+    "31 23 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n"
+    "32 31 0:29 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate\n"
+    "33 31 0:30 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd\n"
+    "34 31 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,cpu,cpuacct\n"
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory\n"
+    "36 31 0:33 / /sys/fs/cgroup/cpuset rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpuset\n"
+    "37 31 0:34 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids\n"
+    "38 31 0:35 / /sys/fs/cgroup/devices rw,nosuid,nodev,noexec,relatime shared:17 - cgroup cgroup rw,devices\n";
+
+Test(util, mountinfo_of_a_hybrid_host) {
+  cleanup_free char *all = mi_lines(MI_HYBRID);
+  cr_expect_str_eq(all, "/|ext4|rw,errors=remount-ro|rw,relatime|/|/dev/sda1;"
+                        "/proc|proc|rw|rw,nosuid,nodev,noexec,relatime|/|proc;"
+                        "/sys/fs/cgroup|tmpfs|ro,mode=755|ro,nosuid,nodev,noexec|/|tmpfs;"
+                        "/sys/fs/cgroup/unified|cgroup2|rw,nsdelegate|rw,nosuid,nodev,noexec,relatime|/|cgroup2;"
+                        "/sys/fs/cgroup/systemd|cgroup|rw,xattr,name=systemd|rw,nosuid,nodev,noexec,relatime|/|cgroup;"
+                        "/sys/fs/cgroup/cpu,cpuacct|cgroup|rw,cpu,cpuacct|rw,nosuid,nodev,noexec,relatime|/|cgroup;"
+                        "/sys/fs/cgroup/memory|cgroup|rw,memory|rw,nosuid,nodev,noexec,relatime|/|cgroup;"
+                        "/sys/fs/cgroup/cpuset|cgroup|rw,cpuset|rw,nosuid,nodev,noexec,relatime|/|cgroup;"
+                        "/sys/fs/cgroup/pids|cgroup|rw,pids|rw,nosuid,nodev,noexec,relatime|/|cgroup;"
+                        "/sys/fs/cgroup/devices|cgroup|rw,devices|rw,nosuid,nodev,noexec,relatime|/|cgroup;");
+  /* a v1 controller by its super options: "cpu" is not "cpuset", either
+   * name finds cpu,cpuacct, the named hierarchy is no "systemd" controller */
+  EXPECT_FIND(MI_HYBRID, "cgroup", "memory", "/sys/fs/cgroup/memory;");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "cpu", "/sys/fs/cgroup/cpu,cpuacct;");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "cpuacct", "/sys/fs/cgroup/cpu,cpuacct;");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "cpuset", "/sys/fs/cgroup/cpuset;");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "name=systemd", "/sys/fs/cgroup/systemd;");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "systemd", "");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "blkio", "");
+  /* the unified hierarchy is cgroup2, not one of the v1 ones */
+  EXPECT_FIND(MI_HYBRID, "cgroup2", "", "/sys/fs/cgroup/unified;");
+  EXPECT_FIND(MI_HYBRID, "cgroup", "",
+              "/sys/fs/cgroup/systemd;/sys/fs/cgroup/cpu,cpuacct;/sys/fs/cgroup/memory;"
+              "/sys/fs/cgroup/cpuset;/sys/fs/cgroup/pids;/sys/fs/cgroup/devices;");
+}
+
+/* pure v2: one cgroup2 at /sys/fs/cgroup, no v1 hierarchy; optional
+ * fields in any number (none, one, two) before the "-" */
+Test(util, mountinfo_of_a_pure_v2_host) {
+  const char *t =
+      "24 1 253:0 / / rw,relatime - ext4 /dev/vda rw\n"
+      "28 24 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"
+      "40 24 0:40 / /run/user/0 rw,nosuid,nodev,relatime shared:20 master:3 - tmpfs tmpfs rw,size=1635k,mode=700";
+  cleanup_free char *all = mi_lines(t);
+  cr_expect_str_eq(all, "/|ext4|rw|rw,relatime|/|/dev/vda;"
+                        "/sys/fs/cgroup|cgroup2|rw,nsdelegate,memory_recursiveprot|rw,nosuid,nodev,noexec,relatime|/|cgroup2;"
+                        "/run/user/0|tmpfs|rw,size=1635k,mode=700|rw,nosuid,nodev,relatime|/|tmpfs;");
+  EXPECT_FIND(t, "cgroup2", "", "/sys/fs/cgroup;");
+  EXPECT_FIND(t, "cgroup", "", "");
+  EXPECT_FIND(t, "cgroup", "memory", "");
+}
+
+/* the kernel's \ooo escapes are decoded in the paths (mount point, root,
+ * source); the option lists stay as written; a backslash that starts no
+ * escape, or one that would make a NUL or a value past 0377, stays */
+Test(util, mountinfo_decodes_escaped_paths) {
+  const char *t = "50 22 0:50 /a\\040b /mnt/my\\040disk rw shared:30 - tmpfs my\\040src rw,size=1k\n"
+                  "51 22 0:51 / /mnt/tab\\011nl\\012bs\\134end rw - tmpfs tmpfs rw\n"
+                  "52 22 0:52 / /mnt/odd\\9\\04\\400\\000\\ rw - tmpfs tmpfs rw\n"
+                  "53 22 0:53 / /sys/fs/cgroup/my\\040ctrl rw - cgroup cgroup rw,name=a\\054b\n";
+  cleanup_free char *all = mi_lines(t);
+  cr_expect_str_eq(all, "/mnt/my disk|tmpfs|rw,size=1k|rw|/a b|my src;"
+                        "/mnt/tab\tnl\nbs\\end|tmpfs|rw|rw|/|tmpfs;"
+                        "/mnt/odd\\9\\04\\400\\000\\|tmpfs|rw|rw|/|tmpfs;"
+                        "/sys/fs/cgroup/my ctrl|cgroup|rw,name=a\\054b|rw|/|cgroup;");
+  EXPECT_FIND(t, "cgroup", "name=a\\054b", "/sys/fs/cgroup/my ctrl;");
+  /* the text given is not changed */
+  cr_expect(strstr(t, "/mnt/my\\040disk"));
+}
+
+/* a line missing a field is skipped, the ones around it still read; an
+ * empty source is one field ("" between two spaces), not a shift */
+Test(util, mountinfo_skips_malformed_lines) {
+  const char *t = "garbage\n"
+                  "\n"
+                  "1 2 3:4 / /short\n"
+                  "1 2 3:4 / /no-separator rw shared:1 cgroup cgroup rw,memory\n"
+                  "1 2 3:4 / /nothing-after rw -\n"
+                  "1 2 3:4 / /no-super rw - cgroup cgroup\n"
+                  "1 2 3:4 / /no-fstype rw -  cgroup rw,memory\n"
+                  "1 2 3:4 / relative/mnt rw - cgroup cgroup rw,memory\n"
+                  "1 2 3:4 /  rw - cgroup cgroup rw,memory\n"
+                  "1 2 3:4 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+                  "1 2 3:4 / /empty-source rw - tmpfs  rw,size=1k\n"
+                  "1 2 3:4 / /x-separator rw shared:1 -x - cgroup cgroup rw,cpu\n"
+                  "1 2 3:4 / /later-fields rw - cgroup2 cgroup2 rw future\n"
+                  "\n\n";
+  cleanup_free char *all = mi_lines(t);
+  cr_expect_str_eq(all, "/sys/fs/cgroup/pids|cgroup|rw,pids|rw|/|cgroup;"
+                        "/empty-source|tmpfs|rw,size=1k|rw|/|;"
+                        "/x-separator|cgroup|rw,cpu|rw|/|cgroup;"
+                        "/later-fields|cgroup2|rw|rw|/|cgroup2;");
+  EXPECT_FIND(t, "cgroup", "memory", "");
+  EXPECT_FIND(t, "cgroup", "pids", "/sys/fs/cgroup/pids;");
+}
+
+Test(util, mountinfo_of_an_empty_text) {
+  cleanup_free char *none = mi_lines("");
+  cr_expect_str_eq(none, "");
+  cleanup_free char *blank = mi_lines("\n\n\n");
+  cr_expect_str_eq(blank, "");
+  cleanup_free char *null = mi_lines(NULL);
+  cr_expect_str_eq(null, "");
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(NULL);
+  struct mountinfo_line m;
+  cr_expect_not(mountinfo_lines_next(&it, &m));
+  cr_expect_not(mountinfo_lines_next(&it, &m), "still none after the end");
+}
+
+/* the lines stay valid until the iterator is freed; the table of this
+ * process reads, with its root mount among the lines */
+Test(util, mountinfo_lifetime_and_this_process) {
+  struct mountinfo_line got[2];
+  int n = 0;
+  cleanup_mountinfo_lines struct mountinfo_lines it = mountinfo_lines_begin(MI_HYBRID);
+  while (n < 2 && mountinfo_lines_next(&it, &got[n])) n++;
+  cr_assert_eq(n, 2);
+  cr_expect_str_eq(got[0].mnt, "/");
+  cr_expect_str_eq(got[1].mnt, "/proc");
+  cr_expect_str_eq(got[1].fstype, "proc");
+
+  cleanup_free char *text = NULL;
+  cleanup_error berth_error_t err = NULL;
+  cr_assert_eq(mountinfo_read(&text, &err), 0, "%s", err ? err->msg : "");
+  bool root = false;
+  cleanup_mountinfo_lines struct mountinfo_lines own = mountinfo_lines_begin(text);
+  struct mountinfo_line m;
+  while (mountinfo_lines_next(&own, &m)) root = root || !strcmp(m.mnt, "/");
+  cr_expect(root, "no mount at / in /proc/self/mountinfo");
 }
