@@ -113,7 +113,7 @@ static int publish_arg(json_t *ports, const char *spec) {
   }
   char *parts[3] = {0};
   int n = 0;
-  for (char *t = strtok(s, ":"); t && n < 3; t = strtok(NULL, ":")) parts[n++] = t;
+  for (char *save_ = NULL, *t = strtok_r(s, ":", &save_); t && n < 3; t = strtok_r(NULL, ":", &save_)) parts[n++] = t;
   const char *ip = n == 3 ? parts[0] : NULL;
   const char *h = n >= 2 ? parts[n - 2] : NULL, *c = n >= 2 ? parts[n - 1] : NULL;
   char *e1 = NULL, *e2 = NULL;

@@ -199,13 +199,6 @@ static void check_idmap(json_t *c, bool rootless) {
   set_fix(add(c, "newuidmap", u && g, false, d, gd), fx, NULL);
 }
 
-static bool has_word(const char *list, const char *word) {
-  size_t n = strlen(word);
-  for (const char *p = list; p && (p = strstr(p, word)); p += n)
-    if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n')) return true;
-  return false;
-}
-
 static void check_cgroups(json_t *c, bool rootless) {
   struct stat st;
   bool v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
@@ -233,8 +226,8 @@ static void check_cgroups(json_t *c, bool rootless) {
     /* root uses its own cgroup, or /sys/fs/cgroup/berth when that one is shared (see cgroup.c) */
     cleanup_free char *ctl = NULL;
     read_file("/sys/fs/cgroup/cgroup.controllers", 4096, &ctl, NULL, NULL);
-    bool has = has_word(ctl, "memory") && has_word(ctl, "pids") && has_word(ctl, "cpu");
-    snprintf(d, sizeof d, "cgroup v2: root cgroup controllers [%s]%s", ctl ? strtok(ctl, "\n") : "none",
+    bool has = list_has_word(ctl, "memory", ' ') && list_has_word(ctl, "pids", ' ') && list_has_word(ctl, "cpu", ' ');
+    snprintf(d, sizeof d, "cgroup v2: root cgroup controllers [%s]%s", ctl ? strtok_r(ctl, "\n", &(char *){NULL}) : "none",
              has ? "; memory, pids and cpu limits apply" : "");
     add(c, "cgroups", has, false, d,
         "enable the memory, pids and cpu controllers in the kernel (cgroup_enable=memory on the kernel command line)");
@@ -244,7 +237,7 @@ static void check_cgroups(json_t *c, bool rootless) {
   cleanup_free char *cf = xasprintf("%s/cgroup.controllers", dir);
   read_file(cf, 4096, &ctl, NULL, NULL);
   if (ctl) ctl[strcspn(ctl, "\n")] = '\0';
-  bool has = has_word(ctl, "memory") && has_word(ctl, "pids") && has_word(ctl, "cpu");
+  bool has = list_has_word(ctl, "memory", ' ') && list_has_word(ctl, "pids", ' ') && list_has_word(ctl, "cpu", ' ');
   cleanup_free char *procs = xasprintf("%s/cgroup.procs", dir);
   cleanup_free char *sub = xasprintf("%s/cgroup.subtree_control", dir);
   bool w = access(dir, W_OK) == 0 && access(procs, W_OK) == 0 && access(sub, W_OK) == 0;
@@ -253,7 +246,7 @@ static void check_cgroups(json_t *c, bool rootless) {
   bool others = false;
   cleanup_free char *sc = NULL;
   read_file(sub, 4096, &sc, NULL, NULL);
-  if (!(has_word(sc, "memory") && has_word(sc, "pids") && has_word(sc, "cpu"))) {
+  if (!(list_has_word(sc, "memory", ' ') && list_has_word(sc, "pids", ' ') && list_has_word(sc, "cpu", ' '))) {
     cleanup_free char *pl = NULL;
     if (read_file(procs, 1 << 20, &pl, NULL, NULL) == 0)
       for (char *save, *t = strtok_r(pl, "\n", &save); t; t = strtok_r(NULL, "\n", &save))
@@ -268,8 +261,8 @@ static void check_cgroups(json_t *c, bool rootless) {
   cleanup_free char *svcctl = NULL;
   cleanup_free char *svcf = xasprintf("%s/cgroup.controllers", svc);
   read_file(svcf, 4096, &svcctl, NULL, NULL);
-  bool svc_ok =
-      stat(svc, &st) == 0 && st.st_uid == uid && has_word(svcctl, "memory") && has_word(svcctl, "pids") && has_word(svcctl, "cpu");
+  bool svc_ok = stat(svc, &st) == 0 && st.st_uid == uid && list_has_word(svcctl, "memory", ' ') && list_has_word(svcctl, "pids", ' ') &&
+                list_has_word(svcctl, "cpu", ' ');
   const char *scope = "systemd-run --user --scope -p Delegate=yes";
   const char *dropin = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' "
                        "| sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload";

@@ -76,7 +76,7 @@ static int host_run(char *const argv[], json_t *extra_env, int timeout, struct b
 static bool on_path(const char *prog) {
   const char *path = getenv("PATH");
   cleanup_free char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-  for (char *d = strtok(copy, ":"); d; d = strtok(NULL, ":")) {
+  for (char *save_ = NULL, *d = strtok_r(copy, ":", &save_); d; d = strtok_r(NULL, ":", &save_)) {
     cleanup_free char *p = xasprintf("%s/%s", d, prog);
     if (access(p, X_OK) == 0) return true;
   }

@@ -635,7 +635,7 @@ void cgroup_destroy(json_t *info) {
         cleanup_free char *procs = NULL;
         cleanup_free char *pp = xasprintf("%s/cgroup.procs", dir);
         if (read_file(pp, 1 << 20, &procs, NULL, NULL) == 0)
-          for (char *s = strtok(procs, "\n"); s; s = strtok(NULL, "\n")) kill((pid_t)atoi(s), SIGKILL);
+          for (char *save_ = NULL, *s = strtok_r(procs, "\n", &save_); s; s = strtok_r(NULL, "\n", &save_)) kill((pid_t)atoi(s), SIGKILL);
       }
       struct timespec ts = {0, 20 * 1000 * 1000};
       nanosleep(&ts, NULL);

@@ -189,7 +189,7 @@ static int children_of(pid_t pid, pid_t *out, int max) {
   char *s = NULL;
   int n = 0;
   if (read_file(p, 1 << 20, &s, NULL, NULL) < 0) return 0;
-  for (char *t = strtok(s, " \n"); t && n < max; t = strtok(NULL, " \n")) out[n++] = (pid_t)atoi(t);
+  for (char *save_ = NULL, *t = strtok_r(s, " \n", &save_); t && n < max; t = strtok_r(NULL, " \n", &save_)) out[n++] = (pid_t)atoi(t);
   free(s);
   return n;
 }

@@ -96,16 +96,6 @@ static void hiers_free(struct hiers *hs) {
   hs->n = 0;
 }
 
-static bool list_has(const char *list, const char *word, char sep) {
-  size_t n = strlen(word);
-  for (const char *p = list; p && *p;) {
-    const char *e = strchrnul(p, sep);
-    if ((size_t)(e - p) == n && !strncmp(p, word, n)) return true;
-    p = *e ? e + 1 : e;
-  }
-  return false;
-}
-
 static int hiers_load(struct hiers *hs, berth_error_t *err) {
   memset(hs, 0, sizeof *hs);
   cleanup_free char *minfo = NULL, *cgs = NULL;
@@ -137,7 +127,7 @@ static int hiers_load(struct hiers *hs, berth_error_t *err) {
       const char *opts = m.super;
       struct buf b = {0};
       for (int i = 0; i < N_V1_CTRLS; i++)
-        if (list_has(opts, V1_CTRLS[i], ',')) {
+        if (list_has_word(opts, V1_CTRLS[i], ',')) {
           if (b.len) buf_append(&b, ",", 1);
           buf_append(&b, V1_CTRLS[i], strlen(V1_CTRLS[i]));
         }
@@ -820,7 +810,7 @@ static void v2_enable_all(const char *dir, bool is_root) {
   if (cur) cur[strcspn(cur, "\n")] = '\0';
   char v[160] = "";
   for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-    if (!list_has(avail, want[i], ' ') || list_has(cur, want[i], ' ')) continue;
+    if (!list_has_word(avail, want[i], ' ') || list_has_word(cur, want[i], ' ')) continue;
     snprintf(v + strlen(v), sizeof v - strlen(v), "%s+%s", *v ? " " : "", want[i]);
   }
   if (!*v || write_value(pc, v) == 0) return;
@@ -940,7 +930,7 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
     cleanup_free char *dir = xasprintf("%s%s", base, rel);
     bool leaf_new = false;
     berth_error_t me = NULL;
-    if (mkdirs(base, rel, h->ctrls && list_has(h->ctrls, "cpuset", ','), !h->ctrls, top, created, &leaf_new, &me) < 0) {
+    if (mkdirs(base, rel, h->ctrls && list_has_word(h->ctrls, "cpuset", ','), !h->ctrls, top, created, &leaf_new, &me) < 0) {
       /* the v2 hierarchy of a hybrid host is only for cgroup.kill */
       if (c.version == 1 && !h->ctrls) {
         berth_debug("hybrid unified cgroup not made: %s", me->msg);
@@ -998,7 +988,7 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
       if (!strcmp(NEED[i].key, "cpu") && !json_object_get(cpu, "shares") && !json_object_get(cpu, "quota") &&
           !json_object_get(cpu, "period") && !json_object_get(cpu, "burst") && !json_object_get(cpu, "idle"))
         ctrl = "cpuset";
-      if (!list_has(ctl, ctrl, ' '))
+      if (!list_has_word(ctl, ctrl, ' '))
         r = berth_error(err, -ENOTSUP,
                         "linux.resources.%s needs the cgroup v2 `%s` controller, which is not enabled for %s: the parent must have it in "
                         "cgroup.subtree_control, which cgroup v2 allows only while the parent holds no process; %s",

@@ -286,7 +286,7 @@ static int mount_cgroup_v1(const struct rootfs_spec *c, int rootfd, int tfd, con
     /* cpu,cpuacct is also reachable as cpu and cpuacct */
     if (strchr(base, ',')) {
       cleanup_free char *copy = xstrdup(base);
-      for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+      for (char *save_ = NULL, *tok = strtok_r(copy, ",", &save_); tok; tok = strtok_r(NULL, ",", &save_)) {
         cleanup_close int d = rootfs_target(rootfd, dest, false, true, &e);
         if (d >= 0 && symlinkat(base, d, tok) < 0 && errno != EEXIST) {}
         berth_error_clear(&e);

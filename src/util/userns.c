@@ -24,9 +24,10 @@ int subid_lookup(const char *file, const char *user, uid_t uid, struct id_range 
   char uidstr[32];
   snprintf(uidstr, sizeof uidstr, "%u", (unsigned)uid);
   while (fgets(line, sizeof line, f)) {
-    char *name = strtok(line, ":\n");
-    char *start = strtok(NULL, ":\n");
-    char *count = strtok(NULL, ":\n");
+    char *save = NULL;
+    char *name = strtok_r(line, ":\n", &save);
+    char *start = strtok_r(NULL, ":\n", &save);
+    char *count = strtok_r(NULL, ":\n", &save);
     if (!name || !start || !count) continue;
     if (strcmp(name, uidstr) && (!user || strcmp(name, user))) continue;
     out->start = strtoul(start, NULL, 10);

@@ -576,15 +576,19 @@ void cgroup_lines_free(struct cgroup_lines *it) {
   it->text = it->next = NULL;
 }
 
-bool cgroup_ctrls_has(const char *list, const char *word) {
+bool list_has_word(const char *list, const char *word, char sep) {
   size_t n = strlen(word);
+  const char stop[] = {sep, '\n', '\0'};
   for (const char *p = list; p && *p;) {
-    const char *e = strchrnul(p, ',');
-    if ((size_t)(e - p) == n && !strncmp(p, word, n)) return true;
-    p = *e ? e + 1 : e;
+    size_t k = strcspn(p, stop);
+    if (k == n && !strncmp(p, word, n)) return true;
+    p += k;
+    if (*p) p++;
   }
   return false;
 }
+
+bool cgroup_ctrls_has(const char *list, const char *word) { return list_has_word(list, word, ','); }
 
 char *cgroup_own_path(const char *text, const char *ctrl) {
   cleanup_cgroup_lines struct cgroup_lines it = cgroup_lines_begin(text);

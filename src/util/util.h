@@ -184,6 +184,9 @@ struct cgroup_lines cgroup_lines_begin(const char *text);
 bool cgroup_lines_next(struct cgroup_lines *it, struct cgroup_line *out);
 void cgroup_lines_free(struct cgroup_lines *it);
 #define cleanup_cgroup_lines __attribute__((cleanup(cgroup_lines_free)))
+/* is word one of the items of list, separated by sep (a newline also ends
+ * an item: files read whole keep theirs)? */
+bool list_has_word(const char *list, const char *word, char sep);
 /* does a comma separated list hold word? ("cpu" is not "cpuacct") */
 bool cgroup_ctrls_has(const char *list, const char *word);
 /* our path in the first hierarchy listing controller ctrl (or "name=..."),

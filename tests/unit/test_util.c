@@ -479,3 +479,14 @@ Test(util, mountinfo_lifetime_and_this_process) {
   while (mountinfo_lines_next(&own, &m)) root = root || !strcmp(m.mnt, "/");
   cr_expect(root, "no mount at / in /proc/self/mountinfo");
 }
+
+Test(util, list_has_word_matches_whole_items) {
+  cr_assert(list_has_word("cpuset cpu io memory pids\n", "pids", ' '), "a file's trailing newline ends the last item");
+  cr_assert(list_has_word("cpuset cpu io", "cpu", ' '));
+  cr_assert(!list_has_word("cpuset io", "cpu", ' '), "cpu is not cpuset");
+  cr_assert(!list_has_word("cpu,cpuacct", "cpuacc", ','));
+  cr_assert(list_has_word("rw,cpu,cpuacct", "cpuacct", ','));
+  cr_assert(!list_has_word("", "cpu", ','));
+  cr_assert(!list_has_word(NULL, "cpu", ','));
+  cr_assert(!list_has_word("cpu io", "cpu io", ' '), "a word is one item");
+}
