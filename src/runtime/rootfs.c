@@ -483,10 +483,27 @@ static int make_device(const struct rootfs_spec *c, int rootfd, int devfd, const
   return rootfs_mount_fd(src, t, NULL, MS_BIND, NULL, path, err);
 }
 
+/* Is /dev a bind mount (the host's /dev, or a directory of the caller's)?
+ * Then its nodes are not the container's to make: creating them would
+ * unlink and replace nodes there (runc skips them too). */
+static bool dev_is_bound(json_t *spec) {
+  size_t i, k;
+  json_t *m, *o;
+  json_array_foreach(json_object_get(spec, "mounts"), i, m) {
+    const char *dest = jstr(m, "destination");
+    if (!dest || (strcmp(dest, "/dev") && strcmp(dest, "/dev/"))) continue;
+    if (!strcmp(jstr(m, "type") ?: "", "bind")) return true;
+    json_array_foreach(json_object_get(m, "options"), k,
+                       o) if (!strcmp(json_string_value(o) ?: "", "bind") || !strcmp(json_string_value(o) ?: "", "rbind")) return true;
+  }
+  return false;
+}
+
 int rootfs_spec_devices(const struct rootfs_spec *c, int rootfd, berth_error_t *err) {
   json_t *devs = json_object_get(json_object_get(c->spec, "linux"), "devices");
   size_t i;
   json_t *d;
+  if (dev_is_bound(c->spec)) return 0;
   berth_error_t ignored = NULL;
   cleanup_close int devfd = mkdir_in_root(rootfd, "dev", 0755, RESOLVE_NO_SYMLINKS, &ignored); /* -1: each node opens its own */
   berth_error_free(ignored);

@@ -316,3 +316,38 @@ Test(state, proc_refs_are_read_safely) {
   cr_assert(!state_proc_alive(st, "monitor"));
   json_decref(st);
 }
+
+/* a config that binds a directory at /dev: nothing is made or unlinked in
+ * it (it may be the host's /dev) */
+static int bound_dev(const char *root) {
+  char p[512], hostdev[512];
+  snprintf(hostdev, sizeof hostdev, "%s/hostdev", root);
+  snprintf(p, sizeof p, "%s/r", root);
+  if (mkdir(hostdev, 0755) < 0 || mkdir(p, 0755) < 0) return 4;
+  snprintf(p, sizeof p, "%s/hostdev/null", root);
+  int f = open(p, O_CREAT | O_WRONLY, 0644); /* a plain file standing in for a node */
+  if (f < 0) return 5;
+  close(f);
+  snprintf(p, sizeof p, "%s/r", root);
+  int rootfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  json_t *spec =
+      json_pack("{s:[{s:s, s:s, s:s, s:[s]}]}", "mounts", "destination", "/dev", "type", "bind", "source", hostdev, "options", "rbind");
+  struct rootfs_spec rs = {.spec = spec};
+  berth_error_t e = NULL;
+  if (rootfs_spec_mounts(&rs, rootfd, &e) < 0) return 6;
+  if (rootfs_spec_devices(&rs, rootfd, &e) < 0) return 7;
+  struct stat st;
+  snprintf(p, sizeof p, "%s/hostdev/null", root);
+  if (stat(p, &st) < 0 || !S_ISREG(st.st_mode)) return 8; /* not replaced by a node */
+  snprintf(p, sizeof p, "%s/hostdev/zero", root);
+  if (lstat(p, &st) == 0) return 9;
+  json_decref(spec);
+  return 0;
+}
+
+Test(rootfs_spec, a_bound_dev_is_left_alone) {
+  char why[128] = "";
+  int r = in_mount_ns(bound_dev, why, sizeof why);
+  if (r == 2) cr_skip_test("%s", why);
+  cr_assert_eq(r, 0, "step %d failed", r);
+}
