@@ -705,19 +705,7 @@ static int create_or_run(const struct create_opts *o, struct exec_result *res, j
                        "Failed to create container: network `%s` needs slirp4netns and a usable "
                        "/dev/net/tun (%s), or use network \"none\" or \"host\"",
                        network, advice("see `berth preflight`", "see the preflight operation"));
-  struct create_ctx c = {.o = o,
-                         .cfg = cfg,
-                         .name = name,
-                         .network = network,
-                         .env_fd = -1,
-                         .lock_fd = -1,
-                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1},
-                         .userns_fd = -1,
-                         .run_go_w = -1,
-                         .pty_sock = -1,
-                         .out_r = -1,
-                         .err_r = -1,
-                         .mnt_fd = -1};
+  struct create_ctx c = {.o = o, .cfg = cfg, .name = name, .network = network, CREATE_CTX_NO_FDS};
   berth_trace("create: start");
   /* devices first: a name that does not resolve, or a node that cannot be
    * given, fails the create before anything exists */

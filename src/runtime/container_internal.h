@@ -198,6 +198,11 @@ struct create_ctx {
   double expires_at;
 };
 
+/* a create_ctx with every descriptor closed (-1), for create and start */
+#define CREATE_CTX_NO_FDS                                                                                                                  \
+  .env_fd = -1, .lock_fd = -1, .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1}, .userns_fd = -1, .run_go_w = -1, .pty_sock = -1, \
+  .out_r = -1, .err_r = -1, .mnt_fd = -1
+
 char *hostbr_resolv(void);
 int write_gen_files(const char *cdir, const char *name, const char *network, const char *ip, bool hostbr, bool egress, bool again,
                     berth_error_t *err);

@@ -160,20 +160,8 @@ int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **
                            .limits = {.memory = json_integer_value(json_object_get(limits, "memory")),
                                       .pids = json_integer_value(json_object_get(limits, "pids")),
                                       .cpus = json_number_value(json_object_get(limits, "cpus"))}};
-  struct create_ctx c = {.o = &so,
-                         .cfg = cfg,
-                         .name = name,
-                         .cdir = cdir,
-                         .network = network,
-                         .env_fd = -1,
-                         .lock_fd = lk,
-                         .lease = {.lock_fd = -1, .userns_fd = -1, .netns_fd = -1},
-                         .userns_fd = -1,
-                         .run_go_w = -1,
-                         .pty_sock = -1,
-                         .out_r = -1,
-                         .err_r = -1,
-                         .mnt_fd = -1};
+  struct create_ctx c = {.o = &so, .cfg = cfg, .name = name, .cdir = cdir, .network = network, CREATE_CTX_NO_FDS};
+  c.lock_fd = lk;
   c.spec = json_load_file(sp, 0, NULL);
   c.port_fds = xmalloc0(sizeof(int) * (json_array_size(so.ports) + 1));
   json_t *kept = NULL, *dropped = NULL, *cmd = NULL, *restored = NULL, *v;
