@@ -111,6 +111,15 @@ static int in_mount_ns(int (*fn)(const char *root), char *why, size_t whylen) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
 }
 
+/* a Test's body: fn in its own mount namespace, its failed step reported
+ * (skipped, with the reason, only where this is not root) */
+static void run_in_mount_ns(int (*fn)(const char *root)) {
+  char why[128] = "";
+  int r = in_mount_ns(fn, why, sizeof why);
+  if (r == 2) cr_skip_test("%s", why);
+  cr_assert_eq(r, 0, "step %d failed", r);
+}
+
 static json_t *mount_of(const char *dest, const char *type, const char *src, const char *opts) {
   json_t *o = json_array();
   char *copy = strdup(opts), *save = NULL;
@@ -151,12 +160,7 @@ static int redirect_and_nodev(const char *root) {
   return 0;
 }
 
-Test(rootfs_spec, symlink_redirect_refused_and_binds_nodev) {
-  char why[128] = "";
-  int r = in_mount_ns(redirect_and_nodev, why, sizeof why);
-  if (r == 2) cr_skip_test("%s", why);
-  cr_assert_eq(r, 0, "step %d failed", r);
-}
+Test(rootfs_spec, symlink_redirect_refused_and_binds_nodev) { run_in_mount_ns(redirect_and_nodev); }
 
 /* the default nodes and the /dev links; a device that cannot be made in a
  * user namespace is bound only when the host's node is that device */
@@ -201,12 +205,7 @@ static int devices(const char *root) {
   return 0;
 }
 
-Test(rootfs_spec, default_nodes_spec_devices_and_host_binds) {
-  char why[128] = "";
-  int r = in_mount_ns(devices, why, sizeof why);
-  if (r == 2) cr_skip_test("%s", why);
-  cr_assert_eq(r, 0, "step %d failed", r);
-}
+Test(rootfs_spec, default_nodes_spec_devices_and_host_binds) { run_in_mount_ns(devices); }
 
 /* ---------- becoming the container's process (process.c) ---------- */
 static int ids_as_root(const char *unused) {
@@ -221,12 +220,7 @@ static int ids_as_root(const char *unused) {
   return 0;
 }
 
-Test(process, set_ids_with_groups) {
-  char why[128] = "";
-  int r = in_mount_ns(ids_as_root, why, sizeof why);
-  if (r == 2) cr_skip_test("%s", why);
-  cr_assert_eq(r, 0, "step %d failed", r);
-}
+Test(process, set_ids_with_groups) { run_in_mount_ns(ids_as_root); }
 
 /* a user namespace that maps only root and denies setgroups, as a
  * rootless container without subordinate ids has it */
@@ -289,12 +283,7 @@ static int cwd_escape(const char *root) {
   return 0;
 }
 
-Test(process, cwd_through_a_leaked_fd_is_refused) {
-  char why[128] = "";
-  int r = in_mount_ns(cwd_escape, why, sizeof why);
-  if (r == 2) cr_skip_test("%s", why);
-  cr_assert_eq(r, 0, "step %d failed", r);
-}
+Test(process, cwd_through_a_leaked_fd_is_refused) { run_in_mount_ns(cwd_escape); }
 
 /* ---------- the record's processes (state.c) ---------- */
 Test(state, proc_refs_are_read_safely) {
@@ -345,9 +334,4 @@ static int bound_dev(const char *root) {
   return 0;
 }
 
-Test(rootfs_spec, a_bound_dev_is_left_alone) {
-  char why[128] = "";
-  int r = in_mount_ns(bound_dev, why, sizeof why);
-  if (r == 2) cr_skip_test("%s", why);
-  cr_assert_eq(r, 0, "step %d failed", r);
-}
+Test(rootfs_spec, a_bound_dev_is_left_alone) { run_in_mount_ns(bound_dev); }
