@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "runtime/cgroup.h"
+#include "runtime/oci_cgroup.h"
 #include <sys/syscall.h>
 #include <linux/sched.h>
 
@@ -219,32 +220,35 @@ json_t *cgroup_default_devices(void) {
   return a;
 }
 
-/* The allow rules of a spec's linux.resources.devices (what berth wrote:
- * a deny-all entry, then allow entries), or berth's own list when the
- * spec has none (a container made before the list was written). An
- * entry without a type, with no major, or without r or w allows nothing. */
-static struct dev_rule *dev_rules(json_t *devices, size_t *n) {
-  *n = 0;
-  if (!json_is_array(devices)) {
-    struct dev_rule *r = malloc(sizeof DEVICE_ALLOW);
-    if (r) memcpy(r, DEVICE_ALLOW, sizeof DEVICE_ALLOW), *n = N_DEVICE_ALLOW;
-    return r;
-  }
-  struct dev_rule *r = calloc(json_array_size(devices) + 1, sizeof *r);
+/* The allow-list of a berth container's spec (what berth wrote: a
+ * deny-all entry, then allow entries), as berth applies it: only allow
+ * entries of type c or b with a major (an entry without one would allow
+ * every device of its type), read and write as each says, never mknod.
+ * Not an array (a container made before the list was written): berth's
+ * own list. */
+json_t *cgroup_berth_devices(json_t *devices) {
+  if (!json_is_array(devices)) return cgroup_default_devices();
+  json_t *out = json_array();
+  json_array_append_new(out, json_pack("{s:b, s:s}", "allow", 0, "access", "rwm"));
   size_t i;
   json_t *d;
   json_array_foreach(devices, i, d) {
     const char *type = json_string_value(json_object_get(d, "type")), *acc = json_string_value(json_object_get(d, "access"));
     json_t *ma = json_object_get(d, "major"), *mi = json_object_get(d, "minor");
-    if (!r || !json_is_true(json_object_get(d, "allow")) || !type || (strcmp(type, "c") && strcmp(type, "b")) || !json_is_integer(ma) ||
+    if (!json_is_true(json_object_get(d, "allow")) || !type || (strcmp(type, "c") && strcmp(type, "b")) || !json_is_integer(ma) ||
         json_integer_value(ma) < 0 || json_integer_value(ma) > 0xfff || (mi && !json_is_integer(mi)) || !acc)
       continue;
-    struct dev_rule x = {type[0], (int32_t)json_integer_value(ma), mi ? (int32_t)json_integer_value(mi) : -1, strchr(acc, 'r') != NULL,
-                         strchr(acc, 'w') != NULL};
-    if (x.minor < -1 || x.minor > 0xfffff || (!x.r && !x.w)) continue;
-    r[(*n)++] = x;
+    json_int_t minor = mi ? json_integer_value(mi) : -1;
+    bool r = strchr(acc, 'r') != NULL, w = strchr(acc, 'w') != NULL;
+    if (minor < -1 || minor > 0xfffff || (!r && !w)) continue;
+    json_t *e = json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", type, "major", json_integer_value(ma), "access",
+                          r && w ? "rw"
+                          : r    ? "r"
+                                 : "w");
+    if (minor >= 0) json_object_set_new(e, "minor", json_integer(minor));
+    json_array_append_new(out, e);
   }
-  return r;
+  return out;
 }
 
 /* load a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to cgfd */
@@ -290,54 +294,6 @@ static int load_dev_ctx(struct bpf_insn *p) {
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0); /* r4 = major */
   p[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0); /* r5 = minor */
   return n;
-}
-
-int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err) {
-  size_t nr = 0;
-  struct dev_rule *rules = dev_rules(devices, &nr);
-  if (!rules) return berth_error(err, -ENOMEM, "devices program");
-  struct bpf_insn *p = calloc(11 + 5 * nr, sizeof *p);
-  size_t *to_allow = calloc(nr + 1, sizeof *to_allow);
-  if (!p || !to_allow) {
-    free(rules), free(p), free(to_allow);
-    return berth_error(err, -ENOMEM, "devices program");
-  }
-  int n = load_dev_ctx(p);
-  int mknod_jump = n;
-  p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, BPF_DEVCG_ACC_MKNOD); /* mknod: never */
-  for (size_t i = 0; i < nr; i++) {
-    /* each test that fails jumps to the next rule; all pass: allow */
-    int next_jumps[4], nj = 0;
-    next_jumps[nj++] = n;
-    p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_3, 0, 0, rules[i].type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
-    next_jumps[nj++] = n;
-    p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_4, 0, 0, rules[i].major);
-    if (rules[i].minor >= 0) {
-      next_jumps[nj++] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_5, 0, 0, rules[i].minor);
-    }
-    int denied = (rules[i].r ? 0 : BPF_DEVCG_ACC_READ) | (rules[i].w ? 0 : BPF_DEVCG_ACC_WRITE);
-    if (denied) {
-      next_jumps[nj++] = n;
-      p[n++] = INSN(BPF_JMP | BPF_JSET | BPF_K, BPF_REG_2, 0, 0, denied);
-    }
-    to_allow[i] = (size_t)n;
-    p[n++] = INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0);
-    for (int j = 0; j < nj; j++) p[next_jumps[j]].off = (int16_t)(n - next_jumps[j] - 1);
-  }
-  int deny = n;
-  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
-  p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
-  int allow = n;
-  p[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
-  p[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
-  p[mknod_jump].off = (int16_t)(deny - mknod_jump - 1);
-  for (size_t i = 0; i < nr; i++) p[to_allow[i]].off = (int16_t)(allow - (int)to_allow[i] - 1);
-  free(rules);
-  free(to_allow);
-  int r = bpf_load_attach(cgfd, p, n, err);
-  free(p);
-  return r;
 }
 
 /* The allow-list of an OCI runtime (berth-oci), its entries as the spec
@@ -393,147 +349,59 @@ int cgroup_devices_bpf_rules(int cgfd, const struct cgroup_dev_rule *rules, size
   return r;
 }
 
-int cgroup_create(const char *name, const struct limits *l, json_t *devices, json_t **info, berth_error_t *err) {
-  (void)err;
-  json_t *o = json_object(), *paths = json_array();
-  json_object_set_new(o, "paths", paths);
-  struct buf note = {0};
-  bool applied = true;
-  char v[64];
-  if (is_pure_v2()) {
-    json_object_set_new(o, "version", json_integer(2));
-    cleanup_free char *why = NULL;
-    cleanup_free char *parent = v2_parent(&why);
-    cleanup_free char *dir = parent ? xasprintf("%s/%s", parent, name) : NULL;
-    if (!parent || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
-      applied = false;
-      cleanup_free char *m = parent ? xasprintf("cannot create the cgroup %s (%s)", dir, strerror(errno)) : NULL;
-      cleanup_free char *m2 = xasprintf("%s: running without memory, pids and cpu limits; run berth in a delegated cgroup "
-                                        "(`systemd-run --user --scope -p Delegate=yes berth ...`; `berth preflight` says what is missing)",
-                                        m ? m : why);
-      buf_append(&note, m2, strlen(m2));
-    } else {
-      json_array_append_new(paths, json_string(dir));
-      cleanup_free char *ctl = NULL;
-      cleanup_free char *cf = xasprintf("%s/cgroup.controllers", dir);
-      read_file(cf, 4096, &ctl, NULL, NULL);
-      const char *want[] = {"memory", "pids", "cpu"};
-      for (int i = 0; i < 3; i++) {
-        if (!has_word(ctl, want[i])) {
-          applied = false;
-          cleanup_free char *m = xasprintf("%scontroller `%s` is not delegated to %s", note.len ? "; " : "", want[i], parent);
-          buf_append(&note, m, strlen(m));
-        }
-      }
-      if (l->memory > 0) {
-        snprintf(v, sizeof v, "%lld", (long long)l->memory);
-        if (write_str(dir, "memory.max", v) < 0) applied = false;
-        write_str(dir, "memory.swap.max", "0");
-      }
-      if (l->pids > 0) {
-        snprintf(v, sizeof v, "%lld", (long long)l->pids);
-        if (write_str(dir, "pids.max", v) < 0) applied = false;
-      }
-      /* the devices allow-list: a layer behind nodev and no CAP_MKNOD,
-       * so root only (bpf) and not a limit the caller asked for */
-      if (geteuid() == 0) {
-        cleanup_close int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        berth_error_t de = NULL;
-        if (cfd < 0 || cgroup_devices_bpf(cfd, devices, &de) < 0)
-          berth_debug("devices program for %s: %s", dir, de ? de->msg : strerror(errno));
-        berth_error_free(de);
-      }
-      if (l->cpus > 0) {
-        snprintf(v, sizeof v, "%lld 100000", (long long)(l->cpus * 100000));
-        if (write_str(dir, "cpu.max", v) < 0) applied = false;
-      }
-    }
-  } else {
-    json_object_set_new(o, "version", json_integer(1));
-    /* cpuacct: accounting only, the CPU time `berth stats` reads (where it
-     * is mounted on its own, not with cpu) */
-    const char *ctrls[] = {"memory", "pids", "cpu", "devices", "cpuacct"};
-    /* each read once for them all (mountinfo is the costly one) */
-    cleanup_free char *minfo = NULL, *cgs = NULL;
-    if (mountinfo_read(&minfo, NULL) < 0 || read_file("/proc/self/cgroup", 1 << 16, &cgs, NULL, NULL) < 0) {
-      /* both or neither: no hierarchy is found without the other file */
-      free(minfo), free(cgs);
-      minfo = cgs = NULL;
-    }
-    for (int i = 0; i < 5; i++) {
-      cleanup_free char *mnt = v1_mount_in(minfo, ctrls[i]);
-      cleanup_free char *own = own_path_in(cgs, ctrls[i]);
-      /* the devices allow-list is a layer behind nodev: not a limit; cpuacct is no limit either */
-      if (i >= 3 && (!mnt || !own)) continue;
-      if (!mnt || !own) {
-        applied = false;
-        cleanup_free char *m = xasprintf("%sno cgroup v1 `%s` controller mounted", note.len ? "; " : "", ctrls[i]);
-        buf_append(&note, m, strlen(m));
-        continue;
-      }
-      cleanup_free char *parent = xasprintf("%s%s/berth", mnt, strcmp(own, "/") ? own : "");
-      cleanup_free char *dir = xasprintf("%s/%s", parent, name);
-      if (i == 4) { /* cpu,cpuacct mounted together: the cpu group has it already */
-        bool dup = false;
-        size_t k;
-        json_t *q;
-        json_array_foreach(paths, k, q) dup = dup || !strcmp(json_string_value(q), dir);
-        if (dup) continue;
-      }
-      if ((mkdir(parent, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
-        if (i == 4) continue; /* no CPU figures in `berth stats`, nothing else lost */
-        applied = false;
-        cleanup_free char *m = xasprintf("%scannot create cgroup v1 `%s` group (%s)", note.len ? "; " : "", ctrls[i], strerror(errno));
-        buf_append(&note, m, strlen(m));
-        continue;
-      }
-      json_array_append_new(paths, json_string(dir));
-      int r = 0;
-      if (i == 0 && l->memory > 0) {
-        snprintf(v, sizeof v, "%lld", (long long)l->memory);
-        r = write_str(dir, "memory.limit_in_bytes", v);
-        write_str(dir, "memory.memsw.limit_in_bytes", v); /* no swap beyond the limit, where accounted */
-      } else if (i == 1 && l->pids > 0) {
-        snprintf(v, sizeof v, "%lld", (long long)l->pids);
-        r = write_str(dir, "pids.max", v);
-      } else if (i == 2 && l->cpus > 0) {
-        snprintf(v, sizeof v, "%lld", (long long)(l->cpus * 100000));
-        r = write_str(dir, "cpu.cfs_period_us", "100000");
-        if (r == 0) r = write_str(dir, "cpu.cfs_quota_us", v);
-      } else if (i == 3) {
-        /* an allow-list: the nodes berth puts into /dev (its own and
-         * those asked for) and the container's own pseudo-terminals,
-         * read and write as each allows, never mknod */
-        size_t nr = 0;
-        struct dev_rule *rules = dev_rules(devices, &nr);
-        r = rules ? write_str(dir, "devices.deny", "a") : -1;
-        for (size_t k = 0; r == 0 && k < nr; k++) {
-          char rule[64], minor[16] = "*";
-          if (rules[k].minor >= 0) snprintf(minor, sizeof minor, "%d", rules[k].minor);
-          snprintf(rule, sizeof rule, "%c %d:%s %s%s", rules[k].type, rules[k].major, minor, rules[k].r ? "r" : "", rules[k].w ? "w" : "");
-          r = write_str(dir, "devices.allow", rule);
-        }
-        free(rules);
-        if (r < 0) {
-          berth_debug("devices cgroup %s: %s", dir, strerror(errno));
-          r = 0; /* not a limit the caller asked for: nodev and no CAP_MKNOD still hold */
-        }
-      }
-      if (r < 0) {
-        applied = false;
-        cleanup_free char *m = xasprintf("%scannot set the `%s` limit (%s)", note.len ? "; " : "", ctrls[i], strerror(errno));
-        buf_append(&note, m, strlen(m));
-      }
-    }
-    if (!applied && note.len) {
-      const char *tail = "; running without those limits (cgroup v1 needs root: rootless limits need cgroup v2 with delegation)";
-      buf_append(&note, tail, strlen(tail));
-    }
+/* v1: the groups a berth container gets, the resources aside: its
+ * limits', and cpuacct and devices (the CPU time `berth stats` reads, the
+ * allow-list); no freezer, blkio and the rest (each group is a mkdir, a
+ * `tasks` write at each start and an rmdir) */
+static const char *const BERTH_V1_CTRLS[] = {"memory", "pids", "cpu", "cpuacct", "devices", NULL};
+
+int cgroup_create(const char *name, json_t *spec_linux, json_t **info, berth_error_t *err) {
+  *info = NULL;
+  bool v2 = is_pure_v2();
+  cleanup_free char *why = NULL;
+  cleanup_free char *parent = v2 ? v2_parent(&why) : NULL;
+  cleanup_free char *path = v2 ? NULL : xasprintf("berth/%s", name);
+  /* the spec's linux with the allow-list as berth applies it */
+  json_t *lin = json_is_object(spec_linux) ? json_copy(spec_linux) : json_object();
+  json_t *res = json_object_get(lin, "resources");
+  res = json_is_object(res) ? json_copy(res) : json_object();
+  json_object_set_new(res, "devices", cgroup_berth_devices(json_object_get(res, "devices")));
+  json_object_set_new(lin, "resources", res);
+  json_object_del(lin, "cgroupsPath"); /* berth's layout, not the spec's */
+  json_t *o = NULL;
+  int r = 0;
+  if (v2 && !parent) o = json_pack("{s:i, s:{}, s:b, s:s}", "version", 2, "paths", "applied", 0, "note", why ? why : "no cgroup");
+  else {
+    struct oci_cgroup_req q = {.id = name,
+                               .linux_ = lin,
+                               .rootless = geteuid() != 0,
+                               .path = path,
+                               .v2_base = parent,
+                               .v1_ctrls = BERTH_V1_CTRLS,
+                               .lenient = true};
+    r = oci_cgroup_make(&q, &o, err);
   }
-  json_object_set_new(o, "limits_applied", json_boolean(applied));
-  if (note.len) json_object_set_new(o, "note", json_string(note.data));
-  buf_free(&note);
-  *info = o;
+  json_decref(lin);
+  if (r < 0) return -1;
+  /* berth's record: the directories, each once (what `berth status` shows
+   * and its readers take), whether the limits hold, and why not */
+  const char *dirs[32];
+  size_t n = oci_cgroup_dirs(o, dirs, 32);
+  json_t *paths = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(paths, json_string(dirs[i]));
+  bool applied = json_is_true(json_object_get(o, "applied"));
+  json_t *out = json_pack("{s:O, s:o, s:b}", "version", json_object_get(o, "version"), "paths", paths, "limits_applied", applied);
+  if (!applied) {
+    const char *said = json_string_value(json_object_get(o, "note"));
+    cleanup_free char *note = xasprintf(
+        "%s; running without %s limits (%s)", said && *said ? said : "no cgroup controller berth uses is mounted", v2 ? "the" : "those",
+        v2 ? "run berth in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes berth ...`; `berth preflight` says "
+             "what is missing"
+           : "cgroup v1 needs root: rootless limits need cgroup v2 with delegation");
+    json_object_set_new(out, "note", json_string(note));
+  }
+  json_decref(o);
+  *info = out;
   return 0;
 }
 

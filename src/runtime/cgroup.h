@@ -9,11 +9,10 @@
  * random, urandom, tty, ptmx, pts; read and write), as OCI
  * linux.resources.devices entries after a deny-all one */
 json_t *cgroup_default_devices(void);
-/* attach an allow-list (OCI linux.resources.devices: the allow entries of
- * type c or b with a major, read and write as their access says, never
- * mknod; NULL: berth's own list) to a cgroup v2 directory as a BPF
- * program (root) */
-int cgroup_devices_bpf(int cgfd, json_t *devices, berth_error_t *err);
+/* a spec's linux.resources.devices as berth applies it (the allow entries
+ * of type c or b with a major, read and write, never mknod; not an array:
+ * berth's own list), as a list for linux.resources */
+json_t *cgroup_berth_devices(json_t *devices);
 
 /* one allow entry of an OCI runtime's devices list: type 'a' (any), 'b'
  * or 'c'; major and minor -1 for any; what it allows */
@@ -32,12 +31,13 @@ struct limits {
   double cpus; /* 0 = none */
 };
 
-/* Create the container's cgroup(s) and apply limits, and (root) the
- * devices allow-list of the spec's linux.resources.devices (NULL:
- * berth's own). When limits cannot be applied (rootless without
- * delegation) this still succeeds, returning a JSON object {version,
- * paths:[...], limits_applied, note}. */
-int cgroup_create(const char *name, const struct limits *l, json_t *devices, json_t **info, berth_error_t *err);
+/* Create the container's cgroup(s) and apply the spec's linux.resources
+ * (spec_linux: its "linux"; the devices allow-list as cgroup_berth_devices
+ * has it), through the same code as berth-oci (oci_cgroup_make), in
+ * berth's layout: <own cgroup>/berth/NAME. When limits cannot be applied
+ * (rootless without delegation) this still succeeds, returning a JSON
+ * object {version, paths:[...], limits_applied, note}. */
+int cgroup_create(const char *name, json_t *spec_linux, json_t **info, berth_error_t *err);
 bool cgroup_is_v2(void);
 /* What a container's cgroup has used; -1 for what is unknown or, for a
  * limit, not set. Memory is usage less inactive page cache (as docker stats

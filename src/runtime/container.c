@@ -169,7 +169,6 @@ static struct monitor_args monitor_args_of(struct create_ctx *c) {
                                .cdir = c->cdir,
                                .spec = c->spec,
                                .cgname = c->cgname,
-                               .limits = &c->o->limits,
                                .rootless = c->cfg->rootless,
                                .own_net = strcmp(c->network, "host") != 0,
                                .report_fd = -1,
@@ -530,7 +529,7 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   const char *ip = named ? c->lease.ip : c->hostbr ? c->hb_ip : NULL;
   if (write_gen_files(c->cdir, c->name, c->network, ip, c->hostbr, o->egress != NULL, false, err) < 0) return -1;
   c->cgname = xasprintf("%s-%s", c->name, id);
-  if (!o->run && cgroup_create(c->cgname, &o->limits, spec_devices(c->spec), &c->cg, err) < 0) return -1;
+  if (!o->run && cgroup_create(c->cgname, json_object_get(c->spec, "linux"), &c->cg, err) < 0) return -1;
   c->env_fd = env_memfd(o->env, err);
   if (c->env_fd < 0) return -1;
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;

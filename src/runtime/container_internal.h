@@ -36,8 +36,6 @@ struct state_proc {
 struct state_proc state_proc(json_t *st, const char *field);
 /* Is the process recorded as `field` still that process, in this boot? */
 bool state_proc_alive(json_t *st, const char *field);
-/* the spec's devices allow-list, for cgroup_create */
-json_t *spec_devices(json_t *spec);
 /* {"pid", "starttime"} of a process */
 json_t *proc_ref(pid_t pid);
 
@@ -101,7 +99,6 @@ struct monitor_args {
   const char *cgname; /* made by launch(), while init mounts (berth run) */
   json_t *cg_made; /* or made already (create: before the monitor's fork, which
                        * cgroup v2 placement needs: berth alone in its cgroup) */
-  const struct limits *limits;
   bool rootless, own_net;
   int report_fd; /* to the CLI (-1: `berth run`, the launcher is the CLI) */
   int lock_fd; /* the create's lock: init must not hold it */

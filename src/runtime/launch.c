@@ -399,7 +399,7 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
    * CLONE_INTO_CGROUP: no migration, which would take the kernel's global
    * lock, see cgroup_enter_self); v1: made while init mounts */
   json_t *cg = m->cg_made ? json_incref(m->cg_made) : NULL;
-  if (!cg && cgroup_is_v2() && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &cg, &e2) < 0) {
+  if (!cg && cgroup_is_v2() && cgroup_create(m->cgname, json_object_get(m->spec, "linux"), &cg, &e2) < 0) {
     close(sync[0]), close(sync[1]), close(rep[0]), close(rep[1]);
     if (exitp[0] >= 0) close(exitp[0]), close(exitp[1]);
     *err = e2;
@@ -453,7 +453,7 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
   init_msg_send(sync[1], INIT_MSG_GO, fail ? 0 : 1, NULL);
   /* v1: the cgroup is made now, while init mounts */
   L->cg = cg;
-  if (!fail && !L->cg && cgroup_create(m->cgname, m->limits, spec_devices(m->spec), &L->cg, &e2) < 0) fail = e2->msg;
+  if (!fail && !L->cg && cgroup_create(m->cgname, json_object_get(m->spec, "linux"), &L->cg, &e2) < 0) fail = e2->msg;
   /* the second go: init moves itself on v1, we move it when it was not born inside */
   cleanup_free char *self_move = NULL;
   if (!fail && !placed) {

@@ -184,7 +184,7 @@ int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **
   c.cgname = xasprintf("%s-%s-%s", name, id, hx ? hx : "0"); /* a new name: the old one may linger */
   free(hx);
   berth_trace("start: network and files");
-  if (cgroup_create(c.cgname, &so.limits, spec_devices(c.spec), &c.cg, err) < 0) goto done;
+  if (cgroup_create(c.cgname, json_object_get(c.spec, "linux"), &c.cg, err) < 0) goto done;
   berth_trace("start: cgroup");
   kept = env_kept(cdir, c.spec, &dropped);
   if (env_fd_in >= 0) {

@@ -625,7 +625,14 @@ static int dev_entry(json_t *d, size_t i, struct devent *e, berth_error_t *err) 
   return 0;
 }
 
-static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t *err) {
+/* v2: a BPF program holding the allow-list that remains after the
+ * entries, in order (cgroup.c's cgroup_devices_bpf_rules). A wildcard
+ * entry (type a, no major or minor) resets the list: allow-all means no
+ * program at all. A deny entry removes the allow entries it covers
+ * exactly; one that only narrows a wider allow (deny c 1:3 after allow
+ * c 1:*, or anything after allow-all) cannot be said in an allow-list
+ * and is refused. */
+int oci_cgroup_devices_v2(int cgfd, json_t *devs, berth_error_t *err) {
   if (!json_is_array(devs)) return berth_error(err, -EINVAL, "linux.resources.devices must be an array");
   size_t n = json_array_size(devs);
   struct devent *es = calloc(n + 1, sizeof *es);
@@ -633,50 +640,6 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
   for (size_t i = 0; i < n; i++)
     if (dev_entry(json_array_get(devs, i), i, &es[i], err) < 0) return free(es), -1;
   int r = 0;
-  /* runc update leaves the devices alone (rewriting them would deny every
-   * device for a moment on v1, and v2's program cannot be swapped here) */
-  if (update) {
-    free(es);
-    berth_debug("update: linux.resources.devices is not changed on a running container");
-    return 0;
-  }
-  if (c->version == 1) {
-    /* runc's order: deny everything, then each entry as listed. A rootless
-     * runtime cannot write the devices files; runc ignores that, so do we. */
-    if (!dir_of(c, "devices")) {
-      free(es);
-      return c->rootless ? 0 : need(c, "devices", "linux.resources.devices", err);
-    }
-    berth_error_t de = NULL;
-    r = put(c, "devices", "devices.deny", "a", "linux.resources.devices", &de);
-    for (size_t i = 0; r == 0 && i < n; i++) {
-      char rule[96], where[64], ma[24] = "*", mi[24] = "*";
-      if (es[i].major >= 0) snprintf(ma, sizeof ma, "%lld", (long long)es[i].major);
-      if (es[i].minor >= 0) snprintf(mi, sizeof mi, "%lld", (long long)es[i].minor);
-      if (es[i].type == 'a') snprintf(rule, sizeof rule, "a");
-      else snprintf(rule, sizeof rule, "%c %s:%s %s", es[i].type, ma, mi, es[i].access);
-      snprintf(where, sizeof where, "linux.resources.devices[%zu]", i);
-      r = put(c, "devices", es[i].allow ? "devices.allow" : "devices.deny", rule, where, &de);
-    }
-    if (r < 0 && c->rootless) {
-      berth_debug("rootless: devices cgroup not applied: %s", de->msg);
-      berth_error_free(de);
-      r = 0;
-    } else if (r < 0) *err = de;
-    free(es);
-    return r;
-  }
-  /* v2: a BPF program holding the allow-list that remains after the
-   * entries, in order (cgroup.c's cgroup_devices_bpf_rules). A wildcard
-   * entry (type a, no major or minor) resets the list: allow-all means no
-   * program at all. A deny entry removes the allow entries it covers
-   * exactly; one that only narrows a wider allow (deny c 1:3 after allow
-   * c 1:*, or anything after allow-all) cannot be said in an allow-list
-   * and is refused. Root only (bpf): a rootless runtime skips it, as runc. */
-  if (c->rootless) {
-    free(es);
-    return 0;
-  }
   bool allow_all = false;
   struct cgroup_dev_rule *rules = calloc(n + 1, sizeof *rules);
   size_t nr = 0;
@@ -722,13 +685,60 @@ static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t 
                       i);
   }
   free(es);
-  if (r == 0 && !allow_all) {
-    cleanup_close int cfd = open(dir_of(c, "devices"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cfd < 0) r = berth_error(err, errno, "linux.resources.devices: open %s", dir_of(c, "devices"));
-    else if (cgroup_devices_bpf_rules(cfd, rules, nr, err) < 0) r = berth_error_wrap(err, "linux.resources.devices");
-  }
+  if (r == 0 && !allow_all && cgroup_devices_bpf_rules(cgfd, rules, nr, err) < 0) r = berth_error_wrap(err, "linux.resources.devices");
   free(rules);
   return r;
+}
+
+static int apply_devices(struct cg *c, json_t *devs, bool update, berth_error_t *err) {
+  if (!json_is_array(devs)) return berth_error(err, -EINVAL, "linux.resources.devices must be an array");
+  size_t n = json_array_size(devs);
+  struct devent *es = calloc(n + 1, sizeof *es);
+  if (!es) return berth_error(err, ENOMEM, "devices");
+  for (size_t i = 0; i < n; i++)
+    if (dev_entry(json_array_get(devs, i), i, &es[i], err) < 0) return free(es), -1;
+  int r = 0;
+  /* runc update leaves the devices alone (rewriting them would deny every
+   * device for a moment on v1, and v2's program cannot be swapped here) */
+  if (update) {
+    free(es);
+    berth_debug("update: linux.resources.devices is not changed on a running container");
+    return 0;
+  }
+  if (c->version == 1) {
+    /* runc's order: deny everything, then each entry as listed. A rootless
+     * runtime cannot write the devices files; runc ignores that, so do we. */
+    if (!dir_of(c, "devices")) {
+      free(es);
+      return c->rootless ? 0 : need(c, "devices", "linux.resources.devices", err);
+    }
+    berth_error_t de = NULL;
+    r = put(c, "devices", "devices.deny", "a", "linux.resources.devices", &de);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+      /* a list's own leading deny-all (runc's default list has one) is the write just made */
+      if (i == 0 && !es[i].allow && es[i].type == 'a' && es[i].major < 0 && es[i].minor < 0 && strlen(es[i].access) == 3) continue;
+      char rule[96], where[64], ma[24] = "*", mi[24] = "*";
+      if (es[i].major >= 0) snprintf(ma, sizeof ma, "%lld", (long long)es[i].major);
+      if (es[i].minor >= 0) snprintf(mi, sizeof mi, "%lld", (long long)es[i].minor);
+      if (es[i].type == 'a') snprintf(rule, sizeof rule, "a");
+      else snprintf(rule, sizeof rule, "%c %s:%s %s", es[i].type, ma, mi, es[i].access);
+      snprintf(where, sizeof where, "linux.resources.devices[%zu]", i);
+      r = put(c, "devices", es[i].allow ? "devices.allow" : "devices.deny", rule, where, &de);
+    }
+    if (r < 0 && c->rootless) {
+      berth_debug("rootless: devices cgroup not applied: %s", de->msg);
+      berth_error_free(de);
+      r = 0;
+    } else if (r < 0) *err = de;
+    free(es);
+    return r;
+  }
+  /* v2: root only (bpf): a rootless runtime skips it, as runc */
+  free(es);
+  if (c->rootless) return 0;
+  cleanup_close int cfd = open(dir_of(c, "devices"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cfd < 0) return berth_error(err, errno, "linux.resources.devices: open %s", dir_of(c, "devices"));
+  return oci_cgroup_devices_v2(cfd, devs, err);
 }
 
 static int apply_unified(struct cg *c, json_t *u, berth_error_t *err) {
@@ -767,27 +777,49 @@ static bool sets_something(json_t *v, int depth) {
   return false;
 }
 
-static int apply_resources(struct cg *c, json_t *res, bool update, berth_error_t *err) {
+/* lenient (note != NULL): a field that cannot be applied is said in note,
+ * and the rest still are */
+static void note_add(struct buf *note, const char *msg) {
+  if (note->len) buf_append(note, "; ", 2);
+  buf_append(note, msg, strlen(msg));
+}
+
+static int field_done(int r, struct buf *note, berth_error_t *err) {
+  if (r == 0 || !note) return r;
+  note_add(note, (*err)->msg);
+  berth_error_clear(err);
+  return 0;
+}
+
+static int apply_resources(struct cg *c, json_t *res, bool update, struct buf *note, berth_error_t *err) {
   if (!res || json_is_null(res)) return 0;
-  if (!json_is_object(res)) return berth_error(err, -EINVAL, "linux.resources must be an object");
+  if (!json_is_object(res)) return field_done(berth_error(err, -EINVAL, "linux.resources must be an object"), note, err);
   json_t *v;
   /* checked before anything is written */
-  if ((v = json_object_get(res, "unified")) && json_object_size(v) && c->version != 2) return apply_unified(c, v, err);
+  if ((v = json_object_get(res, "unified")) && json_object_size(v) && c->version != 2)
+    return field_done(apply_unified(c, v, err), note, err);
   static const char *const OBJ[] = {"memory", "cpu", "pids", "blockIO", "network", "rdma"};
   for (size_t i = 0; i < sizeof OBJ / sizeof *OBJ; i++) {
     v = json_object_get(res, OBJ[i]);
-    if (v && !json_is_null(v) && !json_is_object(v)) return berth_error(err, -EINVAL, "linux.resources.%s must be an object", OBJ[i]);
+    if (v && !json_is_null(v) && !json_is_object(v))
+      return field_done(berth_error(err, -EINVAL, "linux.resources.%s must be an object", OBJ[i]), note, err);
   }
-  if ((v = json_object_get(res, "devices")) && !json_is_null(v) && apply_devices(c, v, update, err) < 0) return -1;
-  if ((v = json_object_get(res, "memory")) && json_object_size(v) && apply_memory(c, v, err) < 0) return -1;
-  if ((v = json_object_get(res, "cpu")) && json_object_size(v) && apply_cpu(c, v, err) < 0) return -1;
-  if ((v = json_object_get(res, "pids")) && json_object_size(v) && apply_pids(c, v, err) < 0) return -1;
-  if ((v = json_object_get(res, "blockIO")) && json_object_size(v) && apply_blkio(c, v, err) < 0) return -1;
-  if ((v = json_object_get(res, "hugepageLimits")) && !json_is_null(v) && apply_hugetlb(c, v, err) < 0) return -1;
-  if ((v = json_object_get(res, "network")) && json_object_size(v) && apply_network(c, v, err) < 0) return -1;
-  if ((v = json_object_get(res, "rdma")) && json_object_size(v) && apply_rdma(c, v, err) < 0) return -1;
+  if ((v = json_object_get(res, "devices")) && !json_is_null(v) && apply_devices(c, v, update, err) < 0) {
+    if (!note) return -1;
+    /* a manager's own allow-list is a layer behind nodev and no CAP_MKNOD,
+     * not a limit its caller asked for */
+    berth_debug("devices cgroup not applied: %s", (*err)->msg);
+    berth_error_clear(err);
+  }
+  if ((v = json_object_get(res, "memory")) && json_object_size(v) && field_done(apply_memory(c, v, err), note, err) < 0) return -1;
+  if ((v = json_object_get(res, "cpu")) && json_object_size(v) && field_done(apply_cpu(c, v, err), note, err) < 0) return -1;
+  if ((v = json_object_get(res, "pids")) && json_object_size(v) && field_done(apply_pids(c, v, err), note, err) < 0) return -1;
+  if ((v = json_object_get(res, "blockIO")) && json_object_size(v) && field_done(apply_blkio(c, v, err), note, err) < 0) return -1;
+  if ((v = json_object_get(res, "hugepageLimits")) && !json_is_null(v) && field_done(apply_hugetlb(c, v, err), note, err) < 0) return -1;
+  if ((v = json_object_get(res, "network")) && json_object_size(v) && field_done(apply_network(c, v, err), note, err) < 0) return -1;
+  if ((v = json_object_get(res, "rdma")) && json_object_size(v) && field_done(apply_rdma(c, v, err), note, err) < 0) return -1;
   /* last: it may override what the fields above wrote (runc) */
-  if ((v = json_object_get(res, "unified")) && !json_is_null(v) && apply_unified(c, v, err) < 0) return -1;
+  if ((v = json_object_get(res, "unified")) && !json_is_null(v) && field_done(apply_unified(c, v, err), note, err) < 0) return -1;
   return 0;
 }
 
@@ -870,8 +902,7 @@ static void rmdirs_created(json_t *created) {
 
 static bool denied(int e) { return e == EACCES || e == EPERM || e == EROFS; }
 
-/* directories of info's paths, each once */
-static size_t distinct_dirs(json_t *info, const char **out, size_t max) {
+size_t oci_cgroup_dirs(json_t *info, const char **out, size_t max) {
   size_t n = 0;
   const char *k;
   json_t *v;
@@ -889,18 +920,48 @@ static const char *rootless_advice(void) {
          "run as root, or remove linux.resources";
 }
 
-int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, bool systemd_cgroup, json_t **info, berth_error_t *err) {
+/* v1: does a manager's container get a group in this hierarchy? Those
+ * of its controllers (req->v1_ctrls), and those the resources use: every
+ * further group is a mkdir, a `tasks` write at each start and an rmdir */
+static bool hier_wanted(const struct oci_cgroup_req *q, json_t *res, const char *ctrls) {
+  if (!q->v1_ctrls || !ctrls) return true;
+  for (const char *const *w = q->v1_ctrls; *w; w++)
+    if (list_has_word(ctrls, *w, ',')) return true;
+  static const struct {
+    const char *key, *ctrl;
+  } USE[] = {{"memory", "memory"},   {"pids", "pids"},        {"blockIO", "blkio"}, {"hugepageLimits", "hugetlb"},
+             {"network", "net_cls"}, {"network", "net_prio"}, {"rdma", "rdma"},     {"devices", "devices"}};
+  for (size_t i = 0; i < sizeof USE / sizeof *USE; i++)
+    if (sets_something(json_object_get(res, USE[i].key), 1) && list_has_word(ctrls, USE[i].ctrl, ',')) return true;
+  json_t *cpu = json_object_get(res, "cpu");
+  static const char *const CPU[] = {"shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "idle"};
+  for (size_t i = 0; i < sizeof CPU / sizeof *CPU; i++)
+    if (json_object_get(cpu, CPU[i]) && list_has_word(ctrls, "cpu", ',')) return true;
+  return (json_object_get(cpu, "cpus") || json_object_get(cpu, "mems")) && list_has_word(ctrls, "cpuset", ',');
+}
+
+/* lenient: the container goes on without a cgroup, and note says why */
+static int no_cgroup(int version, struct buf *note, json_t **info) {
+  *info = json_pack("{s:i, s:o, s:o, s:b}", "version", version, "paths", json_object(), "created", json_array(), "applied", 0);
+  if (note && note->len) json_object_set_new(*info, "note", json_string(note->data));
+  if (note) buf_free(note);
+  return 0;
+}
+
+int oci_cgroup_make(const struct oci_cgroup_req *q, json_t **info, berth_error_t *err) {
   *info = NULL;
-  json_t *res = json_object_get(linux_, "resources");
-  json_t *cgp = json_object_get(linux_, "cgroupsPath");
-  if (cgp && !json_is_null(cgp) && !json_is_string(cgp))
+  const char *id = q->id;
+  bool rootless = q->rootless;
+  json_t *res = json_object_get(q->linux_, "resources");
+  json_t *cgp = json_object_get(q->linux_, "cgroupsPath");
+  if (!q->path && cgp && !json_is_null(cgp) && !json_is_string(cgp))
     return berth_error(err, -EINVAL, "linux.cgroupsPath must be a string, not %s", json_kind(cgp));
-  const char *given = json_string_value(cgp);
+  const char *given = q->path ? q->path : json_string_value(cgp);
   if (!id || !*id || strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, ".."))
     return berth_error(err, -EINVAL, "container id `%s` cannot name a cgroup", id ? id : "");
   cleanup_free char *rel = NULL;
   bool absolute = false;
-  if (given && *given && systemd_cgroup) {
+  if (given && *given && q->systemd_cgroup && !q->path) {
     cleanup_free char *sp = NULL;
     if (systemd_path(given, rootless, &sp, err) < 0 || clean_path(sp, &rel, &absolute, err) < 0) return -1;
   } else if (given && *given) {
@@ -908,8 +969,14 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
   } else {
     rel = xasprintf("/berth-oci/%s", id);
   }
+  struct buf note = {0}, *np = q->lenient ? &note : NULL;
   struct hiers hs;
-  if (hiers_load(&hs, err) < 0) return -1;
+  if (hiers_load(&hs, err) < 0) {
+    if (!np) return -1;
+    note_add(np, (*err)->msg);
+    berth_error_clear(err);
+    return no_cgroup(cgroup_is_v2() ? 2 : 1, np, info);
+  }
   struct cg c = {.version = hs.v2 ? 2 : 1, .paths = json_object(), .rootless = rootless};
   json_t *created = json_array();
   json_t *o = json_pack("{s:i, s:o, s:o}", "version", c.version, "paths", c.paths, "created", created);
@@ -917,30 +984,35 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
   int r = 0;
   /* unified on v1 fails before anything is made */
   json_t *u = json_object_get(res, "unified");
-  if (c.version == 1 && json_object_size(u)) r = apply_unified(&c, u, err);
+  if (c.version == 1 && json_object_size(u)) r = field_done(apply_unified(&c, u, err), np, err);
+  cleanup_free char *leaf = xasprintf("/%s", id);
   for (int i = 0; r == 0 && i < hs.n; i++) {
     struct hier *h = &hs.h[i];
+    if (h->ctrls && !hier_wanted(q, res, h->ctrls)) continue;
     /* pure v2: our own cgroup holds us (and mostly the caller's shell), and
      * v2 enables no controller below a cgroup with processes of its own:
-     * a relative path goes below its parent instead, as runc's does */
+     * a relative path goes below its parent instead, as runc's does; a
+     * manager names the parent it made ready (v2_base) */
+    bool base_given = !h->ctrls && q->v2_base;
     cleanup_free char *own = xstrdup(h->own);
     if (c.version == 2 && !absolute && strrchr(own, '/')) *strrchr(own, '/') = '\0';
-    bool top = absolute || !*own || !strcmp(own, "/");
-    cleanup_free char *base = top ? xstrdup(h->mnt) : xasprintf("%s%s", h->mnt, own);
-    cleanup_free char *dir = xasprintf("%s%s", base, rel);
+    bool top = !base_given && (absolute || !*own || !strcmp(own, "/"));
+    cleanup_free char *base = base_given ? xstrdup(q->v2_base) : top ? xstrdup(h->mnt) : xasprintf("%s%s", h->mnt, own);
+    const char *r_here = base_given ? leaf : rel;
+    cleanup_free char *dir = xasprintf("%s%s", base, r_here);
     bool leaf_new = false;
     berth_error_t me = NULL;
-    if (mkdirs(base, rel, h->ctrls && list_has_word(h->ctrls, "cpuset", ','), !h->ctrls, top, created, &leaf_new, &me) < 0) {
-      /* the v2 hierarchy of a hybrid host is only for cgroup.kill */
-      if (c.version == 1 && !h->ctrls) {
-        berth_debug("hybrid unified cgroup not made: %s", me->msg);
-        berth_error_free(me);
-        continue;
-      }
+    if (mkdirs(base, r_here, h->ctrls && list_has_word(h->ctrls, "cpuset", ','), !h->ctrls && !base_given, top, created, &leaf_new, &me) <
+        0) {
       if (rootless && denied(me->status)) {
         berth_error_free(me);
         no_access = true;
         break;
+      }
+      if (np) { /* on without this hierarchy */
+        note_add(np, me->msg);
+        berth_error_free(me);
+        continue;
       }
       *err = me;
       r = -1;
@@ -956,6 +1028,13 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
   hiers_free(&hs);
   if (r == 0 && no_access) {
     rmdirs_created(created);
+    if (np) {
+      json_decref(o);
+      cleanup_free char *m =
+          xasprintf("cannot create cgroup `%s`%s (no write access to the cgroup hierarchy)", rel, absolute ? "" : " below its own cgroup");
+      note_add(np, m);
+      return no_cgroup(c.version, np, info);
+    }
     if (sets_something(res, 0)) {
       json_decref(o);
       return berth_error(
@@ -963,13 +1042,10 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
           "linux.resources sets limits, but this rootless runtime cannot create cgroup `%s`%s (no write access to the cgroup hierarchy): %s",
           rel, absolute ? "" : " below its own cgroup", rootless_advice());
     }
-    json_object_set_new(o, "paths", json_object());
-    json_object_set_new(o, "created", json_array());
-    json_object_set_new(o, "applied", json_false());
-    *info = o;
-    return 0;
+    json_decref(o);
+    return no_cgroup(c.version, NULL, info);
   }
-  if (r == 0 && c.version == 2 && sets_something(res, 0)) {
+  if (r == 0 && c.version == 2 && dir_of(&c, "unified") && sets_something(res, 0)) {
     /* what the resources ask for must be enabled for the leaf */
     static const struct {
       const char *key, *ctrl;
@@ -989,63 +1065,66 @@ int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, 
           !json_object_get(cpu, "period") && !json_object_get(cpu, "burst") && !json_object_get(cpu, "idle"))
         ctrl = "cpuset";
       if (!list_has_word(ctl, ctrl, ' '))
-        r = berth_error(err, -ENOTSUP,
-                        "linux.resources.%s needs the cgroup v2 `%s` controller, which is not enabled for %s: the parent must have it in "
-                        "cgroup.subtree_control, which cgroup v2 allows only while the parent holds no process; %s",
-                        NEED[i].key, ctrl, dir_of(&c, "unified"),
-                        rootless ? rootless_advice() : "use a cgroupsPath in a cgroup without processes of its own");
+        r = field_done(berth_error(err, -ENOTSUP,
+                                   "linux.resources.%s needs the cgroup v2 `%s` controller, which is not enabled for %s: the parent must "
+                                   "have it in cgroup.subtree_control, which cgroup v2 allows only while the parent holds no process; %s",
+                                   NEED[i].key, ctrl, dir_of(&c, "unified"),
+                                   rootless ? rootless_advice() : "use a cgroupsPath in a cgroup without processes of its own"),
+                       np, err);
     }
   }
-  if (r == 0 && rootless && c.version == 2) {
+  if (r == 0 && rootless && c.version == 2 && dir_of(&c, "unified")) {
     /* a directory we could make, but files we may not write (not delegated) */
     cleanup_free char *p = xasprintf("%s/cgroup.procs", dir_of(&c, "unified"));
     if (access(p, W_OK) < 0) {
       rmdirs_created(created);
-      if (sets_something(res, 0)) {
-        json_decref(o);
+      json_decref(o);
+      if (np) {
+        cleanup_free char *m = xasprintf("cgroup %s is not delegated to this user", p);
+        note_add(np, m);
+        return no_cgroup(c.version, np, info);
+      }
+      if (sets_something(res, 0))
         return berth_error(err, -EPERM, "linux.resources sets limits, but cgroup %s is not delegated to this user: %s", p,
                            rootless_advice());
-      }
-      json_object_set_new(o, "paths", json_object());
-      json_object_set_new(o, "created", json_array());
-      json_object_set_new(o, "applied", json_false());
-      *info = o;
-      return 0;
+      return no_cgroup(c.version, NULL, info);
     }
   }
-  if (r == 0) r = apply_resources(&c, res, false, err);
-  if (r == 0 && pid > 0) {
+  if (r == 0) r = apply_resources(&c, res, false, np, err);
+  if (r == 0 && q->pid > 0) {
     char v[24];
-    snprintf(v, sizeof v, "%d", (int)pid);
+    snprintf(v, sizeof v, "%d", (int)q->pid);
     const char *dirs[32];
-    size_t n = distinct_dirs(o, dirs, 32);
+    size_t n = oci_cgroup_dirs(o, dirs, 32);
     for (size_t i = 0; r == 0 && i < n; i++) {
       cleanup_free char *p = xasprintf("%s/cgroup.procs", dirs[i]);
-      if (write_value(p, v) < 0) {
-        if (c.version == 1 &&
-            !strcmp(dirs[i],
-                    json_string_value(json_object_get(c.paths, "unified")) ? json_string_value(json_object_get(c.paths, "unified")) : ""))
-          continue;
-        r = berth_error(err, errno, "move process %d into cgroup %s", (int)pid, dirs[i]);
-      }
+      if (write_value(p, v) < 0) r = berth_error(err, errno, "move process %d into cgroup %s", (int)q->pid, dirs[i]);
     }
   }
   if (r < 0) {
     /* nothing left behind (a process moved already keeps the group busy: it is the caller's to end) */
     rmdirs_created(created);
     json_decref(o);
+    buf_free(&note);
     return -1;
   }
   json_object_set_new(o, "owned", json_boolean(owned));
-  json_object_set_new(o, "applied", json_true());
+  json_object_set_new(o, "applied", json_boolean(!note.len && json_object_size(c.paths)));
+  if (note.len) json_object_set_new(o, "note", json_string(note.data));
+  buf_free(&note);
   *info = o;
   return 0;
+}
+
+int oci_cgroup_create(const char *id, json_t *linux_, pid_t pid, bool rootless, bool systemd_cgroup, json_t **info, berth_error_t *err) {
+  struct oci_cgroup_req q = {.id = id, .linux_ = linux_, .pid = pid, .rootless = rootless, .systemd_cgroup = systemd_cgroup};
+  return oci_cgroup_make(&q, info, err);
 }
 
 char *oci_cgroup_self_files(json_t *info) {
   bool v1 = json_integer_value(json_object_get(info, "version")) == 1;
   const char *dirs[32];
-  size_t n = distinct_dirs(info, dirs, 32);
+  size_t n = oci_cgroup_dirs(info, dirs, 32);
   struct buf b = {0};
   for (size_t i = 0; i < n; i++) {
     cleanup_free char *f = xasprintf("%s/%s\n", dirs[i], v1 ? "tasks" : "cgroup.procs");
@@ -1059,7 +1138,7 @@ int oci_cgroup_enter(json_t *info, pid_t pid, berth_error_t *err) {
   char v[24];
   snprintf(v, sizeof v, "%d", (int)pid);
   const char *dirs[32];
-  size_t n = distinct_dirs(info, dirs, 32);
+  size_t n = oci_cgroup_dirs(info, dirs, 32);
   for (size_t i = 0; i < n; i++) {
     cleanup_free char *p = xasprintf("%s/cgroup.procs", dirs[i]);
     if (write_value(p, v) < 0) return berth_error(err, errno, "move process %d into cgroup %s", (int)pid, dirs[i]);
@@ -1081,7 +1160,7 @@ static int load_cg(json_t *info, struct cg *c, berth_error_t *err) {
 int oci_cgroup_update(json_t *info, json_t *resources, berth_error_t *err) {
   struct cg c;
   if (load_cg(info, &c, err) < 0) return -1;
-  return apply_resources(&c, resources, true, err);
+  return apply_resources(&c, resources, true, NULL, err);
 }
 
 /* ---- freezer ---- */
@@ -1269,7 +1348,7 @@ void oci_cgroup_destroy(json_t *info) {
   /* a cgroup we joined but did not make is not ours to empty or remove */
   if (json_is_false(json_object_get(info, "owned"))) return;
   const char *dirs[32];
-  size_t n = distinct_dirs(info, dirs, 32);
+  size_t n = oci_cgroup_dirs(info, dirs, 32);
   for (int t = 0; t < 100; t++) {
     pid_t *pids = NULL;
     size_t np = 0;

@@ -99,7 +99,4 @@ bool state_proc_alive(json_t *st, const char *field) {
   return pid > 0 && t && proc_starttime(pid) == t;
 }
 
-/* the spec's devices allow-list, for cgroup_create */
-json_t *spec_devices(json_t *spec) { return json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices"); }
-
 json_t *proc_ref(pid_t pid) { return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid)); }

@@ -650,3 +650,94 @@ Test(oci_cgroup_v2, bad_input_leaves_nothing) {
   berth_error_clear(&err);
   json_decref(l);
 }
+
+/* berth's own containers go through the same code (cgroup_create calls
+ * oci_cgroup_make): berth's layout <own>/berth/NAME, groups only where
+ * berth's controllers or the resources need them, the spec's resources
+ * applied by the runtime's writers, the allow-list as berth applies it
+ * (no wildcard without a major, never mknod). */
+Test(berth_cgroup_v1, spec_resources_in_berths_layout) {
+  need_root_v1();
+  char name[64];
+  snprintf(name, sizeof name, "unit-berth-%d", (int)getpid());
+  json_t *l = config(NULL, "{\"memory\": {\"limit\": 67108864, \"swap\": 67108864}, \"pids\": {\"limit\": 40},"
+                           " \"cpu\": {\"quota\": 50000, \"period\": 100000},"
+                           " \"devices\": [{\"allow\": false, \"access\": \"rwm\"},"
+                           " {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"access\": \"rwm\"},"
+                           " {\"allow\": true, \"type\": \"c\", \"access\": \"rw\"}]}");
+  json_object_set_new(l, "cgroupsPath", json_string("/not-berths")); /* berth's layout wins */
+  json_t *info = NULL;
+  berth_error_t err = NULL;
+  cr_assert_eq(cgroup_create(name, l, &info, &err), 0, "%s", err ? err->msg : "");
+  json_decref(l);
+  cr_expect(json_is_true(json_object_get(info, "limits_applied")), "limits applied: %s",
+            json_string_value(json_object_get(info, "note")) ?: "");
+  json_t *paths = json_object_get(info, "paths");
+  cr_assert(json_is_array(paths), "berth's record lists directories");
+  size_t i;
+  json_t *p;
+  bool mem = false, pids = false, cpu = false, dev = false;
+  json_array_foreach(paths, i, p) {
+    const char *d = json_string_value(p);
+    char want[128];
+    snprintf(want, sizeof want, "/berth/%s", name);
+    cr_expect(str_has_suffix(d, want), "%s is in berth's layout", d);
+    cr_expect(!strstr(d, "/freezer/") && !strstr(d, "/blkio/") && !strstr(d, "/net_cls"), "%s: a group berth does not use", d);
+    if (strstr(d, "/memory/")) {
+      mem = true;
+      EXPECT_FILE("67108864", "%s/memory.limit_in_bytes", d);
+    }
+    if (strstr(d, "/memory/") && exists("%s/memory.memsw.limit_in_bytes", d)) EXPECT_FILE("67108864", "%s/memory.memsw.limit_in_bytes", d);
+    if (strstr(d, "/pids/")) {
+      pids = true;
+      EXPECT_FILE("40", "%s/pids.max", d);
+    }
+    if (exists("%s/cpu.cfs_quota_us", d)) {
+      cpu = true;
+      EXPECT_FILE("50000", "%s/cpu.cfs_quota_us", d);
+    }
+    if (exists("%s/devices.list", d)) {
+      dev = true;
+      EXPECT_FILE("c 1:3 rw", "%s/devices.list", d);
+    }
+  }
+  cr_expect(mem && pids && cpu && dev, "memory %d, pids %d, cpu %d, devices %d groups", mem, pids, cpu, dev);
+  cgroup_destroy(info);
+  json_array_foreach(paths, i, p) cr_expect(!exists("%s", json_string_value(p)), "%s removed", json_string_value(p));
+  json_decref(info);
+}
+
+/* lenient: a field the kernel refuses is said in the note, the create goes
+ * on, and the fields after it are still applied */
+Test(berth_cgroup_v1, a_refused_field_is_a_note) {
+  need_root_v1();
+  if (access("/sys/fs/cgroup/cpuset/cgroup.procs", F_OK)) cr_skip_test("no v1 cpuset hierarchy");
+  char name[64];
+  snprintf(name, sizeof name, "unit-berth-lenient-%d", (int)getpid());
+  json_t *l = config(NULL, "{\"cpu\": {\"cpus\": \"4095\"}, \"pids\": {\"limit\": 30}}");
+  json_t *info = NULL;
+  berth_error_t err = NULL;
+  cr_assert_eq(cgroup_create(name, l, &info, &err), 0, "%s", err ? err->msg : "");
+  json_decref(l);
+  cr_expect(json_is_false(json_object_get(info, "limits_applied")));
+  const char *note = json_string_value(json_object_get(info, "note"));
+  cr_assert(note, "a note");
+  cr_expect(strstr(note, "linux.resources.cpu.cpus") && strstr(note, "running without"), "the note names the field: %s", note);
+  size_t i;
+  json_t *p;
+  bool pids = false, cpuset = false;
+  json_array_foreach(json_object_get(info, "paths"), i, p) {
+    const char *d = json_string_value(p);
+    if (strstr(d, "/pids/")) {
+      pids = true;
+      EXPECT_FILE("30", "%s/pids.max", d);
+    }
+    cpuset = cpuset || strstr(d, "/cpuset/");
+  }
+  cr_expect(pids, "the pids limit is applied after the refused field");
+  cr_expect(cpuset, "the resources' cpuset group is made");
+  cgroup_destroy(info);
+  json_array_foreach(json_object_get(info, "paths"), i, p)
+      cr_expect(!exists("%s", json_string_value(p)), "%s removed", json_string_value(p));
+  json_decref(info);
+}
