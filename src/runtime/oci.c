@@ -33,6 +33,7 @@
 
 #include "runtime/hooks.h"
 #include "runtime/oci_cgroup.h"
+#include "util/userns.h"
 
 #define OCI_VERSION "1.0.2"
 
@@ -412,74 +413,37 @@ static int validate_spec(json_t *spec, const char *bundle, char **rootfs, berth_
   return 0;
 }
 
-static char *map_text(json_t *maps) {
-  struct buf b = {0};
-  size_t i;
-  json_t *m;
-  json_array_foreach(maps, i, m) {
-    char line[96];
-    int n =
-        snprintf(line, sizeof line, "%lld %lld %lld\n", (long long)json_integer_value(json_object_get(m, "containerID")),
-                 (long long)json_integer_value(json_object_get(m, "hostID")), (long long)json_integer_value(json_object_get(m, "size")));
-    buf_append(&b, line, (size_t)n);
-  }
-  buf_append(&b, "", 1);
-  return b.data;
-}
-
-/* newuidmap PID 0 H N ...: for a caller without CAP_SETUID (rootless) */
-static int map_with_helper(const char *tool, pid_t pid, json_t *maps, berth_error_t *err) {
-  size_t n = json_array_size(maps);
-  char **argv = calloc(3 * n + 3, sizeof *argv);
-  if (!argv) return berth_error(err, -ENOMEM, "id maps");
-  char pidbuf[24];
-  snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
-  size_t a = 0;
-  argv[a++] = (char *)tool;
-  argv[a++] = pidbuf;
-  for (size_t i = 0; i < n; i++) {
-    json_t *m = json_array_get(maps, i);
-    argv[a++] = xasprintf("%lld", (long long)json_integer_value(json_object_get(m, "containerID")));
-    argv[a++] = xasprintf("%lld", (long long)json_integer_value(json_object_get(m, "hostID")));
-    argv[a++] = xasprintf("%lld", (long long)json_integer_value(json_object_get(m, "size")));
-  }
-  pid_t c = fork();
-  if (c == 0) {
-    execvp(tool, argv);
-    _exit(127);
-  }
-  int st = 0;
-  if (c > 0) waitpid(c, &st, 0);
-  for (size_t i = 2; i < a; i++) free(argv[i]);
-  free(argv);
-  if (c < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-    return berth_error(err, -EPERM, "%s failed for the container's id maps: the maps must be within your /etc/sub%cid ranges", tool,
-                       tool[3] == 'u' ? 'u' : 'g');
-  return 0;
-}
-
-static int write_maps(pid_t pid, json_t *linux_, berth_error_t *err) {
-  json_t *um = json_object_get(linux_, "uidMappings"), *gm = json_object_get(linux_, "gidMappings");
-  cleanup_free char *u = map_text(um), *gtxt = map_text(gm);
-  char p[64];
-  snprintf(p, sizeof p, "/proc/%d/uid_map", (int)pid);
-  if (write_value(p, u) < 0) {
-    if (errno != EPERM || map_with_helper("newuidmap", pid, um, err) < 0)
-      return errno == EPERM ? -1 : berth_error(err, errno, "write the container's uid map (%s)", u);
-  }
-  snprintf(p, sizeof p, "/proc/%d/gid_map", (int)pid);
-  if (write_value(p, gtxt) < 0) {
-    if (errno == EPERM) {
-      /* an unprivileged single mapping needs setgroups denied first */
-      char sg[64];
-      snprintf(sg, sizeof sg, "/proc/%d/setgroups", (int)pid);
-      if (json_array_size(gm) == 1 && write_value(sg, "deny") == 0 && write_value(p, gtxt) == 0) return 0;
-      if (map_with_helper("newgidmap", pid, gm, err) < 0) return -1;
-      return 0;
+/* linux.uidMappings or gidMappings as map lines (malloc'd; *n of them) */
+static struct id_map *maps_of(json_t *maps, const char *what, size_t *n, berth_error_t *err) {
+  *n = json_array_size(maps);
+  struct id_map *m = calloc(*n + 1, sizeof *m);
+  if (!m) return berth_error(err, -ENOMEM, "id maps"), NULL;
+  for (size_t i = 0; i < *n; i++) {
+    json_t *e = json_array_get(maps, i);
+    json_t *c = json_object_get(e, "containerID"), *h = json_object_get(e, "hostID"), *z = json_object_get(e, "size");
+    if (!json_is_integer(c) || !json_is_integer(h) || !json_is_integer(z) || json_integer_value(c) < 0 || json_integer_value(h) < 0 ||
+        json_integer_value(z) <= 0 || json_integer_value(c) > UINT32_MAX || json_integer_value(h) > UINT32_MAX ||
+        json_integer_value(z) > UINT32_MAX) {
+      free(m);
+      return berth_error(err, -EINVAL, "config.json: linux.%s[%zu] needs containerID, hostID and size as integers (size at least 1)", what,
+                         i),
+             NULL;
     }
-    return berth_error(err, errno, "write the container's gid map (%s)", gtxt);
+    m[i] =
+        (struct id_map){(unsigned long)json_integer_value(c), (unsigned long)json_integer_value(h), (unsigned long)json_integer_value(z)};
   }
-  return 0;
+  return m;
+}
+
+/* the container's id maps, the way berth maps its own (userns_write_maps) */
+static int write_maps(pid_t pid, json_t *linux_, berth_error_t *err) {
+  size_t nu = 0, ng = 0;
+  cleanup_free struct id_map *u = maps_of(json_object_get(linux_, "uidMappings"), "uidMappings", &nu, err);
+  if (!u) return -1;
+  cleanup_free struct id_map *g = maps_of(json_object_get(linux_, "gidMappings"), "gidMappings", &ng, err);
+  if (!g) return -1;
+  bool partial;
+  return userns_write_maps(pid, u, nu, g, ng, &partial, err);
 }
 
 /* the host uid that the container's root maps to (for the fifo's owner) */

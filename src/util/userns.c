@@ -47,21 +47,40 @@ static int write_proc(pid_t pid, const char *what, const char *data) {
   return n == (ssize_t)strlen(data) ? 0 : -1;
 }
 
-/* newuidmap/newgidmap PID 0 ID 1 1 START COUNT, started with posix_spawn
- * (no copy of our page tables); returns its pid or -1 */
-static pid_t spawn_helper(const char *prog, pid_t pid, unsigned id, const struct id_range *r) {
-  char spid[16], sid[16], sstart[32], scount[32];
+static char *map_text(const struct id_map *m, size_t n) {
+  struct buf b = {0};
+  for (size_t i = 0; i < n; i++) {
+    char line[96];
+    int k = snprintf(line, sizeof line, "%lu %lu %lu\n", m[i].inside, m[i].outside, m[i].count);
+    buf_append(&b, line, (size_t)k);
+  }
+  buf_append(&b, "", 1);
+  return b.data;
+}
+
+/* newuidmap/newgidmap PID IN OUT COUNT..., started with posix_spawn (no
+ * copy of our page tables); its pid, or -1 */
+static pid_t spawn_helper(const char *prog, pid_t pid, const struct id_map *m, size_t n) {
+  char **argv = calloc(3 * n + 3, sizeof *argv);
+  if (!argv) return -1;
+  char spid[16];
   snprintf(spid, sizeof spid, "%d", (int)pid);
-  snprintf(sid, sizeof sid, "%u", id);
-  snprintf(sstart, sizeof sstart, "%lu", r->start);
-  snprintf(scount, sizeof scount, "%lu", r->count);
-  char *argv[] = {(char *)prog, spid, "0", sid, "1", "1", sstart, scount, NULL};
+  size_t a = 0;
+  argv[a++] = (char *)prog;
+  argv[a++] = spid;
+  for (size_t i = 0; i < n; i++) {
+    argv[a++] = xasprintf("%lu", m[i].inside);
+    argv[a++] = xasprintf("%lu", m[i].outside);
+    argv[a++] = xasprintf("%lu", m[i].count);
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   pid_t c = -1;
   if (posix_spawnp(&c, prog, &fa, NULL, argv, environ) != 0) c = -1;
   posix_spawn_file_actions_destroy(&fa);
+  for (size_t i = 2; i < a; i++) free(argv[i]);
+  free(argv);
   return c;
 }
 
@@ -71,6 +90,34 @@ static bool helper_ok(pid_t c) {
   while (waitpid(c, &st, 0) < 0)
     if (errno != EINTR) return false;
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+int userns_write_maps(pid_t pid, const struct id_map *u, size_t nu, const struct id_map *g, size_t ng, bool *partial, berth_error_t *err) {
+  *partial = false;
+  cleanup_free char *ut = map_text(u, nu), *gt = map_text(g, ng);
+  /* directly where the kernel lets us (root, or our own id alone); a
+   * single gid map of our own needs setgroups denied first */
+  bool u_done = write_proc(pid, "uid_map", ut) == 0;
+  if (!u_done && errno != EPERM) return berth_error(err, errno, "write the uid map of process %d (%.64s)", (int)pid, ut);
+  bool g_done = write_proc(pid, "gid_map", gt) == 0;
+  if (!g_done && errno == EPERM && ng == 1 && g[0].count == 1 && g[0].outside == (unsigned long)getegid() &&
+      write_proc(pid, "setgroups", "deny") == 0)
+    g_done = write_proc(pid, "gid_map", gt) == 0;
+  if (!g_done && errno != EPERM) {
+    *partial = u_done;
+    return berth_error(err, errno, "write the gid map of process %d (%.64s)", (int)pid, gt);
+  }
+  /* the rest through the set-user-ID helpers, both at once: each is an
+   * exec of a few ms */
+  pid_t hu = u_done ? 0 : spawn_helper("newuidmap", pid, u, nu);
+  pid_t hg = g_done ? 0 : spawn_helper("newgidmap", pid, g, ng);
+  bool uok = u_done || helper_ok(hu), gok = g_done || helper_ok(hg);
+  if (uok && gok) return 0;
+  *partial = uok || gok; /* half mapped: the namespace cannot be mapped again */
+  return berth_error(err, -EPERM,
+                     "%s could not write the %s map of process %d: its ranges must be within your %s (and the helper installed "
+                     "set-user-ID: `berth preflight` checks both)",
+                     uok ? "newgidmap" : "newuidmap", uok ? "gid" : "uid", (int)pid, uok ? "/etc/subgid" : "/etc/subuid");
 }
 
 /* Map the child: full ranges through newuidmap/newgidmap when the user has
@@ -83,11 +130,11 @@ int userns_map(pid_t pid, bool *single) {
   struct id_range ur, gr;
   *single = false;
   if (subid_lookup("/etc/subuid", name, uid, &ur) == 0 && subid_lookup("/etc/subgid", name, uid, &gr) == 0) {
-    /* both at once: each is a set-user-ID exec of a few ms */
-    pid_t u = spawn_helper("newuidmap", pid, uid, &ur), g = spawn_helper("newgidmap", pid, gid, &gr);
-    bool uok = helper_ok(u), gok = helper_ok(g);
-    if (uok && gok) return 0;
-    if (uok || gok) return -1; /* half mapped: the namespace cannot be mapped again */
+    struct id_map um[] = {{0, uid, 1}, {1, ur.start, ur.count}}, gm[] = {{0, gid, 1}, {1, gr.start, gr.count}};
+    bool partial = false;
+    cleanup_error berth_error_t e = NULL;
+    if (userns_write_maps(pid, um, 2, gm, 2, &partial, &e) == 0) return 0;
+    if (partial) return -1;
   }
   *single = true;
   char m[64];

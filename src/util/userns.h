@@ -10,6 +10,17 @@ struct id_range {
 /* Look up `user` (name or uid) in an /etc/subuid-style file. */
 int subid_lookup(const char *file, const char *user, uid_t uid, struct id_range *out);
 
+/* one line of a uid_map or gid_map: ids inside from `inside`, onto the
+ * parent namespace's from `outside`, `count` of them */
+struct id_map {
+  unsigned long inside, outside, count;
+};
+/* Write process pid's uid and gid maps (the one way berth and berth-oci
+ * map a user namespace): directly where the kernel lets us (root, or our
+ * own ids alone), else through newuidmap and newgidmap, started together.
+ * *partial: one map was written and the other not (the namespace cannot
+ * be mapped again). */
+int userns_write_maps(pid_t pid, const struct id_map *u, size_t nu, const struct id_map *g, size_t ng, bool *partial, berth_error_t *err);
 /* Map a child in a new user namespace: subordinate ranges through
  * newuidmap/newgidmap, else only the user's own ids (*single = true). */
 int userns_map(pid_t pid, bool *single);

@@ -410,6 +410,37 @@ test_bad_input_leaves_nothing() {
   "$PY" -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; assert l[-1]["level"]=="error" and "does not exist" in l[-1]["msg"], l' "$T_DIR/xdg/log.json"
 }
 
+# the container's id maps as the config gives them: a range beyond one id
+# (rootless: the test user's subordinate ids, written by newuidmap and
+# newgidmap, which berth starts together), and a range outside them refused
+# with the helper and the file named, leaving nothing
+test_id_maps_with_ranges() {
+  local uid=0 gid=0 us=200000 gs=200000 ns=""
+  if [ "$BERTH_MODE" = rootless ]; then
+    uid=$(id -u "$TEST_USER") gid=$(id -g "$TEST_USER")
+    us=$(awk -F: -v u="$TEST_USER" '$1==u {print $2; exit}' /etc/subuid)
+    gs=$(awk -F: -v u="$TEST_USER" '$1==u {print $2; exit}' /etc/subgid)
+    [ -n "$us" ] && [ -n "$gs" ] || fail "the test user has no subordinate ids (scripts/setup-test-user.sh)"
+  else
+    ns='c["linux"]["namespaces"].append({"type": "user"}); '
+  fi
+  local maps="c[\"linux\"][\"uidMappings\"] = [{\"containerID\": 0, \"hostID\": $uid, \"size\": 1}, {\"containerID\": 1, \"hostID\": $us, \"size\": 65536}]; c[\"linux\"][\"gidMappings\"] = [{\"containerID\": 0, \"hostID\": $gid, \"size\": 1}, {\"containerID\": 1, \"hostID\": $gs, \"size\": 65536}]"
+  local chown='[c["process"]["capabilities"][k].append("CAP_CHOWN") for k in c["process"]["capabilities"]]'
+  bundle "$ns$maps; $chown
+$(args sh -c 'cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/owned && chown 1000:1000 /tmp/owned')"
+  o_ok run --bundle "$T_DIR/b" m1
+  assert_eq "$(echo $O_OUT)" "0 $uid 1 1 $us 65536 0 $gid 1 1 $gs 65536" "uid_map and gid_map inside"
+  assert_eq "$(stat -c %u:%g "$T_DIR/b/rootfs/tmp/owned")" "$((us + 999)):$((gs + 999))" "container id 1000 is the range's"
+  assert_dir_empty "$T_DIR/state" "run removes the container"
+  [ "$BERTH_MODE" = rootless ] || return 0
+  bundle "${maps/$us, \"size\": 65536/$((us + 1000000)), \"size\": 1000}
+$(args true)"
+  o_fails run --bundle "$T_DIR/b" m2
+  assert_contains "$O_ERR" "newuidmap could not write the uid map" "names the helper"
+  assert_contains "$O_ERR" "/etc/subuid" "names the file"
+  assert_dir_empty "$T_DIR/state" "a refused map leaves nothing"
+}
+
 test_features_spec_version() {
   o_ok --version
   assert_contains "$O_OUT" "berth-oci version"
@@ -437,5 +468,6 @@ t_run "terminal: the pty master goes to --console-socket" test_console_socket
 t_run "no fd of the caller's reaches the container unless --preserve-fds" test_fds_do_not_leak
 t_run "a symlink in the bundle cannot send a mount onto the host" test_symlink_in_bundle_stays_inside
 t_run "bad input: missing rootfs, broken config, unknown namespace and capability, bad and duplicate IDs, unknown IDs" test_bad_input_leaves_nothing
+t_run "id maps with ranges (rootless: the subordinate ids, through newuidmap and newgidmap); a range outside them refused" test_id_maps_with_ranges
 t_run "--version, features, spec" test_features_spec_version
 t_summary
