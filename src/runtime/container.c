@@ -535,11 +535,11 @@ static int create_in_dir(struct create_ctx *c, json_t **result, berth_error_t *e
   c->slirp = (!strcmp(c->network, "bridge") && !c->hostbr) || named;
   const char *workdir = json_string_value(json_object_get(json_object_get(c->spec, "process"), "cwd"));
   json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:b, s:s, s:s*, s:O, s:I, s:{s:I, s:I, s:f}, s:s}", "id", id, "name", c->name,
-                         "status", "creating", "image", json_string_value(json_object_get(c->img, "name")), "image_digest",
-                         json_string_value(json_object_get(c->img, "digest")), "mounts", json_object_get(c->spec, "mounts"), "persistent",
-                         o->persistent, "network", c->network, "purpose", o->purpose, "cgroup", c->cg ? c->cg : json_null(), "created",
-                         (json_int_t)time(NULL), "limits", "memory", (json_int_t)o->limits.memory, "pids", (json_int_t)o->limits.pids,
-                         "cpus", o->limits.cpus, "workdir", workdir);
+                         "status", state_status_name(STATUS_CREATING), "image", json_string_value(json_object_get(c->img, "name")),
+                         "image_digest", json_string_value(json_object_get(c->img, "digest")), "mounts", json_object_get(c->spec, "mounts"),
+                         "persistent", o->persistent, "network", c->network, "purpose", o->purpose, "cgroup", c->cg ? c->cg : json_null(),
+                         "created", (json_int_t)time(NULL), "limits", "memory", (json_int_t)o->limits.memory, "pids",
+                         (json_int_t)o->limits.pids, "cpus", o->limits.cpus, "workdir", workdir);
   if (!st) return berth_error(err, -ENOMEM, "state");
   if (ip) json_object_set_new(st, "ip", json_string(ip));
   if (o->disk_limit > 0)

@@ -38,6 +38,30 @@ struct state_proc state_proc(json_t *st, const char *field);
 bool state_proc_alive(json_t *st, const char *field);
 /* {"pid", "starttime"} of a process */
 json_t *proc_ref(pid_t pid);
+/* The record's `status`, typed. creating: a create or start holds the
+ * lock; running: its init was started (state_live checks it still runs);
+ * exited: it ended and its end was recorded; restarting: its monitor
+ * waits out the restart back-off. unknown: missing or damaged. */
+enum state_status { STATUS_UNKNOWN, STATUS_CREATING, STATUS_RUNNING, STATUS_EXITED, STATUS_RESTARTING };
+enum state_status state_status(json_t *st);
+/* as recorded, but a running one whose init is gone (killed from outside,
+ * the host rebooted) reads exited */
+enum state_status state_live(json_t *st);
+const char *state_status_name(enum state_status s);
+/* only the status (stopping a restarting container: its last end stays) */
+void state_set_status(json_t *st, enum state_status s);
+/* The transitions, each writing every field it owns, on a record in
+ * memory (the caller holds the lock and writes it): */
+struct launched;
+/* started: init and its monitor and helpers, the boot, the start time;
+ * the last run's end (exit code, end time, OOM) goes */
+void state_to_running(json_t *st, const struct launched *L, pid_t monitor);
+/* ended with code (128+N: signal N); oom: the cgroup saw an OOM kill */
+void state_to_exited(json_t *st, int code, bool oom);
+/* the restart policy's back-off: monitor sleeps backoff_ms, then starts it */
+void state_to_restarting(json_t *st, long long backoff_ms, pid_t monitor);
+/* a restart that could not start it: exited again, the count up, why */
+void state_restart_failed(json_t *st, int count, const char *why);
 
 /* ---------- launcher <-> init messages (init.c) ----------
  * On the two pipes between the launcher and berth init: a fixed header,

@@ -391,7 +391,7 @@ static json_t *top_row(int pid, const char *map, const char *passwd, long ticks)
 int container_top(const char *name, json_t **out, berth_error_t *err) {
   json_t *st = container_state(name);
   if (!st) return berth_error(err, -ENOENT, "No such container: %.80s%s", name, advice(" (see `berth ls`)", " (see the list operation)"));
-  bool running = !strcmp(container_live_status(st), "running");
+  bool running = state_live(st) == STATUS_RUNNING;
   int init = state_proc(st, "init").pid;
   json_decref(st);
   if (!running) return berth_error(err, -EINVAL, "Container %s is not running: it has no processes to list", name);

@@ -635,21 +635,7 @@ void poststop(const char *name, const char *cdir, json_t *known) {
 void record_running(const char *name, const struct launched *L, pid_t monitor) {
   json_t *st = state_read(name);
   if (!st) st = json_object();
-  cleanup_free char *bid = boot_id_read();
-  json_object_set_new(st, "status", json_string("running"));
-  /* the last run's end belongs to that run */
-  json_object_del(st, "exit_code");
-  json_object_del(st, "finished_at");
-  json_object_del(st, "oom_killed");
-  json_object_set_new(st, "init", proc_ref(L->pid));
-  json_object_set_new(st, "monitor", proc_ref(monitor));
-  json_object_set_new(st, "boot_id", json_string(bid));
-  json_object_set_new(st, "started_at", json_integer((json_int_t)time(NULL)));
-  json_object_set_new(st, "single_id_mapping", json_boolean(L->single));
-  if (L->note) json_object_set_new(st, "notes", json_pack("[s]", L->note));
-  if (L->helper > 0) json_object_set_new(st, "network_helper", proc_ref(L->helper));
-  if (L->fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(L->fwd));
-  if (L->egress > 0) json_object_set_new(st, "egress_helper", proc_ref(L->egress));
+  state_to_running(st, L, monitor);
   state_write_warn(name, st, "the start");
   json_decref(st);
 }
@@ -790,17 +776,14 @@ int record_exit(const char *who, int code, bool reap_children) {
     s2 = NULL;
   }
   if (s2) {
-    bool ended_now = strcmp(jstr(s2, "status") ?: "", "exited") != 0;
+    bool ended_now = state_status(s2) != STATUS_EXITED;
     /* the network helper is our child: end it (it usually has, with init's pipe) and reap it */
     pid_t hp = (pid_t)json_integer_value(json_object_get(json_object_get(s2, "network_helper"), "pid"));
     if (hp > 0) {
       if (state_proc_alive(s2, "network_helper")) kill(hp, SIGTERM);
       while (waitpid(hp, &st, 0) < 0 && errno == EINTR) {}
     }
-    json_object_set_new(s2, "status", json_string("exited"));
-    json_object_set_new(s2, "exit_code", json_integer(code));
-    json_object_set_new(s2, "finished_at", json_integer((json_int_t)time(NULL)));
-    json_object_set_new(s2, "oom_killed", json_boolean(cgroup_oom_kills(json_object_get(s2, "cgroup")) > 0));
+    state_to_exited(s2, code, cgroup_oom_kills(json_object_get(s2, "cgroup")) > 0);
     berth_error_t we = NULL;
     if (state_write(name, s2, &we) < 0) {
       berth_warn("recording the end of %s: %s", name, we->msg);
@@ -854,7 +837,7 @@ static void monitor_restart(const char *name, const char *id, int code, double r
     int max = (int)json_integer_value(json_object_get(rs, "max"));
     int count = (int)json_integer_value(json_object_get(st, "restart_count"));
     bool again = st && !strcmp(jstr(st, "id") ?: "", id) && !json_is_true(json_object_get(st, "stopped")) &&
-                 !strcmp(jstr(st, "status") ?: "", "exited") &&
+                 state_status(st) == STATUS_EXITED &&
                  (!strcmp(policy, "always") || !strcmp(policy, "unless-stopped") ||
                   (!strcmp(policy, "on-failure") && code != 0 && (max == 0 || count < max)));
     if (!again) {
@@ -864,9 +847,7 @@ static void monitor_restart(const char *name, const char *id, int code, double r
     }
     json_int_t prev = json_integer_value(json_object_get(st, "restart_backoff_ms"));
     json_int_t delay = ran >= 10 || prev <= 0 ? 100 : prev * 2 > 60000 ? 60000 : prev * 2;
-    json_object_set_new(st, "restart_backoff_ms", json_integer(delay));
-    json_object_set_new(st, "status", json_string("restarting"));
-    json_object_set_new(st, "monitor", proc_ref(getpid()));
+    state_to_restarting(st, delay, getpid());
     state_write_warn(name, st, "the restart");
     json_decref(st);
     close(lk);
@@ -882,10 +863,8 @@ static void monitor_restart(const char *name, const char *id, int code, double r
     lk = container_lock(name, NULL);
     if (lk < 0) return;
     st = state_read(name);
-    if (st && !strcmp(jstr(st, "status") ?: "", "restarting")) {
-      json_object_set_new(st, "status", json_string("exited"));
-      json_object_set_new(st, "restart_count", json_integer(count + 1));
-      json_object_set_new(st, "restart_error", json_string(e->msg));
+    if (st && state_status(st) == STATUS_RESTARTING) {
+      state_restart_failed(st, count + 1, e->msg);
       state_write_warn(name, st, "the failed restart");
     }
     json_decref(st);

@@ -45,9 +45,9 @@ int container_stop(const char *name, int timeout, json_t **out, berth_error_t *e
   }
   /* first: the monitor must not restart what we stop */
   json_object_set_new(st, "stopped", json_true());
-  bool restarting = !strcmp(jstr(st, "status") ?: "", "restarting");
-  bool running = !strcmp(live_status(st), "running");
-  if (restarting) json_object_set_new(st, "status", json_string("exited"));
+  bool restarting = state_status(st) == STATUS_RESTARTING;
+  bool running = state_live(st) == STATUS_RUNNING;
+  if (restarting) state_set_status(st, STATUS_EXITED); /* its last run's end stays recorded */
   state_write_warn(name, st, "the stop");
   close(lk);
   if (restarting && state_proc_alive(st, "monitor")) { /* asleep in its back-off */
@@ -77,7 +77,7 @@ int container_kill(const char *name, int sig, json_t **out, berth_error_t *err) 
   if (!container_name_valid(name)) return berth_error(err, -ENOENT, "Container not found: %.80s", name);
   json_t *st = state_read(name);
   if (!st) return berth_error(err, -ENOENT, "Container not found: %s", name);
-  if (strcmp(live_status(st), "running")) {
+  if (state_live(st) != STATUS_RUNNING) {
     json_decref(st);
     return berth_error(err, -ESRCH, "container %s is not running", name);
   }
@@ -127,13 +127,13 @@ int start_existing(const char *name, int env_fd_in, bool auto_restart, json_t **
   int lk = container_lock(name, err);
   if (lk < 0) return -1;
   json_t *st = state_read(name);
-  const char *ls = st ? live_status(st) : NULL;
-  if (!st || !strcmp(ls, "running") || !strcmp(ls, "creating") || json_is_true(json_object_get(st, "remove_on_exit"))) {
+  enum state_status ls = st ? state_live(st) : STATUS_UNKNOWN;
+  if (!st || ls == STATUS_RUNNING || ls == STATUS_CREATING || json_is_true(json_object_get(st, "remove_on_exit"))) {
     int r = 0;
     if (!st) r = berth_error(err, -ENOENT, "Container not found: %s", name);
-    else if (!strcmp(ls, "running"))
+    else if (ls == STATUS_RUNNING)
       *out = json_pack("{s:b, s:s, s:s, s:s}", "success", 1, "container", name, "status", "running", "detail", "already running");
-    else if (!strcmp(ls, "creating")) r = berth_error(err, -EBUSY, "container %s is still being created", name);
+    else if (ls == STATUS_CREATING) r = berth_error(err, -EBUSY, "container %s is still being created", name);
     else r = berth_error(err, -EINVAL, "container %s was a `run --rm` one-shot: it cannot be started again", name);
     json_decref(st);
     close(lk);
@@ -270,7 +270,7 @@ int container_start_persistent(json_t **out, berth_error_t *err) {
     bool stopped = json_is_true(json_object_get(st, "stopped"));
     /* persistent and unless-stopped: unless a person stopped it; always: even then (Docker's rule) */
     bool want =
-        st && strcmp(live_status(st), "running") && strcmp(live_status(st), "creating") &&
+        st && state_live(st) != STATUS_RUNNING && state_live(st) != STATUS_CREATING &&
         ((jbool(st, "persistent", false) && !stopped) || !strcmp(policy, "always") || (!strcmp(policy, "unless-stopped") && !stopped));
     if (want) {
       json_t *o = NULL;
@@ -298,7 +298,7 @@ bool reap_expired(const char *name, json_t *st) {
   json_t *exp = json_object_get(st, "expires_at");
   bool gone = (exp && json_integer_value(exp) > 0 && json_integer_value(exp) <= (json_int_t)time(NULL)) ||
               (json_object_get(st, "session") && !state_proc_alive(st, "session"));
-  if (!gone || !strcmp(live_status(st), "creating")) return false;
+  if (!gone || state_live(st) == STATUS_CREATING) return false;
   json_t *o = NULL;
   berth_error_t e = NULL;
   if (remove_container(name, jstr(st, "id"), -1, true, NULL, &o, &e) < 0) berth_error_free(e);

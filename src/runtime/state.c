@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 
 #include "util/config.h"
 
@@ -97,6 +98,63 @@ bool state_proc_alive(json_t *st, const char *field) {
   const char *sb = json_string_value(json_object_get(st, "boot_id"));
   if (!sb || strcmp(sb, b)) return false; /* rebooted since */
   return pid > 0 && t && proc_starttime(pid) == t;
+}
+
+static const char *const STATUS_NAMES[] = {"unknown", "creating", "running", "exited", "restarting"};
+
+enum state_status state_status(json_t *st) {
+  const char *s = json_string_value(json_object_get(st, "status"));
+  for (size_t i = 1; s && i < sizeof STATUS_NAMES / sizeof *STATUS_NAMES; i++)
+    if (!strcmp(s, STATUS_NAMES[i])) return (enum state_status)i;
+  return STATUS_UNKNOWN;
+}
+
+enum state_status state_live(json_t *st) {
+  enum state_status s = state_status(st);
+  return s == STATUS_RUNNING && !state_proc_alive(st, "init") ? STATUS_EXITED : s;
+}
+
+const char *state_status_name(enum state_status s) {
+  return (size_t)s < sizeof STATUS_NAMES / sizeof *STATUS_NAMES ? STATUS_NAMES[s] : "unknown";
+}
+
+void state_set_status(json_t *st, enum state_status s) { json_object_set_new(st, "status", json_string(state_status_name(s))); }
+
+void state_to_running(json_t *st, const struct launched *L, pid_t monitor) {
+  cleanup_free char *bid = boot_id_read();
+  state_set_status(st, STATUS_RUNNING);
+  /* the last run's end belongs to that run */
+  json_object_del(st, "exit_code");
+  json_object_del(st, "finished_at");
+  json_object_del(st, "oom_killed");
+  json_object_set_new(st, "init", proc_ref(L->pid));
+  json_object_set_new(st, "monitor", proc_ref(monitor));
+  json_object_set_new(st, "boot_id", json_string(bid));
+  json_object_set_new(st, "started_at", json_integer((json_int_t)time(NULL)));
+  json_object_set_new(st, "single_id_mapping", json_boolean(L->single));
+  if (L->note) json_object_set_new(st, "notes", json_pack("[s]", L->note));
+  if (L->helper > 0) json_object_set_new(st, "network_helper", proc_ref(L->helper));
+  if (L->fwd > 0) json_object_set_new(st, "port_forwarder", proc_ref(L->fwd));
+  if (L->egress > 0) json_object_set_new(st, "egress_helper", proc_ref(L->egress));
+}
+
+void state_to_exited(json_t *st, int code, bool oom) {
+  state_set_status(st, STATUS_EXITED);
+  json_object_set_new(st, "exit_code", json_integer(code));
+  json_object_set_new(st, "finished_at", json_integer((json_int_t)time(NULL)));
+  json_object_set_new(st, "oom_killed", json_boolean(oom));
+}
+
+void state_to_restarting(json_t *st, long long backoff_ms, pid_t monitor) {
+  state_set_status(st, STATUS_RESTARTING);
+  json_object_set_new(st, "restart_backoff_ms", json_integer((json_int_t)backoff_ms));
+  json_object_set_new(st, "monitor", proc_ref(monitor));
+}
+
+void state_restart_failed(json_t *st, int count, const char *why) {
+  state_set_status(st, STATUS_EXITED);
+  json_object_set_new(st, "restart_count", json_integer(count));
+  json_object_set_new(st, "restart_error", json_string(why ? why : "the start failed"));
 }
 
 json_t *proc_ref(pid_t pid) { return json_pack("{s:i, s:I}", "pid", (int)pid, "starttime", (json_int_t)proc_starttime(pid)); }

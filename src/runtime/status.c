@@ -18,11 +18,12 @@
 #include "runtime/disk.h"
 
 /* ---------- list / status ---------- */
+/* the status as users see it: typed ones by name (running checked
+ * against /proc), any other string as recorded */
 const char *live_status(json_t *st) {
-  const char *s = json_string_value(json_object_get(st, "status"));
-  if (s && !strcmp(s, "running")) return state_proc_alive(st, "init") ? "running" : "exited";
-  if (s && !strcmp(s, "creating")) return "creating";
-  return s ? s : "unknown";
+  enum state_status s = state_live(st);
+  const char *rec = json_string_value(json_object_get(st, "status"));
+  return s == STATUS_UNKNOWN && rec ? rec : state_status_name(s);
 }
 const char *container_live_status(json_t *st) { return live_status(st); }
 
@@ -30,8 +31,8 @@ const char *container_live_status(json_t *st) { return live_status(st); }
  * state is missing or "creating" and whose lock nobody holds: remove it, so
  * the name is free again. */
 bool reap_stale_create(const char *dir, const char *name, json_t *st) {
-  const char *s = json_string_value(json_object_get(st, "status"));
-  if (st && s && strcmp(s, "creating")) return false;
+  /* no status at all: a record cut short, as good as creating */
+  if (st && json_object_get(st, "status") && state_status(st) != STATUS_CREATING) return false;
   cleanup_free char *lockp = xasprintf("%s/%s/lock", dir, name);
   cleanup_close int fd = open(lockp, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -51,7 +52,7 @@ bool reap_stale_create(const char *dir, const char *name, json_t *st) {
  * (init's parent-death signal). Finish what the launcher would have done:
  * remove it (--rm), or record it exited. */
 static bool reap_one_shot(const char *name, json_t *st) {
-  if (!json_is_true(json_object_get(st, "one_shot")) || strcmp(live_status(st), "exited") || strcmp(jstr(st, "status") ?: "", "running") ||
+  if (!json_is_true(json_object_get(st, "one_shot")) || state_status(st) != STATUS_RUNNING || state_live(st) != STATUS_EXITED ||
       state_proc_alive(st, "monitor"))
     return false;
   if (!json_is_true(json_object_get(st, "remove_on_exit"))) {
@@ -84,7 +85,7 @@ int container_list(json_t **out, berth_error_t *err) {
       if (!st) continue;
       const char *ls = live_status(st), *net = jstr(st, "network");
       /* recorded running, found dead (a crash): its network's members forget it */
-      if (net_is_named(net) && !strcmp(ls, "exited") && !strcmp(jstr(st, "status") ?: "", "running") && !json_object_get(stale_nets, net))
+      if (net_is_named(net) && state_live(st) == STATUS_EXITED && state_status(st) == STATUS_RUNNING && !json_object_get(stale_nets, net))
         json_object_set_new(stale_nets, net, json_true());
       json_array_append_new(
           arr, json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "name", de->d_name, "status", ls, "image",
@@ -115,7 +116,7 @@ json_t *container_network_members(const char *net, bool live_only) {
     json_t *st = state_read(de->d_name);
     const char *s = live_status(st);
     /* a create in progress already owns its address */
-    bool live = !strcmp(s, "running") || !strcmp(s, "creating");
+    bool live = state_live(st) == STATUS_RUNNING || state_live(st) == STATUS_CREATING;
     if (st && !strcmp(jstr(st, "network") ?: "", net) && (!live_only || (live && jstr(st, "ip")))) {
       cleanup_free char *hosts = xasprintf("%s/%s/etc/hosts", d, de->d_name);
       json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s}", "name", de->d_name, "ip", jstr(st, "ip"), "hosts", hosts, "status", s));
@@ -131,7 +132,7 @@ int container_status(const char *name, bool health, json_t **out, berth_error_t 
   json_t *st = state_read(name);
   if (!st) return berth_error(err, -ENOENT, "Container not found: %s", name);
   const char *s = live_status(st);
-  bool running = !strcmp(s, "running");
+  bool running = state_live(st) == STATUS_RUNNING;
   json_t *meta =
       json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(st, "id"), "limits", json_object_get(st, "limits"), "mounts",
                 json_object_get(st, "mounts") ?: json_array(), "network", json_object_get(st, "network") ?: json_null(), "workdir",

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/container.h"
 #include "runtime/container_internal.h"
 #include "runtime/process.h"
 #include "runtime/rootfs.h"
@@ -303,6 +304,56 @@ Test(state, proc_refs_are_read_safely) {
   json_object_set_new(st, "boot_id", json_string(bid));
   cr_assert(state_proc_alive(st, "init"));
   cr_assert(!state_proc_alive(st, "monitor"));
+  json_decref(st);
+}
+
+/* the record's status, typed, and its transitions: each sets every field
+ * it owns and drops what belongs to the run before */
+Test(state, status_is_typed_and_transitions_own_their_fields) {
+  json_t *st = json_pack("{s:i}", "status", 5);
+  cr_assert_eq(state_status(st), STATUS_UNKNOWN, "a damaged status is unknown, not a guess");
+  json_object_set_new(st, "status", json_string("paused")); /* a status this berth does not know */
+  cr_assert_eq(state_status(st), STATUS_UNKNOWN);
+  cr_assert_str_eq(container_live_status(st), "paused", "shown as recorded");
+  json_object_set_new(st, "status", json_string("creating"));
+  cr_assert_eq(state_live(st), STATUS_CREATING);
+  /* a run that ended: its end is recorded */
+  json_object_set_new(st, "exit_code", json_integer(3));
+  json_object_set_new(st, "finished_at", json_integer(1));
+  json_object_set_new(st, "oom_killed", json_true());
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, NULL, 0); /* a pid whose process is gone */
+  struct launched L = {.pid = getpid(), .single = true, .note = "a remark"};
+  state_to_running(st, &L, getppid());
+  cr_assert_eq(state_status(st), STATUS_RUNNING);
+  cr_assert_eq(state_live(st), STATUS_RUNNING, "init (this process) runs, in this boot");
+  cr_assert_str_eq(container_live_status(st), "running");
+  cr_assert_null(json_object_get(st, "exit_code"), "the last run's end goes with a new run");
+  cr_assert_null(json_object_get(st, "finished_at"));
+  cr_assert_null(json_object_get(st, "oom_killed"));
+  cr_assert_eq(state_proc(st, "monitor").pid, getppid());
+  cr_assert(json_is_true(json_object_get(st, "single_id_mapping")));
+  cr_assert_str_eq(json_string_value(json_array_get(json_object_get(st, "notes"), 0)), "a remark");
+  cr_assert_null(json_object_get(st, "network_helper"), "no helper recorded when none was started");
+  /* init gone (killed from outside): reads exited, though recorded running */
+  json_object_set_new(st, "init", proc_ref(child));
+  cr_assert_eq(state_status(st), STATUS_RUNNING);
+  cr_assert_eq(state_live(st), STATUS_EXITED);
+  state_to_exited(st, 137, true);
+  cr_assert_eq(state_status(st), STATUS_EXITED);
+  cr_assert_eq(json_integer_value(json_object_get(st, "exit_code")), 137);
+  cr_assert(json_is_true(json_object_get(st, "oom_killed")));
+  cr_assert_gt(json_integer_value(json_object_get(st, "finished_at")), 0);
+  state_to_restarting(st, 400, getpid());
+  cr_assert_eq(state_live(st), STATUS_RESTARTING);
+  cr_assert_eq(json_integer_value(json_object_get(st, "restart_backoff_ms")), 400);
+  cr_assert_eq(state_proc(st, "monitor").pid, getpid());
+  state_restart_failed(st, 2, "image gone");
+  cr_assert_eq(state_status(st), STATUS_EXITED);
+  cr_assert_eq(json_integer_value(json_object_get(st, "restart_count")), 2);
+  cr_assert_str_eq(json_string_value(json_object_get(st, "restart_error")), "image gone");
+  cr_assert_eq(json_integer_value(json_object_get(st, "exit_code")), 137, "the last run's end stays");
   json_decref(st);
 }
 
