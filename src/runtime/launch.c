@@ -32,6 +32,7 @@
 #include "util/config.h"
 #include "runtime/logs.h"
 #include "runtime/hooks.h"
+#include "runtime/process.h"
 #include "util/userns.h"
 
 /* Root: the launcher brings the container's loopback up from outside,
@@ -364,6 +365,21 @@ void egress_net_of(const struct monitor_args *m, struct egress_net *n) {
  * reaped, and *err says why. */
 int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
   memset(L, 0, sizeof *L);
+  /* the namespaces the bundle lists, read as berth-oci reads them; they
+   * must be the ones berth makes its containers with (a config.json
+   * edited by hand, or damaged, is refused before anything starts) */
+  unsigned long flags = 0;
+  if (ns_new_flags(json_object_get(m->spec, "linux"), &flags, err) < 0)
+    return berth_error_wrap(err, "container %s: recreate it (`berth rm -f %s`)", m->name, m->name);
+  unsigned long want = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | (m->own_net ? CLONE_NEWNET : 0) |
+                       (m->rootless ? CLONE_NEWUSER : 0);
+  if (flags != want)
+    return berth_error(err, -EINVAL,
+                       "container %s: its config.json lists other namespaces than berth makes (%#lx, not %#lx); recreate it (`berth rm "
+                       "-f %s`)",
+                       m->name, flags, want, m->name);
+  /* the cgroup namespace: init makes it once it is in its cgroup (INIT_MSG_CGROUP) */
+  flags = (flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
   int sync[2], rep[2];
   if (pipe2(sync, O_CLOEXEC) < 0) return berth_error(err, errno, "pipe");
   if (pipe2(rep, O_CLOEXEC) < 0) {
@@ -371,9 +387,6 @@ int launch(struct monitor_args *m, struct launched *L, berth_error_t *err) {
     close(sync[0]), close(sync[1]);
     return berth_error(err, e, "pipe");
   }
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
-  if (m->own_net) flags |= CLONE_NEWNET;
-  if (m->rootless) flags |= CLONE_NEWUSER;
   int exitp[2] = {-1, -1};
   if (m->bridge && pipe2(exitp, O_CLOEXEC) < 0) {
     int e = errno;

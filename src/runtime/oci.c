@@ -33,6 +33,7 @@
 
 #include "runtime/hooks.h"
 #include "runtime/oci_cgroup.h"
+#include "runtime/process.h"
 #include "util/userns.h"
 
 #define OCI_VERSION "1.0.2"
@@ -336,20 +337,6 @@ int oci_start(const struct oci_global *g, const char *id, berth_error_t *err) {
 }
 
 /* ---------- create ---------- */
-static const struct {
-  const char *type;
-  int flag;
-  const char *proc;
-} NS[] = {{"user", CLONE_NEWUSER, "user"},       {"pid", CLONE_NEWPID, "pid"},   {"network", CLONE_NEWNET, "net"},
-          {"ipc", CLONE_NEWIPC, "ipc"},          {"uts", CLONE_NEWUTS, "uts"},   {"mount", CLONE_NEWNS, "mnt"},
-          {"cgroup", CLONE_NEWCGROUP, "cgroup"}, {"time", CLONE_NEWTIME, "time"}};
-
-static int ns_index(const char *type) {
-  for (size_t i = 0; i < sizeof NS / sizeof *NS; i++)
-    if (type && !strcmp(type, NS[i].type)) return (int)i;
-  return -1;
-}
-
 static int validate_spec(json_t *spec, const char *bundle, char **rootfs, berth_error_t *err) {
   if (!json_is_object(spec)) return berth_error(err, -EINVAL, "config.json: not a JSON object");
   const char *v = jstr(spec, "ociVersion");
@@ -373,23 +360,15 @@ static int validate_spec(json_t *spec, const char *bundle, char **rootfs, berth_
   json_t *linux_ = json_object_get(spec, "linux");
   size_t i;
   json_t *ns;
-  int seen = 0;
+  unsigned long new_flags;
+  if (ns_new_flags(linux_, &new_flags, err) < 0) return -1;
   json_array_foreach(json_object_get(linux_, "namespaces"), i, ns) {
-    int k = ns_index(jstr(ns, "type"));
-    if (k < 0)
-      return berth_error(err, -EINVAL,
-                         "config.json: linux.namespaces[%zu]: unknown type `%s` (user, pid, network, ipc, uts, mount, "
-                         "cgroup or time)",
-                         i, jstr(ns, "type") ?: "");
-    if (seen & (1 << k)) return berth_error(err, -EINVAL, "config.json: linux.namespaces: `%s` is listed twice", NS[k].type);
-    seen |= 1 << k;
+    int k = ns_kind_index(jstr(ns, "type"));
     const char *p = jstr(ns, "path");
     if (p && *p && access(p, F_OK) < 0)
-      return berth_error(err, errno, "config.json: linux.namespaces[%zu] (%s): path %s", i, NS[k].type, p);
+      return berth_error(err, errno, "config.json: linux.namespaces[%zu] (%s): path %s", i, NS_KINDS[k].type, p);
   }
-  bool new_user = false;
-  json_array_foreach(json_object_get(linux_, "namespaces"), i,
-                     ns) if (!strcmp(jstr(ns, "type"), "user") && !(jstr(ns, "path") && *jstr(ns, "path"))) new_user = true;
+  bool new_user = new_flags & CLONE_NEWUSER;
   if (!new_user && (json_array_size(json_object_get(linux_, "uidMappings")) || json_array_size(json_object_get(linux_, "gidMappings"))))
     return berth_error(err, -EINVAL, "config.json: linux.uidMappings/gidMappings need a new user namespace in linux.namespaces");
   /* a new user namespace without maps (crun spec --rootless writes none):
@@ -512,24 +491,24 @@ static __attribute__((noreturn)) void stage1_main(struct stage1 *s) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (size_t k = 0; k < 8; k++) fds[k] = -1;
   json_array_foreach(json_object_get(linux_, "namespaces"), i, ns) {
-    int k = ns_index(jstr(ns, "type"));
+    int k = ns_kind_index(jstr(ns, "type"));
     const char *p = jstr(ns, "path");
     if (p && *p) {
       fds[k] = open(p, O_RDONLY | O_CLOEXEC);
       if (fds[k] < 0) {
-        berth_error(&err, errno, "open the %s namespace %s", NS[k].type, p);
+        berth_error(&err, errno, "open the %s namespace %s", NS_KINDS[k].type, p);
         goto fail;
       }
     } else if (k == 0) new_user = true;
-    else if (NS[k].flag != CLONE_NEWCGROUP) /* after the cgroup is made (oci_linux.c) */ unshare_flags |= NS[k].flag;
+    else if (NS_KINDS[k].flag != CLONE_NEWCGROUP) /* after the cgroup is made (oci_linux.c) */ unshare_flags |= NS_KINDS[k].flag;
   }
   /* the user namespace first: the others are joined with its rights */
   for (size_t k = 0; k < 8; k++) {
     if (fds[k] < 0) continue;
-    if (setns(fds[k], NS[k].flag) < 0) {
+    if (setns(fds[k], NS_KINDS[k].flag) < 0) {
       berth_error(&err, errno,
                   errno == EINVAL ? "join the %s namespace: the path is not a %s namespace (or cannot be joined)" : "join the %s namespace",
-                  NS[k].type, NS[k].type);
+                  NS_KINDS[k].type, NS_KINDS[k].type);
       goto fail;
     }
     close(fds[k]);
@@ -875,17 +854,17 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
   size_t i;
   json_t *ns;
   json_array_foreach(json_object_get(json_object_get(s.spec, "linux"), "namespaces"), i, ns) {
-    int k = ns_index(jstr(ns, "type"));
+    int k = ns_kind_index(jstr(ns, "type"));
     if (k < 0) continue;
     if (k == 5) spec_has_mount_ns = true;
     char p[64];
-    snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)s.pid, NS[k].proc);
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)s.pid, NS_KINDS[k].proc);
     nsfd[k] = open(p, O_RDONLY | O_CLOEXEC);
     if (nsfd[k] < 0) {
       int e = errno;
       for (size_t j = 0; j < 8; j++)
         if (nsfd[j] >= 0) close(nsfd[j]);
-      return berth_error(err, e, "container `%s`: open its %s namespace", o->id, NS[k].type);
+      return berth_error(err, e, "container `%s`: open its %s namespace", o->id, NS_KINDS[k].type);
     }
   }
   cleanup_close int console = -1;
@@ -911,8 +890,8 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, berth_er
     for (size_t k = 0; k < 8; k++) {
       if (nsfd[k] < 0) continue;
       /* the time namespace applies to children only, as pid does */
-      if (setns(nsfd[k], NS[k].flag) < 0 && !(k == 0 && errno == EINVAL)) {
-        dprintf(rep[1], "join the container's %s namespace: %s", NS[k].type, strerror(errno));
+      if (setns(nsfd[k], NS_KINDS[k].flag) < 0 && !(k == 0 && errno == EINVAL)) {
+        dprintf(rep[1], "join the container's %s namespace: %s", NS_KINDS[k].type, strerror(errno));
         _exit(127);
       }
       close(nsfd[k]);

@@ -6,12 +6,44 @@
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+const struct ns_kind NS_KINDS[N_NS_KINDS] = {
+    {"user", CLONE_NEWUSER, "user"}, {"pid", CLONE_NEWPID, "pid"},  {"network", CLONE_NEWNET, "net"},      {"ipc", CLONE_NEWIPC, "ipc"},
+    {"uts", CLONE_NEWUTS, "uts"},    {"mount", CLONE_NEWNS, "mnt"}, {"cgroup", CLONE_NEWCGROUP, "cgroup"}, {"time", CLONE_NEWTIME, "time"}};
+
+int ns_kind_index(const char *type) {
+  for (int i = 0; type && i < N_NS_KINDS; i++)
+    if (!strcmp(type, NS_KINDS[i].type)) return i;
+  return -1;
+}
+
+int ns_new_flags(json_t *linux_, unsigned long *flags, berth_error_t *err) {
+  *flags = 0;
+  json_t *list = json_object_get(linux_, "namespaces"), *ns;
+  if (list && !json_is_array(list)) return berth_error(err, -EINVAL, "config.json: linux.namespaces must be an array");
+  unsigned seen = 0;
+  size_t i;
+  json_array_foreach(list, i, ns) {
+    const char *type = json_string_value(json_object_get(ns, "type"));
+    int k = ns_kind_index(type);
+    if (k < 0)
+      return berth_error(err, -EINVAL,
+                         "config.json: linux.namespaces[%zu]: unknown type `%s` (user, pid, network, ipc, uts, mount, cgroup or time)", i,
+                         type ? type : "");
+    if (seen & (1u << k)) return berth_error(err, -EINVAL, "config.json: linux.namespaces: `%s` is listed twice", type);
+    seen |= 1u << k;
+    const char *path = json_string_value(json_object_get(ns, "path"));
+    if (!path || !*path) *flags |= (unsigned long)NS_KINDS[k].flag;
+  }
+  return 0;
+}
 
 void process_reset_signals(void) {
   sigset_t all;

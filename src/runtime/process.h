@@ -18,6 +18,22 @@
  * which a caller may have left ignored too. */
 void process_reset_signals(void);
 
+/* The namespace kinds of a config's linux.namespaces: the clone flag and
+ * the name under /proc/PID/ns, in the order they are joined (user first:
+ * the others are joined with its rights). */
+struct ns_kind {
+  const char *type;
+  int flag;
+  const char *proc;
+};
+enum { N_NS_KINDS = 8 };
+extern const struct ns_kind NS_KINDS[N_NS_KINDS];
+/* index into NS_KINDS, or -1 */
+int ns_kind_index(const char *type);
+/* the clone flags of the namespaces linux.namespaces asks to be new (an
+ * entry without a path); an unknown or repeated type is an error */
+int ns_new_flags(json_t *linux_, unsigned long *flags, berth_error_t *err);
+
 /* Is setgroups(2) denied in this user namespace (a single-id mapping made
  * without newgidmap writes "deny")? */
 bool process_setgroups_denied(void);

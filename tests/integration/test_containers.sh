@@ -692,6 +692,32 @@ test_single_id_mapping() {
   assert_dir_empty "$BERTH_ROOT/containers"
 }
 
+# launch reads the container's namespaces from its bundle, as berth-oci
+# does: a config.json that lists others than berth made it with is refused
+# at start, before anything runs, and the same config put back starts
+test_launch_reads_the_bundles_namespaces() {
+  setup_ctr
+  b_ok create -q --no-mount-cwd --name c localhost/busybox
+  b_ok stop c
+  local cfg=$BERTH_ROOT/containers/c/config.json
+  cp "$cfg" "$T_DIR/config.keep"
+  "$PY" - "$cfg" <<'EOF2'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+with open(p, "w") as f:  # in place: the file keeps its owner
+    json.dump(c, f)
+EOF2
+  b_run start c
+  assert_ne "$B_RC" 0 "start with a config.json that lost the pid namespace"
+  assert_contains "$B_OUT$B_ERR" "lists other namespaces than berth makes" "says why"
+  cat "$T_DIR/config.keep" >"$cfg"
+  b_ok start c
+  b_ok exec c readlink /proc/self/ns/pid
+  assert_ne "$B_OUT" "$(readlink /proc/self/ns/pid)" "started again, in a pid namespace of its own"
+}
+
 t_run "confinement: caps 0, no_new_privs, seccomp" test_confinement_status
 t_run "idle container: monitor + init under 200 KiB PSS" test_idle_memory
 t_run "overlay unavailable: fuse-overlayfs or a copied root filesystem, and berth says so" test_copied_rootfs_fallback
@@ -747,6 +773,7 @@ else
   t_run "rootless: containers are made in the user namespace keeper's; a killed keeper is replaced" test_rootless_userns_keeper
   t_run "rootless without subordinate ids: a single-id mapping, and berth says so" test_single_id_mapping
 fi
+t_run "launch reads its namespaces from the bundle; a config.json with others is refused at start" test_launch_reads_the_bundles_namespaces
 t_run "run -it through a real terminal (tmux)" test_run_tty_through_tmux
 t_run "run with --setup provisions first (create + exec)" test_run_with_setup_goes_the_long_way
 t_summary

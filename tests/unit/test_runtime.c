@@ -286,6 +286,30 @@ static int cwd_escape(const char *root) {
 
 Test(process, cwd_through_a_leaked_fd_is_refused) { run_in_mount_ns(cwd_escape); }
 
+/* linux.namespaces read once, for berth's launch and berth-oci's alike */
+Test(process, namespaces_of_a_config) {
+  unsigned long f = 1;
+  berth_error_t e = NULL;
+  json_t *l = json_pack("{s:[{s:s}, {s:s}, {s:s, s:s}, {s:s}]}", "namespaces", "type", "pid", "type", "mount", "type", "network", "path",
+                        "/proc/1/ns/net", "type", "user");
+  cr_assert_eq(ns_new_flags(l, &f, &e), 0);
+  cr_assert_eq(f, (unsigned long)(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUSER), "a namespace with a path is joined, not made: %#lx", f);
+  json_decref(l);
+  cr_assert_eq(ns_new_flags(NULL, &f, &e), 0);
+  cr_assert_eq(f, 0, "no linux object: nothing new");
+  const char *bad[] = {"{\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"pid\"}]}", "{\"namespaces\": [{\"type\": \"pidd\"}]}",
+                       "{\"namespaces\": [{}]}", "{\"namespaces\": {\"type\": \"pid\"}}"};
+  const char *says[] = {"listed twice", "unknown type `pidd`", "unknown type ``", "must be an array"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    l = json_loads(bad[i], 0, NULL);
+    cr_assert(l);
+    cr_assert_eq(ns_new_flags(l, &f, &e), -1, "%s", bad[i]);
+    cr_assert(strstr(e->msg, says[i]), "%s: %s", bad[i], e->msg);
+    berth_error_clear(&e);
+    json_decref(l);
+  }
+}
+
 /* ---------- the record's processes (state.c) ---------- */
 Test(state, proc_refs_are_read_safely) {
   json_t *st = json_pack("{s:{s:i, s:I}, s:{s:i}, s:{s:I, s:I}, s:s}", "init", "pid", (int)getpid(), "starttime",
