@@ -307,7 +307,9 @@ static int apply_memory(struct cg *c, json_t *m, berth_error_t *err) {
     }
     if (set_sw) {
       if (!has_file(c, "memory", "memory.swap.max")) {
-        if (sw != -1)
+        /* no swap support: "no swap" and "any swap" hold as they are (runc
+         * ignores both there too); a swap allowance cannot be given */
+        if (sw > 0)
           return berth_error(err, -ENOTSUP,
                              "%s.swap: this kernel has no swap accounting (memory.swap.max): remove the setting or boot with swapaccount=1",
                              W);

@@ -741,3 +741,36 @@ Test(berth_cgroup_v1, a_refused_field_is_a_note) {
       cr_expect(!exists("%s", json_string_value(p)), "%s removed", json_string_value(p));
   json_decref(info);
 }
+
+/* v2 memory without swap support (no memory.swap.max): "no swap beyond
+ * memory" (swap == limit, what berth writes) and unlimited swap hold as
+ * they are, as runc takes them; only a swap allowance is refused. On
+ * files in a plain directory: the writers do not care what holds them. */
+Test(oci_cgroup_paths, v2_memory_without_swap_support) {
+  char dir[] = "/tmp/berth-unit-noswap-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char p[128];
+  snprintf(p, sizeof p, "%s/memory.max", dir);
+  int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  json_t *paths = json_pack("{s:s}", "unified", dir);
+  struct cg c = {.version = 2, .paths = paths};
+  berth_error_t err = NULL;
+  json_t *m = json_pack("{s:I, s:I}", "limit", (json_int_t)67108864, "swap", (json_int_t)67108864);
+  cr_expect_eq(apply_memory(&c, m, &err), 0, "%s", err ? err->msg : "");
+  EXPECT_FILE("67108864", "%s/memory.max", dir);
+  cr_expect(!exists("%s/memory.swap.max", dir), "no swap file made up");
+  json_decref(m);
+  m = json_pack("{s:I, s:I}", "limit", (json_int_t)67108864, "swap", (json_int_t)-1);
+  cr_expect_eq(apply_memory(&c, m, &err), 0, "%s", err ? err->msg : "");
+  json_decref(m);
+  m = json_pack("{s:I, s:I}", "limit", (json_int_t)67108864, "swap", (json_int_t)134217728);
+  cr_expect_eq(apply_memory(&c, m, &err), -1);
+  cr_expect(err && strstr(err->msg, "no swap accounting"), "%s", err ? err->msg : "");
+  berth_error_clear(&err);
+  json_decref(m);
+  json_decref(paths);
+  unlink(p);
+  rmdir(dir);
+}
